@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian package skiff needs to build, test and run its demo.
+# Used by the README's commands, .ci/run and the tests. Idempotent; skips apt when all is present.
+set -euo pipefail
+pkgs=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev catch2
+  libsqlite3-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
+  openssl curl python3 python3-kubernetes python3-yaml procps
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# kubectl: the machine image ships one (1.27-1.33); on a machine without one, install Debian's.
+if ! command -v kubectl >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null || true
+fi
