@@ -1,0 +1,424 @@
+"""Shared helpers for the Python integration tests (not a test itself).
+
+Environment: SKIFF_BIN (build dir with skiff-apiserver), SKIFF_SRC (source dir).
+Exit codes follow CTest: 0 pass, 1 fail, 77 skipped (reason printed). Only 127.0.0.1 is used.
+"""
+import atexit
+import base64
+import http.client
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+SKIP = 77
+
+
+def ensure_modules(*names):
+    """Debian's python3 carries python3-yaml / python3-kubernetes; a pyenv `python3` first on PATH
+    does not. Re-exec under /usr/bin/python3 when a module is missing there but present here."""
+    missing = []
+    for n in names:
+        try:
+            importlib.import_module(n)
+        except ImportError:
+            missing.append(n)
+    if not missing:
+        return
+    system = "/usr/bin/python3"
+    if os.path.realpath(sys.executable) != os.path.realpath(system) and os.path.exists(system) \
+            and not os.environ.get("SKIFF_REEXEC"):
+        os.environ["SKIFF_REEXEC"] = "1"
+        os.execv(system, [system] + sys.argv)
+    skip("python modules missing: %s (install python3-%s)" % (
+        ", ".join(missing), " python3-".join(missing)))
+
+
+def skip(reason):
+    print("SKIPPED: " + reason, flush=True)
+    sys.exit(SKIP)
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+class Checks:
+    """Named checks: every one is printed; the test fails if any failed."""
+
+    def __init__(self):
+        self.total = 0
+        self.failed = 0
+
+    def check(self, desc, ok, detail=""):
+        self.total += 1
+        if ok:
+            print("ok   - " + desc, flush=True)
+        else:
+            self.failed += 1
+            print("FAIL - " + desc, flush=True)
+            if detail:
+                for line in str(detail)[:3000].splitlines():
+                    print("       | " + line, flush=True)
+        return ok
+
+    def eq(self, desc, got, want):
+        return self.check(desc, got == want, "want: %r\ngot:  %r" % (want, got))
+
+    def finish(self):
+        print("%d/%d checks passed" % (self.total - self.failed, self.total), flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def bin_path(name):
+    b = os.environ.get("SKIFF_BIN") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+    return os.path.join(b, name)
+
+
+def need_bin(name):
+    p = bin_path(name)
+    if not os.access(p, os.X_OK):
+        skip("%s is not built" % p)
+    return p
+
+
+def deadline(seconds):
+    """Hard limit for the whole test: a hang becomes a failure, not a CTest timeout."""
+    def on_alarm(signum, frame):
+        print("FAIL - test exceeded its %d s limit" % seconds, flush=True)
+        os._exit(1)  # atexit does not run after os._exit: clean up here
+    signal.signal(signal.SIGALRM, lambda s, f: (_cleanup_all(), on_alarm(s, f)))
+    signal.alarm(seconds)
+
+
+_servers = []
+_tmpdirs = []
+
+
+def _cleanup_all():
+    for s in list(_servers):
+        s.stop()
+    for d in _tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
+    _tmpdirs.clear()
+
+
+atexit.register(_cleanup_all)
+signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
+
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix="skiff-test.")
+    _tmpdirs.append(d)
+    return d
+
+
+def load_kubeconfig(path):
+    """Returns (server URL, CA PEM bytes or None, token or None) of the current context."""
+    import yaml
+    with open(path) as f:
+        kc = yaml.safe_load(f)
+    ctx_name = kc.get("current-context")
+    ctxs = {c["name"]: c["context"] for c in kc.get("contexts", [])}
+    ctx = ctxs.get(ctx_name) or next(iter(ctxs.values()))
+    cluster = {c["name"]: c["cluster"] for c in kc["clusters"]}[ctx["cluster"]]
+    user = {u["name"]: u.get("user", {}) for u in kc.get("users", [])}.get(ctx.get("user"), {})
+    ca = None
+    if cluster.get("certificate-authority-data"):
+        ca = base64.b64decode(cluster["certificate-authority-data"])
+    elif cluster.get("certificate-authority"):
+        with open(cluster["certificate-authority"], "rb") as f:
+            ca = f.read()
+    return cluster["server"], ca, user.get("token")
+
+
+class Server:
+    """One skiff-apiserver on 127.0.0.1: HTTPS on a free port, fresh (or given) data dir."""
+
+    def __init__(self, extra=(), data_dir=None, insecure=False, log_path=None):
+        self.exe = need_bin("skiff-apiserver")
+        self.extra = list(extra)
+        self.dir = tmpdir()
+        self.data = data_dir or os.path.join(self.dir, "data")
+        self.insecure = insecure
+        self.log_path = log_path or os.path.join(self.dir, "apiserver.log")
+        self.proc = None
+        _servers.append(self)
+
+    def start(self, timeout=60):
+        self.port = free_port()
+        args = [self.exe, "--listen", "127.0.0.1:%d" % self.port, "--data-dir", self.data]
+        if self.insecure:
+            self.insecure_port = free_port()
+            args += ["--insecure-listen", "127.0.0.1:%d" % self.insecure_port]
+        args += self.extra
+        log("starting " + " ".join(args))
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.url = "https://127.0.0.1:%d" % self.port
+        end = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                self.dump_log()
+                raise SystemExit("FAIL: skiff-apiserver exited during start-up (%s)" %
+                                 self.proc.returncode)
+            if self._ready():
+                break
+            if time.time() > end:
+                self.dump_log()
+                raise SystemExit("FAIL: skiff-apiserver not ready within %d s" % timeout)
+            time.sleep(0.2)
+        self.kubeconfig = os.path.join(self.data, "admin.kubeconfig")
+        with open(os.path.join(self.data, "pki", "admin.token")) as f:
+            self.token = f.read().strip()
+        server, ca, _ = load_kubeconfig(self.kubeconfig)
+        self.kube_server = server
+        self.ca_file = os.path.join(self.dir, "ca.crt")
+        with open(self.ca_file, "wb") as f:
+            f.write(ca or b"")
+        log("apiserver ready (pid %d) at %s" % (self.proc.pid, self.url))
+        return self
+
+    def _ready(self):
+        if not os.path.exists(os.path.join(self.data, "admin.kubeconfig")):
+            return False
+        if not os.path.exists(os.path.join(self.data, "pki", "admin.token")):
+            return False
+        try:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=2)
+            c.request("GET", "/readyz")
+            r = c.getresponse()
+            r.read()
+            c.close()
+            return r.status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self.proc = None
+        try:
+            self.logf.close()
+        except Exception:
+            pass
+
+    def dump_log(self, lines=40):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                tail = f.read().splitlines()[-lines:]
+            print("---- last lines of the apiserver log ----")
+            print("\n".join(tail), flush=True)
+        except OSError:
+            pass
+
+    def ssl_context(self):
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        return ctx
+
+    def client(self, token="admin", timeout=30):
+        return Client(self, token=self.token if token == "admin" else token, timeout=timeout)
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return "HTTP %d %s" % (self.status, self.body[:600].decode("utf-8", "replace"))
+
+
+class Client:
+    """Keep-alive HTTPS client with the admin token; verifies the server with the kubeconfig CA
+    and the host name 127.0.0.1 (as kubectl does)."""
+
+    def __init__(self, server, token=None, timeout=30):
+        self.server = server
+        self.token = token
+        self.timeout = timeout
+        self.conn = None
+
+    def _connect(self):
+        self.conn = http.client.HTTPSConnection("127.0.0.1", self.server.port,
+                                                context=self.server.ssl_context(),
+                                                timeout=self.timeout)
+
+    def request(self, method, path, body=None, ctype="application/json", headers=None,
+                query=None):
+        if query:
+            path += ("&" if "?" in path else "?") + urllib.parse.urlencode(query)
+        h = {"Accept": "application/json"}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        if body is not None:
+            if not isinstance(body, (bytes, str)):
+                body = json.dumps(body)
+            if isinstance(body, str):
+                body = body.encode()
+            h["Content-Type"] = ctype
+        h.update(headers or {})
+        for attempt in (0, 1):
+            if self.conn is None:
+                self._connect()
+            try:
+                self.conn.request(method, path, body=body, headers=h)
+                r = self.conn.getresponse()
+                data = r.read()
+                if r.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return Resp(r.status, dict(r.getheaders()), data)
+            except (ConnectionError, http.client.RemoteDisconnected,
+                    http.client.CannotSendRequest, BrokenPipeError):
+                # A kept-alive connection the server closed meanwhile: retry once.
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def put(self, path, body, **kw):
+        return self.request("PUT", path, body=body, **kw)
+
+    def patch(self, path, body, ctype, **kw):
+        return self.request("PATCH", path, body=body, ctype=ctype, **kw)
+
+    def delete(self, path, body=None, **kw):
+        return self.request("DELETE", path, body=body, **kw)
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+        self.conn = None
+
+
+class Watch:
+    """A watch request on its own connection; events() yields parsed events until the stream
+    ends or `idle` seconds pass without data."""
+
+    def __init__(self, server, path, token="admin", idle=15):
+        token = server.token if token == "admin" else token
+        self.conn = http.client.HTTPSConnection("127.0.0.1", server.port,
+                                                context=server.ssl_context(), timeout=idle)
+        h = {"Accept": "application/json"}
+        if token:
+            h["Authorization"] = "Bearer " + token
+        self.conn.request("GET", path, headers=h)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.body = b""
+        if self.status != 200:
+            self.body = self.resp.read()
+
+    def next_event(self):
+        """The next event, or None at the end of the stream. socket.timeout when idle."""
+        line = self.resp.readline()
+        while line == b"\n" or line == b"\r\n":
+            line = self.resp.readline()
+        if not line:
+            return None
+        return json.loads(line)
+
+    def take(self, n, seconds):
+        """Up to n events within `seconds` (fewer on timeout or end of stream)."""
+        out = []
+        end = time.time() + seconds
+        while len(out) < n and time.time() < end:
+            try:
+                ev = self.next_event()
+            except (socket.timeout, TimeoutError):
+                break
+            if ev is None:
+                break
+            out.append(ev)
+        return out
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
+        self.conn.close()
+
+
+def status_ok(resp, code, reason=None):
+    """True when resp is the Kubernetes Status JSON for `code` (and `reason`)."""
+    j = resp.json
+    if resp.status != code or not isinstance(j, dict):
+        return False
+    if j.get("kind") != "Status" or j.get("apiVersion") != "v1" or j.get("code") != code:
+        return False
+    if j.get("status") != "Failure":
+        return False
+    return reason is None or j.get("reason") == reason
+
+
+def rv(obj):
+    return int(obj["metadata"]["resourceVersion"])
+
+
+def cm(name, data=None, labels=None, namespace=None):
+    meta = {"name": name}
+    if labels:
+        meta["labels"] = labels
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data or {}}
+
+
+def server_flags():
+    """The flags `skiff-apiserver --help` lists (for optional test knobs)."""
+    try:
+        out = subprocess.run([need_bin("skiff-apiserver"), "--help"], capture_output=True,
+                             text=True, timeout=20)
+        return out.stdout + out.stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
