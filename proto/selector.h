@@ -34,6 +34,9 @@ class LabelSelector {
   // From a metav1.LabelSelector JSON object; null or {} selects everything. Errors name the
   // field path under `path` (e.g. "spec.selector").
   static Result<LabelSelector> from_json(const json& j, const std::string& path = "selector");
+  // Kubernetes' ValidateLabelSelector on a metav1.LabelSelector JSON value: appends one
+  // FieldError per problem under `path` (e.g. spec.selector.matchExpressions[0].values).
+  static void validate_json(const json& j, const Path& path, FieldErrors& errs);
   bool matches(const std::map<std::string, std::string>& labels) const;
   bool matches_json(const json& labels_object) const;  // metadata.labels as JSON (or null)
   bool empty() const { return reqs_.empty(); }

@@ -55,9 +55,10 @@ std::string max_len_error(size_t n) {
 
 // Go's validation.RegexError.
 std::string regex_error(std::string_view msg, std::string_view fmt,
-                           std::initializer_list<std::string_view> examples) {
+                        std::initializer_list<std::string_view> examples) {
   std::string out(msg);
-  if (examples.size() == 0) return out + " (regex used for validation is '" + std::string(fmt) + "')";
+  if (examples.size() == 0)
+    return out + " (regex used for validation is '" + std::string(fmt) + "')";
   out += " (e.g. ";
   bool first = true;
   for (auto e : examples) {
@@ -164,7 +165,8 @@ std::vector<std::string> is_dns1035_label(std::string_view v) {
   if (v.size() > kDns1035LabelMaxLength) errs.push_back(max_len_error(kDns1035LabelMaxLength));
   bool ok = !v.empty() && v.front() >= 'a' && v.front() <= 'z' && is_lower_alnum(v.back()) &&
             std::all_of(v.begin(), v.end(), [](char c) { return is_lower_alnum(c) || c == '-'; });
-  if (!ok) errs.push_back(regex_error(kDns1035LabelErrMsg, kDns1035LabelFmt, {"my-name", "abc-123"}));
+  if (!ok)
+    errs.push_back(regex_error(kDns1035LabelErrMsg, kDns1035LabelFmt, {"my-name", "abc-123"}));
   return errs;
 }
 
@@ -174,10 +176,10 @@ std::vector<std::string> is_qualified_name(std::string_view v) {
   size_t slash = v.find('/');
   if (slash != std::string_view::npos) {
     if (v.find('/', slash + 1) != std::string_view::npos) {
-      errs.push_back("a qualified name " +
-                     regex_error(kQualifiedNameErrMsg, kQualifiedNameFmt,
-                                    {"MyName", "my.name", "123-abc"}) +
-                     " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
+      errs.push_back(
+          "a qualified name " +
+          regex_error(kQualifiedNameErrMsg, kQualifiedNameFmt, {"MyName", "my.name", "123-abc"}) +
+          " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
       return errs;
     }
     std::string_view prefix = v.substr(0, slash);
@@ -195,7 +197,7 @@ std::vector<std::string> is_qualified_name(std::string_view v) {
   }
   if (!matches_qualified_name(name)) {
     errs.push_back("name part " + regex_error(kQualifiedNameErrMsg, kQualifiedNameFmt,
-                                                 {"MyName", "my.name", "123-abc"}));
+                                              {"MyName", "my.name", "123-abc"}));
   }
   return errs;
 }
@@ -218,13 +220,14 @@ std::vector<std::string> is_valid_port_num(int64_t port) {
 std::vector<std::string> is_valid_port_name(std::string_view v) {
   std::vector<std::string> errs;
   if (v.size() > kPortNameMaxLength) errs.push_back(max_len_error(kPortNameMaxLength));
-  bool charset = !v.empty() &&
-                 std::all_of(v.begin(), v.end(), [](char c) { return is_lower_alnum(c) || c == '-'; });
+  bool charset = !v.empty() && std::all_of(v.begin(), v.end(),
+                                           [](char c) { return is_lower_alnum(c) || c == '-'; });
   if (!charset)
     errs.push_back("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
   if (std::none_of(v.begin(), v.end(), [](char c) { return c >= 'a' && c <= 'z'; }))
     errs.push_back("must contain at least one letter (a-z)");
-  if (v.find("--") != std::string_view::npos) errs.push_back("must not contain consecutive hyphens");
+  if (v.find("--") != std::string_view::npos)
+    errs.push_back("must not contain consecutive hyphens");
   if (!v.empty() && (v.front() == '-' || v.back() == '-'))
     errs.push_back("must not begin or end with a hyphen");
   return errs;
@@ -239,13 +242,12 @@ std::vector<std::string> is_c_identifier(std::string_view v) {
   // Kubernetes validates env var names with IsEnvVarName, which relaxed C identifiers to
   // also allow '-' and '.'; that is what callers of this function want.
   std::vector<std::string> errs;
-  bool ok = !v.empty() && !is_digit(v.front()) &&
-            std::all_of(v.begin(), v.end(), [](char c) {
-              return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_';
-            });
+  bool ok = !v.empty() && !is_digit(v.front()) && std::all_of(v.begin(), v.end(), [](char c) {
+    return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_';
+  });
   if (!ok) {
     errs.push_back(regex_error(kEnvVarNameErrMsg, kEnvVarNameFmt,
-                                  {"my.env-name", "MY_ENV.NAME", "MyEnvName1"}));
+                               {"my.env-name", "MY_ENV.NAME", "MyEnvName1"}));
   }
   for (auto& m : has_chdir_prefix(v)) errs.push_back(std::move(m));
   return errs;
@@ -280,8 +282,8 @@ void validate_labels(const std::map<std::string, std::string>& labels, const Pat
   }
 }
 
-void validate_annotations(const std::map<std::string, std::string>& annotations,
-                          const Path& path, FieldErrors& errs) {
+void validate_annotations(const std::map<std::string, std::string>& annotations, const Path& path,
+                          FieldErrors& errs) {
   size_t total = 0;
   for (const auto& [k, v] : annotations) {
     // Annotation keys are qualified names in which case does not matter.

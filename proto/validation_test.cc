@@ -20,8 +20,7 @@ TEST_CASE("dns1123 subdomain: rules and Kubernetes' exact messages") {
     CHECK(is_dns1123_subdomain(bad) == Msgs{regex_msg});
   }
   CHECK(is_dns1123_subdomain(std::string(253, 'a')).empty());
-  CHECK(is_dns1123_subdomain(std::string(254, 'a')) ==
-        Msgs{"must be no more than 253 characters"});
+  CHECK(is_dns1123_subdomain(std::string(254, 'a')) == Msgs{"must be no more than 253 characters"});
   CHECK(is_dns1123_subdomain(std::string(254, 'A')).size() == 2);
 }
 
@@ -99,15 +98,16 @@ TEST_CASE("ports, port names, IPs, env var names, config map keys") {
              "must contain at least one letter (a-z)"});
   CHECK(is_valid_port_name("abcdefghijklmnop") == Msgs{"must be no more than 15 characters"});
 
-  for (const char* ok : {"10.9.8.7", "0.0.0.0", "010.001.0.1", "::1", "2001:db8::ffff",
-                         "::ffff:10.0.0.1"}) {
+  for (const char* ok :
+       {"10.9.8.7", "0.0.0.0", "010.001.0.1", "::1", "2001:db8::ffff", "::ffff:10.0.0.1"}) {
     INFO(ok);
     CHECK(is_valid_ip(ok).empty());
   }
-  for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "a.b.c.d", "1.2.3.4 ", ":::",
-                          "fe80::1%eth0"}) {
+  for (const char* bad :
+       {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "a.b.c.d", "1.2.3.4 ", ":::", "fe80::1%eth0"}) {
     INFO(bad);
-    CHECK(is_valid_ip(bad) == Msgs{"must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"});
+    CHECK(is_valid_ip(bad) ==
+          Msgs{"must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"});
   }
 
   CHECK(is_c_identifier("MY_VAR").empty());
