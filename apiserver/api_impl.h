@@ -1,0 +1,121 @@
+// ApiImpl: the Api behind apiserver/api.h. Private to apiserver/ (and its tests).
+//
+// api.cc holds routing, bootstrap and discovery; handlers_read.cc get/list/watch;
+// handlers_write.cc create/update/patch/delete/deletecollection/binding and the admission
+// pipeline (decode, default, validate, metadata rules, namespace lifecycle).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apiserver/api.h"
+#include "apiserver/api_util.h"
+#include "apiserver/errors.h"
+#include "apiserver/watch_cache.h"
+
+namespace skiff::proto {
+class Registry;
+struct ResourceType;
+}  // namespace skiff::proto
+namespace skiff::store {
+class Store;
+}
+
+namespace skiff::apiserver {
+
+// A resource URL, parsed.
+struct Target {
+  const proto::ResourceType* rt = nullptr;
+  std::string ns;           // "" for cluster-scoped types and all-namespace lists
+  std::string name;         // "" for collection URLs
+  std::string subresource;  // "status", "binding" or ""
+  bool legacy_watch = false;  // /api/v1/watch/... form
+};
+
+enum class FieldValidation { kIgnore, kWarn, kStrict };
+
+struct WriteOptions {
+  bool dry_run = false;
+  FieldValidation field_validation = FieldValidation::kWarn;
+};
+
+class ApiImpl : public Api {
+ public:
+  explicit ApiImpl(const ApiOptions& opts);
+  ~ApiImpl() override;
+
+  // Starts the watch cache and makes the built-in namespaces.
+  bool init(std::string* error);
+  Response handle(const Request& req) override;
+  void shutdown() override;
+
+  WatchCache& watch_cache() { return watch_; }
+
+ private:
+  Response route(const Request& req, std::string* verb, std::string* resource);
+  Response route_resource(const Request& req, const std::string& group,
+                          const std::string& version, std::vector<std::string> segs,
+                          std::string* verb, std::string* resource);
+
+  // discovery (api.cc)
+  Response discovery_core_versions(const Request& req);
+  Response discovery_groups();
+  Response discovery_group(const std::string& group);
+  Response discovery_resources(const std::string& group, const std::string& version);
+  Response version_info();
+
+  // reads (handlers_read.cc)
+  Response get(const Request& req, const Target& t);
+  Response list(const Request& req, const Target& t);
+  Response watch(const Request& req, const Target& t);
+  ApiResult<ObjectFilter> filter_from(const Request& req, const Target& t);
+
+  // writes (handlers_write.cc)
+  Response create(const Request& req, const Target& t);
+  Response update(const Request& req, const Target& t);
+  Response patch(const Request& req, const Target& t);
+  Response remove(const Request& req, const Target& t);
+  Response remove_collection(const Request& req, const Target& t);
+  Response bind(const Request& req, const Target& t);
+
+  // The admission pipeline for a new object; `obj` is already normalized.
+  ApiResult<json> create_object(const proto::ResourceType& rt, const std::string& url_ns,
+                                json obj, const WriteOptions& wo);
+  // Stores `candidate` over `old` (read at old_rev): metadata rules, status handling,
+  // defaults, validation, generation, finalizer completion. 409 Conflict when the store's
+  // revision moved (callers retry when the client did not ask for a specific revision).
+  ApiResult<json> update_object(const proto::ResourceType& rt, const std::string& sub,
+                                json candidate, const json& old, int64_t old_rev,
+                                const WriteOptions& wo);
+  // Deletes one object (finalizers respected). `preconditions` may be null.
+  ApiResult<json> delete_object(const proto::ResourceType& rt, const std::string& ns,
+                                const std::string& name, const json& preconditions,
+                                int64_t grace_seconds, const WriteOptions& wo);
+  ApiResult<json> delete_namespace(const std::string& name, const json& preconditions,
+                                   const WriteOptions& wo);
+  // Deletes what is left in a terminating namespace and, once empty, the namespace itself.
+  void sweep_namespace(const std::string& ns);
+  // 404 / 403 when `ns` is missing or terminating.
+  std::optional<ApiError> check_namespace_writable(const std::string& ns);
+  // Decodes and normalizes a request body for `rt` (kind/apiVersion checked, unknown fields
+  // handled per fieldValidation, warnings collected).
+  ApiResult<json> decode_body(const std::string& body, const proto::ResourceType& rt,
+                              const WriteOptions& wo, std::vector<std::string>* warnings);
+  ApiResult<json> normalize(const json& in, const proto::ResourceType& rt,
+                            const WriteOptions& wo, std::vector<std::string>* warnings);
+
+  ApiOptions opts_;
+  store::Store* store_;
+  const proto::Registry& reg_;
+  const proto::ResourceType* namespaces_ = nullptr;
+  WatchCache watch_;
+};
+
+// Response helpers.
+Response json_response(int status, const json& body);
+Response error_response(const ApiError& e);
+ApiResult<WriteOptions> write_options(const Request& req);
+void add_warnings(Response& r, const std::vector<std::string>& warnings);
+
+}  // namespace skiff::apiserver

@@ -1,0 +1,675 @@
+// create, update, patch, delete, deletecollection and binding, and the admission pipeline
+// they share: decode -> normalize (type errors, unknown fields) -> metadata rules ->
+// defaults -> validation -> namespace lifecycle -> store.
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "apiserver/api_impl.h"
+#include "apiserver/metrics.h"
+#include "apiserver/store/store.h"
+#include "proto/patch.h"
+#include "proto/registry.h"
+
+namespace skiff::apiserver {
+namespace {
+
+constexpr int kMaxAttempts = 16;  // optimistic-concurrency retries for unconditional writes
+
+const std::set<std::string> kProtectedNamespaces = {"default", "kube-system", "kube-public"};
+
+template <class F>
+auto timed(const char* op, F&& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = f();
+  metrics::observe_store(
+      op, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return r;
+}
+
+json& meta_of(json& obj) {
+  json& m = obj["metadata"];
+  if (!m.is_object()) m = json::object();
+  return m;
+}
+
+bool is_store_conflict(const ApiError& e) { return e.code == 409 && e.reason == "Conflict"; }
+
+// Whether `a` and `b` differ in what metadata.generation tracks.
+bool spec_changed(const proto::ResourceType& rt, const json& a, const json& b) {
+  if (rt.has_spec) return a.value("spec", json()) != b.value("spec", json());
+  json x = a, y = b;
+  for (json* o : {&x, &y}) {
+    o->erase("metadata");
+    o->erase("status");
+  }
+  return x != y;
+}
+
+bool has_subresource(const proto::ResourceType& rt, const char* sub) {
+  return std::find(rt.subresources.begin(), rt.subresources.end(), sub) != rt.subresources.end();
+}
+
+bool has_finalizers(const json& obj) {
+  auto m = obj.find("metadata");
+  if (m == obj.end() || !m->is_object()) return false;
+  auto f = m->find("finalizers");
+  return f != m->end() && f->is_array() && !f->empty();
+}
+
+bool is_terminating(const json& obj) {
+  if (!meta_string(obj, "deletionTimestamp").empty()) return true;
+  auto s = obj.find("status");
+  return s != obj.end() && s->is_object() && s->value("phase", "") == "Terminating";
+}
+
+int64_t int_or(const json& j, int64_t def) { return j.is_number_integer() ? j.get<int64_t>() : def; }
+
+}  // namespace
+
+// ---- decoding.
+
+ApiResult<json> ApiImpl::normalize(const json& in, const proto::ResourceType& rt,
+                                   const WriteOptions& wo, std::vector<std::string>* warnings) {
+  if (!in.is_object())
+    return errors::bad_request("the object in the request body must be a JSON object, got " +
+                               std::string(in.type_name()));
+  proto::FieldErrors errs;
+  proto::DecodeOptions dopts;
+  dopts.report_unknown = wo.field_validation != FieldValidation::kIgnore;
+  json out = rt.normalize ? rt.normalize(in, errs, dopts) : in;
+  std::string type_errors, unknown;
+  std::vector<std::string> unknown_list;
+  for (const auto& e : errs) {
+    if (e.type == proto::ErrorType::kUnknownField) {
+      unknown_list.push_back(e.message());
+    } else {
+      if (!type_errors.empty()) type_errors += "; ";
+      type_errors += e.field + ": " + e.message();
+    }
+  }
+  if (!type_errors.empty())
+    return errors::bad_request(rt.kind + " in version \"" + rt.version +
+                               "\" cannot be handled as a " + rt.kind + ": " + type_errors);
+  if (!unknown_list.empty()) {
+    if (wo.field_validation == FieldValidation::kStrict) {
+      std::string msg = "strict decoding error: ";
+      for (size_t i = 0; i < unknown_list.size(); ++i)
+        msg += (i ? ", " : "") + unknown_list[i];
+      return errors::bad_request(msg);
+    }
+    if (warnings) warnings->insert(warnings->end(), unknown_list.begin(), unknown_list.end());
+  }
+  return out;
+}
+
+ApiResult<json> ApiImpl::decode_body(const std::string& body, const proto::ResourceType& rt,
+                                     const WriteOptions& wo, std::vector<std::string>* warnings) {
+  if (body.empty()) return errors::bad_request("the request body is empty: expected a " + rt.kind);
+  json in;
+  try {
+    in = json::parse(body);
+  } catch (const json::parse_error& e) {
+    return errors::bad_request("the request body is not valid JSON: " + std::string(e.what()) +
+                               " (at byte " + std::to_string(e.byte) + ")");
+  }
+  if (!in.is_object())
+    return errors::bad_request("the request body must be a JSON object, got " +
+                               std::string(in.type_name()));
+  if (auto k = in.find("kind"); k != in.end() && !(k->is_string() && k->get<std::string>().empty())) {
+    if (!k->is_string() || k->get<std::string>() != rt.kind)
+      return errors::bad_request("the kind of the object in the request body (" +
+                                 (k->is_string() ? k->get<std::string>() : k->dump()) +
+                                 ") does not match the resource of the URL (" + rt.kind + ")");
+  }
+  if (auto a = in.find("apiVersion");
+      a != in.end() && !(a->is_string() && a->get<std::string>().empty())) {
+    if (!a->is_string() || a->get<std::string>() != rt.api_version())
+      return errors::bad_request("the apiVersion of the object in the request body (" +
+                                 (a->is_string() ? a->get<std::string>() : a->dump()) +
+                                 ") does not match the URL (" + rt.api_version() + ")");
+  }
+  return normalize(in, rt, wo, warnings);
+}
+
+std::optional<ApiError> ApiImpl::check_namespace_writable(const std::string& ns) {
+  if (namespaces_ == nullptr) return std::nullopt;
+  auto kv = timed("get", [&] { return store_->get(object_key(*namespaces_, "", ns)); });
+  if (!kv.is_ok()) {
+    if (kv.status().code() == Code::kNotFound) return errors::namespace_not_found(ns);
+    return errors::from_store(kv.status(), *namespaces_, ns);
+  }
+  auto obj = read_object(*kv);
+  if (obj.ok() && is_terminating(obj.value()))
+    return errors::forbidden("unable to create new content in namespace " + ns +
+                             " because it is being terminated");
+  return std::nullopt;
+}
+
+// ---- create.
+
+ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std::string& url_ns,
+                                       json obj, const WriteOptions& wo) {
+  json& meta = meta_of(obj);
+  std::string ns = meta.value("namespace", "");
+  if (rt.namespaced) {
+    if (ns.empty()) {
+      ns = url_ns;
+      meta["namespace"] = ns;
+    } else if (!url_ns.empty() && ns != url_ns) {
+      return errors::bad_request(
+          "the namespace of the provided object does not match the namespace sent on the "
+          "request");
+    }
+  } else {
+    meta.erase("namespace");
+    ns.clear();
+  }
+  std::string name = meta.value("name", "");
+  std::string generate = meta.value("generateName", "");
+  if (name.empty() && generate.empty()) {
+    return errors::invalid(rt, "",
+                           {{proto::ErrorType::kRequired, "metadata.name",
+                             "name or generateName is required", ""}});
+  }
+  const bool generated = name.empty();
+  meta.erase("resourceVersion");
+  meta.erase("deletionTimestamp");
+  meta.erase("deletionGracePeriodSeconds");
+  meta["uid"] = new_uid();
+  meta["creationTimestamp"] = now_rfc3339();
+  meta["generation"] = 1;
+  if (&rt == namespaces_) obj["status"] = {{"phase", "Active"}};
+  if (rt.apply_defaults) rt.apply_defaults(obj);
+
+  if (rt.namespaced) {
+    if (auto err = check_namespace_writable(ns)) return *err;
+  }
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    json& m = meta_of(obj);
+    if (generated) {
+      name = generate + random_name_suffix();
+      m["name"] = name;
+    }
+    if (&rt == namespaces_) m["labels"]["kubernetes.io/metadata.name"] = name;
+    if (rt.validate) {
+      auto errs = rt.validate(obj, nullptr);
+      if (!errs.empty()) return errors::invalid(rt, name, errs);
+    }
+    if (wo.dry_run) return obj;
+    auto kv = timed("create", [&] {
+      return store_->create(object_key(rt, ns, name), stored_form(obj));
+    });
+    if (kv.is_ok()) {
+      obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
+      return obj;
+    }
+    if (kv.status().code() == Code::kAlreadyExists && generated) continue;  // name collision
+    return errors::from_store(kv.status(), rt, name);
+  }
+  return errors::already_exists(rt, name);
+}
+
+Response ApiImpl::create(const Request& req, const Target& t) {
+  auto wo = write_options(req);
+  if (!wo.ok()) return error_response(wo.error());
+  std::vector<std::string> warnings;
+  auto obj = decode_body(req.body, *t.rt, wo.value(), &warnings);
+  if (!obj.ok()) return error_response(obj.error());
+  auto made = create_object(*t.rt, t.ns, std::move(obj.value()), wo.value());
+  if (!made.ok()) return error_response(made.error());
+  Response r = json_response(201, made.value());
+  add_warnings(r, warnings);
+  return r;
+}
+
+// ---- update.
+
+ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std::string& sub,
+                                       json candidate, const json& old, int64_t old_rev,
+                                       const WriteOptions& wo) {
+  json obj;
+  if (sub == "status") {
+    // A status write changes only status.
+    obj = old;
+    if (candidate.contains("status")) obj["status"] = candidate["status"];
+    else obj.erase("status");
+  } else {
+    obj = std::move(candidate);
+    if (has_subresource(rt, "status")) {
+      // The main resource does not change status when status is a subresource.
+      if (old.contains("status")) obj["status"] = old["status"];
+      else obj.erase("status");
+    }
+  }
+  const json& om = old.at("metadata");
+  json& meta = meta_of(obj);
+  for (const char* k : {"name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
+                        "deletionGracePeriodSeconds"}) {
+    if (om.contains(k)) meta[k] = om[k];
+    else meta.erase(k);
+  }
+  meta.erase("resourceVersion");
+  const std::string name = om.value("name", "");
+  const std::string ns = om.value("namespace", "");
+  if (&rt == namespaces_) meta["labels"]["kubernetes.io/metadata.name"] = name;
+  if (rt.apply_defaults) rt.apply_defaults(obj);
+  if (rt.validate) {
+    auto errs = rt.validate(obj, &old);
+    if (!errs.empty()) return errors::invalid(rt, name, errs);
+  }
+  int64_t gen = int_or(om.value("generation", json()), 1);
+  if (spec_changed(rt, old, obj)) ++gen;
+  obj["metadata"]["generation"] = gen;
+
+  const std::string key = object_key(rt, ns, name);
+  // The last finalizer of an object being deleted is gone: finish the deletion.
+  if (&rt != namespaces_ && obj["metadata"].contains("deletionTimestamp") &&
+      !has_finalizers(obj)) {
+    if (wo.dry_run) return obj;
+    auto kv = timed("delete", [&] { return store_->remove(key, old_rev); });
+    if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
+    obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
+    if (rt.namespaced && namespaces_ != nullptr) {
+      // The last object of a terminating namespace may be this one.
+      auto nskv = store_->get(object_key(*namespaces_, "", ns));
+      if (nskv.is_ok()) {
+        auto nsobj = read_object(*nskv);
+        if (nsobj.ok() && is_terminating(nsobj.value())) sweep_namespace(ns);
+      }
+    }
+    return obj;
+  }
+  json unchanged = old;
+  unchanged["metadata"].erase("resourceVersion");
+  if (obj == unchanged) return old;  // Kubernetes writes nothing and keeps the resourceVersion
+  if (wo.dry_run) {
+    obj["metadata"]["resourceVersion"] = std::to_string(old_rev);
+    return obj;
+  }
+  auto kv = timed("update", [&] { return store_->update(key, stored_form(obj), old_rev); });
+  if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
+  obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
+  // A terminating namespace whose own finalizers are now gone can finish.
+  if (&rt == namespaces_ && obj["metadata"].contains("deletionTimestamp") &&
+      !has_finalizers(obj))
+    sweep_namespace(name);
+  return obj;
+}
+
+Response ApiImpl::update(const Request& req, const Target& t) {
+  auto wo = write_options(req);
+  if (!wo.ok()) return error_response(wo.error());
+  std::vector<std::string> warnings;
+  auto body = decode_body(req.body, *t.rt, wo.value(), &warnings);
+  if (!body.ok()) return error_response(body.error());
+  json& in = body.value();
+  json& meta = meta_of(in);
+  std::string bname = meta.value("name", "");
+  if (bname.empty()) meta["name"] = t.name;
+  else if (bname != t.name)
+    return error_response(errors::bad_request("the name of the object (" + bname +
+                                               ") does not match the name on the URL (" +
+                                               t.name + ")"));
+  if (t.rt->namespaced) {
+    std::string bns = meta.value("namespace", "");
+    if (!bns.empty() && bns != t.ns)
+      return error_response(errors::bad_request(
+          "the namespace of the provided object does not match the namespace sent on the "
+          "request"));
+  }
+  const std::string want_rv = meta.value("resourceVersion", "");
+  const std::string key = object_key(*t.rt, t.ns, t.name);
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto kv = timed("get", [&] { return store_->get(key); });
+    if (!kv.is_ok()) return error_response(errors::from_store(kv.status(), *t.rt, t.name));
+    if (!want_rv.empty() && want_rv != std::to_string(kv->mod_revision))
+      return error_response(errors::conflict(*t.rt, t.name));
+    auto old = read_object(*kv);
+    if (!old.ok()) return error_response(old.error());
+    auto res = update_object(*t.rt, t.subresource, in, old.value(), kv->mod_revision, wo.value());
+    if (!res.ok()) {
+      if (is_store_conflict(res.error()) && want_rv.empty()) continue;
+      return error_response(res.error());
+    }
+    Response r = json_response(200, res.value());
+    add_warnings(r, warnings);
+    return r;
+  }
+  return error_response(errors::conflict(*t.rt, t.name));
+}
+
+// ---- patch.
+
+Response ApiImpl::patch(const Request& req, const Target& t) {
+  auto wo = write_options(req);
+  if (!wo.ok()) return error_response(wo.error());
+  const std::string raw_ct = req.header("content-type");
+  const std::string ct = media_type(raw_ct);
+  enum { kMerge, kJsonPatch, kStrategic } kind;
+  if (ct == "application/merge-patch+json") kind = kMerge;
+  else if (ct == "application/json-patch+json") kind = kJsonPatch;
+  else if (ct == "application/strategic-merge-patch+json") kind = kStrategic;
+  else return error_response(errors::unsupported_media_type(raw_ct));
+
+  json patch_doc;
+  try {
+    patch_doc = json::parse(req.body);
+  } catch (const json::parse_error& e) {
+    return error_response(errors::bad_request("the patch is not valid JSON: " +
+                                              std::string(e.what()) + " (at byte " +
+                                              std::to_string(e.byte) + ")"));
+  }
+  if (kind == kJsonPatch ? !patch_doc.is_array() : !patch_doc.is_object())
+    return error_response(errors::bad_request(
+        kind == kJsonPatch ? "a JSON patch must be an array of operations"
+                           : "a merge patch must be a JSON object"));
+
+  std::vector<std::string> warnings;
+  const std::string key = object_key(*t.rt, t.ns, t.name);
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto kv = timed("get", [&] { return store_->get(key); });
+    if (!kv.is_ok()) return error_response(errors::from_store(kv.status(), *t.rt, t.name));
+    auto old = read_object(*kv);
+    if (!old.ok()) return error_response(old.error());
+    Result<json> patched = kind == kMerge ? proto::apply_merge_patch(old.value(), patch_doc)
+                           : kind == kJsonPatch
+                               ? proto::apply_json_patch(old.value(), patch_doc)
+                           : t.rt->schema
+                               ? proto::apply_strategic_merge_patch(old.value(), patch_doc,
+                                                                    *t.rt->schema)
+                               : proto::apply_merge_patch(old.value(), patch_doc);
+    if (!patched.is_ok())
+      return error_response({422, "Invalid", patched.status().message(), {}});
+    json& p = *patched;
+    if (!p.is_object())
+      return error_response({422, "Invalid", "the patched object is not a JSON object", {}});
+    for (const char* k : {"kind", "apiVersion"}) {
+      if (p.value(k, json()) != old.value().value(k, json()))
+        return error_response(errors::bad_request(std::string("a patch may not change ") + k));
+    }
+    std::string pname = meta_string(p, "name"), pns = meta_string(p, "namespace");
+    if (pname != t.name)
+      return error_response(errors::bad_request("the name of the object (" + pname +
+                                                ") does not match the name on the URL (" +
+                                                t.name + ")"));
+    if (t.rt->namespaced && pns != t.ns)
+      return error_response(errors::bad_request(
+          "the namespace of the provided object does not match the namespace sent on the "
+          "request"));
+    // A resourceVersion in the patch is a precondition.
+    std::string want_rv = meta_string(p, "resourceVersion");
+    if (!want_rv.empty() && want_rv != std::to_string(kv->mod_revision))
+      return error_response(errors::conflict(*t.rt, t.name));
+    warnings.clear();
+    auto norm = normalize(p, *t.rt, wo.value(), &warnings);
+    if (!norm.ok()) return error_response(norm.error());
+    auto res = update_object(*t.rt, t.subresource, std::move(norm.value()), old.value(),
+                             kv->mod_revision, wo.value());
+    if (!res.ok()) {
+      if (is_store_conflict(res.error())) continue;  // raced: re-apply on the new version
+      return error_response(res.error());
+    }
+    Response r = json_response(200, res.value());
+    add_warnings(r, warnings);
+    return r;
+  }
+  return error_response(errors::conflict(*t.rt, t.name));
+}
+
+// ---- delete.
+
+ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std::string& ns,
+                                       const std::string& name, const json& preconditions,
+                                       int64_t grace_seconds, const WriteOptions& wo) {
+  if (&rt == namespaces_) return delete_namespace(name, preconditions, wo);
+  const std::string key = object_key(rt, ns, name);
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto kv = timed("get", [&] { return store_->get(key); });
+    if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
+    auto old = read_object(*kv);
+    if (!old.ok()) return old.error();
+    json& obj = old.value();
+    if (preconditions.is_object()) {
+      std::string uid = preconditions.value("uid", json()).is_string()
+                            ? preconditions["uid"].get<std::string>() : "";
+      std::string rv = preconditions.value("resourceVersion", json()).is_string()
+                           ? preconditions["resourceVersion"].get<std::string>() : "";
+      if (!uid.empty() && uid != meta_string(obj, "uid"))
+        return errors::conflict(rt, name,
+                                "Precondition failed: UID in precondition: " + uid +
+                                    ", UID in object meta: " + meta_string(obj, "uid"));
+      if (!rv.empty() && rv != std::to_string(kv->mod_revision))
+        return errors::conflict(rt, name,
+                                "Precondition failed: ResourceVersion in precondition: " + rv +
+                                    ", ResourceVersion in object meta: " +
+                                    std::to_string(kv->mod_revision));
+    }
+    if (has_finalizers(obj)) {
+      // Finalizers hold the object: mark it and let their owners finish the job.
+      if (!meta_string(obj, "deletionTimestamp").empty()) return obj;
+      obj["metadata"]["deletionTimestamp"] = now_rfc3339();
+      obj["metadata"]["deletionGracePeriodSeconds"] = grace_seconds < 0 ? 0 : grace_seconds;
+      if (wo.dry_run) return obj;
+      auto up = timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
+      if (!up.is_ok()) {
+        if (up.status().code() == Code::kConflict) continue;
+        return errors::from_store(up.status(), rt, name);
+      }
+      obj["metadata"]["resourceVersion"] = std::to_string(up->mod_revision);
+      return obj;
+    }
+    if (wo.dry_run) return obj;
+    auto rm = timed("delete", [&] { return store_->remove(key, kv->mod_revision); });
+    if (!rm.is_ok()) {
+      if (rm.status().code() == Code::kConflict) continue;
+      return errors::from_store(rm.status(), rt, name);
+    }
+    obj["metadata"]["resourceVersion"] = std::to_string(rm->mod_revision);
+    return obj;
+  }
+  return errors::conflict(rt, name);
+}
+
+ApiResult<json> ApiImpl::delete_namespace(const std::string& name, const json& preconditions,
+                                          const WriteOptions& wo) {
+  const auto& rt = *namespaces_;
+  if (kProtectedNamespaces.count(name))
+    return errors::forbidden("namespaces \"" + name + "\" is forbidden: this namespace may not "
+                             "be deleted");
+  const std::string key = object_key(rt, "", name);
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto kv = timed("get", [&] { return store_->get(key); });
+    if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
+    auto old = read_object(*kv);
+    if (!old.ok()) return old.error();
+    json obj = old.value();
+    if (preconditions.is_object() && preconditions.value("uid", json()).is_string() &&
+        preconditions["uid"] != obj["metadata"].value("uid", json()))
+      return errors::conflict(rt, name, "Precondition failed: UID in precondition: " +
+                                            preconditions["uid"].get<std::string>() +
+                                            ", UID in object meta: " + meta_string(obj, "uid"));
+    if (meta_string(obj, "deletionTimestamp").empty()) {
+      obj["metadata"]["deletionTimestamp"] = now_rfc3339();
+      obj["metadata"]["deletionGracePeriodSeconds"] = 0;
+      obj["status"]["phase"] = "Terminating";
+      if (wo.dry_run) return obj;
+      auto up = timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
+      if (!up.is_ok()) {
+        if (up.status().code() == Code::kConflict) continue;
+        return errors::from_store(up.status(), rt, name);
+      }
+      obj["metadata"]["resourceVersion"] = std::to_string(up->mod_revision);
+    } else if (wo.dry_run) {
+      return obj;
+    }
+    sweep_namespace(name);
+    return obj;
+  }
+  return errors::conflict(rt, name);
+}
+
+void ApiImpl::sweep_namespace(const std::string& ns) {
+  if (namespaces_ == nullptr) return;
+  size_t remaining = 0;
+  for (const auto& rt : reg_.all()) {
+    if (!rt.namespaced) continue;
+    auto page = store_->list(list_prefix(rt, ns), 0, 0, "");
+    if (!page.is_ok()) {
+      ++remaining;
+      continue;
+    }
+    for (const auto& kv : page->items) {
+      std::string name = kv.key.substr(list_prefix(rt, ns).size());
+      auto res = delete_object(rt, ns, name, json(), 0, WriteOptions{});
+      if (res.ok() && has_finalizers(res.value())) ++remaining;
+      else if (!res.ok() && res.error().code != 404) ++remaining;
+    }
+  }
+  if (remaining > 0) return;
+  // Empty: the namespace itself goes, unless its own finalizers hold it.
+  const std::string key = object_key(*namespaces_, "", ns);
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto kv = store_->get(key);
+    if (!kv.is_ok()) return;
+    auto obj = read_object(*kv);
+    if (!obj.ok() || !is_terminating(obj.value()) || has_finalizers(obj.value())) return;
+    auto rm = store_->remove(key, kv->mod_revision);
+    if (rm.is_ok() || rm.status().code() != Code::kConflict) return;
+  }
+}
+
+namespace {
+
+struct DeleteParams {
+  json preconditions;
+  int64_t grace = 0;
+};
+
+ApiResult<DeleteParams> delete_params(const Request& req) {
+  DeleteParams p;
+  if (!req.body.empty()) {
+    json opts = json::parse(req.body, nullptr, false);
+    if (opts.is_discarded() || !opts.is_object())
+      return errors::bad_request("the DeleteOptions in the request body are not a JSON object");
+    if (opts.contains("preconditions")) p.preconditions = opts["preconditions"];
+    if (opts.contains("gracePeriodSeconds")) p.grace = int_or(opts["gracePeriodSeconds"], 0);
+    if (opts.contains("propagationPolicy") && opts["propagationPolicy"].is_string()) {
+      std::string pp = opts["propagationPolicy"];
+      if (pp != "Background" && pp != "Foreground" && pp != "Orphan")
+        return errors::bad_request("propagationPolicy: Unsupported value: \"" + pp + "\"");
+    }
+  }
+  if (req.has_q("gracePeriodSeconds")) {
+    try {
+      p.grace = std::stoll(req.q("gracePeriodSeconds"));
+    } catch (const std::exception&) {
+      return errors::bad_request("invalid gracePeriodSeconds: \"" + req.q("gracePeriodSeconds") +
+                                 "\"");
+    }
+  }
+  std::string pp = req.q("propagationPolicy");
+  if (!pp.empty() && pp != "Background" && pp != "Foreground" && pp != "Orphan")
+    return errors::bad_request("propagationPolicy: Unsupported value: \"" + pp + "\"");
+  return p;
+}
+
+}  // namespace
+
+Response ApiImpl::remove(const Request& req, const Target& t) {
+  auto wo = write_options(req);
+  if (!wo.ok()) return error_response(wo.error());
+  auto dp = delete_params(req);
+  if (!dp.ok()) return error_response(dp.error());
+  if (req.body.find("\"dryRun\"") != std::string::npos) {
+    json opts = json::parse(req.body, nullptr, false);
+    if (opts.is_object() && opts.value("dryRun", json()).is_array())
+      for (const auto& d : opts["dryRun"])
+        if (d == "All") wo.value().dry_run = true;
+  }
+  auto res = delete_object(*t.rt, t.ns, t.name, dp.value().preconditions, dp.value().grace,
+                           wo.value());
+  if (!res.ok()) return error_response(res.error());
+  return json_response(200, res.value());
+}
+
+Response ApiImpl::remove_collection(const Request& req, const Target& t) {
+  if (t.rt == namespaces_) return error_response(errors::method_not_allowed(req.method));
+  auto wo = write_options(req);
+  if (!wo.ok()) return error_response(wo.error());
+  auto dp = delete_params(req);
+  if (!dp.ok()) return error_response(dp.error());
+  auto filter = filter_from(req, t);
+  if (!filter.ok()) return error_response(filter.error());
+  const std::string prefix = list_prefix(*t.rt, filter.value().ns);
+  auto page = timed("list", [&] { return store_->list(prefix, 0, 0, ""); });
+  if (!page.is_ok()) return error_response(errors::from_store(page.status(), *t.rt, ""));
+  json items = json::array();
+  for (const auto& kv : page->items) {
+    auto obj = read_object(kv);
+    if (!obj.ok() || !filter.value().matches(obj.value())) continue;
+    auto res = delete_object(*t.rt, meta_string(obj.value(), "namespace"),
+                             meta_string(obj.value(), "name"), json(), dp.value().grace,
+                             wo.value());
+    if (res.ok()) items.push_back(std::move(res.value()));
+    else if (res.error().code != 404) return error_response(res.error());
+  }
+  return json_response(200, {{"kind", t.rt->list_kind},
+                             {"apiVersion", t.rt->api_version()},
+                             {"metadata", {{"resourceVersion", std::to_string(page->revision)}}},
+                             {"items", std::move(items)}});
+}
+
+// ---- binding.
+
+Response ApiImpl::bind(const Request& req, const Target& t) {
+  auto wo = write_options(req);
+  if (!wo.ok()) return error_response(wo.error());
+  json in = json::parse(req.body, nullptr, false);
+  if (in.is_discarded() || !in.is_object())
+    return error_response(errors::bad_request("the Binding in the request body is not a JSON "
+                                              "object"));
+  std::string node;
+  if (in.contains("target") && in["target"].is_object() && in["target"].contains("name") &&
+      in["target"]["name"].is_string())
+    node = in["target"]["name"].get<std::string>();
+  proto::ResourceType binding_rt = *t.rt;
+  binding_rt.kind = "Binding";
+  binding_rt.plural = t.rt->plural + "/binding";
+  if (node.empty())
+    return error_response(errors::invalid(
+        binding_rt, t.name, {{proto::ErrorType::kRequired, "target.name", "", ""}}));
+  const std::string key = object_key(*t.rt, t.ns, t.name);
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    auto kv = timed("get", [&] { return store_->get(key); });
+    if (!kv.is_ok()) return error_response(errors::from_store(kv.status(), *t.rt, t.name));
+    auto old = read_object(*kv);
+    if (!old.ok()) return error_response(old.error());
+    json obj = old.value();
+    std::string bound = obj.contains("spec") && obj["spec"].is_object()
+                            ? obj["spec"].value("nodeName", "") : "";
+    if (!bound.empty())
+      return error_response(errors::conflict(binding_rt, t.name,
+                                             "pod " + t.name + " is already assigned to node \"" +
+                                                 bound + "\""));
+    if (!meta_string(obj, "deletionTimestamp").empty())
+      return error_response(errors::conflict(
+          binding_rt, t.name, "pod " + t.name + " is being deleted, cannot be assigned to a host"));
+    obj["spec"]["nodeName"] = node;
+    if (!wo.value().dry_run) {
+      auto up = timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
+      if (!up.is_ok()) {
+        if (up.status().code() == Code::kConflict) continue;
+        return error_response(errors::from_store(up.status(), *t.rt, t.name));
+      }
+    }
+    return json_response(201, {{"kind", "Status"},
+                               {"apiVersion", "v1"},
+                               {"metadata", json::object()},
+                               {"status", "Success"},
+                               {"code", 201}});
+  }
+  return error_response(errors::conflict(binding_rt, t.name));
+}
+
+}  // namespace skiff::apiserver
