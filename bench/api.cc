@@ -1,0 +1,648 @@
+// bench_api: throughput and latency of skiff-apiserver, with the disk's fsync rate measured in
+// the same run as the floor that SQLite creates are compared against. Not a test: it prints.
+//
+// It spawns its own servers (`skiff-apiserver --store S --listen 127.0.0.1:P
+// --insecure-listen 127.0.0.1:Q --anonymous --data-dir <tmp>`) and talks plain HTTP/1.1 with
+// keep-alive over loopback through raw sockets, so the client costs as little as possible.
+// Every loop has a count and a time limit. See bench/README.md.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace skiff::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+double ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+double percentile(std::vector<int64_t>& v, double p) {
+  if (v.empty()) return 0;
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return ms(v[i]);
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+int connect_loopback(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // loopback only, always
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  timeval tv{10, 0};  // no request may hang the benchmark
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+bool send_all(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// One keep-alive HTTP/1.1 connection; enough of the protocol for Content-Length and chunked
+// (non-streaming) answers.
+class Conn {
+ public:
+  explicit Conn(int port) : port_(port) {}
+  ~Conn() { close(); }
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    buf_.clear();
+  }
+
+  // Returns the status code, or 0 on a transport error.
+  int request(const std::string& method, const std::string& path, const std::string& body,
+              std::string* out = nullptr) {
+    if (fd_ < 0 && (fd_ = connect_loopback(port_)) < 0) return 0;
+    std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    if (!body.empty()) {
+      req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+             "\r\n";
+    }
+    req += "Accept: application/json\r\n\r\n";
+    req += body;
+    if (!send_all(fd_, req)) return fail();
+    size_t head_end;
+    while ((head_end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return fail();
+    }
+    std::string head = buf_.substr(0, head_end);
+    buf_.erase(0, head_end + 4);
+    int status = std::atoi(head.c_str() + std::min<size_t>(9, head.size()));
+    std::string lower = head;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    std::string payload;
+    if (lower.find("transfer-encoding: chunked") != std::string::npos) {
+      for (;;) {
+        size_t eol;
+        while ((eol = buf_.find("\r\n")) == std::string::npos) {
+          if (!fill()) return fail();
+        }
+        size_t size = std::strtoul(buf_.c_str(), nullptr, 16);
+        while (buf_.size() < eol + 2 + size + 2) {
+          if (!fill()) return fail();
+        }
+        payload.append(buf_, eol + 2, size);
+        buf_.erase(0, eol + 2 + size + 2);
+        if (size == 0) break;
+      }
+    } else {
+      size_t len = 0;
+      if (auto p = lower.find("content-length:"); p != std::string::npos) {
+        len = std::strtoul(lower.c_str() + p + 15, nullptr, 10);
+      }
+      while (buf_.size() < len) {
+        if (!fill()) return fail();
+      }
+      payload = buf_.substr(0, len);
+      buf_.erase(0, len);
+    }
+    if (lower.find("connection: close") != std::string::npos) close();
+    if (out) *out = std::move(payload);
+    return status;
+  }
+
+ private:
+  bool fill() {
+    char tmp[65536];
+    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+  int fail() {
+    close();
+    return 0;
+  }
+  int port_;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+// A skiff-apiserver child process with its own data dir.
+class Server {
+ public:
+  Server(const std::string& exe, const std::string& store, const fs::path& dir)
+      : dir_(dir / ("data-" + store)) {
+    fs::create_directories(dir_);
+    port_ = free_port();
+    int tls_port = free_port();
+    std::string log = (dir / ("apiserver-" + store + ".log")).string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::string listen = "127.0.0.1:" + std::to_string(tls_port);
+      std::string insecure = "127.0.0.1:" + std::to_string(port_);
+      std::string data = dir_.string();
+      ::execl(exe.c_str(), exe.c_str(), "--store", store.c_str(), "--listen", listen.c_str(),
+              "--insecure-listen", insecure.c_str(), "--anonymous", "--data-dir", data.c_str(),
+              static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    auto end = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < end) {
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      Conn c(port_);
+      if (c.request("GET", "/readyz", "") == 200) {
+        ready_ = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!ready_) std::fprintf(stderr, "bench: server (%s) not ready; see %s\n", store.c_str(),
+                              log.c_str());
+  }
+  ~Server() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  bool ready() const { return ready_; }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const fs::path& data_dir() const { return dir_; }
+
+  long rss_kib() const {
+    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    }
+    return -1;
+  }
+
+ private:
+  fs::path dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+bool make_namespace(int port, const std::string& ns) {
+  Conn c(port);
+  int s = c.request("POST", "/api/v1/namespaces",
+                    R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")" + ns + "\"}}");
+  return s == 201 || s == 409;
+}
+
+// 4 KiB appends, each followed by fdatasync: what one durable commit costs on this disk.
+double fsync_floor(const fs::path& dir, int max_ops, double max_seconds) {
+  fs::path p = dir / "fsync-probe";
+  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+  if (fd < 0) return 0;
+  std::string block(4096, 'x');
+  auto t0 = Clock::now();
+  int n = 0;
+  while (n < max_ops &&
+         std::chrono::duration<double>(Clock::now() - t0).count() < max_seconds) {
+    if (::write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) break;
+    if (::fdatasync(fd) != 0) break;
+    ++n;
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  ::close(fd);
+  fs::remove(p);
+  return secs > 0 ? n / secs : 0;
+}
+
+struct CreateResult {
+  double per_sec = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  int64_t ok = 0;
+  int64_t errors = 0;
+};
+
+// `clients` threads, each with its own keep-alive connection, POST objects built by `body(i)`
+// until `total` are done or `max_seconds` pass.
+template <class BodyFn>
+CreateResult run_creates(int port, const std::string& path, int clients, int64_t total,
+                         double max_seconds, BodyFn body) {
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> errors{0};
+  std::vector<std::vector<int64_t>> lat(static_cast<size_t>(clients));
+  auto t0 = Clock::now();
+  auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(max_seconds));
+  std::vector<std::thread> th;
+  for (int c = 0; c < clients; ++c) {
+    th.emplace_back([&, c] {
+      Conn conn(port);
+      auto& mine = lat[static_cast<size_t>(c)];
+      for (;;) {
+        int64_t i = next.fetch_add(1);
+        if (i >= total || Clock::now() > deadline) break;
+        int64_t s = now_ns();
+        int st = conn.request("POST", path, body(i));
+        if (st == 201) {
+          mine.push_back(now_ns() - s);
+        } else if (errors.fetch_add(1) > 100) {
+          break;  // the server is failing: stop rather than spin
+        }
+      }
+    });
+  }
+  for (auto& t : th) t.join();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<int64_t> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  CreateResult r;
+  r.ok = static_cast<int64_t>(all.size());
+  r.errors = errors.load();
+  r.per_sec = secs > 0 ? static_cast<double>(r.ok) / secs : 0;
+  r.p50_ms = percentile(all, 0.50);
+  r.p99_ms = percentile(all, 0.99);
+  return r;
+}
+
+std::string configmap(const std::string& prefix, int64_t i, const std::string& extra = "") {
+  return R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":")" + prefix +
+         std::to_string(i) + R"("},"data":{"k":"v")" + extra + "}}";
+}
+
+std::string pod(int64_t i) {
+  return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"pod-)" + std::to_string(i) +
+         R"(","labels":{"app":"bench"}},"spec":{"containers":[{"name":"c","image":"nginx:1.25",)"
+         R"("ports":[{"containerPort":80}]}]}})";
+}
+
+// Incremental reader of one watch stream: HTTP head, chunked framing, then one event per line.
+// For each event it finds the `"ts":"<ns>"` the writer put in the object and records the delay.
+struct WatchReader {
+  int fd = -1;
+  bool head_done = false;
+  bool dead = false;
+  std::string raw;   // bytes not yet de-chunked
+  std::string body;  // de-chunked bytes not yet split into lines
+  int64_t events = 0;
+
+  void feed(const char* p, size_t n, std::vector<int64_t>& lat) {
+    raw.append(p, n);
+    if (!head_done) {
+      size_t e = raw.find("\r\n\r\n");
+      if (e == std::string::npos) return;
+      if (raw.compare(0, 12, "HTTP/1.1 200") != 0) dead = true;
+      raw.erase(0, e + 4);
+      head_done = true;
+    }
+    size_t off = 0;
+    for (;;) {
+      size_t eol = raw.find("\r\n", off);
+      if (eol == std::string::npos) break;
+      size_t size = std::strtoul(raw.c_str() + off, nullptr, 16);
+      if (size == 0) {
+        dead = true;
+        break;
+      }
+      if (raw.size() < eol + 2 + size + 2) break;
+      body.append(raw, eol + 2, size);
+      off = eol + 2 + size + 2;
+    }
+    raw.erase(0, off);
+    size_t start = 0;
+    for (;;) {
+      size_t nl = body.find('\n', start);
+      if (nl == std::string::npos) break;
+      std::string_view line(body.data() + start, nl - start);
+      size_t ts = line.find("\"ts\":\"");
+      if (ts != std::string_view::npos) {
+        int64_t sent = std::strtoll(line.data() + ts + 6, nullptr, 10);
+        lat.push_back(now_ns() - sent);
+        ++events;
+      }
+      start = nl + 1;
+    }
+    body.erase(0, start);
+  }
+};
+
+struct WatchResult {
+  int watchers = 0;
+  int connected = 0;
+  int64_t written = 0;
+  int64_t delivered = 0;
+  double write_secs = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+};
+
+// `watchers` watch streams; a paced writer creates ConfigMaps at `rate`/s for `seconds`
+// (bounded); waits (bounded) until every stream has every event.
+WatchResult run_watch(int port, int watchers, double rate, double seconds) {
+  WatchResult r;
+  r.watchers = watchers;
+  std::string ns = "watch-" + std::to_string(watchers);
+  make_namespace(port, ns);
+  std::string base = "/api/v1/namespaces/" + ns + "/configmaps";
+  std::string list;
+  Conn c(port);
+  c.request("GET", base, "", &list);
+  std::string rv = "0";
+  if (auto p = list.find("\"resourceVersion\":\""); p != std::string::npos) {
+    rv = list.substr(p + 19, list.find('"', p + 19) - p - 19);
+  }
+  std::string req = "GET " + base + "?watch=true&resourceVersion=" + rv +
+                    " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n";
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  std::vector<WatchReader> readers(static_cast<size_t>(watchers));
+  for (int i = 0; i < watchers; ++i) {
+    int fd = connect_loopback(port);
+    if (fd < 0 || !send_all(fd, req)) {
+      if (fd >= 0) ::close(fd);
+      continue;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    readers[static_cast<size_t>(i)].fd = fd;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = static_cast<uint32_t>(i);
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    ++r.connected;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // watches registered
+
+  std::vector<int64_t> lat;
+  lat.reserve(static_cast<size_t>(rate * seconds * watchers) + 16);
+  std::atomic<bool> writing{true};
+  std::atomic<int64_t> written{0};
+  int64_t total = static_cast<int64_t>(rate * seconds);
+  std::thread writer([&] {
+    // A few connections so one slow create does not hold up the pace.
+    constexpr int kLanes = 8;
+    std::vector<std::thread> lanes;
+    auto t0 = Clock::now();
+    for (int l = 0; l < kLanes; ++l) {
+      lanes.emplace_back([&, l] {
+        Conn w(port);
+        for (int64_t i = l; i < total; i += kLanes) {
+          auto due = t0 + std::chrono::nanoseconds(static_cast<int64_t>(1e9 * i / rate));
+          std::this_thread::sleep_until(due);
+          if (Clock::now() - t0 > std::chrono::duration<double>(seconds * 3)) break;
+          std::string b = configmap("w-", i, ",\"ts\":\"" + std::to_string(now_ns()) + "\"");
+          if (w.request("POST", base, b) == 201) written.fetch_add(1);
+        }
+      });
+    }
+    for (auto& t : lanes) t.join();
+    r.write_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    writing = false;
+  });
+
+  std::vector<epoll_event> evs(256);
+  std::vector<char> buf(1 << 16);
+  Clock::time_point drain_end{};
+  for (;;) {
+    if (!writing && drain_end == Clock::time_point{}) {
+      drain_end = Clock::now() + std::chrono::seconds(20);
+    }
+    if (drain_end != Clock::time_point{}) {
+      int64_t want = written.load();
+      bool all = true;
+      for (auto& rd : readers) {
+        if (rd.fd >= 0 && !rd.dead && rd.events < want) all = false;
+      }
+      if (all || Clock::now() > drain_end) break;
+    }
+    int n = ::epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 100);
+    for (int k = 0; k < n; ++k) {
+      auto& rd = readers[evs[static_cast<size_t>(k)].data.u32];
+      for (;;) {
+        ssize_t got = ::recv(rd.fd, buf.data(), buf.size(), 0);
+        if (got > 0) {
+          rd.feed(buf.data(), static_cast<size_t>(got), lat);
+          continue;
+        }
+        if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+          rd.dead = true;
+          ::epoll_ctl(ep, EPOLL_CTL_DEL, rd.fd, nullptr);
+        }
+        break;
+      }
+    }
+  }
+  writer.join();
+  for (auto& rd : readers) {
+    if (rd.fd >= 0) ::close(rd.fd);
+  }
+  ::close(ep);
+  r.written = written.load();
+  r.delivered = static_cast<int64_t>(lat.size());
+  r.p50_ms = percentile(lat, 0.50);
+  r.p99_ms = percentile(lat, 0.99);
+  return r;
+}
+
+std::string find_server(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  for (fs::path p : {self.parent_path() / "skiff-apiserver",
+                     self.parent_path().parent_path() / "skiff-apiserver"}) {
+    if (fs::exists(p)) return p.string();
+  }
+  return "skiff-apiserver";
+}
+
+void usage() {
+  std::printf(
+      "usage: bench_api [--server PATH] [--quick] [--tmp DIR]\n"
+      "  --server PATH  skiff-apiserver to run (default: next to this program or one dir up)\n"
+      "  --quick        smaller counts (a smoke run)\n"
+      "  --tmp DIR      where data dirs go (default $TMPDIR or /tmp; the fsync floor is\n"
+      "                 measured there, so put it on the disk you care about)\n");
+}
+
+int run(int argc, char** argv) {
+  std::string server_flag;
+  std::string tmp_root = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--server" && i + 1 < argc) {
+      server_flag = argv[++i];
+    } else if (a == "--tmp" && i + 1 < argc) {
+      tmp_root = argv[++i];
+    } else if (a == "--quick") {
+      quick = true;
+    } else {
+      usage();
+      return a == "--help" || a == "-h" ? 0 : 2;
+    }
+  }
+  std::string exe = find_server(server_flag);
+  if (::access(exe.c_str(), X_OK) != 0) {
+    std::fprintf(stderr, "bench: %s not found or not executable (use --server)\n", exe.c_str());
+    return 1;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;  // 1,000 watchers; the server inherits it
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+
+  std::string tmpl = (fs::path(tmp_root) / "skiff-bench.XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  fs::path dir = tmpl;
+  const double k = quick ? 0.1 : 1.0;
+  std::printf("skiff-apiserver benchmark (%s), server %s, data under %s, %u CPUs\n",
+              quick ? "quick" : "full", exe.c_str(), dir.c_str(),
+              std::thread::hardware_concurrency());
+
+  double floor = fsync_floor(dir, quick ? 500 : 5000, quick ? 1.0 : 3.0);
+  std::printf("\n%-44s %10.0f ops/s\n", "disk floor: 4 KiB append + fdatasync", floor);
+
+  int rc = 0;
+  double sqlite_single = 0;
+  double sqlite_64 = 0;
+  std::printf("\n%-44s %10s %9s %9s %8s\n", "creates (ConfigMap, plain HTTP keep-alive)",
+              "creates/s", "p50 ms", "p99 ms", "errors");
+  for (std::string store : {"sqlite", "memory"}) {
+    Server s(exe, store, dir);
+    if (!s.ready()) {
+      rc = 1;
+      continue;
+    }
+    make_namespace(s.port(), "bench");
+    std::string path = "/api/v1/namespaces/bench/configmaps";
+    for (int clients : {1, 64}) {
+      int64_t total = static_cast<int64_t>((clients == 1 ? 3000 : 30000) * k);
+      std::string prefix = "c" + std::to_string(clients) + "-";
+      auto r = run_creates(s.port(), path, clients, total, quick ? 5 : 20,
+                           [&](int64_t i) { return configmap(prefix, i); });
+      std::printf("  %-42s %10.0f %9.2f %9.2f %8lld\n",
+                  (store + ", " + std::to_string(clients) + " client" +
+                   (clients > 1 ? "s" : "")).c_str(),
+                  r.per_sec, r.p50_ms, r.p99_ms, static_cast<long long>(r.errors));
+      if (store == "sqlite") (clients == 1 ? sqlite_single : sqlite_64) = r.per_sec;
+    }
+  }
+  if (floor > 0) {
+    std::printf("\n%-44s %9.0f%%   (target >= 80%%)\n",
+                "sqlite single-client creates / fsync floor", 100.0 * sqlite_single / floor);
+  }
+  std::printf("%-44s %10.0f   (target >= 5000/s)\n", "sqlite creates/s with 64 clients",
+              sqlite_64);
+
+  {
+    Server s(exe, "sqlite", dir / "watch");
+    if (s.ready()) {
+      std::printf("\n%-30s %8s %10s %12s %9s %9s %7s\n",
+                  "watch fan-out (sqlite)", "events", "events/s", "deliveries/s", "p50 ms",
+                  "p99 ms", "lost");
+      for (int w : {1, 100, 1000}) {
+        double secs = quick ? 1.0 : 3.0;
+        auto r = run_watch(s.port(), w, 1000, secs);
+        int64_t want = r.written * r.connected;
+        std::printf("  %-28s %8lld %10.0f %12.0f %9.2f %9.2f %7lld\n",
+                    (std::to_string(w) + " watcher" + (w > 1 ? "s" : "") +
+                     (r.connected != w ? " (" + std::to_string(r.connected) + " connected)" : ""))
+                        .c_str(),
+                    static_cast<long long>(r.written),
+                    r.write_secs > 0 ? static_cast<double>(r.written) / r.write_secs : 0,
+                    r.write_secs > 0 ? static_cast<double>(r.delivered) / r.write_secs : 0,
+                    r.p50_ms, r.p99_ms, static_cast<long long>(want - r.delivered));
+      }
+      std::printf("  (target: p99 < 10 ms at 1,000 events/s to 100 watchers)\n");
+    } else {
+      rc = 1;
+    }
+  }
+
+  {
+    Server s(exe, "sqlite", dir / "rss");
+    if (s.ready()) {
+      make_namespace(s.port(), "pods");
+      int64_t n = quick ? 1000 : 10000;
+      long before = s.rss_kib();
+      auto r = run_creates(s.port(), "/api/v1/namespaces/pods/pods", 64, n, 120,
+                           [](int64_t i) { return pod(i); });
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      long after = s.rss_kib();
+      std::printf("\n%-44s %7.1f MB (%lld pods created, %.1f MB at start; target <= 50 MB)\n",
+                  "API server RSS holding the pods (sqlite)", after / 1024.0,
+                  static_cast<long long>(r.ok), before / 1024.0);
+    } else {
+      rc = 1;
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return rc;
+}
+
+}  // namespace
+}  // namespace skiff::bench
+
+int main(int argc, char** argv) { return skiff::bench::run(argc, argv); }
