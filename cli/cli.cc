@@ -1,0 +1,91 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace skiff::cli {
+
+int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream& err) {
+  Context ctx;
+  ctx.in = &in;
+  ctx.out = &out;
+  ctx.err = &err;
+  GlobalFlags& g = ctx.flags;
+
+  CLI::App app{"skiffctl controls a skiff cluster through its Kubernetes-style API."};
+  app.name("skiffctl");
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the command, as with kubectl
+  app.add_option("--kubeconfig", g.kubeconfig, "Path to the kubeconfig file");
+  app.add_option("--context", g.context, "The kubeconfig context to use");
+  app.add_option("-s,--server", g.server, "The API server URL");
+  app.add_option("--token", g.token, "Bearer token for authentication");
+  app.add_option("--certificate-authority", g.certificate_authority,
+                 "Path to a CA certificate file for the server");
+  app.add_flag("--insecure-skip-tls-verify", g.insecure_skip_tls_verify,
+               "Do not verify the server's certificate");
+  app.add_option("-n,--namespace", g.namespace_, "The namespace for this request");
+  app.add_flag("-A,--all-namespaces", g.all_namespaces, "Across all namespaces");
+  app.add_option("--request-timeout", g.request_timeout_s, "Seconds to wait for each request");
+
+  GetOptions get;
+  auto* get_cmd = app.add_subcommand("get", "Display one or many resources");
+  get_cmd->add_option("args", get.args, "TYPE[,TYPE...] [NAME...] or TYPE/NAME...");
+  get_cmd->add_option("-o,--output", get.output, "Output format: wide|yaml|json|name");
+  get_cmd->add_option("-l,--selector", get.selector, "Label selector");
+  get_cmd->add_option("--field-selector", get.field_selector, "Field selector");
+  get_cmd->add_flag("-w,--watch", get.watch, "Watch for changes after listing");
+  get_cmd->add_flag("--watch-only", get.watch_only, "Watch for changes without listing");
+  get_cmd->add_flag("--show-labels", get.show_labels, "Show labels as the last column");
+  get_cmd->add_flag("--no-headers", get.no_headers, "Do not print headers");
+
+  ApplyOptions apply;
+  auto* apply_cmd = app.add_subcommand("apply", "Apply a configuration to resources");
+  apply_cmd->add_option("-f,--filename", apply.files, "File, directory or - for stdin")
+      ->allow_extra_args(false);
+
+  ApplyOptions create;
+  create.create_only = true;
+  auto* create_cmd = app.add_subcommand("create", "Create resources from files");
+  create_cmd->add_option("-f,--filename", create.files, "File, directory or - for stdin")
+      ->allow_extra_args(false);
+
+  DeleteOptions del;
+  auto* delete_cmd = app.add_subcommand("delete", "Delete resources");
+  delete_cmd->add_option("args", del.args, "TYPE[,TYPE...] NAME... or TYPE/NAME...");
+  delete_cmd->add_option("-f,--filename", del.files, "File, directory or - for stdin")
+      ->allow_extra_args(false);
+  delete_cmd->add_option("-l,--selector", del.selector, "Label selector");
+  delete_cmd->add_flag("--all", del.all, "Delete all resources of the type in the namespace");
+  delete_cmd->add_flag("--ignore-not-found", del.ignore_not_found,
+                       "Treat a missing resource as deleted");
+
+  std::vector<std::string> describe_args;
+  auto* describe_cmd = app.add_subcommand("describe", "Show details of resources");
+  describe_cmd->add_option("args", describe_args, "TYPE [NAME...] or TYPE/NAME...");
+
+  bool client_only = false;
+  auto* version_cmd = app.add_subcommand("version", "Print client and server versions");
+  version_cmd->add_flag("--client", client_only, "Client version only");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, out, err) == 0 ? 0 : 1;
+  }
+  if (version_cmd->parsed() && client_only) return run_version(ctx, true);
+  if (!ctx.connect()) return 1;
+  int rc = 1;
+  if (get_cmd->parsed()) rc = run_get(ctx, get);
+  else if (apply_cmd->parsed()) rc = run_apply(ctx, apply);
+  else if (create_cmd->parsed()) rc = run_apply(ctx, create);
+  else if (delete_cmd->parsed()) rc = run_delete(ctx, del);
+  else if (describe_cmd->parsed()) rc = run_describe(ctx, describe_args);
+  else if (version_cmd->parsed()) rc = run_version(ctx, false);
+  out.flush();
+  return rc;
+}
+
+}  // namespace skiff::cli
