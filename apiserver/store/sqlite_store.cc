@@ -162,11 +162,14 @@ const char* const kLatestSql =
     "ORDER BY revision DESC LIMIT 1";
 
 std::string list_sql(bool gt, bool hi) {
-  // With a single max() aggregate SQLite takes the bare columns from the max row.
-  std::string s = "SELECT key, MAX(revision), value, create_revision, deleted FROM log WHERE key ";
+  // The live rows at ?3: no newer row for the key at or below ?3, and not a tombstone. This walks
+  // the (key, revision, deleted) index in key order, so it streams and stops at the page limit,
+  // and reads table rows only for the rows it returns.
+  std::string s = "SELECT key, revision, value, create_revision FROM log l WHERE key ";
   s += gt ? "> ?1" : ">= ?1";
   if (hi) s += " AND key < ?2";
-  s += " AND revision <= ?3 GROUP BY key ORDER BY key";
+  s += " AND revision <= ?3 AND deleted = 0 AND NOT EXISTS (SELECT 1 FROM log n WHERE "
+       "n.key = l.key AND n.revision > l.revision AND n.revision <= ?3) ORDER BY key";
   return s;
 }
 
@@ -209,7 +212,7 @@ class SqliteStore final : public Store {
         "  revision INTEGER PRIMARY KEY, key TEXT NOT NULL, value BLOB,"
         "  create_revision INTEGER NOT NULL, prev_revision INTEGER NOT NULL,"
         "  deleted INTEGER NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS log_key_revision ON log(key, revision);"
+        "CREATE INDEX IF NOT EXISTS log_key_revision_deleted ON log(key, revision, deleted);"
         "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"));
     auto meta = [&](const char* name) -> Result<int64_t> {
       std::string sql = std::string("SELECT value FROM meta WHERE name = '") + name + "'";
@@ -296,7 +299,6 @@ class SqliteStore final : public Store {
     out.revision = at;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      if (sqlite3_column_int64(s, 4) != 0) continue;  // deleted at `at`
       if (limit > 0 && static_cast<int64_t>(out.items.size()) >= limit) {
         out.more = true;
         break;

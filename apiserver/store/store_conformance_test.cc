@@ -7,6 +7,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -616,6 +617,47 @@ TEST_CASE("store throughput", "[.perf]") {
   auto memory = [] { return make_memory_store(); };
   std::printf("sqlite  1 thread : %.0f creates/s\n", creates_per_second(sqlite, 1, 2000));
   std::printf("sqlite 64 threads: %.0f creates/s\n", creates_per_second(sqlite, 64, 300));
+  {
+    // Reads over a store holding 10,000 objects with one update each in history.
+    SqliteOptions opts;
+    opts.path = backend.dir + "/perf-list.db";
+    auto store = std::move(open_sqlite_store(opts)).value();
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 50; ++t) {
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < 200; ++i) {
+          std::string key = "/registry/pods/ns/p-" + std::to_string(t) + "-" + std::to_string(i);
+          auto c = store->create(key, std::string(600, 'x'));
+          if (c.is_ok()) (void)store->update(key, std::string(600, 'y'), 0);
+        }
+      });
+    }
+    for (auto& th : ts) th.join();
+    auto start = std::chrono::steady_clock::now();
+    auto l = store->list("/registry/pods/", 0, 0, "");
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count();
+    REQUIRE(l.is_ok());
+    std::printf("sqlite list of %zu: %.1f ms\n", l->items.size(), ms);
+    start = std::chrono::steady_clock::now();
+    std::clock_t cpu = std::clock();
+    for (int i = 0; i < 10; ++i) REQUIRE(store->list("/registry/pods/", 0, 0, "").is_ok());
+    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+             .count();
+    double cpu_ms = 1000.0 * static_cast<double>(std::clock() - cpu) / CLOCKS_PER_SEC;
+    std::printf("sqlite list of 10000 again: %.1f ms each (%.1f ms CPU)\n", ms / 10, cpu_ms / 10);
+    start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 10; ++i) REQUIRE(store->list("/registry/pods/", 0, 500, "").is_ok());
+    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+             .count();
+    std::printf("sqlite list, first page of 500: %.1f ms each\n", ms / 10);
+    start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 10000; ++i) {
+      REQUIRE(store->get("/registry/pods/ns/p-7-" + std::to_string(i % 200)).is_ok());
+    }
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("sqlite gets: %.0f /s\n", 10000 / s);
+  }
   std::printf("memory  1 thread : %.0f creates/s\n", creates_per_second(memory, 1, 50000));
   std::printf("memory 64 threads: %.0f creates/s\n", creates_per_second(memory, 64, 2000));
 }
