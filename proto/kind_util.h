@@ -1,0 +1,31 @@
+// Small validation and printing helpers shared by the kind files (*.cc in proto/). Private to
+// proto/: not part of any contract.
+#pragma once
+
+#include <initializer_list>
+#include <map>
+#include <string>
+
+#include "proto/codec.h"
+#include "proto/meta.h"
+
+namespace skiff::proto {
+
+// NotSupported unless `v` is one of `allowed`, with Kubernetes' "supported values: ..." detail.
+void not_supported(FieldErrors& errs, const Path& p, const std::string& v,
+                   std::initializer_list<const char*> allowed);
+// Required when empty, else as not_supported.
+void required_one_of(FieldErrors& errs, const Path& p, const std::string& v,
+                     std::initializer_list<const char*> allowed);
+void non_negative(FieldErrors& errs, const Path& p, int64_t v);
+// Invalid "field is immutable" when `now` differs from `before`.
+void immutable(FieldErrors& errs, const Path& p, const std::string& now,
+               const std::string& before);
+// "k1=v1,k2=v2" or "<none>" (labels.FormatLabels).
+std::string format_labels(const std::map<std::string, std::string>& m);
+// Validates base64 in Go's StdEncoding (padding required); empty string if valid, else the
+// Go-style problem ("illegal base64 data at input byte 3").
+std::string base64_problem(const std::string& s);
+std::string base64_encode(const std::string& raw);
+
+}  // namespace skiff::proto

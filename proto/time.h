@@ -1,0 +1,61 @@
+// Time and MicroTime: Kubernetes' metav1.Time (RFC 3339 with whole seconds,
+// "2026-11-25T10:00:00Z") and metav1.MicroTime (six fractional digits,
+// "2026-11-25T10:00:00.123456Z", used by Lease.spec.renewTime and Event.eventTime).
+//
+// Both wrap a system_clock time_point; the epoch itself stands for Go's zero time, which is
+// encoded as JSON null (Go writes `"lastProbeTime": null` for an unset non-pointer Time).
+// Parsing accepts any RFC 3339 form: fractions of any length and numeric offsets. Value types;
+// thread-compatible.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "proto/codec.h"
+
+namespace skiff::proto {
+
+using Clock = std::chrono::system_clock;
+
+// Parses an RFC 3339 timestamp; nullopt if malformed.
+std::optional<Clock::time_point> parse_rfc3339(std::string_view s);
+// "2026-11-25T10:00:00Z" (fraction_digits 0) or with 1..9 fractional digits, always UTC.
+std::string format_rfc3339(Clock::time_point t, int fraction_digits = 0);
+
+struct Time {
+  Clock::time_point value{};
+  static Time now();  // truncated to seconds, as Kubernetes stores it
+  static Time at(Clock::time_point t) { return Time{t}; }
+  bool is_zero() const { return value.time_since_epoch().count() == 0; }
+  std::string to_string() const { return format_rfc3339(value, 0); }
+  bool operator==(const Time&) const = default;
+};
+
+struct MicroTime {
+  Clock::time_point value{};
+  static MicroTime now();  // truncated to microseconds
+  static MicroTime at(Clock::time_point t) { return MicroTime{t}; }
+  bool is_zero() const { return value.time_since_epoch().count() == 0; }
+  std::string to_string() const { return format_rfc3339(value, 6); }
+  bool operator==(const MicroTime&) const = default;
+};
+
+template <>
+struct Scalar<Time> {
+  static bool decode(const json& j, Time& out, std::string& err);
+  static json encode(const Time& t) { return t.is_zero() ? json(nullptr) : json(t.to_string()); }
+  static bool empty(const Time&) { return false; }  // Go struct: written (as null when zero)
+};
+
+template <>
+struct Scalar<MicroTime> {
+  static bool decode(const json& j, MicroTime& out, std::string& err);
+  static json encode(const MicroTime& t) {
+    return t.is_zero() ? json(nullptr) : json(t.to_string());
+  }
+  static bool empty(const MicroTime&) { return false; }
+};
+
+}  // namespace skiff::proto
