@@ -60,8 +60,8 @@ bool iequals(std::string_view a, std::string_view b) {
 }  // namespace
 
 const ResourceType* Registry::resolve(std::string_view name) const {
-  // "pods.apps" / "leases.coordination.k8s.io" / "pods.v1." style: resource then group; the
-  // core group has an empty group, so "pods." never matches but "pods" does.
+  // kubectl's forms: "pods", "pods.apps", "leases.coordination.k8s.io",
+  // "leases.v1.coordination.k8s.io"; "pods." and "pods.v1" name the core group.
   auto dot = name.find('.');
   std::string_view res = name.substr(0, dot);
   std::optional<std::string_view> group;
