@@ -170,7 +170,8 @@ KINDS=(
 # ---------------------------------------------------------------- helpers
 # kc ARGS...: the kubectl under test with the server's kubeconfig and a fresh cache dir.
 kc() {
-  timeout "$KT" "$KUBECTL" --kubeconfig "$SKIFF_KUBECONFIG" --cache-dir "$CACHE" "$@"
+  KUBECONFIG=$SKIFF_KUBECONFIG timeout "$KT" "$KUBECTL" --kubeconfig "$SKIFF_KUBECONFIG" \
+    --cache-dir "$CACHE" "$@"
 }
 
 # expect_ok DESC REGEX ARGS...: kubectl exits 0 and its output matches REGEX.
