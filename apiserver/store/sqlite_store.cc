@@ -11,7 +11,9 @@
 // predecessor of every row at or below C and every tombstone at or below C. `compact_done`
 // records how far that got, so a restart resumes it.
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -66,6 +68,26 @@ Status sql_status(sqlite3* db, int rc, std::string_view what) {
     default:
       return Status::internal(std::move(m));
   }
+}
+
+// Creates `path` mode 0600 if absent (the store holds Secrets; SQLite gives its -wal and -shm
+// files the database file's mode) and makes its directory entry durable.
+Status create_private_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return Status::ok();
+    return Status::io("create sqlite store " + path);
+  }
+  ::close(fd);
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  if (dir.empty()) dir = "/";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Status::io("open directory " + dir);
+  int rc = ::fsync(dfd);
+  int err = errno;
+  ::close(dfd);
+  if (rc != 0) return Status::io("fsync directory " + dir, err);
+  return Status::ok();
 }
 
 // A connection with its prepared statements, used by one thread at a time.
@@ -192,6 +214,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override { (void)close(); }
 
   Status open() {
+    SKIFF_RETURN_IF_ERROR(create_private_file(opts_.path));
     SKIFF_RETURN_IF_ERROR(writer_.open(opts_.path, true));
     // journal_mode answers with the mode it ended in; anything but wal means no WAL here.
     {

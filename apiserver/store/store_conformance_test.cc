@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -514,6 +515,9 @@ TEST_CASE("sqlite store: reopen keeps data, revisions and the compaction point",
     CHECK(code_of(store->create("/d/x", "v")) == Code::kUnavailable);
     CHECK(code_of(store->get("/d/1")) == Code::kUnavailable);
   }
+  struct stat st {};
+  REQUIRE(::stat(backend.path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);  // it holds Secrets
   auto store = backend.open();
   CHECK(store->current_revision() == 23);
   CHECK(store->compacted_revision() == 23);
