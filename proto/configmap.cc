@@ -27,19 +27,20 @@ void validate_configmap(const ConfigMap& cm, const ConfigMap* old, FieldErrors& 
     errs.push_back({ErrorType::kTooLong, "", "must have at most 1048576 bytes", ""});
   if (old && old->immutable.value_or(false)) {
     if (!cm.immutable.value_or(false))
-      errs.push_back({ErrorType::kForbidden, "immutable",
-                      "field is immutable when `immutable` is set", ""});
+      errs.push_back(
+          {ErrorType::kForbidden, "immutable", "field is immutable when `immutable` is set", ""});
     if (cm.data != old->data)
-      errs.push_back({ErrorType::kForbidden, "data", "field is immutable when `immutable` is set",
-                      ""});
+      errs.push_back(
+          {ErrorType::kForbidden, "data", "field is immutable when `immutable` is set", ""});
     if (cm.binary_data != old->binary_data)
-      errs.push_back({ErrorType::kForbidden, "binaryData",
-                      "field is immutable when `immutable` is set", ""});
+      errs.push_back(
+          {ErrorType::kForbidden, "binaryData", "field is immutable when `immutable` is set", ""});
   }
 }
 
 json configmap_row(const ConfigMap& cm, Clock::time_point now) {
-  return json::array({cm.metadata.name, static_cast<int64_t>(cm.data.size() + cm.binary_data.size()),
+  return json::array({cm.metadata.name,
+                      static_cast<int64_t>(cm.data.size() + cm.binary_data.size()),
                       since(cm.metadata.creation_timestamp.value_or(Time{}).value, now)});
 }
 

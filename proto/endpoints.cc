@@ -14,8 +14,7 @@ void default_endpoints(Endpoints& ep) {
       if (p.protocol.empty()) p.protocol = "TCP";
 }
 
-void validate_addresses(const std::vector<EndpointAddress>& as, const Path& p,
-                        FieldErrors& errs) {
+void validate_addresses(const std::vector<EndpointAddress>& as, const Path& p, FieldErrors& errs) {
   for (size_t i = 0; i < as.size(); ++i) {
     Path ap = p.index(i);
     add_errors(errs, ap.field("ip"), as[i].ip, is_valid_ip(as[i].ip));
@@ -32,8 +31,8 @@ void validate_endpoints(const Endpoints& ep, const Endpoints*, FieldErrors& errs
     const auto& s = ep.subsets[i];
     Path sp = Path("subsets").index(i);
     if (s.addresses.empty() && s.not_ready_addresses.empty())
-      errs.push_back({ErrorType::kRequired, sp.str(),
-                      "must specify `addresses` or `notReadyAddresses`", ""});
+      errs.push_back(
+          {ErrorType::kRequired, sp.str(), "must specify `addresses` or `notReadyAddresses`", ""});
     validate_addresses(s.addresses, sp.field("addresses"), errs);
     validate_addresses(s.not_ready_addresses, sp.field("notReadyAddresses"), errs);
     std::set<std::string> names;
@@ -98,8 +97,8 @@ ResourceType endpoints_resource() {
   k.type.singular = "endpoints";
   k.type.short_names = {"ep"};
   k.type.has_spec = false;
-  k.type.columns = {name_column(),
-                    column("Endpoints", "string", "Endpoints of the service"), age_column()};
+  k.type.columns = {name_column(), column("Endpoints", "string", "Endpoints of the service"),
+                    age_column()};
   k.defaults = default_endpoints;
   k.validate = validate_endpoints;
   k.row = endpoints_row;

@@ -10,8 +10,8 @@ namespace {
 
 void too_long(FieldErrors& errs, const char* field, const std::string& v, size_t max) {
   if (v.size() > max)
-    errs.push_back({ErrorType::kTooLong, field,
-                    "may not be more than " + std::to_string(max) + " bytes", ""});
+    errs.push_back(
+        {ErrorType::kTooLong, field, "may not be more than " + std::to_string(max) + " bytes", ""});
 }
 
 // Kubernetes' legacyValidateEvent: old-style events (no eventTime) must name the namespace of
@@ -23,12 +23,12 @@ void validate_event(const Event& e, const Event*, FieldErrors& errs) {
   if (e.event_time.is_zero()) {
     bool ok = ino.empty() ? (ns.empty() || ns == "default") : ns == ino;
     if (!ok)
-      errs.push_back({ErrorType::kInvalid, ns_path, "does not match event.namespace",
-                      quote_value(ino)});
+      errs.push_back(
+          {ErrorType::kInvalid, ns_path, "does not match event.namespace", quote_value(ino)});
   } else {
     if (ino.empty() && ns != "default" && ns != "kube-system")
-      errs.push_back({ErrorType::kInvalid, ns_path, "does not match event.namespace",
-                      quote_value(ino)});
+      errs.push_back(
+          {ErrorType::kInvalid, ns_path, "does not match event.namespace", quote_value(ino)});
     if (e.reporting_component.empty())
       errs.push_back({ErrorType::kRequired, "reportingComponent", "", ""});
     else
@@ -72,8 +72,7 @@ json event_row(const Event& e, Clock::time_point now) {
   }
   std::string target = lower(e.involved_object.kind);
   if (!e.involved_object.name.empty()) target += "/" + e.involved_object.name;
-  std::string component =
-      e.source.component.empty() ? e.reporting_component : e.source.component;
+  std::string component = e.source.component.empty() ? e.reporting_component : e.source.component;
   std::string instance = e.source.host.empty() ? e.reporting_instance : e.source.host;
   std::string source = instance.empty() ? component : component + ", " + instance;
   return json::array({last, e.type, e.reason, target, e.involved_object.field_path, source,
@@ -94,16 +93,19 @@ ResourceType event_resource() {
   Column name = name_column();
   name.priority = 1;
   k.type.columns = {
-      column("Last Seen", "string", "The time at which the most recent occurrence of this "
-                                    "event was recorded."),
+      column("Last Seen", "string",
+             "The time at which the most recent occurrence of this "
+             "event was recorded."),
       column("Type", "string", "Type of this event (Normal, Warning)."),
-      column("Reason", "string", "A short, machine understandable string that gives the "
-                                 "reason for the transition into the object's current status."),
+      column("Reason", "string",
+             "A short, machine understandable string that gives the "
+             "reason for the transition into the object's current status."),
       column("Object", "string", "The object that this event is about."),
       column("Subobject", "string", "The field of the object this event is about.", 1),
       column("Source", "string", "The component reporting this event.", 1),
-      column("Message", "string", "A human-readable description of the status of this "
-                                  "operation."),
+      column("Message", "string",
+             "A human-readable description of the status of this "
+             "operation."),
       column("First Seen", "string", "The time at which the event was first recorded.", 1),
       column("Count", "string", "The number of times this event has occurred.", 1),
       name,

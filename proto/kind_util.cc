@@ -25,8 +25,8 @@ void required_one_of(FieldErrors& errs, const Path& p, const std::string& v,
 
 void non_negative(FieldErrors& errs, const Path& p, int64_t v) {
   if (v < 0)
-    errs.push_back({ErrorType::kInvalid, p.str(), "must be greater than or equal to 0",
-                    std::to_string(v)});
+    errs.push_back(
+        {ErrorType::kInvalid, p.str(), "must be greater than or equal to 0", std::to_string(v)});
 }
 
 void immutable(FieldErrors& errs, const Path& p, const std::string& now,

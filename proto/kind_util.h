@@ -19,8 +19,7 @@ void required_one_of(FieldErrors& errs, const Path& p, const std::string& v,
                      std::initializer_list<const char*> allowed);
 void non_negative(FieldErrors& errs, const Path& p, int64_t v);
 // Invalid "field is immutable" when `now` differs from `before`.
-void immutable(FieldErrors& errs, const Path& p, const std::string& now,
-               const std::string& before);
+void immutable(FieldErrors& errs, const Path& p, const std::string& now, const std::string& before);
 // "k1=v1,k2=v2" or "<none>" (labels.FormatLabels).
 std::string format_labels(const std::map<std::string, std::string>& m);
 // Validates base64 in Go's StdEncoding (padding required); empty string if valid, else the

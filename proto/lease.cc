@@ -11,7 +11,8 @@ void validate_lease(const Lease& l, const Lease*, FieldErrors& errs) {
   if (l.spec.lease_duration_seconds && *l.spec.lease_duration_seconds <= 0)
     errs.push_back({ErrorType::kInvalid, spec.field("leaseDurationSeconds").str(),
                     "must be greater than 0", std::to_string(*l.spec.lease_duration_seconds)});
-  if (l.spec.lease_transitions) non_negative(errs, spec.field("leaseTransitions"), *l.spec.lease_transitions);
+  if (l.spec.lease_transitions)
+    non_negative(errs, spec.field("leaseTransitions"), *l.spec.lease_transitions);
 }
 
 json lease_row(const Lease& l, Clock::time_point now) {

@@ -18,8 +18,8 @@ void validate_object_meta(const ObjectMeta& meta, bool namespaced, NameRule name
   }
   if (meta.name.empty()) {
     if (meta.generate_name.empty())
-      errs.push_back({ErrorType::kRequired, md.field("name").str(),
-                      "name or generateName is required", ""});
+      errs.push_back(
+          {ErrorType::kRequired, md.field("name").str(), "name or generateName is required", ""});
   } else {
     add_errors(errs, md.field("name"), meta.name, name_rule(meta.name));
   }
@@ -29,8 +29,8 @@ void validate_object_meta(const ObjectMeta& meta, bool namespaced, NameRule name
     else
       add_errors(errs, md.field("namespace"), meta.namespace_, is_dns1123_label(meta.namespace_));
   } else if (!meta.namespace_.empty()) {
-    errs.push_back({ErrorType::kForbidden, md.field("namespace").str(),
-                    "not allowed on this type", ""});
+    errs.push_back(
+        {ErrorType::kForbidden, md.field("namespace").str(), "not allowed on this type", ""});
   }
   if (meta.generation < 0)
     errs.push_back({ErrorType::kInvalid, md.field("generation").str(),
@@ -64,13 +64,12 @@ void validate_object_meta(const ObjectMeta& meta, bool namespaced, NameRule name
     add_errors(errs, md.field("finalizers"), f, is_qualified_name(f));
 }
 
-void validate_object_meta_update(const ObjectMeta& meta, const ObjectMeta& old,
-                                 FieldErrors& errs) {
+void validate_object_meta_update(const ObjectMeta& meta, const ObjectMeta& old, FieldErrors& errs) {
   const Path md("metadata");
   auto immutable = [&](const std::string& now, const std::string& before, const char* field) {
     if (now != before)
-      errs.push_back({ErrorType::kInvalid, md.field(field).str(), "field is immutable",
-                      quote_value(now)});
+      errs.push_back(
+          {ErrorType::kInvalid, md.field(field).str(), "field is immutable", quote_value(now)});
   };
   immutable(meta.name, old.name, "name");
   immutable(meta.namespace_, old.namespace_, "namespace");

@@ -245,7 +245,6 @@ std::string quote_value(std::string_view s);
 void validate_object_meta(const ObjectMeta& meta, bool namespaced, NameRule name_rule,
                           FieldErrors& errs);
 // ValidateObjectMetaUpdate: name, namespace, uid and creationTimestamp are immutable.
-void validate_object_meta_update(const ObjectMeta& meta, const ObjectMeta& old,
-                                 FieldErrors& errs);
+void validate_object_meta_update(const ObjectMeta& meta, const ObjectMeta& old, FieldErrors& errs);
 
 }  // namespace skiff::proto

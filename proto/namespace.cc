@@ -39,8 +39,8 @@ ResourceType namespace_resource() {
   k.type.namespaced = false;
   k.type.short_names = {"ns"};
   k.type.subresources = {"status", "finalize"};
-  k.type.columns = {name_column(),
-                    column("Status", "string", "The status of the namespace"), age_column()};
+  k.type.columns = {name_column(), column("Status", "string", "The status of the namespace"),
+                    age_column()};
   k.name_rule = is_dns1123_label;
   k.defaults = default_namespace;
   k.validate = validate_namespace;

@@ -18,11 +18,13 @@ void validate_node(const Node& node, const Node* old, FieldErrors& errs) {
       errs.push_back({ErrorType::kRequired, tp.field("key").str(), "", ""});
     else
       add_errors(errs, tp.field("key"), t.key, is_qualified_name(t.key));
-    if (!t.value.empty()) add_errors(errs, tp.field("value"), t.value, is_valid_label_value(t.value));
+    if (!t.value.empty())
+      add_errors(errs, tp.field("value"), t.value, is_valid_label_value(t.value));
     required_one_of(errs, tp.field("effect"), t.effect,
                     {"NoExecute", "NoSchedule", "PreferNoSchedule"});
     if (!seen.insert({t.key, t.effect}).second)
-      errs.push_back({ErrorType::kDuplicate, tp.str(), "taints must be unique by key and effect pair",
+      errs.push_back({ErrorType::kDuplicate, tp.str(),
+                      "taints must be unique by key and effect pair",
                       quote_value(t.key + ":" + t.effect)});
   }
   if (!node.spec.pod_cidr.empty() && !node.spec.pod_cidrs.empty() &&

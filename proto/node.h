@@ -85,9 +85,8 @@ struct NodeDaemonEndpoints {
 };
 
 struct NodeSystemInfo {
-  std::string machine_id, system_uuid, boot_id, kernel_version, os_image,
-      container_runtime_version, kubelet_version, kube_proxy_version, operating_system,
-      architecture;
+  std::string machine_id, system_uuid, boot_id, kernel_version, os_image, container_runtime_version,
+      kubelet_version, kube_proxy_version, operating_system, architecture;
   template <class V>
   void visit(V& v) {
     v("machineID", machine_id, kAlways);

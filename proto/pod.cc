@@ -70,7 +70,8 @@ std::string qos_class(const PodSpec& spec) {
     for (const char* r : {"cpu", "memory"}) {
       auto l = c.resources.limits.find(r);
       auto q = c.resources.requests.find(r);
-      if (l == c.resources.limits.end() || (q != c.resources.requests.end() && q->second != l->second))
+      if (l == c.resources.limits.end() ||
+          (q != c.resources.requests.end() && q->second != l->second))
         guaranteed = false;
     }
   };
@@ -97,8 +98,8 @@ void default_pod(Pod& pod) {
     if (v.config_map && !v.config_map->default_mode) v.config_map->default_mode = 0644;
     if (v.secret && !v.secret->default_mode) v.secret->default_mode = 0644;
     if (v.host_path && !v.host_path->type) v.host_path->type = "";
-    if (!v.empty_dir && !v.host_path && !v.config_map && !v.secret &&
-        !v.persistent_volume_claim && v.projected.is_null() && v.downward_api.is_null())
+    if (!v.empty_dir && !v.host_path && !v.config_map && !v.secret && !v.persistent_volume_claim &&
+        v.projected.is_null() && v.downward_api.is_null())
       v.empty_dir = EmptyDirVolumeSource{};
   }
   // What the pod registry strategy sets on create.
@@ -126,14 +127,13 @@ void validate_handler(const Handler& h, const Path& p, FieldErrors& errs) {
     return;
   }
   if (n > 1)
-    errs.push_back({ErrorType::kForbidden, p.str(), "may not specify more than 1 handler type",
-                    ""});
+    errs.push_back(
+        {ErrorType::kForbidden, p.str(), "may not specify more than 1 handler type", ""});
   if (h.exec && h.exec->command.empty())
     errs.push_back({ErrorType::kRequired, p.field("exec").field("command").str(), "", ""});
   if (h.http_get) {
     validate_port_ref(errs, p.field("httpGet").field("port"), h.http_get->port);
-    not_supported(errs, p.field("httpGet").field("scheme"), h.http_get->scheme,
-                  {"HTTP", "HTTPS"});
+    not_supported(errs, p.field("httpGet").field("scheme"), h.http_get->scheme, {"HTTP", "HTTPS"});
   }
   if (h.tcp_socket) validate_port_ref(errs, p.field("tcpSocket").field("port"), h.tcp_socket->port);
 }
@@ -177,11 +177,10 @@ void validate_env(const std::vector<EnvVar>& env, const Path& p, FieldErrors& er
       errs.push_back({ErrorType::kInvalid, vp.str(),
                       "may not be specified when `value` is not empty", "\"\""});
     if (f.field_ref && f.field_ref->field_path.empty())
-      errs.push_back({ErrorType::kRequired, vp.field("fieldRef").field("fieldPath").str(), "",
-                      ""});
+      errs.push_back({ErrorType::kRequired, vp.field("fieldRef").field("fieldPath").str(), "", ""});
     if (f.resource_field_ref && f.resource_field_ref->resource.empty())
-      errs.push_back({ErrorType::kRequired, vp.field("resourceFieldRef").field("resource").str(),
-                      "", ""});
+      errs.push_back(
+          {ErrorType::kRequired, vp.field("resourceFieldRef").field("resource").str(), "", ""});
     for (auto [ref, name] : {std::pair{&f.config_map_key_ref, "configMapKeyRef"},
                              std::pair{&f.secret_key_ref, "secretKeyRef"}}) {
       if (!*ref) continue;
@@ -209,8 +208,7 @@ void validate_resources(const ResourceRequirements& r, const Path& p, FieldError
     auto l = r.limits.find(res);
     if (l != r.limits.end() && q > l->second)
       errs.push_back({ErrorType::kInvalid, p.field("requests").key(res).str(),
-                      "must be less than or equal to " + res + " limit of " +
-                          l->second.to_string(),
+                      "must be less than or equal to " + res + " limit of " + l->second.to_string(),
                       quote_value(q.to_string())});
   }
 }
@@ -241,15 +239,16 @@ void validate_containers(const std::vector<Container>& cs, const Path& p, bool i
       if (!port.name.empty()) {
         add_errors(errs, pp.field("name"), port.name, is_valid_port_name(port.name));
         if (!port_names.insert(port.name).second)
-          errs.push_back({ErrorType::kDuplicate, pp.field("name").str(), "", quote_value(port.name)});
+          errs.push_back(
+              {ErrorType::kDuplicate, pp.field("name").str(), "", quote_value(port.name)});
       }
       for (const auto& m : is_valid_port_num(port.container_port))
         errs.push_back({ErrorType::kInvalid, pp.field("containerPort").str(), m,
                         std::to_string(port.container_port)});
       if (port.host_port != 0)
         for (const auto& m : is_valid_port_num(port.host_port))
-          errs.push_back({ErrorType::kInvalid, pp.field("hostPort").str(), m,
-                          std::to_string(port.host_port)});
+          errs.push_back(
+              {ErrorType::kInvalid, pp.field("hostPort").str(), m, std::to_string(port.host_port)});
       required_one_of(errs, pp.field("protocol"), port.protocol, {"SCTP", "TCP", "UDP"});
     }
     validate_env(c.env, cp.field("env"), errs);
@@ -262,7 +261,8 @@ void validate_containers(const std::vector<Container>& cs, const Path& p, bool i
                         n == 0 ? "must specify one of: `configMapRef` or `secretRef`"
                                : "may not have more than one field specified at a time",
                         "\"\""});
-      if (!ef.prefix.empty()) add_errors(errs, ep.field("prefix"), ef.prefix, is_c_identifier(ef.prefix));
+      if (!ef.prefix.empty())
+        add_errors(errs, ep.field("prefix"), ef.prefix, is_c_identifier(ef.prefix));
     }
     validate_resources(c.resources, cp.field("resources"), errs);
     std::set<std::string> mount_paths;
@@ -306,8 +306,8 @@ void validate_containers(const std::vector<Container>& cs, const Path& p, bool i
   }
 }
 
-void validate_volumes(const std::vector<Volume>& vols, const Path& p,
-                      std::set<std::string>& names, FieldErrors& errs) {
+void validate_volumes(const std::vector<Volume>& vols, const Path& p, std::set<std::string>& names,
+                      FieldErrors& errs) {
   for (size_t i = 0; i < vols.size(); ++i) {
     const Volume& v = vols[i];
     Path vp = p.index(i);
@@ -324,8 +324,8 @@ void validate_volumes(const std::vector<Volume>& vols, const Path& p,
     if (n == 0)
       errs.push_back({ErrorType::kRequired, vp.str(), "must specify a volume type", ""});
     else if (n > 1)
-      errs.push_back({ErrorType::kForbidden, vp.str(), "may not specify more than 1 volume type",
-                      ""});
+      errs.push_back(
+          {ErrorType::kForbidden, vp.str(), "may not specify more than 1 volume type", ""});
     if (v.host_path && v.host_path->path.empty())
       errs.push_back({ErrorType::kRequired, vp.field("hostPath").field("path").str(), "", ""});
     if (v.persistent_volume_claim && v.persistent_volume_claim->claim_name.empty())
@@ -334,8 +334,7 @@ void validate_volumes(const std::vector<Volume>& vols, const Path& p,
     if (v.config_map && v.config_map->name.empty())
       errs.push_back({ErrorType::kRequired, vp.field("configMap").field("name").str(), "", ""});
     if (v.secret && v.secret->secret_name.empty())
-      errs.push_back({ErrorType::kRequired, vp.field("secret").field("secretName").str(), "",
-                      ""});
+      errs.push_back({ErrorType::kRequired, vp.field("secret").field("secretName").str(), "", ""});
   }
 }
 
@@ -463,8 +462,8 @@ void validate_pod(const Pod& pod, const Pod* old, FieldErrors& errs) {
     for (size_t i = 0; i < na.preferred.size(); ++i) {
       Path pp = ap.field("preferredDuringSchedulingIgnoredDuringExecution").index(i);
       if (na.preferred[i].weight < 1 || na.preferred[i].weight > 100)
-        errs.push_back({ErrorType::kInvalid, pp.field("weight").str(),
-                        "must be in the range 1-100", std::to_string(na.preferred[i].weight)});
+        errs.push_back({ErrorType::kInvalid, pp.field("weight").str(), "must be in the range 1-100",
+                        std::to_string(na.preferred[i].weight)});
       validate_node_selector_term(na.preferred[i].preference, pp.field("preference"), errs);
     }
   }
@@ -565,8 +564,7 @@ std::string pod_status_reason(const Pod& pod) {
     if (reason == "Completed" && has_running)
       reason = condition_true(st, "Ready") ? "Running" : "NotReady";
   }
-  if (pod.metadata.deletion_timestamp)
-    reason = st.reason == "NodeLost" ? "Unknown" : "Terminating";
+  if (pod.metadata.deletion_timestamp) reason = st.reason == "NodeLost" ? "Unknown" : "Terminating";
   return reason;
 }
 
@@ -584,7 +582,8 @@ ResourceType pod_resource() {
       name_column(),
       column("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),
       column("Status", "string", "The aggregate status of the containers in this pod."),
-      column("Restarts", "integer", "The number of times the containers in this pod have been restarted."),
+      column("Restarts", "integer",
+             "The number of times the containers in this pod have been restarted."),
       age_column(),
       column("IP", "string", "IP address allocated to the pod.", 1),
       column("Node", "string", "Name of the node this pod is assigned to.", 1),

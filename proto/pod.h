@@ -533,8 +533,8 @@ struct PodSpec {
   json host_aliases, dns_config, topology_spread_constraints, os, overhead;  // passed through
   template <class V>
   void visit(V& v) {
-    v("volumes", volumes, FieldOpts{.merge_key = "name",
-                                    .strategy = PatchStrategy::kMergeRetainKeys});
+    v("volumes", volumes,
+      FieldOpts{.merge_key = "name", .strategy = PatchStrategy::kMergeRetainKeys});
     v("initContainers", init_containers, merge_by("name"));
     v("containers", containers, merge_by("name", true));
     v("restartPolicy", restart_policy);

@@ -59,10 +59,10 @@ bool interpret_suffix(std::string_view s, Suffix& out) {
   static const struct {
     std::string_view name;
     int e10, e2;
-  } kTable[] = {{"", 0, 0},    {"n", -9, 0},  {"u", -6, 0},  {"m", -3, 0},  {"k", 3, 0},
-                {"M", 6, 0},   {"G", 9, 0},   {"T", 12, 0},  {"P", 15, 0},  {"E", 18, 0},
-                {"Ki", 0, 10}, {"Mi", 0, 20}, {"Gi", 0, 30}, {"Ti", 0, 40}, {"Pi", 0, 50},
-                {"Ei", 0, 60}};
+  } kTable[] = {{"", 0, 0},    {"n", -9, 0},  {"u", -6, 0},  {"m", -3, 0},
+                {"k", 3, 0},   {"M", 6, 0},   {"G", 9, 0},   {"T", 12, 0},
+                {"P", 15, 0},  {"E", 18, 0},  {"Ki", 0, 10}, {"Mi", 0, 20},
+                {"Gi", 0, 30}, {"Ti", 0, 40}, {"Pi", 0, 50}, {"Ei", 0, 60}};
   for (const auto& e : kTable) {
     if (e.name != s) continue;
     out.base10_exp = e.e10;
@@ -212,17 +212,28 @@ std::string Quantity::to_string() const {
   std::string out = i128_to_string(mant);
   if (f == Format::kDecimalExponent) return exp == 0 ? out : out + "e" + std::to_string(exp);
   switch (exp) {
-    case -9: return out + "n";
-    case -6: return out + "u";
-    case -3: return out + "m";
-    case 0: return out;
-    case 3: return out + "k";
-    case 6: return out + "M";
-    case 9: return out + "G";
-    case 12: return out + "T";
-    case 15: return out + "P";
-    case 18: return out + "E";
-    default: return out + "e" + std::to_string(exp);
+    case -9:
+      return out + "n";
+    case -6:
+      return out + "u";
+    case -3:
+      return out + "m";
+    case 0:
+      return out;
+    case 3:
+      return out + "k";
+    case 6:
+      return out + "M";
+    case 9:
+      return out + "G";
+    case 12:
+      return out + "T";
+    case 15:
+      return out + "P";
+    case 18:
+      return out + "E";
+    default:
+      return out + "e" + std::to_string(exp);
   }
 }
 

@@ -43,8 +43,7 @@ const ResourceType* Registry::find(std::string_view group, std::string_view vers
   return nullptr;
 }
 
-const ResourceType* Registry::by_kind(std::string_view api_version,
-                                      std::string_view kind) const {
+const ResourceType* Registry::by_kind(std::string_view api_version, std::string_view kind) const {
   for (const auto& t : types_)
     if (t.kind == kind && t.api_version() == api_version) return &t;
   return nullptr;

@@ -67,12 +67,12 @@ TEST_CASE("registry lookups by path and by kind") {
 TEST_CASE("human_duration matches kubectl") {
   using namespace std::chrono;
   const std::pair<system_clock::duration, const char*> cases[] = {
-      {seconds(-5), "<invalid>"}, {seconds(-1), "0s"},         {seconds(0), "0s"},
-      {seconds(59), "59s"},       {seconds(119), "119s"},      {seconds(120), "2m"},
-      {seconds(150), "2m30s"},    {minutes(10), "10m"},        {minutes(179), "179m"},
-      {hours(3), "3h"},           {minutes(200), "3h20m"},     {hours(8), "8h"},
-      {hours(47), "47h"},         {hours(48), "2d"},           {hours(50), "2d2h"},
-      {hours(24 * 8), "8d"},      {hours(24 * 400), "400d"},   {hours(24 * 365 * 2), "2y"},
+      {seconds(-5), "<invalid>"}, {seconds(-1), "0s"},        {seconds(0), "0s"},
+      {seconds(59), "59s"},       {seconds(119), "119s"},     {seconds(120), "2m"},
+      {seconds(150), "2m30s"},    {minutes(10), "10m"},       {minutes(179), "179m"},
+      {hours(3), "3h"},           {minutes(200), "3h20m"},    {hours(8), "8h"},
+      {hours(47), "47h"},         {hours(48), "2d"},          {hours(50), "2d2h"},
+      {hours(24 * 8), "8d"},      {hours(24 * 400), "400d"},  {hours(24 * 365 * 2), "2y"},
       {hours(24 * 800), "2y70d"}, {hours(24 * 365 * 9), "9y"}};
   for (const auto& [d, want] : cases) {
     INFO(want);

@@ -49,8 +49,7 @@ ResourceType make_resource(KindSpec<T> k) {
   const std::string api_version = rt.api_version(), kind = rt.kind;
   const bool namespaced = rt.namespaced;
 
-  rt.normalize = [api_version, kind](const json& in, FieldErrors& errs,
-                                     const DecodeOptions& opts) {
+  rt.normalize = [api_version, kind](const json& in, FieldErrors& errs, const DecodeOptions& opts) {
     T obj = decode<T>(in, errs, opts);
     obj.type_meta.api_version = api_version;
     obj.type_meta.kind = kind;
@@ -63,8 +62,8 @@ ResourceType make_resource(KindSpec<T> k) {
     defaults(t);
     obj = encode(t);
   };
-  rt.validate = [namespaced, name_rule = k.name_rule, validate = k.validate](
-                    const json& obj, const json* old) {
+  rt.validate = [namespaced, name_rule = k.name_rule, validate = k.validate](const json& obj,
+                                                                             const json* old) {
     FieldErrors errs;
     const DecodeOptions lenient{.report_unknown = false};
     T t = decode<T>(obj, errs, lenient);

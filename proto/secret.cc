@@ -16,7 +16,8 @@ namespace {
 constexpr size_t kMaxSecretBytes = 1024 * 1024;  // 1 MiB, as in Kubernetes
 
 void require_key(const Secret& s, const char* key, FieldErrors& errs) {
-  if (!s.data.count(key)) errs.push_back({ErrorType::kRequired, Path("data").key(key).str(), "", ""});
+  if (!s.data.count(key))
+    errs.push_back({ErrorType::kRequired, Path("data").key(key).str(), "", ""});
 }
 
 void validate_secret(const Secret& s, const Secret* old, FieldErrors& errs) {
@@ -37,9 +38,10 @@ void validate_secret(const Secret& s, const Secret* old, FieldErrors& errs) {
 
   if (s.type == "kubernetes.io/service-account-token") {
     if (!s.metadata.annotations.count("kubernetes.io/service-account.name"))
-      errs.push_back({ErrorType::kRequired,
-                      Path("metadata").field("annotations")
-                          .key("kubernetes.io/service-account.name").str(), "", ""});
+      errs.push_back(
+          {ErrorType::kRequired,
+           Path("metadata").field("annotations").key("kubernetes.io/service-account.name").str(),
+           "", ""});
   } else if (s.type == "kubernetes.io/dockercfg") {
     require_key(s, ".dockercfg", errs);
   } else if (s.type == "kubernetes.io/dockerconfigjson") {
@@ -58,11 +60,11 @@ void validate_secret(const Secret& s, const Secret* old, FieldErrors& errs) {
   immutable(errs, Path("type"), s.type, old->type);
   if (old->immutable.value_or(false)) {
     if (!s.immutable.value_or(false))
-      errs.push_back({ErrorType::kForbidden, "immutable",
-                      "field is immutable when `immutable` is set", ""});
+      errs.push_back(
+          {ErrorType::kForbidden, "immutable", "field is immutable when `immutable` is set", ""});
     if (s.data != old->data)
-      errs.push_back({ErrorType::kForbidden, "data", "field is immutable when `immutable` is set",
-                      ""});
+      errs.push_back(
+          {ErrorType::kForbidden, "data", "field is immutable when `immutable` is set", ""});
   }
 }
 
@@ -82,8 +84,7 @@ ResourceType secret_resource() {
   k.type.singular = "secret";
   k.type.has_spec = false;
   k.type.columns = {name_column(), column("Type", "string", "The type of the secret"),
-                    column("Data", "string", "The number of entries in the secret"),
-                    age_column()};
+                    column("Data", "string", "The number of entries in the secret"), age_column()};
   k.defaults = default_secret;
   k.validate = validate_secret;
   k.row = secret_row;

@@ -15,7 +15,8 @@ void default_service(Service& svc) {
       (!s.session_affinity_config || !s.session_affinity_config->client_ip ||
        !s.session_affinity_config->client_ip->timeout_seconds)) {
     if (!s.session_affinity_config) s.session_affinity_config = SessionAffinityConfig{};
-    if (!s.session_affinity_config->client_ip) s.session_affinity_config->client_ip = ClientIPConfig{};
+    if (!s.session_affinity_config->client_ip)
+      s.session_affinity_config->client_ip = ClientIPConfig{};
     s.session_affinity_config->client_ip->timeout_seconds = 10800;  // 3 hours
   }
   for (auto& p : s.ports) {
@@ -75,8 +76,8 @@ void validate_service(const Service& svc, const Service* old, FieldErrors& errs)
                         "may not be used when `type` is '" + s.type + "'", ""});
       else
         for (const auto& m : is_valid_port_num(p.node_port))
-          errs.push_back({ErrorType::kInvalid, pp.field("nodePort").str(), m,
-                          std::to_string(p.node_port)});
+          errs.push_back(
+              {ErrorType::kInvalid, pp.field("nodePort").str(), m, std::to_string(p.node_port)});
     }
   }
   if (!s.cluster_ip.empty() && !headless && !is_valid_ip(s.cluster_ip).empty())
@@ -128,8 +129,10 @@ std::string external_ip(const Service& svc) {
   if (s.type == "LoadBalancer") {
     std::vector<std::string> all;
     for (const auto& in : svc.status.load_balancer.ingress) {
-      if (!in.ip.empty()) all.push_back(in.ip);
-      else if (!in.hostname.empty()) all.push_back(in.hostname);
+      if (!in.ip.empty())
+        all.push_back(in.ip);
+      else if (!in.hostname.empty())
+        all.push_back(in.hostname);
     }
     all.insert(all.end(), s.external_ips.begin(), s.external_ips.end());
     return all.empty() ? "<pending>" : join(all);
@@ -171,8 +174,10 @@ ResourceType service_resource() {
       column("External-IP", "string", "The external IPs of the service."),
       column("Port(s)", "string", "The ports exposed by the service."),
       age_column(),
-      column("Selector", "string", "Route service traffic to pods with label keys and values "
-                                   "matching this selector.", 1),
+      column("Selector", "string",
+             "Route service traffic to pods with label keys and values "
+             "matching this selector.",
+             1),
   };
   k.name_rule = is_dns1035_label;
   k.defaults = default_service;

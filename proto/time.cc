@@ -75,10 +75,9 @@ bool decode_time(const json& j, T& out, std::string& err) {
 std::optional<Clock::time_point> parse_rfc3339(std::string_view s) {
   // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
   int y, mo, d, h, mi, sec;
-  if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) ||
-      s[7] != '-' || !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') ||
-      !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' ||
-      !digits(s, 17, 2, sec))
+  if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
+      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, h) ||
+      s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec))
     return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > static_cast<int>(days_in_month(y, mo)) || h > 23 ||
       mi > 59 || sec > 59)
@@ -142,9 +141,7 @@ std::string format_rfc3339(Clock::time_point t, int fraction_digits) {
 }
 
 Time Time::now() { return Time{truncate<std::chrono::seconds>(Clock::now())}; }
-MicroTime MicroTime::now() {
-  return MicroTime{truncate<std::chrono::microseconds>(Clock::now())};
-}
+MicroTime MicroTime::now() { return MicroTime{truncate<std::chrono::microseconds>(Clock::now())}; }
 
 bool Scalar<Time>::decode(const json& j, Time& out, std::string& err) {
   return decode_time<Time, std::chrono::seconds>(j, out, err);

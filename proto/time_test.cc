@@ -27,10 +27,10 @@ TEST_CASE("RFC 3339 parse and format") {
   CHECK(format_rfc3339(*f, 0) == "2026-11-25T10:00:00Z");
   CHECK(format_rfc3339(*parse_rfc3339("2024-02-29T23:59:59.5Z"), 3) == "2024-02-29T23:59:59.500Z");
   CHECK(format_rfc3339(*parse_rfc3339("1999-12-31T23:59:59Z")) == "1999-12-31T23:59:59Z");
-  for (const char* bad : {"", "2026-11-25", "2026-11-25T10:00:00", "2026-13-01T00:00:00Z",
-                          "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "2026-11-25T24:00:00Z",
-                          "2026-11-25T10:00:00.Z", "2026-11-25T10:00:00+0200",
-                          "2026-11-25T10:00:00Zjunk", "2026-11-25 10:00:00Z"}) {
+  for (const char* bad :
+       {"", "2026-11-25", "2026-11-25T10:00:00", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
+        "2025-02-29T00:00:00Z", "2026-11-25T24:00:00Z", "2026-11-25T10:00:00.Z",
+        "2026-11-25T10:00:00+0200", "2026-11-25T10:00:00Zjunk", "2026-11-25 10:00:00Z"}) {
     INFO(bad);
     CHECK_FALSE(parse_rfc3339(bad));
   }
@@ -49,8 +49,7 @@ TEST_CASE("Time and MicroTime JSON") {
   CHECK(Scalar<MicroTime>::encode(m) == json("2026-11-25T10:00:00.000000Z"));
   CHECK_FALSE(Scalar<Time>::decode(json("yesterday"), t, err));
   CHECK_FALSE(Scalar<Time>::decode(json(5), t, err));
-  CHECK(Time::now().value.time_since_epoch() % std::chrono::seconds(1) ==
-        Clock::duration::zero());
+  CHECK(Time::now().value.time_since_epoch() % std::chrono::seconds(1) == Clock::duration::zero());
 }
 
 TEST_CASE("IntOrString JSON") {

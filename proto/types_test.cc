@@ -2,8 +2,8 @@
 // kind, driven through the registry as the API server drives them.
 #include <catch2/catch.hpp>
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "proto/configmap.h"
@@ -107,7 +107,8 @@ TEST_CASE("normalize reports type errors and unknown fields with paths") {
   CHECK(fields.count("spec.containers[0].bogus"));
   errs.clear();
   (void)type("pods").normalize(json::parse(R"({"spec":{"containers":[{"resources":
-      {"limits":{"cpu":"lots"}}}]}})"), errs, DecodeOptions{});
+      {"limits":{"cpu":"lots"}}}]}})"),
+                               errs, DecodeOptions{});
   REQUIRE(errs.size() == 1);
   CHECK(errs[0].field == "spec.containers[0].resources.limits[cpu]");
 }
@@ -286,7 +287,8 @@ TEST_CASE("pod validation returns every error with its path") {
   CHECK(find(errs, "spec.containers[0].ports[1].containerPort"));
   e = find(errs, "spec.containers[0].ports[1].protocol", ErrorType::kNotSupported);
   REQUIRE(e);
-  CHECK(e->message() == "Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"");
+  CHECK(e->message() ==
+        "Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"");
   CHECK(find(errs, "spec.containers[0].env[0].name", ErrorType::kRequired));
   CHECK(find(errs, "spec.containers[0].env[1].name"));
   e = find(errs, "spec.containers[0].resources.requests[cpu]");
@@ -336,7 +338,8 @@ TEST_CASE("pod updates may only change images and activeDeadlineSeconds") {
   const FieldError* e = find(errs, "spec", ErrorType::kForbidden);
   REQUIRE(e);
   CHECK(e->message().rfind("Forbidden: pod updates may not change fields other than "
-                           "`spec.containers[*].image`", 0) == 0);
+                           "`spec.containers[*].image`",
+                           0) == 0);
   CHECK(find(errs, "spec.activeDeadlineSeconds"));
 }
 
@@ -359,13 +362,16 @@ TEST_CASE("service validation") {
   REQUIRE(e);
   CHECK(e->message() == "Forbidden: may not be used when `type` is 'ClusterIP'");
 
-  errs = validate("services", json::parse(R"({"metadata":{"name":"s","namespace":"d"},"spec":{}})"));
+  errs =
+      validate("services", json::parse(R"({"metadata":{"name":"s","namespace":"d"},"spec":{}})"));
   CHECK(find(errs, "spec.ports", ErrorType::kRequired));
   // Headless and ExternalName services need no ports.
   CHECK(validate("services", json::parse(R"({"metadata":{"name":"s","namespace":"d"},
-      "spec":{"clusterIP":"None"}})")).empty());
+      "spec":{"clusterIP":"None"}})"))
+            .empty());
   CHECK(validate("services", json::parse(R"({"metadata":{"name":"s","namespace":"d"},
-      "spec":{"type":"ExternalName","externalName":"db.example.com"}})")).empty());
+      "spec":{"type":"ExternalName","externalName":"db.example.com"}})"))
+            .empty());
   errs = validate("services", json::parse(R"({"metadata":{"name":"s","namespace":"d"},
       "spec":{"type":"ExternalName"}})"));
   CHECK(find(errs, "spec.externalName", ErrorType::kRequired));
@@ -455,9 +461,8 @@ std::vector<std::string> column_names(const ResourceType& t, bool wide) {
 
 TEST_CASE("table columns are kubectl's") {
   using V = std::vector<std::string>;
-  CHECK(column_names(type("pods"), true) ==
-        V{"Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", "Nominated Node",
-          "Readiness Gates"});
+  CHECK(column_names(type("pods"), true) == V{"Name", "Ready", "Status", "Restarts", "Age", "IP",
+                                              "Node", "Nominated Node", "Readiness Gates"});
   CHECK(column_names(type("svc"), true) ==
         V{"Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector"});
   CHECK(column_names(type("no"), false) == V{"Name", "Status", "Roles", "Age", "Version"});
@@ -489,15 +494,18 @@ TEST_CASE("table rows") {
   CHECK(type("ns").row_cells(fixture("namespace"), kNow) ==
         json::parse(R"(["team-a","Terminating","10m"])"));
   CHECK(type("ep").row_cells(fixture("endpoints"), kNow) ==
-        json::parse(R"(["web","10.244.1.5:8080,10.244.2.7:8080,10.244.1.5:9090 + 1 more...","10m"])"));
-  CHECK(type("cm").row_cells(fixture("configmap"), kNow) == json::parse(R"(["web-config",3,"10m"])"));
+        json::parse(
+            R"(["web","10.244.1.5:8080,10.244.2.7:8080,10.244.1.5:9090 + 1 more...","10m"])"));
+  CHECK(type("cm").row_cells(fixture("configmap"), kNow) ==
+        json::parse(R"(["web-config",3,"10m"])"));
   CHECK(type("secret").row_cells(fixture("secret"), kNow) ==
         json::parse(R"(["web-secret","kubernetes.io/basic-auth",2,"10m"])"));
   CHECK(type("ev").row_cells(fixture("event"), kNow) ==
         json::parse(R"(["5m59s","Normal","Pulled","pod/web-0","spec.containers{nginx}",
             "kubelet, node-1","Container image \"nginx:1.25\" already present on machine",
             "10m",3,"web-0.17a8b9c0d1e2f3a4"])"));
-  CHECK(type("lease").row_cells(fixture("lease"), kNow) == json::parse(R"(["node-1","node-1","10m"])"));
+  CHECK(type("lease").row_cells(fixture("lease"), kNow) ==
+        json::parse(R"(["node-1","node-1","10m"])"));
 }
 
 std::string pod_status(const char* status_json, const char* extra_meta = "") {
@@ -505,7 +513,8 @@ std::string pod_status(const char* status_json, const char* extra_meta = "") {
   FieldErrors errs;
   p = decode<Pod>(json::parse(std::string(R"({"metadata":{"name":"p")") + extra_meta +
                               R"(},"spec":{"initContainers":[{"name":"i"}],"containers":[
-                              {"name":"a"},{"name":"b"}]},"status":)" + status_json + "}"),
+                              {"name":"a"},{"name":"b"}]},"status":)" +
+                              status_json + "}"),
                   errs);
   REQUIRE(errs.empty());
   return pod_status_reason(p);
