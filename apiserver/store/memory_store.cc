@@ -120,8 +120,7 @@ class MemoryStore final : public Store {
     return Status::ok();
   }
 
-  Result<std::vector<Event>> events_since(std::string_view prefix,
-                                          int64_t from_revision) override {
+  Result<std::vector<Event>> events_since(std::string_view prefix, int64_t from_revision) override {
     std::lock_guard lock(mu_);
     if (from_revision < compacted_) {
       return Status::gone("events since " + std::to_string(from_revision) +
@@ -153,8 +152,10 @@ class MemoryStore final : public Store {
         if (it != live_.end()) {
           return Status::already_exists("create " + quoted(key) + ": already exists");
         }
-        it = live_.emplace(std::string(key), KeyValue{std::string(key), std::string(value), rev,
-                                                      rev}).first;
+        it =
+            live_
+                .emplace(std::string(key), KeyValue{std::string(key), std::string(value), rev, rev})
+                .first;
         ev.type = EventType::kPut;
         ev.is_create = true;
         ev.kv = it->second;

@@ -360,8 +360,7 @@ class SqliteStore final : public Store {
     return r.status();
   }
 
-  Result<std::vector<Event>> events_since(std::string_view prefix,
-                                          int64_t from_revision) override {
+  Result<std::vector<Event>> events_since(std::string_view prefix, int64_t from_revision) override {
     auto gone = [&]() -> std::optional<Status> {
       int64_t compacted = compacted_.load();
       if (from_revision >= compacted) return std::nullopt;
@@ -618,9 +617,9 @@ class SqliteStore final : public Store {
       const int64_t mod = sqlite3_column_int64(s, 0);
       const int64_t created = sqlite3_column_int64(s, 2);
       if (op.expected != 0 && op.expected != mod) {
-        op.status = Status::conflict(verb + quoted(op.key) + ": expected revision " +
-                                     std::to_string(op.expected) + ", current is " +
-                                     std::to_string(mod));
+        op.status =
+            Status::conflict(verb + quoted(op.key) + ": expected revision " +
+                             std::to_string(op.expected) + ", current is " + std::to_string(mod));
         return Status::ok();
       }
       ev.prev = KeyValue{std::string(op.key), column_string(s, 1), created, mod};

@@ -12,9 +12,9 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -95,8 +95,8 @@ std::vector<std::string> keys_of(const ListResult& l) {
   return out;
 }
 
-TEMPLATE_TEST_CASE("store: create, get, update, delete and their errors", "[store]",
-                   MemoryBackend, SqliteBackend) {
+TEMPLATE_TEST_CASE("store: create, get, update, delete and their errors", "[store]", MemoryBackend,
+                   SqliteBackend) {
   TestType backend;
   auto store = backend.open();
   CHECK(store->current_revision() == 0);
@@ -214,12 +214,11 @@ TEMPLATE_TEST_CASE("store: list by prefix, page and past revision", "[store]", M
   CHECK(at6.items[4].create_revision == 3);
 
   auto at9 = must(store->list("/p/", 9, 0, ""));
-  CHECK(keys_of(at9) == std::vector<std::string>{"/p/ns1/a", "/p/ns1/c", "/p/ns1/d", "/p/ns10/z",
-                                                 "/p/ns2/a"});
+  CHECK(keys_of(at9) ==
+        std::vector<std::string>{"/p/ns1/a", "/p/ns1/c", "/p/ns1/d", "/p/ns10/z", "/p/ns2/a"});
   CHECK(at9.items[4].value == "v-/p/ns2/a");
   auto at10 = must(store->list("/p/", 10, 0, ""));
-  CHECK(keys_of(at10) ==
-        std::vector<std::string>{"/p/ns1/a", "/p/ns1/c", "/p/ns1/d", "/p/ns10/z"});
+  CHECK(keys_of(at10) == std::vector<std::string>{"/p/ns1/a", "/p/ns1/c", "/p/ns1/d", "/p/ns10/z"});
   // Paging at a past revision.
   auto past1 = must(store->list("/p/", 6, 3, ""));
   CHECK(keys_of(past1) == std::vector<std::string>{"/p/ns1/a", "/p/ns1/b", "/p/ns1/c"});
@@ -240,7 +239,7 @@ TEMPLATE_TEST_CASE("store: compaction answers Gone below the compaction point", 
   auto store = backend.open();
   for (int i = 0; i < 10; ++i) must(store->create("/k/" + std::to_string(i), "v"));
   for (int i = 0; i < 5; ++i) must(store->update("/k/" + std::to_string(i), "w", 0));  // 11..15
-  must(store->remove("/k/9", 0));                                                       // 16
+  must(store->remove("/k/9", 0));                                                      // 16
   CHECK(store->compacted_revision() == 0);
   CHECK(code_of(store->compact(17)) == Code::kInvalid);
   REQUIRE(store->compact(13).is_ok());
@@ -314,16 +313,16 @@ TEMPLATE_TEST_CASE("store: automatic compaction keeps keep_revisions of history"
   }
 }
 
-TEMPLATE_TEST_CASE("store: events_since returns every event in order", "[store]",
-                   MemoryBackend, SqliteBackend) {
+TEMPLATE_TEST_CASE("store: events_since returns every event in order", "[store]", MemoryBackend,
+                   SqliteBackend) {
   TestType backend;
   auto store = backend.open();
-  must(store->create("/e/a", "1"));        // 1
-  must(store->create("/other/x", "1"));    // 2
-  must(store->update("/e/a", "2", 1));     // 3
-  must(store->create("/e/b", "1"));        // 4
-  must(store->remove("/e/a", 3));          // 5
-  must(store->create("/e/a", "3"));        // 6
+  must(store->create("/e/a", "1"));      // 1
+  must(store->create("/other/x", "1"));  // 2
+  must(store->update("/e/a", "2", 1));   // 3
+  must(store->create("/e/b", "1"));      // 4
+  must(store->remove("/e/a", 3));        // 5
+  must(store->create("/e/a", "3"));      // 6
 
   auto ev = must(store->events_since("/e/", 0));
   REQUIRE(ev.size() == 5);
@@ -357,8 +356,8 @@ TEMPLATE_TEST_CASE("store: events_since returns every event in order", "[store]"
   CHECK(must(store->events_since("/e/", 6)).empty());
 }
 
-TEMPLATE_TEST_CASE("store: subscribers get committed events in order", "[store]",
-                   MemoryBackend, SqliteBackend) {
+TEMPLATE_TEST_CASE("store: subscribers get committed events in order", "[store]", MemoryBackend,
+                   SqliteBackend) {
   TestType backend;
   auto store = backend.open();
   must(store->create("/s/before", "x"));  // before subscribing: not delivered
@@ -393,8 +392,7 @@ TEMPLATE_TEST_CASE("store: subscribers get committed events in order", "[store]"
   CHECK(seen.size() == 3);
 }
 
-TEMPLATE_TEST_CASE("store: a watcher may read the store", "[store]", MemoryBackend,
-                   SqliteBackend) {
+TEMPLATE_TEST_CASE("store: a watcher may read the store", "[store]", MemoryBackend, SqliteBackend) {
   TestType backend;
   auto store = backend.open();
   std::atomic<int> reads{0};
@@ -461,8 +459,8 @@ TEMPLATE_TEST_CASE("store: 32 concurrent writers", "[store]", MemoryBackend, Sql
     std::lock_guard lock(mu);
     REQUIRE(delivered.size() == static_cast<size_t>(kWrites));
     for (size_t i = 0; i < delivered.size(); ++i) {
-      if (delivered[i] != static_cast<int64_t>(i) + 1) FAIL("event " << i << " has revision "
-                                                                    << delivered[i]);
+      if (delivered[i] != static_cast<int64_t>(i) + 1)
+        FAIL("event " << i << " has revision " << delivered[i]);
     }
   }
   auto ev = must(store->events_since("/c/", 0));
@@ -509,7 +507,7 @@ TEST_CASE("sqlite store: reopen keeps data, revisions and the compaction point",
     must(store->update("/d/3", "w", 0));  // 21
     must(store->remove("/d/19", 0));      // 22
     REQUIRE(store->compact(10).is_ok());
-    must(store->remove("/d/18", 0));      // 23: the newest row is a tombstone
+    must(store->remove("/d/18", 0));  // 23: the newest row is a tombstone
     REQUIRE(store->compact(23).is_ok());
     CHECK(store->close().is_ok());
     CHECK(code_of(store->create("/d/x", "v")) == Code::kUnavailable);
@@ -610,8 +608,7 @@ TEST_CASE("sqlite store: an unopenable path is an error, not a crash", "[store]"
   CHECK(r.status().code() == Code::kIo);
 }
 
-TEST_CASE("sqlite store: a watcher that writes gets an error instead of a deadlock",
-          "[store]") {
+TEST_CASE("sqlite store: a watcher that writes gets an error instead of a deadlock", "[store]") {
   SqliteBackend backend;
   auto store = backend.open();
   std::atomic<int> code{-1};
@@ -652,8 +649,9 @@ double creates_per_second(MakeStore make, int threads, int per_thread) {
     ts.emplace_back([&, t] {
       std::string value(600, 'x');
       for (int i = 0; i < per_thread; ++i) {
-        if (!store->create("/registry/pods/default/p-" + std::to_string(t) + "-" +
-                               std::to_string(i), value)
+        if (!store
+                 ->create("/registry/pods/default/p-" + std::to_string(t) + "-" + std::to_string(i),
+                          value)
                  .is_ok()) {
           ++failures;
         }
@@ -712,21 +710,21 @@ TEST_CASE("store throughput", "[.perf]") {
     for (auto& th : ts) th.join();
     auto start = std::chrono::steady_clock::now();
     auto l = store->list("/registry/pods/", 0, 0, "");
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     REQUIRE(l.is_ok());
     std::printf("sqlite list of %zu: %.1f ms\n", l->items.size(), ms);
     start = std::chrono::steady_clock::now();
     std::clock_t cpu = std::clock();
     for (int i = 0; i < 10; ++i) REQUIRE(store->list("/registry/pods/", 0, 0, "").is_ok());
-    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-             .count();
+    ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     double cpu_ms = 1000.0 * static_cast<double>(std::clock() - cpu) / CLOCKS_PER_SEC;
     std::printf("sqlite list of 10000 again: %.1f ms each (%.1f ms CPU)\n", ms / 10, cpu_ms / 10);
     start = std::chrono::steady_clock::now();
     for (int i = 0; i < 10; ++i) REQUIRE(store->list("/registry/pods/", 0, 500, "").is_ok());
-    ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-             .count();
+    ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     std::printf("sqlite list, first page of 500: %.1f ms each\n", ms / 10);
     start = std::chrono::steady_clock::now();
     for (int i = 0; i < 10000; ++i) {
