@@ -1,0 +1,107 @@
+// Informer: keeps a local cache of one resource type (optionally one namespace and selectors)
+// in step with the API server, and tells handlers about changes.
+//
+// It lists, then watches from the list's resourceVersion; when a watch ends or drops it
+// watches again from the last resourceVersion seen (events and bookmarks); on 410 Gone it lists
+// again and reports the differences (adds, updates, deletes) so handlers never miss a change.
+// Transport errors are retried with exponential back-off. It runs on its own thread between
+// start() and stop(); handlers run on that thread, one at a time, after the cache is updated,
+// and should only enqueue keys (see workqueue.h).
+//
+// The cache is keyed "namespace/name" ("name" for cluster-scoped types) and indexed by
+// namespace, by label and by owner uid. Cache reads are thread-safe and return copies.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proto/client/api_client.h"
+#include "proto/selector.h"
+
+namespace skiff::client {
+
+struct InformerOptions {
+  std::string namespace_;  // "" = all namespaces
+  std::string label_selector;
+  std::string field_selector;
+  int watch_timeout_seconds = 300;  // the server ends each watch after this; we resume
+  std::chrono::milliseconds min_backoff{200};
+  std::chrono::milliseconds max_backoff{30'000};
+};
+
+struct InformerHandlers {
+  std::function<void(const json& obj)> on_add;
+  std::function<void(const json& old_obj, const json& new_obj)> on_update;
+  std::function<void(const json& obj)> on_delete;
+};
+
+// "namespace/name", or "name" when the object has no namespace.
+std::string object_key(const json& obj);
+
+class Informer {
+ public:
+  Informer(std::shared_ptr<ApiClient> api, const proto::ResourceType& type,
+           InformerOptions opts = {});
+  ~Informer();  // stops
+  Informer(const Informer&) = delete;
+  Informer& operator=(const Informer&) = delete;
+
+  // REQUIRES: before start().
+  void add_handlers(InformerHandlers h);
+  void start();
+  // Ends the watch and joins the thread. Idempotent.
+  void stop();
+
+  // True once the first list has been stored and reported.
+  bool has_synced() const;
+  // Waits for has_synced(); false on timeout.
+  bool wait_for_sync(std::chrono::milliseconds timeout) const;
+  // The newest resourceVersion seen (list, event or bookmark).
+  std::string resource_version() const;
+  // How many times it listed (1 after the initial list; more after 410s).
+  int list_count() const;
+
+  std::optional<json> get(const std::string& key) const;
+  std::vector<json> list() const;
+  std::vector<json> by_namespace(const std::string& ns) const;
+  std::vector<json> by_label(const proto::LabelSelector& sel) const;
+  std::vector<json> by_owner(const std::string& owner_uid) const;
+
+ private:
+  void run(std::stop_token stop);
+  // One list and the diff against the cache; false when it failed.
+  bool relist(std::stop_token& stop);
+  void upsert(const json& obj);
+  void erase(const json& obj);
+  void index_locked(const std::string& key, const json& obj, bool add);
+  void set_rv(const std::string& rv);
+  void sleep(std::stop_token& stop, std::chrono::milliseconds d);
+
+  std::shared_ptr<ApiClient> api_;
+  const proto::ResourceType& type_;
+  InformerOptions opts_;
+  std::vector<InformerHandlers> handlers_;
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::map<std::string, json> cache_;
+  std::map<std::string, std::set<std::string>> by_ns_;
+  std::map<std::string, std::set<std::string>> by_label_;  // "k=v" -> keys
+  std::map<std::string, std::set<std::string>> by_owner_;
+  std::string rv_;
+  bool synced_ = false;
+  int lists_ = 0;
+  std::jthread thread_;
+};
+
+}  // namespace skiff::client
