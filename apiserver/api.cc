@@ -230,6 +230,9 @@ Response ApiImpl::route_resource(const Request& req, const std::string& group,
     const auto& subs = t.rt->subresources;
     if (std::find(subs.begin(), subs.end(), t.subresource) == subs.end())
       return error_response(errors::not_found_path());
+    // log and exec are the node agent's, reached through a proxy that comes with it.
+    if (t.subresource != "status" && t.subresource != "binding")
+      return error_response(errors::not_found_path());
   }
   *resource = t.rt->plural + (t.subresource.empty() ? "" : "/" + t.subresource);
 
@@ -295,6 +298,12 @@ json subresource_entry(const proto::ResourceType& rt, const std::string& sub) {
   if (sub == "binding") {
     e["kind"] = "Binding";
     e["verbs"] = {"create"};
+  } else if (sub == "log") {
+    e["kind"] = "Pod";
+    e["verbs"] = {"get"};
+  } else if (sub == "exec") {
+    e["kind"] = "PodExecOptions";
+    e["verbs"] = {"create", "get"};
   } else {
     e["kind"] = rt.kind;
     e["verbs"] = {"get", "patch", "update"};

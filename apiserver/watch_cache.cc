@@ -169,6 +169,7 @@ void WatchCache::shutdown() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
+  stop_cv_.notify_all();
   if (dispatcher_.joinable()) dispatcher_.join();
   if (housekeeper_.joinable()) housekeeper_.join();
   for (auto& [_, r] : resources_) {
@@ -247,7 +248,7 @@ void WatchCache::housekeeping_loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lk(queue_mu_);
-      if (queue_cv_.wait_for(lk, tick, [&] { return stopping_; })) return;
+      if (stop_cv_.wait_for(lk, tick, [&] { return stopping_; })) return;
     }
     auto now = std::chrono::steady_clock::now();
     for (auto& [_, r] : resources_) {

@@ -104,7 +104,8 @@ class WatchCache {
   std::map<std::string, std::unique_ptr<Resource>> resources_;  // by resource_prefix(); fixed
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
+  std::condition_variable queue_cv_;  // the dispatcher waits for events here
+  std::condition_variable stop_cv_;   // the housekeeper sleeps here between ticks
   std::deque<store::Event> queue_;
   bool stopping_ = false;  // under queue_mu_
   std::atomic<bool> shut_down_{false};
