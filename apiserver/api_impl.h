@@ -117,5 +117,7 @@ Response json_response(int status, const json& body);
 Response error_response(const ApiError& e);
 ApiResult<WriteOptions> write_options(const Request& req);
 void add_warnings(Response& r, const std::vector<std::string>& warnings);
+// 415 unless the body is JSON (or has no Content-Type, which means JSON).
+std::optional<ApiError> check_json_body(const Request& req);
 
 }  // namespace skiff::apiserver

@@ -88,11 +88,10 @@ ApiError method_not_allowed(const std::string& method) {
           {}};
 }
 
-ApiError unsupported_media_type(const std::string& content_type) {
+ApiError unsupported_media_type(const std::string& content_type, const std::string& accepted) {
   return {415, "UnsupportedMediaType",
-          "the body of the request was in an unknown format - accepted media types include: "
-          "application/json-patch+json, application/merge-patch+json, "
-          "application/strategic-merge-patch+json (got \"" + content_type + "\")",
+          "the body of the request was in an unknown format (\"" + content_type +
+              "\") - accepted media types include: " + accepted,
           {}};
 }
 

@@ -62,7 +62,8 @@ ApiError invalid(const proto::ResourceType& rt, const std::string& name,
                  const proto::FieldErrors& errs);
 ApiError forbidden(std::string message);
 ApiError method_not_allowed(const std::string& method);
-ApiError unsupported_media_type(const std::string& content_type);
+// `accepted`: the media types this request could have used, comma-separated.
+ApiError unsupported_media_type(const std::string& content_type, const std::string& accepted);
 ApiError not_acceptable(const std::string& accept);
 ApiError expired(std::string message);  // 410 Expired
 ApiError internal(std::string message);

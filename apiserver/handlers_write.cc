@@ -103,6 +103,14 @@ ApiResult<json> ApiImpl::normalize(const json& in, const proto::ResourceType& rt
   return out;
 }
 
+std::optional<ApiError> check_json_body(const Request& req) {
+  // A missing Content-Type is JSON (kubectl's PUT .../scale sends none). Protobuf bodies
+  // (client-go typed clients, e.g. kubectl create configmap) are not decoded yet.
+  std::string ct = media_type(req.header("content-type"));
+  if (ct.empty() || ct == "application/json" || ct == "*/*") return std::nullopt;
+  return errors::unsupported_media_type(req.header("content-type"), "application/json");
+}
+
 ApiResult<json> ApiImpl::decode_body(const std::string& body, const proto::ResourceType& rt,
                                      const WriteOptions& wo, std::vector<std::string>* warnings) {
   if (body.empty()) return errors::bad_request("the request body is empty: expected a " + rt.kind);
@@ -211,6 +219,7 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
 }
 
 Response ApiImpl::create(const Request& req, const Target& t) {
+  if (auto e = check_json_body(req)) return error_response(*e);
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   std::vector<std::string> warnings;
@@ -298,6 +307,7 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
 }
 
 Response ApiImpl::update(const Request& req, const Target& t) {
+  if (auto e = check_json_body(req)) return error_response(*e);
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   std::vector<std::string> warnings;
@@ -350,7 +360,11 @@ Response ApiImpl::patch(const Request& req, const Target& t) {
   if (ct == "application/merge-patch+json") kind = kMerge;
   else if (ct == "application/json-patch+json") kind = kJsonPatch;
   else if (ct == "application/strategic-merge-patch+json") kind = kStrategic;
-  else return error_response(errors::unsupported_media_type(raw_ct));
+  else
+    return error_response(errors::unsupported_media_type(
+        raw_ct,
+        "application/json-patch+json, application/merge-patch+json, "
+        "application/strategic-merge-patch+json"));
 
   json patch_doc;
   try {
@@ -623,6 +637,7 @@ Response ApiImpl::remove_collection(const Request& req, const Target& t) {
 // ---- binding.
 
 Response ApiImpl::bind(const Request& req, const Target& t) {
+  if (auto e = check_json_body(req)) return error_response(*e);
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   json in = json::parse(req.body, nullptr, false);
