@@ -341,40 +341,105 @@ class Client:
 
 
 class Watch:
-    """A watch request on its own connection; events() yields parsed events until the stream
-    ends or `idle` seconds pass without data."""
+    """A watch request on its own TLS connection, read with a small chunked decoder of our own
+    (http.client's socket file is unusable after one read timeout). next_event() returns the
+    next event, None at the end of the stream, or raises TimeoutError after `idle` seconds
+    without a complete event (the stream stays usable)."""
 
     def __init__(self, server, path, token="admin", idle=15):
         token = server.token if token == "admin" else token
-        self.conn = http.client.HTTPSConnection("127.0.0.1", server.port,
-                                                context=server.ssl_context(), timeout=idle)
-        h = {"Accept": "application/json"}
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=idle)
+        self.sock = server.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
+        self.idle = idle
+        req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n" % path
         if token:
-            h["Authorization"] = "Bearer " + token
-        self.conn.request("GET", path, headers=h)
-        self.resp = self.conn.getresponse()
-        self.status = self.resp.status
+            req += "Authorization: Bearer %s\r\n" % token
+        self.sock.sendall((req + "\r\n").encode())
+        self.raw = b""
         self.body = b""
+        self.ended = False
+        while b"\r\n\r\n" not in self.raw:
+            if not self._recv(time.time() + idle):
+                raise ConnectionError("watch: connection closed before the response head")
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {k.strip().lower(): v.strip() for k, _, v in
+                        (ln.partition(":") for ln in lines[1:])}
+        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        self.body_text = b""
         if self.status != 200:
-            self.body = self.resp.read()
+            n = int(self.headers.get("content-length", "0") or 0)
+            end = time.time() + idle
+            while self.chunked and not self._dechunk() and self._recv(end):
+                pass
+            while not self.chunked and len(self.raw) < n and self._recv(end):
+                pass
+            self.body = (self.body if self.chunked else self.raw[:n])
+            self.body_text = self.body
 
-    def next_event(self):
-        """The next event, or None at the end of the stream. socket.timeout when idle."""
-        line = self.resp.readline()
-        while line == b"\n" or line == b"\r\n":
-            line = self.resp.readline()
-        if not line:
-            return None
-        return json.loads(line)
+    def _recv(self, deadline):
+        left = deadline - time.time()
+        if left <= 0:
+            return False
+        self.sock.settimeout(left)
+        try:
+            d = self.sock.recv(1 << 16)
+        except (socket.timeout, TimeoutError):
+            return False
+        except (ConnectionError, ssl.SSLError, OSError):
+            d = b""
+        if not d:
+            self.ended = True
+            return False
+        self.raw += d
+        return True
+
+    def _dechunk(self):
+        """Moves complete chunks from raw to body; True at the terminating chunk."""
+        if not self.chunked:
+            self.body += self.raw
+            self.raw = b""
+            return False
+        while True:
+            k = self.raw.find(b"\r\n")
+            if k < 0:
+                return False
+            size = int(self.raw[:k].split(b";")[0], 16)
+            if size == 0:
+                self.ended = True
+                return True
+            if len(self.raw) < k + 2 + size + 2:
+                return False
+            self.body += self.raw[k + 2:k + 2 + size]
+            self.raw = self.raw[k + 2 + size + 2:]
+
+    def next_event(self, timeout=None):
+        end = time.time() + (self.idle if timeout is None else timeout)
+        while True:
+            self._dechunk()
+            while b"\n" in self.body:
+                line, self.body = self.body.split(b"\n", 1)
+                if line.strip():
+                    return json.loads(line)
+            if self.ended:
+                return None
+            if not self._recv(end):
+                if self.ended:
+                    continue
+                raise TimeoutError("watch: no event within the timeout")
 
     def take(self, n, seconds):
         """Up to n events within `seconds` (fewer on timeout or end of stream)."""
         out = []
         end = time.time() + seconds
-        while len(out) < n and time.time() < end:
+        while len(out) < n:
+            left = end - time.time()
+            if left <= 0:
+                break
             try:
-                ev = self.next_event()
-            except (socket.timeout, TimeoutError):
+                ev = self.next_event(timeout=left)
+            except TimeoutError:
                 break
             if ev is None:
                 break
@@ -383,10 +448,9 @@ class Watch:
 
     def close(self):
         try:
-            self.conn.sock.shutdown(socket.SHUT_RDWR)
-        except Exception:
+            self.sock.close()
+        except OSError:
             pass
-        self.conn.close()
 
 
 def status_ok(resp, code, reason=None):
