@@ -601,7 +601,10 @@ def stalled_watcher():
                         if j < 0:
                             break
                         line, body = body[:j], body[j + 1:]
-                        m = name_re.search(line[:4000])
+                        k = line.rfind(b'"name":"st-')  # metadata may follow the data
+                        if k < 0:
+                            continue
+                        m = name_re.match(line, k)
                         if m is None:
                             continue
                         if int(m.group(1)) != self.count:
