@@ -1,0 +1,212 @@
+// skiff-apiserver: flags, PKI and kubeconfig, store, API and transport; clean exit on
+// SIGTERM/SIGINT (stop accepting, end watches, finish requests, flush the store).
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "apiserver/api.h"
+#include "apiserver/auth.h"
+#include "apiserver/http_server.h"
+#include "apiserver/pki.h"
+#include "apiserver/store/store.h"
+
+namespace sa = skiff::apiserver;
+
+namespace {
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "skiff-apiserver: %s\n", what.c_str());
+  return 1;
+}
+
+spdlog::level::level_enum level_for(int v, const std::string& name) {
+  if (v >= 4) return spdlog::level::trace;
+  if (v >= 2) return spdlog::level::debug;
+  if (v >= 0) return spdlog::level::info;
+  return spdlog::level::from_str(name);
+}
+
+// The URL clients should use: the advertised address, else the listen host, with wildcard
+// hosts replaced by loopback (the kubeconfig is written for the local admin).
+std::string server_url(const std::string& advertise, const std::string& listen_host, int port) {
+  std::string host = advertise.empty() ? listen_host : advertise;
+  if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") host = "127.0.0.1";
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  return "https://" + host + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"skiff-apiserver: the Kubernetes REST API of skiff, over TLS"};
+  std::string listen = "0.0.0.0:6443";
+  std::string insecure_listen;
+  std::string data_dir = "/var/lib/skiff/apiserver";
+  std::string store_kind = "sqlite";
+  std::string token_file;
+  std::string advertise;
+  std::vector<std::string> tls_sans;
+  bool anonymous = false;
+  int verbosity = -1;
+  std::string log_level = "info";
+  size_t watch_buffer_bytes = 4 << 20;
+  int64_t compact_keep = 10000;
+
+  app.add_option("--listen", listen, "HTTPS address HOST:PORT")->capture_default_str();
+  app.add_option("--insecure-listen", insecure_listen,
+                 "also serve plain HTTP on this loopback HOST:PORT (default: off)");
+  app.add_option("--data-dir", data_dir, "PKI, admin kubeconfig and the SQLite database")
+      ->capture_default_str();
+  app.add_option("--store", store_kind, "object store backend")
+      ->check(CLI::IsMember({"sqlite", "memory"}))
+      ->capture_default_str();
+  app.add_option("--token-auth-file", token_file,
+                 "Kubernetes static token file (CSV: token,user,uid,\"group1,group2\")")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-san", tls_sans,
+                 "extra DNS name or IP for the serving certificate (repeatable)");
+  app.add_option("--advertise-address", advertise,
+                 "host written into the admin kubeconfig (default: the listen host, or "
+                 "127.0.0.1 for a wildcard listen address)");
+  app.add_flag("--anonymous", anonymous,
+               "serve requests without credentials as system:anonymous (default: only "
+               "/healthz, /readyz, /livez and /version)");
+  app.add_option("-v,--v", verbosity, "verbosity: 0-1 info, 2-3 debug (access log), 4+ trace");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error (overridden by --v)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--watch-buffer-bytes", watch_buffer_bytes,
+                 "bytes queued for one watcher before it is cut off")
+      ->check(CLI::Range(size_t{4096}, size_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--compact-keep", compact_keep, "store revisions of history to keep")
+      ->check(CLI::Range(int64_t{100}, int64_t{1} << 40))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+
+  auto logger = spdlog::stderr_color_mt("skiff-apiserver");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(level_for(verbosity, log_level));
+
+  auto listen_hp = sa::parse_host_port(listen);
+  if (!listen_hp) {
+    std::fprintf(stderr, "skiff-apiserver: --listen: %s\n", listen_hp.status().message().c_str());
+    return 2;
+  }
+  if (!insecure_listen.empty()) {
+    auto hp = sa::parse_host_port(insecure_listen);
+    if (!hp) {
+      std::fprintf(stderr, "skiff-apiserver: --insecure-listen: %s\n",
+                   hp.status().message().c_str());
+      return 2;
+    }
+  }
+
+  // Block the stop signals before any thread starts so that every thread inherits the mask and
+  // only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::error_code fec;
+  std::filesystem::create_directories(data_dir, fec);
+  if (fec) return fail("create data dir " + data_dir + ": " + fec.message());
+  ::chmod(data_dir.c_str(), 0700);
+
+  auto pki_files = sa::pki::ensure_pki(data_dir + "/pki", tls_sans);
+  if (!pki_files) return fail(pki_files.status().to_string());
+  if (pki_files->created_ca) spdlog::info("created a new CA in {}/pki", data_dir);
+
+  sa::TokenAuthenticator auth;
+  if (!token_file.empty()) {
+    if (auto st = auth.load_file(token_file); !st) return fail(st.to_string());
+  }
+  auth.add(pki_files->admin_token, sa::Identity{"admin", "admin", {"system:masters"}});
+
+  std::unique_ptr<skiff::store::Store> store;
+  if (store_kind == "memory") {
+    store = skiff::store::make_memory_store(compact_keep);
+  } else {
+    skiff::store::SqliteOptions so;
+    so.path = data_dir + "/state.db";
+    so.keep_revisions = compact_keep;
+    auto s = skiff::store::open_sqlite_store(so);
+    if (!s) return fail("open store " + so.path + ": " + s.status().to_string());
+    store = std::move(*s);
+  }
+
+  sa::ApiOptions api_opts;
+  api_opts.store = store.get();
+  api_opts.watch_buffer_bytes = watch_buffer_bytes;
+  std::string api_error;
+  auto api = sa::Api::create(api_opts, &api_error);
+  if (!api) {
+    (void)store->close();
+    return fail("start API: " + api_error);
+  }
+
+  sa::ServerOptions sopts;
+  sopts.listen = listen;
+  sopts.insecure_listen = insecure_listen;
+  sopts.cert_file = pki_files->cert_file;
+  sopts.key_file = pki_files->key_file;
+  sopts.auth = &auth;
+  sopts.anonymous = anonymous;
+  sopts.stream_buffer_bytes = watch_buffer_bytes;
+  auto server = sa::HttpServer::start(sopts, api.get());
+  if (!server) {
+    api->shutdown();
+    (void)store->close();
+    return fail(server.status().to_string());
+  }
+
+  std::string url = server_url(advertise, listen_hp->first, (*server)->port());
+  std::string kubeconfig = data_dir + "/admin.kubeconfig";
+  if (auto st = sa::pki::write_kubeconfig(kubeconfig, pki_files->ca_pem, url,
+                                          pki_files->admin_token);
+      !st) {
+    (*server)->shutdown();
+    api->shutdown();
+    (void)store->close();
+    return fail(st.to_string());
+  }
+  std::string insecure_note;
+  if ((*server)->insecure_port() > 0) {
+    auto hp = sa::parse_host_port(insecure_listen);
+    std::string h = hp->first.find(':') != std::string::npos ? "[" + hp->first + "]" : hp->first;
+    insecure_note = " and http://" + h + ":" + std::to_string((*server)->insecure_port());
+  }
+  std::printf("skiff-apiserver: serving on %s%s; admin kubeconfig at %s\n", url.c_str(),
+              insecure_note.c_str(), kubeconfig.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}, shutting down", strsignal(sig));
+  (*server)->stop_accepting();
+  api->shutdown();
+  (*server)->shutdown();
+  server->reset();
+  api.reset();
+  if (auto st = store->close(); !st) {
+    spdlog::error("closing the store: {}", st.to_string());
+    return 1;
+  }
+  spdlog::info("stopped");
+  return 0;
+}
