@@ -62,12 +62,10 @@ int run_apply(Context& ctx, const ApplyOptions& o) {
     }
     std::string name = meta_of(obj, "name");
     std::string obj_ns = meta_of(obj, "namespace");
-    if (t->namespaced && ctx.namespace_explicit && !obj_ns.empty() &&
-        obj_ns != ctx.namespace_) {
+    if (t->namespaced && ctx.namespace_explicit && !obj_ns.empty() && obj_ns != ctx.namespace_) {
       *ctx.err << "error: the namespace from the provided object \"" << obj_ns
                << "\" does not match the namespace \"" << ctx.namespace_
-               << "\". You must pass '--namespace=" << obj_ns
-               << "' to perform this operation.\n";
+               << "\". You must pass '--namespace=" << obj_ns << "' to perform this operation.\n";
       rc = 1;
       continue;
     }
@@ -77,9 +75,9 @@ int run_apply(Context& ctx, const ApplyOptions& o) {
     if (o.create_only) {
       json body = obj;
       if (!ns.empty()) body["metadata"]["namespace"] = ns;
-      auto r = ctx.rest->request("POST", client::resource_path(*t, ns),
-                                 {{"fieldManager", "kubectl-create"}}, body.dump(),
-                                 "application/json");
+      auto r =
+          ctx.rest->request("POST", client::resource_path(*t, ns),
+                            {{"fieldManager", "kubectl-create"}}, body.dump(), "application/json");
       if (!r) {
         ctx.print_error(r.status());
         return 1;
@@ -90,7 +88,8 @@ int run_apply(Context& ctx, const ApplyOptions& o) {
         continue;
       }
       json created = json::parse(r->body, nullptr, false);
-      if (name.empty() && created.is_object()) label = kind_prefix(*t) + "/" + meta_of(created, "name");
+      if (name.empty() && created.is_object())
+        label = kind_prefix(*t) + "/" + meta_of(created, "name");
       *ctx.out << label << " created\n";
       continue;
     }
@@ -110,8 +109,8 @@ int run_apply(Context& ctx, const ApplyOptions& o) {
     }
     if (live_r->status == 404) {
       auto r = ctx.rest->request("POST", client::resource_path(*t, ns),
-                                 {{"fieldManager", "kubectl-client-side-apply"}},
-                                 modified.dump(), "application/json");
+                                 {{"fieldManager", "kubectl-client-side-apply"}}, modified.dump(),
+                                 "application/json");
       if (!r) {
         ctx.print_error(r.status());
         return 1;
@@ -125,8 +124,8 @@ int run_apply(Context& ctx, const ApplyOptions& o) {
       continue;
     }
     if (!live_r->ok()) {
-      ctx.print_error(*live_r, "error when retrieving current configuration of \"" + m.source +
-                                   "\": ");
+      ctx.print_error(*live_r,
+                      "error when retrieving current configuration of \"" + m.source + "\": ");
       rc = 1;
       continue;
     }
@@ -143,17 +142,17 @@ int run_apply(Context& ctx, const ApplyOptions& o) {
       original = json::parse(annotations[kLastApplied].get<std::string>(), nullptr, false);
       if (original.is_discarded()) original = nullptr;
     } else {
-      *ctx.err << "Warning: resource " << t->plural << "/" << name
-               << " is missing the " << kLastApplied
+      *ctx.err << "Warning: resource " << t->plural << "/" << name << " is missing the "
+               << kLastApplied
                << " annotation which is required by skiffctl apply. skiffctl apply should only "
                   "be used on resources created declaratively by either skiffctl create "
                   "--save-config or skiffctl apply. The missing annotation will be patched "
                   "automatically.\n";
     }
     static const proto::Schema kNoSchema;
-    auto patch = proto::create_three_way_strategic_patch(
-        original.is_null() ? json::object() : original, modified, live,
-        t->schema ? *t->schema : kNoSchema);
+    auto patch =
+        proto::create_three_way_strategic_patch(original.is_null() ? json::object() : original,
+                                                modified, live, t->schema ? *t->schema : kNoSchema);
     if (!patch) {
       *ctx.err << "error: error when computing the patch for \"" << m.source
                << "\": " << patch.status().message() << "\n";
@@ -173,8 +172,8 @@ int run_apply(Context& ctx, const ApplyOptions& o) {
     if (!r->ok()) {
       ctx.print_error(*r, "error when applying patch:\n" + patch->dump() + "\nto:\n" +
                               "Resource: \"" + t->api_version() + ", Resource=" + t->plural +
-                              "\", Name: \"" + name + "\", Namespace: \"" + ns +
-                              "\"\nfor: \"" + m.source + "\": ");
+                              "\", Name: \"" + name + "\", Namespace: \"" + ns + "\"\nfor: \"" +
+                              m.source + "\": ");
       rc = 1;
       continue;
     }

@@ -78,12 +78,18 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
   if (version_cmd->parsed() && client_only) return run_version(ctx, true);
   if (!ctx.connect()) return 1;
   int rc = 1;
-  if (get_cmd->parsed()) rc = run_get(ctx, get);
-  else if (apply_cmd->parsed()) rc = run_apply(ctx, apply);
-  else if (create_cmd->parsed()) rc = run_apply(ctx, create);
-  else if (delete_cmd->parsed()) rc = run_delete(ctx, del);
-  else if (describe_cmd->parsed()) rc = run_describe(ctx, describe_args);
-  else if (version_cmd->parsed()) rc = run_version(ctx, false);
+  if (get_cmd->parsed())
+    rc = run_get(ctx, get);
+  else if (apply_cmd->parsed())
+    rc = run_apply(ctx, apply);
+  else if (create_cmd->parsed())
+    rc = run_apply(ctx, create);
+  else if (delete_cmd->parsed())
+    rc = run_delete(ctx, del);
+  else if (describe_cmd->parsed())
+    rc = run_describe(ctx, describe_args);
+  else if (version_cmd->parsed())
+    rc = run_version(ctx, false);
   out.flush();
   return rc;
 }

@@ -127,8 +127,7 @@ Status add_documents(const std::string& text, const std::string& source,
       return Status::invalid("error parsing " + source + ": a document is not an object");
     }
     std::string kind = d.value("kind", "");
-    if (kind.size() > 4 && kind.ends_with("List") && d.contains("items") &&
-        d["items"].is_array()) {
+    if (kind.ends_with("List") && d.contains("items") && d["items"].is_array()) {
       for (auto& item : d["items"]) out.push_back({source, std::move(item)});
     } else {
       out.push_back({source, std::move(d)});

@@ -37,8 +37,8 @@ int run_delete(Context& ctx, const DeleteOptions& o) {
         rc = 1;
         continue;
       }
-      std::string name = m.object.contains("metadata")
-                             ? m.object["metadata"].value("name", "") : "";
+      std::string name =
+          m.object.contains("metadata") ? m.object["metadata"].value("name", "") : "";
       victims.push_back({t, ctx.namespace_for(*t, m.object), name, m.source});
     }
   } else {
@@ -65,8 +65,8 @@ int run_delete(Context& ctx, const DeleteOptions& o) {
       size_t pos = 0;
       while (pos <= list.size()) {
         size_t comma = list.find(',', pos);
-        std::string n = list.substr(pos, comma == std::string::npos ? std::string::npos
-                                                                    : comma - pos);
+        std::string n =
+            list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
         if (!n.empty()) {
           const auto* t = ctx.resolve(n);
           if (!t) return 1;

@@ -119,8 +119,7 @@ void describe_container_state(Out& o, const char* label, const json& st) {
   }
 }
 
-void describe_containers(Out& o, const char* title, const json& containers,
-                         const json& statuses) {
+void describe_containers(Out& o, const char* title, const json& containers, const json& statuses) {
   if (!containers.is_array() || containers.empty()) return;
   o.line(0, std::string(title) + ":");
   for (const auto& c : containers) {
@@ -182,8 +181,8 @@ void describe_containers(Out& o, const char* title, const json& containers,
     } else {
       o.line(2, "Environment:");
       for (const auto& e : env) {
-        std::string v = e.contains("valueFrom") ? "<set from " + e["valueFrom"].dump() + ">"
-                                                : s(e, "value");
+        std::string v =
+            e.contains("valueFrom") ? "<set from " + e["valueFrom"].dump() + ">" : s(e, "value");
         o.kv(3, s(e, "name"), v);
       }
     }
@@ -262,7 +261,10 @@ void describe_pod(Out& o, const proto::ResourceType& t, const json& pod) {
       if (!s(x, "value").empty()) text += "=" + s(x, "value");
       if (!s(x, "effect").empty()) text += ":" + s(x, "effect");
       if (s(x, "operator") == "Exists" && s(x, "key").empty()) text = "op=Exists";
-      if (first) o.kv(0, "Tolerations", text); else o.line(0, "\t" + text);
+      if (first)
+        o.kv(0, "Tolerations", text);
+      else
+        o.line(0, "\t" + text);
       first = false;
     }
   }
@@ -300,17 +302,17 @@ void describe_service(Context& ctx, Out& o, const proto::ResourceType& t, const 
       std::string target = s(p, "targetPort");
       o.kv(0, "TargetPort", (target.empty() ? s(p, "port") : target) + "/" + proto);
       if (!s(p, "nodePort").empty()) {
-        o.kv(0, "NodePort", (pname.empty() ? "<unset>" : pname) + "\t" + s(p, "nodePort") +
-                                "/" + proto);
+        o.kv(0, "NodePort",
+             (pname.empty() ? "<unset>" : pname) + "\t" + s(p, "nodePort") + "/" + proto);
       }
       std::string eps;
-      for (const auto& subset : obj_at(endpoints, "subsets").is_array()
-                                    ? obj_at(endpoints, "subsets") : json::array()) {
-        for (const auto& sp : obj_at(subset, "ports").is_array() ? subset["ports"]
-                                                                 : json::array()) {
+      for (const auto& subset :
+           obj_at(endpoints, "subsets").is_array() ? obj_at(endpoints, "subsets") : json::array()) {
+        for (const auto& sp :
+             obj_at(subset, "ports").is_array() ? subset["ports"] : json::array()) {
           if (s(sp, "name") != pname) continue;
-          for (const auto& a : obj_at(subset, "addresses").is_array() ? subset["addresses"]
-                                                                      : json::array()) {
+          for (const auto& a :
+               obj_at(subset, "addresses").is_array() ? subset["addresses"] : json::array()) {
             eps += (eps.empty() ? "" : ",") + s(a, "ip") + ":" + s(sp, "port");
           }
         }

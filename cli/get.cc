@@ -19,8 +19,7 @@ struct Target {
 };
 
 // "pods,svc web db" or "pod/web svc/db" into per-type targets; prints errors itself.
-bool parse_targets(Context& ctx, const std::vector<std::string>& args,
-                   std::vector<Target>& out) {
+bool parse_targets(Context& ctx, const std::vector<std::string>& args, std::vector<Target>& out) {
   if (args.empty()) {
     *ctx.err << "error: You must specify the type of resource to get.\n";
     return false;
@@ -45,8 +44,8 @@ bool parse_targets(Context& ctx, const std::vector<std::string>& args,
   size_t pos = 0;
   while (pos <= types.size()) {
     size_t comma = types.find(',', pos);
-    std::string name = types.substr(pos, comma == std::string::npos ? std::string::npos
-                                                                     : comma - pos);
+    std::string name =
+        types.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     if (!name.empty()) {
       const auto* t = ctx.resolve(name);
       if (!t) return false;
@@ -82,8 +81,8 @@ class Getter {
     if (!parse_targets(ctx_, o_.args, targets)) return 1;
     bool machine = o_.output == "yaml" || o_.output == "json" || o_.output == "name";
     if (!o_.output.empty() && !machine && o_.output != "wide") {
-      *ctx_.err << "error: unable to match a printer suitable for the output format \""
-                << o_.output << "\", allowed formats are: json,name,wide,yaml\n";
+      *ctx_.err << "error: unable to match a printer suitable for the output format \"" << o_.output
+                << "\", allowed formats are: json,name,wide,yaml\n";
       return 1;
     }
     if (o_.watch || o_.watch_only) {
@@ -93,8 +92,8 @@ class Getter {
       }
       return watch(targets[0]);
     }
-    show_kind_ = targets.size() > 1 ||
-                 (o_.args[0].find('/') != std::string::npos && targets.size() > 1);
+    show_kind_ =
+        targets.size() > 1 || (o_.args[0].find('/') != std::string::npos && targets.size() > 1);
     bool any_printed = false;
     json items = json::array();
     bool single_object = machine && targets.size() == 1 && targets[0].names.size() == 1;
@@ -130,8 +129,8 @@ class Getter {
   }
 
   std::string kind_of(const json& obj) {
-    const auto* t = proto::Registry::builtin().by_kind(obj.value("apiVersion", ""),
-                                                       obj.value("kind", ""));
+    const auto* t =
+        proto::Registry::builtin().by_kind(obj.value("apiVersion", ""), obj.value("kind", ""));
     return t ? kind_prefix(*t) : obj.value("kind", "");
   }
 
@@ -182,8 +181,8 @@ class Getter {
     // Follow continue tokens: tables and lists both carry them in metadata.
     const char* items_key = first->value("kind", "") == "Table" ? "rows" : "items";
     for (int page = 0; page < 10000; ++page) {
-      std::string cont = first->contains("metadata") ? (*first)["metadata"].value("continue", "")
-                                                     : "";
+      std::string cont =
+          first->contains("metadata") ? (*first)["metadata"].value("continue", "") : "";
       if (cont.empty()) break;
       Query nq = list_query(o_);
       nq.emplace_back("limit", "500");
@@ -269,7 +268,8 @@ class Getter {
     const auto& type = *t.type;
     if (t.names.size() > 1) {
       *ctx_.err << "error: watch is only supported on individual resources and resource "
-                   "collections, but " << t.names.size() << " resources were found\n";
+                   "collections, but "
+                << t.names.size() << " resources were found\n";
       return 1;
     }
     json table;
@@ -343,9 +343,8 @@ class Getter {
     }
     q.emplace_back("resourceVersion", rv);
     q.emplace_back("watch", "true");
-    Status st = ctx_.rest->watch(
-        client::resource_path(type, ns_path(type)), q,
-        [&](const json& ev) {
+    Status st =
+        ctx_.rest->watch(client::resource_path(type, ns_path(type)), q, [&](const json& ev) {
           std::string type_s = ev.value("type", "");
           const json& obj = ev.contains("object") ? ev["object"] : json();
           if (type_s == "BOOKMARK") return true;
@@ -364,7 +363,8 @@ class Getter {
           if (columns.empty()) columns = tbl.value("columnDefinitions", json::array());
           print(tbl);
           return true;
-        });
+        },
+        {}, kTableAccept);
     if (!st.is_ok()) {
       ctx_.print_error(st);
       return 1;

@@ -57,8 +57,7 @@ Layout layout_table(const json& table, const json& columns, const proto::Resourc
   if (columns.is_array()) {
     for (size_t i = 0; i < columns.size(); ++i) {
       const json& c = columns[i];
-      int prio = c.contains("priority") && c["priority"].is_number() ? c["priority"].get<int>()
-                                                                      : 0;
+      int prio = c.contains("priority") && c["priority"].is_number() ? c["priority"].get<int>() : 0;
       if (prio > 0 && !opts.wide) continue;
       if (name_col < 0 && c.value("format", "") == "name") name_col = static_cast<int>(i);
       picked.push_back(i);
@@ -91,12 +90,12 @@ Layout layout_table(const json& table, const json& columns, const proto::Resourc
 }
 
 json synthesize_table(const json& obj_or_list, std::chrono::system_clock::time_point now) {
-  json table = {{"kind", "Table"},
-                {"apiVersion", "meta.k8s.io/v1"},
-                {"columnDefinitions",
-                 json::array({{{"name", "Name"}, {"type", "string"}, {"format", "name"}},
-                              {{"name", "Age"}, {"type", "string"}}})},
-                {"rows", json::array()}};
+  json table = {
+      {"kind", "Table"},
+      {"apiVersion", "meta.k8s.io/v1"},
+      {"columnDefinitions", json::array({{{"name", "Name"}, {"type", "string"}, {"format", "name"}},
+                                         {{"name", "Age"}, {"type", "string"}}})},
+      {"rows", json::array()}};
   auto add = [&](const json& obj) {
     json md = obj.value("metadata", json::object());
     table["rows"].push_back({{"cells", {md.value("name", ""), proto::age_of(obj, now)}},
@@ -140,10 +139,14 @@ std::string go_json(const json& v) {
   out.reserve(s.size());
   // '<', '>' and '&' only occur inside strings in JSON text, so a plain replace is exact.
   for (char c : s) {
-    if (c == '<') out += "\\u003c";
-    else if (c == '>') out += "\\u003e";
-    else if (c == '&') out += "\\u0026";
-    else out += c;
+    if (c == '<')
+      out += "\\u003c";
+    else if (c == '>')
+      out += "\\u003e";
+    else if (c == '&')
+      out += "\\u0026";
+    else
+      out += c;
   }
   return out;
 }

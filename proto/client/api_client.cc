@@ -2,8 +2,8 @@
 
 namespace skiff::client {
 
-std::string resource_path(const proto::ResourceType& t, std::string_view ns,
-                          std::string_view name, std::string_view subresource) {
+std::string resource_path(const proto::ResourceType& t, std::string_view ns, std::string_view name,
+                          std::string_view subresource) {
   std::string p = t.group.empty() ? "/api/" + t.version : "/apis/" + t.group + "/" + t.version;
   if (t.namespaced && !ns.empty()) {
     p += "/namespaces/";
@@ -35,15 +35,18 @@ Query ListOptions::to_query() const {
 
 const char* content_type_of(PatchType p) {
   switch (p) {
-    case PatchType::kStrategic: return "application/strategic-merge-patch+json";
-    case PatchType::kMerge: return "application/merge-patch+json";
-    case PatchType::kJson: return "application/json-patch+json";
+    case PatchType::kStrategic:
+      return "application/strategic-merge-patch+json";
+    case PatchType::kMerge:
+      return "application/merge-patch+json";
+    case PatchType::kJson:
+      return "application/json-patch+json";
   }
   return "application/json";
 }
 
-Result<json> ApiClient::call(std::string method, std::string path, Query query,
-                             const json* body, std::string content_type) {
+Result<json> ApiClient::call(std::string method, std::string path, Query query, const json* body,
+                             std::string content_type) {
   Request req;
   req.method = std::move(method);
   req.path = std::move(path);
@@ -100,8 +103,7 @@ std::string meta_str(const json& obj, const char* key) {
 }
 }  // namespace
 
-Result<json> ApiClient::create(const proto::ResourceType& t, std::string_view ns,
-                               const json& obj) {
+Result<json> ApiClient::create(const proto::ResourceType& t, std::string_view ns, const json& obj) {
   std::string n(ns);
   if (n.empty()) n = meta_str(obj, "namespace");
   if (n.empty()) n = "default";
@@ -124,20 +126,18 @@ Result<json> ApiClient::update_status(const proto::ResourceType& t, const json& 
 Result<json> ApiClient::patch(const proto::ResourceType& t, std::string_view ns,
                               std::string_view name, const json& patch, PatchType type,
                               std::string_view subresource) {
-  return call("PATCH", resource_path(t, ns, name, subresource), {}, &patch,
-              content_type_of(type));
+  return call("PATCH", resource_path(t, ns, name, subresource), {}, &patch, content_type_of(type));
 }
 
-Status ApiClient::remove(const proto::ResourceType& t, std::string_view ns,
-                         std::string_view name, std::string_view propagation) {
+Status ApiClient::remove(const proto::ResourceType& t, std::string_view ns, std::string_view name,
+                         std::string_view propagation) {
   json opts = json::object();
   if (!propagation.empty()) opts["propagationPolicy"] = std::string(propagation);
   auto r = call("DELETE", resource_path(t, ns, name), {}, &opts, "application/json");
   return r.status();
 }
 
-Status ApiClient::watch(const proto::ResourceType& t, std::string_view ns,
-                        const ListOptions& opts,
+Status ApiClient::watch(const proto::ResourceType& t, std::string_view ns, const ListOptions& opts,
                         const std::function<bool(const json&)>& on_event, std::stop_token stop) {
   Query q = opts.to_query();
   q.emplace_back("watch", "true");

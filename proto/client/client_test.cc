@@ -1,3 +1,5 @@
+#include <sys/socket.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -8,8 +10,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
-
-#include <sys/socket.h>
 
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
@@ -31,7 +31,8 @@ clusters:
 - name: skiff
   cluster:
     server: https://127.0.0.1:6443
-    certificate-authority-data: )" + base64_encode(ca) + R"(
+    certificate-authority-data: )" +
+                     base64_encode(ca) + R"(
 - name: other
   cluster:
     server: http://127.0.0.1:8080
@@ -334,7 +335,9 @@ TEST_CASE("rest client: watch reads newline-delimited events and stops on reques
       return {200, event("ADDED", pod("a", "1")) + event("MODIFIED", pod("a", "2"))};
     }
     if (target.find("/pods/missing") != std::string::npos) {
-      return {404, R"({"kind":"Status","reason":"NotFound","message":"pods \"missing\" not found","code":404})"};
+      return {
+          404,
+          R"({"kind":"Status","reason":"NotFound","message":"pods \"missing\" not found","code":404})"};
     }
     return {200, R"({"kind":"PodList","metadata":{"resourceVersion":"2"},"items":[]})"};
   });

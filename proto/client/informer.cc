@@ -219,8 +219,7 @@ bool Informer::relist(std::stop_token& stop) {
   for (const auto& g : gone) erase(g);
   for (const auto& [k, v] : fresh) {
     auto cur = get(k);
-    if (!cur || md_str(*cur, "resourceVersion") != md_str(v, "resourceVersion") ||
-        *cur != v) {
+    if (!cur || md_str(*cur, "resourceVersion") != md_str(v, "resourceVersion") || *cur != v) {
       upsert(v);
     }
   }
@@ -277,8 +276,10 @@ void Informer::run(std::stop_token stop) {
               set_rv(md_str(obj, "resourceVersion"));
             } else if (t == "ERROR") {
               // 410 Expired/Gone: our revision left the server's window.
-              if (obj.value("code", 0) == 410) need_relist = true;
-              else got_event = false;
+              if (obj.value("code", 0) == 410)
+                need_relist = true;
+              else
+                got_event = false;
               return false;
             }
             return !stop.stop_requested();
@@ -289,7 +290,8 @@ void Informer::run(std::stop_token stop) {
       if (need_relist) break;
       if (!st.is_ok()) {
         fail();
-      } else if (got_event || std::chrono::steady_clock::now() - started > std::chrono::seconds(1)) {
+      } else if (got_event ||
+                 std::chrono::steady_clock::now() - started > std::chrono::seconds(1)) {
         backoff = opts_.min_backoff;
       } else {
         // An empty stream that ended at once: do not spin against such a server.

@@ -96,7 +96,8 @@ std::string find_kubeconfig(const std::string& explicit_path) {
     size_t pos = 0;
     while (pos <= list.size()) {
       size_t colon = list.find(':', pos);
-      std::string p = list.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
+      std::string p =
+          list.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
       if (!p.empty() && fs::exists(p, ec)) return p;
       if (colon == std::string::npos) break;
       pos = colon + 1;
@@ -134,8 +135,8 @@ Result<KubeConfig> parse_kubeconfig(std::string_view yaml, const std::string& co
   }
   kc.tls_server_name = str(*cluster, "tls-server-name");
   kc.insecure_skip_tls_verify = boolean(*cluster, "insecure-skip-tls-verify");
-  auto ca = data_or_file(*cluster, "certificate-authority-data", "certificate-authority",
-                         base_dir, "cluster \"" + cluster_name + "\"");
+  auto ca = data_or_file(*cluster, "certificate-authority-data", "certificate-authority", base_dir,
+                         "cluster \"" + cluster_name + "\"");
   if (!ca) return ca.status();
   kc.ca_pem = std::move(*ca);
 
@@ -151,8 +152,8 @@ Result<KubeConfig> parse_kubeconfig(std::string_view yaml, const std::string& co
       if (!t) return t.status().with_context(what + " tokenFile");
       kc.token = trim(*t);
     }
-    auto cert = data_or_file(*user, "client-certificate-data", "client-certificate", base_dir,
-                             what);
+    auto cert =
+        data_or_file(*user, "client-certificate-data", "client-certificate", base_dir, what);
     if (!cert) return cert.status();
     kc.client_cert_pem = std::move(*cert);
     auto key = data_or_file(*user, "client-key-data", "client-key", base_dir, what);

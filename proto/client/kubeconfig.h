@@ -18,16 +18,16 @@ namespace skiff::client {
 inline constexpr const char* kAdminKubeconfigPath = "/var/lib/skiff/apiserver/admin.kubeconfig";
 
 struct KubeConfig {
-  std::string source;        // the file it came from ("" when built from flags only)
-  std::string context;       // the context used
-  std::string server;        // "https://127.0.0.1:6443"
+  std::string source;   // the file it came from ("" when built from flags only)
+  std::string context;  // the context used
+  std::string server;   // "https://127.0.0.1:6443"
   std::string tls_server_name;
-  std::string ca_pem;        // CA certificate(s), PEM: from certificate-authority-data or -file
+  std::string ca_pem;  // CA certificate(s), PEM: from certificate-authority-data or -file
   bool insecure_skip_tls_verify = false;
-  std::string token;         // bearer token (tokenFile already read)
+  std::string token;            // bearer token (tokenFile already read)
   std::string client_cert_pem;  // client-certificate(-data)
   std::string client_key_pem;   // client-key(-data)
-  std::string namespace_;    // the context's namespace, "" when not set
+  std::string namespace_;       // the context's namespace, "" when not set
 };
 
 // The kubeconfig file to use: `explicit_path` when not empty, else $KUBECONFIG's first entry,

@@ -18,8 +18,8 @@
 #include <deque>
 #include <future>
 #include <mutex>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "proto/client/kubeconfig.h"
@@ -169,20 +169,48 @@ ApiError api_error(const Response& r) {
   }
   if (e.reason.empty()) {
     switch (r.status) {
-      case 400: e.reason = "BadRequest"; break;
-      case 401: e.reason = "Unauthorized"; break;
-      case 403: e.reason = "Forbidden"; break;
-      case 404: e.reason = "NotFound"; break;
-      case 405: e.reason = "MethodNotAllowed"; break;
-      case 409: e.reason = "Conflict"; break;
-      case 410: e.reason = "Gone"; break;
-      case 413: e.reason = "RequestEntityTooLarge"; break;
-      case 415: e.reason = "UnsupportedMediaType"; break;
-      case 422: e.reason = "Invalid"; break;
-      case 429: e.reason = "TooManyRequests"; break;
-      case 503: e.reason = "ServiceUnavailable"; break;
-      case 504: e.reason = "Timeout"; break;
-      default: e.reason = r.status >= 500 ? "InternalError" : "Unknown"; break;
+      case 400:
+        e.reason = "BadRequest";
+        break;
+      case 401:
+        e.reason = "Unauthorized";
+        break;
+      case 403:
+        e.reason = "Forbidden";
+        break;
+      case 404:
+        e.reason = "NotFound";
+        break;
+      case 405:
+        e.reason = "MethodNotAllowed";
+        break;
+      case 409:
+        e.reason = "Conflict";
+        break;
+      case 410:
+        e.reason = "Gone";
+        break;
+      case 413:
+        e.reason = "RequestEntityTooLarge";
+        break;
+      case 415:
+        e.reason = "UnsupportedMediaType";
+        break;
+      case 422:
+        e.reason = "Invalid";
+        break;
+      case 429:
+        e.reason = "TooManyRequests";
+        break;
+      case 503:
+        e.reason = "ServiceUnavailable";
+        break;
+      case 504:
+        e.reason = "Timeout";
+        break;
+      default:
+        e.reason = r.status >= 500 ? "InternalError" : "Unknown";
+        break;
     }
   }
   if (e.message.empty()) {
@@ -196,16 +224,38 @@ Status to_status(const Response& r) {
   ApiError e = api_error(r);
   Code code;
   switch (e.code) {
-    case 400: case 422: code = Code::kInvalid; break;
-    case 401: code = Code::kUnauthorized; break;
-    case 403: code = Code::kForbidden; break;
-    case 404: code = Code::kNotFound; break;
-    case 409: code = e.reason == "AlreadyExists" ? Code::kAlreadyExists : Code::kConflict; break;
-    case 410: code = Code::kGone; break;
-    case 413: code = Code::kTooLarge; break;
-    case 429: case 503: code = Code::kUnavailable; break;
-    case 504: code = Code::kTimeout; break;
-    default: code = Code::kInternal; break;
+    case 400:
+    case 422:
+      code = Code::kInvalid;
+      break;
+    case 401:
+      code = Code::kUnauthorized;
+      break;
+    case 403:
+      code = Code::kForbidden;
+      break;
+    case 404:
+      code = Code::kNotFound;
+      break;
+    case 409:
+      code = e.reason == "AlreadyExists" ? Code::kAlreadyExists : Code::kConflict;
+      break;
+    case 410:
+      code = Code::kGone;
+      break;
+    case 413:
+      code = Code::kTooLarge;
+      break;
+    case 429:
+    case 503:
+      code = Code::kUnavailable;
+      break;
+    case 504:
+      code = Code::kTimeout;
+      break;
+    default:
+      code = Code::kInternal;
+      break;
   }
   return Status(code, e.message);
 }
@@ -275,8 +325,7 @@ class RestClient::Impl {
     h.method_string(req.method);
     h.target(target(req));
     h.version(11);
-    std::string host = url_.host.find(':') != std::string::npos ? "[" + url_.host + "]"
-                                                                 : url_.host;
+    std::string host = url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host;
     if (!((url_.tls && url_.port == "443") || (!url_.tls && url_.port == "80"))) {
       host += ":" + url_.port;
     }
@@ -286,8 +335,7 @@ class RestClient::Impl {
     if (!cfg_.token.empty()) h.set(http::field::authorization, "Bearer " + cfg_.token);
     if (!req.content_type.empty()) h.set(http::field::content_type, req.content_type);
     h.keep_alive(true);
-    if (!req.body.empty() || req.method == "POST" || req.method == "PUT" ||
-        req.method == "PATCH") {
+    if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
       h.body() = req.body;
       h.prepare_payload();
     }
@@ -301,8 +349,8 @@ class RestClient::Impl {
     tcp::resolver resolver(ex);
     net::steady_timer timer(ex);
     timer.expires_after(cfg_.connect_timeout);
-    auto resolved = co_await (resolver.async_resolve(url_.host, url_.port, kTuple) ||
-                              timer.async_wait(kTuple));
+    auto resolved =
+        co_await (resolver.async_resolve(url_.host, url_.port, kTuple) || timer.async_wait(kTuple));
     if (resolved.index() == 1) co_return Status::timeout(what + ": resolving timed out");
     auto [rec, results] = std::get<0>(resolved);
     if (rec) co_return transport_error(what, rec);
@@ -456,10 +504,11 @@ class RestClient::Impl {
       std::string pending;
       char buf[16384];
       while (!parser.is_done()) {
+        // read_some: hand over whatever arrived; async_read would wait for a full buffer.
         parser.get().body().data = buf;
         parser.get().body().size = sizeof(buf);
         auto rec = co_await with_stream(c, [&](auto& s) -> awaitable<beast::error_code> {
-          auto [e, n] = co_await http::async_read(s, c.buf, parser, kTuple);
+          auto [e, n] = co_await http::async_read_some(s, c.buf, parser, kTuple);
           co_return e;
         });
         if (rec == http::error::need_buffer) rec = {};
@@ -596,8 +645,10 @@ Status RestClient::watch(const std::string& path, const Query& query,
     json ev = json::parse(line, nullptr, false);
     if (ev.is_discarded() || !ev.is_object()) {
       impl_->cancel_watch(ch);
-      return Status::invalid("watch " + path + ": the server sent a line that is not a JSON "
-                             "object: " + line.substr(0, 200));
+      return Status::invalid("watch " + path +
+                             ": the server sent a line that is not a JSON "
+                             "object: " +
+                             line.substr(0, 200));
     }
     bool more = on_event(ev);
     lock.lock();

@@ -13,13 +13,12 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "common/status.h"
 
@@ -35,7 +34,7 @@ struct ClientConfig {
   std::string tls_server_name;  // overrides the host for SNI and certificate checks
   std::string ca_pem;           // trusted CAs; empty = the system's
   bool insecure_skip_tls_verify = false;
-  std::string token;            // bearer token, sent on every request when set
+  std::string token;  // bearer token, sent on every request when set
   std::string client_cert_pem;
   std::string client_key_pem;
   std::string user_agent = "skiff-client/0.1";

@@ -51,7 +51,7 @@ class FakeClock : public Clock {
 struct WorkQueueOptions {
   std::chrono::nanoseconds base_delay = std::chrono::milliseconds(5);
   std::chrono::nanoseconds max_delay = std::chrono::seconds(1000);
-  double qps = 10;   // overall retry rate once the burst is spent
+  double qps = 10;  // overall retry rate once the burst is spent
   int burst = 100;
   const Clock* clock = nullptr;  // nullptr: Clock::real()
 };

@@ -81,8 +81,8 @@ bool needs_quotes(const std::string& s) {
   for (unsigned char c : s) {
     if (c < 0x20 || c == 0x7f) return true;
   }
-  static const char* kSpecial[] = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
-                                   "on", "On", "ON", "off", "Off", "OFF", "=", "<<"};
+  static const char* kSpecial[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no", "No",
+                                   "NO", "on", "On",  "ON",  "off", "Off", "OFF", "=",  "<<"};
   for (const char* w : kSpecial) {
     if (s == w) return true;  // YAML 1.1 readers (go-yaml v2, PyYAML) would see a bool
   }
