@@ -180,6 +180,7 @@ class StreamImpl : public Stream {
 
   bool write(std::shared_ptr<const std::string> chunk) override {
     std::vector<std::function<void()>> fire;
+    bool cut = false;
     {
       std::lock_guard lk(mu_);
       if (ended_) return false;
@@ -187,7 +188,7 @@ class StreamImpl : public Stream {
       if (queued_bytes_ + chunk->size() > bound_) {
         // The reader is too slow: cut it off instead of buffering without bound.
         end_locked(/*graceful=*/false, fire);
-        cut_off_ = true;
+        cut_off_ = cut = true;
       } else {
         queued_bytes_ += chunk->size();
         queue_.push_back(std::move(chunk));
@@ -198,7 +199,7 @@ class StreamImpl : public Stream {
       }
     }
     for (auto& cb : fire) cb();
-    return fire.empty() && !cut_off_;
+    return !cut;
   }
 
   void close() override { end(/*graceful=*/true); }
@@ -339,7 +340,7 @@ class Session : public ConnBase, public std::enable_shared_from_this<Session<S>>
                                  Clock::time_point started);
   awaitable<void> stream_response(Response r, const Request& req, Clock::time_point started);
   awaitable<void> watch_peer(std::shared_ptr<Session> self);
-  awaitable<Response> run_handler(Request req);
+  awaitable<Response> run_handler(std::shared_ptr<const Request> req);
   awaitable<void> linger();
 
   void set_deadline(std::chrono::milliseconds d) {
@@ -594,18 +595,18 @@ awaitable<void> Session<S>::linger() {
 }
 
 template <class S>
-awaitable<Response> Session<S>::run_handler(Request req) {
+awaitable<Response> Session<S>::run_handler(std::shared_ptr<const Request> req) {
   Handler* h = srv_.handler();
   asio::thread_pool& pool = srv_.pool();
   co_return co_await asio::async_initiate<decltype(use_awaitable), void(Response)>(
-      [h, &pool](auto handler, Request req) {
+      [h, &pool](auto handler, std::shared_ptr<const Request> req) {
         auto ex = asio::get_associated_executor(handler);
         asio::post(pool, [h, ex, req = std::move(req), handler = std::move(handler)]() mutable {
           Response r;
           try {
-            r = h->handle(req);
+            r = h->handle(*req);
           } catch (const std::exception& e) {
-            spdlog::warn("handler for {} {} threw: {}", req.method, req.raw_target, e.what());
+            spdlog::warn("handler for {} {} threw: {}", req->method, req->raw_target, e.what());
             r = error_response(500, "InternalError", std::string("internal error: ") + e.what());
           }
           asio::post(ex, [handler = std::move(handler), r = std::move(r)]() mutable {
@@ -659,13 +660,15 @@ awaitable<bool> Session<S>::serve(http::request<http::string_body> msg) {
 
   state_ = ConnState::kHandling;
   clear_deadline();
-  Response r = co_await run_handler(req);
+  // Shared with the worker rather than copied: the body may be megabytes.
+  auto shared = std::make_shared<const Request>(std::move(req));
+  Response r = co_await run_handler(shared);
   if (r.status < 100 || r.status > 999) r.status = 500;
   if (r.streamer) {
-    co_await stream_response(std::move(r), req, started);
+    co_await stream_response(std::move(r), *shared, started);
     co_return false;
   }
-  co_return co_await write_response(std::move(r), keep_alive, &req, started);
+  co_return co_await write_response(std::move(r), keep_alive, shared.get(), started);
 }
 
 template <class S>

@@ -116,6 +116,10 @@ int main(int argc, char** argv) {
 
   // Block the stop signals before any thread starts so that every thread inherits the mask and
   // only sigwait below receives them.
+  // A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
+  // even while blocked: restore the default so sigwait can receive it.
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGINT, SIG_DFL);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
