@@ -65,9 +65,10 @@ kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 start_server
 ctl get configmap web-config -n demo -o yaml | grep -E 'greeting|resourceVersion'
 
-step "delete"
-ctl delete -f "$src/deploy/examples/demo.yaml"
+step "delete the namespace: everything in it goes with it"
+ctl delete namespace demo
 ctl get namespaces
+ctl get pods,configmaps -n demo
 
 if [ "$keep" = 1 ]; then
   step "server left running (pid $pid); KUBECONFIG=$dir/admin.kubeconfig"
