@@ -27,7 +27,9 @@ work=$(mktemp -d "$cache/kubectl120.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # apt drops to the _apt user for downloads; let it write into the scratch dir.
 chmod 0777 "$work"
-if ! (cd "$work" && timeout 300 apt-get download -q kubernetes-client >"$work/apt.log" 2>&1); then
+fetch() { (cd "$work" && timeout 300 apt-get download -q kubernetes-client >"$work/apt.log" 2>&1); }
+# A machine whose package lists were never fetched knows no kubernetes-client yet.
+if ! fetch && ! { timeout 300 apt-get update -qq >/dev/null 2>&1 && fetch; }; then
   echo "kubectl120: apt-get download kubernetes-client failed:" >&2
   tail -n 5 "$work/apt.log" >&2 || true
   exit 1
