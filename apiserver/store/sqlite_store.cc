@@ -2,8 +2,8 @@
 //
 // Every write appends one row to `log` (revision = rowid). The live value of a key is its
 // highest-revision row unless that row is a tombstone (deleted = 1, value = the deleted value).
-// One writer thread owns the write connection and commits whatever writes are queued in one
-// transaction (group commit: one WAL fsync for the whole batch). Readers use a pool of their own
+// One write connection; whichever caller finds it free commits whatever writes are queued in one
+// transaction on its own thread (group commit: one WAL fsync for the whole batch). Readers use a pool of their own
 // connections; WAL gives each statement a consistent snapshot without blocking the writer.
 //
 // Compaction to C first records C in `meta` (from then on reads at or below C answer Gone), then
@@ -37,6 +37,8 @@ using Clock = std::chrono::steady_clock;
 constexpr int kBusyTimeoutMs = 10000;
 constexpr int64_t kCompactChunk = 5000;  // revisions per compaction transaction
 constexpr size_t kMaxBatch = 4096;
+// What the WAL is pre-sized to: a little over two auto-checkpoint cycles (1000 pages each).
+constexpr int64_t kWalPreallocBytes = 8 << 20;
 
 // The store whose writer thread this is: its watch callbacks must not queue writes and wait for
 // the very thread that runs them.
@@ -87,6 +89,41 @@ Status create_private_file(const std::string& path) {
   int err = errno;
   ::close(dfd);
   if (rc != 0) return Status::io("fsync directory " + dir, err);
+  return Status::ok();
+}
+
+// Extends the WAL file of `db` with written zeros to `bytes`. On ext4 (and most filesystems) an
+// fdatasync after an append must also commit the new file size and block allocation (a journal
+// commit: a second flush); an fdatasync after an overwrite inside the file does not. SQLite
+// restarts the WAL from its start after each checkpoint but grows it until then, so without this
+// every commit of the first cycles after open is an append and costs about twice the floor.
+// Zeros past the last frame are safe: recovery stops at the first frame whose salt does not
+// match the header, and writers overwrite from the last valid frame. The write lock is held so
+// no commit appends while the file grows. Durability is unchanged: commits still fdatasync.
+Status preallocate_wal(sqlite3* db, int64_t bytes) {
+  sqlite3_file* f = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK ||
+      f == nullptr || f->pMethods == nullptr) {
+    return Status::ok();  // no WAL file open (not expected in WAL mode): nothing to size
+  }
+  char* err = nullptr;
+  if (int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, &err); rc != SQLITE_OK) {
+    sqlite3_free(err);
+    return sql_status(db, rc, "preallocate the WAL");
+  }
+  sqlite3_int64 size = 0;
+  int rc = f->pMethods->xFileSize(f, &size);
+  if (rc == SQLITE_OK && size < bytes) {
+    static const std::string zeros(64 << 10, '\0');
+    for (sqlite3_int64 off = size; rc == SQLITE_OK && off < bytes;) {
+      const int n = static_cast<int>(std::min<sqlite3_int64>(zeros.size(), bytes - off));
+      rc = f->pMethods->xWrite(f, zeros.data(), n, off);
+      off += n;
+    }
+    if (rc == SQLITE_OK) rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+  }
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return sql_status(nullptr, rc, "preallocate the WAL");
   return Status::ok();
 }
 
@@ -237,6 +274,8 @@ class SqliteStore final : public Store {
         "  deleted INTEGER NOT NULL);"
         "CREATE INDEX IF NOT EXISTS log_key_revision_deleted ON log(key, revision, deleted);"
         "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"));
+    // Best effort: a store whose WAL could not be pre-sized works, only with slower commits.
+    (void)preallocate_wal(writer_.db(), kWalPreallocBytes);
     auto meta = [&](const char* name) -> Result<int64_t> {
       std::string sql = std::string("SELECT value FROM meta WHERE name = '") + name + "'";
       return scalar(sql.c_str());
@@ -403,6 +442,11 @@ class SqliteStore final : public Store {
     q_cv_.notify_all();
     if (writer_thread_.joinable()) writer_thread_.join();
     {
+      // Writes queued before stopping_ are still committed by the leader chain.
+      std::unique_lock lock(q_mu_);
+      q_cv_.wait(lock, [&] { return !busy_ && queue_.empty(); });
+    }
+    {
       std::lock_guard lock(pool_mu_);
       pool_closed_ = true;
       idle_.clear();
@@ -432,6 +476,7 @@ class SqliteStore final : public Store {
     int64_t expected;  // for kCompact: the revision to compact to
     Status status;
     KeyValue kv;
+    bool lead = false;  // set under q_mu_ before `done` is released: commit the queue yourself
     std::binary_semaphore done{0};
   };
 
@@ -495,56 +540,107 @@ class SqliteStore final : public Store {
     return ev;
   }
 
+  // Group commit with a rotating leader: the caller that finds the write connection free commits
+  // the queue on its own thread, so a lone client's write costs no thread hand-offs; callers
+  // arriving meanwhile queue up and the next leader (the oldest of them) commits them all in one
+  // transaction. The writer thread only runs compaction, taking turns with the leaders.
   Result<KeyValue> submit(Op& op) {
     if (tl_writer_of == this) {
       return Status::internal("sqlite store: a watch callback must not write to the store");
     }
+    bool lead;
     {
       std::lock_guard lock(q_mu_);
       if (stopping_) return Status::unavailable("sqlite store " + opts_.path + " is closed");
       queue_.push_back(&op);
+      lead = !busy_;  // invariant: !busy_ implies an empty queue, so `op` heads it
+      busy_ = true;
     }
-    q_cv_.notify_one();
-    op.done.acquire();
+    if (!lead) {
+      op.done.acquire();
+      lead = op.lead;
+    }
+    if (lead) {
+      lead_batch();
+      op.done.acquire();  // lead_batch() committed `op` (the queue's head) and released it
+    }
     if (!op.status.is_ok()) return op.status;
     return std::move(op.kv);
+  }
+
+  // REQUIRES: this thread holds the connection (busy_). Commits the head of the queue, then
+  // passes the connection on.
+  void lead_batch() {
+    std::vector<Op*> batch;
+    {
+      std::lock_guard lock(q_mu_);
+      const size_t n = std::min(queue_.size(), kMaxBatch);
+      batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    const void* outer = tl_writer_of;
+    tl_writer_of = this;  // watch callbacks run here and must not write
+    const int64_t compacted_before = compacted_.load();
+    if (!batch.empty()) commit_batch(batch);
+    tl_writer_of = outer;
+    release_connection();
+    // A compact() in the batch left rows for the compaction thread to delete.
+    if (compacted_.load() != compacted_before) q_cv_.notify_all();
+  }
+
+  // Passes the connection to the compaction thread if it asked, else to the oldest queued
+  // caller, else frees it.
+  void release_connection() {
+    Op* next = nullptr;
+    {
+      std::lock_guard lock(q_mu_);
+      if (compactor_waiting_) {
+        compactor_granted_ = true;
+      } else if (!queue_.empty()) {
+        next = queue_.front();
+        next->lead = true;
+      } else {
+        busy_ = false;
+      }
+    }
+    if (next != nullptr) {
+      next->done.release();
+    } else {
+      q_cv_.notify_all();
+    }
   }
 
   void run_writer() {
     tl_writer_of = this;
     const bool auto_compaction = opts_.compact_interval_ms > 0;
     auto compaction_due = [&] { return auto_compaction && Clock::now() >= next_auto_compact_; };
-    std::vector<Op*> batch;
     for (;;) {
       {
         std::unique_lock lock(q_mu_);
-        while (queue_.empty() && !stopping_ && compact_done_ >= compacted_.load() &&
-               !compaction_due()) {
+        while (!stopping_ && compact_done_ >= compacted_.load() && !compaction_due()) {
           if (auto_compaction) {
             q_cv_.wait_until(lock, next_auto_compact_);
           } else {
             q_cv_.wait(lock);
           }
         }
-        if (queue_.size() <= kMaxBatch) {
-          batch.swap(queue_);
-        } else {
-          batch.assign(queue_.begin(), queue_.begin() + kMaxBatch);
-          queue_.erase(queue_.begin(), queue_.begin() + kMaxBatch);
-        }
-        if (batch.empty() && stopping_) break;
+        if (stopping_) break;
+        // Take the connection between two batches, so that steady writes cannot starve
+        // compaction.
+        compactor_waiting_ = true;
+        q_cv_.wait(lock, [&] { return !busy_ || compactor_granted_ || stopping_; });
+        compactor_waiting_ = false;
+        if (!compactor_granted_ && (stopping_ || busy_)) break;
+        compactor_granted_ = false;
+        busy_ = true;
       }
-      if (!batch.empty()) {
-        commit_batch(batch);
-        batch.clear();
-      }
-      // Compaction work alternates with batches so that steady writes cannot starve it.
       if (compaction_due()) {
         next_auto_compact_ = Clock::now() + std::chrono::milliseconds(opts_.compact_interval_ms);
         int64_t target = current_.load() - opts_.keep_revisions;
         if (target > compacted_.load()) (void)set_compacted(target);
       }
       if (compact_done_ < compacted_.load()) (void)compact_chunk();
+      release_connection();
     }
   }
 
@@ -729,11 +825,11 @@ class SqliteStore final : public Store {
   }
 
   const SqliteOptions opts_;
-  Conn writer_;  // used by open(), then only by the writer thread, then by close()
+  Conn writer_;  // used by open(), then by whoever holds the connection (busy_), then by close()
   std::thread writer_thread_;
   std::atomic<int64_t> current_{0};
   std::atomic<int64_t> compacted_{0};
-  int64_t compact_done_ = 0;  // writer thread only
+  int64_t compact_done_ = 0;  // compaction thread only
   bool opened_ = false;
   Clock::time_point next_auto_compact_;
   std::unique_ptr<Dispatcher> dispatch_;
@@ -741,6 +837,9 @@ class SqliteStore final : public Store {
   std::mutex q_mu_;  // guards the members below
   std::condition_variable q_cv_;
   std::vector<Op*> queue_;
+  bool busy_ = false;  // a leader or the compaction thread holds the write connection
+  bool compactor_waiting_ = false;
+  bool compactor_granted_ = false;  // a leader passed the connection to the compaction thread
   bool stopping_ = false;
   Status close_status_;
 
