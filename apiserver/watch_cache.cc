@@ -6,6 +6,10 @@
 
 namespace skiff::apiserver {
 
+bool ObjectFilter::selects_all() const {
+  return (ns.empty() || rt == nullptr || !rt->namespaced) && labels.empty() && fields.empty();
+}
+
 bool ObjectFilter::matches(const json& obj) const {
   if (!ns.empty() && rt != nullptr && rt->namespaced && meta_string(obj, "namespace") != ns)
     return false;
@@ -26,40 +30,80 @@ bool ObjectFilter::matches(const json& obj) const {
   return true;
 }
 
-// One store event of a resource, parsed once, with its serialized lines shared by watchers.
+// One store event of a resource. It keeps the compact stored text, not parsed JSON: a parsed
+// nlohmann::json is about ten times the size of its text, and the window holds thousands of
+// events whether or not anyone watches. Objects are parsed when a watcher needs them (see
+// Parsed); the serialized lines are made once per (type, encoding) and shared by watchers.
 struct WatchCache::Event {
   bool is_delete = false;
   bool is_create = false;
   int64_t revision = 0;
-  std::shared_ptr<const json> obj;   // kPut: the new object; kDelete: the deleted one (rv=rev)
-  std::shared_ptr<const json> prev;  // the previous object, when known
+  std::string value;                      // kPut: the new object; kDelete: the deleted one
+  std::optional<std::string> prev_value;  // kPut update: the previous object, when known
+  int64_t prev_revision = 0;              // prev_value's mod revision
 
   std::mutex mu;
-  std::shared_ptr<const json> prev_at_rev;  // prev with rv = revision (moved-out DELETED)
   std::vector<std::pair<std::string, std::shared_ptr<const std::string>>> lines;
 
-  // The bytes of this event as `type` ('A', 'M', 'D') in `enc`, made once per (type, enc).
-  std::shared_ptr<const std::string> line(const proto::ResourceType& rt, char type,
-                                          const Encoding& enc) {
-    std::string key = std::string(1, type) + enc.cache_key();
+  std::shared_ptr<const std::string> cached_line(const std::string& key) {
     std::lock_guard<std::mutex> g(mu);
     for (auto& [k, l] : lines)
       if (k == key) return l;
-    const json* o = obj.get();
-    if (type == 'D' && !is_delete) {
-      if (!prev_at_rev) {
-        auto p = std::make_shared<json>(*prev);
-        (*p)["metadata"]["resourceVersion"] = std::to_string(revision);
-        prev_at_rev = std::move(p);
-      }
-      o = prev_at_rev.get();
-    }
-    const char* name = type == 'A' ? "ADDED" : type == 'M' ? "MODIFIED" : "DELETED";
-    auto l = std::make_shared<const std::string>(watch_line(rt, name, *o, enc));
+    return nullptr;
+  }
+  std::shared_ptr<const std::string> add_line(std::string key, std::string line) {
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& [k, l] : lines)
+      if (k == key) return l;  // another thread made it first
+    auto l = std::make_shared<const std::string>(std::move(line));
     lines.emplace_back(std::move(key), l);
     return l;
   }
 };
+
+namespace {
+
+// The parsed views of one event, made on first use and dropped after the event is delivered,
+// so that one dispatch parses each object at most once however many watchers there are.
+class Parsed {
+ public:
+  explicit Parsed(const WatchCache::Event& ev) : ev_(ev) {}
+  // The object with resourceVersion = the event's revision; nullptr if unreadable.
+  const json* obj() { return get(obj_, ev_.value, ev_.revision); }
+  // The previous object (kPut updates) with its own resourceVersion; nullptr if unknown.
+  const json* prev() {
+    return ev_.prev_value ? get(prev_, *ev_.prev_value, ev_.prev_revision) : nullptr;
+  }
+  // The previous object with resourceVersion = the event's revision (moved-out DELETED).
+  const json* prev_at_rev() {
+    return ev_.prev_value ? get(prev_at_rev_, *ev_.prev_value, ev_.revision) : nullptr;
+  }
+
+ private:
+  static const json* get(std::optional<json>& slot, const std::string& text, int64_t rev) {
+    if (!slot) {
+      auto o = read_object_at(text, rev);
+      slot = o.ok() ? std::move(o.value()) : json();
+    }
+    return slot->is_object() ? &*slot : nullptr;
+  }
+  const WatchCache::Event& ev_;
+  std::optional<json> obj_, prev_, prev_at_rev_;
+};
+
+// The bytes of `ev` as `type` ('A', 'M', 'D') in `enc`, made once per (type, enc).
+std::shared_ptr<const std::string> event_line(WatchCache::Event& ev, Parsed& parsed,
+                                              const proto::ResourceType& rt, char type,
+                                              const Encoding& enc) {
+  std::string key = std::string(1, type) + enc.cache_key();
+  if (auto l = ev.cached_line(key)) return l;
+  const json* o = type == 'D' && !ev.is_delete ? parsed.prev_at_rev() : parsed.obj();
+  if (o == nullptr) return nullptr;
+  const char* name = type == 'A' ? "ADDED" : type == 'M' ? "MODIFIED" : "DELETED";
+  return ev.add_line(std::move(key), watch_line(rt, name, *o, enc));
+}
+
+}  // namespace
 
 struct WatchCache::Watcher {
   uint64_t id = 0;
@@ -79,32 +123,48 @@ struct WatchCache::Watcher {
 
   // Writes `ev` as this watcher sees it. REQUIRES: mu held, or the watcher not yet ready and
   // called from the serving thread only.
-  void send(Event& ev) {
+  void send(Event& ev, Parsed& parsed) {
     if (ev.revision <= last_rev || closed.load()) return;
     last_rev = ev.revision;
-    bool cur = !ev.is_delete && filter.matches(*ev.obj);
+    const bool has_prev = ev.prev_value.has_value();
+    bool cur;
     bool old;
-    if (ev.is_delete) old = filter.matches(*ev.obj);
-    else if (ev.is_create) old = false;
-    else if (ev.prev) old = filter.matches(*ev.prev);
-    else old = cur;  // previous value unknown: no move in/out can be detected
+    if (filter.selects_all()) {  // no need to look inside the objects
+      cur = !ev.is_delete;
+      old = ev.is_delete || !ev.is_create;
+    } else {
+      const json* o = parsed.obj();
+      if (o == nullptr) return;  // unreadable stored JSON: nothing sensible to send
+      cur = !ev.is_delete && filter.matches(*o);
+      const json* p = ev.is_delete || ev.is_create ? nullptr : parsed.prev();
+      if (ev.is_delete) old = filter.matches(*o);
+      else if (ev.is_create) old = false;
+      else if (p != nullptr) old = filter.matches(*p);
+      else old = cur;  // previous value unknown: no move in/out can be detected
+    }
     char type;
     if (cur && !old) type = 'A';
     else if (cur && old) type = 'M';
-    else if (!cur && old) type = ev.prev || ev.is_delete ? 'D' : 0;
+    else if (!cur && old) type = has_prev || ev.is_delete ? 'D' : 0;
     else return;
     if (type == 0) return;
-    if (!stream->write(ev.line(*rt, type, enc))) closed.store(true);
+    auto line = event_line(ev, parsed, *rt, type, enc);
+    if (line == nullptr) return;
+    if (!stream->write(line)) closed.store(true);
+  }
+  void send(Event& ev) {
+    Parsed parsed(ev);
+    send(ev, parsed);
   }
 
-  void deliver(const std::shared_ptr<Event>& ev) {
+  void deliver(const std::shared_ptr<Event>& ev, Parsed& parsed) {
     std::lock_guard<std::mutex> g(mu);
     if (closed.load()) return;
     if (!ready) {
       backlog.push_back(ev);
       return;
     }
-    send(*ev);
+    send(*ev, parsed);
   }
 };
 
@@ -118,18 +178,17 @@ struct WatchCache::Resource {
 
 namespace {
 
-// Builds the cached form of a store event; nullptr if the stored JSON is unreadable.
+// Builds the cached form of a store event.
 std::shared_ptr<WatchCache::Event> make_event(const store::Event& se) {
   auto ev = std::make_shared<WatchCache::Event>();
   ev->is_delete = se.type == store::EventType::kDelete;
   ev->is_create = se.is_create;
   ev->revision = se.revision();
-  auto obj = read_object_at(se.kv.value, se.revision());
-  if (!obj.ok()) return nullptr;
-  ev->obj = std::make_shared<const json>(std::move(obj.value()));
-  if (se.prev) {
-    auto prev = read_object(*se.prev);
-    if (prev.ok()) ev->prev = std::make_shared<const json>(std::move(prev.value()));
+  ev->value = se.kv.value;
+  // A delete's prev is the deleted value itself (already in `value`): keep one copy.
+  if (se.prev && !ev->is_delete) {
+    ev->prev_value = se.prev->value;
+    ev->prev_revision = se.prev->mod_revision;
   }
   return ev;
 }
@@ -232,14 +291,14 @@ void WatchCache::dispatch(const store::Event& se) {
   Resource* r = resource_for_key(se.kv.key);
   if (r == nullptr) return;
   auto ev = make_event(se);
-  if (!ev) return;
+  Parsed parsed(*ev);  // shared by this event's watchers; freed when it has been delivered
   std::lock_guard<std::mutex> g(r->mu);
   r->window.push_back(ev);
   while (static_cast<int64_t>(r->window.size()) > window_events_) {
     r->complete_after = r->window.front()->revision;
     r->window.pop_front();
   }
-  for (auto& w : r->watchers) w->deliver(ev);
+  for (auto& w : r->watchers) w->deliver(ev, parsed);
 }
 
 void WatchCache::housekeeping_loop() {
@@ -350,10 +409,7 @@ void WatchCache::serve(std::shared_ptr<Stream> stream, WatchRequest req) {
       }
       return;
     }
-    for (const auto& se : *evs) {
-      auto ev = make_event(se);
-      if (ev) w->send(*ev);
-    }
+    for (const auto& se : *evs) w->send(*make_event(se));
   } else {
     auto list = store_->list(list_prefix(*req.rt, w->filter.ns), 0, 0, "");
     if (!list.is_ok()) {

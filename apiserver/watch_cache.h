@@ -1,8 +1,9 @@
 // WatchCache: the API server's fan-out of store events to watch streams.
 //
 // It subscribes to the Store once and keeps, per resource, a window of the most recent events.
-// Each event holds the parsed object (and the previous one) and its serialized watch lines per
-// encoding, computed once on first use and shared by every watcher. A watch starts from the
+// Each event holds the stored text of the object (and of the previous one), parsed only while
+// it is being delivered, and its serialized watch lines per encoding, computed once on first
+// use and shared by every watcher. A watch starts from the
 // current state (synthetic ADDED events), from a revision inside the window (replayed from
 // memory), or from an older, not yet compacted revision (replayed from Store::events_since);
 // otherwise it gets one ERROR 410 Expired event. Each watcher sees events in revision order,
@@ -50,6 +51,8 @@ struct ObjectFilter {
   proto::LabelSelector labels;
   proto::FieldSelector fields;
   bool matches(const json& obj) const;
+  // True when every object of rt matches (no need to parse objects to filter them).
+  bool selects_all() const;
 };
 
 struct WatchRequest {

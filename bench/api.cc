@@ -514,17 +514,19 @@ std::string find_server(const std::string& flag) {
 
 void usage() {
   std::printf(
-      "usage: bench_api [--server PATH] [--quick] [--tmp DIR]\n"
+      "usage: bench_api [--server PATH] [--quick] [--tmp DIR] [--only rss]\n"
       "  --server PATH  skiff-apiserver to run (default: next to this program or one dir up)\n"
       "  --quick        smaller counts (a smoke run)\n"
       "  --tmp DIR      where data dirs go (default $TMPDIR or /tmp; the fsync floor is\n"
-      "                 measured there, so put it on the disk you care about)\n");
+      "                 measured there, so put it on the disk you care about)\n"
+      "  --only rss     run only the RSS measurement (to iterate on memory use)\n");
 }
 
 int run(int argc, char** argv) {
   std::string server_flag;
   std::string tmp_root = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
   bool quick = false;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--server" && i + 1 < argc) {
@@ -533,6 +535,8 @@ int run(int argc, char** argv) {
       tmp_root = argv[++i];
     } else if (a == "--quick") {
       quick = true;
+    } else if (a == "--only" && i + 1 < argc && std::string(argv[i + 1]) == "rss") {
+      only = argv[++i];
     } else {
       usage();
       return a == "--help" || a == "-h" ? 0 : 2;
@@ -560,15 +564,17 @@ int run(int argc, char** argv) {
               quick ? "quick" : "full", exe.c_str(), dir.c_str(),
               std::thread::hardware_concurrency());
 
-  double floor = fsync_floor(dir, quick ? 500 : 5000, quick ? 1.0 : 3.0);
-  std::printf("\n%-44s %10.0f ops/s\n", "disk floor: 4 KiB append + fdatasync", floor);
-
   int rc = 0;
+  const bool all = only.empty();
+  double floor = all ? fsync_floor(dir, quick ? 500 : 5000, quick ? 1.0 : 3.0) : 0;
+  if (all) std::printf("\n%-44s %10.0f ops/s\n", "disk floor: 4 KiB append + fdatasync", floor);
+
   double sqlite_single = 0;
   double sqlite_64 = 0;
-  std::printf("\n%-44s %10s %9s %9s %8s\n", "creates (ConfigMap, plain HTTP keep-alive)",
+  if (all) std::printf("\n%-44s %10s %9s %9s %8s\n", "creates (ConfigMap, plain HTTP keep-alive)",
               "creates/s", "p50 ms", "p99 ms", "errors");
   for (std::string store : {"sqlite", "memory"}) {
+    if (!all) break;
     Server s(exe, store, dir);
     if (!s.ready()) {
       rc = 1;
@@ -592,10 +598,10 @@ int run(int argc, char** argv) {
     std::printf("\n%-44s %9.0f%%   (target >= 80%%)\n",
                 "sqlite single-client creates / fsync floor", 100.0 * sqlite_single / floor);
   }
-  std::printf("%-44s %10.0f   (target >= 5000/s)\n", "sqlite creates/s with 64 clients",
+  if (all) std::printf("%-44s %10.0f   (target >= 5000/s)\n", "sqlite creates/s with 64 clients",
               sqlite_64);
 
-  {
+  if (all) {
     Server s(exe, "sqlite", dir / "watch");
     if (s.ready()) {
       std::printf("\n%-30s %8s %10s %12s %9s %9s %7s\n",
