@@ -583,7 +583,9 @@ class SqliteStore final : public Store {
     const int64_t compacted_before = compacted_.load();
     if (!batch.empty()) commit_batch(batch);
     tl_writer_of = outer;
+    // The next leader first: its batch has been queueing during our fsync.
     release_connection();
+    for (Op* op : batch) op->done.release();
     // A compact() in the batch left rows for the compaction thread to delete.
     if (compacted_.load() != compacted_before) q_cv_.notify_all();
   }
@@ -644,7 +646,7 @@ class SqliteStore final : public Store {
     }
   }
 
-  // Applies `batch` in one transaction. Each op is checked against the state including the ops
+  // Applies `batch` in one transaction; the caller then releases the ops. Each op is checked against the state including the ops
   // before it in the batch (the transaction sees its own writes).
   void commit_batch(const std::vector<Op*>& batch) {
     std::vector<Event> events;
@@ -669,10 +671,7 @@ class SqliteStore final : public Store {
     if (failed.is_ok()) failed = step_stmt(kCommit, "COMMIT");
     if (!failed.is_ok()) {
       (void)step_stmt(kRollback, "ROLLBACK");
-      for (Op* op : batch) {
-        op->status = failed.with_context("store write (batch rolled back)");
-        op->done.release();
-      }
+      for (Op* op : batch) op->status = failed.with_context("store write (batch rolled back)");
       return;
     }
     current_.store(rev);
@@ -680,7 +679,6 @@ class SqliteStore final : public Store {
     for (Event& ev : events) dispatch_->publish(std::move(ev));
     // Delivering before acknowledging means a watch cache has seen a write once it returns.
     dispatch_->deliver();
-    for (Op* op : batch) op->done.release();
   }
 
   // Checks `op` against the latest row for its key and appends its row. Logical failures go to
