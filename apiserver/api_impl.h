@@ -5,6 +5,7 @@
 // pipeline (decode, default, validate, metadata rules, namespace lifecycle).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "apiserver/api.h"
 #include "apiserver/api_util.h"
 #include "apiserver/errors.h"
+#include "apiserver/metrics.h"
 #include "apiserver/watch_cache.h"
 
 namespace skiff::proto {
@@ -23,6 +25,16 @@ class Store;
 }
 
 namespace skiff::apiserver {
+
+// Runs a store call `f` and records its latency in the store histogram under `op`.
+template <class F>
+auto timed(const char* op, F&& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = f();
+  metrics::observe_store(
+      op, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return r;
+}
 
 // A resource URL, parsed.
 struct Target {

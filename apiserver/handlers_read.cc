@@ -21,15 +21,6 @@ bool parse_int(const std::string& s, int64_t* out) {
   return true;
 }
 
-// Times a store call for the store latency histogram.
-template <class F>
-auto timed(const char* op, F&& f) {
-  auto t0 = std::chrono::steady_clock::now();
-  auto r = f();
-  metrics::observe_store(
-      op, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  return r;
-}
 
 }  // namespace
 

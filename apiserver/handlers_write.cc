@@ -18,14 +18,6 @@ constexpr int kMaxAttempts = 16;  // optimistic-concurrency retries for uncondit
 
 const std::set<std::string> kProtectedNamespaces = {"default", "kube-system", "kube-public"};
 
-template <class F>
-auto timed(const char* op, F&& f) {
-  auto t0 = std::chrono::steady_clock::now();
-  auto r = f();
-  metrics::observe_store(
-      op, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  return r;
-}
 
 json& meta_of(json& obj) {
   json& m = obj["metadata"];

@@ -87,4 +87,13 @@ std::optional<std::string> prefix_end(std::string_view prefix) {
   return std::nullopt;
 }
 
+std::string quote_key(std::string_view key) {
+  std::string s;
+  s.reserve(key.size() + 2);
+  s += '"';
+  s += key;
+  s += '"';
+  return s;
+}
+
 }  // namespace skiff::store

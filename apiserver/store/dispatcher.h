@@ -57,6 +57,9 @@ class Dispatcher {
 
 // The smallest string greater than every string starting with `prefix`, or nullopt when there
 // is none ("" or all 0xff bytes): the exclusive upper bound of a prefix range.
+// `key` in double quotes, for error messages ("key \"/registry/x\" not found").
+std::string quote_key(std::string_view key);
+
 std::optional<std::string> prefix_end(std::string_view prefix);
 
 }  // namespace skiff::store

@@ -15,14 +15,6 @@
 namespace skiff::store {
 namespace {
 
-std::string quoted(std::string_view key) {
-  std::string s;
-  s.reserve(key.size() + 2);
-  s += '"';
-  s += key;
-  s += '"';
-  return s;
-}
 
 class MemoryStore final : public Store {
  public:
@@ -32,7 +24,7 @@ class MemoryStore final : public Store {
   Result<KeyValue> get(std::string_view key) override {
     std::lock_guard lock(mu_);
     auto it = live_.find(key);
-    if (it == live_.end()) return Status::not_found("get " + quoted(key) + ": not found");
+    if (it == live_.end()) return Status::not_found("get " + quote_key(key) + ": not found");
     return it->second;
   }
 
@@ -150,7 +142,7 @@ class MemoryStore final : public Store {
       const int64_t rev = current_ + 1;
       if (kind == Kind::kCreate) {
         if (it != live_.end()) {
-          return Status::already_exists("create " + quoted(key) + ": already exists");
+          return Status::already_exists("create " + quote_key(key) + ": already exists");
         }
         it =
             live_
@@ -162,9 +154,9 @@ class MemoryStore final : public Store {
         result = it->second;
       } else {
         const char* verb = kind == Kind::kUpdate ? "update " : "delete ";
-        if (it == live_.end()) return Status::not_found(verb + quoted(key) + ": not found");
+        if (it == live_.end()) return Status::not_found(verb + quote_key(key) + ": not found");
         if (expected != 0 && expected != it->second.mod_revision) {
-          return Status::conflict(verb + quoted(key) + ": expected revision " +
+          return Status::conflict(verb + quote_key(key) + ": expected revision " +
                                   std::to_string(expected) + ", current is " +
                                   std::to_string(it->second.mod_revision));
         }

@@ -44,14 +44,6 @@ constexpr int64_t kWalPreallocBytes = 8 << 20;
 // the very thread that runs them.
 thread_local const void* tl_writer_of = nullptr;
 
-std::string quoted(std::string_view key) {
-  std::string s;
-  s.reserve(key.size() + 2);
-  s += '"';
-  s += key;
-  s += '"';
-  return s;
-}
 
 Status sql_status(sqlite3* db, int rc, std::string_view what) {
   std::string m(what);
@@ -309,9 +301,9 @@ class SqliteStore final : public Store {
     bind_text(s, 1, key);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_int64(s, 3) != 0)) {
-      return Status::not_found("get " + quoted(key) + ": not found");
+      return Status::not_found("get " + quote_key(key) + ": not found");
     }
-    if (rc != SQLITE_ROW) return sql_status(c.db(), rc, "get " + quoted(key));
+    if (rc != SQLITE_ROW) return sql_status(c.db(), rc, "get " + quote_key(key));
     return KeyValue{std::string(key), column_string(s, 1), sqlite3_column_int64(s, 2),
                     sqlite3_column_int64(s, 0)};
   }
@@ -369,7 +361,7 @@ class SqliteStore final : public Store {
                                    sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 1)});
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-      return sql_status(c.db(), rc, "list " + quoted(prefix));
+      return sql_status(c.db(), rc, "list " + quote_key(prefix));
     }
     // Compaction past `at` may have removed rows this snapshot needed while we read.
     if (int64_t c = compacted_.load(); at < c) return gone(c);
@@ -425,7 +417,7 @@ class SqliteStore final : public Store {
     if (hi) bind_text(s, 4, *hi);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(event_from_row(s));
-    if (rc != SQLITE_DONE) return sql_status(c.db(), rc, "events since " + quoted(prefix));
+    if (rc != SQLITE_DONE) return sql_status(c.db(), rc, "events since " + quote_key(prefix));
     if (auto g = gone()) return *g;
     return out;
   }
@@ -696,7 +688,7 @@ class SqliteStore final : public Store {
     Event ev;
     if (op.kind == OpKind::kCreate) {
       if (live) {
-        op.status = Status::already_exists("create " + quoted(op.key) + ": already exists");
+        op.status = Status::already_exists("create " + quote_key(op.key) + ": already exists");
         return Status::ok();
       }
       SKIFF_RETURN_IF_ERROR(insert(next, op.key, op.value, next, 0, false));
@@ -705,14 +697,14 @@ class SqliteStore final : public Store {
     } else {
       const char* verb = op.kind == OpKind::kUpdate ? "update " : "delete ";
       if (!live) {
-        op.status = Status::not_found(verb + quoted(op.key) + ": not found");
+        op.status = Status::not_found(verb + quote_key(op.key) + ": not found");
         return Status::ok();
       }
       const int64_t mod = sqlite3_column_int64(s, 0);
       const int64_t created = sqlite3_column_int64(s, 2);
       if (op.expected != 0 && op.expected != mod) {
         op.status =
-            Status::conflict(verb + quoted(op.key) + ": expected revision " +
+            Status::conflict(verb + quote_key(op.key) + ": expected revision " +
                              std::to_string(op.expected) + ", current is " + std::to_string(mod));
         return Status::ok();
       }
@@ -747,7 +739,7 @@ class SqliteStore final : public Store {
     sqlite3_bind_int64(s, 5, prev);
     sqlite3_bind_int(s, 6, deleted ? 1 : 0);
     int rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return sql_status(writer_.db(), rc, "append to log " + quoted(key));
+    if (rc != SQLITE_DONE) return sql_status(writer_.db(), rc, "append to log " + quote_key(key));
     return Status::ok();
   }
 
