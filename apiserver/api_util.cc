@@ -1,5 +1,7 @@
 #include "apiserver/api_util.h"
 
+#include "common/base64.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -32,50 +34,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64_encode(std::string_view in) {
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += kB64[n >> 18];
-    out += kB64[(n >> 12) & 63];
-    out += kB64[(n >> 6) & 63];
-    out += kB64[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t n = uint8_t(in[i]) << 16;
-    out += kB64[n >> 18];
-    out += kB64[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += kB64[n >> 18];
-    out += kB64[(n >> 12) & 63];
-    out += kB64[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-bool base64_decode(std::string_view in, std::string* out) {
-  uint32_t acc = 0;
-  int bits = 0;
-  out->clear();
-  for (char c : in) {
-    if (c == '=') break;
-    const char* p = std::strchr(kB64, c);
-    if (c == '\0' || p == nullptr) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(p - kB64);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -306,9 +264,9 @@ std::string encode_continue(int64_t revision, const std::string& last_key_rel) {
 }
 
 bool decode_continue(const std::string& token, int64_t* revision, std::string* last_key_rel) {
-  std::string raw;
-  if (!base64_decode(token, &raw)) return false;
-  json j = json::parse(raw, nullptr, false);
+  auto raw = base64_decode(token);
+  if (!raw.is_ok()) return false;
+  json j = json::parse(raw.value(), nullptr, false);
   if (!j.is_object() || !j.contains("rv") || !j["rv"].is_number_integer() ||
       !j.contains("start") || !j["start"].is_string())
     return false;

@@ -1,5 +1,7 @@
 #include "apiserver/pki.h"
 
+#include "common/base64.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <openssl/bio.h>
@@ -279,15 +281,6 @@ std::string random_token() {
   return out;
 }
 
-std::string base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
 Status ensure_ca(const std::string& dir, PkiFiles& f, PkeyPtr& ca_key, X509Ptr& ca_cert) {
   std::string key_file = dir + "/ca.key";
   f.ca_cert_file = dir + "/ca.crt";
@@ -420,7 +413,7 @@ Status write_kubeconfig(const std::string& path, const std::string& ca_pem,
   y += "clusters:\n";
   y += "- name: skiff\n";
   y += "  cluster:\n";
-  y += "    certificate-authority-data: " + base64(ca_pem) + "\n";
+  y += "    certificate-authority-data: " + base64_encode(ca_pem) + "\n";
   y += "    server: " + server_url + "\n";
   y += "users:\n";
   y += "- name: admin\n";

@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "common/base64.h"  // Secret and ConfigMap data
 #include "proto/codec.h"
 #include "proto/meta.h"
 
@@ -22,9 +23,5 @@ void non_negative(FieldErrors& errs, const Path& p, int64_t v);
 void immutable(FieldErrors& errs, const Path& p, const std::string& now, const std::string& before);
 // "k1=v1,k2=v2" or "<none>" (labels.FormatLabels).
 std::string format_labels(const std::map<std::string, std::string>& m);
-// Validates base64 in Go's StdEncoding (padding required); empty string if valid, else the
-// Go-style problem ("illegal base64 data at input byte 3").
-std::string base64_problem(const std::string& s);
-std::string base64_encode(const std::string& raw);
 
 }  // namespace skiff::proto

@@ -173,56 +173,5 @@ Result<KubeConfig> load_kubeconfig(const std::string& path, const std::string& c
   return kc;
 }
 
-Result<std::string> base64_decode(std::string_view in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ' || c == '\t') continue;
-    int v = val(c);
-    if (v < 0) return Status::invalid(std::string("invalid base64 character '") + c + "'");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
-std::string base64_encode(std::string_view in) {
-  static const char* kAlpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += kAlpha[(n >> 18) & 63];
-    out += kAlpha[(n >> 12) & 63];
-    out += kAlpha[(n >> 6) & 63];
-    out += kAlpha[n & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t n = uint8_t(in[i]) << 16;
-    out += kAlpha[(n >> 18) & 63];
-    out += kAlpha[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t n = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += kAlpha[(n >> 18) & 63];
-    out += kAlpha[(n >> 12) & 63];
-    out += kAlpha[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
 
 }  // namespace skiff::client

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/base64.h"
 #include "common/status.h"
 
 namespace skiff::client {
@@ -46,9 +47,5 @@ std::string find_kubeconfig(const std::string& explicit_path);
 // with the file name.
 [[nodiscard]] Result<KubeConfig> load_kubeconfig(const std::string& path,
                                                  const std::string& context = "");
-
-// Base64 (standard alphabet, padding optional, whitespace ignored). Invalid on bad input.
-[[nodiscard]] Result<std::string> base64_decode(std::string_view in);
-std::string base64_encode(std::string_view in);
 
 }  // namespace skiff::client
