@@ -9,12 +9,10 @@ bool Backoff::in_backoff(const std::string &key, Clock::time_point since,
   return now < until(key, since);
 }
 
-Backoff::Clock::time_point Backoff::until(const std::string &key,
-                                          Clock::time_point since) const {
+Backoff::Clock::time_point Backoff::until(const std::string &key, Clock::time_point since) const {
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
-  if (it == entries_.end())
-    return since;
+  if (it == entries_.end()) return since;
   return since + it->second.backoff;
 }
 
@@ -43,9 +41,8 @@ void Backoff::reset(const std::string &key) {
 void Backoff::reset_prefix(const std::string &prefix) {
   std::lock_guard lock(mu_);
   for (auto it = entries_.lower_bound(prefix);
-       it != entries_.end() &&
-       it->first.compare(0, prefix.size(), prefix) == 0;)
+       it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
     it = entries_.erase(it);
 }
 
-} // namespace skiff::kubelet
+}  // namespace skiff::kubelet

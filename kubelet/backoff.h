@@ -15,20 +15,17 @@
 namespace skiff::kubelet {
 
 class Backoff {
-public:
+ public:
   using Clock = std::chrono::system_clock;
   using Duration = std::chrono::milliseconds;
-  Backoff(Duration initial = std::chrono::seconds(10),
-          Duration max = std::chrono::minutes(5))
+  Backoff(Duration initial = std::chrono::seconds(10), Duration max = std::chrono::minutes(5))
       : initial_(initial), max_(max) {}
 
   // True while `now` is within the current back-off counted from `since`.
-  bool in_backoff(const std::string &key, Clock::time_point since,
-                  Clock::time_point now) const;
+  bool in_backoff(const std::string &key, Clock::time_point since, Clock::time_point now) const;
   // When the back-off counted from `since` ends (`since` itself when the key
   // has none).
-  Clock::time_point until(const std::string &key,
-                          Clock::time_point since) const;
+  Clock::time_point until(const std::string &key, Clock::time_point since) const;
   // Records one more attempt: the back-off becomes `initial` (new or expired
   // entry) or doubles.
   void next(const std::string &key, Clock::time_point now);
@@ -38,7 +35,7 @@ public:
   // Forgets every key starting with `prefix` (a deleted pod's "uid/").
   void reset_prefix(const std::string &prefix);
 
-private:
+ private:
   struct Entry {
     Duration backoff{0};
     Clock::time_point last_update;
@@ -48,4 +45,4 @@ private:
   std::map<std::string, Entry> entries_;
 };
 
-} // namespace skiff::kubelet
+}  // namespace skiff::kubelet

@@ -29,9 +29,8 @@ using EnvList = std::vector<std::pair<std::string, std::string>>;
 // Kubernetes' $(VAR) expansion: "$(NAME)" becomes lookup(NAME) when it returns
 // non-null, else stays literally "$(NAME)"; "$$" becomes "$"; an unterminated
 // "$(" is kept as it is.
-std::string expand_vars(
-    std::string_view in,
-    const std::function<const std::string *(const std::string &)> &lookup);
+std::string expand_vars(std::string_view in,
+                        const std::function<const std::string *(const std::string &)> &lookup);
 
 // What the pod's environment refers to besides the pod itself.
 struct EnvContext {
@@ -51,29 +50,25 @@ struct EnvContext {
 // value expanded against the variables defined before it. Errors are
 // Kubernetes' CreateContainerConfigError messages: `configmap "x" not found`,
 // `couldn't find key k in ConfigMap ns/x`, ...
-[[nodiscard]] Result<EnvList> container_env(const proto::Pod &pod,
-                                            const proto::Container &c,
+[[nodiscard]] Result<EnvList> container_env(const proto::Pod &pod, const proto::Container &c,
                                             const EnvContext &ctx);
 
 // The value of a downward-API field path (metadata.name, metadata.labels['k'],
 // status.podIP,
 // ...). Invalid for unsupported paths.
-[[nodiscard]] Result<std::string> field_ref_value(const proto::Pod &pod,
-                                                  const std::string &path,
+[[nodiscard]] Result<std::string> field_ref_value(const proto::Pod &pod, const std::string &path,
                                                   const EnvContext &ctx);
 
 // argv: `command` replaces the image Entrypoint and drops its Cmd; `args`
 // replace Cmd. $(VAR) in command and args expand against `env` (the container's
 // variables, not the image's).
-std::vector<std::string> container_argv(const proto::Container &c,
-                                        const images::ImageConfig &img,
+std::vector<std::string> container_argv(const proto::Container &c, const images::ImageConfig &img,
                                         const EnvList &env);
 
 // The image's "NAME=value" list with the container's variables overriding
 // same-named ones (in place) and new ones appended, as a container runtime
 // merges them.
-std::vector<std::string> merge_env(const std::vector<std::string> &image_env,
-                                   const EnvList &env);
+std::vector<std::string> merge_env(const std::vector<std::string> &image_env, const EnvList &env);
 
 // cgroup limits of one container, and of the pod (cpu shares from the summed
 // requests; CPU quota and memory limit only when every container sets that
@@ -89,4 +84,4 @@ std::string container_hash(const proto::Container &c);
 // or no tag.
 std::string effective_pull_policy(const proto::Container &c);
 
-} // namespace skiff::kubelet
+}  // namespace skiff::kubelet

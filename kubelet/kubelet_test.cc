@@ -32,13 +32,12 @@ proto::Pod make_pod(const std::string &policy = "Always") {
 
 // A ContainerRuntime that only remembers what it was told.
 class FakeContainerRuntime : public runtime::ContainerRuntime {
-public:
+ public:
   int64_t clock_ns = 1'700'000'000'000'000'000;
   std::map<std::string, runtime::ContainerState> states;
   int next_id = 0;
 
-  Result<runtime::ContainerState>
-  start(const runtime::ContainerConfig &cfg) override {
+  Result<runtime::ContainerState> start(const runtime::ContainerConfig &cfg) override {
     runtime::ContainerState s;
     s.id = cfg.id.empty() ? "c" + std::to_string(next_id++) : cfg.id;
     s.labels = cfg.labels;
@@ -64,53 +63,45 @@ public:
     s.finished_at_ns = (clock_ns += 1'000'000'000);
   }
   Status signal(const std::string &id, int) override { return Status::ok(); }
-  Result<runtime::ContainerState>
-  inspect(const std::string &id) const override {
+  Result<runtime::ContainerState> inspect(const std::string &id) const override {
     auto it = states.find(id);
-    if (it == states.end())
-      return Status::not_found(id);
+    if (it == states.end()) return Status::not_found(id);
     return it->second;
   }
   std::vector<runtime::ContainerState> list() const override {
     std::vector<runtime::ContainerState> v;
-    for (const auto &[k, s] : states)
-      v.push_back(s);
+    for (const auto &[k, s] : states) v.push_back(s);
     return v;
   }
   Status remove(const std::string &id, std::chrono::milliseconds) override {
     states.erase(id);
     return Status::ok();
   }
-  Result<runtime::ExecProcess> exec(const std::string &,
-                                    const runtime::ExecOptions &) override {
+  Result<runtime::ExecProcess> exec(const std::string &, const runtime::ExecOptions &) override {
     return Status::unavailable("no exec");
   }
-  Result<int> wait_exec(const runtime::ExecProcess &,
-                        std::chrono::milliseconds) override {
+  Result<int> wait_exec(const runtime::ExecProcess &, std::chrono::milliseconds) override {
     return Status::unavailable("no exec");
   }
   void on_exit(std::function<void(const std::string &)>) override {}
 
   std::vector<Instance> instances() const {
     std::vector<Instance> v;
-    for (const auto &s : list())
-      v.push_back(instance_from(s));
+    for (const auto &s : list()) v.push_back(instance_from(s));
     return v;
   }
 };
 
 // Starts what the plan says, as the Kubelet does (labels, attempt, back-off
 // bookkeeping).
-void apply(FakeContainerRuntime &rt, const proto::Pod &pod, const PodPlan &plan,
-           Backoff &bo, TimePoint now) {
+void apply(FakeContainerRuntime &rt, const proto::Pod &pod, const PodPlan &plan, Backoff &bo,
+           TimePoint now) {
   for (const auto &s : plan.start) {
     const proto::Container *c = nullptr;
     for (const auto &x : pod.spec.init_containers)
-      if (x.name == s.name)
-        c = &x;
+      if (x.name == s.name) c = &x;
     for (const auto &x : pod.spec.containers)
-      if (x.name == s.name)
-        c = &x;
+      if (x.name == s.name) c = &x;
     runtime::ContainerConfig cfg;
     cfg.labels[runtime::kLabelPodUid] = pod.metadata.uid;
     cfg.labels[runtime::kLabelContainerName] = s.name;
@@ -118,8 +109,7 @@ void apply(FakeContainerRuntime &rt, const proto::Pod &pod, const PodPlan &plan,
     cfg.labels[runtime::kLabelInit] = s.init ? "true" : "false";
     cfg.labels[runtime::kLabelSpecHash] = container_hash(*c);
     cfg.args = container_argv(*c, {}, {});
-    if (s.restart)
-      bo.next(pod.metadata.uid + "/" + s.name, now);
+    if (s.restart) bo.next(pod.metadata.uid + "/" + s.name, now);
     (void)rt.start(cfg);
   }
 }
@@ -135,9 +125,8 @@ std::string latest_id(const FakeContainerRuntime &rt, const std::string &name) {
   return id;
 }
 
-proto::PodStatus status_of(const FakeContainerRuntime &rt,
-                           const proto::Pod &pod, const PodPlan &plan,
-                           TimePoint now,
+proto::PodStatus status_of(const FakeContainerRuntime &rt, const proto::Pod &pod,
+                           const PodPlan &plan, TimePoint now,
                            std::map<std::string, Waiting> waiting = {}) {
   auto inst = rt.instances();
   StatusInput in;
@@ -151,15 +140,13 @@ proto::PodStatus status_of(const FakeContainerRuntime &rt,
   return compute_status(in);
 }
 
-const proto::PodCondition *cond(const proto::PodStatus &s,
-                                const std::string &t) {
+const proto::PodCondition *cond(const proto::PodStatus &s, const std::string &t) {
   for (const auto &c : s.conditions)
-    if (c.type == t)
-      return &c;
+    if (c.type == t) return &c;
   return nullptr;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("expand_vars follows Kubernetes' expansion rules") {
   std::map<std::string, std::string> vars{{"A", "x"}, {"B", "y z"}};
@@ -179,21 +166,19 @@ TEST_CASE("expand_vars follows Kubernetes' expansion rules") {
   CHECK(expand_vars("", lookup) == "");
 }
 
-TEST_CASE("command and args merge with the image's Entrypoint and Cmd as "
-          "Kubernetes does") {
+TEST_CASE(
+    "command and args merge with the image's Entrypoint and Cmd as "
+    "Kubernetes does") {
   images::ImageConfig img;
   img.entrypoint = {"/entry"};
   img.cmd = {"--default"};
   proto::Container c;
-  CHECK(container_argv(c, img, {}) ==
-        std::vector<std::string>{"/entry", "--default"});
+  CHECK(container_argv(c, img, {}) == std::vector<std::string>{"/entry", "--default"});
   c.args = {"--x"};
-  CHECK(container_argv(c, img, {}) ==
-        std::vector<std::string>{"/entry", "--x"});
+  CHECK(container_argv(c, img, {}) == std::vector<std::string>{"/entry", "--x"});
   c.command = {"/bin/sh", "-c"};
   c.args = {};
-  CHECK(container_argv(c, img, {}) ==
-        std::vector<std::string>{"/bin/sh", "-c"});
+  CHECK(container_argv(c, img, {}) == std::vector<std::string>{"/bin/sh", "-c"});
   c.args = {"echo $(GREETING) $(NOPE)"};
   EnvList env{{"GREETING", "hi"}};
   CHECK(container_argv(c, img, env) ==
@@ -229,7 +214,7 @@ TEST_CASE("container_env: envFrom, env, valueFrom and expansion") {
     c.env.push_back(e);
   };
   add("A", "a");
-  add("B", "$(A)-$(CM_k1)-$(C)"); // C is defined later: stays literal
+  add("B", "$(A)-$(CM_k1)-$(C)");  // C is defined later: stays literal
   add("C", "c");
   proto::EnvVarSource f;
   f.field_ref = proto::ObjectFieldSelector{"v1", "metadata.labels['app']"};
@@ -241,15 +226,15 @@ TEST_CASE("container_env: envFrom, env, valueFrom and expansion") {
   f.field_ref->field_path = "spec.serviceAccountName";
   add_from("SA", f);
   proto::EnvVarSource r;
-  r.resource_field_ref = proto::ResourceFieldSelector{
-      "", "limits.memory", *proto::Quantity::parse("1Mi")};
+  r.resource_field_ref =
+      proto::ResourceFieldSelector{"", "limits.memory", *proto::Quantity::parse("1Mi")};
   add_from("MEM", r);
-  r.resource_field_ref = proto::ResourceFieldSelector{
-      "", "requests.cpu", *proto::Quantity::parse("1m")};
+  r.resource_field_ref =
+      proto::ResourceFieldSelector{"", "requests.cpu", *proto::Quantity::parse("1m")};
   add_from("CPU", r);
   r.resource_field_ref = proto::ResourceFieldSelector{"", "limits.cpu", {}};
   add_from("CPU_LIMIT",
-           r); // no limit: node allocatable, in whole cores (rounded up)
+           r);  // no limit: node allocatable, in whole cores (rounded up)
   proto::EnvVarSource k;
   k.secret_key_ref = proto::KeySelector{"sec", "pw", {}};
   add_from("PW", k);
@@ -257,16 +242,15 @@ TEST_CASE("container_env: envFrom, env, valueFrom and expansion") {
   EnvContext ctx;
   ctx.pod_ip = "10.244.0.9";
   ctx.node_cpu_millis = 1500;
-  ctx.sources.config_map = [](const std::string &ns, const std::string &name)
-      -> Result<std::map<std::string, std::string>> {
-    if (name == "cfg")
-      return std::map<std::string, std::string>{{"k1", "v1"}, {"bad key", "x"}};
+  ctx.sources.config_map =
+      [](const std::string &ns,
+         const std::string &name) -> Result<std::map<std::string, std::string>> {
+    if (name == "cfg") return std::map<std::string, std::string>{{"k1", "v1"}, {"bad key", "x"}};
     return Status::not_found("no");
   };
-  ctx.sources.secret = [](const std::string &, const std::string &name)
-      -> Result<std::map<std::string, std::string>> {
-    if (name == "sec")
-      return std::map<std::string, std::string>{{"pw", "hunter2"}};
+  ctx.sources.secret = [](const std::string &,
+                          const std::string &name) -> Result<std::map<std::string, std::string>> {
+    if (name == "sec") return std::map<std::string, std::string>{{"pw", "hunter2"}};
     return Status::not_found("no");
   };
   auto env = container_env(pod, c, ctx);
@@ -283,14 +267,13 @@ TEST_CASE("container_env: envFrom, env, valueFrom and expansion") {
   CHECK(m["CPU"] == "250");
   CHECK(m["CPU_LIMIT"] == "2");
   CHECK(m["PW"] == "hunter2");
-  CHECK(env->front().first == "CM_k1"); // envFrom first
+  CHECK(env->front().first == "CM_k1");  // envFrom first
 
   SECTION("a missing configMap is a clear error") {
     c.env.push_back({});
     c.env.back().name = "X";
     c.env.back().value_from = proto::EnvVarSource{};
-    c.env.back().value_from->config_map_key_ref =
-        proto::KeySelector{"missing", "k", {}};
+    c.env.back().value_from->config_map_key_ref = proto::KeySelector{"missing", "k", {}};
     auto bad = container_env(pod, c, ctx);
     REQUIRE_FALSE(bad.is_ok());
     CHECK(bad.status().message() == "configmap \"missing\" not found");
@@ -301,27 +284,22 @@ TEST_CASE("container_env: envFrom, env, valueFrom and expansion") {
     c.env.push_back({});
     c.env.back().name = "X";
     c.env.back().value_from = proto::EnvVarSource{};
-    c.env.back().value_from->config_map_key_ref =
-        proto::KeySelector{"cfg", "nokey", {}};
+    c.env.back().value_from->config_map_key_ref = proto::KeySelector{"cfg", "nokey", {}};
     auto bad = container_env(pod, c, ctx);
     REQUIRE_FALSE(bad.is_ok());
-    CHECK(bad.status().message() ==
-          "couldn't find key nokey in ConfigMap default/cfg");
+    CHECK(bad.status().message() == "couldn't find key nokey in ConfigMap default/cfg");
   }
 }
 
 TEST_CASE("merge_env: image env first, container variables override in place") {
-  auto out = merge_env({"PATH=/bin", "HOME=/root"},
-                       {{"HOME", "/home/x"}, {"NEW", "1"}});
+  auto out = merge_env({"PATH=/bin", "HOME=/root"}, {{"HOME", "/home/x"}, {"NEW", "1"}});
   CHECK(out == std::vector<std::string>{"PATH=/bin", "HOME=/home/x", "NEW=1"});
 }
 
 TEST_CASE("resources: container and pod cgroup limits") {
   proto::Pod pod = make_pod();
-  pod.spec.containers[0].resources.limits["cpu"] =
-      *proto::Quantity::parse("500m");
-  pod.spec.containers[0].resources.limits["memory"] =
-      *proto::Quantity::parse("64Mi");
+  pod.spec.containers[0].resources.limits["cpu"] = *proto::Quantity::parse("500m");
+  pod.spec.containers[0].resources.limits["memory"] = *proto::Quantity::parse("64Mi");
   auto cr = container_resources(pod.spec.containers[0]);
   CHECK(cr.cpu_limit_millis == 500);
   CHECK(cr.cpu_request_millis == 500);
@@ -332,7 +310,7 @@ TEST_CASE("resources: container and pod cgroup limits") {
   pod.spec.containers.push_back(side);
   auto pr = pod_resources(pod);
   CHECK(pr.memory_limit_bytes == 96 << 20);
-  CHECK_FALSE(pr.cpu_limit_millis.has_value()); // side has no CPU limit
+  CHECK_FALSE(pr.cpu_limit_millis.has_value());  // side has no CPU limit
   CHECK(pr.cpu_request_millis == 500);
 }
 
@@ -363,8 +341,7 @@ TEST_CASE("Backoff: first restart immediate, then 10s doubling to 5 min") {
   for (int i = 0; i < 8; ++i) {
     t += seconds(1);
     bo.next("k", t);
-    seen.push_back(static_cast<int>(
-        std::chrono::duration_cast<seconds>(bo.current("k")).count()));
+    seen.push_back(static_cast<int>(std::chrono::duration_cast<seconds>(bo.current("k")).count()));
   }
   CHECK(seen == std::vector<int>{20, 40, 80, 160, 300, 300, 300, 300});
   // Untouched for more than 2*max: starts over.
@@ -413,8 +390,7 @@ TEST_CASE("plan and status: a running pod") {
   // Computing again from the same facts changes nothing (no spurious writes).
   pod.status = st;
   auto again =
-      status_of(rt, pod, plan_pod(pod, rt.instances(), bo, now + seconds(30)),
-                now + seconds(30));
+      status_of(rt, pod, plan_pod(pod, rt.instances(), bo, now + seconds(30)), now + seconds(30));
   CHECK_FALSE(status_changed(st, again));
 }
 
@@ -440,8 +416,7 @@ TEST_CASE("readiness: an unready container keeps the pod out of Ready") {
   CHECK(cond(st, "Ready")->message == "containers with unready status: [main]");
 }
 
-TEST_CASE(
-    "restartPolicy Always: crash, immediate restart, then CrashLoopBackOff") {
+TEST_CASE("restartPolicy Always: crash, immediate restart, then CrashLoopBackOff") {
   FakeContainerRuntime rt;
   Backoff bo;
   proto::Pod pod = make_pod("Always");
@@ -454,9 +429,8 @@ TEST_CASE(
   CHECK(plan.start[0].restart);
   apply(rt, pod, plan, bo, now);
   rt.exit(latest_id(rt, "main"), 2);
-  auto finished =
-      std::chrono::system_clock::time_point(std::chrono::nanoseconds(
-          rt.states.at(latest_id(rt, "main")).finished_at_ns));
+  auto finished = std::chrono::system_clock::time_point(
+      std::chrono::nanoseconds(rt.states.at(latest_id(rt, "main")).finished_at_ns));
   plan = plan_pod(pod, rt.instances(), bo, finished + seconds(1));
   CHECK(plan.start.empty());
   REQUIRE(plan.backoff.count("main"));
@@ -480,9 +454,7 @@ TEST_CASE(
   CHECK(plan.start[0].attempt == 2);
   apply(rt, pod, plan, bo, finished + seconds(10));
   CHECK(bo.current("u1/main") == seconds(20));
-  st = status_of(rt, pod,
-                 plan_pod(pod, rt.instances(), bo, finished + seconds(10)),
-                 finished);
+  st = status_of(rt, pod, plan_pod(pod, rt.instances(), bo, finished + seconds(10)), finished);
   CHECK(st.container_statuses[0].restart_count == 2);
   CHECK(st.container_statuses[0].last_state.terminated->exit_code == 2);
 }
@@ -538,18 +510,16 @@ TEST_CASE("init containers run in order before the app containers") {
   CHECK(st.phase == "Pending");
   CHECK(st.container_statuses[0].state.waiting->reason == "PodInitializing");
   CHECK(cond(st, "Initialized")->status == "False");
-  CHECK(cond(st, "Initialized")->message ==
-        "containers with incomplete status: [init1 init2]");
+  CHECK(cond(st, "Initialized")->message == "containers with incomplete status: [init1 init2]");
   apply(rt, pod, plan, bo, now);
-  CHECK(
-      plan_pod(pod, rt.instances(), bo, now).start.empty()); // init1 still runs
+  CHECK(plan_pod(pod, rt.instances(), bo, now).start.empty());  // init1 still runs
   rt.exit(latest_id(rt, "init1"), 0);
   plan = plan_pod(pod, rt.instances(), bo, now);
   REQUIRE(plan.start.size() == 1);
   CHECK(plan.start[0].name == "init2");
   apply(rt, pod, plan, bo, now);
   rt.exit(latest_id(rt, "init2"),
-          1); // fails: restarted (policy Always), not the app
+          1);  // fails: restarted (policy Always), not the app
   plan = plan_pod(pod, rt.instances(), bo, now);
   REQUIRE(plan.start.size() == 1);
   CHECK(plan.start[0].name == "init2");
@@ -601,12 +571,10 @@ TEST_CASE("a command that does not exist: StartError, then back-off") {
   REQUIRE(plan.start.size() == 1);
   REQUIRE(cs.state.terminated.has_value());
   CHECK(cs.state.terminated->reason == "StartError");
-  CHECK(cs.state.terminated->message.find("executable file not found") !=
-        std::string::npos);
+  CHECK(cs.state.terminated->message.find("executable file not found") != std::string::npos);
   apply(rt, pod, plan, bo, now);
-  auto finished =
-      std::chrono::system_clock::time_point(std::chrono::nanoseconds(
-          rt.states.at(latest_id(rt, "main")).finished_at_ns));
+  auto finished = std::chrono::system_clock::time_point(
+      std::chrono::nanoseconds(rt.states.at(latest_id(rt, "main")).finished_at_ns));
   plan = plan_pod(pod, rt.instances(), bo, finished);
   CHECK(plan.backoff.count("main"));
 }
@@ -617,28 +585,25 @@ TEST_CASE("waiting reasons from the sync appear in the status") {
   proto::Pod pod = make_pod();
   auto now = std::chrono::system_clock::now();
   auto plan = plan_pod(pod, rt.instances(), bo, now);
-  auto st = status_of(
-      rt, pod, plan, now,
-      {{"main", {"CreateContainerConfigError", "configmap \"x\" not found"}}});
+  auto st = status_of(rt, pod, plan, now,
+                      {{"main", {"CreateContainerConfigError", "configmap \"x\" not found"}}});
   CHECK(st.phase == "Pending");
-  CHECK(st.container_statuses[0].state.waiting->reason ==
-        "CreateContainerConfigError");
-  CHECK(st.container_statuses[0].state.waiting->message ==
-        "configmap \"x\" not found");
+  CHECK(st.container_statuses[0].state.waiting->reason == "CreateContainerConfigError");
+  CHECK(st.container_statuses[0].state.waiting->message == "configmap \"x\" not found");
 }
 
-TEST_CASE("adoption: restartCount comes from the attempt label, stray "
-          "instances are killed") {
+TEST_CASE(
+    "adoption: restartCount comes from the attempt label, stray "
+    "instances are killed") {
   FakeContainerRuntime rt;
   Backoff bo;
   proto::Pod pod = make_pod();
   runtime::ContainerConfig cfg;
   cfg.args = {"sleep"};
-  cfg.labels = {
-      {runtime::kLabelPodUid, "u1"},
-      {runtime::kLabelContainerName, "main"},
-      {runtime::kLabelAttempt, "4"},
-      {runtime::kLabelSpecHash, container_hash(pod.spec.containers[0])}};
+  cfg.labels = {{runtime::kLabelPodUid, "u1"},
+                {runtime::kLabelContainerName, "main"},
+                {runtime::kLabelAttempt, "4"},
+                {runtime::kLabelSpecHash, container_hash(pod.spec.containers[0])}};
   (void)rt.start(cfg);
   cfg.labels[runtime::kLabelContainerName] = "gone";
   (void)rt.start(cfg);
@@ -654,8 +619,7 @@ TEST_CASE("adoption: restartCount comes from the attempt label, stray "
   pod.spec.containers[0].image = "busybox:1.36";
   plan = plan_pod(pod, rt.instances(), bo, now);
   bool killed_main = false;
-  for (const auto &k : plan.kill)
-    killed_main |= k.name == "main";
+  for (const auto &k : plan.kill) killed_main |= k.name == "main";
   CHECK(killed_main);
 }
 
@@ -677,7 +641,7 @@ TEST_CASE("pod_phase matches Kubernetes' getPhase") {
   CHECK(pod_phase(spec, {}, st, false) == "Running");
   st[0].state.running.reset();
   st[0].state.terminated = proto::ContainerStateTerminated{};
-  CHECK(pod_phase(spec, {}, st, false) == "Running"); // Always: restarting
+  CHECK(pod_phase(spec, {}, st, false) == "Running");  // Always: restarting
   spec.restart_policy = "Never";
   CHECK(pod_phase(spec, {}, st, false) == "Failed");
   st[1].state.terminated->exit_code = 0;
@@ -695,22 +659,19 @@ TEST_CASE("PodWorkers: one sync at a time per key, bursts collapse") {
       int c = ++concurrent;
       max_concurrent = std::max(max_concurrent.load(), c);
     }
-    while (k == "a" && !release)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (k == "a" && !release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     {
       std::lock_guard l(mu);
       ++runs[k];
     }
-    if (k == "a")
-      --concurrent;
+    if (k == "a") --concurrent;
   });
   w.enqueue("a");
   // While "a" is being synced, more requests for it collapse into one extra
   // pass.
   for (int i = 0; i < 50 && w.pending() == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  for (int i = 0; i < 10; ++i)
-    w.enqueue("a");
+  for (int i = 0; i < 10; ++i) w.enqueue("a");
   w.enqueue("b");
   w.enqueue_after("c", std::chrono::milliseconds(5));
   release = true;

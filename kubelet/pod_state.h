@@ -33,16 +33,14 @@ struct Instance {
   int attempt = 0;
   bool init = false;
   std::string hash;
-  std::string image_ref; // what the spec asked for, as given
-  std::string image_id;  // "sha256:..."
+  std::string image_ref;  // what the spec asked for, as given
+  std::string image_id;   // "sha256:..."
   runtime::ContainerState state;
   bool running() const {
     return state.status == runtime::ContainerStatus::kRunning ||
            state.status == runtime::ContainerStatus::kCreated;
   }
-  bool exited() const {
-    return state.status == runtime::ContainerStatus::kExited;
-  }
+  bool exited() const { return state.status == runtime::ContainerStatus::kExited; }
 };
 
 // Builds an Instance from a runtime state's labels (attempt, init, hash,
@@ -62,13 +60,13 @@ struct StartAction {
   std::string name;
   bool init = false;
   int attempt = 0;
-  bool restart = false; // a previous instance exists: counts toward back-off
+  bool restart = false;  // a previous instance exists: counts toward back-off
 };
 
 struct KillAction {
   std::string id;
   std::string name;
-  std::string reason; // for the Killing event
+  std::string reason;  // for the Killing event
 };
 
 struct PodPlan {
@@ -78,10 +76,9 @@ struct PodPlan {
   std::map<std::string, std::string> backoff;
   // When to look again (the earliest back-off end), if any.
   std::optional<TimePoint> resync_at;
-  bool init_done = false; // every init container succeeded (or there are none)
-  bool init_failed =
-      false;             // an init container failed and restartPolicy is Never
-  bool finished = false; // nothing runs and nothing will be restarted
+  bool init_done = false;    // every init container succeeded (or there are none)
+  bool init_failed = false;  // an init container failed and restartPolicy is Never
+  bool finished = false;     // nothing runs and nothing will be restarted
 };
 
 // `backoff` keys are "<pod uid>/<container name>". `hashes` maps a container
@@ -101,30 +98,25 @@ struct StatusInput {
   const proto::Pod *pod = nullptr;
   const std::vector<Instance> *instances = nullptr;
   const PodPlan *plan = nullptr;
-  std::map<std::string, Waiting>
-      waiting; // container name -> reason of the last failed step
-  std::function<bool(const std::string &id)>
-      ready; // readiness result (no probe: true)
-  std::function<bool(const std::string &id)>
-      started; // startup result (no probe: true)
+  std::map<std::string, Waiting> waiting;  // container name -> reason of the last failed step
+  std::function<bool(const std::string &id)> ready;    // readiness result (no probe: true)
+  std::function<bool(const std::string &id)> started;  // startup result (no probe: true)
   std::string pod_ip;
   std::string host_ip;
   std::optional<proto::Time> start_time;
   std::string pod_reason,
-      pod_message; // e.g. no network: a message kept in status.message
+      pod_message;  // e.g. no network: a message kept in status.message
   TimePoint now;
 };
 
 proto::PodStatus compute_status(const StatusInput &in);
 
 // Kubernetes' getPhase over the container statuses computed above.
-std::string pod_phase(const proto::PodSpec &spec,
-                      const std::vector<proto::ContainerStatus> &init,
-                      const std::vector<proto::ContainerStatus> &regular,
-                      bool init_failed);
+std::string pod_phase(const proto::PodSpec &spec, const std::vector<proto::ContainerStatus> &init,
+                      const std::vector<proto::ContainerStatus> &regular, bool init_failed);
 
 // True when the two statuses differ in anything but heartbeat-like noise (they
 // are compared as JSON).
 bool status_changed(const proto::PodStatus &a, const proto::PodStatus &b);
 
-} // namespace skiff::kubelet
+}  // namespace skiff::kubelet

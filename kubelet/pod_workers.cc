@@ -2,11 +2,9 @@
 
 namespace skiff::kubelet {
 
-PodWorkers::PodWorkers(int threads,
-                       std::function<void(const std::string &)> sync)
+PodWorkers::PodWorkers(int threads, std::function<void(const std::string &)> sync)
     : sync_(std::move(sync)) {
-  for (int i = 0; i < threads; ++i)
-    threads_.emplace_back([this] { run(); });
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
 PodWorkers::~PodWorkers() { stop(); }
@@ -18,8 +16,7 @@ void PodWorkers::stop() {
   }
   cv_.notify_all();
   for (auto &t : threads_)
-    if (t.joinable())
-      t.join();
+    if (t.joinable()) t.join();
 }
 
 void PodWorkers::make_ready_locked(const std::string &key) {
@@ -27,42 +24,35 @@ void PodWorkers::make_ready_locked(const std::string &key) {
     dirty_.insert(key);
     return;
   }
-  if (queued_.insert(key).second)
-    ready_.push_back(key);
+  if (queued_.insert(key).second) ready_.push_back(key);
 }
 
 void PodWorkers::enqueue(const std::string &key) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_)
-      return;
+    if (stopping_) return;
     make_ready_locked(key);
   }
   cv_.notify_one();
 }
 
-void PodWorkers::enqueue_after(const std::string &key,
-                               std::chrono::milliseconds delay) {
-  if (delay <= std::chrono::milliseconds(0))
-    return enqueue(key);
+void PodWorkers::enqueue_after(const std::string &key, std::chrono::milliseconds delay) {
+  if (delay <= std::chrono::milliseconds(0)) return enqueue(key);
   {
     std::lock_guard lock(mu_);
-    if (stopping_)
-      return;
+    if (stopping_) return;
     auto at = Clock::now() + delay;
     auto it = timers_.find(key);
-    if (it == timers_.end() || at < it->second)
-      timers_[key] = at;
+    if (it == timers_.end() || at < it->second) timers_[key] = at;
   }
-  cv_.notify_all(); // a sleeper may need to wake earlier
+  cv_.notify_all();  // a sleeper may need to wake earlier
 }
 
 size_t PodWorkers::pending() const {
   std::lock_guard lock(mu_);
   std::set<std::string> all(queued_);
   all.insert(active_.begin(), active_.end());
-  for (const auto &[k, t] : timers_)
-    all.insert(k);
+  for (const auto &[k, t] : timers_) all.insert(k);
   return all.size();
 }
 
@@ -103,4 +93,4 @@ void PodWorkers::run() {
   }
 }
 
-} // namespace skiff::kubelet
+}  // namespace skiff::kubelet

@@ -25,10 +25,10 @@
 namespace skiff::kubelet {
 
 class PodWorkers {
-public:
+ public:
   using Clock = std::chrono::steady_clock;
   PodWorkers(int threads, std::function<void(const std::string &key)> sync);
-  ~PodWorkers(); // stop()
+  ~PodWorkers();  // stop()
   PodWorkers(const PodWorkers &) = delete;
   PodWorkers &operator=(const PodWorkers &) = delete;
 
@@ -40,7 +40,7 @@ public:
   // Keys queued, scheduled or being synced (for tests and metrics).
   size_t pending() const;
 
-private:
+ private:
   void run();
   void make_ready_locked(const std::string &key);
 
@@ -48,12 +48,12 @@ private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> ready_;
-  std::set<std::string> queued_; // in ready_
-  std::set<std::string> active_; // being synced
-  std::set<std::string> dirty_;  // asked for again while active
+  std::set<std::string> queued_;  // in ready_
+  std::set<std::string> active_;  // being synced
+  std::set<std::string> dirty_;   // asked for again while active
   std::map<std::string, Clock::time_point> timers_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
 
-} // namespace skiff::kubelet
+}  // namespace skiff::kubelet
