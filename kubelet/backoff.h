@@ -22,18 +22,18 @@ class Backoff {
       : initial_(initial), max_(max) {}
 
   // True while `now` is within the current back-off counted from `since`.
-  bool in_backoff(const std::string &key, Clock::time_point since, Clock::time_point now) const;
+  bool in_backoff(const std::string& key, Clock::time_point since, Clock::time_point now) const;
   // When the back-off counted from `since` ends (`since` itself when the key
   // has none).
-  Clock::time_point until(const std::string &key, Clock::time_point since) const;
+  Clock::time_point until(const std::string& key, Clock::time_point since) const;
   // Records one more attempt: the back-off becomes `initial` (new or expired
   // entry) or doubles.
-  void next(const std::string &key, Clock::time_point now);
+  void next(const std::string& key, Clock::time_point now);
   // The current back-off of `key` (zero when none).
-  Duration current(const std::string &key) const;
-  void reset(const std::string &key);
+  Duration current(const std::string& key) const;
+  void reset(const std::string& key);
   // Forgets every key starting with `prefix` (a deleted pod's "uid/").
-  void reset_prefix(const std::string &prefix);
+  void reset_prefix(const std::string& prefix);
 
  private:
   struct Entry {

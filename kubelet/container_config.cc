@@ -8,7 +8,7 @@
 namespace skiff::kubelet {
 
 std::string expand_vars(std::string_view in,
-                        const std::function<const std::string *(const std::string &)> &lookup) {
+                        const std::function<const std::string*(const std::string&)>& lookup) {
   std::string out;
   out.reserve(in.size());
   size_t checkpoint = 0;
@@ -25,7 +25,7 @@ std::string expand_vars(std::string_view in,
         out.append("$(");  // not a reference: kept, scanning goes on after the "("
       } else {
         std::string name(rest.substr(1, close - 1));
-        const std::string *v = lookup(name);
+        const std::string* v = lookup(name);
         if (v)
           out.append(*v);
         else
@@ -46,7 +46,7 @@ std::string expand_vars(std::string_view in,
 namespace {
 
 // "metadata.labels['app']" -> "app" for prefix "metadata.labels".
-bool subscript(const std::string &path, std::string_view prefix, std::string &key) {
+bool subscript(const std::string& path, std::string_view prefix, std::string& key) {
   if (path.size() < prefix.size() + 4 || path.compare(0, prefix.size(), prefix) != 0) return false;
   std::string_view rest = std::string_view(path).substr(prefix.size());
   if (rest.front() != '[' || rest.back() != ']') return false;
@@ -60,7 +60,7 @@ bool subscript(const std::string &path, std::string_view prefix, std::string &ke
 
 // Kubernetes' IsEnvVarName (C identifier-ish, also '-' and '.', not starting
 // with a digit).
-bool valid_env_name(const std::string &n) {
+bool valid_env_name(const std::string& n) {
   if (n.empty() || (n[0] >= '0' && n[0] <= '9')) return false;
   for (char c : n)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
@@ -68,10 +68,10 @@ bool valid_env_name(const std::string &n) {
   return true;
 }
 
-const proto::Container *find_container(const proto::Pod &pod, const std::string &name) {
-  for (const auto &c : pod.spec.containers)
+const proto::Container* find_container(const proto::Pod& pod, const std::string& name) {
+  for (const auto& c : pod.spec.containers)
     if (c.name == name) return &c;
-  for (const auto &c : pod.spec.init_containers)
+  for (const auto& c : pod.spec.init_containers)
     if (c.name == name) return &c;
   return nullptr;
 }
@@ -79,24 +79,24 @@ const proto::Container *find_container(const proto::Pod &pod, const std::string 
 // ceil(a / b) for positive b.
 int64_t ceil_div(int64_t a, int64_t b) { return b <= 0 ? a : (a + b - 1) / b; }
 
-Result<std::string> resource_field_value(const proto::Pod &pod, const proto::Container &self,
-                                         const proto::ResourceFieldSelector &sel,
-                                         const EnvContext &ctx) {
-  const proto::Container *c = &self;
+Result<std::string> resource_field_value(const proto::Pod& pod, const proto::Container& self,
+                                         const proto::ResourceFieldSelector& sel,
+                                         const EnvContext& ctx) {
+  const proto::Container* c = &self;
   if (!sel.container_name.empty()) {
     c = find_container(pod, sel.container_name);
     if (!c) return Status::invalid("resourceFieldRef: no container \"" + sel.container_name + "\"");
   }
-  auto get = [](const proto::ResourceList &l, const char *k) -> const proto::Quantity * {
+  auto get = [](const proto::ResourceList& l, const char* k) -> const proto::Quantity* {
     auto it = l.find(k);
     return it == l.end() ? nullptr : &it->second;
   };
-  const std::string &r = sel.resource;
+  const std::string& r = sel.resource;
   bool cpu = r == "limits.cpu" || r == "requests.cpu";
   bool mem = r == "limits.memory" || r == "requests.memory";
   if (!cpu && !mem) return Status::invalid("resourceFieldRef: unsupported resource \"" + r + "\"");
   bool limit = r.rfind("limits.", 0) == 0;
-  const proto::Quantity *q =
+  const proto::Quantity* q =
       get(limit ? c->resources.limits : c->resources.requests, cpu ? "cpu" : "memory");
   if (!q && !limit) q = get(c->resources.limits, cpu ? "cpu" : "memory");  // request defaults
   if (cpu) {
@@ -110,18 +110,18 @@ Result<std::string> resource_field_value(const proto::Pod &pod, const proto::Con
 }
 
 Result<std::map<std::string, std::string>> fetch(
-    const std::function<Result<std::map<std::string, std::string>>(const std::string &,
-                                                                   const std::string &)> &f,
-    const std::string &ns, const std::string &name, const char *kind) {
+    const std::function<Result<std::map<std::string, std::string>>(const std::string&,
+                                                                   const std::string&)>& f,
+    const std::string& ns, const std::string& name, const char* kind) {
   if (!f) return Status::unavailable(std::string("no ") + kind + " source");
   return f(ns, name);
 }
 
 }  // namespace
 
-Result<std::string> field_ref_value(const proto::Pod &pod, const std::string &path,
-                                    const EnvContext &ctx) {
-  const auto &m = pod.metadata;
+Result<std::string> field_ref_value(const proto::Pod& pod, const std::string& path,
+                                    const EnvContext& ctx) {
+  const auto& m = pod.metadata;
   if (path == "metadata.name") return m.name;
   if (path == "metadata.namespace") return m.namespace_;
   if (path == "metadata.uid") return m.uid;
@@ -142,12 +142,12 @@ Result<std::string> field_ref_value(const proto::Pod &pod, const std::string &pa
   return Status::invalid("unsupported fieldRef fieldPath \"" + path + "\"");
 }
 
-Result<EnvList> container_env(const proto::Pod &pod, const proto::Container &c,
-                              const EnvContext &ctx) {
-  const std::string &ns = pod.metadata.namespace_;
+Result<EnvList> container_env(const proto::Pod& pod, const proto::Container& c,
+                              const EnvContext& ctx) {
+  const std::string& ns = pod.metadata.namespace_;
   EnvList out;
   std::map<std::string, size_t> index;  // name -> position in out
-  auto set = [&](const std::string &k, std::string v) {
+  auto set = [&](const std::string& k, std::string v) {
     auto it = index.find(k);
     if (it != index.end()) {
       out[it->second].second = std::move(v);
@@ -157,8 +157,8 @@ Result<EnvList> container_env(const proto::Pod &pod, const proto::Container &c,
     }
   };
 
-  for (const auto &from : c.env_from) {
-    const proto::EnvRefSource *ref = from.config_map_ref
+  for (const auto& from : c.env_from) {
+    const proto::EnvRefSource* ref = from.config_map_ref
                                          ? &*from.config_map_ref
                                          : (from.secret_ref ? &*from.secret_ref : nullptr);
     if (!ref) continue;
@@ -172,7 +172,7 @@ Result<EnvList> container_env(const proto::Pod &pod, const proto::Container &c,
                                  "\" not found");
       return data.status();
     }
-    for (const auto &[k, v] : *data) {
+    for (const auto& [k, v] : *data) {
       std::string name = from.prefix + k;
       if (!valid_env_name(name)) continue;  // Kubernetes skips (and reports) invalid names
       set(name, v);
@@ -180,13 +180,13 @@ Result<EnvList> container_env(const proto::Pod &pod, const proto::Container &c,
   }
 
   std::map<std::string, std::string> defined;  // for $(VAR): what is defined so far
-  for (const auto &[k, v] : out) defined[k] = v;
-  auto lookup = [&](const std::string &n) -> const std::string * {
+  for (const auto& [k, v] : out) defined[k] = v;
+  auto lookup = [&](const std::string& n) -> const std::string* {
     auto it = defined.find(n);
     return it == defined.end() ? nullptr : &it->second;
   };
 
-  for (const auto &e : c.env) {
+  for (const auto& e : c.env) {
     std::string value;
     if (!e.value_from) {
       value = expand_vars(e.value, lookup);
@@ -200,7 +200,7 @@ Result<EnvList> container_env(const proto::Pod &pod, const proto::Container &c,
       value = *v;
     } else if (e.value_from->config_map_key_ref || e.value_from->secret_key_ref) {
       bool is_cm = e.value_from->config_map_key_ref.has_value();
-      const proto::KeySelector &sel =
+      const proto::KeySelector& sel =
           is_cm ? *e.value_from->config_map_key_ref : *e.value_from->secret_key_ref;
       bool optional = sel.optional.value_or(false);
       auto data = is_cm ? fetch(ctx.sources.config_map, ns, sel.name, "configmap")
@@ -225,16 +225,16 @@ Result<EnvList> container_env(const proto::Pod &pod, const proto::Container &c,
   return out;
 }
 
-std::vector<std::string> container_argv(const proto::Container &c, const images::ImageConfig &img,
-                                        const EnvList &env) {
+std::vector<std::string> container_argv(const proto::Container& c, const images::ImageConfig& img,
+                                        const EnvList& env) {
   std::map<std::string, std::string> vars(env.begin(), env.end());
-  auto lookup = [&](const std::string &n) -> const std::string * {
+  auto lookup = [&](const std::string& n) -> const std::string* {
     auto it = vars.find(n);
     return it == vars.end() ? nullptr : &it->second;
   };
   std::vector<std::string> argv;
-  auto add = [&](const std::vector<std::string> &v, bool expand) {
-    for (const auto &a : v) argv.push_back(expand ? expand_vars(a, lookup) : a);
+  auto add = [&](const std::vector<std::string>& v, bool expand) {
+    for (const auto& a : v) argv.push_back(expand ? expand_vars(a, lookup) : a);
   };
   if (!c.command.empty()) {
     add(c.command, true);
@@ -249,11 +249,11 @@ std::vector<std::string> container_argv(const proto::Container &c, const images:
   return argv;
 }
 
-std::vector<std::string> merge_env(const std::vector<std::string> &image_env, const EnvList &env) {
+std::vector<std::string> merge_env(const std::vector<std::string>& image_env, const EnvList& env) {
   std::vector<std::string> out = image_env;
   std::map<std::string, size_t> pos;
   for (size_t i = 0; i < out.size(); ++i) pos[out[i].substr(0, out[i].find('='))] = i;
-  for (const auto &[k, v] : env) {
+  for (const auto& [k, v] : env) {
     auto it = pos.find(k);
     if (it != pos.end()) {
       out[it->second] = k + "=" + v;
@@ -267,31 +267,31 @@ std::vector<std::string> merge_env(const std::vector<std::string> &image_env, co
 
 namespace {
 
-const proto::Quantity *find_q(const proto::ResourceList &l, const char *k) {
+const proto::Quantity* find_q(const proto::ResourceList& l, const char* k) {
   auto it = l.find(k);
   return it == l.end() ? nullptr : &it->second;
 }
 
 }  // namespace
 
-cgroups::Resources container_resources(const proto::Container &c) {
+cgroups::Resources container_resources(const proto::Container& c) {
   cgroups::Resources r;
-  const auto &lim = c.resources.limits;
-  const auto &req = c.resources.requests;
-  if (auto *q = find_q(req, "cpu"))
+  const auto& lim = c.resources.limits;
+  const auto& req = c.resources.requests;
+  if (auto* q = find_q(req, "cpu"))
     r.cpu_request_millis = q->milli_value();
-  else if (auto *q2 = find_q(lim, "cpu"))
+  else if (auto* q2 = find_q(lim, "cpu"))
     r.cpu_request_millis = q2->milli_value();  // a limit alone is also the request
-  if (auto *q = find_q(lim, "cpu")) r.cpu_limit_millis = q->milli_value();
-  if (auto *q = find_q(lim, "memory")) r.memory_limit_bytes = q->value();
+  if (auto* q = find_q(lim, "cpu")) r.cpu_limit_millis = q->milli_value();
+  if (auto* q = find_q(lim, "memory")) r.memory_limit_bytes = q->value();
   return r;
 }
 
-cgroups::Resources pod_resources(const proto::Pod &pod) {
+cgroups::Resources pod_resources(const proto::Pod& pod) {
   cgroups::Resources r;
   int64_t req = 0, cpu_lim = 0, mem_lim = 0;
   bool all_cpu = !pod.spec.containers.empty(), all_mem = all_cpu, any_req = false;
-  for (const auto &c : pod.spec.containers) {
+  for (const auto& c : pod.spec.containers) {
     auto cr = container_resources(c);
     if (cr.cpu_request_millis) {
       req += *cr.cpu_request_millis;
@@ -308,7 +308,7 @@ cgroups::Resources pod_resources(const proto::Pod &pod) {
   }
   // An init container runs alone: the pod needs at least the largest init
   // limit.
-  for (const auto &c : pod.spec.init_containers) {
+  for (const auto& c : pod.spec.init_containers) {
     auto cr = container_resources(c);
     if (all_cpu && cr.cpu_limit_millis) cpu_lim = std::max(cpu_lim, *cr.cpu_limit_millis);
     if (all_mem && cr.memory_limit_bytes) mem_lim = std::max(mem_lim, *cr.memory_limit_bytes);
@@ -321,7 +321,7 @@ cgroups::Resources pod_resources(const proto::Pod &pod) {
   return r;
 }
 
-std::string container_hash(const proto::Container &c) {
+std::string container_hash(const proto::Container& c) {
   // FNV-1a over the canonical JSON encoding: stable across processes (std::hash
   // is not guaranteed to be), so a restarted kubelet computes the same value.
   std::string s = proto::encode(c).dump();
@@ -335,9 +335,9 @@ std::string container_hash(const proto::Container &c) {
   return buf;
 }
 
-std::string effective_pull_policy(const proto::Container &c) {
+std::string effective_pull_policy(const proto::Container& c) {
   if (!c.image_pull_policy.empty()) return c.image_pull_policy;
-  const std::string &img = c.image;
+  const std::string& img = c.image;
   if (img.find('@') != std::string::npos) return "IfNotPresent";
   size_t slash = img.rfind('/');
   size_t colon = img.rfind(':');

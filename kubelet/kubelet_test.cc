@@ -15,7 +15,7 @@ using std::chrono::seconds;
 
 namespace {
 
-proto::Pod make_pod(const std::string &policy = "Always") {
+proto::Pod make_pod(const std::string& policy = "Always") {
   proto::Pod p;
   p.metadata.name = "web";
   p.metadata.namespace_ = "default";
@@ -37,7 +37,7 @@ class FakeContainerRuntime : public runtime::ContainerRuntime {
   std::map<std::string, runtime::ContainerState> states;
   int next_id = 0;
 
-  Result<runtime::ContainerState> start(const runtime::ContainerConfig &cfg) override {
+  Result<runtime::ContainerState> start(const runtime::ContainerConfig& cfg) override {
     runtime::ContainerState s;
     s.id = cfg.id.empty() ? "c" + std::to_string(next_id++) : cfg.id;
     s.labels = cfg.labels;
@@ -55,52 +55,52 @@ class FakeContainerRuntime : public runtime::ContainerRuntime {
     states[s.id] = s;
     return s;
   }
-  void exit(const std::string &id, int code) {
-    auto &s = states.at(id);
+  void exit(const std::string& id, int code) {
+    auto& s = states.at(id);
     s.status = runtime::ContainerStatus::kExited;
     s.exit_code = code;
     s.reason = code == 0 ? "Completed" : "Error";
     s.finished_at_ns = (clock_ns += 1'000'000'000);
   }
-  Status signal(const std::string &id, int) override { return Status::ok(); }
-  Result<runtime::ContainerState> inspect(const std::string &id) const override {
+  Status signal(const std::string& id, int) override { return Status::ok(); }
+  Result<runtime::ContainerState> inspect(const std::string& id) const override {
     auto it = states.find(id);
     if (it == states.end()) return Status::not_found(id);
     return it->second;
   }
   std::vector<runtime::ContainerState> list() const override {
     std::vector<runtime::ContainerState> v;
-    for (const auto &[k, s] : states) v.push_back(s);
+    for (const auto& [k, s] : states) v.push_back(s);
     return v;
   }
-  Status remove(const std::string &id, std::chrono::milliseconds) override {
+  Status remove(const std::string& id, std::chrono::milliseconds) override {
     states.erase(id);
     return Status::ok();
   }
-  Result<runtime::ExecProcess> exec(const std::string &, const runtime::ExecOptions &) override {
+  Result<runtime::ExecProcess> exec(const std::string&, const runtime::ExecOptions&) override {
     return Status::unavailable("no exec");
   }
-  Result<int> wait_exec(const runtime::ExecProcess &, std::chrono::milliseconds) override {
+  Result<int> wait_exec(const runtime::ExecProcess&, std::chrono::milliseconds) override {
     return Status::unavailable("no exec");
   }
-  void on_exit(std::function<void(const std::string &)>) override {}
+  void on_exit(std::function<void(const std::string&)>) override {}
 
   std::vector<Instance> instances() const {
     std::vector<Instance> v;
-    for (const auto &s : list()) v.push_back(instance_from(s));
+    for (const auto& s : list()) v.push_back(instance_from(s));
     return v;
   }
 };
 
 // Starts what the plan says, as the Kubelet does (labels, attempt, back-off
 // bookkeeping).
-void apply(FakeContainerRuntime &rt, const proto::Pod &pod, const PodPlan &plan, Backoff &bo,
+void apply(FakeContainerRuntime& rt, const proto::Pod& pod, const PodPlan& plan, Backoff& bo,
            TimePoint now) {
-  for (const auto &s : plan.start) {
-    const proto::Container *c = nullptr;
-    for (const auto &x : pod.spec.init_containers)
+  for (const auto& s : plan.start) {
+    const proto::Container* c = nullptr;
+    for (const auto& x : pod.spec.init_containers)
       if (x.name == s.name) c = &x;
-    for (const auto &x : pod.spec.containers)
+    for (const auto& x : pod.spec.containers)
       if (x.name == s.name) c = &x;
     runtime::ContainerConfig cfg;
     cfg.labels[runtime::kLabelPodUid] = pod.metadata.uid;
@@ -114,10 +114,10 @@ void apply(FakeContainerRuntime &rt, const proto::Pod &pod, const PodPlan &plan,
   }
 }
 
-std::string latest_id(const FakeContainerRuntime &rt, const std::string &name) {
+std::string latest_id(const FakeContainerRuntime& rt, const std::string& name) {
   std::string id;
   int best = -1;
-  for (const auto &i : rt.instances())
+  for (const auto& i : rt.instances())
     if (i.name == name && i.attempt > best) {
       best = i.attempt;
       id = i.state.id;
@@ -125,8 +125,8 @@ std::string latest_id(const FakeContainerRuntime &rt, const std::string &name) {
   return id;
 }
 
-proto::PodStatus status_of(const FakeContainerRuntime &rt, const proto::Pod &pod,
-                           const PodPlan &plan, TimePoint now,
+proto::PodStatus status_of(const FakeContainerRuntime& rt, const proto::Pod& pod,
+                           const PodPlan& plan, TimePoint now,
                            std::map<std::string, Waiting> waiting = {}) {
   auto inst = rt.instances();
   StatusInput in;
@@ -140,8 +140,8 @@ proto::PodStatus status_of(const FakeContainerRuntime &rt, const proto::Pod &pod
   return compute_status(in);
 }
 
-const proto::PodCondition *cond(const proto::PodStatus &s, const std::string &t) {
-  for (const auto &c : s.conditions)
+const proto::PodCondition* cond(const proto::PodStatus& s, const std::string& t) {
+  for (const auto& c : s.conditions)
     if (c.type == t) return &c;
   return nullptr;
 }
@@ -150,7 +150,7 @@ const proto::PodCondition *cond(const proto::PodStatus &s, const std::string &t)
 
 TEST_CASE("expand_vars follows Kubernetes' expansion rules") {
   std::map<std::string, std::string> vars{{"A", "x"}, {"B", "y z"}};
-  auto lookup = [&](const std::string &n) -> const std::string * {
+  auto lookup = [&](const std::string& n) -> const std::string* {
     auto it = vars.find(n);
     return it == vars.end() ? nullptr : &it->second;
   };
@@ -193,7 +193,7 @@ TEST_CASE("container_env: envFrom, env, valueFrom and expansion") {
   proto::Pod pod = make_pod();
   pod.metadata.annotations["team"] = "blue";
   pod.spec.service_account_name = "sa";
-  auto &c = pod.spec.containers[0];
+  auto& c = pod.spec.containers[0];
   c.resources.limits["memory"] = *proto::Quantity::parse("64Mi");
   c.resources.requests["cpu"] = *proto::Quantity::parse("250m");
   proto::EnvFromSource ef;
@@ -243,13 +243,13 @@ TEST_CASE("container_env: envFrom, env, valueFrom and expansion") {
   ctx.pod_ip = "10.244.0.9";
   ctx.node_cpu_millis = 1500;
   ctx.sources.config_map =
-      [](const std::string &ns,
-         const std::string &name) -> Result<std::map<std::string, std::string>> {
+      [](const std::string& ns,
+         const std::string& name) -> Result<std::map<std::string, std::string>> {
     if (name == "cfg") return std::map<std::string, std::string>{{"k1", "v1"}, {"bad key", "x"}};
     return Status::not_found("no");
   };
-  ctx.sources.secret = [](const std::string &,
-                          const std::string &name) -> Result<std::map<std::string, std::string>> {
+  ctx.sources.secret = [](const std::string&,
+                          const std::string& name) -> Result<std::map<std::string, std::string>> {
     if (name == "sec") return std::map<std::string, std::string>{{"pw", "hunter2"}};
     return Status::not_found("no");
   };
@@ -377,7 +377,7 @@ TEST_CASE("plan and status: a running pod") {
   CHECK(st.pod_ip == "10.244.0.5");
   CHECK(st.host_ips.size() == 1);
   REQUIRE(st.container_statuses.size() == 2);
-  const auto &cs = st.container_statuses[0];
+  const auto& cs = st.container_statuses[0];
   CHECK(cs.state.running.has_value());
   CHECK(cs.ready);
   CHECK(cs.started == true);
@@ -407,7 +407,7 @@ TEST_CASE("readiness: an unready container keeps the pod out of Ready") {
   in.instances = &inst;
   in.plan = &plan;
   in.now = now;
-  in.ready = [](const std::string &) { return false; };
+  in.ready = [](const std::string&) { return false; };
   auto st = compute_status(in);
   CHECK(st.phase == "Running");
   CHECK_FALSE(st.container_statuses[0].ready);
@@ -439,7 +439,7 @@ TEST_CASE("restartPolicy Always: crash, immediate restart, then CrashLoopBackOff
   REQUIRE(plan.resync_at.has_value());
   CHECK(*plan.resync_at == finished + seconds(10));
   auto st = status_of(rt, pod, plan, finished + seconds(1));
-  const auto &cs = st.container_statuses[0];
+  const auto& cs = st.container_statuses[0];
   REQUIRE(cs.state.waiting.has_value());
   CHECK(cs.state.waiting->reason == "CrashLoopBackOff");
   REQUIRE(cs.last_state.terminated.has_value());
@@ -565,7 +565,7 @@ TEST_CASE("a command that does not exist: StartError, then back-off") {
   apply(rt, pod, plan_pod(pod, rt.instances(), bo, now), bo, now);
   auto plan = plan_pod(pod, rt.instances(), bo, now);
   auto st = status_of(rt, pod, plan, now);
-  const auto &cs = st.container_statuses[0];
+  const auto& cs = st.container_statuses[0];
   // The first failure restarts at once (no back-off yet), so the status shows
   // the termination.
   REQUIRE(plan.start.size() == 1);
@@ -619,7 +619,7 @@ TEST_CASE(
   pod.spec.containers[0].image = "busybox:1.36";
   plan = plan_pod(pod, rt.instances(), bo, now);
   bool killed_main = false;
-  for (const auto &k : plan.kill) killed_main |= k.name == "main";
+  for (const auto& k : plan.kill) killed_main |= k.name == "main";
   CHECK(killed_main);
 }
 
@@ -654,7 +654,7 @@ TEST_CASE("PodWorkers: one sync at a time per key, bursts collapse") {
   std::map<std::string, int> runs;
   std::atomic<int> concurrent{0}, max_concurrent{0};
   std::atomic<bool> release{false};
-  PodWorkers w(3, [&](const std::string &k) {
+  PodWorkers w(3, [&](const std::string& k) {
     if (k == "a") {
       int c = ++concurrent;
       max_concurrent = std::max(max_concurrent.load(), c);

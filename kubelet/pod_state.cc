@@ -29,22 +29,22 @@ std::string go_duration(std::chrono::milliseconds d) {
   return std::to_string(m / 60) + "h" + std::to_string(m % 60) + "m" + std::to_string(s) + "s";
 }
 
-bool should_restart(const std::string &policy, const Instance &l) {
+bool should_restart(const std::string& policy, const Instance& l) {
   if (policy == "Never") return false;
   if (policy == "OnFailure") return l.state.exit_code != 0 || l.state.reason == "StartError";
   return true;  // Always (the default)
 }
 
-bool init_succeeded(const Instance &l) {
+bool init_succeeded(const Instance& l) {
   return l.exited() && l.state.exit_code == 0 && l.state.reason != "StartError";
 }
 
 }  // namespace
 
-Instance instance_from(const runtime::ContainerState &s) {
+Instance instance_from(const runtime::ContainerState& s) {
   Instance i;
   i.state = s;
-  auto get = [&](const char *k) -> std::string {
+  auto get = [&](const char* k) -> std::string {
     auto it = s.labels.find(k);
     return it == s.labels.end() ? std::string() : it->second;
   };
@@ -57,15 +57,15 @@ Instance instance_from(const runtime::ContainerState &s) {
   return i;
 }
 
-Observed::Observed(const std::vector<Instance> &all) {
-  for (const auto &i : all) {
-    auto &l = latest[i.name];
+Observed::Observed(const std::vector<Instance>& all) {
+  for (const auto& i : all) {
+    auto& l = latest[i.name];
     if (!l || i.attempt > l->attempt ||
         (i.attempt == l->attempt && i.state.created_at_ns > l->state.created_at_ns)) {
       if (l) previous[i.name] = l;
       l = &i;
     } else {
-      auto &p = previous[i.name];
+      auto& p = previous[i.name];
       if (!p || i.attempt > p->attempt) p = &i;
     }
   }
@@ -73,20 +73,20 @@ Observed::Observed(const std::vector<Instance> &all) {
     it = it->second ? std::next(it) : previous.erase(it);
 }
 
-PodPlan plan_pod(const proto::Pod &pod, const std::vector<Instance> &instances,
-                 const Backoff &backoff, TimePoint now) {
+PodPlan plan_pod(const proto::Pod& pod, const std::vector<Instance>& instances,
+                 const Backoff& backoff, TimePoint now) {
   PodPlan plan;
   Observed obs(instances);
-  const std::string &uid = pod.metadata.uid;
+  const std::string& uid = pod.metadata.uid;
   const std::string policy =
       pod.spec.restart_policy.empty() ? std::string("Always") : pod.spec.restart_policy;
 
-  std::map<std::string, const proto::Container *> spec;
-  for (const auto &c : pod.spec.init_containers) spec[c.name] = &c;
-  for (const auto &c : pod.spec.containers) spec[c.name] = &c;
+  std::map<std::string, const proto::Container*> spec;
+  for (const auto& c : pod.spec.init_containers) spec[c.name] = &c;
+  for (const auto& c : pod.spec.containers) spec[c.name] = &c;
 
   // Running instances that are not the current one of a container in the spec.
-  for (const auto &i : instances) {
+  for (const auto& i : instances) {
     if (!i.running()) continue;
     auto it = spec.find(i.name);
     if (it == spec.end())
@@ -96,7 +96,7 @@ PodPlan plan_pod(const proto::Pod &pod, const std::vector<Instance> &instances,
   }
 
   // Restart `c` (whose latest instance `l` ended) unless it is in back-off.
-  auto restart = [&](const proto::Container &c, const Instance &l, bool init) {
+  auto restart = [&](const proto::Container& c, const Instance& l, bool init) {
     std::string key = uid + "/" + c.name;
     TimePoint finished = from_ns(l.state.finished_at_ns);
     if (backoff.in_backoff(key, finished, now)) {
@@ -112,19 +112,19 @@ PodPlan plan_pod(const proto::Pod &pod, const std::vector<Instance> &instances,
   };
 
   bool regular_seen = false;
-  for (const auto &c : pod.spec.containers)
+  for (const auto& c : pod.spec.containers)
     if (obs.latest.count(c.name)) regular_seen = true;
 
   plan.init_done = true;
   if (!regular_seen) {
-    for (const auto &c : pod.spec.init_containers) {
+    for (const auto& c : pod.spec.init_containers) {
       auto it = obs.latest.find(c.name);
       if (it == obs.latest.end()) {
         plan.start.push_back({c.name, true, 0, false});
         plan.init_done = false;
         break;
       }
-      const Instance &l = *it->second;
+      const Instance& l = *it->second;
       if (init_succeeded(l)) continue;
       plan.init_done = false;
       if (l.running()) break;
@@ -140,14 +140,14 @@ PodPlan plan_pod(const proto::Pod &pod, const std::vector<Instance> &instances,
   if (!plan.init_done) return plan;
 
   bool all_done = !pod.spec.containers.empty();
-  for (const auto &c : pod.spec.containers) {
+  for (const auto& c : pod.spec.containers) {
     auto it = obs.latest.find(c.name);
     if (it == obs.latest.end()) {
       plan.start.push_back({c.name, false, 0, false});
       all_done = false;
       continue;
     }
-    const Instance &l = *it->second;
+    const Instance& l = *it->second;
     if (l.running()) {
       all_done = false;
       if (!l.hash.empty() && l.hash != container_hash(c))
@@ -165,7 +165,7 @@ PodPlan plan_pod(const proto::Pod &pod, const std::vector<Instance> &instances,
 
 namespace {
 
-proto::ContainerStateTerminated terminated_of(const Instance &l) {
+proto::ContainerStateTerminated terminated_of(const Instance& l) {
   proto::ContainerStateTerminated t;
   t.exit_code = l.state.exit_code;
   t.signal = l.state.signal;
@@ -179,15 +179,15 @@ proto::ContainerStateTerminated terminated_of(const Instance &l) {
   return t;
 }
 
-proto::ContainerStatus container_status(const StatusInput &in, const Observed &obs,
-                                        const proto::Container &c, bool init) {
+proto::ContainerStatus container_status(const StatusInput& in, const Observed& obs,
+                                        const proto::Container& c, bool init) {
   proto::ContainerStatus cs;
   cs.name = c.name;
   cs.image = c.image;
   auto li = obs.latest.find(c.name);
-  const Instance *l = li == obs.latest.end() ? nullptr : li->second;
+  const Instance* l = li == obs.latest.end() ? nullptr : li->second;
   auto pi = obs.previous.find(c.name);
-  const Instance *p = pi == obs.previous.end() ? nullptr : pi->second;
+  const Instance* p = pi == obs.previous.end() ? nullptr : pi->second;
   auto waiting = in.waiting.find(c.name);
   cs.started = false;
 
@@ -209,7 +209,7 @@ proto::ContainerStatus container_status(const StatusInput &in, const Observed &o
     return cs;
   }
   if (l) {  // exited
-    const std::string *bo = nullptr;
+    const std::string* bo = nullptr;
     if (in.plan) {
       auto it = in.plan->backoff.find(c.name);
       if (it != in.plan->backoff.end()) bo = &it->second;
@@ -237,8 +237,8 @@ proto::ContainerStatus container_status(const StatusInput &in, const Observed &o
   return cs;
 }
 
-proto::PodCondition condition(const proto::PodStatus &old, const std::string &type, bool ok,
-                              const std::string &reason, const std::string &message,
+proto::PodCondition condition(const proto::PodStatus& old, const std::string& type, bool ok,
+                              const std::string& reason, const std::string& message,
                               TimePoint now) {
   proto::PodCondition c;
   c.type = type;
@@ -248,12 +248,12 @@ proto::PodCondition condition(const proto::PodStatus &old, const std::string &ty
     c.message = message;
   }
   c.last_transition_time = proto::Time::at(std::chrono::time_point_cast<std::chrono::seconds>(now));
-  for (const auto &o : old.conditions)
+  for (const auto& o : old.conditions)
     if (o.type == type && o.status == c.status) c.last_transition_time = o.last_transition_time;
   return c;
 }
 
-std::string bracket_list(const std::vector<std::string> &names) {
+std::string bracket_list(const std::vector<std::string>& names) {
   std::string s = "[";
   for (size_t i = 0; i < names.size(); ++i) s += (i ? " " : "") + names[i];
   return s + "]";
@@ -261,18 +261,18 @@ std::string bracket_list(const std::vector<std::string> &names) {
 
 }  // namespace
 
-std::string pod_phase(const proto::PodSpec &spec, const std::vector<proto::ContainerStatus> &init,
-                      const std::vector<proto::ContainerStatus> &regular, bool init_failed) {
-  auto find = [](const std::vector<proto::ContainerStatus> &v,
-                 const std::string &n) -> const proto::ContainerStatus * {
-    for (const auto &s : v)
+std::string pod_phase(const proto::PodSpec& spec, const std::vector<proto::ContainerStatus>& init,
+                      const std::vector<proto::ContainerStatus>& regular, bool init_failed) {
+  auto find = [](const std::vector<proto::ContainerStatus>& v,
+                 const std::string& n) -> const proto::ContainerStatus* {
+    for (const auto& s : v)
       if (s.name == n) return &s;
     return nullptr;
   };
   const std::string policy = spec.restart_policy.empty() ? "Always" : spec.restart_policy;
   int pending_init = 0, failed_init = 0;
-  for (const auto &c : spec.init_containers) {
-    const auto *s = find(init, c.name);
+  for (const auto& c : spec.init_containers) {
+    const auto* s = find(init, c.name);
     if (!s || s->state.running) {
       ++pending_init;
     } else if (s->state.terminated) {
@@ -284,8 +284,8 @@ std::string pod_phase(const proto::PodSpec &spec, const std::vector<proto::Conta
     }
   }
   int unknown = 0, running = 0, waiting = 0, stopped = 0, succeeded = 0;
-  for (const auto &c : spec.containers) {
-    const auto *s = find(regular, c.name);
+  for (const auto& c : spec.containers) {
+    const auto* s = find(regular, c.name);
     if (!s) {
       ++unknown;
     } else if (s->state.running) {
@@ -314,14 +314,14 @@ std::string pod_phase(const proto::PodSpec &spec, const std::vector<proto::Conta
   return "Pending";
 }
 
-proto::PodStatus compute_status(const StatusInput &in) {
-  const proto::Pod &pod = *in.pod;
+proto::PodStatus compute_status(const StatusInput& in) {
+  const proto::Pod& pod = *in.pod;
   Observed obs(*in.instances);
   proto::PodStatus st;
-  const proto::PodStatus &old = pod.status;
-  for (const auto &c : pod.spec.init_containers)
+  const proto::PodStatus& old = pod.status;
+  for (const auto& c : pod.spec.init_containers)
     st.init_container_statuses.push_back(container_status(in, obs, c, true));
-  for (const auto &c : pod.spec.containers)
+  for (const auto& c : pod.spec.containers)
     st.container_statuses.push_back(container_status(in, obs, c, false));
   bool init_failed = in.plan && in.plan->init_failed;
   st.phase = pod_phase(pod.spec, st.init_container_statuses, st.container_statuses, init_failed);
@@ -329,9 +329,9 @@ proto::PodStatus compute_status(const StatusInput &in) {
   std::vector<std::string> incomplete, unready;
   bool init_done = in.plan ? in.plan->init_done : true;
   if (!init_done)
-    for (const auto &s : st.init_container_statuses)
+    for (const auto& s : st.init_container_statuses)
       if (!(s.state.terminated && s.state.terminated->exit_code == 0)) incomplete.push_back(s.name);
-  for (const auto &s : st.container_statuses)
+  for (const auto& s : st.container_statuses)
     if (!s.ready) unready.push_back(s.name);
   bool completed = st.phase == "Succeeded" || st.phase == "Failed";
   std::string not_ready_reason = completed ? "PodCompleted" : "ContainersNotReady";
@@ -340,9 +340,9 @@ proto::PodStatus compute_status(const StatusInput &in) {
   // Readiness gates: the named conditions (written by others) must be True too.
   bool gates_ok = true;
   std::vector<std::string> missing_gates;
-  for (const auto &g : pod.spec.readiness_gates) {
+  for (const auto& g : pod.spec.readiness_gates) {
     bool ok = false;
-    for (const auto &c : old.conditions)
+    for (const auto& c : old.conditions)
       if (c.type == g.condition_type && c.status == "True") ok = true;
     if (!ok) {
       gates_ok = false;
@@ -366,7 +366,7 @@ proto::PodStatus compute_status(const StatusInput &in) {
       condition(old, "ContainersReady", containers_ready, not_ready_reason, not_ready_msg, in.now));
   st.conditions.push_back(condition(old, "PodScheduled", true, "", "", in.now));
   // Conditions others own (readiness gates, DisruptionTarget, ...) are kept.
-  for (const auto &c : old.conditions)
+  for (const auto& c : old.conditions)
     if (c.type != "Initialized" && c.type != "Ready" && c.type != "ContainersReady" &&
         c.type != "PodScheduled")
       st.conditions.push_back(c);
@@ -383,7 +383,7 @@ proto::PodStatus compute_status(const StatusInput &in) {
   return st;
 }
 
-bool status_changed(const proto::PodStatus &a, const proto::PodStatus &b) {
+bool status_changed(const proto::PodStatus& a, const proto::PodStatus& b) {
   return proto::encode(a) != proto::encode(b);
 }
 

@@ -45,15 +45,15 @@ struct Instance {
 
 // Builds an Instance from a runtime state's labels (attempt, init, hash,
 // image).
-Instance instance_from(const runtime::ContainerState &s);
+Instance instance_from(const runtime::ContainerState& s);
 // Labels used by instance_from besides runtime/spec.h's.
-inline constexpr const char *kLabelImageRef = "skiff.image.ref";
-inline constexpr const char *kLabelImageId = "skiff.image.id";
+inline constexpr const char* kLabelImageRef = "skiff.image.ref";
+inline constexpr const char* kLabelImageId = "skiff.image.id";
 
 // The newest and second-newest instance of each container name.
 struct Observed {
-  std::map<std::string, const Instance *> latest, previous;
-  explicit Observed(const std::vector<Instance> &all);
+  std::map<std::string, const Instance*> latest, previous;
+  explicit Observed(const std::vector<Instance>& all);
 };
 
 struct StartAction {
@@ -84,8 +84,8 @@ struct PodPlan {
 // `backoff` keys are "<pod uid>/<container name>". `hashes` maps a container
 // name to the hash of its current spec; a running instance with another hash is
 // killed (and restarted).
-PodPlan plan_pod(const proto::Pod &pod, const std::vector<Instance> &instances,
-                 const Backoff &backoff, TimePoint now);
+PodPlan plan_pod(const proto::Pod& pod, const std::vector<Instance>& instances,
+                 const Backoff& backoff, TimePoint now);
 
 // A waiting reason recorded by the sync (ErrImagePull,
 // CreateContainerConfigError, ...).
@@ -95,12 +95,12 @@ struct Waiting {
 };
 
 struct StatusInput {
-  const proto::Pod *pod = nullptr;
-  const std::vector<Instance> *instances = nullptr;
-  const PodPlan *plan = nullptr;
+  const proto::Pod* pod = nullptr;
+  const std::vector<Instance>* instances = nullptr;
+  const PodPlan* plan = nullptr;
   std::map<std::string, Waiting> waiting;  // container name -> reason of the last failed step
-  std::function<bool(const std::string &id)> ready;    // readiness result (no probe: true)
-  std::function<bool(const std::string &id)> started;  // startup result (no probe: true)
+  std::function<bool(const std::string& id)> ready;    // readiness result (no probe: true)
+  std::function<bool(const std::string& id)> started;  // startup result (no probe: true)
   std::string pod_ip;
   std::string host_ip;
   std::optional<proto::Time> start_time;
@@ -109,14 +109,14 @@ struct StatusInput {
   TimePoint now;
 };
 
-proto::PodStatus compute_status(const StatusInput &in);
+proto::PodStatus compute_status(const StatusInput& in);
 
 // Kubernetes' getPhase over the container statuses computed above.
-std::string pod_phase(const proto::PodSpec &spec, const std::vector<proto::ContainerStatus> &init,
-                      const std::vector<proto::ContainerStatus> &regular, bool init_failed);
+std::string pod_phase(const proto::PodSpec& spec, const std::vector<proto::ContainerStatus>& init,
+                      const std::vector<proto::ContainerStatus>& regular, bool init_failed);
 
 // True when the two statuses differ in anything but heartbeat-like noise (they
 // are compared as JSON).
-bool status_changed(const proto::PodStatus &a, const proto::PodStatus &b);
+bool status_changed(const proto::PodStatus& a, const proto::PodStatus& b);
 
 }  // namespace skiff::kubelet

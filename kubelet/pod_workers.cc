@@ -2,7 +2,7 @@
 
 namespace skiff::kubelet {
 
-PodWorkers::PodWorkers(int threads, std::function<void(const std::string &)> sync)
+PodWorkers::PodWorkers(int threads, std::function<void(const std::string&)> sync)
     : sync_(std::move(sync)) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
@@ -15,11 +15,11 @@ void PodWorkers::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  for (auto &t : threads_)
+  for (auto& t : threads_)
     if (t.joinable()) t.join();
 }
 
-void PodWorkers::make_ready_locked(const std::string &key) {
+void PodWorkers::make_ready_locked(const std::string& key) {
   if (active_.count(key)) {
     dirty_.insert(key);
     return;
@@ -27,7 +27,7 @@ void PodWorkers::make_ready_locked(const std::string &key) {
   if (queued_.insert(key).second) ready_.push_back(key);
 }
 
-void PodWorkers::enqueue(const std::string &key) {
+void PodWorkers::enqueue(const std::string& key) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
@@ -36,7 +36,7 @@ void PodWorkers::enqueue(const std::string &key) {
   cv_.notify_one();
 }
 
-void PodWorkers::enqueue_after(const std::string &key, std::chrono::milliseconds delay) {
+void PodWorkers::enqueue_after(const std::string& key, std::chrono::milliseconds delay) {
   if (delay <= std::chrono::milliseconds(0)) return enqueue(key);
   {
     std::lock_guard lock(mu_);
@@ -52,7 +52,7 @@ size_t PodWorkers::pending() const {
   std::lock_guard lock(mu_);
   std::set<std::string> all(queued_);
   all.insert(active_.begin(), active_.end());
-  for (const auto &[k, t] : timers_) all.insert(k);
+  for (const auto& [k, t] : timers_) all.insert(k);
   return all.size();
 }
 

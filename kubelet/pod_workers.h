@@ -27,13 +27,13 @@ namespace skiff::kubelet {
 class PodWorkers {
  public:
   using Clock = std::chrono::steady_clock;
-  PodWorkers(int threads, std::function<void(const std::string &key)> sync);
+  PodWorkers(int threads, std::function<void(const std::string& key)> sync);
   ~PodWorkers();  // stop()
-  PodWorkers(const PodWorkers &) = delete;
-  PodWorkers &operator=(const PodWorkers &) = delete;
+  PodWorkers(const PodWorkers&) = delete;
+  PodWorkers& operator=(const PodWorkers&) = delete;
 
-  void enqueue(const std::string &key);
-  void enqueue_after(const std::string &key, std::chrono::milliseconds delay);
+  void enqueue(const std::string& key);
+  void enqueue_after(const std::string& key, std::chrono::milliseconds delay);
   // Finishes the syncs in progress, drops the rest, joins the threads.
   // Idempotent.
   void stop();
@@ -42,9 +42,9 @@ class PodWorkers {
 
  private:
   void run();
-  void make_ready_locked(const std::string &key);
+  void make_ready_locked(const std::string& key);
 
-  std::function<void(const std::string &)> sync_;
+  std::function<void(const std::string&)> sync_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> ready_;
