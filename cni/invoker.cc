@@ -1,0 +1,459 @@
+#include "cni/invoker.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cni/exec.h"
+
+extern char** environ;
+
+namespace skiff::cni {
+
+using json = nlohmann::json;
+
+namespace {
+
+const char* kVersions[] = {"1.0.0", "0.4.0", "0.3.1", "0.3.0", "0.2.0", "0.1.0"};
+
+bool has_suffix(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+// "0.4.0" >= "0.4.0": compares dotted numbers.
+bool version_at_least(const std::string& v, int major, int minor) {
+  int a = 0, b = 0;
+  std::sscanf(v.c_str(), "%d.%d", &a, &b);
+  return a > major || (a == major && b >= minor);
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::io("open " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Status::io("read " + path);
+  return ss.str();
+}
+
+// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename, fsync
+// of the directory. A crash leaves the old file or the new one, never half of one.
+Status write_atomic(const std::string& path, const std::string& data) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                    std::to_string(reinterpret_cast<uintptr_t>(&data) & 0xffffff);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::io("create " + tmp);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status st = Status::io("write " + tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return st;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    Status st = Status::io("fsync " + tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Status st = Status::io("rename " + tmp + " to " + path);
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::ok();
+}
+
+Status mkdir_p(const std::string& dir) {
+  for (size_t pos = 1;; ++pos) {
+    pos = dir.find('/', pos);
+    std::string cur = dir.substr(0, pos);
+    if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) return Status::io("mkdir " + cur);
+    if (pos == std::string::npos) return Status::ok();
+  }
+}
+
+// The CNI spec's rules for a container ID (also makes it safe inside a cache file name).
+Status check_ids(const RuntimeConf& rt) {
+  const std::string& id = rt.container_id;
+  bool ok = !id.empty() && std::isalnum(static_cast<unsigned char>(id[0]));
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    return Status::invalid("CNI container ID \"" + id +
+                           "\" must start with a letter or digit and hold only letters, digits, "
+                           "'_', '-', '.'");
+  }
+  const std::string& ifn = rt.ifname;
+  bool ifok = !ifn.empty() && ifn.size() <= 15 && ifn != "." && ifn != "..";
+  for (char c : ifn) {
+    if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c))) ifok = false;
+  }
+  if (!ifok) return Status::invalid("CNI interface name \"" + ifn + "\" is not a valid name");
+  return Status::ok();
+}
+
+// Validates one conflist and fills in what a runtime relies on. `what` names the source file.
+Status validate_list(json& list, const std::string& what) {
+  if (!list.is_object()) return Status::invalid(what + ": not a JSON object");
+  if (!list.contains("name") || !list["name"].is_string() ||
+      list["name"].get<std::string>().empty()) {
+    return Status::invalid(what + ": missing network \"name\"");
+  }
+  if (!list.contains("cniVersion") || !list["cniVersion"].is_string()) {
+    return Status::invalid(what + ": missing \"cniVersion\"");
+  }
+  std::string v = list["cniVersion"];
+  if (std::find(std::begin(kVersions), std::end(kVersions), v) == std::end(kVersions)) {
+    return Status::invalid(what + ": cniVersion \"" + v + "\" is not supported (1.0.0 .. 0.1.0)");
+  }
+  if (!list.contains("plugins") || !list["plugins"].is_array() || list["plugins"].empty()) {
+    return Status::invalid(what + ": \"plugins\" must be a non-empty list");
+  }
+  for (auto& p : list["plugins"]) {
+    if (!p.is_object() || !p.contains("type") || !p["type"].is_string() ||
+        p["type"].get<std::string>().empty() ||
+        p["type"].get<std::string>().find('/') != std::string::npos) {
+      return Status::invalid(what + ": every plugin needs a \"type\" naming a binary");
+    }
+  }
+  return Status::ok();
+}
+
+Result<json> parse_conf_file(const std::string& path) {
+  auto text = read_file(path);
+  if (!text) return text.status();
+  json j = json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return Status::invalid(path + ": not valid JSON");
+  if (has_suffix(path, ".conflist")) {
+    SKIFF_RETURN_IF_ERROR(validate_list(j, path));
+    return j;
+  }
+  // A single-plugin .conf/.json becomes a list of one, as libcni does.
+  if (!j.is_object()) return Status::invalid(path + ": not a JSON object");
+  json list = {{"cniVersion", j.value("cniVersion", "")},
+               {"name", j.value("name", "")},
+               {"plugins", json::array({j})}};
+  if (j.contains("disableCheck")) list["disableCheck"] = j["disableCheck"];
+  SKIFF_RETURN_IF_ERROR(validate_list(list, path));
+  list["plugins"][0].erase("name");
+  list["plugins"][0].erase("cniVersion");
+  return list;
+}
+
+std::string error_text(const std::string& plugin, const std::string& cmd,
+                       const RuntimeConf& rt, const ExecOutput& o, Code* code) {
+  std::string head = "CNI plugin " + plugin + " " + cmd + " for container " + rt.container_id;
+  json e = json::parse(o.out, nullptr, false);
+  if (e.is_object() && (e.contains("code") || e.contains("msg"))) {
+    int c = e.value("code", 0);
+    // 11 = "try again later" in the spec; 3 = container unknown; 1/2/4/6/7 = bad config/input.
+    *code = c == 11 ? Code::kUnavailable
+            : c == 3 ? Code::kNotFound
+            : (c == 1 || c == 2 || c == 4 || c == 6 || c == 7) ? Code::kInvalid
+                                                                : Code::kInternal;
+    std::string m = head + ": code " + std::to_string(c) + ": " + e.value("msg", "");
+    std::string details = e.value("details", "");
+    if (!details.empty()) m += ": " + details;
+    return m;
+  }
+  *code = Code::kInternal;
+  std::string err = o.err;
+  while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+  if (err.size() > 1000) err = "..." + err.substr(err.size() - 1000);
+  if (err.empty()) err = o.out.substr(0, 1000);
+  return head + ": exit status " + std::to_string(o.exit_code) +
+         (err.empty() ? "" : ": " + err);
+}
+
+CniResult to_result(const json& r) {
+  CniResult out;
+  out.cni_version = r.value("cniVersion", "");
+  out.raw_json = r.dump();
+  if (r.contains("ips") && r["ips"].is_array()) {
+    for (const auto& ip : r["ips"]) {
+      IpConfig c;
+      c.address = ip.value("address", "");
+      c.gateway = ip.value("gateway", "");
+      if (ip.contains("interface") && ip["interface"].is_number_integer()) {
+        c.interface = ip["interface"].get<int>();
+      }
+      out.ips.push_back(c);
+    }
+  }
+  for (const char* k : {"ip4", "ip6"}) {  // 0.1.0 / 0.2.0 results
+    if (r.contains(k) && r[k].is_object()) {
+      out.ips.push_back({r[k].value("ip", ""), r[k].value("gateway", ""), -1});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string CniResult::first_ipv4() const {
+  for (const auto& ip : ips) {
+    if (ip.address.find(':') != std::string::npos || ip.address.empty()) continue;
+    return ip.address.substr(0, ip.address.find('/'));
+  }
+  return "";
+}
+
+struct CniInvoker::Impl {
+  std::mutex mu;
+  std::shared_ptr<const json> list;  // guarded by mu; replaced whole by load()
+  std::string source;
+
+  std::shared_ptr<const json> snapshot() {
+    std::lock_guard<std::mutex> l(mu);
+    return list;
+  }
+};
+
+CniInvoker::CniInvoker(Options opts) : opts_(std::move(opts)), impl_(std::make_shared<Impl>()) {}
+
+Status CniInvoker::load() {
+  DIR* d = ::opendir(opts_.conf_dir.c_str());
+  if (!d) return Status::io("open CNI config dir " + opts_.conf_dir);
+  std::vector<std::string> files;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (has_suffix(n, ".conflist") || has_suffix(n, ".conf") || has_suffix(n, ".json")) {
+      files.push_back(n);
+    }
+  }
+  ::closedir(d);
+  std::sort(files.begin(), files.end());
+  std::string why;
+  for (const auto& f : files) {
+    std::string path = opts_.conf_dir + "/" + f;
+    auto list = parse_conf_file(path);
+    if (!list) {
+      why += (why.empty() ? "" : "; ") + list.status().message();
+      continue;
+    }
+    std::lock_guard<std::mutex> l(impl_->mu);
+    impl_->list = std::make_shared<const json>(std::move(*list));
+    impl_->source = path;
+    return Status::ok();
+  }
+  std::lock_guard<std::mutex> l(impl_->mu);
+  impl_->list.reset();
+  if (files.empty()) return Status::unavailable("no CNI network config (*.conflist, *.conf, *.json) in " + opts_.conf_dir);
+  return Status::invalid("no usable CNI network config in " + opts_.conf_dir + ": " + why);
+}
+
+bool CniInvoker::ready() const { return impl_->snapshot() != nullptr; }
+
+std::string CniInvoker::network_name() const {
+  auto l = impl_->snapshot();
+  return l ? l->value("name", "") : "";
+}
+
+namespace {
+
+struct Call {
+  const CniInvoker::Options& opts;
+  const RuntimeConf& rt;
+  const json& list;
+
+  std::string cache_path() const {
+    return opts.cache_dir + "/results/" + list.value("name", "") + "-" + rt.container_id + "-" +
+           rt.ifname;
+  }
+
+  std::string cni_args() const {
+    std::string s;
+    bool ignore = false;
+    for (const auto& [k, v] : rt.args) {
+      if (k == "IgnoreUnknown") ignore = true;
+    }
+    // Kubernetes runtimes send IgnoreUnknown=1 so plugins that parse CNI_ARGS strictly
+    // (host-local, bridge) accept the K8S_POD_* keys they do not know.
+    if (!rt.args.empty() && !ignore) s = "IgnoreUnknown=1";
+    for (const auto& [k, v] : rt.args) s += (s.empty() ? "" : ";") + k + "=" + v;
+    return s;
+  }
+
+  Result<std::string> find_plugin(const std::string& type) const {
+    for (const auto& dir : opts.bin_dirs) {
+      std::string p = dir + "/" + type;
+      if (::access(p.c_str(), X_OK) == 0) return p;
+    }
+    std::string dirs;
+    for (const auto& d : opts.bin_dirs) dirs += (dirs.empty() ? "" : ":") + d;
+    return Status::not_found("CNI plugin " + type + " not found in " + dirs);
+  }
+
+  // Runs one plugin; on success the parsed stdout (null when it printed nothing).
+  Result<json> run(const json& plugin, const std::string& cmd, const json* prev,
+                   bool with_netns) const {
+    std::string type = plugin["type"];
+    auto path = find_plugin(type);
+    if (!path) return path.status();
+    json conf = plugin;
+    conf["name"] = list["name"];
+    conf["cniVersion"] = list["cniVersion"];
+    if (prev && !prev->is_null()) conf["prevResult"] = *prev;
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+      if (std::strncmp(*e, "CNI_", 4) != 0) env.emplace_back(*e);
+    }
+    std::string cni_path;
+    for (const auto& d : opts.bin_dirs) cni_path += (cni_path.empty() ? "" : ":") + d;
+    env.push_back("CNI_COMMAND=" + cmd);
+    env.push_back("CNI_CONTAINERID=" + rt.container_id);
+    if (with_netns) env.push_back("CNI_NETNS=" + rt.netns);
+    env.push_back("CNI_IFNAME=" + rt.ifname);
+    std::string args = cni_args();
+    if (!args.empty()) env.push_back("CNI_ARGS=" + args);
+    env.push_back("CNI_PATH=" + cni_path);
+    auto out = exec_plugin(*path, env, conf.dump(), opts.timeout);
+    std::string head = "CNI plugin " + type + " " + cmd + " for container " + rt.container_id;
+    if (!out) return out.status().with_context(head);
+    if (out->exit_code != 0) {
+      Code code;
+      std::string msg = error_text(type, cmd, rt, *out, &code);
+      return Status(code, msg);
+    }
+    if (out->out.find_first_not_of(" \t\r\n") == std::string::npos) return json();
+    json r = json::parse(out->out, nullptr, false);
+    if (r.is_discarded()) {
+      return Status::invalid(head + ": result is not JSON: " + out->out.substr(0, 300));
+    }
+    return r;
+  }
+
+  Result<json> read_cache() const {
+    auto text = read_file(cache_path());
+    if (!text) return text.status();
+    json j = json::parse(*text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return Status::invalid("CNI cache " + cache_path() + " is not valid JSON");
+    }
+    return j;
+  }
+};
+
+}  // namespace
+
+Result<CniResult> CniInvoker::add(const RuntimeConf& rt) {
+  SKIFF_RETURN_IF_ERROR(check_ids(rt));
+  auto list = impl_->snapshot();
+  if (!list) return Status::unavailable("CNI ADD for container " + rt.container_id + ": no network config loaded from " + opts_.conf_dir);
+  Call call{opts_, rt, *list};
+  // ADD already done (a retry after a kubelet restart): the spec forbids a second ADD for the
+  // same container and interface without a DEL, so answer with what the first one returned.
+  if (auto cached = call.read_cache(); cached && cached->contains("result")) {
+    return to_result((*cached)["result"]);
+  }
+  json prev;
+  for (const auto& plugin : (*list)["plugins"]) {
+    auto r = call.run(plugin, "ADD", &prev, true);
+    if (!r) {
+      // Undo what the earlier plugins did (addresses, veths), best effort; the error that
+      // matters is the ADD's.
+      for (auto it = (*list)["plugins"].rbegin(); it != (*list)["plugins"].rend(); ++it) {
+        (void)call.run(*it, "DEL", nullptr, true);
+      }
+      return r.status();
+    }
+    if (!r->is_null()) prev = std::move(*r);
+  }
+  if (prev.is_null()) {
+    return Status::invalid("CNI ADD for container " + rt.container_id + ": network " +
+                           list->value("name", "") + " returned no result");
+  }
+  json args = json::array();
+  for (const auto& [k, v] : rt.args) args.push_back({k, v});
+  json cache = {{"kind", "cniCacheV1"},   {"containerId", rt.container_id},
+                {"ifName", rt.ifname},     {"networkName", (*list)["name"]},
+                {"netns", rt.netns},       {"cniArgs", args},
+                {"config", *list},         {"result", prev}};
+  SKIFF_RETURN_IF_ERROR(mkdir_p(opts_.cache_dir + "/results"));
+  SKIFF_RETURN_IF_ERROR(write_atomic(call.cache_path(), cache.dump()));
+  return to_result(prev);
+}
+
+Status CniInvoker::check(const RuntimeConf& rt) {
+  SKIFF_RETURN_IF_ERROR(check_ids(rt));
+  auto list = impl_->snapshot();
+  if (!list) return Status::unavailable("CNI CHECK for container " + rt.container_id + ": no network config loaded from " + opts_.conf_dir);
+  // CHECK exists from 0.4.0 on; for older configs and disableCheck there is nothing to ask.
+  if (list->value("disableCheck", false) || !version_at_least((*list)["cniVersion"], 0, 4)) {
+    return Status::ok();
+  }
+  Call call{opts_, rt, *list};
+  auto cached = call.read_cache();
+  if (!cached) {
+    return Status::not_found("CNI CHECK for container " + rt.container_id +
+                             ": no cached ADD result (" + cached.status().message() + ")");
+  }
+  json prev = cached->value("result", json());
+  for (const auto& plugin : (*list)["plugins"]) {
+    auto r = call.run(plugin, "CHECK", &prev, true);
+    if (!r) return r.status();
+  }
+  return Status::ok();
+}
+
+Status CniInvoker::del(const RuntimeConf& rt) {
+  SKIFF_RETURN_IF_ERROR(check_ids(rt));
+  auto current = impl_->snapshot();
+  // Prefer the config the ADD ran with (cached): DEL must undo that, even if the conf dir
+  // changed since. Without a cache (ADD never finished, or DEL already done) use the current
+  // one; plugins must tolerate deleting what does not exist.
+  json list, prev;
+  std::string cache_file;
+  if (current) {
+    Call probe{opts_, rt, *current};
+    cache_file = probe.cache_path();
+    if (auto c = probe.read_cache(); c && c->contains("config")) {
+      list = (*c)["config"];
+      prev = c->value("result", json());
+    }
+  }
+  if (list.is_null() && current) list = *current;
+  if (list.is_null()) return Status::ok();  // never configured: nothing can have been added
+  if (!validate_list(list, "cached CNI config").is_ok()) list = current ? *current : json();
+  if (list.is_null()) return Status::ok();
+  Call call{opts_, rt, list};
+  // The netns may be gone already (pod torn down, node rebooted): DEL then runs without
+  // CNI_NETNS, which the spec allows for DEL; plugins release IPAM and skip the interface.
+  bool netns_there = !rt.netns.empty() && ::access(rt.netns.c_str(), F_OK) == 0;
+  for (auto it = list["plugins"].rbegin(); it != list["plugins"].rend(); ++it) {
+    auto r = call.run(*it, "DEL", prev.is_null() ? nullptr : &prev, netns_there);
+    if (!r) return r.status();
+  }
+  std::string path = call.cache_path();
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::io("remove CNI cache " + path);
+  if (!cache_file.empty() && cache_file != path) ::unlink(cache_file.c_str());
+  return Status::ok();
+}
+
+}  // namespace skiff::cni
