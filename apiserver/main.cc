@@ -12,12 +12,13 @@
 #include <filesystem>
 
 #include "apiserver/api.h"
-#include "apiserver/auth.h"
-#include "apiserver/http_server.h"
+#include "common/http/auth.h"
+#include "common/http/http_server.h"
 #include "apiserver/pki.h"
 #include "apiserver/store/store.h"
 
 namespace sa = skiff::apiserver;
+namespace sw = skiff::web;
 
 namespace {
 
@@ -100,13 +101,13 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(level_for(verbosity, log_level));
 
-  auto listen_hp = sa::parse_host_port(listen);
+  auto listen_hp = sw::parse_host_port(listen);
   if (!listen_hp) {
     std::fprintf(stderr, "skiff-apiserver: --listen: %s\n", listen_hp.status().message().c_str());
     return 2;
   }
   if (!insecure_listen.empty()) {
-    auto hp = sa::parse_host_port(insecure_listen);
+    auto hp = sw::parse_host_port(insecure_listen);
     if (!hp) {
       std::fprintf(stderr, "skiff-apiserver: --insecure-listen: %s\n",
                    hp.status().message().c_str());
@@ -136,11 +137,11 @@ int main(int argc, char** argv) {
   if (!pki_files) return fail(pki_files.status().to_string());
   if (pki_files->created_ca) spdlog::info("created a new CA in {}/pki", data_dir);
 
-  sa::TokenAuthenticator auth;
+  sw::TokenAuthenticator auth;
   if (!token_file.empty()) {
     if (auto st = auth.load_file(token_file); !st) return fail(st.to_string());
   }
-  auth.add(pki_files->admin_token, sa::Identity{"admin", "admin", {"system:masters"}});
+  auth.add(pki_files->admin_token, sw::Identity{"admin", "admin", {"system:masters"}});
 
   std::unique_ptr<skiff::store::Store> store;
   if (store_kind == "memory") {
@@ -164,7 +165,7 @@ int main(int argc, char** argv) {
     return fail("start API: " + api_error);
   }
 
-  sa::ServerOptions sopts;
+  sw::ServerOptions sopts;
   sopts.listen = listen;
   sopts.insecure_listen = insecure_listen;
   sopts.cert_file = pki_files->cert_file;
@@ -172,7 +173,7 @@ int main(int argc, char** argv) {
   sopts.auth = &auth;
   sopts.anonymous = anonymous;
   sopts.stream_buffer_bytes = watch_buffer_bytes;
-  auto server = sa::HttpServer::start(sopts, api.get());
+  auto server = sw::HttpServer::start(sopts, api.get());
   if (!server) {
     api->shutdown();
     (void)store->close();
@@ -191,7 +192,7 @@ int main(int argc, char** argv) {
   }
   std::string insecure_note;
   if ((*server)->insecure_port() > 0) {
-    auto hp = sa::parse_host_port(insecure_listen);
+    auto hp = sw::parse_host_port(insecure_listen);
     std::string h = hp->first.find(':') != std::string::npos ? "[" + hp->first + "]" : hp->first;
     insecure_note = " and http://" + h + ":" + std::to_string((*server)->insecure_port());
   }

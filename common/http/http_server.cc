@@ -6,7 +6,7 @@
 // and the connection strand (which drains it, one write in flight). Writers post a wake-up to
 // the strand; the queue is bounded by bytes, and exceeding the bound ends the stream and the
 // connection, so a slow reader never holds memory or other streams hostage.
-#include "apiserver/http_server.h"
+#include "common/http/http_server.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -37,9 +37,10 @@
 #include <thread>
 #include <unordered_map>
 
-#include "apiserver/auth.h"
+#include "common/http/auth.h"
+#include "common/http/hijack.h"
 
-namespace skiff::apiserver {
+namespace skiff::web {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -209,6 +210,12 @@ class StreamImpl : public Stream {
     return ended_;
   }
 
+  bool wait_below(size_t bytes, std::chrono::milliseconds timeout) override {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, timeout, [&] { return ended_ || queued_bytes_ <= bytes; });
+    return !ended_;
+  }
+
   void on_close(std::function<void()> cb) override {
     {
       std::lock_guard lk(mu_);
@@ -241,6 +248,7 @@ class StreamImpl : public Stream {
   void written(size_t bytes) {
     std::lock_guard lk(mu_);
     queued_bytes_ -= std::min(bytes, queued_bytes_);
+    cv_.notify_all();
   }
   void set_wake(std::function<void()> wake) {
     std::lock_guard lk(mu_);
@@ -272,11 +280,13 @@ class StreamImpl : public Stream {
       queue_.clear();
     }
     fire.swap(callbacks_);
+    cv_.notify_all();
     if (wake_) wake_();
   }
 
   const size_t bound_;
   mutable std::mutex mu_;
+  std::condition_variable cv_;  // wait_below
   std::deque<std::shared_ptr<const std::string>> queue_;
   size_t queued_bytes_ = 0;
   bool ended_ = false, graceful_ = false, aborted_ = false, cut_off_ = false;
@@ -340,6 +350,8 @@ class Session : public ConnBase, public std::enable_shared_from_this<Session<S>>
                                  Clock::time_point started);
   awaitable<void> stream_response(Response r, const Request& req, Clock::time_point started);
   awaitable<void> watch_peer(std::shared_ptr<Session> self);
+  void hijack(std::function<void(std::unique_ptr<HijackedConn>)> fn,
+              http::request<http::string_body> msg, const Request& req);
   awaitable<Response> run_handler(std::shared_ptr<const Request> req);
   awaitable<void> linger();
 
@@ -648,7 +660,7 @@ awaitable<bool> Session<S>::serve(http::request<http::string_body> msg) {
       req.groups = std::move(id->groups);
       ok = true;
     }
-  } else if (o.anonymous || is_public_path(req.path)) {
+  } else if (o.anonymous || (o.public_path ? o.public_path(req.path) : is_public_path(req.path))) {
     req.user = kAnonymousUser;
     req.groups = {kUnauthenticatedGroup};
     ok = true;
@@ -664,6 +676,10 @@ awaitable<bool> Session<S>::serve(http::request<http::string_body> msg) {
   auto shared = std::make_shared<const Request>(std::move(req));
   Response r = co_await run_handler(shared);
   if (r.status < 100 || r.status > 999) r.status = 500;
+  if (r.hijack) {
+    hijack(std::move(r.hijack), std::move(msg), *shared);
+    co_return false;
+  }
   if (r.streamer) {
     co_await stream_response(std::move(r), *shared, started);
     co_return false;
@@ -782,6 +798,23 @@ awaitable<void> Session<S>::stream_response(Response r, const Request& req,
   auto t = stream->take(batch);
   spdlog::debug("{} {} {} stream ended after {:.1f}ms ({})", remote_, req.method, req.raw_target,
                 ms, clean_end ? "closed" : t.cut_off ? "slow reader cut off" : "aborted");
+}
+
+template <class S>
+void Session<S>::hijack(std::function<void(std::unique_ptr<HijackedConn>)> fn,
+                        http::request<http::string_body> msg, const Request& req) {
+  auto conn = std::make_unique<HijackedConn>();
+  if constexpr (kTls) {
+    conn->tls = std::make_unique<HijackedConn::Tls>(std::move(stream_));
+  } else {
+    conn->plain = std::make_unique<HijackedConn::Tcp>(std::move(stream_));
+  }
+  conn->buffer = std::move(buf_);
+  conn->request = std::move(msg);
+  conn->remote = remote_;
+  spdlog::debug("{} {} {} hijacked user={}", remote_, req.method, req.raw_target, req.user);
+  // run() now ends; closing the moved-from stream is a no-op.
+  fn(std::move(conn));
 }
 
 template <class S>
@@ -976,4 +1009,4 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& opts,
   return std::unique_ptr<HttpServer>(std::move(s));
 }
 
-}  // namespace skiff::apiserver
+}  // namespace skiff::web

@@ -1,4 +1,4 @@
-#include "apiserver/auth.h"
+#include "common/http/auth.h"
 
 #include <catch2/catch.hpp>
 
@@ -6,9 +6,9 @@
 #include <fstream>
 #include <unistd.h>
 
-using skiff::apiserver::Identity;
-using skiff::apiserver::is_public_path;
-using skiff::apiserver::TokenAuthenticator;
+using skiff::web::Identity;
+using skiff::web::is_public_path;
+using skiff::web::TokenAuthenticator;
 
 TEST_CASE("token file in Kubernetes CSV format", "[auth]") {
   TokenAuthenticator a;

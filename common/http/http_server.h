@@ -1,4 +1,5 @@
-// HttpServer: the API server's HTTP/1.1 transport (HTTPS, and optionally plain HTTP on loopback).
+// HttpServer: the HTTP/1.1 transport of the API server and the kubelet (HTTPS, and optionally
+// plain HTTP on loopback).
 //
 // It owns the sockets, TLS, per-connection deadlines and size limits, authentication, and the
 // hand-off to the Handler: every request is parsed and authenticated on an I/O thread, handled on
@@ -11,14 +12,16 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <string_view>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "apiserver/http.h"
+#include "common/http/http.h"
 #include "common/status.h"
 
-namespace skiff::apiserver {
+namespace skiff::web {
 
 class TokenAuthenticator;
 
@@ -34,6 +37,8 @@ struct ServerOptions {
   // Let requests without credentials through as system:anonymous. Without it only the public
   // paths (is_public_path) are open to them.
   bool anonymous = false;
+  // The paths open without credentials; unset = is_public_path (auth.h).
+  std::function<bool(std::string_view path)> public_path;
 
   int io_threads = 2;
   int worker_threads = 64;  // handlers run here and may block on the store
@@ -86,4 +91,4 @@ Result<std::string> percent_decode(std::string_view s, bool plus_is_space);
 // A Kubernetes Status JSON body: {"kind":"Status",...,"reason":reason,"code":code}.
 std::string status_json(int code, const std::string& reason, const std::string& message);
 
-}  // namespace skiff::apiserver
+}  // namespace skiff::web

@@ -1,6 +1,6 @@
 // HttpServer over real sockets on 127.0.0.1 (port 0), with a fake Handler. Timeouts are shrunk
 // through ServerOptions; every client wait is bounded (TestClient::kWait).
-#include "apiserver/http_server.h"
+#include "common/http/http_server.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -19,14 +19,14 @@
 #include <mutex>
 #include <thread>
 
-#include "apiserver/auth.h"
-#include "apiserver/pki.h"
+#include "common/http/auth.h"
+#include "common/http/certs.h"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using namespace skiff::apiserver;
+using namespace skiff::web;
 using namespace std::chrono_literals;
 
 namespace {
@@ -118,11 +118,11 @@ class FakeHandler : public Handler {
 
 struct Pki {
   std::string dir;
-  pki::PkiFiles files;
+  certs::CertPair files;
   Pki() {
     char tmpl[] = "/tmp/skiff-http-test-XXXXXX";
     dir = mkdtemp(tmpl);
-    auto f = pki::ensure_pki(dir + "/pki", {});
+    auto f = certs::ensure_self_signed(dir + "/pki", "server", "localhost", {"127.0.0.1"});
     REQUIRE(f.is_ok());
     files = *f;
   }
@@ -143,7 +143,7 @@ class TestClient {
  public:
   TestClient(int port, bool tls, int rcvbuf = 0)
       : ctx_(asio::ssl::context::tls_client), s_(ioc_, ctx_), port_(port), tls_(tls) {
-    ctx_.load_verify_file(shared_pki().files.ca_cert_file);
+    ctx_.load_verify_file(shared_pki().files.cert_file);
     s_.set_verify_mode(asio::ssl::verify_peer);
     s_.set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
     auto& sock = s_.next_layer();

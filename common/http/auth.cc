@@ -1,4 +1,4 @@
-#include "apiserver/auth.h"
+#include "common/http/auth.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace skiff::apiserver {
+namespace skiff::web {
 namespace {
 
 std::array<unsigned char, 32> sha256(std::string_view s) {
@@ -174,4 +174,4 @@ std::optional<Identity> TokenAuthenticator::authenticate(std::string_view author
   return id;
 }
 
-}  // namespace skiff::apiserver
+}  // namespace skiff::web

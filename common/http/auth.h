@@ -17,7 +17,7 @@
 
 #include "common/status.h"
 
-namespace skiff::apiserver {
+namespace skiff::web {
 
 struct Identity {
   std::string user;
@@ -58,4 +58,4 @@ class TokenAuthenticator {
   std::vector<Entry> entries_;
 };
 
-}  // namespace skiff::apiserver
+}  // namespace skiff::web
