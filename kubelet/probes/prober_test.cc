@@ -1,8 +1,12 @@
 #include "kubelet/probes/prober.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -518,4 +522,46 @@ TEST_CASE(
     }
     cv.notify_all();
   } // the destructor joins every thread
+}
+
+TEST_CASE("network probes reach a listener that exists only in another network "
+          "namespace") {
+  if (geteuid() != 0) {
+    WARN("skipped: creating a network namespace needs root");
+    return;
+  }
+  // A private netns, made by a helper thread (unshare affects only that
+  // thread); it stays alive through the fd we keep and goes away when the fd is
+  // closed. Only its loopback is used.
+  int ns_fd = -1, listen_fd = -1, port = 0;
+  std::thread([&] {
+    if (unshare(CLONE_NEWNET) != 0)
+      return;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {};
+    snprintf(ifr.ifr_name, IFNAMSIZ, "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+      ifr.ifr_flags |= IFF_UP;
+      ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    close(s);
+    listen_fd = listen_loopback(&port);
+    ns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  }).join();
+  REQUIRE(ns_fd >= 0);
+  REQUIRE(listen_fd >= 0);
+
+  proto::Container c;
+  proto::Probe p;
+  p.timeout_seconds = 1;
+  p.handler.tcp_socket.emplace();
+  p.handler.tcp_socket->port = proto::IntOrString::from_int(port);
+  Target t = loopback();
+  t.netns_path = "/proc/self/fd/" + std::to_string(ns_fd);
+  CHECK(run_once(p, c, t).result == Result::kSuccess);
+  // From our own namespace the port is not there (another loopback).
+  t.netns_path.clear();
+  CHECK(run_once(p, c, t).result == Result::kFailure);
+  close(listen_fd);
+  close(ns_fd);
 }
