@@ -166,17 +166,17 @@ Result<json> parse_conf_file(const std::string& path) {
   return list;
 }
 
-std::string error_text(const std::string& plugin, const std::string& cmd,
-                       const RuntimeConf& rt, const ExecOutput& o, Code* code) {
+std::string error_text(const std::string& plugin, const std::string& cmd, const RuntimeConf& rt,
+                       const ExecOutput& o, Code* code) {
   std::string head = "CNI plugin " + plugin + " " + cmd + " for container " + rt.container_id;
   json e = json::parse(o.out, nullptr, false);
   if (e.is_object() && (e.contains("code") || e.contains("msg"))) {
     int c = e.value("code", 0);
     // 11 = "try again later" in the spec; 3 = container unknown; 1/2/4/6/7 = bad config/input.
-    *code = c == 11 ? Code::kUnavailable
-            : c == 3 ? Code::kNotFound
+    *code = c == 11                                            ? Code::kUnavailable
+            : c == 3                                           ? Code::kNotFound
             : (c == 1 || c == 2 || c == 4 || c == 6 || c == 7) ? Code::kInvalid
-                                                                : Code::kInternal;
+                                                               : Code::kInternal;
     std::string m = head + ": code " + std::to_string(c) + ": " + e.value("msg", "");
     std::string details = e.value("details", "");
     if (!details.empty()) m += ": " + details;
@@ -187,8 +187,7 @@ std::string error_text(const std::string& plugin, const std::string& cmd,
   while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
   if (err.size() > 1000) err = "..." + err.substr(err.size() - 1000);
   if (err.empty()) err = o.out.substr(0, 1000);
-  return head + ": exit status " + std::to_string(o.exit_code) +
-         (err.empty() ? "" : ": " + err);
+  return head + ": exit status " + std::to_string(o.exit_code) + (err.empty() ? "" : ": " + err);
 }
 
 CniResult to_result(const json& r) {
@@ -264,7 +263,9 @@ Status CniInvoker::load() {
   }
   std::lock_guard<std::mutex> l(impl_->mu);
   impl_->list.reset();
-  if (files.empty()) return Status::unavailable("no CNI network config (*.conflist, *.conf, *.json) in " + opts_.conf_dir);
+  if (files.empty())
+    return Status::unavailable("no CNI network config (*.conflist, *.conf, *.json) in " +
+                               opts_.conf_dir);
   return Status::invalid("no usable CNI network config in " + opts_.conf_dir + ": " + why);
 }
 
@@ -365,12 +366,19 @@ struct Call {
 Result<CniResult> CniInvoker::add(const RuntimeConf& rt) {
   SKIFF_RETURN_IF_ERROR(check_ids(rt));
   auto list = impl_->snapshot();
-  if (!list) return Status::unavailable("CNI ADD for container " + rt.container_id + ": no network config loaded from " + opts_.conf_dir);
+  if (!list)
+    return Status::unavailable("CNI ADD for container " + rt.container_id +
+                               ": no network config loaded from " + opts_.conf_dir);
   Call call{opts_, rt, *list};
   // ADD already done (a retry after a kubelet restart): the spec forbids a second ADD for the
   // same container and interface without a DEL, so answer with what the first one returned.
   if (auto cached = call.read_cache(); cached && cached->contains("result")) {
-    return to_result((*cached)["result"]);
+    if (cached->value("netns", "") == rt.netns) return to_result((*cached)["result"]);
+    // Same container and interface but another netns: the old attachment is stale. Undo it
+    // (with the netns it was made in) before attaching anew.
+    RuntimeConf old = rt;
+    old.netns = cached->value("netns", "");
+    SKIFF_RETURN_IF_ERROR(del(old).with_context("remove the stale attachment before ADD"));
   }
   json prev;
   for (const auto& plugin : (*list)["plugins"]) {
@@ -391,10 +399,10 @@ Result<CniResult> CniInvoker::add(const RuntimeConf& rt) {
   }
   json args = json::array();
   for (const auto& [k, v] : rt.args) args.push_back({k, v});
-  json cache = {{"kind", "cniCacheV1"},   {"containerId", rt.container_id},
-                {"ifName", rt.ifname},     {"networkName", (*list)["name"]},
-                {"netns", rt.netns},       {"cniArgs", args},
-                {"config", *list},         {"result", prev}};
+  json cache = {{"kind", "cniCacheV1"}, {"containerId", rt.container_id},
+                {"ifName", rt.ifname},  {"networkName", (*list)["name"]},
+                {"netns", rt.netns},    {"cniArgs", args},
+                {"config", *list},      {"result", prev}};
   SKIFF_RETURN_IF_ERROR(mkdir_p(opts_.cache_dir + "/results"));
   SKIFF_RETURN_IF_ERROR(write_atomic(call.cache_path(), cache.dump()));
   return to_result(prev);
@@ -403,7 +411,9 @@ Result<CniResult> CniInvoker::add(const RuntimeConf& rt) {
 Status CniInvoker::check(const RuntimeConf& rt) {
   SKIFF_RETURN_IF_ERROR(check_ids(rt));
   auto list = impl_->snapshot();
-  if (!list) return Status::unavailable("CNI CHECK for container " + rt.container_id + ": no network config loaded from " + opts_.conf_dir);
+  if (!list)
+    return Status::unavailable("CNI CHECK for container " + rt.container_id +
+                               ": no network config loaded from " + opts_.conf_dir);
   // CHECK exists from 0.4.0 on; for older configs and disableCheck there is nothing to ask.
   if (list->value("disableCheck", false) || !version_at_least((*list)["cniVersion"], 0, 4)) {
     return Status::ok();

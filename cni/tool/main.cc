@@ -18,16 +18,22 @@ int main(int argc, char** argv) {
   std::vector<std::string> pos;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--conf-dir" && i + 1 < argc) o.conf_dir = argv[++i];
-    else if (a == "--bin-dir" && i + 1 < argc) o.bin_dirs.push_back(argv[++i]);
-    else if (a == "--cache-dir" && i + 1 < argc) o.cache_dir = argv[++i];
-    else if (a == "--timeout" && i + 1 < argc) o.timeout = std::chrono::seconds(std::atoi(argv[++i]));
-    else pos.push_back(a);
+    if (a == "--conf-dir" && i + 1 < argc)
+      o.conf_dir = argv[++i];
+    else if (a == "--bin-dir" && i + 1 < argc)
+      o.bin_dirs.push_back(argv[++i]);
+    else if (a == "--cache-dir" && i + 1 < argc)
+      o.cache_dir = argv[++i];
+    else if (a == "--timeout" && i + 1 < argc)
+      o.timeout = std::chrono::seconds(std::atoi(argv[++i]));
+    else
+      pos.push_back(a);
   }
   if (o.bin_dirs.empty()) o.bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
   if (pos.size() < 3) {
-    std::fprintf(stderr, "usage: skiff-cni-tool [--conf-dir D] [--bin-dir B]... [--cache-dir C] "
-                         "add|check|del ID NETNS [IFNAME] [K=V...]\n");
+    std::fprintf(stderr,
+                 "usage: skiff-cni-tool [--conf-dir D] [--bin-dir B]... [--cache-dir C] "
+                 "add|check|del ID NETNS [IFNAME] [K=V...]\n");
     return 2;
   }
   CniInvoker inv(o);

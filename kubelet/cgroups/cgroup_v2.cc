@@ -62,9 +62,7 @@ class V2Driver final : public CgroupDriver {
     return Status::ok();
   }
 
-  std::vector<std::string> dirs(const std::string& path) const override {
-    return {dir_of(path)};
-  }
+  std::vector<std::string> dirs(const std::string& path) const override { return {dir_of(path)}; }
 
   Status add_process(const std::string& path, pid_t pid) override {
     SKIFF_RETURN_IF_ERROR(fs::check_relative(path));

@@ -37,9 +37,9 @@ namespace {
 // The v1 subsystems a super-option may name; anything else there (rw, xattr, noprefix,
 // release_agent=..., clone_children, ...) is a mount flag.
 bool is_subsystem(const std::string& opt) {
-  static const char* kKnown[] = {"cpu",     "cpuacct",    "cpuset",   "memory", "devices",
-                                 "freezer", "net_cls",    "net_prio", "blkio",  "perf_event",
-                                 "hugetlb", "pids",       "rdma",     "misc",   "debug"};
+  static const char* kKnown[] = {"cpu",     "cpuacct", "cpuset",   "memory", "devices",
+                                 "freezer", "net_cls", "net_prio", "blkio",  "perf_event",
+                                 "hugetlb", "pids",    "rdma",     "misc",   "debug"};
   if (opt.rfind("name=", 0) == 0) return true;
   return std::find(std::begin(kKnown), std::end(kKnown), opt) != std::end(kKnown);
 }

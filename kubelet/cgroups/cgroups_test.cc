@@ -1,5 +1,7 @@
 // The drivers on a fake cgroupfs: a temp dir of plain files. The real kernel is exercised by
 // test/integration/cgroups_test.sh.
+#include "kubelet/cgroups/cgroups.h"
+
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -7,7 +9,6 @@
 #include <fstream>
 
 #include "kubelet/cgroups/cgfs.h"
-#include "kubelet/cgroups/cgroups.h"
 #include "kubelet/cgroups/drivers.h"
 
 namespace fsys = std::filesystem;

@@ -49,12 +49,18 @@ int main(int argc, char** argv) {
       if (eq == std::string::npos) return fail(skiff::Status::invalid("bad option " + args[i]));
       std::string k = args[i].substr(0, eq);
       int64_t v = std::strtoll(args[i].c_str() + eq + 1, nullptr, 10);
-      if (k == "cpu-request") res.cpu_request_millis = v;
-      else if (k == "cpu-limit") res.cpu_limit_millis = v;
-      else if (k == "period") res.cpu_period_us = v;
-      else if (k == "memory") res.memory_limit_bytes = v;
-      else if (k == "pids") res.pids_limit = v;
-      else return fail(skiff::Status::invalid("unknown option " + k));
+      if (k == "cpu-request")
+        res.cpu_request_millis = v;
+      else if (k == "cpu-limit")
+        res.cpu_limit_millis = v;
+      else if (k == "period")
+        res.cpu_period_us = v;
+      else if (k == "memory")
+        res.memory_limit_bytes = v;
+      else if (k == "pids")
+        res.pids_limit = v;
+      else
+        return fail(skiff::Status::invalid("unknown option " + k));
     }
     if (auto st = drv.ensure(path, res); !st) return fail(st);
   } else if (cmd == "add" && args.size() == 3) {
@@ -62,11 +68,11 @@ int main(int argc, char** argv) {
   } else if (cmd == "stats") {
     auto s = drv.stats(path);
     if (!s) return fail(s.status());
-    std::printf("memory_usage_bytes=%lld\nmemory_limit_bytes=%lld\ncpu_usage_ns=%llu\n"
-                "oom_kills=%lld\npids=%lld\n",
-                (long long)s->memory_usage_bytes, (long long)s->memory_limit_bytes,
-                (unsigned long long)s->cpu_usage_ns, (long long)s->oom_kills,
-                (long long)s->pids);
+    std::printf(
+        "memory_usage_bytes=%lld\nmemory_limit_bytes=%lld\ncpu_usage_ns=%llu\n"
+        "oom_kills=%lld\npids=%lld\n",
+        (long long)s->memory_usage_bytes, (long long)s->memory_limit_bytes,
+        (unsigned long long)s->cpu_usage_ns, (long long)s->oom_kills, (long long)s->pids);
   } else if (cmd == "pids") {
     for (pid_t p : drv.pids(path)) std::printf("%d\n", p);
   } else if (cmd == "dirs") {
