@@ -416,6 +416,10 @@ void container_init(const ContainerConfig& c, const std::string& dir, const Init
     if (chdir(cwd.c_str()) != 0) fail(fds, errno_msg("chdir to the working directory " + cwd, errno));
   }
   umask(022);
+  // The kubelet may ignore SIGPIPE or block signals; a container starts with defaults.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  }
   err = apply_security(c, last_cap);
   if (!err.empty()) fail(fds, err);
   sigset_t none;

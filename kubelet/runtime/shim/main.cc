@@ -77,16 +77,7 @@ bool write_file_atomic(const std::string& path, const std::string& data) {
 uint64_t proc_start_time(pid_t pid) {
   std::string s;
   if (!read_file("/proc/" + std::to_string(pid) + "/stat", &s)) return 0;
-  size_t p = s.rfind(')');  // comm may contain spaces and parentheses
-  if (p == std::string::npos) return 0;
-  // After ") " come fields 3..; start time is field 22.
-  int field = 2;
-  size_t i = p + 1;
-  while (i < s.size() && field < 22) {
-    if (s[i] == ' ') ++field;
-    ++i;
-  }
-  return strtoull(s.c_str() + i, nullptr, 10);
+  return parse_stat_start_time(s);
 }
 
 int read_last_cap() {
@@ -366,6 +357,9 @@ int cmd_start_or_run(int argc, char** argv, bool foreground) {
     return 125;
   }
   if (!foreground) {
+    // Nothing the kubelet leaked (an fd without CLOEXEC) may live as long as the container.
+    if (ready_fd > 3) syscall(SYS_close_range, 3, ready_fd - 1, 0);
+    syscall(SYS_close_range, ready_fd >= 3 ? ready_fd + 1 : 3, ~0U, 0);
     // Detach from the kubelet: a new session, then a fork so the shim is neither the process
     // the kubelet spawned nor a session leader (it can never acquire a controlling terminal).
     // A kill -9 of the kubelet, or of its process group, leaves it alone.

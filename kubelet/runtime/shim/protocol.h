@@ -42,6 +42,22 @@ struct ShimExit {
   std::string message;
 };
 
+// The start time (field 22, clock ticks since boot) from the text of /proc/<pid>/stat; 0 if
+// the text is malformed. Together with the pid it names a process without the pid-reuse race.
+inline uint64_t parse_stat_start_time(const std::string& stat) {
+  size_t p = stat.rfind(')');  // comm may contain spaces and parentheses
+  if (p == std::string::npos) return 0;
+  int field = 2;  // ") " is followed by field 3
+  size_t i = p + 1;
+  while (i < stat.size() && field < 22) {
+    if (stat[i] == ' ') ++field;
+    ++i;
+  }
+  uint64_t v = 0;
+  while (i < stat.size() && stat[i] >= '0' && stat[i] <= '9') v = v * 10 + (stat[i++] - '0');
+  return v;
+}
+
 inline nlohmann::json mount_to_json(const Mount& m) {
   return {{"destination", m.destination},
           {"type", m.type},
