@@ -39,7 +39,7 @@ struct Target {
   std::string netns_path;
   std::string pod_ip;
   std::function<skiff::Result<int>(const std::vector<std::string>& argv,
-                                    std::chrono::milliseconds timeout)>
+                                   std::chrono::milliseconds timeout)>
       exec;
 };
 

@@ -24,22 +24,22 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int listen_loopback(int *port) {
+int listen_loopback(int* port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
   REQUIRE(listen(fd, 16) == 0);
   socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   *port = ntohs(a.sin_port);
   return fd;
 }
 
 // A tiny HTTP server on 127.0.0.1 answering by path; records the last request.
 class TestServer {
-public:
+ public:
   TestServer() {
     fd_ = listen_loopback(&port_);
     thread_ = std::thread([this] { loop(); });
@@ -55,15 +55,13 @@ public:
     return last_;
   }
 
-private:
+ private:
   void loop() {
     for (int i = 0; i < 1000 && !stop_; ++i) {
       struct pollfd p = {fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0)
-        continue;
+      if (poll(&p, 1, 50) <= 0) continue;
       int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0)
-        continue;
+      if (c < 0) continue;
       serve(c);
       close(c);
     }
@@ -73,11 +71,9 @@ private:
     char buf[4096];
     while (req.find("\r\n\r\n") == std::string::npos) {
       struct pollfd p = {c, POLLIN, 0};
-      if (poll(&p, 1, 2000) <= 0)
-        return;
+      if (poll(&p, 1, 2000) <= 0) return;
       ssize_t n = read(c, buf, sizeof buf);
-      if (n <= 0)
-        return;
+      if (n <= 0) return;
       req.append(buf, static_cast<size_t>(n));
     }
     {
@@ -91,11 +87,11 @@ private:
     } else if (path == "/fail") {
       resp = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
     } else if (path == "/redirect-same") {
-      resp =
-          "HTTP/1.1 302 Found\r\nLocation: /fail\r\nContent-Length: 0\r\n\r\n";
+      resp = "HTTP/1.1 302 Found\r\nLocation: /fail\r\nContent-Length: 0\r\n\r\n";
     } else if (path == "/redirect-other") {
-      resp = "HTTP/1.1 302 Found\r\nLocation: "
-             "http://192.0.2.1:1/\r\nContent-Length: 0\r\n\r\n";
+      resp =
+          "HTTP/1.1 302 Found\r\nLocation: "
+          "http://192.0.2.1:1/\r\nContent-Length: 0\r\n\r\n";
     } else if (path == "/loop") {
       resp = "HTTP/1.1 301 Moved\r\nlocation: /loop\r\n\r\n";
     } else if (path == "/slow") {
@@ -117,7 +113,7 @@ private:
   std::string last_;
 };
 
-proto::Probe http_probe(const std::string &path, proto::IntOrString port) {
+proto::Probe http_probe(const std::string& path, proto::IntOrString port) {
   proto::Probe p;
   p.timeout_seconds = 1;
   p.handler.http_get.emplace();
@@ -133,7 +129,7 @@ Target loopback() {
   return t;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("httpGet probe against a loopback server") {
   TestServer srv;
@@ -146,8 +142,7 @@ TEST_CASE("httpGet probe against a loopback server") {
   std::string req = srv.last_request();
   CHECK(req.starts_with("GET /ok HTTP/1.1\r\n"));
   CHECK(req.find("User-Agent: kube-probe/1.32\r\n") != std::string::npos);
-  CHECK(req.find("Host: 127.0.0.1:" + std::to_string(srv.port()) + "\r\n") !=
-        std::string::npos);
+  CHECK(req.find("Host: 127.0.0.1:" + std::to_string(srv.port()) + "\r\n") != std::string::npos);
 
   o = run_once(http_probe("/fail", port), c, loopback());
   CHECK(o.result == Result::kFailure);
@@ -162,22 +157,19 @@ TEST_CASE("httpGet probe against a loopback server") {
     cp.container_port = srv.port();
     c.ports = {cp};
     auto p = http_probe("ok", proto::IntOrString::from_string("http"));
-    p.handler.http_get->http_headers = {{"X-Probe", "yes"},
-                                        {"host", "example.test"}};
+    p.handler.http_get->http_headers = {{"X-Probe", "yes"}, {"host", "example.test"}};
     o = run_once(p, c, loopback());
     CHECK(o.result == Result::kSuccess);
     req = srv.last_request();
     CHECK(req.find("X-Probe: yes\r\n") != std::string::npos);
     CHECK(req.find("Host: example.test\r\n") != std::string::npos);
     CHECK(req.find("Host: 127.0.0.1") == std::string::npos);
-    o = run_once(http_probe("/ok", proto::IntOrString::from_string("nope")), c,
-                 loopback());
+    o = run_once(http_probe("/ok", proto::IntOrString::from_string("nope")), c, loopback());
     CHECK(o.result == Result::kUnknown);
   }
-  SECTION(
-      "redirects: same host followed, other host ends the probe, loops fail") {
+  SECTION("redirects: same host followed, other host ends the probe, loops fail") {
     o = run_once(http_probe("/redirect-same", port), c, loopback());
-    CHECK(o.result == Result::kFailure); // followed to /fail
+    CHECK(o.result == Result::kFailure);  // followed to /fail
     CHECK(srv.last_request().starts_with("GET /fail "));
     o = run_once(http_probe("/redirect-other", port), c, loopback());
     CHECK(o.result == Result::kSuccess);
@@ -189,11 +181,9 @@ TEST_CASE("httpGet probe against a loopback server") {
   SECTION("timeout") {
     o = run_once(http_probe("/slow", port), c, loopback());
     CHECK(o.result == Result::kFailure);
-    CHECK(
-        o.message ==
-        "Get \"http://127.0.0.1:" + std::to_string(srv.port()) +
-            "/slow\": context deadline exceeded (Client.Timeout exceeded while "
-            "awaiting headers)");
+    CHECK(o.message == "Get \"http://127.0.0.1:" + std::to_string(srv.port()) +
+                           "/slow\": context deadline exceeded (Client.Timeout exceeded while "
+                           "awaiting headers)");
   }
   SECTION("pod IP unset: 127.0.0.1; explicit host") {
     o = run_once(http_probe("/ok", port), c, Target{});
@@ -201,7 +191,7 @@ TEST_CASE("httpGet probe against a loopback server") {
     auto p = http_probe("/ok", port);
     p.handler.http_get->host = "127.0.0.1";
     Target t;
-    t.pod_ip = "192.0.2.1"; // would time out if used
+    t.pod_ip = "192.0.2.1";  // would time out if used
     CHECK(run_once(p, c, t).result == Result::kSuccess);
   }
 }
@@ -218,12 +208,11 @@ TEST_CASE("tcpSocket probe: open and closed ports") {
   close(fd);
   auto o = run_once(p, c, loopback());
   CHECK(o.result == Result::kFailure);
-  CHECK(o.message == "dial tcp 127.0.0.1:" + std::to_string(port) +
-                         ": connect: connection refused");
+  CHECK(o.message ==
+        "dial tcp 127.0.0.1:" + std::to_string(port) + ": connect: connection refused");
 }
 
-TEST_CASE(
-    "network probes open their socket in the target's network namespace") {
+TEST_CASE("network probes open their socket in the target's network namespace") {
   int port = 0;
   int fd = listen_loopback(&port);
   proto::Container c;
@@ -232,8 +221,7 @@ TEST_CASE(
   p.handler.tcp_socket.emplace();
   p.handler.tcp_socket->port = proto::IntOrString::from_int(port);
   Target t = loopback();
-  t.netns_path =
-      "/proc/self/ns/net"; // setns into our own namespace: the path works
+  t.netns_path = "/proc/self/ns/net";  // setns into our own namespace: the path works
   if (geteuid() == 0) {
     CHECK(run_once(p, c, t).result == Result::kSuccess);
   } else {
@@ -255,8 +243,7 @@ TEST_CASE("exec probe via Target::exec") {
   Target t;
   std::chrono::milliseconds seen{0};
   skiff::Result<int> next = 0;
-  t.exec = [&](const std::vector<std::string> &argv,
-               std::chrono::milliseconds timeout) {
+  t.exec = [&](const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
     CHECK(argv == std::vector<std::string>{"cat", "/tmp/healthy"});
     seen = timeout;
     return next;
@@ -278,27 +265,24 @@ TEST_CASE("exec probe via Target::exec") {
 
 namespace {
 
-// Scripted checks: per container name and probe kind (told apart by the probe's
-// period), a queue of outcomes (the last one repeats), with call counts.
+// Scripted checks: per container name and probe kind (told apart by the probe's period), a queue of
+// outcomes (the last one repeats), with call counts.
 struct Script {
   std::mutex mu;
   std::map<std::string, std::deque<Result>> outcomes;
   std::map<std::string, int> calls;
-  static std::string key(const std::string &c, const proto::Probe &p) {
+  static std::string key(const std::string& c, const proto::Probe& p) {
     return c + "/" + std::to_string(p.period_seconds);
   }
   CheckFn fn() {
-    return [this](const proto::Probe &p, const proto::Container &c,
-                  const Target &) {
+    return [this](const proto::Probe& p, const proto::Container& c, const Target&) {
       std::lock_guard<std::mutex> l(mu);
       auto k = key(c.name, p);
       ++calls[k];
-      auto &q = outcomes[k];
-      if (q.empty())
-        return Outcome{Result::kUnknown, "no script"};
+      auto& q = outcomes[k];
+      if (q.empty()) return Outcome{Result::kUnknown, "no script"};
       Result r = q.front();
-      if (q.size() > 1)
-        q.pop_front();
+      if (q.size() > 1) q.pop_front();
       return Outcome{r, r == Result::kFailure ? "boom" : ""};
     };
   }
@@ -309,12 +293,12 @@ struct Notices {
   std::condition_variable cv;
   std::vector<std::tuple<std::string, Kind, Result, std::string>> got;
   Prober::OnChange fn() {
-    return [this](const std::string &, const std::string &c, Kind k, Result r,
-                  const std::string &m) {
-      std::lock_guard<std::mutex> l(mu);
-      got.emplace_back(c, k, r, m);
-      cv.notify_all();
-    };
+    return
+        [this](const std::string&, const std::string& c, Kind k, Result r, const std::string& m) {
+          std::lock_guard<std::mutex> l(mu);
+          got.emplace_back(c, k, r, m);
+          cv.notify_all();
+        };
   }
   size_t size() {
     std::lock_guard<std::mutex> l(mu);
@@ -322,8 +306,7 @@ struct Notices {
   }
 };
 
-proto::Probe sched(int period, int initial_delay = 0, int failure = 3,
-                   int success = 1) {
+proto::Probe sched(int period, int initial_delay = 0, int failure = 3, int success = 1) {
   proto::Probe p;
   p.handler.exec.emplace();
   p.period_seconds = period;
@@ -334,45 +317,41 @@ proto::Probe sched(int period, int initial_delay = 0, int failure = 3,
   return p;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("Prober: liveness failureThreshold, then on hold until re-added") {
   FakeClock clock;
   Script script;
   Notices notices;
-  Prober prober(notices.fn(),
-                {.clock = &clock, .manual = true, .check = script.fn()});
+  Prober prober(notices.fn(), {.clock = &clock, .manual = true, .check = script.fn()});
   proto::Container c;
   c.name = "app";
   c.liveness_probe = sched(10, 5, 3);
-  script.outcomes["app/10"] = {Result::kSuccess, Result::kFailure,
-                               Result::kFailure, Result::kFailure};
+  script.outcomes["app/10"] = {Result::kSuccess, Result::kFailure, Result::kFailure,
+                               Result::kFailure};
   prober.add("pod", "id1", c, Target{});
   CHECK(prober.result("id1", Kind::kLiveness) == Result::kSuccess);
-  CHECK(prober.result("id1", Kind::kReadiness) ==
-        Result::kSuccess); // no such probe
+  CHECK(prober.result("id1", Kind::kReadiness) == Result::kSuccess);  // no such probe
 
   prober.run_due();
-  CHECK(script.calls["app/10"] == 0); // initialDelaySeconds
+  CHECK(script.calls["app/10"] == 0);  // initialDelaySeconds
   clock.advance(5s);
-  prober.run_due(); // success
+  prober.run_due();  // success
   for (int i = 0; i < 2; ++i) {
     clock.advance(10s);
     prober.run_due();
   }
   CHECK(script.calls["app/10"] == 3);
-  CHECK(prober.result("id1", Kind::kLiveness) ==
-        Result::kSuccess); // 2 failures < 3
+  CHECK(prober.result("id1", Kind::kLiveness) == Result::kSuccess);  // 2 failures < 3
   CHECK(notices.size() == 0);
   clock.advance(9s);
   prober.run_due();
-  CHECK(script.calls["app/10"] == 3); // not due yet
+  CHECK(script.calls["app/10"] == 3);  // not due yet
   clock.advance(1s);
   prober.run_due();
   CHECK(prober.result("id1", Kind::kLiveness) == Result::kFailure);
   REQUIRE(notices.size() == 1);
-  CHECK(notices.got[0] == std::make_tuple(std::string("app"), Kind::kLiveness,
-                                          Result::kFailure,
+  CHECK(notices.got[0] == std::make_tuple(std::string("app"), Kind::kLiveness, Result::kFailure,
                                           std::string("boom")));
   // On hold: no more checks for this instance.
   clock.advance(100s);
@@ -390,33 +369,30 @@ TEST_CASE("Prober: liveness failureThreshold, then on hold until re-added") {
   CHECK(prober.result("id2", Kind::kLiveness) == Result::kSuccess);
 }
 
-TEST_CASE(
-    "Prober: readiness starts Failure, successThreshold, Unknown ignored") {
+TEST_CASE("Prober: readiness starts Failure, successThreshold, Unknown ignored") {
   FakeClock clock;
   Script script;
   Notices notices;
-  Prober prober(notices.fn(),
-                {.clock = &clock, .manual = true, .check = script.fn()});
+  Prober prober(notices.fn(), {.clock = &clock, .manual = true, .check = script.fn()});
   proto::Container c;
   c.name = "app";
   c.readiness_probe = sched(1, 0, 1, 2);
-  script.outcomes["app/1"] = {Result::kSuccess, Result::kUnknown,
-                              Result::kSuccess, Result::kFailure,
-                              Result::kSuccess};
+  script.outcomes["app/1"] = {Result::kSuccess, Result::kUnknown, Result::kSuccess,
+                              Result::kFailure, Result::kSuccess};
   prober.add("pod", "id", c, Target{});
   CHECK(prober.result("id", Kind::kReadiness) == Result::kFailure);
-  prober.run_due(); // success 1
+  prober.run_due();  // success 1
   CHECK(prober.result("id", Kind::kReadiness) == Result::kFailure);
   clock.advance(1s);
-  prober.run_due(); // unknown: thrown away, the run of successes continues
+  prober.run_due();  // unknown: thrown away, the run of successes continues
   clock.advance(1s);
-  prober.run_due(); // success 2
+  prober.run_due();  // success 2
   CHECK(prober.result("id", Kind::kReadiness) == Result::kSuccess);
   clock.advance(1s);
-  prober.run_due(); // failure, threshold 1
+  prober.run_due();  // failure, threshold 1
   CHECK(prober.result("id", Kind::kReadiness) == Result::kFailure);
   clock.advance(1s);
-  prober.run_due(); // one success is not enough again
+  prober.run_due();  // one success is not enough again
   CHECK(prober.result("id", Kind::kReadiness) == Result::kFailure);
   REQUIRE(notices.size() == 2);
   CHECK(std::get<2>(notices.got[0]) == Result::kSuccess);
@@ -431,15 +407,13 @@ TEST_CASE("Prober: startup gates liveness and readiness") {
   FakeClock clock;
   Script script;
   Notices notices;
-  Prober prober(notices.fn(),
-                {.clock = &clock, .manual = true, .check = script.fn()});
+  Prober prober(notices.fn(), {.clock = &clock, .manual = true, .check = script.fn()});
   proto::Container c;
   c.name = "app";
   c.startup_probe = sched(2, 0, 30);
   c.liveness_probe = sched(10, 0, 1);
   c.readiness_probe = sched(5, 0, 1);
-  script.outcomes["app/2"] = {Result::kFailure, Result::kFailure,
-                              Result::kSuccess};
+  script.outcomes["app/2"] = {Result::kFailure, Result::kFailure, Result::kSuccess};
   script.outcomes["app/10"] = {Result::kSuccess};
   script.outcomes["app/5"] = {Result::kSuccess};
   prober.add("pod", "id", c, Target{});
@@ -452,7 +426,7 @@ TEST_CASE("Prober: startup gates liveness and readiness") {
   CHECK(script.calls["app/5"] == 0);
   CHECK(prober.result("id", Kind::kReadiness) == Result::kFailure);
   clock.advance(2s);
-  prober.run_due(); // startup succeeds; liveness and readiness run right away
+  prober.run_due();  // startup succeeds; liveness and readiness run right away
   CHECK(prober.result("id", Kind::kStartup) == Result::kSuccess);
   CHECK(script.calls["app/10"] == 1);
   CHECK(script.calls["app/5"] == 1);
@@ -467,8 +441,7 @@ TEST_CASE("Prober: startup failureThreshold reports a Startup failure") {
   FakeClock clock;
   Script script;
   Notices notices;
-  Prober prober(notices.fn(),
-                {.clock = &clock, .manual = true, .check = script.fn()});
+  Prober prober(notices.fn(), {.clock = &clock, .manual = true, .check = script.fn()});
   proto::Container c;
   c.name = "app";
   c.startup_probe = sched(1, 0, 2);
@@ -484,14 +457,12 @@ TEST_CASE("Prober: startup failureThreshold reports a Startup failure") {
   CHECK(prober.result("id", Kind::kStartup) == Result::kSuccess);
 }
 
-TEST_CASE(
-    "Prober threads: a blocked check does not delay another container's") {
+TEST_CASE("Prober threads: a blocked check does not delay another container's") {
   std::mutex mu;
   std::condition_variable cv;
   bool release = false;
   Notices notices;
-  auto check = [&](const proto::Probe &, const proto::Container &c,
-                   const Target &) {
+  auto check = [&](const proto::Probe&, const proto::Container& c, const Target&) {
     if (c.name == "slow") {
       std::unique_lock<std::mutex> l(mu);
       cv.wait_for(l, 10s, [&] { return release; });
@@ -521,22 +492,21 @@ TEST_CASE(
       release = true;
     }
     cv.notify_all();
-  } // the destructor joins every thread
+  }  // the destructor joins every thread
 }
 
-TEST_CASE("network probes reach a listener that exists only in another network "
-          "namespace") {
+TEST_CASE(
+    "network probes reach a listener that exists only in another network "
+    "namespace") {
   if (geteuid() != 0) {
     WARN("skipped: creating a network namespace needs root");
     return;
   }
-  // A private netns, made by a helper thread (unshare affects only that
-  // thread); it stays alive through the fd we keep and goes away when the fd is
-  // closed. Only its loopback is used.
+  // A private netns, made by a helper thread (unshare affects only that thread); it stays alive
+  // through the fd we keep and goes away when the fd is closed. Only its loopback is used.
   int ns_fd = -1, listen_fd = -1, port = 0;
   std::thread([&] {
-    if (unshare(CLONE_NEWNET) != 0)
-      return;
+    if (unshare(CLONE_NEWNET) != 0) return;
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct ifreq ifr = {};
     snprintf(ifr.ifr_name, IFNAMSIZ, "lo");

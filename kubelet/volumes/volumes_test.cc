@@ -31,39 +31,42 @@ struct TempDir {
     path = mkdtemp(tmpl);
   }
   ~TempDir() {
-    for (const auto &mp : fs::mounts_below(path))
-      umount2(mp.c_str(), MNT_DETACH);
+    for (const auto& mp : fs::mounts_below(path)) umount2(mp.c_str(), MNT_DETACH);
     (void)fs::remove_tree(path);
   }
 };
 
 bool is_root() { return geteuid() == 0; }
 
-std::string slurp(const std::string &path) {
+std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
 
-void put(const std::string &path, const std::string &data) {
-  std::ofstream(path) << data;
-}
+void put(const std::string& path, const std::string& data) { std::ofstream(path) << data; }
 
-std::string link_of(const std::string &path) {
+std::string link_of(const std::string& path) {
   char buf[4096];
   ssize_t n = readlink(path.c_str(), buf, sizeof buf);
   return n < 0 ? "" : std::string(buf, static_cast<size_t>(n));
 }
 
-unsigned mode_of(const std::string &path) {
+unsigned mode_of(const std::string& path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0)
-    return 0xffff;
+  if (stat(path.c_str(), &st) != 0) return 0xffff;
   return st.st_mode & 07777;
 }
 
-bool exists(const std::string &path) {
+// Same inode: a subPath source is either the path itself or (as root) a bind mount of it.
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+bool exists(const std::string& path) {
   struct stat st;
   return lstat(path.c_str(), &st) == 0;
 }
@@ -77,18 +80,17 @@ proto::Pod make_pod(std::vector<proto::Volume> volumes) {
   return pod;
 }
 
-proto::Volume empty_dir(const std::string &name, const std::string &medium = "",
-                        const std::string &size = "") {
+proto::Volume empty_dir(const std::string& name, const std::string& medium = "",
+                        const std::string& size = "") {
   proto::Volume v;
   v.name = name;
   v.empty_dir.emplace();
   v.empty_dir->medium = medium;
-  if (!size.empty())
-    v.empty_dir->size_limit = proto::Quantity::parse(size).value();
+  if (!size.empty()) v.empty_dir->size_limit = proto::Quantity::parse(size).value();
   return v;
 }
 
-proto::Volume host_path(const std::string &name, const std::string &path,
+proto::Volume host_path(const std::string& name, const std::string& path,
                         std::optional<std::string> type) {
   proto::Volume v;
   v.name = name;
@@ -99,29 +101,27 @@ proto::Volume host_path(const std::string &name, const std::string &path,
 }
 
 struct FakeApi {
-  std::map<std::string, std::map<std::string, std::string>> config_maps,
-      secrets;
+  std::map<std::string, std::map<std::string, std::string>> config_maps, secrets;
   Sources sources() {
     Sources s;
-    s.config_map = [this](const std::string &ns, const std::string &name)
-        -> Result<std::map<std::string, std::string>> {
+    s.config_map = [this](const std::string& ns,
+                          const std::string& name) -> Result<std::map<std::string, std::string>> {
       auto it = config_maps.find(ns + "/" + name);
       if (it == config_maps.end())
         return Status::not_found("configmaps \"" + name + "\" not found");
       return it->second;
     };
-    s.secret = [this](const std::string &ns, const std::string &name)
-        -> Result<std::map<std::string, std::string>> {
+    s.secret = [this](const std::string& ns,
+                      const std::string& name) -> Result<std::map<std::string, std::string>> {
       auto it = secrets.find(ns + "/" + name);
-      if (it == secrets.end())
-        return Status::not_found("secrets \"" + name + "\" not found");
+      if (it == secrets.end()) return Status::not_found("secrets \"" + name + "\" not found");
       return it->second;
     };
     return s;
   }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("emptyDir on disk is a world-writable directory under the pod") {
   TempDir tmp;
@@ -132,6 +132,8 @@ TEST_CASE("emptyDir on disk is a world-writable directory under the pod") {
   CHECK(r->at("scratch").host_path == dir);
   CHECK_FALSE(r->at("scratch").read_only);
   CHECK(mode_of(dir) == 0777);
+  CHECK(mode_of(tmp.path + "/pods/uid-1") == 0750);
+  CHECK(mode_of(tmp.path + "/pods/uid-1/volumes/empty-dir") == 0750);
   CHECK(vm.list() == std::vector<std::string>{"uid-1"});
   // Idempotent, and contents survive a second setup.
   put(dir + "/f", "x");
@@ -140,11 +142,10 @@ TEST_CASE("emptyDir on disk is a world-writable directory under the pod") {
   REQUIRE(vm.teardown("uid-1").is_ok());
   CHECK_FALSE(exists(tmp.path + "/pods/uid-1"));
   CHECK(vm.list().empty());
-  REQUIRE(vm.teardown("uid-1").is_ok()); // idempotent
+  REQUIRE(vm.teardown("uid-1").is_ok());  // idempotent
 }
 
-TEST_CASE(
-    "emptyDir medium Memory is a tmpfs of sizeLimit, unmounted by teardown") {
+TEST_CASE("emptyDir medium Memory is a tmpfs of sizeLimit, unmounted by teardown") {
   if (!is_root()) {
     WARN("skipped: mounting tmpfs needs root");
     return;
@@ -167,8 +168,9 @@ TEST_CASE(
   CHECK_FALSE(exists(tmp.path + "/pods/uid-1"));
 }
 
-TEST_CASE("unsupported emptyDir medium and volume types are Invalid with the "
-          "volume named") {
+TEST_CASE(
+    "unsupported emptyDir medium and volume types are Invalid with the "
+    "volume named") {
   TempDir tmp;
   VolumeManager vm(tmp.path + "/pods");
   auto r = vm.setup(make_pod({empty_dir("h", "HugePages")}), {});
@@ -192,25 +194,21 @@ TEST_CASE("unsupported emptyDir medium and volume types are Invalid with the "
 TEST_CASE("hostPath type checks as Kubernetes") {
   TempDir tmp;
   VolumeManager vm(tmp.path + "/pods");
-  auto setup = [&](const std::string &path, std::optional<std::string> type) {
+  auto setup = [&](const std::string& path, std::optional<std::string> type) {
     return vm.setup(make_pod({host_path("h", path, std::move(type))}), {});
   };
   std::string file = tmp.path + "/file";
   put(file, "hello");
 
-  SECTION("unchecked") {
-    CHECK(setup(tmp.path + "/missing", std::nullopt).is_ok());
-  }
+  SECTION("unchecked") { CHECK(setup(tmp.path + "/missing", std::nullopt).is_ok()); }
   SECTION("Directory") {
     CHECK(setup(tmp.path, "Directory")->at("h").host_path == tmp.path);
     auto r = setup(tmp.path + "/missing", "Directory");
     REQUIRE_FALSE(r.is_ok());
-    CHECK(r.status().message().find("directory does not exist") !=
-          std::string::npos);
+    CHECK(r.status().message().find("directory does not exist") != std::string::npos);
     r = setup(file, "Directory");
     REQUIRE_FALSE(r.is_ok());
-    CHECK(r.status().message() ==
-          "volume \"h\": hostPath " + file + ": not a directory");
+    CHECK(r.status().message() == "volume \"h\": hostPath " + file + ": not a directory");
   }
   SECTION("DirectoryOrCreate") {
     REQUIRE(setup(tmp.path + "/a/b", "DirectoryOrCreate").is_ok());
@@ -238,7 +236,7 @@ TEST_CASE("hostPath type checks as Kubernetes") {
     struct sockaddr_un addr = {};
     addr.sun_family = AF_UNIX;
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
-    REQUIRE(bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     CHECK(setup(sock, "Socket").is_ok());
     close(fd);
     CHECK_FALSE(setup(file, "Socket").is_ok());
@@ -254,15 +252,13 @@ TEST_CASE("hostPath type checks as Kubernetes") {
   }
 }
 
-TEST_CASE(
-    "teardown never deletes a hostPath nor follows symlinks out of the pod") {
+TEST_CASE("teardown never deletes a hostPath nor follows symlinks out of the pod") {
   TempDir tmp;
   std::string host = tmp.path + "/host";
   REQUIRE(fs::make_dirs(host, 0755).is_ok());
   put(host + "/keep", "precious");
   VolumeManager vm(tmp.path + "/pods");
-  auto r = vm.setup(
-      make_pod({host_path("h", host, "Directory"), empty_dir("e")}), {});
+  auto r = vm.setup(make_pod({host_path("h", host, "Directory"), empty_dir("e")}), {});
   REQUIRE(r.is_ok());
   std::string e = r->at("e").host_path;
   REQUIRE(symlink(host.c_str(), (e + "/link").c_str()) == 0);
@@ -313,8 +309,7 @@ TEST_CASE("configMap volume: all keys, defaultMode, ..data layout, read-only") {
   }
 }
 
-TEST_CASE(
-    "configMap items: nested paths, per-item mode, missing keys, optional") {
+TEST_CASE("configMap items: nested paths, per-item mode, missing keys, optional") {
   TempDir tmp;
   FakeApi api;
   api.config_maps["ns/cfg"] = {{"k1", "one"}, {"k2", "two"}, {"k3", "three"}};
@@ -324,8 +319,7 @@ TEST_CASE(
   v.config_map.emplace();
   v.config_map->name = "cfg";
   v.config_map->default_mode = 0600;
-  v.config_map->items = {{"k1", "dir/sub/one.txt", 0755},
-                         {"k2", "dir/two", std::nullopt}};
+  v.config_map->items = {{"k1", "dir/sub/one.txt", 0755}, {"k2", "dir/two", std::nullopt}};
   std::string dir = tmp.path + "/pods/uid-1/volumes/configmap/c";
 
   auto r = vm.setup(make_pod({v}), api.sources());
@@ -339,17 +333,14 @@ TEST_CASE(
   v.config_map->items.push_back({"nope", "nope", std::nullopt});
   r = vm.setup(make_pod({v}), api.sources());
   REQUIRE_FALSE(r.is_ok());
-  CHECK(r.status().message() ==
-        "volume \"c\": configmap references non-existent config key: nope");
+  CHECK(r.status().message() == "volume \"c\": configmap references non-existent config key: nope");
   v.config_map->optional = true;
   REQUIRE(vm.setup(make_pod({v}), api.sources()).is_ok());
 
   v.config_map->items = {{"k1", "../escape", std::nullopt}};
-  CHECK(vm.setup(make_pod({v}), api.sources()).status().code() ==
-        Code::kInvalid);
+  CHECK(vm.setup(make_pod({v}), api.sources()).status().code() == Code::kInvalid);
   v.config_map->items = {{"k1", "/abs", std::nullopt}};
-  CHECK(vm.setup(make_pod({v}), api.sources()).status().code() ==
-        Code::kInvalid);
+  CHECK(vm.setup(make_pod({v}), api.sources()).status().code() == Code::kInvalid);
 }
 
 TEST_CASE("configMap not found: error unless optional") {
@@ -413,8 +404,9 @@ TEST_CASE("secret volume lives on tmpfs") {
   REQUIRE(vm.teardown("uid-1").is_ok());
 }
 
-TEST_CASE("container_mounts: readOnly, subPath created, escapes refused or "
-          "confined") {
+TEST_CASE(
+    "container_mounts: readOnly, subPath created, escapes refused or "
+    "confined") {
   TempDir tmp;
   FakeApi api;
   api.config_maps["ns/cfg"] = {{"app.conf", "x"}};
@@ -429,8 +421,8 @@ TEST_CASE("container_mounts: readOnly, subPath created, escapes refused or "
 
   proto::Container c;
   c.name = "app";
-  auto mount = [&](const std::string &vol, const std::string &path,
-                   const std::string &sub, bool ro = false) {
+  auto mount = [&](const std::string& vol, const std::string& path, const std::string& sub,
+                   bool ro = false) {
     proto::VolumeMount m;
     m.name = vol;
     m.mount_path = path;
@@ -447,27 +439,24 @@ TEST_CASE("container_mounts: readOnly, subPath created, escapes refused or "
   CHECK(r->at(0).type == "bind");
   CHECK(r->at(0).source == data);
   CHECK(r->at(0).options == std::vector<std::string>{"ro"});
-  CHECK(mount("data", "/data", "")->at(0).options ==
-        std::vector<std::string>{"rw"});
+  CHECK(mount("data", "/data", "")->at(0).options == std::vector<std::string>{"rw"});
   // configMap volumes are read-only whatever the mount says.
-  CHECK(mount("cfg", "/etc/app", "")->at(0).options ==
-        std::vector<std::string>{"ro"});
+  CHECK(mount("cfg", "/etc/app", "")->at(0).options == std::vector<std::string>{"ro"});
 
   // subPath: created with the volume's mode.
   r = mount("data", "/logs", "a/b");
   REQUIRE(r.is_ok());
-  CHECK(r->at(0).source == data + "/a/b");
+  CHECK(same_file(r->at(0).source, data + "/a/b"));
   CHECK(mode_of(data + "/a/b") == 0777);
 
   // A file subPath through the configMap's symlinks resolves to the real file.
   r = mount("cfg", "/etc/app.conf", "app.conf");
   REQUIRE(r.is_ok());
-  CHECK(r->at(0).source.starts_with(vols->at("cfg").host_path + "/.."));
+  CHECK(same_file(r->at(0).source, vols->at("cfg").host_path + "/..data/app.conf"));
   CHECK(slurp(r->at(0).source) == "x");
 
   CHECK(mount("data", "/x", "../escape").status().code() == Code::kInvalid);
-  CHECK(mount("data", "/x", "a/../../escape").status().code() ==
-        Code::kInvalid);
+  CHECK(mount("data", "/x", "a/../../escape").status().code() == Code::kInvalid);
   CHECK(mount("data", "/x", "/etc").status().code() == Code::kInvalid);
   CHECK(mount("nosuch", "/x", "").status().code() == Code::kInvalid);
   CHECK(mount("data", "relative", "").status().code() == Code::kInvalid);
@@ -477,10 +466,10 @@ TEST_CASE("container_mounts: readOnly, subPath created, escapes refused or "
   REQUIRE(symlink("../../../../../..", (data + "/up").c_str()) == 0);
   r = mount("data", "/x", "abs");
   REQUIRE(r.is_ok());
-  CHECK(r->at(0).source == data + "/etc");
+  CHECK(same_file(r->at(0).source, data + "/etc"));
   r = mount("data", "/x", "up/etc");
   REQUIRE(r.is_ok());
-  CHECK(r->at(0).source == data + "/etc");
+  CHECK(same_file(r->at(0).source, data + "/etc"));
   REQUIRE(symlink("loop", (data + "/loop").c_str()) == 0);
   CHECK_FALSE(mount("data", "/x", "loop").is_ok());
 
@@ -496,7 +485,7 @@ TEST_CASE("container_mounts: readOnly, subPath created, escapes refused or "
   c.volume_mounts = {m};
   r = vm.container_mounts(c, *vols);
   REQUIRE(r.is_ok());
-  CHECK(r->at(0).source == data + "/logs/p1");
+  CHECK(same_file(r->at(0).source, data + "/logs/p1"));
 }
 
 TEST_CASE("atomic_write: payload path validation") {
@@ -506,4 +495,45 @@ TEST_CASE("atomic_write: payload path validation") {
   CHECK_FALSE(validate_payload_path("..a").is_ok());
   CHECK_FALSE(validate_payload_path("a/../b").is_ok());
   CHECK(validate_payload_path("a/..b").is_ok());
+}
+
+TEST_CASE("subPath is pinned by a bind mount the pod cannot redirect") {
+  if (!is_root()) {
+    WARN("skipped: bind mounts need root");
+    return;
+  }
+  TempDir tmp;
+  VolumeManager vm(tmp.path + "/pods");
+  auto vols = vm.setup(make_pod({empty_dir("data")}), {});
+  REQUIRE(vols.is_ok());
+  std::string data = vols->at("data").host_path;
+  proto::Container c;
+  c.name = "app";
+  proto::VolumeMount m;
+  m.name = "data";
+  m.mount_path = "/x";
+  m.sub_path = "a/b";
+  c.volume_mounts = {m};
+  auto r = vm.container_mounts(c, *vols);
+  REQUIRE(r.is_ok());
+  std::string pin = tmp.path + "/pods/uid-1/volume-subpaths/data/app/0";
+  CHECK(r->at(0).source == pin);
+  CHECK(fs::mounts_below(pin).size() == 1);
+  put(data + "/a/b/f", "through the pin");
+  CHECK(slurp(pin + "/f") == "through the pin");
+  // Again (a container restart): the old pin is replaced, not stacked.
+  REQUIRE(vm.container_mounts(c, *vols).is_ok());
+  CHECK(fs::mounts_below(pin).size() == 1);
+
+  // A directory swapped for a symlink after resolution is refused, not followed.
+  std::string resolved = data + "/a/b";
+  REQUIRE(rename((data + "/a").c_str(), (data + "/moved").c_str()) == 0);
+  REQUIRE(symlink("/etc", (data + "/a").c_str()) == 0);
+  auto st = fs::pin_path(data, resolved, tmp.path + "/pods/uid-1/volume-subpaths/data/app/9");
+  CHECK_FALSE(st.is_ok());
+  CHECK(st.os_errno() == ELOOP);
+
+  REQUIRE(vm.teardown("uid-1").is_ok());
+  CHECK(fs::mounts_below(tmp.path).empty());
+  CHECK_FALSE(exists(tmp.path + "/pods/uid-1"));
 }
