@@ -230,7 +230,12 @@ Response ApiImpl::route_resource(const Request& req, const std::string& group,
     const auto& subs = t.rt->subresources;
     if (std::find(subs.begin(), subs.end(), t.subresource) == subs.end())
       return error_response(errors::not_found_path());
-    // log and exec are the node agent's, reached through a proxy that comes with it.
+    if (t.subresource == "log" || t.subresource == "exec") {
+      if (t.rt->plural != "pods") return error_response(errors::not_found_path());
+      *resource = "pods/" + t.subresource;
+      *verb = req.method == "GET" ? "get" : "create";
+      return pod_proxy(req, t);
+    }
     if (t.subresource != "status" && t.subresource != "binding")
       return error_response(errors::not_found_path());
   }

@@ -20,6 +20,7 @@ struct ApiOptions {
   size_t watch_buffer_bytes = 4 << 20; // per-watcher bound before it is cut off (Stream does it)
   int64_t watch_cache_events = 10000;  // per-resource history window of the watch cache
   int bookmark_interval_ms = 5000;     // BOOKMARK cadence for watches that allow them
+  std::string kubelet_token;           // presented to kubelets by the pods/log, pods/exec proxy
 };
 
 class Api : public Handler {

@@ -91,6 +91,9 @@ class ApiImpl : public Api {
   Response remove_collection(const Request& req, const Target& t);
   Response bind(const Request& req, const Target& t);
 
+  // pods/log and pods/exec, proxied to the pod's kubelet (handlers_proxy.cc)
+  Response pod_proxy(const Request& req, const Target& t);
+
   // The admission pipeline for a new object; `obj` is already normalized.
   ApiResult<json> create_object(const proto::ResourceType& rt, const std::string& url_ns,
                                 json obj, const WriteOptions& wo);

@@ -13,6 +13,7 @@
 
 #include "apiserver/api.h"
 #include "common/http/auth.h"
+#include "common/http/certs.h"
 #include "common/http/http_server.h"
 #include "apiserver/pki.h"
 #include "apiserver/store/store.h"
@@ -43,6 +44,22 @@ std::string server_url(const std::string& advertise, const std::string& listen_h
   return "https://" + host + ":" + std::to_string(port);
 }
 
+// The kubelet client token: read from `path`; when absent and `create`, a new random one is
+// written there (0600), like admin.token.
+skiff::Result<std::string> ensure_kubelet_token(const std::string& path, bool create) {
+  namespace certs = skiff::web::certs;
+  if (!certs::exists(path)) {
+    if (!create) return skiff::Status::invalid("--kubelet-client-token-file " + path + ": missing");
+    SKIFF_RETURN_IF_ERROR(certs::write_file_atomic(path, certs::random_token() + "\n", 0600));
+  }
+  auto text = certs::read_file(path);
+  if (!text) return text.status();
+  std::string t = *text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  if (t.empty()) return skiff::Status::invalid("kubelet client token file " + path + " is empty");
+  return t;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,6 +69,7 @@ int main(int argc, char** argv) {
   std::string data_dir = "/var/lib/skiff/apiserver";
   std::string store_kind = "sqlite";
   std::string token_file;
+  std::string kubelet_token_file;
   std::string advertise;
   std::vector<std::string> tls_sans;
   bool anonymous = false;
@@ -71,6 +89,9 @@ int main(int argc, char** argv) {
   app.add_option("--token-auth-file", token_file,
                  "Kubernetes static token file (CSV: token,user,uid,\"group1,group2\")")
       ->check(CLI::ExistingFile);
+  app.add_option("--kubelet-client-token-file", kubelet_token_file,
+                 "bearer token presented to kubelets by the pods/log and pods/exec proxy "
+                 "(default: <data-dir>/pki/kubelet-client.token, made on first start)");
   app.add_option("--tls-san", tls_sans,
                  "extra DNS name or IP for the serving certificate (repeatable)");
   app.add_option("--advertise-address", advertise,
@@ -137,6 +158,11 @@ int main(int argc, char** argv) {
   if (!pki_files) return fail(pki_files.status().to_string());
   if (pki_files->created_ca) spdlog::info("created a new CA in {}/pki", data_dir);
 
+  auto kubelet_token = ensure_kubelet_token(
+      kubelet_token_file.empty() ? data_dir + "/pki/kubelet-client.token" : kubelet_token_file,
+      kubelet_token_file.empty());
+  if (!kubelet_token) return fail(kubelet_token.status().to_string());
+
   sw::TokenAuthenticator auth;
   if (!token_file.empty()) {
     if (auto st = auth.load_file(token_file); !st) return fail(st.to_string());
@@ -158,6 +184,7 @@ int main(int argc, char** argv) {
   sa::ApiOptions api_opts;
   api_opts.store = store.get();
   api_opts.watch_buffer_bytes = watch_buffer_bytes;
+  api_opts.kubelet_token = *kubelet_token;
   std::string api_error;
   auto api = sa::Api::create(api_opts, &api_error);
   if (!api) {
