@@ -173,6 +173,7 @@ class ShimRuntime : public ContainerRuntime {
       watcher_.join();
     }
     if (stop_fd_ >= 0) close(stop_fd_);
+    if (inotify_fd_ >= 0) close(inotify_fd_);
   }
 
   std::string cdir(const std::string& id) const { return o_.run_dir + "/containers/" + id; }
@@ -444,11 +445,11 @@ class ShimRuntime : public ContainerRuntime {
     return decode(status);
   }
 
+  // The watches are in place when this returns: an exit after it is never missed.
   void on_exit(std::function<void(const std::string& id)> cb) override {
     std::lock_guard<std::mutex> lock(mu_);
     callbacks_.push_back(std::move(cb));
-    if (!watcher_.joinable()) {
-      stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!watcher_.joinable() && start_watching()) {
       watcher_ = std::thread([this] { watch_loop(); });
     }
   }
@@ -520,58 +521,67 @@ class ShimRuntime : public ContainerRuntime {
 
   // inotify is not recursive: one watch on containers/ for new directories, one per container
   // directory for exit.json (the shim renames it into place: IN_MOVED_TO).
-  void watch_loop() {
-    std::string root = o_.run_dir + "/containers";
-    if (!mkdirs(root)) return;
-    int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (in < 0) return;
-    int root_wd = inotify_add_watch(in, root.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
-    std::map<int, std::string> wds;
-    auto watch_dir = [&](const std::string& id, bool fire_if_exited) {
-      int wd = inotify_add_watch(in, (root + "/" + id).c_str(), IN_MOVED_TO | IN_CLOSE_WRITE);
-      if (wd < 0) return;
-      wds[wd] = id;
-      // exit.json may have landed before the watch existed.
-      if (fire_if_exited && access((root + "/" + id + "/" + shim::kExitFile).c_str(), F_OK) == 0) {
-        fire(id);
-      }
-    };
+  bool start_watching() {
+    root_ = o_.run_dir + "/containers";
+    if (!mkdirs(root_)) return false;
+    inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (inotify_fd_ < 0) return false;
+    stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    root_wd_ = inotify_add_watch(inotify_fd_, root_.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(root, ec)) {
+    for (const auto& e : fs::directory_iterator(root_, ec)) {
       watch_dir(e.path().filename().string(), false);
     }
+    return true;
+  }
+
+  void watch_dir(const std::string& id, bool fire_if_exited) {
+    int wd = inotify_add_watch(inotify_fd_, (root_ + "/" + id).c_str(), IN_MOVED_TO | IN_ONLYDIR);
+    if (wd < 0) return;
+    wds_[wd] = id;
+    // exit.json may have landed before the watch existed.
+    if (fire_if_exited && access((root_ + "/" + id + "/" + shim::kExitFile).c_str(), F_OK) == 0) {
+      fire(id);
+    }
+  }
+
+  void watch_loop() {
     alignas(struct inotify_event) char buf[16384];
     while (true) {
-      struct pollfd pfd[2] = {{in, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      struct pollfd pfd[2] = {{inotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
       if (poll(pfd, 2, -1) < 0 && errno != EINTR) break;
       if (pfd[1].revents) break;
       if (!pfd[0].revents) continue;
-      ssize_t n = read(in, buf, sizeof buf);
+      ssize_t n = read(inotify_fd_, buf, sizeof buf);
       if (n <= 0) continue;
       for (char* p = buf; p < buf + n;) {
         auto* ev = reinterpret_cast<struct inotify_event*>(p);
         p += sizeof(struct inotify_event) + ev->len;
         std::string name = ev->len ? ev->name : "";
-        if (ev->wd == root_wd) {
+        if (ev->wd == root_wd_) {
           if ((ev->mask & IN_ISDIR) && !name.empty()) watch_dir(name, true);
           continue;
         }
         if (ev->mask & IN_IGNORED) {
-          wds.erase(ev->wd);
+          wds_.erase(ev->wd);
           continue;
         }
-        auto it = wds.find(ev->wd);
-        if (it != wds.end() && name == shim::kExitFile) fire(it->second);
+        auto it = wds_.find(ev->wd);
+        if (it != wds_.end() && name == shim::kExitFile) fire(it->second);
       }
     }
-    close(in);
   }
 
   Options o_;
   std::mutex mu_;
   std::vector<std::function<void(const std::string&)>> callbacks_;
   std::thread watcher_;
+  // Owned by the watcher thread once it runs.
+  std::string root_;
+  int inotify_fd_ = -1;
+  int root_wd_ = -1;
   int stop_fd_ = -1;
+  std::map<int, std::string> wds_;
 };
 
 }  // namespace

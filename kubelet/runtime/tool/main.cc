@@ -137,6 +137,8 @@ int main(int argc, char** argv) {
       if (got == id) fired = true;
       cv.notify_all();
     });
+    printf("watching\n");
+    fflush(stdout);
     std::unique_lock<std::mutex> l(mu);
     cv.wait_for(l, std::chrono::milliseconds(std::stoi(a.at(1))), [&] { return fired; });
     return fired ? 0 : 3;
