@@ -2,7 +2,6 @@
 // rotation, the config/state/exit JSON, capability sets, args/env/PATH handling and the
 // /proc/<pid>/stat parser. The kernel-facing parts are in test/integration/runtime_test.py.
 #include <catch2/catch.hpp>
-
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -224,7 +223,8 @@ TEST_CASE("capability names and the container's capability set") {
   CHECK(unknown.empty());
   uint64_t all = (uint64_t{1} << 41) - 1;
   CHECK(compute_caps(true, {}, {"ALL"}, 40, &unknown) == all);
-  CHECK(compute_caps(false, {"NET_ADMIN"}, {"ALL"}, 40, &unknown) == (uint64_t{1} << CAP_NET_ADMIN));
+  CHECK(compute_caps(false, {"NET_ADMIN"}, {"ALL"}, 40, &unknown) ==
+        (uint64_t{1} << CAP_NET_ADMIN));
   CHECK(compute_caps(false, {}, {"all"}, 40, &unknown) == 0);
   CHECK(compute_caps(false, {"ALL"}, {}, 40, &unknown) == all);
   CHECK(compute_caps(false, {}, {"NET_RAW", "CAP_MKNOD"}, 40, &unknown) ==
@@ -244,9 +244,9 @@ TEST_CASE("env lookup and merge, PATH candidates, exec failure messages") {
   auto merged = env_merge({"A=1", "B=2"}, {"B=3", "C=4", "A="});
   CHECK(merged == std::vector<std::string>{"A=", "B=3", "C=4"});
 
-  CHECK(exec_candidates("sh", "/bin:/usr/bin") == std::vector<std::string>{"/bin/sh", "/usr/bin/sh"});
-  CHECK(exec_candidates("sh", "/bin::/x") ==
-        std::vector<std::string>{"/bin/sh", "./sh", "/x/sh"});
+  CHECK(exec_candidates("sh", "/bin:/usr/bin") ==
+        std::vector<std::string>{"/bin/sh", "/usr/bin/sh"});
+  CHECK(exec_candidates("sh", "/bin::/x") == std::vector<std::string>{"/bin/sh", "./sh", "/x/sh"});
   CHECK(exec_candidates("./run", "/bin") == std::vector<std::string>{"./run"});
   CHECK(exec_candidates("/bin/sh", "/usr/bin") == std::vector<std::string>{"/bin/sh"});
 
@@ -255,7 +255,8 @@ TEST_CASE("env lookup and merge, PATH candidates, exec failure messages") {
     tried.push_back(p);
     errno = ENOENT;
   };
-  CHECK(exec_search("nope", "/a:/b", enoent) == "exec: \"nope\": executable file not found in $PATH");
+  CHECK(exec_search("nope", "/a:/b", enoent) ==
+        "exec: \"nope\": executable file not found in $PATH");
   CHECK(tried == std::vector<std::string>{"/a/nope", "/b/nope"});
   CHECK(exec_search("/x/nope", "/a", enoent) == "exec: \"/x/nope\": No such file or directory");
   // EACCES is remembered while the search goes on, and reported if nothing else works.

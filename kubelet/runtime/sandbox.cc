@@ -18,12 +18,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace skiff::runtime {
@@ -37,7 +36,8 @@ namespace fs = std::filesystem;
 
 bool is_ns_mount(const std::string& path) {
   struct statfs sfs;
-  return statfs(path.c_str(), &sfs) == 0 && sfs.f_type == static_cast<decltype(sfs.f_type)>(NSFS_MAGIC);
+  return statfs(path.c_str(), &sfs) == 0 &&
+         sfs.f_type == static_cast<decltype(sfs.f_type)>(NSFS_MAGIC);
 }
 
 // Writes in place (not by rename): containers bind-mount these files, and a bind mount pins

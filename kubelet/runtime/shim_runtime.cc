@@ -198,8 +198,8 @@ class ShimRuntime : public ContainerRuntime {
     if (!c.log_path.empty()) {
       SKIFF_RETURN_IF_ERROR(mkdirs(fs::path(c.log_path).parent_path().string()));
     }
-    SKIFF_RETURN_IF_ERROR(write_atomic(dir + "/" + shim::kConfigFile,
-                                       shim::config_to_json(c, now_ns())));
+    SKIFF_RETURN_IF_ERROR(
+        write_atomic(dir + "/" + shim::kConfigFile, shim::config_to_json(c, now_ns())));
 
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) != 0) return Status::io("pipe");
@@ -234,7 +234,8 @@ class ShimRuntime : public ContainerRuntime {
     if (access((dir + "/" + shim::kExitFile).c_str(), F_OK) == 0) return Status::ok();
     ShimState s;
     if (!read_state(dir, &s)) {
-      if (access(dir.c_str(), F_OK) != 0) return Status::not_found("container " + id + " not found");
+      if (access(dir.c_str(), F_OK) != 0)
+        return Status::not_found("container " + id + " not found");
       return Status::unavailable("container " + id + " is still starting");
     }
     if (!alive(s.pid, s.pid_start_time)) return Status::ok();
@@ -333,7 +334,8 @@ class ShimRuntime : public ContainerRuntime {
         return Status::io("unmount " + rootfs);
       }
     }
-    if (is_mount_point(rootfs)) return Status::internal("remove container " + id + ": " + rootfs + " is still mounted");
+    if (is_mount_point(rootfs))
+      return Status::internal("remove container " + id + ": " + rootfs + " is still mounted");
     for (const std::string& d : {dir, ddir(id)}) {
       std::error_code ec;
       fs::remove_all(d, ec);
@@ -367,7 +369,8 @@ class ShimRuntime : public ContainerRuntime {
       int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
       if (master < 0) return Status::io("open /dev/ptmx");
       char name[128];
-      if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0) {
+      if (grantpt(master) != 0 || unlockpt(master) != 0 ||
+          ptsname_r(master, name, sizeof name) != 0) {
         Status e = Status::io("set up a pty");
         close(master);
         return e;
@@ -476,10 +479,11 @@ class ShimRuntime : public ContainerRuntime {
       if (!lower.empty()) lower += ':';
       lower += l;
     }
-    std::string opts = "lowerdir=" + lower + ",upperdir=" + data + "/upper,workdir=" + data + "/work";
+    std::string opts =
+        "lowerdir=" + lower + ",upperdir=" + data + "/upper,workdir=" + data + "/work";
     if (mount("overlay", rootfs.c_str(), "overlay", 0, opts.c_str()) != 0) {
-      return Status::io("mount overlay on " + rootfs + " (" + std::to_string(c.image_layers.size()) +
-                        " layers)");
+      return Status::io("mount overlay on " + rootfs + " (" +
+                        std::to_string(c.image_layers.size()) + " layers)");
     }
     return Status::ok();
   }

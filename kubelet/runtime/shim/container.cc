@@ -4,6 +4,8 @@
 // openat2(RESOLVE_IN_ROOT): a symlink in the image ("/proc -> /") cannot make us mount on the
 // host. The mount then goes onto /proc/self/fd/N of that O_PATH fd, as crun does.
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -14,8 +16,6 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
-#include <grp.h>
-#include <linux/capability.h>
 
 #include <cerrno>
 #include <cstring>
@@ -64,8 +64,10 @@ int open_in_root(int rootfd, const std::string& path, bool create, bool dir) {
     prefix += "/" + comps[k];
     int f = openat2_in_root(rootfd, prefix, O_PATH);
     if (f >= 0) {
-      if (k + 1 < comps.size()) close(f);
-      else return f;
+      if (k + 1 < comps.size())
+        close(f);
+      else
+        return f;
       continue;
     }
     if (errno != ENOENT) return -1;
@@ -97,14 +99,22 @@ struct MountFlags {
 MountFlags parse_options(const std::vector<std::string>& options) {
   MountFlags out;
   for (const auto& o : options) {
-    if (o == "ro") out.flags |= MS_RDONLY;
-    else if (o == "rw") out.flags &= ~static_cast<unsigned long>(MS_RDONLY);
-    else if (o == "nosuid") out.flags |= MS_NOSUID;
-    else if (o == "nodev") out.flags |= MS_NODEV;
-    else if (o == "noexec") out.flags |= MS_NOEXEC;
-    else if (o == "noatime") out.flags |= MS_NOATIME;
-    else if (o == "relatime") out.flags |= MS_RELATIME;
-    else if (o == "strictatime") out.flags |= MS_STRICTATIME;
+    if (o == "ro")
+      out.flags |= MS_RDONLY;
+    else if (o == "rw")
+      out.flags &= ~static_cast<unsigned long>(MS_RDONLY);
+    else if (o == "nosuid")
+      out.flags |= MS_NOSUID;
+    else if (o == "nodev")
+      out.flags |= MS_NODEV;
+    else if (o == "noexec")
+      out.flags |= MS_NOEXEC;
+    else if (o == "noatime")
+      out.flags |= MS_NOATIME;
+    else if (o == "relatime")
+      out.flags |= MS_RELATIME;
+    else if (o == "strictatime")
+      out.flags |= MS_STRICTATIME;
     else if (o == "bind" || o == "rbind" || o == "private" || o == "rprivate" || o == "suid" ||
              o == "dev" || o == "exec") {
       // bind is the type already; propagation is private for the whole tree.
@@ -140,8 +150,7 @@ std::string mount_one(int rootfd, const Mount& m) {
         close(fd);
         return errno_msg(where + ": reopen", errno);
       }
-      rc = mount(nullptr, fd_path(nfd).c_str(), nullptr, MS_REMOUNT | MS_BIND | mf.flags,
-                 nullptr);
+      rc = mount(nullptr, fd_path(nfd).c_str(), nullptr, MS_REMOUNT | MS_BIND | mf.flags, nullptr);
       close(nfd);
       if (rc != 0) where += " (remount with options)";
     }
@@ -168,8 +177,8 @@ std::string mount_fs(int rootfd, const char* dest, const char* type, unsigned lo
 // A fresh tmpfs /dev with the devices a container expects, devpts (its own instance), shm and
 // mqueue. The tmpfs is ours, so plain paths under it are safe.
 std::string setup_dev(int rootfd, bool ipc_private) {
-  std::string err = mount_fs(rootfd, "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME,
-                             "mode=755,size=65536k");
+  std::string err =
+      mount_fs(rootfd, "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
   if (!err.empty()) return err;
   int devfd = openat2_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
   if (devfd < 0) return errno_msg("open /dev", errno);
@@ -178,7 +187,7 @@ std::string setup_dev(int rootfd, bool ipc_private) {
     const char* name;
     unsigned maj, min;
   };
-  static const Node kNodes[] = {{"null", 1, 3},    {"zero", 1, 5}, {"full", 1, 7},
+  static const Node kNodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
                                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
   for (const auto& n : kNodes) {
     if (mknodat(devfd, n.name, S_IFCHR | 0666, makedev(n.maj, n.min)) != 0) {
@@ -221,7 +230,7 @@ void protect_proc() {
       mount(nullptr, p, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr);
     }
   }
-  static const char* kMasked[] = {"/proc/kcore",       "/proc/keys",   "/proc/timer_list",
+  static const char* kMasked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list",
                                   "/proc/sched_debug", "/proc/latency_stats"};
   for (const char* p : kMasked) mount("/dev/null", p, nullptr, MS_BIND, nullptr);
 }
@@ -245,20 +254,61 @@ std::string mkdir_p(const std::string& path) {
 // host kernel's global state (modules, kexec, swap, clock, keyring), mount and namespace
 // changes, and the debugging/introspection ones that cross process boundaries.
 const char* const kDeniedSyscalls[] = {
-    "kexec_load",       "kexec_file_load", "init_module",      "finit_module",
-    "delete_module",    "create_module",   "reboot",           "swapon",
-    "swapoff",          "mount",           "umount",           "umount2",
-    "pivot_root",       "move_mount",      "open_tree",        "fsopen",
-    "fsmount",          "fsconfig",        "fspick",           "mount_setattr",
-    "open_by_handle_at", "name_to_handle_at", "bpf",           "perf_event_open",
-    "ptrace",           "process_vm_readv", "process_vm_writev", "kcmp",
-    "keyctl",           "add_key",         "request_key",      "userfaultfd",
-    "unshare",          "setns",           "acct",             "settimeofday",
-    "clock_settime",    "clock_adjtime",   "adjtimex",         "stime",
-    "iopl",             "ioperm",          "lookup_dcookie",   "nfsservctl",
-    "quotactl",         "sysfs",           "_sysctl",          "uselib",
-    "ustat",            "vm86",            "vm86old",          "fanotify_init",
-    "get_kernel_syms",  "query_module",    "syslog",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "mount_setattr",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "bpf",
+    "perf_event_open",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "userfaultfd",
+    "unshare",
+    "setns",
+    "acct",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "stime",
+    "iopl",
+    "ioperm",
+    "lookup_dcookie",
+    "nfsservctl",
+    "quotactl",
+    "sysfs",
+    "_sysctl",
+    "uselib",
+    "ustat",
+    "vm86",
+    "vm86old",
+    "fanotify_init",
+    "get_kernel_syms",
+    "query_module",
+    "syslog",
 };
 
 std::string load_seccomp(bool no_new_privs) {
@@ -272,8 +322,8 @@ std::string load_seccomp(bool no_new_privs) {
   }
   // New namespaces through clone: refused as unshare is. clone3 passes its flags in memory the
   // filter cannot read, so it answers ENOSYS and libc falls back to clone (Docker does this).
-  static const unsigned long kNsFlags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,
-                                           CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+  static const unsigned long kNsFlags[] = {CLONE_NEWNS,    CLONE_NEWUTS, CLONE_NEWIPC,
+                                           CLONE_NEWUSER,  CLONE_NEWPID, CLONE_NEWNET,
                                            CLONE_NEWCGROUP};
   for (unsigned long f : kNsFlags) {
     seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
@@ -296,8 +346,10 @@ std::string apply_security(const ContainerConfig& c, int last_cap) {
   prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
   std::vector<gid_t> groups(c.additional_gids.begin(), c.additional_gids.end());
   if (setgroups(groups.size(), groups.data()) != 0) return errno_msg("setgroups", errno);
-  if (setresgid(c.gid, c.gid, c.gid) != 0) return errno_msg("setgid " + std::to_string(c.gid), errno);
-  if (setresuid(c.uid, c.uid, c.uid) != 0) return errno_msg("setuid " + std::to_string(c.uid), errno);
+  if (setresgid(c.gid, c.gid, c.gid) != 0)
+    return errno_msg("setgid " + std::to_string(c.gid), errno);
+  if (setresuid(c.uid, c.uid, c.uid) != 0)
+    return errno_msg("setuid " + std::to_string(c.uid), errno);
   prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -358,7 +410,8 @@ void container_init(const ContainerConfig& c, const std::string& dir, const Init
     for (const auto& ns : kNs) {
       std::string p = c.sandbox_dir + "/ns/" + ns.name;
       int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || setns(fd, ns.type) != 0) fail(fds, errno_msg("join sandbox namespace " + p, errno));
+      if (fd < 0 || setns(fd, ns.type) != 0)
+        fail(fds, errno_msg("join sandbox namespace " + p, errno));
       close(fd);
     }
   }
@@ -376,7 +429,8 @@ void container_init(const ContainerConfig& c, const std::string& dir, const Init
   if (c.oom_score_adj != 0) {
     std::string v = std::to_string(c.oom_score_adj);
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, v.data(), v.size()) < 0) fail(fds, errno_msg("set oom_score_adj", errno));
+    if (fd < 0 || write(fd, v.data(), v.size()) < 0)
+      fail(fds, errno_msg("set oom_score_adj", errno));
     close(fd);
   }
 
@@ -413,7 +467,8 @@ void container_init(const ContainerConfig& c, const std::string& dir, const Init
   if (chdir(cwd.c_str()) != 0) {
     // Kubernetes creates a missing workingDir (runc does it before dropping privileges).
     if (!c.read_only_rootfs) mkdir_p(cwd);
-    if (chdir(cwd.c_str()) != 0) fail(fds, errno_msg("chdir to the working directory " + cwd, errno));
+    if (chdir(cwd.c_str()) != 0)
+      fail(fds, errno_msg("chdir to the working directory " + cwd, errno));
   }
   umask(022);
   // The kubelet may ignore SIGPIPE or block signals; a container starts with defaults.

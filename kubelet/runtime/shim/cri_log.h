@@ -116,8 +116,7 @@ class CriLogFile {
   // Returns 0 or an errno (the record is lost then, the shim keeps going).
   int write_record(std::string_view record) {
     if (fd_ < 0) return EBADF;
-    if (max_bytes_ > 0 && size_ > 0 &&
-        size_ + static_cast<int64_t>(record.size()) > max_bytes_) {
+    if (max_bytes_ > 0 && size_ > 0 && size_ + static_cast<int64_t>(record.size()) > max_bytes_) {
       rotate();
     }
     const char* p = record.data();

@@ -64,10 +64,12 @@ int cmd_exec(int argc, char** argv) {
 
   ContainerConfig c;
   std::string text, err;
-  if (!read_file(dir + "/" + kConfigFile, &text)) return die(errno_msg("read " + dir + "/config.json", errno));
+  if (!read_file(dir + "/" + kConfigFile, &text))
+    return die(errno_msg("read " + dir + "/config.json", errno));
   if (!config_from_json(text, &c, &err)) return die(err);
   ShimState st;
-  if (!read_file(dir + "/" + kStateFile, &text)) return die("container is not running (no state.json)");
+  if (!read_file(dir + "/" + kStateFile, &text))
+    return die("container is not running (no state.json)");
   if (!state_from_json(text, &st, &err)) return die(err);
   if (st.pid <= 0 || proc_start_time(st.pid) != st.pid_start_time) {
     return die("container is not running (pid " + std::to_string(st.pid) + " is gone)");
@@ -96,7 +98,8 @@ int cmd_exec(int argc, char** argv) {
   }
   for (int k = 0; k < 6; ++k) {
     if (setns(fds[k], kNs[k].type) != 0) {
-      return die(errno_msg(std::string("join the container's ") + kNs[k].name + " namespace", errno));
+      return die(
+          errno_msg(std::string("join the container's ") + kNs[k].name + " namespace", errno));
     }
     close(fds[k]);
   }

@@ -34,7 +34,8 @@ inline std::vector<std::string> env_merge(std::vector<std::string> base,
     std::string key = e.substr(0, eq == std::string::npos ? e.size() : eq + 1);
     bool replaced = false;
     for (auto& b : base) {
-      if (b.compare(0, key.size(), key) == 0 && (eq != std::string::npos || b.size() == key.size())) {
+      if (b.compare(0, key.size(), key) == 0 &&
+          (eq != std::string::npos || b.size() == key.size())) {
         b = e;
         replaced = true;
         break;
@@ -52,8 +53,8 @@ inline std::vector<std::string> exec_candidates(const std::string& file, const s
   size_t start = 0;
   while (true) {
     size_t colon = path.find(':', start);
-    std::string dir = path.substr(start, colon == std::string::npos ? std::string::npos
-                                                                    : colon - start);
+    std::string dir =
+        path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
     if (dir.empty()) dir = ".";
     out.push_back(dir + "/" + file);
     if (colon == std::string::npos) break;

@@ -6,9 +6,8 @@
 // Functions here throw nothing: parse errors come back as `false` with `*err` set.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "kubelet/runtime/spec.h"

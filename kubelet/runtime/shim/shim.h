@@ -32,7 +32,7 @@ struct InitFds {
   int stdin_fd = -1;   // /dev/null
   int stdout_fd = -1;  // -1: keep the shim's
   int stderr_fd = -1;
-  int error_fd = -1;   // CLOEXEC pipe: a message here means the start failed
+  int error_fd = -1;  // CLOEXEC pipe: a message here means the start failed
 };
 
 // Runs in the child created with new mount + PID namespaces: joins the sandbox namespaces and

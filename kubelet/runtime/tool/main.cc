@@ -35,19 +35,32 @@ int fail(const Status& st) {
 
 const char* status_name(ContainerStatus s) {
   switch (s) {
-    case ContainerStatus::kCreated: return "Created";
-    case ContainerStatus::kRunning: return "Running";
-    case ContainerStatus::kExited: return "Exited";
-    default: return "Unknown";
+    case ContainerStatus::kCreated:
+      return "Created";
+    case ContainerStatus::kRunning:
+      return "Running";
+    case ContainerStatus::kExited:
+      return "Exited";
+    default:
+      return "Unknown";
   }
 }
 
 nlohmann::json to_json(const ContainerState& s) {
-  return {{"id", s.id},           {"labels", s.labels},         {"status", status_name(s.status)},
-          {"pid", s.pid},         {"shim_pid", s.shim_pid},     {"created_at", s.created_at_ns},
-          {"started_at", s.started_at_ns}, {"finished_at", s.finished_at_ns},
-          {"exit_code", s.exit_code},      {"signal", s.signal}, {"oom_killed", s.oom_killed},
-          {"reason", s.reason},   {"message", s.message},       {"log_path", s.log_path}};
+  return {{"id", s.id},
+          {"labels", s.labels},
+          {"status", status_name(s.status)},
+          {"pid", s.pid},
+          {"shim_pid", s.shim_pid},
+          {"created_at", s.created_at_ns},
+          {"started_at", s.started_at_ns},
+          {"finished_at", s.finished_at_ns},
+          {"exit_code", s.exit_code},
+          {"signal", s.signal},
+          {"oom_killed", s.oom_killed},
+          {"reason", s.reason},
+          {"message", s.message},
+          {"log_path", s.log_path}};
 }
 
 }  // namespace
@@ -56,9 +69,12 @@ int main(int argc, char** argv) {
   ContainerRuntime::Options o;
   int i = 1;
   for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
-    if (!strcmp(argv[i], "--run-dir")) o.run_dir = argv[i + 1];
-    else if (!strcmp(argv[i], "--data-dir")) o.data_dir = argv[i + 1];
-    else if (!strcmp(argv[i], "--shim")) o.shim_path = argv[i + 1];
+    if (!strcmp(argv[i], "--run-dir"))
+      o.run_dir = argv[i + 1];
+    else if (!strcmp(argv[i], "--data-dir"))
+      o.data_dir = argv[i + 1];
+    else if (!strcmp(argv[i], "--shim"))
+      o.shim_path = argv[i + 1];
   }
   if (i >= argc) {
     fprintf(stderr, "usage: see the comment at the top of kubelet/runtime/tool/main.cc\n");
@@ -85,10 +101,15 @@ int main(int argc, char** argv) {
     }
     auto r = sandboxes.ensure(sc);
     if (!r) return fail(r.status());
-    printf("%s\n", nlohmann::json{{"dir", r->dir}, {"netns", r->netns}, {"ipcns", r->ipcns},
-                                  {"utsns", r->utsns}, {"etc_hosts", r->etc_hosts},
-                                  {"etc_hostname", r->etc_hostname}, {"etc_resolv", r->etc_resolv}}
-                       .dump().c_str());
+    printf("%s\n", nlohmann::json{{"dir", r->dir},
+                                  {"netns", r->netns},
+                                  {"ipcns", r->ipcns},
+                                  {"utsns", r->utsns},
+                                  {"etc_hosts", r->etc_hosts},
+                                  {"etc_hostname", r->etc_hostname},
+                                  {"etc_resolv", r->etc_resolv}}
+                       .dump()
+                       .c_str());
     return 0;
   }
   if (cmd == "sandbox-remove") {
