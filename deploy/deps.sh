@@ -10,6 +10,7 @@ pkgs=(
   # node agent: build libraries, the reference runtimes and registry tools its tests run against
   libarchive-dev libseccomp-dev
   crun runc busybox-static skopeo docker-registry containernetworking-plugins iproute2 util-linux
+  libmnl-dev  # the skiff CNI plugin (cni/plugin) speaks netlink through libmnl
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,437 @@
+#include "cni/plugin/netlink.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace skiff::cni::plugin {
+
+namespace {
+
+void set_err(NlError* e, int err, const std::string& what) {
+  if (e) *e = NlError{err, errno_text(what, err)};
+}
+
+std::string mac_str(const uint8_t* m, size_t n) {
+  std::string s;
+  char b[4];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(b, sizeof b, i ? ":%02x" : "%02x", m[i]);
+    s += b;
+  }
+  return s;
+}
+
+bool parse_mac(const std::string& s, uint8_t out[6]) {
+  unsigned v[6];
+  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+    return false;
+  for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(v[i]);
+  return true;
+}
+
+// libmnl's mnl_attr_for_each* macros assign a void* and so are C only.
+#define SKIFF_FOR_ATTR(a, nlh, off)                                                          \
+  for (const nlattr* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, off)); \
+       mnl_attr_ok(a, static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh)) -            \
+                          reinterpret_cast<const char*>(a));                                 \
+       a = mnl_attr_next(a))
+#define SKIFF_FOR_NESTED(a, nest)                                                             \
+  for (const nlattr* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));              \
+       mnl_attr_ok(a, reinterpret_cast<const char*>(mnl_attr_get_payload(nest)) +             \
+                          mnl_attr_get_payload_len(nest) - reinterpret_cast<const char*>(a)); \
+       a = mnl_attr_next(a))
+
+uint32_t be(Ip4 ip) { return htonl(ip.v); }
+
+// Request buffers: rtnetlink messages we build are far below a page.
+struct Msg {
+  alignas(nlmsghdr) char buf[4096];
+  nlmsghdr* nlh;
+  Msg(uint16_t type, uint16_t flags) {
+    nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = type;
+    nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+  }
+};
+
+int link_cb(const nlmsghdr* nlh, void* data) {
+  auto* out = static_cast<LinkInfo*>(data);
+  auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  LinkInfo li;
+  li.index = ifi->ifi_index;
+  li.up = (ifi->ifi_flags & IFF_UP) != 0;
+  SKIFF_FOR_ATTR(attr, nlh, sizeof(*ifi)) {
+    switch (mnl_attr_get_type(attr)) {
+      case IFLA_IFNAME:
+        li.name = mnl_attr_get_str(attr);
+        break;
+      case IFLA_MTU:
+        li.mtu = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_MASTER:
+        li.master = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_ADDRESS:
+        li.mac = mac_str(static_cast<const uint8_t*>(mnl_attr_get_payload(attr)),
+                         mnl_attr_get_payload_len(attr));
+        break;
+      case IFLA_LINKINFO: {
+        SKIFF_FOR_NESTED(in, attr) {
+          if (mnl_attr_get_type(in) == IFLA_INFO_KIND) {
+            li.kind = mnl_attr_get_str(in);
+          } else if (mnl_attr_get_type(in) == IFLA_INFO_SLAVE_DATA) {
+            SKIFF_FOR_NESTED(p, in) {
+              if (mnl_attr_get_type(p) == IFLA_BRPORT_MODE) li.hairpin = mnl_attr_get_u8(p);
+            }
+          }
+        }
+        break;
+      }
+    }
+  }
+  *out = li;
+  return MNL_CB_OK;
+}
+
+struct AddrDump {
+  int index;
+  std::vector<AddrInfo> out;
+};
+
+int addr_cb(const nlmsghdr* nlh, void* data) {
+  auto* d = static_cast<AddrDump*>(data);
+  auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+  if (ifa->ifa_family != AF_INET || static_cast<int>(ifa->ifa_index) != d->index) return MNL_CB_OK;
+  std::optional<uint32_t> local, address;
+  SKIFF_FOR_ATTR(attr, nlh, sizeof(*ifa)) {
+    if (mnl_attr_get_type(attr) == IFA_LOCAL) local = mnl_attr_get_u32(attr);
+    if (mnl_attr_get_type(attr) == IFA_ADDRESS) address = mnl_attr_get_u32(attr);
+  }
+  if (auto a = local ? local : address) d->out.push_back({Ip4{ntohl(*a)}, ifa->ifa_prefixlen});
+  return MNL_CB_OK;
+}
+
+int route_cb(const nlmsghdr* nlh, void* data) {
+  auto* out = static_cast<std::vector<RouteInfo>*>(data);
+  auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
+  if (rtm->rtm_family != AF_INET) return MNL_CB_OK;
+  RouteInfo r;
+  r.dst_len = rtm->rtm_dst_len;
+  r.table = rtm->rtm_table;
+  SKIFF_FOR_ATTR(attr, nlh, sizeof(*rtm)) {
+    switch (mnl_attr_get_type(attr)) {
+      case RTA_DST:
+        r.dst = Ip4{ntohl(mnl_attr_get_u32(attr))};
+        break;
+      case RTA_GATEWAY:
+        r.gw = Ip4{ntohl(mnl_attr_get_u32(attr))};
+        break;
+      case RTA_OIF:
+        r.oif = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case RTA_TABLE:
+        r.table = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+    }
+  }
+  if (r.table == RT_TABLE_MAIN) out->push_back(r);
+  return MNL_CB_OK;
+}
+
+}  // namespace
+
+Netlink::Netlink(mnl_socket* s) : sock_(s), port_(mnl_socket_get_portid(s)) {}
+Netlink::Netlink(Netlink&& o) noexcept : sock_(o.sock_), port_(o.port_), seq_(o.seq_) {
+  o.sock_ = nullptr;
+}
+Netlink& Netlink::operator=(Netlink&& o) noexcept {
+  if (this != &o) {
+    if (sock_) mnl_socket_close(sock_);
+    sock_ = o.sock_;
+    port_ = o.port_;
+    seq_ = o.seq_;
+    o.sock_ = nullptr;
+  }
+  return *this;
+}
+Netlink::~Netlink() {
+  if (sock_) mnl_socket_close(sock_);
+}
+
+std::optional<Netlink> Netlink::open(NlError* err) {
+  mnl_socket* s = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (!s) {
+    set_err(err, errno, "open a netlink socket");
+    return std::nullopt;
+  }
+  if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
+    int e = errno;
+    mnl_socket_close(s);
+    set_err(err, e, "bind a netlink socket");
+    return std::nullopt;
+  }
+  // Extended ACKs make the kernel explain EINVAL and friends; harmless where unsupported.
+  int one = 1;
+  mnl_socket_setsockopt(s, NETLINK_EXT_ACK, &one, sizeof one);
+  return Netlink(s);
+}
+
+std::optional<Netlink> Netlink::open_in(int netns_fd, NlError* err) {
+  int self = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    set_err(err, errno, "open /proc/thread-self/ns/net");
+    return std::nullopt;
+  }
+  if (::setns(netns_fd, CLONE_NEWNET) != 0) {
+    int e = errno;
+    ::close(self);
+    set_err(err, e, "setns into the pod network namespace");
+    return std::nullopt;
+  }
+  auto nl = open(err);
+  // Going back cannot fail short of a kernel bug; if it did, every later step would act on the
+  // wrong namespace, so stop here.
+  if (::setns(self, CLONE_NEWNET) != 0) {
+    std::perror("skiff: setns back to the node network namespace");
+    std::abort();
+  }
+  ::close(self);
+  return nl;
+}
+
+int Netlink::request(nlmsghdr* nlh, int (*cb)(const nlmsghdr*, void*), void* data) {
+  const bool dump = (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+  if (!dump) nlh->nlmsg_flags |= NLM_F_ACK;
+  nlh->nlmsg_seq = ++seq_;
+  if (mnl_socket_sendto(sock_, nlh, nlh->nlmsg_len) < 0) return errno;
+  static char buf[65536];
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(sock_, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    int rc = mnl_cb_run(buf, static_cast<size_t>(n), seq_, port_, cb, data);
+    if (rc == MNL_CB_ERROR) return errno ? errno : EIO;
+    if (rc == MNL_CB_STOP) return 0;
+  }
+}
+
+std::optional<LinkInfo> Netlink::link(const std::string& name, NlError* err) {
+  Msg m(RTM_GETLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(m.nlh, IFLA_IFNAME, name.c_str());
+  LinkInfo li;
+  if (int e = request(m.nlh, link_cb, &li)) {
+    set_err(err, e, "look up link " + name);
+    return std::nullopt;
+  }
+  if (li.index == 0) {
+    set_err(err, ENODEV, "look up link " + name);
+    return std::nullopt;
+  }
+  return li;
+}
+
+std::optional<LinkInfo> Netlink::link(int index, NlError* err) {
+  Msg m(RTM_GETLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  LinkInfo li;
+  if (int e = request(m.nlh, link_cb, &li)) {
+    set_err(err, e, "look up link #" + std::to_string(index));
+    return std::nullopt;
+  }
+  return li;
+}
+
+bool Netlink::create_bridge(const std::string& name, int mtu, const std::string& mac,
+                            NlError* err) {
+  Msg m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(m.nlh, IFLA_IFNAME, name.c_str());
+  if (mtu > 0) mnl_attr_put_u32(m.nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  uint8_t hw[6];
+  if (parse_mac(mac, hw)) mnl_attr_put(m.nlh, IFLA_ADDRESS, 6, hw);
+  nlattr* info = mnl_attr_nest_start(m.nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(m.nlh, IFLA_INFO_KIND, "bridge");
+  mnl_attr_nest_end(m.nlh, info);
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e, "create bridge " + name);
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::create_veth(const std::string& name, const std::string& mac, int mtu,
+                          const std::string& peer_name, int peer_netns_fd, NlError* err) {
+  Msg m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(m.nlh, IFLA_IFNAME, name.c_str());
+  mnl_attr_put_u32(m.nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  uint8_t hw[6];
+  if (parse_mac(mac, hw)) mnl_attr_put(m.nlh, IFLA_ADDRESS, 6, hw);
+  nlattr* info = mnl_attr_nest_start(m.nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(m.nlh, IFLA_INFO_KIND, "veth");
+  nlattr* data = mnl_attr_nest_start(m.nlh, IFLA_INFO_DATA);
+  nlattr* peer = mnl_attr_nest_start(m.nlh, VETH_INFO_PEER);
+  // The peer's attributes follow its own ifinfomsg header inside the nest.
+  auto* pifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  pifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(m.nlh, IFLA_IFNAME, peer_name.c_str());
+  mnl_attr_put_u32(m.nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  mnl_attr_put_u32(m.nlh, IFLA_NET_NS_FD, static_cast<uint32_t>(peer_netns_fd));
+  mnl_attr_nest_end(m.nlh, peer);
+  mnl_attr_nest_end(m.nlh, data);
+  mnl_attr_nest_end(m.nlh, info);
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e, "create veth pair " + name + " / " + peer_name);
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::set_link(int index, std::optional<int> master, std::optional<bool> up, NlError* err) {
+  Msg m(RTM_NEWLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  if (up) {
+    ifi->ifi_change = IFF_UP;
+    ifi->ifi_flags = *up ? IFF_UP : 0;
+  }
+  if (master) mnl_attr_put_u32(m.nlh, IFLA_MASTER, static_cast<uint32_t>(*master));
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e,
+            "set link #" + std::to_string(index) + (master ? " master" : "") +
+                (up ? (*up ? " up" : " down") : ""));
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::set_mtu(int index, int mtu, NlError* err) {
+  Msg m(RTM_NEWLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  mnl_attr_put_u32(m.nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e, "set mtu " + std::to_string(mtu) + " on link #" + std::to_string(index));
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::set_hairpin(int index, bool on, NlError* err) {
+  Msg m(RTM_SETLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_BRIDGE;
+  ifi->ifi_index = index;
+  nlattr* p = mnl_attr_nest_start(m.nlh, IFLA_PROTINFO);  // sets NLA_F_NESTED
+  mnl_attr_put_u8(m.nlh, IFLA_BRPORT_MODE, on ? 1 : 0);
+  mnl_attr_nest_end(m.nlh, p);
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e,
+            std::string("set hairpin ") + (on ? "on" : "off") + " on bridge port #" +
+                std::to_string(index));
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::delete_link(int index, NlError* err) {
+  Msg m(RTM_DELLINK, 0);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = index;
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e, "delete link #" + std::to_string(index));
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::add_addr(int index, Ip4 ip, int prefix, NlError* err) {
+  Msg m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = static_cast<uint8_t>(prefix);
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = static_cast<uint32_t>(index);
+  mnl_attr_put_u32(m.nlh, IFA_LOCAL, be(ip));
+  mnl_attr_put_u32(m.nlh, IFA_ADDRESS, be(ip));
+  Ip4Net net{ip, prefix};
+  mnl_attr_put_u32(m.nlh, IFA_BROADCAST, be(net.broadcast()));
+  int e = request(m.nlh, nullptr, nullptr);
+  if (e && e != EEXIST) {
+    set_err(err, e,
+            "add address " + ip.str() + "/" + std::to_string(prefix) + " to link #" +
+                std::to_string(index));
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::vector<AddrInfo>> Netlink::addrs(int index, NlError* err) {
+  Msg m(RTM_GETADDR, NLM_F_DUMP);
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  AddrDump d{index, {}};
+  if (int e = request(m.nlh, addr_cb, &d)) {
+    set_err(err, e, "list addresses");
+    return std::nullopt;
+  }
+  return d.out;
+}
+
+bool Netlink::add_route(Ip4 dst, int dst_len, Ip4 gw, int oif, NlError* err) {
+  Msg m(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = static_cast<uint8_t>(dst_len);
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_BOOT;
+  rtm->rtm_scope = gw.v ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  rtm->rtm_type = RTN_UNICAST;
+  if (dst_len > 0) mnl_attr_put_u32(m.nlh, RTA_DST, be(dst));
+  if (gw.v) mnl_attr_put_u32(m.nlh, RTA_GATEWAY, be(gw));
+  mnl_attr_put_u32(m.nlh, RTA_OIF, static_cast<uint32_t>(oif));
+  int e = request(m.nlh, nullptr, nullptr);
+  if (e && e != EEXIST) {
+    set_err(err, e,
+            "add route " + dst.str() + "/" + std::to_string(dst_len) +
+                (gw.v ? " via " + gw.str() : "") + " dev #" + std::to_string(oif));
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::vector<RouteInfo>> Netlink::routes(NlError* err) {
+  Msg m(RTM_GETROUTE, NLM_F_DUMP);
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  std::vector<RouteInfo> out;
+  if (int e = request(m.nlh, route_cb, &out)) {
+    set_err(err, e, "list routes");
+    return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace skiff::cni::plugin
