@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -154,9 +155,12 @@ void FsImageStore::reindex_locked() const {
   }
 }
 
-void FsImageStore::maybe_reload_locked() const {
-  // One stat per lookup: cheap, and picks up `skiff-kubelet image import` run
-  // beside a kubelet.
+void FsImageStore::maybe_reload_locked(bool force) const {
+  // Lookups stat images.json at most every 100 ms: cheap on the pod-start path, and still
+  // prompt to see `skiff-kubelet image import` run beside a kubelet. Writers always check.
+  auto now = std::chrono::steady_clock::now();
+  if (!force && now - last_check_ < std::chrono::milliseconds(100)) return;
+  last_check_ = now;
   struct stat st;
   const std::string path = root_ + "/images.json";
   if (::stat(path.c_str(), &st) != 0) {
@@ -177,7 +181,7 @@ Status FsImageStore::mutate_locked(const std::function<Status(Index&)>& f) {
   while (::flock(lfd, LOCK_EX) != 0) {
     if (errno != EINTR) return Status::io("flock " + lock_path);
   }
-  maybe_reload_locked();
+  maybe_reload_locked(/*force=*/true);
   Index next = index_;
   SKIFF_RETURN_IF_ERROR(f(next));
   json arr = json::array();
@@ -512,7 +516,7 @@ void FsImageStore::rollback(Txn& txn) {
       if (--pins_[p] <= 0) pins_.erase(p);
     }
     txn.pins_.clear();
-    maybe_reload_locked();
+    maybe_reload_locked(/*force=*/true);
     for (const auto& l : txn.new_layers_) {
       if (referenced_locked("l:" + l)) continue;
       std::string t = temp_path("trash");
@@ -565,7 +569,7 @@ Status FsImageStore::remove(std::string_view ref) {
   std::vector<std::string> trash;
   {
     std::lock_guard lock(mu_);
-    maybe_reload_locked();
+    maybe_reload_locked(/*force=*/true);
     const StoredImage* s = find_locked(ref);
     if (!s) return Status::not_found("image \"" + std::string(ref) + "\" not found");
     const std::string id = s->rec.id;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -108,7 +109,7 @@ class FsImageStore final : public ImageStore {
     std::map<std::string, std::string> by_digest;  // repo digest -> id
   };
   Status load_locked() const;  // (re)reads images.json into index_
-  void maybe_reload_locked() const;
+  void maybe_reload_locked(bool force = false) const;
   // Read-modify-write of images.json under an flock, so `skiff-kubelet image
   // import` and a running kubelet can share a store: reloads if another process
   // changed it, applies `f`, writes atomically.
@@ -122,7 +123,9 @@ class FsImageStore final : public ImageStore {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   mutable Index index_;
-  mutable struct ::stat loaded_ {};       // images.json as last read: reload when it changes
+  mutable struct ::stat loaded_ {};
+  mutable std::chrono::steady_clock::time_point
+      last_check_{};                      // images.json as last read: reload when it changes
   mutable std::set<std::string> layers_;  // diff ids unpacked
   std::set<std::string> unpacking_;
   std::map<std::string, int> pins_;
