@@ -350,13 +350,14 @@ class Puller {
     Url u = *u0;
     const std::string registry_host = u.host;
     bool tried_auth = false;
+    Status tls_error;
     for (int hop = 0; hop <= kMaxRedirects; ++hop) {
       bool same_host = u.host == registry_host;
       auto r = sync(once(u, accept, same_host, sink));
       if (!r && hop == 0 && same_host && tls_ && fallback_http_ &&
           r.status().code() != Code::kTimeout) {
-        // Like Docker: a loopback registry without TLS is reached over plain
-        // HTTP.
+        // Like Docker: a loopback registry without TLS is reached over plain HTTP.
+        tls_error = r.status();
         tls_ = false;
         fallback_http_ = false;
         u.tls = false;
@@ -364,6 +365,12 @@ class Puller {
         --hop;
         continue;
       }
+      if (!tls_error.is_ok() && (!r || r->status == 400)) {
+        // Plain HTTP did not work either (an HTTPS server answers 400 to it): the TLS
+        // failure (often an unknown CA) is the useful error.
+        return Status(tls_error.code(), tls_error.message() + " (plain HTTP failed too)");
+      }
+      tls_error = Status::ok();
       if (!r) return r.status();
       fallback_http_ = false;
       if (r->status == 401 && same_host && !tried_auth) {

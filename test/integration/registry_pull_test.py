@@ -222,6 +222,51 @@ def real_registry():
     p.wait(10)
 
 
+def tls_registry():
+    """HTTPS with a self-signed CA: trusted through --ca-file, refused without it."""
+    if not shutil.which("docker-registry") or not shutil.which("skopeo") or \
+            not shutil.which("openssl"):
+        log("NOTE: docker-registry, skopeo or openssl missing: the TLS part is skipped")
+        return
+    d = tmpdir()
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        d + "/key.pem", "-out", d + "/cert.pem", "-days", "2", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log("NOTE: openssl failed, TLS part skipped: " + r.stderr)
+        return
+    port = free_port()
+    with open(d + "/config.yml", "w") as f:
+        f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                "    rootdirectory: %s/data\nhttp:\n  addr: 127.0.0.1:%d\n  tls:\n"
+                "    certificate: %s/cert.pem\n    key: %s/key.pem\n" % (d, port, d, d))
+    p = subprocess.Popen(["docker-registry", "serve", d + "/config.yml"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(p)
+    import socket
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    ok = subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                         "oci-archive:" + oci_tar, "docker://127.0.0.1:%d/busybox:1.35" % port],
+                        capture_output=True, timeout=120).returncode == 0
+    c.check("skopeo pushes to the HTTPS registry", ok)
+    for host in ("127.0.0.1", "localhost"):
+        rc, out, err = run("--root", store(), "pull", "%s:%d/busybox:1.35" % (host, port),
+                           "--ca-file", d + "/cert.pem")
+        c.check("HTTPS pull from %s with --ca-file" % host,
+                rc == 0 and out.split()[0] == config_digest, err)
+    rc, out, err = run("--root", store(), "pull", "127.0.0.1:%d/busybox:1.35" % port)
+    c.check("HTTPS registry with an unknown CA -> certificate error",
+            rc == 1 and "certificate verify failed" in err, err)
+    p.terminate()
+    p.wait(10)
+
+
 # ---------------------------------------------------------------- mock registries
 class Mock(http.server.ThreadingHTTPServer):
     daemon_threads = True
@@ -354,6 +399,7 @@ def garbage_registry():
 
 
 real_registry()
+tls_registry()
 token_registry()
 garbage_registry()
 c.finish()
