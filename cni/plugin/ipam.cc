@@ -33,7 +33,7 @@ CniStatus mkdir_p(const std::string& path) {
   return {};
 }
 
-// Writes `data` to `path` and fsyncs it. The file must not exist.
+// Writes `data` to `path`.
 CniStatus write_new_file(const std::string& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return io_error("create " + path, errno);
@@ -48,22 +48,7 @@ CniStatus write_new_file(const std::string& path, const std::string& data) {
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    int e = errno;
-    ::close(fd);
-    return io_error("fsync " + path, e);
-  }
-  ::close(fd);
-  return {};
-}
-
-CniStatus fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return io_error("open " + dir, errno);
-  int rc = ::fsync(fd);
-  int e = errno;
-  ::close(fd);
-  if (rc != 0) return io_error("fsync " + dir, e);
+  if (::close(fd) != 0) return io_error("close " + path, errno);
   return {};
 }
 
@@ -195,7 +180,6 @@ CniResult<Lease> FileIpam::allocate(const std::string& container_id, const std::
       return io_error("link " + path, e);
     }
     ::unlink(tmp.c_str());
-    CNI_RETURN_IF_ERROR(fsync_dir(dir_));
     // A hint only: losing it in a crash merely restarts the search at the first address.
     const std::string hint = dir_ + "/" + kLastReserved;
     if (write_new_file(hint + ".tmp", ip.str() + "\n").is_ok())
@@ -234,13 +218,10 @@ CniStatus FileIpam::release(const std::string& container_id, const std::string& 
   Lock held(*fd);
   auto entries = scan();
   if (!entries) return entries.error();
-  bool any = false;
   for (const auto& e : *entries) {
     if (e.container_id != container_id || e.ifname != ifname) continue;
     CNI_RETURN_IF_ERROR(remove(e.ip));
-    any = true;
   }
-  if (any) CNI_RETURN_IF_ERROR(fsync_dir(dir_));
   return {};
 }
 
@@ -261,7 +242,6 @@ CniResult<std::vector<FileIpam::Entry>> FileIpam::gc(const std::vector<Attachmen
     CNI_RETURN_IF_ERROR(remove(e.ip));
     freed.push_back(e);
   }
-  if (!freed.empty()) CNI_RETURN_IF_ERROR(fsync_dir(dir_));
   return freed;
 }
 

@@ -6,10 +6,13 @@
 //   last_reserved_ip      the last address handed out; the search starts after it so a freed
 //                         address is not reused at once (stale ARP and conntrack entries)
 // The layout is host-local's, so an operator knows it. Crash safety: an address file is written
-// in full to a temp file, fsynced and then link(2)ed to its name, which fails atomically when
-// the address is taken; so an address file is either absent or complete, and a crash leaves at
-// most a temp file, which the next operation deletes. A file whose content cannot be read still
-// reserves its address (never hand out an address we are unsure about).
+// in full to a temp file and then link(2)ed to its name, which fails atomically when the
+// address is taken; so a plugin killed at any point leaves each address file absent or
+// complete, plus at most a temp file, which the next operation deletes. A file whose content
+// cannot be read still reserves its address (never hand out an address we are unsure about).
+// There is deliberately no fsync (it cost ~2 ms per ADD): a power loss kills every pod of the
+// node too, so losing the newest allocations with it frees only addresses of dead pods, and an
+// empty file left behind merely keeps an address reserved until DEL/GC.
 //
 // Thread-compatible; processes coordinate through the lock. Addresses: network+2 ..
 // broadcast-1 (network+1 is the gateway).
