@@ -627,7 +627,7 @@ class Cluster:
 
     def client(self):
         if self._client is None:
-            self._client = testlib.Client(self.api, timeout=30)
+            self._client = testlib.Client(self.api, token=self.api.token, timeout=30)
         return self._client
 
     def create(self, obj, ns="default"):
