@@ -66,6 +66,23 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
   auto* describe_cmd = app.add_subcommand("describe", "Show details of resources");
   describe_cmd->add_option("args", describe_args, "TYPE [NAME...] or TYPE/NAME...");
 
+  LogsOptions logs;
+  auto* logs_cmd = app.add_subcommand("logs", "Print the logs of a container in a pod");
+  logs_cmd->add_option("pod", logs.pod, "POD")->required();
+  logs_cmd->add_option("-c,--container", logs.container, "Container name");
+  logs_cmd->add_flag("-f,--follow", logs.follow, "Stream new log lines");
+  logs_cmd->add_flag("-p,--previous", logs.previous, "The previous instance of the container");
+  logs_cmd->add_flag("--timestamps", logs.timestamps, "Prefix each line with its timestamp");
+  logs_cmd->add_option("--tail", logs.tail, "Lines of recent log to show (-1: all)");
+
+  ExecOptions exec;
+  auto* exec_cmd = app.add_subcommand("exec", "Run a command in a container");
+  exec_cmd->add_option("pod", exec.pod, "POD")->required();
+  exec_cmd->add_option("command", exec.command, "-- COMMAND [ARG...]");
+  exec_cmd->add_option("-c,--container", exec.container, "Container name");
+  exec_cmd->add_flag("-i,--stdin", exec.stdin, "Pass stdin to the container");
+  exec_cmd->add_flag("-t,--tty", exec.tty, "Allocate a TTY");
+
   bool client_only = false;
   auto* version_cmd = app.add_subcommand("version", "Print client and server versions");
   version_cmd->add_flag("--client", client_only, "Client version only");
@@ -88,6 +105,10 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
     rc = run_delete(ctx, del);
   else if (describe_cmd->parsed())
     rc = run_describe(ctx, describe_args);
+  else if (logs_cmd->parsed())
+    rc = run_logs(ctx, logs);
+  else if (exec_cmd->parsed())
+    rc = run_exec(ctx, exec);
   else if (version_cmd->parsed())
     rc = run_version(ctx, false);
   out.flush();

@@ -2,6 +2,7 @@
 // the Context's streams the way kubectl does.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,26 @@ struct DeleteOptions {
   bool ignore_not_found = false;
 };
 int run_delete(Context& ctx, const DeleteOptions& o);
+
+struct LogsOptions {
+  std::string pod;
+  std::string container;
+  bool follow = false;
+  bool previous = false;
+  bool timestamps = false;
+  int64_t tail = -1;  // -1: all lines
+};
+int run_logs(Context& ctx, const LogsOptions& o);
+
+struct ExecOptions {
+  std::string pod;
+  std::string container;
+  bool stdin = false;  // -i: forward stdin, then the v5 close signal at EOF
+  bool tty = false;    // -t: a pty in the container; the local terminal goes raw with -i
+  std::vector<std::string> command;
+};
+// Returns the remote command's exit status.
+int run_exec(Context& ctx, const ExecOptions& o);
 
 int run_describe(Context& ctx, const std::vector<std::string>& args);
 int run_version(Context& ctx, bool client_only);

@@ -109,11 +109,14 @@ void describe_container_state(Out& o, const char* label, const json& st) {
   } else if (st.contains("waiting")) {
     o.kv(2, label, "Waiting");
     if (!s(st["waiting"], "reason").empty()) o.kv(3, "Reason", s(st["waiting"], "reason"));
+    if (!s(st["waiting"], "message").empty()) o.kv(3, "Message", s(st["waiting"], "message"));
   } else if (st.contains("terminated")) {
     const json& t = st["terminated"];
     o.kv(2, label, "Terminated");
     if (!s(t, "reason").empty()) o.kv(3, "Reason", s(t, "reason"));
+    if (!s(t, "message").empty()) o.kv(3, "Message", s(t, "message"));
     o.kv(3, "Exit Code", s(t, "exitCode", "0"));
+    if (!s(t, "signal").empty() && s(t, "signal") != "0") o.kv(3, "Signal", s(t, "signal"));
     if (!s(t, "startedAt").empty()) o.kv(3, "Started", format_time(s(t, "startedAt")));
     if (!s(t, "finishedAt").empty()) o.kv(3, "Finished", format_time(s(t, "finishedAt")));
   }

@@ -50,11 +50,17 @@ def write_pods(running=True):
     os.rename(tmp, pods_file)
 
 
-with open(log_c, "w") as f:
-    f.write("2024-05-01T10:00:00.000000000Z stdout F hello\n"
-            "2024-05-01T10:00:01.500000000Z stderr P part1-\n"
-            "2024-05-01T10:00:02.000000000Z stderr F part2\n"
-            "2024-05-01T10:00:03.000000000Z stdout F third\n")
+
+
+def write_log():
+    with open(log_c, "w") as f:
+        f.write("2024-05-01T10:00:00.000000000Z stdout F hello\n"
+                "2024-05-01T10:00:01.500000000Z stderr P part1-\n"
+                "2024-05-01T10:00:02.000000000Z stderr F part2\n"
+                "2024-05-01T10:00:03.000000000Z stdout F third\n")
+
+
+write_log()
 with open(prev_c, "w") as f:
     f.write("2024-05-01T09:00:00Z stdout F from the previous instance\n")
 write_pods()
@@ -152,6 +158,7 @@ try:
 
     for name, cli in clients:
         testlib.log("== %s" % name)
+        write_log()
         rc, out, err = run(cli + ["logs", "p"])
         t.eq(name + " logs", (rc, out), (0, "hello\npart1-part2\nthird\n"))
         rc, out, err = run(cli + ["logs", "p", "--timestamps"])
