@@ -214,6 +214,7 @@ class Puller {
   // Runs a coroutine to completion on our io_context (the calling thread).
   template <class T>
   Result<T> sync(awaitable<Result<T>> a) {
+    if (cancelled_) return Status::unavailable("pull " + what() + ": cancelled");
     std::optional<Result<T>> out;
     auto body = [](awaitable<Result<T>> a, std::optional<Result<T>>* out) -> awaitable<void> {
       out->emplace(co_await std::move(a));
@@ -232,9 +233,8 @@ class Puller {
       ioc_.run();
     }
     if (!out) {
-      // Stopped: drop the pending operations with their sockets.
-      ioc_.restart();
-      ioc_.poll();
+      // Stopped: the abandoned operations die with the io_context; never run it again.
+      cancelled_ = true;
       return Status::unavailable("pull " + what() + ": cancelled");
     }
     return std::move(*out);
@@ -582,8 +582,9 @@ class Puller {
   FsImageStore& store_;
   Reference ref_;
   const PullOptions& opts_;
+  ssl::context ssl_{ssl::context::tls_client};  // outlives the streams in ioc_'s frames
   net::io_context ioc_;
-  ssl::context ssl_{ssl::context::tls_client};
+  bool cancelled_ = false;
   Clock::time_point deadline_;
   std::string host_;
   bool tls_ = true;
