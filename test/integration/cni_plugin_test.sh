@@ -196,6 +196,22 @@ check "configured MTU 1400 on both ends" \
   bash -c "ip -n skiff-cnip-v-$TAG link show eth0 | grep -q 'mtu 1400' && ip -n $NODE link show master skiff4 | grep -q 'mtu 1400'"
 plug DEL v3 "/run/netns/skiff-cnip-v-$TAG" "$FIX" >/dev/null
 
+# ---- CNI 1.1: STATUS, and GC frees what the runtime no longer knows
+G11=$(conf gc 10.250.15.0/24 '"bridge":"skiff6"' | sed 's/"1.0.0"/"1.1.0"/')
+mkns "skiff-cnip-g1-$TAG"; mkns "skiff-cnip-g2-$TAG"
+plug ADD g1 "/run/netns/skiff-cnip-g1-$TAG" "$G11" >"$TMP/g1.json"
+plug ADD g2 "/run/netns/skiff-cnip-g2-$TAG" "$G11" >"$TMP/g2.json"
+GIP2=$(py "$TMP/g2.json" 'j["ips"][0]["address"].split("/")[0]')
+GVETH2=$(py "$TMP/g2.json" 'j["interfaces"][1]["name"]')
+check "STATUS (1.1.0) exits 0" plug STATUS "" "" "$G11"
+GCCONF=$(echo "$G11" | sed 's/}$/,"cni.dev\/valid-attachments":[{"containerID":"g1","ifname":"eth0"}]}/')
+check "GC with only g1 valid exits 0" plug GC "" "" "$GCCONF"
+check "GC freed g2's address and host end, kept g1" \
+  bash -c "[ ! -e $TMP/ipam/gc/$GIP2 ] && ! ip -n $NODE link show $GVETH2 2>/dev/null && ls $TMP/ipam/gc | grep -q '^10.250.15'"
+plug GC "" "" "$CONF" >"$TMP/gc10.json"; rc=$?
+check "GC with a 1.0.0 config: code 1" expect_error "$TMP/gc10.json" "$rc" 1
+plug DEL g1 "/run/netns/skiff-cnip-g1-$TAG" "$G11" >/dev/null
+
 # ---- ADD latency (sequential, as a kubelet starting pods one by one) and 50 concurrent ADDs
 for i in $(seq 1 "$N_MANY"); do mkns "skiff-cnip-m$i-$TAG"; done
 # The same loop with Debian's bridge + host-local (the reference plugins) and with /bin/true (the
@@ -205,24 +221,29 @@ if [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ]; then
   REF="{\"cniVersion\":\"1.0.0\",\"name\":\"ref\",\"type\":\"bridge\",\"bridge\":\"skiffref0\",\"isGateway\":true,\"hairpinMode\":true,\"ipam\":{\"type\":\"host-local\",\"subnet\":\"10.250.14.0/24\",\"dataDir\":\"$TMP/ipam/ref\"}}"
 fi
 nsenter --net="/run/netns/$NODE" python3 - "$PLUGIN" "$CONF" "$TAG" "$N_MANY" "$REF" >"$TMP/latency.txt" <<'PY'
-import os, subprocess, sys, time
+import os, resource, subprocess, sys, time
 plugin, conf, tag, n, ref = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 def run(binary, cfg, cmd, i):
     env = {"PATH": os.environ["PATH"], "CNI_COMMAND": cmd, "CNI_CONTAINERID": f"lat{i}",
            "CNI_NETNS": f"/run/netns/skiff-cnip-m{i}-{tag}", "CNI_IFNAME": "eth0",
            "CNI_PATH": "/usr/lib/cni"}
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     p = subprocess.run([binary], input=cfg.encode(), env=env, capture_output=True, timeout=30)
     dt = (time.perf_counter() - t) * 1000
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) * 1000
     if p.returncode != 0 and binary != "/bin/true":
         print(f"FAILED {binary} {cmd} {i}: {p.stdout.decode()}")
         sys.exit(1)
-    return dt
+    return dt, cpu
 def measure(label, binary, cfg, cmds):
     for cmd in cmds:
-        ts = sorted(run(binary, cfg, cmd, i) for i in range(1, n + 1))
-        print(f"{label} {cmd} over {n} runs (ms): p50 {ts[n//2]:.2f}  p90 {ts[n*9//10]:.2f}  "
-              f"max {ts[-1]:.2f}")
+        rs = [run(binary, cfg, cmd, i) for i in range(1, n + 1)]
+        ts = sorted(r[0] for r in rs)
+        cs = sorted(r[1] for r in rs)
+        print(f"{label} {cmd} over {n} runs (ms): wall p50 {ts[n//2]:.2f}  p90 {ts[n*9//10]:.2f}  "
+              f"max {ts[-1]:.2f}; cpu (user+sys) p50 {cs[n//2]:.2f}")
 measure("skiff", plugin, conf, ["ADD", "DEL"])
 if ref:
     measure("reference bridge+host-local", "/usr/lib/cni/bridge", ref, ["ADD", "DEL"])
