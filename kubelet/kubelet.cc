@@ -437,6 +437,15 @@ Status Kubelet::start() {
                            [this](const json& o) { on_pod_delete(o); }});
   // Entries are created by the informer's initial list; adoption needs that list complete so
   // that a container is only called an orphan when its pod is really gone.
+  // What already runs, by pod uid: attached to each pod's entry when the informer first
+  // reports the pod, before its first sync, so nothing is started twice.
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& s : deps_.runtime->list()) {
+      auto it = s.labels.find(runtime::kLabelPodUid);
+      if (it != s.labels.end()) preexisting_[it->second].push_back(s.id);
+    }
+  }
   informer_->start();
   if (!informer_->wait_for_sync(std::chrono::seconds(60)))
     spdlog::warn("pod informer not synced after 60s; adopting with what is known");
@@ -450,25 +459,18 @@ Status Kubelet::start() {
 }
 
 void Kubelet::adopt_and_clean() {
-  auto states = deps_.runtime->list();
   std::map<std::string, std::vector<std::string>> by_uid;
-  for (const auto& s : states) {
-    auto it = s.labels.find(runtime::kLabelPodUid);
-    if (it != s.labels.end()) by_uid[it->second].push_back(s.id);
-  }
   std::set<std::string> orphans;
+  size_t adopted = 0;
   {
     std::lock_guard lock(mu_);
+    by_uid.swap(preexisting_);
+    adopting_ = false;
     for (auto& [uid, ids] : by_uid) {
-      auto e = pods_.find(uid);
-      if (e == pods_.end()) {
+      if (!pods_.count(uid))
         orphans.insert(uid);
-        continue;
-      }
-      for (const auto& id : ids) {
-        e->second->container_ids.insert(id);
-        container_owner_[id] = uid;
-      }
+      else
+        adopted += ids.size();
     }
     auto known = [&](const std::string& uid) { return pods_.count(uid) > 0; };
     for (const auto& uid : deps_.sandboxes->list())
@@ -485,16 +487,9 @@ void Kubelet::adopt_and_clean() {
     }
   }
   for (const auto& uid : orphans) cleanup_orphan(uid, by_uid[uid]);
-  std::vector<std::string> uids;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [uid, e] : pods_) uids.push_back(uid);
-  }
-  for (const auto& uid : uids) workers_->enqueue(uid);
   if (!by_uid.empty() || !orphans.empty())
-    spdlog::info("adopted {} containers of {} pods; cleaned up {} pods gone from the API",
-                 states.size(), by_uid.size() - std::min(by_uid.size(), orphans.size()),
-                 orphans.size());
+    spdlog::info("adopted {} containers of {} pods; cleaned up {} pods gone from the API", adopted,
+                 by_uid.size() - orphans.size(), orphans.size());
 }
 
 void Kubelet::cleanup_orphan(const std::string& uid, const std::vector<std::string>& ids) {
@@ -584,6 +579,18 @@ void Kubelet::on_pod(const json& obj) {
       e->ns = md.value("namespace", "");
       e->name = md.value("name", "");
       e->pod = obj;
+      if (adopting_) {
+        auto pre = preexisting_.find(uid);
+        if (pre != preexisting_.end())
+          for (const auto& id : pre->second) {
+            e->container_ids.insert(id);
+            container_owner_[id] = uid;
+          }
+      }
+      // A pod that was already past Pending was started by an earlier kubelet: no pod-start
+      // line for it.
+      if (obj.contains("status") && obj["status"].value("phase", "Pending") != "Pending")
+        e->start_reported = true;
     } else {
       if (rv_newer(e->pod, obj)) return;  // our own status write already holds newer
       // A status-only change (usually our own write echoed back) needs no sync.
@@ -931,7 +938,29 @@ void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
   // 5. Status.
   write_status(e, pod, instances, plan, first ? &times : nullptr);
 
-  // 6. When to look again.
+  // 6. Keep the two newest instances of each container (lastState, logs --previous); older
+  // exited ones go, with their cgroups (their log files stay).
+  {
+    Observed obs2(instances);
+    for (const auto& i : instances) {
+      if (!i.exited()) continue;
+      auto l = obs2.latest.find(i.name);
+      auto p = obs2.previous.find(i.name);
+      if ((l != obs2.latest.end() && l->second == &i) ||
+          (p != obs2.previous.end() && p->second == &i))
+        continue;
+      if (auto st = deps_.runtime->remove(i.state.id, std::chrono::seconds(2)); !st) {
+        spdlog::warn("removing old container {}: {}", i.state.id, st.to_string());
+        continue;
+      }
+      if (deps_.cgroups) (void)deps_.cgroups->remove(pod_cgroup(e.uid) + "/" + i.state.id);
+      std::lock_guard lock(mu_);
+      e.container_ids.erase(i.state.id);
+      container_owner_.erase(i.state.id);
+    }
+  }
+
+  // 7. When to look again.
   std::optional<SysClock::time_point> at = plan.resync_at;
   for (const auto& [name, when] : e.pull_failed_at) {
     auto until = backoff_.until(e.uid + "/~pull/" + name, when);
@@ -1306,7 +1335,8 @@ void Kubelet::terminate(Entry& e, const proto::Pod& pod, bool in_api) {
   int64_t grace = pod.metadata.deletion_grace_period_seconds
                       ? *pod.metadata.deletion_grace_period_seconds
                       : pod.spec.termination_grace_period_seconds.value_or(30);
-  if (!in_api) grace = 0;  // gone from the API already (force deletion): no one waits
+  // A pod already gone from the API (force deletion, or an API server that deletes at once)
+  // still gets its grace period: the containers deserve their SIGTERM either way.
   auto instances = observe(e);
   if (!e.terminating) {
     e.terminating = true;

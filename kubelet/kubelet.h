@@ -154,6 +154,9 @@ class Kubelet : public PodLocator {
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> pods_;  // by uid
   std::map<std::string, std::string> container_owner_;  // container id -> pod uid
+  // Containers found at start-up, by pod uid, until adopt_and_clean() has run.
+  std::map<std::string, std::vector<std::string>> preexisting_;
+  bool adopting_ = true;
 
   mutable std::mutex node_mu_;
   json node_;  // the Node as last written
