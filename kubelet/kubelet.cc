@@ -278,6 +278,8 @@ Status Kubelet::register_node() {
     std::lock_guard lock(node_mu_);
     node_ = node;
   }
+  // The Lease before the Ready status, so whoever sees the node Ready also finds its Lease.
+  if (auto s = renew_lease(); !s) spdlog::warn("{}", s.to_string());
   return update_node_status();
 }
 
@@ -415,7 +417,6 @@ Status Kubelet::start() {
   }
   if (cidr.empty()) cidr = opts_.pod_cidr;
   ensure_cni_config(cidr);
-  if (auto s = renew_lease(); !s) spdlog::warn("{}", s.to_string());
 
   prober_ = std::make_unique<probes::Prober>(
       [this](const std::string& uid, const std::string& c, probes::Kind k, probes::Result r,

@@ -45,7 +45,7 @@ def body(t):
 
         p = kl.pod("smoke", [kl.ctr("a", ["sleep", "3600"]),
                              kl.ctr("b", ["sh", "-c", "echo hello from b; exec sleep 3600"])],
-                   terminationGracePeriodSeconds=2)
+                   terminationGracePeriodSeconds=2, nodeName=c.node)
         c.create_pod(p)
         p = c.wait_running("smoke", timeout=60)
         ps = p["status"]
