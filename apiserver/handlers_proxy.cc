@@ -99,8 +99,7 @@ Response ApiImpl::pod_proxy(const Request& req, const Target& t) {
     }
   }
   if (node.empty()) {
-    return error_response(
-        errors::bad_request("pod " + t.name + " does not have a host assigned"));
+    return error_response(errors::bad_request("pod " + t.name + " does not have a host assigned"));
   }
 
   // The node's kubelet endpoint.
@@ -111,7 +110,8 @@ Response ApiImpl::pod_proxy(const Request& req, const Target& t) {
   if (!nobj.ok()) return error_response(nobj.error());
   const json& n = nobj.value();
   KubeletRequest kr;
-  const json status = n.contains("status") && n["status"].is_object() ? n["status"] : json::object();
+  const json status =
+      n.contains("status") && n["status"].is_object() ? n["status"] : json::object();
   if (status.contains("addresses") && status["addresses"].is_array()) {
     for (const auto& a : status["addresses"]) {
       if (!a.is_object() || !a.contains("address") || !a["address"].is_string()) continue;
@@ -122,7 +122,8 @@ Response ApiImpl::pod_proxy(const Request& req, const Target& t) {
     }
   }
   if (kr.host.empty()) {
-    return error_response(errors::internal("node " + node + " has no address to reach its kubelet"));
+    return error_response(
+        errors::internal("node " + node + " has no address to reach its kubelet"));
   }
   if (status.contains("daemonEndpoints") && status["daemonEndpoints"].is_object()) {
     const json& de = status["daemonEndpoints"];
@@ -133,8 +134,8 @@ Response ApiImpl::pod_proxy(const Request& req, const Target& t) {
   }
   kr.token = opts_.kubelet_token;
 
-  std::string base = "/" + query_escape(t.ns) + "/" + query_escape(t.name) + "/" +
-                     query_escape(container);
+  std::string base =
+      "/" + query_escape(t.ns) + "/" + query_escape(t.name) + "/" + query_escape(container);
   std::string q;
   auto add = [&q](const std::string& k, const std::string& v) {
     q += (q.empty() ? "?" : "&") + k + "=" + query_escape(v);
@@ -147,7 +148,8 @@ Response ApiImpl::pod_proxy(const Request& req, const Target& t) {
           "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io); SPDY is not "
           "supported"));
     }
-    for (auto [it, end] = req.query.equal_range("command"); it != end; ++it) add("command", it->second);
+    for (auto [it, end] = req.query.equal_range("command"); it != end; ++it)
+      add("command", it->second);
     for (const char* k : {"stdin", "stdout", "stderr", "tty"}) {
       if (req.has_q(k)) add(k, req.q(k));
     }
@@ -158,8 +160,8 @@ Response ApiImpl::pod_proxy(const Request& req, const Target& t) {
       if (!req.header(h).empty()) kr.headers.emplace_back(h, req.header(h));
     }
   } else {
-    for (const char* k : {"follow", "previous", "timestamps", "tailLines", "sinceSeconds",
-                          "limitBytes"}) {
+    for (const char* k :
+         {"follow", "previous", "timestamps", "tailLines", "sinceSeconds", "limitBytes"}) {
       if (req.has_q(k)) add(k, req.q(k));
     }
     kr.target = "/containerLogs" + base + q;

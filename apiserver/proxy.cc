@@ -1,5 +1,7 @@
 #include "apiserver/proxy.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,7 +11,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include "common/http/hijack.h"
 #include "common/http/http_server.h"
@@ -135,7 +136,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession<C>> {
       SSL_set_tlsext_host_name(up_.native_handle(), kr_.host.c_str());
     }
     auto [hec] = co_await up_.async_handshake(asio::ssl::stream_base::client, kTuple);
-    if (hec) co_return "TLS handshake: " + (Clock::now() >= deadline_ ? "i/o timeout" : hec.message());
+    if (hec)
+      co_return "TLS handshake: " + (Clock::now() >= deadline_ ? "i/o timeout" : hec.message());
     co_return "";
   }
 
@@ -164,8 +166,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession<C>> {
     std::string body = web::status_json(code, "InternalError", message);
     std::string head = "HTTP/1.1 " + std::to_string(code) +
                        " Internal Server Error\r\nContent-Type: application/json\r\n"
-                       "Content-Length: " + std::to_string(body.size()) +
-                       "\r\nConnection: close\r\n\r\n";
+                       "Content-Length: " +
+                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
     deadline_ = Clock::now() + std::chrono::seconds(10);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
     co_await asio::async_write(client_, bufs, kTuple);

@@ -17,14 +17,14 @@
 namespace skiff::apiserver {
 
 struct KubeletRequest {
-  std::string host;    // an IP address or a name
+  std::string host;  // an IP address or a name
   int port = 10250;
   std::string target;  // "/containerLogs/ns/pod/c?follow=true"
   std::string token;   // the kubelet client bearer token
   // Headers passed on from the client (the WebSocket handshake ones).
   std::vector<std::pair<std::string, std::string>> headers;
   bool upgrade = false;  // a WebSocket exec: keep the connection after a 101
-  std::chrono::milliseconds connect_timeout{10'000};  // TCP connect + TLS handshake + headers
+  std::chrono::milliseconds connect_timeout{10'000};     // TCP connect + TLS handshake + headers
   std::chrono::milliseconds idle_timeout{4 * 3600'000};  // no byte either way (Kubernetes: 4h)
 };
 

@@ -245,7 +245,8 @@ class ExecClient {
       co_return 1;
     }
     if (outcome->success) co_return 0;
-    if (outcome->exit_code > 0 && outcome->message.find("non-zero exit code") != std::string::npos) {
+    if (outcome->exit_code > 0 &&
+        outcome->message.find("non-zero exit code") != std::string::npos) {
       *ctx_.err << "command terminated with exit code " << outcome->exit_code << "\n";
       co_return outcome->exit_code;
     }
@@ -280,8 +281,7 @@ awaitable<int> do_exec(Context& ctx, S& s, Conn& c, std::string target, const Ex
   websocket::stream<S&> ws(s);
   std::string token = c.token;
   ws.set_option(websocket::stream_base::decorator([token](websocket::request_type& r) {
-    r.set(http::field::sec_websocket_protocol,
-          std::string(rc::kV5) + ", " + std::string(rc::kV4));
+    r.set(http::field::sec_websocket_protocol, std::string(rc::kV5) + ", " + std::string(rc::kV4));
     r.set(http::field::user_agent, std::string("skiffctl/") + kClientVersion);
     if (!token.empty()) r.set(http::field::authorization, "Bearer " + token);
   }));
@@ -330,9 +330,8 @@ awaitable<int> do_exec(Context& ctx, S& s, Conn& c, std::string target, const Ex
           return;
         }
         std::string data(buf, static_cast<size_t>(n));
-        asio::post(ex, [client, data = std::move(data)] {
-          client->send(rc::frame(rc::kStdin, data));
-        });
+        asio::post(ex,
+                   [client, data = std::move(data)] { client->send(rc::frame(rc::kStdin, data)); });
       }
     }).detach();
   }

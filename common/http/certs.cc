@@ -177,8 +177,8 @@ Result<X509Ptr> issue(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PK
   X509_set_issuer_name(cert.get(), X509_get_subject_name(iss));
   if (is_ca) {
     SKIFF_RETURN_IF_ERROR(add_ext(cert.get(), iss, NID_basic_constraints, "critical,CA:TRUE"));
-    SKIFF_RETURN_IF_ERROR(add_ext(cert.get(), iss, NID_key_usage,
-                                  "critical,digitalSignature,keyCertSign,cRLSign"));
+    SKIFF_RETURN_IF_ERROR(
+        add_ext(cert.get(), iss, NID_key_usage, "critical,digitalSignature,keyCertSign,cRLSign"));
   } else {
     SKIFF_RETURN_IF_ERROR(add_ext(cert.get(), iss, NID_basic_constraints, "critical,CA:FALSE"));
     SKIFF_RETURN_IF_ERROR(
@@ -205,8 +205,8 @@ Result<X509Ptr> issue(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PK
 
 std::vector<std::string> sans_of(X509* cert) {
   std::vector<std::string> out;
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (!names) return out;
   for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);

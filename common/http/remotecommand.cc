@@ -38,8 +38,8 @@ std::string exit_status(int exit_code, const std::vector<std::string>& command) 
   j["message"] = "command terminated with non-zero exit code: error executing command [" + cmd +
                  "], exit code " + std::to_string(exit_code);
   j["reason"] = "NonZeroExitCode";
-  j["details"] = {{"causes", json::array({{{"reason", "ExitCode"},
-                                           {"message", std::to_string(exit_code)}}})}};
+  j["details"] = {
+      {"causes", json::array({{{"reason", "ExitCode"}, {"message", std::to_string(exit_code)}}})}};
   return j.dump();
 }
 

@@ -21,10 +21,9 @@ bool digits(std::string_view s, size_t pos, size_t n, int* out) {
 
 std::optional<int64_t> parse_rfc3339(std::string_view s) {
   int Y, M, D, h, m, sec;
-  if (!digits(s, 0, 4, &Y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, &M) ||
-      s[7] != '-' || !digits(s, 8, 2, &D) || (s[10] != 'T' && s[10] != 't') ||
-      !digits(s, 11, 2, &h) || s[13] != ':' || !digits(s, 14, 2, &m) || s[16] != ':' ||
-      !digits(s, 17, 2, &sec)) {
+  if (!digits(s, 0, 4, &Y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, &M) || s[7] != '-' ||
+      !digits(s, 8, 2, &D) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, &h) ||
+      s[13] != ':' || !digits(s, 14, 2, &m) || s[16] != ':' || !digits(s, 17, 2, &sec)) {
     return std::nullopt;
   }
   size_t i = 19;
@@ -158,8 +157,7 @@ void LogFormatter::emit(std::string msg) {
     return;
   }
   if (limit_reached()) return;
-  if (opts_.limit_bytes >= 0 &&
-      produced_ + static_cast<int64_t>(msg.size()) > opts_.limit_bytes) {
+  if (opts_.limit_bytes >= 0 && produced_ + static_cast<int64_t>(msg.size()) > opts_.limit_bytes) {
     msg.resize(static_cast<size_t>(opts_.limit_bytes - produced_));
   }
   produced_ += static_cast<int64_t>(msg.size());

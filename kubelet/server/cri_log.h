@@ -56,9 +56,9 @@ class LogFormatter {
   void emit(std::string msg);
 
   LogOptions opts_;
-  std::string pending_;       // an incomplete line (no '\n' yet)
-  std::string partial_;       // content of P records waiting for their F
-  int64_t partial_ns_ = -1;   // timestamp of the first of them
+  std::string pending_;      // an incomplete line (no '\n' yet)
+  std::string partial_;      // content of P records waiting for their F
+  int64_t partial_ns_ = -1;  // timestamp of the first of them
   bool tailing_ = true;
   std::deque<std::string> tail_;
   std::string out_;

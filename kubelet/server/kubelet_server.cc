@@ -5,11 +5,13 @@
 #include "kubelet/server/kubelet_server.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -21,9 +23,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <spdlog/spdlog.h>
-
-#include <atomic>
 #include <thread>
 
 #include "common/http/auth.h"
@@ -57,9 +56,12 @@ Response error(int code, const std::string& reason, const std::string& message) 
 
 Response from_status(const Status& s) {
   switch (s.code()) {
-    case Code::kNotFound: return error(404, "NotFound", s.message());
-    case Code::kInvalid: return error(400, "BadRequest", s.message());
-    default: return error(500, "InternalError", s.message());
+    case Code::kNotFound:
+      return error(404, "NotFound", s.message());
+    case Code::kInvalid:
+      return error(400, "BadRequest", s.message());
+    default:
+      return error(500, "InternalError", s.message());
   }
 }
 
@@ -228,8 +230,8 @@ class ExecSession : public std::enable_shared_from_this<ExecSession<S>> {
       co_return;
     }
     if (!req_.proc) {
-      co_await send(rc::kError, rc::failure_status(500, "InternalError",
-                                                   req_.proc.status().message()));
+      co_await send(rc::kError,
+                    rc::failure_status(500, "InternalError", req_.proc.status().message()));
       co_await close();
       co_return;
     }
@@ -239,8 +241,10 @@ class ExecSession : public std::enable_shared_from_this<ExecSession<S>> {
     if (p.stdout_fd >= 0) out_.emplace(ex, p.stdout_fd);
     if (p.stderr_fd >= 0) err_.emplace(ex, p.stderr_fd);
     int pumps = 0;
-    if (out_) ++pumps, asio::co_spawn(ex, pump(self, *out_, rc::kStdout, req_.stdout), asio::detached);
-    if (err_) ++pumps, asio::co_spawn(ex, pump(self, *err_, rc::kStderr, req_.stderr), asio::detached);
+    if (out_)
+      ++pumps, asio::co_spawn(ex, pump(self, *out_, rc::kStdout, req_.stdout), asio::detached);
+    if (err_)
+      ++pumps, asio::co_spawn(ex, pump(self, *err_, rc::kStderr, req_.stderr), asio::detached);
     asio::co_spawn(ex, read_client(self), asio::detached);
     // The command's output ends (normally: it exited) or the client goes away.
     while (pumps_done_ < pumps && !client_gone_) {
@@ -355,9 +359,11 @@ class ExecSession : public std::enable_shared_from_this<ExecSession<S>> {
     if (!out_ && p.stdout_fd >= 0) ::close(p.stdout_fd);
     if (!err_ && p.stderr_fd >= 0) ::close(p.stderr_fd);
     req_.proc = Status::internal("already reaped");
-    auto timeout = client_gone ? std::chrono::milliseconds(2000) : std::chrono::milliseconds(3600'000);
+    auto timeout =
+        client_gone ? std::chrono::milliseconds(2000) : std::chrono::milliseconds(3600'000);
     auto& rt = rt_;
-    auto r = co_await off_strand<Result<int>>([&rt, p, timeout] { return rt.wait_exec(p, timeout); });
+    auto r =
+        co_await off_strand<Result<int>>([&rt, p, timeout] { return rt.wait_exec(p, timeout); });
     if (!r) {
       wait_error_ = r.status().message();
       co_return -1;
@@ -382,7 +388,8 @@ void start_exec(S&& stream, beast::http::request<beast::http::string_body> upgra
   auto ex = stream.get_executor();
   auto session = std::make_shared<ExecSession<Stream>>(std::move(stream), rt, std::move(req));
   asio::co_spawn(
-      ex, [session, upgrade = std::move(upgrade)]() mutable -> awaitable<void> {
+      ex,
+      [session, upgrade = std::move(upgrade)]() mutable -> awaitable<void> {
         co_await session->run(std::move(upgrade));
       },
       asio::detached);
@@ -447,16 +454,17 @@ struct KubeletServer::Impl : web::Handler {
     if (!loc) return from_status(loc.status());
     if (previous) {
       if (loc->previous_log_path.empty()) {
-        return error(400, "BadRequest",
-                     "previous terminated container \"" + container + "\" in pod \"" + pod +
-                         "\" not found");
+        return error(
+            400, "BadRequest",
+            "previous terminated container \"" + container + "\" in pod \"" + pod + "\" not found");
       }
       job.path = loc->previous_log_path;
       job.follow = false;
     } else {
       if (loc->container_id.empty()) {
-        return error(400, "BadRequest", "container \"" + container + "\" in pod \"" + pod +
-                                            "\" is waiting to start: ContainerCreating");
+        return error(400, "BadRequest",
+                     "container \"" + container + "\" in pod \"" + pod +
+                         "\" is waiting to start: ContainerCreating");
       }
       job.path = loc->log_path;
     }
@@ -502,8 +510,8 @@ struct KubeletServer::Impl : web::Handler {
     auto loc = pods.locate(ns, pod, container);
     if (!loc) return from_status(loc.status());
     if (!loc->running) {
-      return error(400, "BadRequest", "container \"" + container + "\" in pod \"" + pod +
-                                          "\" is not running");
+      return error(400, "BadRequest",
+                   "container \"" + container + "\" in pod \"" + pod + "\" is not running");
     }
     runtime::ExecOptions xo;
     xo.args = e.command;
@@ -545,8 +553,8 @@ Status KubeletServer::start() {
     ::gethostname(host, sizeof(host) - 1);
     std::vector<std::string> sans = {"localhost", "127.0.0.1", "::1"};
     if (host[0]) sans.emplace_back(host);
-    auto pair = web::certs::ensure_self_signed(o.cert_dir, "kubelet", host[0] ? host : "kubelet",
-                                               sans);
+    auto pair =
+        web::certs::ensure_self_signed(o.cert_dir, "kubelet", host[0] ? host : "kubelet", sans);
     if (!pair) return pair.status().with_context("kubelet serving certificate");
     cert = pair->cert_file;
     key = pair->key_file;

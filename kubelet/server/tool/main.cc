@@ -177,10 +177,14 @@ int main(int argc, char** argv) {
   std::string pods, cert_dir, token_file, listen = "127.0.0.1:0";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
-    if (k == "--pods") pods = argv[i + 1];
-    else if (k == "--cert-dir") cert_dir = argv[i + 1];
-    else if (k == "--token-file") token_file = argv[i + 1];
-    else if (k == "--listen") listen = argv[i + 1];
+    if (k == "--pods")
+      pods = argv[i + 1];
+    else if (k == "--cert-dir")
+      cert_dir = argv[i + 1];
+    else if (k == "--token-file")
+      token_file = argv[i + 1];
+    else if (k == "--listen")
+      listen = argv[i + 1];
     else {
       fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
