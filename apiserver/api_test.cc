@@ -827,5 +827,48 @@ TEST_CASE("shutdown closes open watches") {
   CHECK(s->wait_closed());
 }
 
+
+TEST_CASE("pod deletion: graceful for pods on a node, immediate otherwise") {
+  Fixture f;
+  const std::string p = kPods;
+  // Unbound: gone at once.
+  REQUIRE(f.call("POST", p, pod("unbound")).status == 201);
+  REQUIRE(f.call("DELETE", p + "/unbound").status == 200);
+  CHECK(f.call("GET", p + "/unbound").status == 404);
+
+  // Bound: marked with deletionTimestamp and the pod's grace period; the kubelet finishes it.
+  json bound = json::parse(pod("bound"));
+  bound["spec"]["nodeName"] = "n1";
+  bound["spec"]["terminationGracePeriodSeconds"] = 7;
+  REQUIRE(f.call("POST", p, bound.dump()).status == 201);
+  auto del = f.call_json("DELETE", p + "/bound");
+  CHECK(del["metadata"].contains("deletionTimestamp"));
+  CHECK(del["metadata"]["deletionGracePeriodSeconds"] == 7);
+  auto still = f.call_json("GET", p + "/bound");
+  CHECK(still["metadata"]["deletionGracePeriodSeconds"] == 7);
+  // The kubelet's status writes keep working and do not delete it.
+  still["status"]["phase"] = "Running";
+  CHECK(f.call("PUT", p + "/bound/status", still.dump()).status == 200);
+  CHECK(f.call("GET", p + "/bound").status == 200);
+  // A longer grace period does not extend it; a shorter one shortens it.
+  CHECK(f.call_json("DELETE", p + "/bound", R"({"gracePeriodSeconds":60})")["metadata"]
+            ["deletionGracePeriodSeconds"] == 7);
+  CHECK(f.call_json("DELETE", p + "/bound", R"({"gracePeriodSeconds":3})")["metadata"]
+            ["deletionGracePeriodSeconds"] == 3);
+  // Grace 0 (the kubelet, or --force) removes it.
+  REQUIRE(f.call("DELETE", p + "/bound?gracePeriodSeconds=0").status == 200);
+  CHECK(f.call("GET", p + "/bound").status == 404);
+
+  // A finished pod needs no grace.
+  json finished = json::parse(pod("done"));
+  finished["spec"]["nodeName"] = "n1";
+  REQUIRE(f.call("POST", p, finished.dump()).status == 201);
+  auto cur = f.call_json("GET", p + "/done");
+  cur["status"]["phase"] = "Succeeded";
+  REQUIRE(f.call("PUT", p + "/done/status", cur.dump()).status == 200);
+  REQUIRE(f.call("DELETE", p + "/done").status == 200);
+  CHECK(f.call("GET", p + "/done").status == 404);
+}
+
 }  // namespace
 }  // namespace skiff::apiserver

@@ -57,6 +57,22 @@ bool is_terminating(const json& obj) {
 
 int64_t int_or(const json& j, int64_t def) { return j.is_number_integer() ? j.get<int64_t>() : def; }
 
+// The grace period a pod deletion gets: the request's, else spec.terminationGracePeriodSeconds
+// (default 30); 0 for a pod no node runs (unbound, or already Succeeded/Failed).
+int64_t pod_grace_seconds(const json& pod, int64_t requested) {
+  const json* spec = pod.contains("spec") ? &pod["spec"] : nullptr;
+  if (spec == nullptr || !spec->value("nodeName", json()).is_string() ||
+      spec->value("nodeName", std::string()).empty())
+    return 0;
+  if (pod.contains("status")) {
+    std::string phase = pod["status"].value("phase", json()).is_string()
+                            ? pod["status"]["phase"].get<std::string>() : "";
+    if (phase == "Succeeded" || phase == "Failed") return 0;
+  }
+  if (requested >= 0) return requested;
+  return int_or(spec->value("terminationGracePeriodSeconds", json()), 30);
+}
+
 }  // namespace
 
 // ---- decoding.
@@ -266,7 +282,7 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
   const std::string key = object_key(rt, ns, name);
   // The last finalizer of an object being deleted is gone: finish the deletion.
   if (&rt != namespaces_ && obj["metadata"].contains("deletionTimestamp") &&
-      !has_finalizers(obj)) {
+      has_finalizers(old) && !has_finalizers(obj)) {
     if (wo.dry_run) return obj;
     auto kv = timed("delete", [&] { return store_->remove(key, old_rev); });
     if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
@@ -451,6 +467,32 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
                                     ", ResourceVersion in object meta: " +
                                     std::to_string(kv->mod_revision));
     }
+    if (rt.kind == "Pod" && rt.group.empty()) {
+      // A pod bound to a node ends gracefully: the API only marks it (deletionTimestamp = now +
+      // grace) and the node's kubelet stops its containers, then deletes it with grace 0
+      // (Kubernetes' pkg/registry/core/pod/strategy.go CheckGracefulDelete).
+      int64_t grace = pod_grace_seconds(obj, grace_seconds);
+      if (grace > 0) {
+        const json& m = obj["metadata"];
+        if (m.contains("deletionTimestamp") &&
+            int_or(m.value("deletionGracePeriodSeconds", json()), 0) <= grace)
+          return obj;  // already terminating at least as fast
+        obj["metadata"]["deletionTimestamp"] =
+            rfc3339(std::chrono::system_clock::now() + std::chrono::seconds(grace));
+        obj["metadata"]["deletionGracePeriodSeconds"] = grace;
+        if (wo.dry_run) return obj;
+        auto up = timed("update", [&] {
+          return store_->update(key, stored_form(obj), kv->mod_revision);
+        });
+        if (!up.is_ok()) {
+          if (up.status().code() == Code::kConflict) continue;
+          return errors::from_store(up.status(), rt, name);
+        }
+        obj["metadata"]["resourceVersion"] = std::to_string(up->mod_revision);
+        return obj;
+      }
+      grace_seconds = 0;
+    }
     if (has_finalizers(obj)) {
       // Finalizers hold the object: mark it and let their owners finish the job.
       if (!meta_string(obj, "deletionTimestamp").empty()) return obj;
@@ -549,7 +591,7 @@ namespace {
 
 struct DeleteParams {
   json preconditions;
-  int64_t grace = 0;
+  int64_t grace = -1;  // -1: not given (pods then use their terminationGracePeriodSeconds)
 };
 
 ApiResult<DeleteParams> delete_params(const Request& req) {
@@ -559,7 +601,8 @@ ApiResult<DeleteParams> delete_params(const Request& req) {
     if (opts.is_discarded() || !opts.is_object())
       return errors::bad_request("the DeleteOptions in the request body are not a JSON object");
     if (opts.contains("preconditions")) p.preconditions = opts["preconditions"];
-    if (opts.contains("gracePeriodSeconds")) p.grace = int_or(opts["gracePeriodSeconds"], 0);
+    if (opts.contains("gracePeriodSeconds") && !opts["gracePeriodSeconds"].is_null())
+      p.grace = int_or(opts["gracePeriodSeconds"], 0);
     if (opts.contains("propagationPolicy") && opts["propagationPolicy"].is_string()) {
       std::string pp = opts["propagationPolicy"];
       if (pp != "Background" && pp != "Foreground" && pp != "Orphan")
