@@ -18,8 +18,57 @@ namespace skiff::cni::plugin {
 
 namespace {
 
-void set_err(NlError* e, int err, const std::string& what) {
-  if (e) *e = NlError{err, errno_text(what, err)};
+// libmnl's mnl_attr_for_each* macros assign a void* and so are C only.
+#define SKIFF_FOR_ATTR(a, nlh, off)                                                          \
+  for (const nlattr* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, off)); \
+       mnl_attr_ok(a, static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh)) -            \
+                          reinterpret_cast<const char*>(a));                                 \
+       a = mnl_attr_next(a))
+#define SKIFF_FOR_NESTED(a, nest)                                                             \
+  for (const nlattr* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));              \
+       mnl_attr_ok(a, reinterpret_cast<const char*>(mnl_attr_get_payload(nest)) +             \
+                          mnl_attr_get_payload_len(nest) - reinterpret_cast<const char*>(a)); \
+       a = mnl_attr_next(a))
+
+void set_err(NlError* e, int err, const std::string& what, const std::string& ext = "") {
+  if (e) *e = NlError{err, errno_text(what, err) + (ext.empty() ? "" : " (kernel: " + ext + ")")};
+}
+
+// The data callback and the error details of one request: libmnl hands both callbacks the
+// same pointer.
+struct RequestCtx {
+  int (*cb)(const nlmsghdr*, void*);
+  void* data;
+  int err = 0;
+  std::string ext;  // NLMSGERR_ATTR_MSG of an extended ACK
+};
+
+int data_trampoline(const nlmsghdr* nlh, void* p) {
+  auto* ctx = static_cast<RequestCtx*>(p);
+  return ctx->cb ? ctx->cb(nlh, ctx->data) : MNL_CB_OK;
+}
+
+// NLMSG_ERROR: an ACK (error 0) ends the request; an error keeps the kernel's explanation,
+// which follows the echoed request (absent when capped) as NLMSGERR_ATTR_* attributes.
+int error_cb(const nlmsghdr* nlh, void* p) {
+  auto* ctx = static_cast<RequestCtx*>(p);
+  if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(nlmsgerr))) {
+    ctx->err = EBADMSG;
+    return MNL_CB_ERROR;
+  }
+  auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+  if (e->error == 0) return MNL_CB_STOP;
+  ctx->err = -e->error;
+  if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
+    size_t off = sizeof(nlmsgerr);
+    if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) off += e->msg.nlmsg_len - sizeof(nlmsghdr);
+    if (mnl_nlmsg_size(off) <= nlh->nlmsg_len) {
+      SKIFF_FOR_ATTR(a, nlh, off) {
+        if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG) ctx->ext = mnl_attr_get_str(a);
+      }
+    }
+  }
+  return MNL_CB_ERROR;
 }
 
 std::string mac_str(const uint8_t* m, size_t n) {
@@ -39,18 +88,6 @@ bool parse_mac(const std::string& s, uint8_t out[6]) {
   for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(v[i]);
   return true;
 }
-
-// libmnl's mnl_attr_for_each* macros assign a void* and so are C only.
-#define SKIFF_FOR_ATTR(a, nlh, off)                                                          \
-  for (const nlattr* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, off)); \
-       mnl_attr_ok(a, static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh)) -            \
-                          reinterpret_cast<const char*>(a));                                 \
-       a = mnl_attr_next(a))
-#define SKIFF_FOR_NESTED(a, nest)                                                             \
-  for (const nlattr* a = static_cast<const nlattr*>(mnl_attr_get_payload(nest));              \
-       mnl_attr_ok(a, reinterpret_cast<const char*>(mnl_attr_get_payload(nest)) +             \
-                          mnl_attr_get_payload_len(nest) - reinterpret_cast<const char*>(a)); \
-       a = mnl_attr_next(a))
 
 uint32_t be(Ip4 ip) { return htonl(ip.v); }
 
@@ -216,14 +253,24 @@ int Netlink::request(nlmsghdr* nlh, int (*cb)(const nlmsghdr*, void*), void* dat
   nlh->nlmsg_seq = ++seq_;
   if (mnl_socket_sendto(sock_, nlh, nlh->nlmsg_len) < 0) return errno;
   static char buf[65536];
+  RequestCtx ctx{cb, data};
+  // With a control array libmnl no longer applies its defaults, so DONE must end a dump here.
+  mnl_cb_t ctl[NLMSG_MIN_TYPE] = {};
+  ctl[NLMSG_ERROR] = error_cb;
+  ctl[NLMSG_DONE] = [](const nlmsghdr*, void*) { return static_cast<int>(MNL_CB_STOP); };
+  last_ext_.clear();
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(sock_, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
-    int rc = mnl_cb_run(buf, static_cast<size_t>(n), seq_, port_, cb, data);
-    if (rc == MNL_CB_ERROR) return errno ? errno : EIO;
+    int rc = mnl_cb_run2(buf, static_cast<size_t>(n), seq_, port_, data_trampoline, &ctx, ctl,
+                         NLMSG_MIN_TYPE);
+    if (rc == MNL_CB_ERROR) {
+      last_ext_ = ctx.ext;
+      return ctx.err ? ctx.err : (errno ? errno : EIO);
+    }
     if (rc == MNL_CB_STOP) return 0;
   }
 }
@@ -235,7 +282,7 @@ std::optional<LinkInfo> Netlink::link(const std::string& name, NlError* err) {
   mnl_attr_put_strz(m.nlh, IFLA_IFNAME, name.c_str());
   LinkInfo li;
   if (int e = request(m.nlh, link_cb, &li)) {
-    set_err(err, e, "look up link " + name);
+    set_err(err, e, "look up link " + name, last_ext_);
     return std::nullopt;
   }
   if (li.index == 0) {
@@ -252,7 +299,7 @@ std::optional<LinkInfo> Netlink::link(int index, NlError* err) {
   ifi->ifi_index = index;
   LinkInfo li;
   if (int e = request(m.nlh, link_cb, &li)) {
-    set_err(err, e, "look up link #" + std::to_string(index));
+    set_err(err, e, "look up link #" + std::to_string(index), last_ext_);
     return std::nullopt;
   }
   return li;
@@ -271,7 +318,7 @@ bool Netlink::create_bridge(const std::string& name, int mtu, const std::string&
   mnl_attr_put_strz(m.nlh, IFLA_INFO_KIND, "bridge");
   mnl_attr_nest_end(m.nlh, info);
   if (int e = request(m.nlh, nullptr, nullptr)) {
-    set_err(err, e, "create bridge " + name);
+    set_err(err, e, "create bridge " + name, last_ext_);
     return false;
   }
   return true;
@@ -300,7 +347,7 @@ bool Netlink::create_veth(const std::string& name, const std::string& mac, int m
   mnl_attr_nest_end(m.nlh, data);
   mnl_attr_nest_end(m.nlh, info);
   if (int e = request(m.nlh, nullptr, nullptr)) {
-    set_err(err, e, "create veth pair " + name + " / " + peer_name);
+    set_err(err, e, "create veth pair " + name + " / " + peer_name, last_ext_);
     return false;
   }
   return true;
@@ -319,7 +366,8 @@ bool Netlink::set_link(int index, std::optional<int> master, std::optional<bool>
   if (int e = request(m.nlh, nullptr, nullptr)) {
     set_err(err, e,
             "set link #" + std::to_string(index) + (master ? " master" : "") +
-                (up ? (*up ? " up" : " down") : ""));
+                (up ? (*up ? " up" : " down") : ""),
+            last_ext_);
     return false;
   }
   return true;
@@ -332,7 +380,8 @@ bool Netlink::set_mtu(int index, int mtu, NlError* err) {
   ifi->ifi_index = index;
   mnl_attr_put_u32(m.nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
   if (int e = request(m.nlh, nullptr, nullptr)) {
-    set_err(err, e, "set mtu " + std::to_string(mtu) + " on link #" + std::to_string(index));
+    set_err(err, e, "set mtu " + std::to_string(mtu) + " on link #" + std::to_string(index),
+            last_ext_);
     return false;
   }
   return true;
@@ -349,7 +398,8 @@ bool Netlink::set_hairpin(int index, bool on, NlError* err) {
   if (int e = request(m.nlh, nullptr, nullptr)) {
     set_err(err, e,
             std::string("set hairpin ") + (on ? "on" : "off") + " on bridge port #" +
-                std::to_string(index));
+                std::to_string(index),
+            last_ext_);
     return false;
   }
   return true;
@@ -361,7 +411,7 @@ bool Netlink::delete_link(int index, NlError* err) {
   ifi->ifi_family = AF_UNSPEC;
   ifi->ifi_index = index;
   if (int e = request(m.nlh, nullptr, nullptr)) {
-    set_err(err, e, "delete link #" + std::to_string(index));
+    set_err(err, e, "delete link #" + std::to_string(index), last_ext_);
     return false;
   }
   return true;
@@ -382,7 +432,8 @@ bool Netlink::add_addr(int index, Ip4 ip, int prefix, NlError* err) {
   if (e && e != EEXIST) {
     set_err(err, e,
             "add address " + ip.str() + "/" + std::to_string(prefix) + " to link #" +
-                std::to_string(index));
+                std::to_string(index),
+            last_ext_);
     return false;
   }
   return true;
@@ -394,7 +445,7 @@ std::optional<std::vector<AddrInfo>> Netlink::addrs(int index, NlError* err) {
   ifa->ifa_family = AF_INET;
   AddrDump d{index, {}};
   if (int e = request(m.nlh, addr_cb, &d)) {
-    set_err(err, e, "list addresses");
+    set_err(err, e, "list addresses", last_ext_);
     return std::nullopt;
   }
   return d.out;
@@ -416,7 +467,8 @@ bool Netlink::add_route(Ip4 dst, int dst_len, Ip4 gw, int oif, NlError* err) {
   if (e && e != EEXIST) {
     set_err(err, e,
             "add route " + dst.str() + "/" + std::to_string(dst_len) +
-                (gw.v ? " via " + gw.str() : "") + " dev #" + std::to_string(oif));
+                (gw.v ? " via " + gw.str() : "") + " dev #" + std::to_string(oif),
+            last_ext_);
     return false;
   }
   return true;
@@ -428,7 +480,7 @@ std::optional<std::vector<RouteInfo>> Netlink::routes(NlError* err) {
   rtm->rtm_family = AF_INET;
   std::vector<RouteInfo> out;
   if (int e = request(m.nlh, route_cb, &out)) {
-    set_err(err, e, "list routes");
+    set_err(err, e, "list routes", last_ext_);
     return std::nullopt;
   }
   return out;

@@ -89,6 +89,7 @@ class Netlink {
   mnl_socket* sock_ = nullptr;
   unsigned port_ = 0;
   unsigned seq_ = 0;
+  std::string last_ext_;  // the kernel's extended-ACK message for the last failed request
 };
 
 }  // namespace skiff::cni::plugin
