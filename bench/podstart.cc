@@ -780,6 +780,7 @@ std::string pod_json(const std::string& name) {
             {"metadata", {{"name", name}, {"namespace", "default"}}},
             {"spec",
              {{"terminationGracePeriodSeconds", 0},
+              {"nodeName", "bench-node"},  // no scheduler: the pod names the node
               {"containers",
                {{{"name", "main"}, {"image", "busybox:1.35"},
                  {"command", {"sleep", "3600"}}}}}}}};

@@ -53,6 +53,7 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 CNI_BIN_DIRS = ["/usr/lib/cni", "/opt/cni/bin"]
 POD_CIDR = "10.244.0.0/24"
 BUSYBOX = "busybox:1.35"
+NODE = "skiff-e2e-node"  # no scheduler yet: pods name their node
 
 
 class TestTimeout(Exception):
@@ -226,7 +227,7 @@ def ctr(name, command, image=BUSYBOX, **kw):
 
 
 def pod(name, containers, namespace="default", **spec):
-    s = {"containers": containers, "terminationGracePeriodSeconds": 2}
+    s = {"containers": containers, "terminationGracePeriodSeconds": 2, "nodeName": NODE}
     s.update(spec)
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": {"test": "e2e"}},
@@ -462,7 +463,7 @@ class Cluster:
     node_name."""
 
     def __init__(self, test, kubelet_args=(), import_image=True, write_cni=True,
-                 node_name="skiff-e2e-node", start_kubelet=True):
+                 node_name=NODE, start_kubelet=True):
         self.t = test
         self.pid = os.getpid()
         self.netns = "skiff-e2e-%d" % self.pid
