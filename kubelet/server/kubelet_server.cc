@@ -343,7 +343,8 @@ class ExecSession : public std::enable_shared_from_this<ExecSession<S>> {
       co_await wake_.wait(ws_.get_executor());
     }
     closing_ = true;
-    auto [ec] = co_await ws_.async_close(websocket::close_code::normal, kTuple);
+    // A failed close only means the client is already gone.
+    (void)co_await ws_.async_close(websocket::close_code::normal, kTuple);
   }
 
   // Reaps the command (killed after a grace period when the client went away) and closes
