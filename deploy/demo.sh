@@ -1,75 +1,173 @@
 #!/usr/bin/env bash
-# skiff's main job today, end to end on this machine: installs dependencies, builds, starts the
-# API server (HTTPS, SQLite store), and drives it with skiffctl and the real kubectl: apply,
-# get, watch, describe, apply again with a change, kill -9 and restart with nothing lost, delete.
+# skiff's main job today, end to end on this machine: installs dependencies, builds, and runs a
+# one-node cluster — skiff-apiserver (HTTPS, SQLite) and skiff-kubelet — inside a network
+# namespace of its own (`skiff-demo`, no route to the host's network), then drives it with
+# skiffctl and the real kubectl: apply a two-container pod with a configMap and a secret, watch
+# it start, read its logs, exec into it, reach it over the pod network, kill -9 the kubelet and
+# the API server and see nothing restart or get lost, delete everything and see nothing left.
 #
-# Usage: deploy/demo.sh [--keep]    (--keep leaves the server running at the end)
-# Env:   SKIFF_DEMO_DIR (default /tmp/skiff-demo), SKIFF_DEMO_PORT (default 6443)
+# Usage: deploy/demo.sh [--keep]    (--keep leaves the cluster running; deploy/demo.sh --down
+#                                    removes it)
+# Env:   SKIFF_DEMO_DIR (default /tmp/skiff-demo)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SKIFF_BUILD_DIR:-$src/build}
 dir=${SKIFF_DEMO_DIR:-/tmp/skiff-demo}
-port=${SKIFF_DEMO_PORT:-6443}
-keep=0
-[ "${1:-}" = "--keep" ] && keep=1
-
-bash "$src/deploy/build.sh" skiff-apiserver skiffctl
+ns=skiff-demo
+node=demo-node
+cg=skiff-demo
+mode=run
+case "${1:-}" in
+  --keep) mode=keep ;;
+  --down) mode=down ;;
+  "") ;;
+  *) echo "usage: $0 [--keep|--down]" >&2; exit 2 ;;
+esac
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-pid=
-start_server() {
-  "$build/skiff-apiserver" --listen "127.0.0.1:$port" --data-dir "$dir" --store sqlite \
-    >>"$dir/apiserver.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    [ -f "$dir/admin.kubeconfig" ] && curl -sfk \
-      "https://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || { cat "$dir/apiserver.log"; echo "apiserver exited" >&2; exit 1; }
+in_ns() { nsenter --net="/run/netns/$ns" "$@"; }
+
+# Removes everything the demo made: processes, pods' mounts, cgroups, the netns, the data.
+teardown() {
+  local pids
+  for f in "$dir"/kubelet.pid "$dir"/apiserver.pid; do
+    [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+  done
+  # Containers (their shims) live in the demo's cgroups.
+  for c in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do
+    [ -d "$c" ] || continue
+    pids=$(find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
+    [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  done
+  pkill -9 -f -- "--data-dir $dir/" 2>/dev/null || true  # daemons of an earlier run
+  pkill -9 -f "skiff-shim start $dir/" 2>/dev/null || true
+  sleep 0.3
+  if [ -d "$dir" ]; then
+    awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  fi
+  for c in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do
+    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+if [ "$mode" = down ]; then
+  teardown
+  echo "demo removed"
+  exit 0
+fi
+[ "$(id -u)" = 0 ] || { echo "the demo runs containers: run it as root" >&2; exit 1; }
+
+bash "$src/deploy/build.sh" skiff-apiserver skiffctl skiff-kubelet skiff-shim
+bash "$src/deploy/images/build.sh" "$build/images"
+
+teardown  # a previous run's leftovers
+trap '[ "$mode" = keep ] || teardown' EXIT
+mkdir -p "$dir"
+ip netns add "$ns"
+in_ns ip link set lo up
+
+wait_for() {  # wait_for DESC TIMEOUT_S CMD...
+  local desc=$1 t=$2; shift 2
+  for _ in $(seq 1 $((t * 10))); do
+    "$@" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  echo "apiserver did not become ready; log: $dir/apiserver.log" >&2
-  exit 1
+  echo "timed out waiting for $desc" >&2
+  return 1
 }
-cleanup() { [ "$keep" = 1 ] || { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; }; }
-trap cleanup EXIT
 
-mkdir -p "$dir"
-step "starting skiff-apiserver (data dir $dir)"
-start_server
-export KUBECONFIG="$dir/admin.kubeconfig"
-ctl() { echo "\$ skiffctl $*"; "$build/skiffctl" "$@"; }
-kc() { echo "\$ kubectl $*"; kubectl --cache-dir "$dir/kubectl-cache" "$@"; }
+start_apiserver() {
+  # nsenter execs the daemon itself, so $! is the daemon's pid (a shell function would fork).
+  nsenter --net="/run/netns/$ns" "$build/skiff-apiserver" --listen 127.0.0.1:6443 --data-dir "$dir/apiserver" \
+    >>"$dir/apiserver.log" 2>&1 &
+  echo $! >"$dir/apiserver.pid"
+  disown
+  wait_for "the API server" 30 in_ns curl -sfk https://127.0.0.1:6443/readyz ||
+    { tail -20 "$dir/apiserver.log"; exit 1; }
+}
+start_kubelet() {
+  nsenter --net="/run/netns/$ns" "$build/skiff-kubelet" --kubeconfig "$dir/apiserver/admin.kubeconfig" \
+    --node-name "$node" --data-dir "$dir/node" --run-dir "$dir/run" --log-dir "$dir/log" \
+    --cgroup-parent "$cg" --cni-conf-dir "$dir/cni" --pod-cidr 10.244.0.0/24 \
+    --client-token-file "$dir/apiserver/pki/kubelet-client.token" --v 1 \
+    >>"$dir/kubelet.log" 2>&1 &
+  echo $! >"$dir/kubelet.pid"
+  disown
+}
+export KUBECONFIG="$dir/apiserver/admin.kubeconfig"
+ctl() { echo "\$ skiffctl $*"; in_ns "$build/skiffctl" "$@"; }
+kc() { echo "\$ kubectl $*"; in_ns kubectl --cache-dir "$dir/kubectl-cache" "$@"; }
 
-step "apply the demo manifests with skiffctl"
+step "a network namespace '$ns' for the cluster; skiff-apiserver on 127.0.0.1:6443 inside it"
+start_apiserver
+
+step "skiff-kubelet: import the busybox image, register node $node"
+"$build/skiff-kubelet" image import "$build/images/busybox.oci.tar" --data-dir "$dir/node"
+start_kubelet
+wait_for "node $node Ready" 60 sh -c "nsenter --net=/run/netns/$ns kubectl get node $node \
+  -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True" ||
+  { tail -20 "$dir/kubelet.log"; exit 1; }
+kc get nodes -o wide
+
+step "apply the demo manifests: a pod with two containers, a configMap, a secret, a service"
 ctl apply -f "$src/deploy/examples/demo.yaml"
-ctl get pods,services,configmaps -n demo
-ctl get pod web -n demo -o wide
+wait_for "pod web Ready" 60 sh -c "nsenter --net=/run/netns/$ns kubectl -n demo get pod web \
+  -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True" ||
+  { kc -n demo describe pod web; tail -30 "$dir/kubelet.log"; exit 1; }
+kc -n demo get pods -o wide
+grep -h 'pod-start demo/web' "$dir/kubelet.log" | tail -1 | sed 's/^.*pod-start/kubelet: pod-start/'
 
-step "the real kubectl reads the same objects with the admin kubeconfig"
-kc version 2>/dev/null | sed -n 1,2p || true
-kc get pods -n demo -o wide
-kc get namespaces
-kc describe service web -n demo | sed -n 1,12p
+step "inside the pod: shared network and hostname, separate processes, volumes, env"
+kc -n demo exec web -c web -- sh -c 'echo "hostname: $(hostname)"; echo "processes seen by web:"; ps'
+kc -n demo exec web -c poller -- sh -c 'echo "processes seen by poller:"; ps; echo "GREETING=$GREETING"'
+kc -n demo exec web -c web -- ls -l /etc/token/ /www/
+echo "kubectl exec -- sh -c 'exit 3' exits with:"
+set +e; in_ns kubectl -n demo exec web -c web -- sh -c 'exit 3'; echo "  status $?"; set -e
 
-step "watch: kubectl get -w sees a change made by skiffctl"
-kc get configmaps -n demo -w > "$dir/watch.out" 2>&1 &
-wpid=$!
-sleep 1
-sed 's/hello from skiff/hello again/' "$src/deploy/examples/demo.yaml" | ctl apply -f -
-sleep 1
-kill "$wpid" 2>/dev/null || true
-cat "$dir/watch.out"
+step "logs: the poller reaches the web container on localhost"
+sleep 2
+kc -n demo logs web -c poller --tail 3
 
-step "kill -9 the server and restart it: nothing acknowledged is lost"
-kill -9 "$pid"; wait "$pid" 2>/dev/null || true
-start_server
+step "the node reaches the pod on its own IP over the pod network"
+ip=$(in_ns kubectl -n demo get pod web -o jsonpath='{.status.podIP}')
+echo "\$ wget -qO- http://$ip:8080/"
+in_ns busybox wget -qO- "http://$ip:8080/"
+
+step "kubectl describe"
+kc -n demo describe pod web | sed -n '/^Containers:/,/^Conditions:/p' | grep -E '^  [a-z]|State|Ready|Restart|Image:' | head -14
+kc -n demo describe pod web | sed -n '/^Events:/,$p'
+
+step "kill -9 the kubelet and start it again: the containers keep running, same PIDs"
+pids_before=$(grep -oh '"pid":[0-9]*' "$dir"/run/containers/*/state.json | cut -d: -f2 | sort | xargs)
+kill -9 "$(cat "$dir/kubelet.pid")"; sleep 0.5
+start_kubelet
+sleep 3
+pids_after=$(grep -oh '"pid":[0-9]*' "$dir"/run/containers/*/state.json | cut -d: -f2 | sort | xargs)
+echo "container pids before: $pids_before"
+echo "container pids after:  $pids_after"
+kc -n demo get pod web
+[ "$pids_before" = "$pids_after" ] || { echo "container PIDs changed" >&2; exit 1; }
+
+step "kill -9 the API server and restart it: nothing acknowledged is lost"
+kill -9 "$(cat "$dir/apiserver.pid")"; sleep 0.3
+start_apiserver
 ctl get configmap web-config -n demo -o yaml | grep -E 'greeting|resourceVersion'
 
-step "delete the namespace: everything in it goes with it"
+step "delete the namespace: the pod stops, and nothing of it is left on the node"
 ctl delete namespace demo
-ctl get namespaces
-ctl get pods,configmaps -n demo
+wait_for "the pod's containers to go" 60 sh -c "! ls $dir/run/containers/*/state.json"
+ctl get pods -n demo
+echo "containers left: $(ls "$dir/run/containers" 2>/dev/null | wc -l)," \
+  "sandboxes left: $(ls "$dir/run/pods" 2>/dev/null | wc -l)," \
+  "pod cgroups left: $(ls -d /sys/fs/cgroup/memory/$cg/pod* 2>/dev/null | wc -l)"
 
-if [ "$keep" = 1 ]; then
-  step "server left running (pid $pid); KUBECONFIG=$dir/admin.kubeconfig"
+if [ "$mode" = keep ]; then
+  ctl apply -f "$src/deploy/examples/demo.yaml" >/dev/null
+  step "cluster left running. Use it with:"
+  echo "  sudo nsenter --net=/run/netns/$ns env KUBECONFIG=$KUBECONFIG bash"
+  echo "  kubectl -n demo get pods; $build/skiffctl -n demo logs web -c poller -f"
+  echo "remove it with: deploy/demo.sh --down"
 fi
