@@ -60,7 +60,7 @@ if [ "$mode" = down ]; then
 fi
 [ "$(id -u)" = 0 ] || { echo "the demo runs containers: run it as root" >&2; exit 1; }
 
-bash "$src/deploy/build.sh" skiff-apiserver skiffctl skiff-kubelet skiff-shim
+bash "$src/deploy/build.sh" skiff-apiserver skiffctl skiff-kubelet skiff-shim skiff-cni
 bash "$src/deploy/images/build.sh" "$build/images"
 
 teardown  # a previous run's leftovers

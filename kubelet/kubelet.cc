@@ -375,7 +375,27 @@ void Kubelet::ensure_cni_config(const std::string& pod_cidr) {
       auto ext = f.path().extension();
       if (ext == ".conflist" || ext == ".conf" || ext == ".json") empty = false;
     }
-  if (empty && !pod_cidr.empty()) {
+  bool have_skiff = false;
+  for (const auto& d : opts_.cni_bin_dirs)
+    if (::access((d + "/skiff").c_str(), X_OK) == 0) have_skiff = true;
+  if (empty && !pod_cidr.empty() && have_skiff) {
+    // skiff's own plugin: bridge skiff0, veth, IPAM from the pod CIDR (cni/plugin/README.md).
+    fs::create_directories(opts_.cni_conf_dir, ec);
+    json conf = {{"cniVersion", "1.0.0"},
+                 {"name", "skiff"},
+                 {"plugins",
+                  {{{"type", "skiff"},
+                    {"bridge", "skiff0"},
+                    {"subnet", pod_cidr},
+                    {"dataDir", opts_.data_dir + "/cni/networks"}}}}};
+    std::string path = opts_.cni_conf_dir + "/10-skiff.conflist";
+    std::ofstream(path + ".tmp") << conf.dump(2) << "\n";
+    fs::rename(path + ".tmp", path, ec);
+    if (ec)
+      spdlog::warn("writing {}: {}", path, ec.message());
+    else
+      spdlog::info("wrote {} (skiff plugin) for pod CIDR {}", path, pod_cidr);
+  } else if (empty && !pod_cidr.empty()) {
     fs::create_directories(opts_.cni_conf_dir, ec);
     json conf = {{"cniVersion", "1.0.0"},
                  {"name", "skiff"},
@@ -397,7 +417,7 @@ void Kubelet::ensure_cni_config(const std::string& pod_cidr) {
     if (ec)
       spdlog::warn("writing {}: {}", path, ec.message());
     else
-      spdlog::info("wrote {} for pod CIDR {}", path, pod_cidr);
+      spdlog::info("wrote {} (bridge + host-local) for pod CIDR {}", path, pod_cidr);
   }
   if (auto s = deps_.cni->load(); !s)
     spdlog::warn("CNI not configured ({}): pods get only loopback and no podIP", s.to_string());

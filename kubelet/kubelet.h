@@ -50,6 +50,9 @@ struct KubeletOptions {
   std::string log_dir = "/var/log/skiff";
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::string pod_cidr;  // used when the Node has no spec.podCIDR
+  // Where CNI plugins live; with the pod CIDR, the kubelet writes a conflist for the `skiff`
+  // plugin when one is found here, else for Debian's bridge + host-local.
+  std::vector<std::string> cni_bin_dirs;
   std::vector<std::string> cluster_dns;
   std::string cluster_domain = "cluster.local";
   int max_pods = 110;

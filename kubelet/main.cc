@@ -147,6 +147,9 @@ int main(int argc, char** argv) {
 
   if (o.node_name.empty()) o.node_name = node_default_name();
   if (cni_bin_dirs.empty()) cni_bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  // skiff's own CNI plugin is built beside the kubelet (build/skiff, or /usr/local/bin/skiff).
+  cni_bin_dirs.push_back(self_dir());
+  o.cni_bin_dirs = cni_bin_dirs;
   if (shim.empty()) shim = self_dir() + "/skiff-shim";
 
   // Stop signals are taken by sigwait below; every thread inherits the mask.
