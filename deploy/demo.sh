@@ -168,6 +168,6 @@ if [ "$mode" = keep ]; then
   ctl apply -f "$src/deploy/examples/demo.yaml" >/dev/null
   step "cluster left running. Use it with:"
   echo "  sudo nsenter --net=/run/netns/$ns env KUBECONFIG=$KUBECONFIG bash"
-  echo "  kubectl -n demo get pods; $build/skiffctl -n demo logs web -c poller -f"
+  echo "  kubectl -n demo get pods; $build/skiffctl logs web -n demo -c poller -f"
   echo "remove it with: deploy/demo.sh --down"
 fi
