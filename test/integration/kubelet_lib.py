@@ -864,9 +864,20 @@ class Cluster:
             pods = self.list_pods()
         except Exception:
             return
+        # grace 1, not 0: with 0 the API server drops the object at once and the kubelet
+        # cleans up after the fact (racing the kubelet's stop below); with a grace period the
+        # kubelet tears the pod down first and then finishes the deletion.
         for p in pods:
-            self.delete_pod(p["metadata"]["name"], grace=0)
+            self.delete_pod(p["metadata"]["name"], grace=1)
         self.wait_for(lambda: not self.list_pods(), 30)
+
+        def host_clean():
+            for d in ("pods", "containers"):
+                dd = os.path.join(self.run_dir, d)
+                if os.path.isdir(dd) and os.listdir(dd):
+                    return False
+            return True
+        self.wait_for(host_clean, 15)
 
     def _td_kubelet(self):
         self.stop_kubelet(grace=10)
