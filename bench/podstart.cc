@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -81,9 +82,9 @@ Summary summarize(std::vector<int64_t> v) {
   double sum = 0;
   for (auto x : v) sum += ms(x);
   s.mean = sum / static_cast<double>(v.size());
-  auto at = [&](double p) {
-    size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-    return ms(v[i]);
+  auto at = [&](double p) {  // nearest rank: the smallest value with >= p of the samples
+    size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+    return ms(v[std::clamp<size_t>(rank, 1, v.size()) - 1]);
   };
   s.p50 = at(0.50);
   s.p99 = at(0.99);
