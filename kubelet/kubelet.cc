@@ -838,10 +838,13 @@ void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
   if (!sb)
     return fail_sandbox("FailedCreatePodSandBox",
                         "Failed to create pod sandbox: " + sb.status().message());
-  if (deps_.cgroups)
-    if (auto s = deps_.cgroups->ensure(pod_cgroup(e.uid), pod_resources(pod)); !s)
+  if (deps_.cgroups) {
+    auto res = pod_resources(pod);
+    if (opts_.pod_max_pids > 0) res.pids_limit = opts_.pod_max_pids;
+    if (auto s = deps_.cgroups->ensure(pod_cgroup(e.uid), res); !s)
       return fail_sandbox("FailedCreatePodSandBox",
                           "Failed to create pod sandbox: pod cgroup: " + s.message());
+  }
   times.sandbox = ms_since(t);
 
   // 2. Network, once per pod (the IP stays the pod's across container restarts).

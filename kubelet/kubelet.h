@@ -56,6 +56,7 @@ struct KubeletOptions {
   std::vector<std::string> cluster_dns;
   std::string cluster_domain = "cluster.local";
   int max_pods = 110;
+  int64_t pod_max_pids = -1;  // pids.max of every pod cgroup (Kubernetes' --pod-max-pids); -1: none
   int verbosity = 0;
   std::vector<std::string> insecure_registries;
   std::string registry_ca_file;

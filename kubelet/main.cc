@@ -114,6 +114,9 @@ int main(int argc, char** argv) {
   app.add_option("--cluster-dns", o.cluster_dns, "cluster DNS server IP (repeatable)");
   app.add_option("--cluster-domain", o.cluster_domain)->capture_default_str();
   app.add_option("--max-pods", o.max_pods)->capture_default_str();
+  app.add_option("--pod-max-pids", o.pod_max_pids,
+                 "most processes a pod may run (its cgroup's pids.max); -1: no limit")
+      ->capture_default_str();
   app.add_option("-v,--v", o.verbosity,
                  "verbosity: 1 logs a per-stage line for each pod start, 2+ debug");
 
