@@ -1,4 +1,5 @@
 #include "kubelet/probes/prober.h"
+#include "test/testing.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -225,7 +226,7 @@ TEST_CASE("network probes open their socket in the target's network namespace") 
   if (geteuid() == 0) {
     CHECK(run_once(p, c, t).result == Result::kSuccess);
   } else {
-    WARN("skipped the setns half: needs CAP_SYS_ADMIN");
+    skiff::testing::skip("skipped the setns half: needs CAP_SYS_ADMIN");
   }
   t.netns_path = "/nonexistent/netns";
   auto o = run_once(p, c, t);
@@ -499,7 +500,7 @@ TEST_CASE(
     "network probes reach a listener that exists only in another network "
     "namespace") {
   if (geteuid() != 0) {
-    WARN("skipped: creating a network namespace needs root");
+    skiff::testing::skip("skipped: creating a network namespace needs root");
     return;
   }
   // A private netns, made by a helper thread (unshare affects only that thread); it stays alive

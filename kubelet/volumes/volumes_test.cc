@@ -15,6 +15,7 @@
 
 #include "kubelet/volumes/atomic_writer.h"
 #include "kubelet/volumes/fsutil.h"
+#include "test/testing.h"
 
 using namespace skiff;
 using namespace skiff::volumes;
@@ -147,7 +148,7 @@ TEST_CASE("emptyDir on disk is a world-writable directory under the pod") {
 
 TEST_CASE("emptyDir medium Memory is a tmpfs of sizeLimit, unmounted by teardown") {
   if (!is_root()) {
-    WARN("skipped: mounting tmpfs needs root");
+    skiff::testing::skip("skipped: mounting tmpfs needs root");
     return;
   }
   TempDir tmp;
@@ -367,7 +368,7 @@ TEST_CASE("configMap not found: error unless optional") {
 
 TEST_CASE("secret volume lives on tmpfs") {
   if (!is_root()) {
-    WARN("skipped: mounting tmpfs needs root");
+    skiff::testing::skip("skipped: mounting tmpfs needs root");
     return;
   }
   TempDir tmp;
@@ -499,7 +500,7 @@ TEST_CASE("atomic_write: payload path validation") {
 
 TEST_CASE("subPath is pinned by a bind mount the pod cannot redirect") {
   if (!is_root()) {
-    WARN("skipped: bind mounts need root");
+    skiff::testing::skip("skipped: bind mounts need root");
     return;
   }
   TempDir tmp;
