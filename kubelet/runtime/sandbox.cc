@@ -10,6 +10,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -169,19 +170,31 @@ Status create_namespaces(const SandboxInfo& info, const std::string& hostname) {
     }
     if (answer[0] != 0) answer[1] = static_cast<char>(errno);
     if (write(to_parent[1], answer, 2) != 2) _exit(1);
-    char b;
-    // Wait until the parent has pinned the namespaces (or gone away).
-    while (read(to_child[0], &b, 1) < 0 && errno == EINTR) {
+    // Wait until the parent has pinned the namespaces: it sends one byte. Not EOF: holders made
+    // by other threads' forks at the same moment inherit this pipe's write end (fork without
+    // exec keeps even O_CLOEXEC fds), so EOF could wait for them — and they for us. The poll
+    // bound keeps a holder from outliving a kubelet that died mid-way.
+    struct pollfd pfd = {to_child[0], POLLIN, 0};
+    while (poll(&pfd, 1, 30000) < 0 && errno == EINTR) {
     }
     _exit(0);
   }
   close(to_parent[1]);
   close(to_child[0]);
   char answer[2] = {9, 0};
-  ssize_t n;
-  do {
-    n = read(to_parent[0], answer, 2);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = -1;
+  // Bounded for the same reason: a holder that died before answering may not give us EOF.
+  struct pollfd pfd = {to_parent[0], POLLIN, 0};
+  int pr;
+  while ((pr = poll(&pfd, 1, 30000)) < 0 && errno == EINTR) {
+  }
+  if (pr > 0) {
+    do {
+      n = read(to_parent[0], answer, 2);
+    } while (n < 0 && errno == EINTR);
+  } else {
+    kill(pid, SIGKILL);
+  }
   close(to_parent[0]);
   Status st;
   if (n != 2) {
@@ -210,7 +223,10 @@ Status create_namespaces(const SandboxInfo& info, const std::string& hostname) {
       }
     }
   }
-  close(to_child[1]);  // lets the child exit
+  char go = 1;  // lets the child exit
+  while (write(to_child[1], &go, 1) < 0 && errno == EINTR) {
+  }
+  close(to_child[1]);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
