@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "cni/exec.h"
+#include "common/files.h"
 
 extern char** environ;
 
@@ -35,64 +36,6 @@ bool version_at_least(const std::string& v, int major, int minor) {
   int a = 0, b = 0;
   std::sscanf(v.c_str(), "%d.%d", &a, &b);
   return a > major || (a == major && b >= minor);
-}
-
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io("open " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::io("read " + path);
-  return ss.str();
-}
-
-// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename, fsync
-// of the directory. A crash leaves the old file or the new one, never half of one.
-Status write_atomic(const std::string& path, const std::string& data) {
-  std::string dir = path.substr(0, path.rfind('/'));
-  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
-                    std::to_string(reinterpret_cast<uintptr_t>(&data) & 0xffffff);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::io("create " + tmp);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Status st = Status::io("write " + tmp);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return st;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    Status st = Status::io("fsync " + tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    Status st = Status::io("rename " + tmp + " to " + path);
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::ok();
-}
-
-Status mkdir_p(const std::string& dir) {
-  for (size_t pos = 1;; ++pos) {
-    pos = dir.find('/', pos);
-    std::string cur = dir.substr(0, pos);
-    if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) return Status::io("mkdir " + cur);
-    if (pos == std::string::npos) return Status::ok();
-  }
 }
 
 // The CNI spec's rules for a container ID (also makes it safe inside a cache file name).
@@ -146,7 +89,7 @@ Status validate_list(json& list, const std::string& what) {
 }
 
 Result<json> parse_conf_file(const std::string& path) {
-  auto text = read_file(path);
+  auto text = files::read_file(path);
   if (!text) return text.status();
   json j = json::parse(*text, nullptr, false);
   if (j.is_discarded()) return Status::invalid(path + ": not valid JSON");
@@ -351,7 +294,7 @@ struct Call {
   }
 
   Result<json> read_cache() const {
-    auto text = read_file(cache_path());
+    auto text = files::read_file(cache_path());
     if (!text) return text.status();
     json j = json::parse(*text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
@@ -403,8 +346,8 @@ Result<CniResult> CniInvoker::add(const RuntimeConf& rt) {
                 {"ifName", rt.ifname},  {"networkName", (*list)["name"]},
                 {"netns", rt.netns},    {"cniArgs", args},
                 {"config", *list},      {"result", prev}};
-  SKIFF_RETURN_IF_ERROR(mkdir_p(opts_.cache_dir + "/results"));
-  SKIFF_RETURN_IF_ERROR(write_atomic(call.cache_path(), cache.dump()));
+  SKIFF_RETURN_IF_ERROR(files::mkdir_p(opts_.cache_dir + "/results"));
+  SKIFF_RETURN_IF_ERROR(files::write_file_atomic(call.cache_path(), cache.dump()));
   return to_result(prev);
 }
 

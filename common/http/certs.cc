@@ -35,50 +35,9 @@ Status ssl_error(const std::string& what) {
   return Status::internal(msg);
 }
 
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io("open " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::io("read " + path);
-  return ss.str();
-}
-
 bool exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
-}
-
-// Writes `data` to path.tmp with `mode`, fsyncs it and renames it over `path`.
-Status write_file_atomic(const std::string& path, const std::string& data, mode_t mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Status::io("create " + tmp);
-  // open() honours the umask; the mode of a key file must not depend on it.
-  if (::fchmod(fd, mode) != 0) {
-    Status s = Status::io("chmod " + tmp);
-    ::close(fd);
-    return s;
-  }
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Status s = Status::io("write " + tmp);
-      ::close(fd);
-      return s;
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    Status s = Status::io("fsync " + tmp);
-    ::close(fd);
-    return s;
-  }
-  if (::close(fd) != 0) return Status::io("close " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::io("rename " + tmp + " to " + path);
-  return Status::ok();
 }
 
 Result<PkeyPtr> generate_key() {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "common/status.h"
 
 namespace skiff::web::certs {
@@ -27,11 +28,9 @@ using X509ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_
 
 // The OpenSSL error queue as text, prefixed with what we were doing; the queue is emptied.
 Status ssl_error(const std::string& what);
-Result<std::string> read_file(const std::string& path);
+using files::read_file;  // common/files.h
 bool exists(const std::string& path);
-// Writes `data` to path.tmp with `mode` (whatever the umask), fsyncs it and renames it over `path`.
-[[nodiscard]] Status write_file_atomic(const std::string& path, const std::string& data,
-                                       mode_t mode);
+using files::write_file_atomic;
 
 Result<PkeyPtr> generate_key();  // EC P-256
 Result<std::string> key_pem(EVP_PKEY* key);

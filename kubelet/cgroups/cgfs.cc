@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "common/files.h"
+
 namespace skiff::cgroups::fs {
 
 std::string join(const std::string& dir, const std::string& rel) {
@@ -52,25 +54,7 @@ Status write(const std::string& path, const std::string& value, bool create) {
   return Status::ok();
 }
 
-Result<std::string> read(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::io("open " + path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status st = Status::io("read " + path);
-      ::close(fd);
-      return st;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+Result<std::string> read(const std::string& path) { return files::read_file(path); }
 
 static Result<int64_t> parse_int(const std::string& text, const std::string& path) {
   std::string t = text;

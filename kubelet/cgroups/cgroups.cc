@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/files.h"
 #include "kubelet/cgroups/cgfs.h"
 #include "kubelet/cgroups/drivers.h"
 
@@ -44,29 +45,6 @@ bool is_subsystem(const std::string& opt) {
   return std::find(std::begin(kKnown), std::end(kKnown), opt) != std::end(kKnown);
 }
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int v = 0;
-      bool ok = true;
-      for (int k = 1; k <= 3; ++k) {
-        char c = s[i + k];
-        if (c < '0' || c > '7') ok = false;
-        v = v * 8 + (c - '0');
-      }
-      if (ok) {
-        out.push_back(static_cast<char>(v));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::vector<V1Hierarchy> parse_v1_mounts(std::string_view mountinfo, const std::string& root) {
@@ -84,7 +62,7 @@ std::vector<V1Hierarchy> parse_v1_mounts(std::string_view mountinfo, const std::
     auto dash = std::find(f.begin(), f.end(), "-");
     if (f.size() < 5 || dash == f.end() || std::distance(dash, f.end()) < 4) continue;
     if (*(dash + 1) != "cgroup") continue;
-    std::string mount = unescape(f[4]);
+    std::string mount = files::unescape_mountinfo(f[4]);
     if (mount != prefix && mount.rfind(prefix + "/", 0) != 0) continue;
     V1Hierarchy h;
     h.mount = mount;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/files.h"
 #include "common/status.h"
 #include "kubelet/images/image_store.h"
 
@@ -74,8 +75,8 @@ inline constexpr std::string_view kDockerManifest =
 void remove_tree(const std::string& path);
 // Writes `data` to `path` atomically (temp file in the same dir, fsync, rename,
 // fsync dir).
-[[nodiscard]] Status write_file_atomic(const std::string& path, std::string_view data);
-[[nodiscard]] Result<std::string> read_file(const std::string& path, size_t limit);
+using files::read_file;          // common/files.h
+using files::write_file_atomic;
 
 }  // namespace skiff::images::internal
 

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/files.h"
 #include "kubelet/runtime/runtime.h"
 #include "kubelet/runtime/shim/protocol.h"
 
@@ -38,21 +39,13 @@ using shim::ShimState;
 constexpr auto kStartTimeout = std::chrono::seconds(60);
 
 bool read_text(const std::string& path, std::string* out) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  out->clear();
-  char buf[8192];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      close(fd);
-      errno = err;
-      return n == 0;
-    }
-    out->append(buf, static_cast<size_t>(n));
+  auto r = files::read_file(path);
+  if (!r.is_ok()) {
+    errno = r.status().os_errno();
+    return false;
   }
+  *out = std::move(r.value());
+  return true;
 }
 
 Status write_atomic(const std::string& path, const std::string& data) {

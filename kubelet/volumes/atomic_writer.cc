@@ -11,6 +11,7 @@
 #include <set>
 
 #include "kubelet/volumes/fsutil.h"
+#include "common/files.h"
 
 namespace skiff::volumes {
 namespace {
@@ -20,24 +21,9 @@ constexpr const char* kDataLinkTmp = "..data_tmp";
 
 std::string first_element(const std::string& path) { return path.substr(0, path.find('/')); }
 
+// Never through a symlink: the payload dir is the pod's to write into.
 Result<std::string> read_file(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return Status::io("open " + path);
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Status st = Status::io("read " + path);
-      close(fd);
-      return st;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
+  return files::read_file(path, SIZE_MAX, O_NOFOLLOW);
 }
 
 // Lists the regular files below `base` (relative paths), without following symlinks.

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/files.h"
+
 namespace skiff::volumes::fs {
 namespace {
 
@@ -28,29 +30,6 @@ std::vector<std::string> split_path(const std::string& p) {
     }
   }
   if (!cur.empty()) out.push_back(std::move(cur));
-  return out;
-}
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape_octal(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int v = 0;
-      bool ok = true;
-      for (int k = 1; k <= 3; ++k) {
-        char d = s[i + k];
-        if (d < '0' || d > '7') ok = false;
-        v = v * 8 + (d - '0');
-      }
-      if (ok) {
-        out += static_cast<char>(v);
-        i += 3;
-        continue;
-      }
-    }
-    out += s[i];
-  }
   return out;
 }
 
@@ -153,7 +132,7 @@ std::vector<std::string> mounts_below(const std::string& dir) {
     std::istringstream fields(line);
     std::string f[5];
     for (auto& x : f) fields >> x;
-    std::string mp = unescape_octal(f[4]);
+    std::string mp = files::unescape_mountinfo(f[4]);
     if (mp == root || mp.starts_with(root + "/")) out.push_back(mp);
   }
   // Deepest first; stacked mounts keep their (reverse) order of appearance.
