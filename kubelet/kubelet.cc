@@ -706,13 +706,19 @@ void Kubelet::sync(const std::string& uid) {
   sync_running(*e, pod);
 }
 
+// spec.hostname or the pod name, at most 63 characters (a DNS label).
+static std::string pod_hostname(const proto::Pod& pod) {
+  std::string h = pod.spec.hostname.empty() ? pod.metadata.name : pod.spec.hostname;
+  if (h.size() > 63) h.resize(63);
+  return h;
+}
+
 runtime::SandboxConfig Kubelet::sandbox_config(const proto::Pod& pod) const {
   runtime::SandboxConfig sc;
   sc.pod_uid = pod.metadata.uid;
   sc.pod_namespace = pod.metadata.namespace_;
   sc.pod_name = pod.metadata.name;
-  sc.hostname = pod.spec.hostname.empty() ? pod.metadata.name : pod.spec.hostname;
-  if (sc.hostname.size() > 63) sc.hostname.resize(63);
+  sc.hostname = pod_hostname(pod);
   sc.subdomain = pod.spec.subdomain;
   bool cluster_first = pod.spec.dns_policy.empty() || pod.spec.dns_policy == "ClusterFirst" ||
                        pod.spec.dns_policy == "ClusterFirstWithHostNet";
@@ -1137,8 +1143,7 @@ bool Kubelet::start_container(Entry& e, const proto::Pod& pod, const StartAction
   bool has_hostname = false;
   for (const auto& kv : cfg.env) has_hostname |= kv.rfind("HOSTNAME=", 0) == 0;
   if (!has_hostname) {
-    auto sc = sandbox_config(pod);
-    cfg.env.push_back("HOSTNAME=" + sc.hostname);
+    cfg.env.push_back("HOSTNAME=" + pod_hostname(pod));
   }
   cfg.cwd = !c.working_dir.empty()
                 ? c.working_dir
