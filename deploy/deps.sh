@@ -11,6 +11,9 @@ pkgs=(
   libarchive-dev libseccomp-dev
   crun runc busybox-static skopeo docker-registry containernetworking-plugins iproute2 util-linux
   libmnl-dev  # the skiff CNI plugin (cni/plugin) speaks netlink through libmnl
+  # pod network (issue 4): netagent speaks nftables through libnftnl; the lab and bench/net use
+  # nft (tests read back what netagent made) and iperf3 (bench/net)
+  libnftnl-dev nftables iperf3
 )
 missing=()
 for p in "${pkgs[@]}"; do
