@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cni/plugin/error.h"
+#include "common/netlink/ip4.h"
 
 namespace skiff::cni::plugin {
 
@@ -23,25 +24,11 @@ bool version_supported(const std::string& v);
 // -1, 0, 1 comparing dotted versions ("0.4.0" < "1.0.0").
 int compare_versions(const std::string& a, const std::string& b);
 
-// An IPv4 address in host byte order.
-struct Ip4 {
-  uint32_t v = 0;
-  std::string str() const;
-  bool operator==(const Ip4&) const = default;
-  auto operator<=>(const Ip4&) const = default;
-};
-std::optional<Ip4> parse_ip4(const std::string& s);
-
-struct Ip4Net {
-  Ip4 addr;  // as written (may have host bits; network() clears them)
-  int prefix = 0;
-  Ip4 network() const;
-  Ip4 broadcast() const;
-  uint32_t mask() const;
-  bool contains(Ip4 ip) const;
-  std::string str() const;  // "10.244.1.0/24" (network address)
-};
-std::optional<Ip4Net> parse_ip4_net(const std::string& s);
+// Addresses and prefixes are common/netlink's (shared with the overlay).
+using netlink::Ip4;
+using netlink::Ip4Net;
+using netlink::parse_ip4;
+using netlink::parse_ip4_net;
 
 enum class Command { kAdd, kDel, kCheck, kVersion, kGc, kStatus };
 

@@ -9,10 +9,14 @@
 
 #include "cni/plugin/config.h"
 #include "cni/plugin/ipam.h"
-#include "cni/plugin/netlink.h"
 #include "cni/plugin/result.h"
+#include "common/netlink/netlink.h"
 
 namespace skiff::cni::plugin {
+
+using netlink::LinkInfo;
+using netlink::Netlink;
+using netlink::NlError;
 
 namespace {
 

@@ -1,10 +1,12 @@
-#include "cni/plugin/netlink.h"
+#include "common/netlink/netlink.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <sched.h>
@@ -14,7 +16,7 @@
 #include <cstdio>
 #include <cstring>
 
-namespace skiff::cni::plugin {
+namespace skiff::netlink {
 
 namespace {
 
@@ -29,6 +31,10 @@ namespace {
        mnl_attr_ok(a, reinterpret_cast<const char*>(mnl_attr_get_payload(nest)) +             \
                           mnl_attr_get_payload_len(nest) - reinterpret_cast<const char*>(a)); \
        a = mnl_attr_next(a))
+
+std::string errno_text(const std::string& what, int err) {
+  return what + ": " + std::strerror(err);
+}
 
 void set_err(NlError* e, int err, const std::string& what, const std::string& ext = "") {
   if (e) *e = NlError{err, errno_text(what, err) + (ext.empty() ? "" : " (kernel: " + ext + ")")};
@@ -81,14 +87,6 @@ std::string mac_str(const uint8_t* m, size_t n) {
   return s;
 }
 
-bool parse_mac(const std::string& s, uint8_t out[6]) {
-  unsigned v[6];
-  if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-    return false;
-  for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(v[i]);
-  return true;
-}
-
 uint32_t be(Ip4 ip) { return htonl(ip.v); }
 
 // Request buffers: rtnetlink messages we build are far below a page.
@@ -106,6 +104,7 @@ int link_cb(const nlmsghdr* nlh, void* data) {
   auto* out = static_cast<LinkInfo*>(data);
   auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
   LinkInfo li;
+  const nlattr* info_data = nullptr;
   li.index = ifi->ifi_index;
   li.up = (ifi->ifi_flags & IFF_UP) != 0;
   SKIFF_FOR_ATTR(attr, nlh, sizeof(*ifi)) {
@@ -127,6 +126,8 @@ int link_cb(const nlmsghdr* nlh, void* data) {
         SKIFF_FOR_NESTED(in, attr) {
           if (mnl_attr_get_type(in) == IFLA_INFO_KIND) {
             li.kind = mnl_attr_get_str(in);
+          } else if (mnl_attr_get_type(in) == IFLA_INFO_DATA) {
+            info_data = in;
           } else if (mnl_attr_get_type(in) == IFLA_INFO_SLAVE_DATA) {
             SKIFF_FOR_NESTED(p, in) {
               if (mnl_attr_get_type(p) == IFLA_BRPORT_MODE) li.hairpin = mnl_attr_get_u8(p);
@@ -136,6 +137,30 @@ int link_cb(const nlmsghdr* nlh, void* data) {
         break;
       }
     }
+  }
+  // IFLA_INFO_DATA may come before IFLA_INFO_KIND; read it once the kind is known.
+  if (li.kind == "vxlan" && info_data) {
+    VxlanInfo vx;
+    SKIFF_FOR_NESTED(v, info_data) {
+      switch (mnl_attr_get_type(v)) {
+        case IFLA_VXLAN_ID:
+          vx.vni = mnl_attr_get_u32(v);
+          break;
+        case IFLA_VXLAN_LOCAL:
+          vx.local = Ip4{ntohl(mnl_attr_get_u32(v))};
+          break;
+        case IFLA_VXLAN_LINK:
+          vx.link = static_cast<int>(mnl_attr_get_u32(v));
+          break;
+        case IFLA_VXLAN_PORT:
+          vx.port = ntohs(mnl_attr_get_u16(v));
+          break;
+        case IFLA_VXLAN_LEARNING:
+          vx.learning = mnl_attr_get_u8(v) != 0;
+          break;
+      }
+    }
+    li.vxlan = vx;
   }
   *out = li;
   return MNL_CB_OK;
@@ -149,13 +174,15 @@ struct AddrDump {
 int addr_cb(const nlmsghdr* nlh, void* data) {
   auto* d = static_cast<AddrDump*>(data);
   auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
-  if (ifa->ifa_family != AF_INET || static_cast<int>(ifa->ifa_index) != d->index) return MNL_CB_OK;
+  if (ifa->ifa_family != AF_INET) return MNL_CB_OK;
+  if (d->index != 0 && static_cast<int>(ifa->ifa_index) != d->index) return MNL_CB_OK;
   std::optional<uint32_t> local, address;
   SKIFF_FOR_ATTR(attr, nlh, sizeof(*ifa)) {
     if (mnl_attr_get_type(attr) == IFA_LOCAL) local = mnl_attr_get_u32(attr);
     if (mnl_attr_get_type(attr) == IFA_ADDRESS) address = mnl_attr_get_u32(attr);
   }
-  if (auto a = local ? local : address) d->out.push_back({Ip4{ntohl(*a)}, ifa->ifa_prefixlen});
+  if (auto a = local ? local : address)
+    d->out.push_back({Ip4{ntohl(*a)}, ifa->ifa_prefixlen, static_cast<int>(ifa->ifa_index)});
   return MNL_CB_OK;
 }
 
@@ -166,6 +193,8 @@ int route_cb(const nlmsghdr* nlh, void* data) {
   RouteInfo r;
   r.dst_len = rtm->rtm_dst_len;
   r.table = rtm->rtm_table;
+  r.protocol = rtm->rtm_protocol;
+  r.onlink = (rtm->rtm_flags & RTNH_F_ONLINK) != 0;
   SKIFF_FOR_ATTR(attr, nlh, sizeof(*rtm)) {
     switch (mnl_attr_get_type(attr)) {
       case RTA_DST:
@@ -187,6 +216,16 @@ int route_cb(const nlmsghdr* nlh, void* data) {
 }
 
 }  // namespace
+
+bool parse_mac(const std::string& s, uint8_t out[6]) {
+  unsigned v[6];
+  char tail;
+  if (s.size() != 17 || std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2],
+                                    &v[3], &v[4], &v[5], &tail) != 6)
+    return false;
+  for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(v[i]);
+  return true;
+}
 
 Netlink::Netlink(mnl_socket* s) : sock_(s), port_(mnl_socket_get_portid(s)) {}
 Netlink::Netlink(Netlink&& o) noexcept : sock_(o.sock_), port_(o.port_), seq_(o.seq_) {
@@ -252,7 +291,8 @@ int Netlink::request(nlmsghdr* nlh, int (*cb)(const nlmsghdr*, void*), void* dat
   if (!dump) nlh->nlmsg_flags |= NLM_F_ACK;
   nlh->nlmsg_seq = ++seq_;
   if (mnl_socket_sendto(sock_, nlh, nlh->nlmsg_len) < 0) return errno;
-  static char buf[65536];
+  // Per thread: sockets on different threads must not share it.
+  thread_local char buf[65536];
   RequestCtx ctx{cb, data};
   // With a control array libmnl no longer applies its defaults, so DONE must end a dump here.
   mnl_cb_t ctl[NLMSG_MIN_TYPE] = {};
@@ -486,4 +526,250 @@ std::optional<std::vector<RouteInfo>> Netlink::routes(NlError* err) {
   return out;
 }
 
-}  // namespace skiff::cni::plugin
+bool Netlink::create_vxlan(const std::string& name, const VxlanInfo& vx, int mtu, NlError* err) {
+  Msg m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(m.nlh, IFLA_IFNAME, name.c_str());
+  if (mtu > 0) mnl_attr_put_u32(m.nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  nlattr* info = mnl_attr_nest_start(m.nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(m.nlh, IFLA_INFO_KIND, "vxlan");
+  nlattr* data = mnl_attr_nest_start(m.nlh, IFLA_INFO_DATA);
+  mnl_attr_put_u32(m.nlh, IFLA_VXLAN_ID, vx.vni);
+  if (vx.local.v) mnl_attr_put_u32(m.nlh, IFLA_VXLAN_LOCAL, be(vx.local));
+  if (vx.link) mnl_attr_put_u32(m.nlh, IFLA_VXLAN_LINK, static_cast<uint32_t>(vx.link));
+  // The port is big-endian on the wire (nla_get_be16 in the kernel).
+  if (vx.port) mnl_attr_put_u16(m.nlh, IFLA_VXLAN_PORT, htons(static_cast<uint16_t>(vx.port)));
+  mnl_attr_put_u8(m.nlh, IFLA_VXLAN_LEARNING, vx.learning ? 1 : 0);
+  mnl_attr_nest_end(m.nlh, data);
+  mnl_attr_nest_end(m.nlh, info);
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e,
+            "create vxlan " + name + " (vni " + std::to_string(vx.vni) + ", local " +
+                vx.local.str() + ", dev #" + std::to_string(vx.link) + ", port " +
+                std::to_string(vx.port) + ")",
+            last_ext_);
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::delete_addr(int index, Ip4 ip, int prefix, NlError* err) {
+  Msg m(RTM_DELADDR, 0);
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = static_cast<uint8_t>(prefix);
+  ifa->ifa_index = static_cast<uint32_t>(index);
+  mnl_attr_put_u32(m.nlh, IFA_LOCAL, be(ip));
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e,
+            "delete address " + ip.str() + "/" + std::to_string(prefix) + " from link #" +
+                std::to_string(index),
+            last_ext_);
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+std::string route_text(const RouteSpec& r) {
+  return r.dst.str() + (r.gw.v ? " via " + r.gw.str() : "") + " dev #" + std::to_string(r.oif) +
+         (r.onlink ? " onlink" : "") + " proto " + std::to_string(r.protocol);
+}
+
+void put_route(Msg& m, const RouteSpec& r, bool del) {
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = static_cast<uint8_t>(r.dst.prefix);
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = r.protocol;
+  // Deletes match any scope (as `ip route del`); adds say what the route is.
+  rtm->rtm_scope = del ? RT_SCOPE_NOWHERE : (r.gw.v ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
+  rtm->rtm_type = RTN_UNICAST;
+  if (r.onlink) rtm->rtm_flags |= RTNH_F_ONLINK;
+  if (r.dst.prefix > 0) mnl_attr_put_u32(m.nlh, RTA_DST, be(r.dst.network()));
+  if (r.gw.v) mnl_attr_put_u32(m.nlh, RTA_GATEWAY, be(r.gw));
+  if (r.oif) mnl_attr_put_u32(m.nlh, RTA_OIF, static_cast<uint32_t>(r.oif));
+}
+
+struct ProtoRoutes {
+  uint8_t protocol;
+  std::vector<RouteInfo> out;
+};
+
+int proto_route_cb(const nlmsghdr* nlh, void* data) {
+  auto* d = static_cast<ProtoRoutes*>(data);
+  std::vector<RouteInfo> one;
+  route_cb(nlh, &one);
+  for (auto& r : one)
+    if (r.protocol == d->protocol) d->out.push_back(r);
+  return MNL_CB_OK;
+}
+
+struct NeighDump {
+  int family;
+  int index;
+  std::vector<NeighInfo> neighs;
+  std::vector<FdbInfo> fdbs;
+};
+
+int neigh_cb(const nlmsghdr* nlh, void* data) {
+  auto* d = static_cast<NeighDump*>(data);
+  auto* ndm = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(nlh));
+  if (ndm->ndm_family != d->family || ndm->ndm_ifindex != d->index) return MNL_CB_OK;
+  Ip4 dst;
+  std::string mac;
+  SKIFF_FOR_ATTR(attr, nlh, sizeof(*ndm)) {
+    switch (mnl_attr_get_type(attr)) {
+      case NDA_DST:
+        if (mnl_attr_get_payload_len(attr) == 4) dst = Ip4{ntohl(mnl_attr_get_u32(attr))};
+        break;
+      case NDA_LLADDR:
+        mac = mac_str(static_cast<const uint8_t*>(mnl_attr_get_payload(attr)),
+                      mnl_attr_get_payload_len(attr));
+        break;
+    }
+  }
+  if (d->family == AF_BRIDGE)
+    d->fdbs.push_back({ndm->ndm_ifindex, mac, dst, ndm->ndm_state, ndm->ndm_flags});
+  else
+    d->neighs.push_back({ndm->ndm_ifindex, dst, mac, ndm->ndm_state});
+  return MNL_CB_OK;
+}
+
+ndmsg* put_ndmsg(Msg& m, int family, int index, uint16_t state, uint8_t flags) {
+  auto* ndm = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ndmsg)));
+  ndm->ndm_family = static_cast<uint8_t>(family);
+  ndm->ndm_ifindex = index;
+  ndm->ndm_state = state;
+  ndm->ndm_flags = flags;
+  return ndm;
+}
+
+}  // namespace
+
+bool Netlink::add_route(const RouteSpec& r, NlError* err) {
+  Msg m(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+  put_route(m, r, false);
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e, "add route " + route_text(r), last_ext_);
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::delete_route(const RouteSpec& r, NlError* err) {
+  Msg m(RTM_DELROUTE, 0);
+  put_route(m, r, true);
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e, "delete route " + route_text(r), last_ext_);
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::vector<RouteInfo>> Netlink::routes_by_protocol(uint8_t protocol, NlError* err) {
+  Msg m(RTM_GETROUTE, NLM_F_DUMP);
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_INET;
+  ProtoRoutes d{protocol, {}};
+  if (int e = request(m.nlh, proto_route_cb, &d)) {
+    set_err(err, e, "list routes of protocol " + std::to_string(protocol), last_ext_);
+    return std::nullopt;
+  }
+  return d.out;
+}
+
+bool Netlink::set_neigh(int index, Ip4 ip, const std::string& mac, NlError* err) {
+  uint8_t hw[6];
+  if (!parse_mac(mac, hw)) {
+    set_err(err, EINVAL, "set neighbour " + ip.str() + ": bad MAC \"" + mac + "\"");
+    return false;
+  }
+  Msg m(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+  put_ndmsg(m, AF_INET, index, NUD_PERMANENT, 0);
+  mnl_attr_put_u32(m.nlh, NDA_DST, be(ip));
+  mnl_attr_put(m.nlh, NDA_LLADDR, 6, hw);
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e,
+            "set neighbour " + ip.str() + " lladdr " + mac + " on link #" + std::to_string(index),
+            last_ext_);
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::delete_neigh(int index, Ip4 ip, NlError* err) {
+  Msg m(RTM_DELNEIGH, 0);
+  put_ndmsg(m, AF_INET, index, 0, 0);
+  mnl_attr_put_u32(m.nlh, NDA_DST, be(ip));
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e, "delete neighbour " + ip.str() + " on link #" + std::to_string(index),
+            last_ext_);
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::vector<NeighInfo>> Netlink::neighs(int index, NlError* err) {
+  Msg m(RTM_GETNEIGH, NLM_F_DUMP);
+  put_ndmsg(m, AF_INET, 0, 0, 0);
+  NeighDump d{AF_INET, index, {}, {}};
+  if (int e = request(m.nlh, neigh_cb, &d)) {
+    set_err(err, e, "list neighbours", last_ext_);
+    return std::nullopt;
+  }
+  return d.neighs;
+}
+
+bool Netlink::set_fdb(int index, const std::string& mac, Ip4 dst, NlError* err) {
+  uint8_t hw[6];
+  if (!parse_mac(mac, hw)) {
+    set_err(err, EINVAL, "set fdb entry: bad MAC \"" + mac + "\"");
+    return false;
+  }
+  Msg m(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+  put_ndmsg(m, AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF);
+  mnl_attr_put(m.nlh, NDA_LLADDR, 6, hw);
+  mnl_attr_put_u32(m.nlh, NDA_DST, be(dst));
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e,
+            "set fdb entry " + mac + " dst " + dst.str() + " on link #" + std::to_string(index),
+            last_ext_);
+    return false;
+  }
+  return true;
+}
+
+bool Netlink::delete_fdb(int index, const std::string& mac, Ip4 dst, NlError* err) {
+  uint8_t hw[6];
+  if (!parse_mac(mac, hw)) {
+    set_err(err, EINVAL, "delete fdb entry: bad MAC \"" + mac + "\"");
+    return false;
+  }
+  Msg m(RTM_DELNEIGH, 0);
+  put_ndmsg(m, AF_BRIDGE, index, 0, NTF_SELF);
+  mnl_attr_put(m.nlh, NDA_LLADDR, 6, hw);
+  if (dst.v) mnl_attr_put_u32(m.nlh, NDA_DST, be(dst));
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e,
+            "delete fdb entry " + mac + " dst " + dst.str() + " on link #" + std::to_string(index),
+            last_ext_);
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::vector<FdbInfo>> Netlink::fdbs(int index, NlError* err) {
+  Msg m(RTM_GETNEIGH, NLM_F_DUMP);
+  put_ndmsg(m, AF_BRIDGE, 0, 0, 0);
+  NeighDump d{AF_BRIDGE, index, {}, {}};
+  if (int e = request(m.nlh, neigh_cb, &d)) {
+    set_err(err, e, "list fdb entries", last_ext_);
+    return std::nullopt;
+  }
+  return d.fdbs;
+}
+
+}  // namespace skiff::netlink
