@@ -642,9 +642,10 @@ Status NftnlTables::read_acks(const Batch& batch, uint32_t first_seq) {
       if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_pid != portid_) continue;
       if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nlmsgerr)) continue;
       const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-      uint32_t seq = nlh->nlmsg_seq;
-      if (seq < first_seq || seq > first_seq + n + 1) continue;  // an older batch's stray ack
-      size_t index = seq == first_seq || seq == first_seq + n + 1 ? n : seq - first_seq - 1;
+      // Unsigned distance from BATCH_BEGIN, so a wrapped sequence number still works.
+      const uint32_t d = nlh->nlmsg_seq - first_seq;
+      if (d > n + 1) continue;  // an older batch's stray ack
+      const size_t index = d == 0 || d == n + 1 ? n : d - 1;
       if (index < n && !acked[index]) {
         acked[index] = true;
         ++acked_count;

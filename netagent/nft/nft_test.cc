@@ -433,6 +433,42 @@ TEST_CASE("sync_masquerade on the kernel: create, idempotent, drift repair, dele
   }
 }
 
+TEST_CASE("a large batch is one transaction with every operation acknowledged", "[nft][root]") {
+  if (std::string why = kernel_unavailable(); !why.empty()) {
+    testing::skip(why);
+    return;
+  }
+  PrivateNetns ns;
+  if (!ns.error().empty()) {
+    testing::skip(ns.error());
+    return;
+  }
+  auto t = NftnlTables::open();
+  REQUIRE(t.is_ok());
+  // Issue 6 syncs thousands of objects at once: well past the default socket buffers.
+  constexpr int kRules = 20000;
+  Batch b(Family::kIp, "skiff");
+  b.add_table().add_chain(Chain{"big", std::nullopt});
+  for (int i = 0; i < kRules; ++i) {
+    Ipv4Prefix p{0x0a000000u + static_cast<uint32_t>(i), 32};
+    b.add_rule("big", Rule{match_ipv4(IpField::kDaddr, p), ""});
+  }
+  Status s = t.value()->commit(b);
+  REQUIRE(s.to_string() == "OK");
+  Run count = sh("nft list chain ip skiff big | grep -c 'ip daddr'");
+  CHECK(count.out == std::to_string(kRules) + "\n");
+  // The same socket then reports a failure at the end of a large batch precisely.
+  Batch bad(Family::kIp, "skiff");
+  bad.flush_chain("big");
+  for (int i = 0; i < 1000; ++i) bad.add_rule("big", Rule{{Counter{}}, ""});
+  bad.add_rule("big", Rule{{Verdict{VerdictCode::kGoto, "nowhere"}}, ""});
+  s = t.value()->commit(bad);
+  CHECK(s.os_errno() == ENOENT);
+  CHECK_THAT(s.message(), Catch::StartsWith("add rule ip skiff big: No such file or directory"));
+  count = sh("nft list chain ip skiff big | grep -c 'ip daddr'");
+  CHECK(count.out == std::to_string(kRules) + "\n");  // the flush was not applied either
+}
+
 // Not run by default ("[.]"): test/integration/nft_masquerade_test.sh runs it inside its "node"
 // namespace (nsenter) to drive the library: SKIFF_NFT_APPLY=<cidr> syncs the masquerade,
 // SKIFF_NFT_DELETE=1 deletes the table.
