@@ -578,12 +578,14 @@ Status NftnlTables::commit(const Batch& batch) {
   return read_acks(batch, first_seq);
 }
 
-namespace {
-
-// The NLMSGERR_ATTR_MSG text of an ack, if the kernel attached one.
-std::string extack_text(const nlmsghdr* nlh) {
-  if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS)) return "";
+std::string ack_extack_text(const void* msg, size_t len) {
+  const auto* nlh = static_cast<const nlmsghdr*>(msg);
+  if (len < sizeof(nlmsghdr) || nlh->nlmsg_len > len || nlh->nlmsg_type != NLMSG_ERROR ||
+      !(nlh->nlmsg_flags & NLM_F_ACK_TLVS) || mnl_nlmsg_get_payload_len(nlh) < sizeof(nlmsgerr)) {
+    return "";
+  }
   const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+  // The attributes follow the nlmsgerr and, unless capped, the copy of the request.
   size_t payload = sizeof(nlmsgerr);
   if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) payload += err->msg.nlmsg_len - sizeof(nlmsghdr);
   size_t total = mnl_nlmsg_get_payload_len(nlh);
@@ -600,8 +602,6 @@ std::string extack_text(const nlmsghdr* nlh) {
   }
   return "";
 }
-
-}  // namespace
 
 Status NftnlTables::read_acks(const Batch& batch, uint32_t first_seq) {
   // The kernel processes the whole batch inside sendmsg and queues one ack per operation (each
@@ -650,7 +650,8 @@ Status NftnlTables::read_acks(const Batch& batch, uint32_t first_seq) {
         acked[index] = true;
         ++acked_count;
       }
-      if (e->error != 0) failures.push_back(Failure{index, -e->error, extack_text(nlh)});
+      if (e->error != 0)
+        failures.push_back(Failure{index, -e->error, ack_extack_text(nlh, nlh->nlmsg_len)});
     }
   }
   if (failures.empty()) return Status::ok();

@@ -201,6 +201,10 @@ class Batch {
 // kAlreadyExists, EPERM to kForbidden, anything else to kIo.
 Status kernel_error(const std::string& op_description, int err, const std::string& extack);
 
+// The kernel's text (NLMSGERR_ATTR_MSG) in one received netlink ack of `len` bytes, or "" when
+// it has none. Public for tests.
+std::string ack_extack_text(const void* msg, size_t len);
+
 // ---- The kernel ----
 
 class NftTables {

@@ -185,6 +185,33 @@ TEST_CASE("kernel errors name the operation, the errno and the kernel's text", "
   CHECK(kernel_error("add table ip skiff", EPERM, "").code() == Code::kForbidden);
 }
 
+// An ack as the kernel sends it: nlmsghdr, nlmsgerr, [copy of the request], [attributes].
+std::vector<uint8_t> ack(int error, bool capped, const char* text) {
+  std::vector<uint8_t> buf(4096, 0);
+  auto* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = NLMSG_ERROR;
+  nlh->nlmsg_flags =
+      static_cast<uint16_t>((capped ? NLM_F_CAPPED : 0) | (text ? NLM_F_ACK_TLVS : 0));
+  auto* e = static_cast<nlmsgerr*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nlmsgerr)));
+  e->error = -error;
+  e->msg.nlmsg_len = sizeof(nlmsghdr) + (capped ? 0 : 24);
+  if (!capped) mnl_nlmsg_put_extra_header(nlh, 24);  // the (zeroed) request payload
+  mnl_attr_put_u32(nlh, NLMSGERR_ATTR_OFFS, 20);
+  if (text) mnl_attr_put_strz(nlh, NLMSGERR_ATTR_MSG, text);
+  buf.resize(nlh->nlmsg_len);
+  return buf;
+}
+
+TEST_CASE("the kernel's extended-ack text is found in capped and uncapped acks", "[nft]") {
+  auto capped = ack(EEXIST, true, "Chain hook mismatch");
+  CHECK(ack_extack_text(capped.data(), capped.size()) == "Chain hook mismatch");
+  auto full = ack(EINVAL, false, "Attribute failed policy validation");
+  CHECK(ack_extack_text(full.data(), full.size()) == "Attribute failed policy validation");
+  auto none = ack(ENOENT, true, nullptr);
+  CHECK(ack_extack_text(none.data(), none.size()).empty());
+  CHECK(ack_extack_text(capped.data(), 8).empty());  // truncated
+}
+
 // Records batches and answers with a preset Status.
 class FakeNftTables : public NftTables {
  public:
