@@ -442,12 +442,13 @@ Status Overlay::sync(const std::vector<Peer>& peers) {
   if (!d) return d.status();
   std::vector<std::string> skipped;
   State want = desired_state(cfg_, dev_.index, dev_.underlay_index, peers, &skipped);
-  for (const auto& s : skipped) spdlog::info("overlay: skipping {}", s);
+  for (const auto& s : skipped) spdlog::debug("overlay: skipping {}", s);
   auto have = current_state();
   if (!have) return have.status();
   Plan plan = make_plan(*have, want);
   stats_.peers = static_cast<int>(want.routes.size());
   stats_.skipped = static_cast<int>(skipped.size());
+  stats_.skipped_why = skipped;
   stats_.changes = 0;
   if (plan.empty()) return Status();
   spdlog::info("overlay: applying\n{}", plan.str());

@@ -140,9 +140,10 @@ struct Device {
 };
 
 struct SyncStats {
-  int peers = 0;    // routed
-  int skipped = 0;  // left out (see desired_state)
-  int changes = 0;  // kernel objects added or deleted by the last sync
+  int peers = 0;                         // routed
+  int skipped = 0;                       // left out (see desired_state)
+  int changes = 0;                       // kernel objects added or deleted by the last sync
+  std::vector<std::string> skipped_why;  // desired_state's reasons, last sync
 };
 
 class Overlay {
