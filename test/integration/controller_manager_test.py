@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""skiff-controller-manager: leader election between two replicas and node pod-CIDR allocation.
+
+One skiff-apiserver on 127.0.0.1 and two controller-managers (--cluster-cidr 10.244.0.0/22, so
+the range holds 4 node /24s; short leader-election periods). Checks: exactly one leads (Lease
+holder, /metrics); Nodes get distinct /24s in range with spec.podCIDRs = [spec.podCIDR]; a Node
+created with a podCIDR keeps it; a full range gives the waiting Node a CIDRNotAvailable event
+and a CIDR once another Node is deleted (the freed one); kill -9 of the leader => the standby
+takes over within 15 s, keeps the existing allocations (no duplicate CIDR) and allocates for a
+new Node; SIGTERM of a leader releases the Lease (exit 0, holder cleared) and the standby takes
+over. Loopback only; no root needed."""
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib  # noqa: E402
+
+testlib.ensure_modules("yaml")
+testlib.deadline(300)
+t = testlib.Checks()
+CM = testlib.need_bin("skiff-controller-manager")
+CLUSTER = ipaddress.ip_network("10.244.0.0/22")
+LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/skiff-controller-manager"
+
+
+class ControllerManager:
+    """One skiff-controller-manager process; stopped by testlib's cleanup on every path."""
+
+    def __init__(self, srv, ident):
+        self.ident = ident
+        self.port = testlib.free_port()
+        self.log_path = os.path.join(srv.dir, "cm-%s.log" % ident)
+        args = [CM, "--kubeconfig", srv.kubeconfig, "--cluster-cidr", str(CLUSTER),
+                "--node-cidr-mask-size", "24", "--leader-elect-lease-duration", "4s",
+                "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s",
+                "--id", ident, "--port", str(self.port)]
+        testlib.log("starting " + " ".join(args))
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
+        testlib._servers.append(self)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path),
+                                        timeout=5) as r:
+                return r.status, r.read().decode()
+        except OSError as e:
+            return None, str(e)
+
+    def leader_metric(self):
+        code, body = self.get("/metrics")
+        if code != 200:
+            return None
+        for line in body.splitlines():
+            if line.startswith("leader_election_master_status{"):
+                return int(line.split()[-1])
+        return None
+
+    def kill9(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self):
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        try:
+            self.logf.close()
+        except Exception:
+            pass
+
+    def tail(self, n=30):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "\n".join(f.read().splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def wait_for(what, fn, timeout=20, interval=0.2):
+    end = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > end:
+            testlib.log("gave up waiting for " + what)
+            return v
+        time.sleep(interval)
+
+
+srv = testlib.Server(insecure=True).start()
+api = srv.client()
+
+
+def lease_holder():
+    r = api.get(LEASE)
+    if r.status != 200:
+        return None
+    return (r.json.get("spec") or {}).get("holderIdentity", "")
+
+
+def node(name):
+    r = api.get("/api/v1/nodes/" + name)
+    return r.json if r.status == 200 else None
+
+
+def cidr_of(name):
+    n = node(name)
+    return ((n or {}).get("spec") or {}).get("podCIDR", "")
+
+
+def create_node(name, cidr=None):
+    obj = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+    if cidr:
+        obj["spec"] = {"podCIDR": cidr, "podCIDRs": [cidr]}
+    r = api.post("/api/v1/nodes", obj)
+    t.check("create node %s%s" % (name, " with podCIDR " + cidr if cidr else ""),
+            r.status == 201, r)
+
+
+def delete_node(name):
+    r = api.delete("/api/v1/nodes/" + name)
+    t.check("delete node " + name, r.status == 200, r)
+    wait_for("node %s gone" % name, lambda: node(name) is None)
+
+
+def all_cidrs():
+    r = api.get("/api/v1/nodes")
+    return {i["metadata"]["name"]: (i.get("spec") or {}).get("podCIDR", "")
+            for i in r.json["items"]}
+
+
+def check_node_cidr(name):
+    c = wait_for("pod CIDR on " + name, lambda: cidr_of(name))
+    n = node(name) or {}
+    ok = False
+    try:
+        net = ipaddress.ip_network(c)
+        ok = net.prefixlen == 24 and net.subnet_of(CLUSTER)
+    except ValueError:
+        pass
+    t.check("node %s has a /24 in %s (%s)" % (name, CLUSTER, c), ok, n)
+    t.eq("node %s spec.podCIDRs" % name, (n.get("spec") or {}).get("podCIDRs"), [c])
+    return c
+
+
+def cidr_events(name):
+    r = api.get("/api/v1/namespaces/default/events")
+    if r.status != 200:
+        return []
+    return [e for e in r.json["items"]
+            if e.get("involvedObject", {}).get("name") == name and
+            e.get("reason") == "CIDRNotAvailable"]
+
+
+a = ControllerManager(srv, "cm-a")
+b = ControllerManager(srv, "cm-b")
+cms = {"cm-a": a, "cm-b": b}
+
+try:
+    # --- exactly one leader
+    holder = wait_for("a leader", lambda: lease_holder() in cms and lease_holder())
+    t.check("the Lease has a holder among cm-a/cm-b (%s)" % holder, holder in cms,
+            a.tail() + "\n" + b.tail())
+    leader = cms.get(holder, a)
+    standby = b if leader is a else a
+    t.eq("/healthz of %s" % leader.ident, leader.get("/healthz"), (200, "ok"))
+    wait_for("leader metric", lambda: leader.leader_metric() == 1)
+    t.eq("leader %s reports leader_election_master_status 1" % leader.ident,
+         leader.leader_metric(), 1)
+    t.eq("standby %s reports leader_election_master_status 0" % standby.ident,
+         standby.leader_metric(), 0)
+    code, metrics = leader.get("/metrics")
+    t.check("/metrics has workqueue_depth for nodeipam",
+            'workqueue_depth{name="nodeipam"}' in metrics, metrics)
+
+    # --- three nodes: distinct /24s in range
+    for n in ("n1", "n2", "n3"):
+        create_node(n)
+    got = {n: check_node_cidr(n) for n in ("n1", "n2", "n3")}
+    t.eq("n1..n3 have distinct CIDRs", len(set(got.values())), 3)
+
+    # --- a node registered with a CIDR keeps it (this fills the 4-node range)
+    free = [str(s) for s in CLUSTER.subnets(new_prefix=24) if str(s) not in got.values()]
+    fixed = free[0]
+    create_node("fixed", fixed)
+    time.sleep(1.5)  # give the controller a chance to (wrongly) touch it
+    t.eq("node 'fixed' keeps its podCIDR", cidr_of("fixed"), fixed)
+
+    # --- full range: CIDRNotAvailable, then the CIDR freed by a deletion
+    create_node("n4")
+    ev = wait_for("CIDRNotAvailable for n4", lambda: cidr_events("n4"))
+    t.check("n4 got a CIDRNotAvailable event", bool(ev), all_cidrs())
+    t.eq("n4 has no CIDR while the range is full", cidr_of("n4"), "")
+    delete_node("n2")
+    c4 = check_node_cidr("n4")
+    t.eq("n4 gets n2's freed CIDR", c4, got["n2"])
+
+    # --- kill -9 of the leader: the standby takes over and keeps the allocations
+    old = leader
+    old.kill9()
+    testlib.log("killed leader %s" % old.ident)
+    new_holder = wait_for("takeover", lambda: lease_holder() == standby.ident, timeout=15)
+    t.eq("standby %s holds the Lease within 15 s of kill -9" % standby.ident, new_holder, True)
+    leader, standby = standby, None
+    delete_node("n3")
+    create_node("n5")
+    c5 = check_node_cidr("n5")
+    t.eq("new leader gives n5 the CIDR freed by n3 (it kept the others)", c5, got["n3"])
+    cidrs = [c for c in all_cidrs().values() if c]
+    t.eq("no CIDR is given twice", len(cidrs), len(set(cidrs)))
+
+    # --- SIGTERM of the leader releases the Lease; a standby takes over
+    c = ControllerManager(srv, "cm-c")
+    cms["cm-c"] = c
+    wait_for("cm-c up as standby", lambda: c.leader_metric() == 0)
+    t.eq("cm-c is a standby", c.leader_metric(), 0)
+    leader.proc.terminate()
+    rc = leader.proc.wait(timeout=30)
+    t.eq("SIGTERM'd leader %s exits 0" % leader.ident, rc, 0)
+    h = lease_holder()
+    t.check("the Lease is released or already taken by cm-c (holder %r)" % h, h in ("", "cm-c"),
+            api.get(LEASE))
+    t.check("cm-c takes over", wait_for("cm-c leads", lambda: lease_holder() == "cm-c",
+                                        timeout=15), c.tail())
+    create_node("n6")
+    delete_node("n1")
+    c6 = check_node_cidr("n6")
+    t.eq("cm-c allocates for a new node (n1's freed CIDR)", c6, got["n1"])
+    r = api.get(LEASE)
+    t.check("leaseTransitions counted the takeovers",
+            (r.json.get("spec") or {}).get("leaseTransitions", 0) >= 2, r)
+finally:
+    if t.failed:
+        for cmp in cms.values():
+            print("---- %s log ----\n%s" % (cmp.ident, cmp.tail()), flush=True)
+        srv.dump_log()
+t.finish()
