@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -202,6 +203,7 @@ Kubelet::Kubelet(KubeletOptions opts, KubeletDeps deps)
 Kubelet::~Kubelet() { stop(); }
 
 void Kubelet::stop() {
+  startup_thread_ = {};  // asks a pending wait for the pod CIDR to stop, and joins it
   node_thread_ = {};
   relist_thread_ = {};
   if (informer_) informer_->stop();
@@ -366,15 +368,49 @@ void Kubelet::node_loop(std::stop_token stop) {
   }
 }
 
-void Kubelet::ensure_cni_config(const std::string& pod_cidr) {
-  if (!deps_.cni) return;
+bool Kubelet::has_cni_config() const {
   std::error_code ec;
-  bool empty = true;
   if (fs::is_directory(opts_.cni_conf_dir, ec))
     for (const auto& f : fs::directory_iterator(opts_.cni_conf_dir, ec)) {
       auto ext = f.path().extension();
-      if (ext == ".conflist" || ext == ".conf" || ext == ".json") empty = false;
+      if (ext == ".conflist" || ext == ".conf" || ext == ".json") return true;
     }
+  return false;
+}
+
+std::string Kubelet::wait_for_pod_cidr(std::stop_token stop) {
+  spdlog::info(
+      "node {} has no spec.podCIDR and no --pod-cidr was given: waiting for "
+      "skiff-controller-manager to assign one (pods start after that)",
+      opts_.node_name);
+  auto t0 = SteadyClock::now();
+  while (!stop.stop_requested()) {
+    auto got = deps_.api->get(node_type(), "", opts_.node_name);
+    if (got) {
+      std::string cidr;
+      if (got->contains("spec") && (*got)["spec"].contains("podCIDR"))
+        cidr = (*got)["spec"]["podCIDR"].get<std::string>();
+      if (!cidr.empty()) {
+        spdlog::info("node {} got pod CIDR {} after {:.1f} s", opts_.node_name, cidr,
+                     ms_since(t0) / 1000);
+        return cidr;
+      }
+    } else if (got.status().code() != Code::kNotFound) {
+      spdlog::debug("waiting for pod CIDR: {}", got.status().to_string());
+    }
+    // NotFound: the Node was deleted; the status loop registers it again.
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    cv.wait_for(lock, stop, std::chrono::milliseconds(500), [] { return false; });
+  }
+  return "";
+}
+
+void Kubelet::ensure_cni_config(const std::string& pod_cidr) {
+  if (!deps_.cni) return;
+  std::error_code ec;
+  bool empty = !has_cni_config();
   bool have_skiff = false;
   for (const auto& d : opts_.cni_bin_dirs)
     if (::access((d + "/skiff").c_str(), X_OK) == 0) have_skiff = true;
@@ -387,6 +423,7 @@ void Kubelet::ensure_cni_config(const std::string& pod_cidr) {
                   {{{"type", "skiff"},
                     {"bridge", "skiff0"},
                     {"subnet", pod_cidr},
+                    {"mode", opts_.network_backend},
                     {"dataDir", opts_.data_dir + "/cni/networks"}}}}};
     std::string path = opts_.cni_conf_dir + "/10-skiff.conflist";
     std::ofstream(path + ".tmp") << conf.dump(2) << "\n";
@@ -429,6 +466,9 @@ void Kubelet::ensure_cni_config(const std::string& pod_cidr) {
 Status Kubelet::start() {
   events_ = std::make_unique<EventRecorder>(deps_.api, opts_.node_name);
   SKIFF_RETURN_IF_ERROR(register_node());
+  // The Lease and node status keep going while we may wait for the pod CIDR below, so the
+  // node is not taken for dead meanwhile.
+  node_thread_ = std::jthread([this](std::stop_token st) { node_loop(st); });
   std::string cidr;
   {
     std::lock_guard lock(node_mu_);
@@ -436,6 +476,18 @@ Status Kubelet::start() {
       cidr = node_["spec"]["podCIDR"].get<std::string>();
   }
   if (cidr.empty()) cidr = opts_.pod_cidr;
+  if (cidr.empty() && deps_.cni && !has_cni_config()) {
+    startup_thread_ = std::jthread([this](std::stop_token st) {
+      std::string c = wait_for_pod_cidr(st);
+      if (!c.empty()) start_pods(c);
+    });
+    return Status::ok();
+  }
+  start_pods(cidr);
+  return Status::ok();
+}
+
+void Kubelet::start_pods(const std::string& cidr) {
   ensure_cni_config(cidr);
 
   prober_ = std::make_unique<probes::Prober>(
@@ -472,11 +524,9 @@ Status Kubelet::start() {
     spdlog::warn("pod informer not synced after 60s; adopting with what is known");
   adopt_and_clean();
 
-  node_thread_ = std::jthread([this](std::stop_token st) { node_loop(st); });
   relist_thread_ = std::jthread([this](std::stop_token st) { relist_loop(st); });
   spdlog::info("kubelet {} running: node {} ({}), port {}", kKubeletVersion, opts_.node_name,
                machine_.internal_ip, port_);
-  return Status::ok();
 }
 
 void Kubelet::adopt_and_clean() {

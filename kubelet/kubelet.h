@@ -49,7 +49,13 @@ struct KubeletOptions {
   std::string run_dir = "/run/skiff";
   std::string log_dir = "/var/log/skiff";
   std::string cni_conf_dir = "/etc/cni/net.d";
-  std::string pod_cidr;  // used when the Node has no spec.podCIDR
+  // Used when the Node has no spec.podCIDR. When neither is set and the CNI conf dir holds no
+  // network config, start() waits (in the background) for skiff-controller-manager to assign
+  // spec.podCIDR before it writes the conflist and runs pods.
+  std::string pod_cidr;
+  // The pod network between nodes: "vxlan" (default), "host-gw" or "bridge" (one node); passed
+  // to the skiff CNI plugin as "mode" (vxlan => pod MTU = underlay MTU - 50).
+  std::string network_backend = "vxlan";
   // Where CNI plugins live; with the pod CIDR, the kubelet writes a conflist for the `skiff`
   // plugin when one is found here, else for Debian's bridge + host-local.
   std::vector<std::string> cni_bin_dirs;
@@ -84,9 +90,11 @@ class Kubelet : public PodLocator {
 
   // The port written to Node.status.daemonEndpoints (call before start()).
   void set_port(int port) { port_ = port; }
-  // Registers the node, writes the CNI config when asked to, adopts what runs, starts the
-  // informer, the pod workers and the periodic loops. Fails only when the API server cannot be
-  // reached for the registration.
+  // Registers the node, starts the Lease/status loop, writes the CNI config when asked to,
+  // adopts what runs, starts the informer, the pod workers and the relist loop. Fails only when
+  // the API server cannot be reached for the registration. When the pod CIDR must come from the
+  // Node (see KubeletOptions::pod_cidr), everything after the Lease/status loop happens on a
+  // background thread once spec.podCIDR is set, and start() returns at once.
   [[nodiscard]] Status start();
   // Stops the loops and workers; containers keep running (restart safety).
   void stop();
@@ -105,6 +113,11 @@ class Kubelet : public PodLocator {
   Status update_node_status();
   Status renew_lease();
   void ensure_cni_config(const std::string& pod_cidr);
+  bool has_cni_config() const;
+  // Re-reads the Node every 500 ms until it has spec.podCIDR; "" when stopped first.
+  std::string wait_for_pod_cidr(std::stop_token stop);
+  // The part of start() that needs the pod CIDR.
+  void start_pods(const std::string& pod_cidr);
 
   // --- pods
   void on_pod(const json& obj);
@@ -168,7 +181,7 @@ class Kubelet : public PodLocator {
 
   struct Metrics;
   std::unique_ptr<Metrics> metrics_;
-  std::jthread node_thread_, relist_thread_;
+  std::jthread node_thread_, relist_thread_, startup_thread_;
 };
 
 }  // namespace skiff::kubelet

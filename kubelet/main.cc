@@ -102,7 +102,14 @@ int main(int argc, char** argv) {
                  "CNI plugin directory (repeatable; default /opt/cni/bin and /usr/lib/cni)");
   app.add_option("--pod-cidr", o.pod_cidr,
                  "pod CIDR when the Node has none; with an empty CNI conf dir, writes "
-                 "10-skiff.conflist (bridge skiff0 + host-local + loopback)");
+                 "10-skiff.conflist (the skiff plugin, else bridge skiff0 + host-local). "
+                 "Without it, and with neither a Node spec.podCIDR nor a CNI config, the kubelet "
+                 "waits for skiff-controller-manager to assign the Node's spec.podCIDR");
+  app.add_option("--network-backend", o.network_backend,
+                 "pod network between nodes, passed to the skiff CNI plugin as \"mode\": vxlan "
+                 "(pod MTU = underlay MTU - 50), host-gw or bridge (one node)")
+      ->check(CLI::IsMember({"vxlan", "host-gw", "bridge"}))
+      ->capture_default_str();
   app.add_option("--shim", shim, "skiff-shim binary (default: beside skiff-kubelet)");
   app.add_option("--address", address, "kubelet server address")->capture_default_str();
   app.add_option("--port", port, "kubelet server port (0: any)")->capture_default_str();
