@@ -102,7 +102,7 @@ def wait_for(what, fn, timeout=20, interval=0.2):
         time.sleep(interval)
 
 
-srv = testlib.Server(insecure=True).start()
+srv = testlib.Server().start()
 api = srv.client()
 
 
