@@ -451,7 +451,9 @@ Status Overlay::sync(const std::vector<Peer>& peers) {
   stats_.skipped_why = skipped;
   stats_.changes = 0;
   if (plan.empty()) return Status();
-  spdlog::info("overlay: applying\n{}", plan.str());
+  std::string devs = "#" + std::to_string(dev_.underlay_index) + " = " + dev_.underlay_name;
+  if (dev_.index) devs += ", #" + std::to_string(dev_.index) + " = " + cfg_.device;
+  spdlog::info("overlay: applying ({})\n{}", devs, plan.str());
   return apply(plan);
 }
 
