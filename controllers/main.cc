@@ -151,6 +151,17 @@ int main(int argc, char** argv) {
       std::make_shared<client::ApiClient>(std::shared_ptr<client::RestClient>(std::move(*rest)));
 
   controllers::ControllerManager manager(api, mo);
+  if (leader_elect) {
+    // Lease requests: bounded well inside the renew deadline (see set_lease_client).
+    auto lc = cc;
+    auto per_request =
+        std::max<std::chrono::milliseconds>(mo.renew_deadline / 2, std::chrono::milliseconds(1000));
+    lc.request_timeout = lc.connect_timeout = lc.handshake_timeout = per_request;
+    auto lease_rest = client::RestClient::create(lc);
+    if (!lease_rest) return fail(lease_rest.status().to_string());
+    manager.set_lease_client(std::make_shared<client::ApiClient>(
+        std::shared_ptr<client::RestClient>(std::move(*lease_rest))));
+  }
   if (ipam) manager.add(std::move(ipam));
 
   Endpoints endpoints(manager);

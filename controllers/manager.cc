@@ -108,7 +108,8 @@ int ControllerManager::run(std::stop_token stop) {
   }
 
   client::LeaderElectionConfig cfg;
-  cfg.lock = std::make_shared<client::ApiLeaseLock>(api_, opts_.lease_namespace, opts_.lease_name);
+  cfg.lock = std::make_shared<client::ApiLeaseLock>(lease_api_ ? lease_api_ : api_,
+                                                    opts_.lease_namespace, opts_.lease_name);
   cfg.identity = opts_.identity;
   cfg.lease_duration = opts_.lease_duration;
   cfg.renew_deadline = opts_.renew_deadline;

@@ -43,6 +43,10 @@ class ControllerManager {
   ~ControllerManager();
 
   void add(std::unique_ptr<Controller> c);
+  // The client for the Lease (default: the controllers' client). Give it short request
+  // timeouts so a hung API server cannot hold a renewal past the renew deadline, and its own
+  // connections so renewals never queue behind controller traffic.
+  void set_lease_client(std::shared_ptr<client::ApiClient> api) { lease_api_ = std::move(api); }
   // Blocks until `stop` (returns 0) or until leadership is lost or start-up fails (returns 1).
   int run(std::stop_token stop);
 
@@ -56,7 +60,7 @@ class ControllerManager {
   // Runs the controllers until `stop`. false when they could not start.
   bool run_controllers(std::stop_token stop);
 
-  std::shared_ptr<client::ApiClient> api_;
+  std::shared_ptr<client::ApiClient> api_, lease_api_;
   ManagerOptions opts_;
   std::vector<std::unique_ptr<Controller>> controllers_;
   std::unique_ptr<EventSink> events_;

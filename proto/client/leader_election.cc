@@ -298,6 +298,9 @@ void LeaderElector::renew(std::stop_token stop) {
     bool ok = false;
     while (!stop.stop_requested()) {
       ok = try_acquire_or_renew();
+      // A renewal that only completed after the deadline does not count: a standby may have
+      // been entitled to take over meanwhile (client-go cancels such a request instead).
+      if (ok && clock_.now() > deadline) ok = false;
       if (ok || clock_.now() + cfg_.retry_period > deadline) break;
       if (!sleep(stop, cfg_.retry_period)) break;
     }

@@ -271,3 +271,42 @@ TEST_CASE("leader election: run() leads, loses when renewal fails, releases on s
     CHECK(lock->record().lease_duration_seconds == 1);
   }
 }
+
+TEST_CASE("leader election: a renewal that completes after the renew deadline loses") {
+  // The lock's update "takes" 10 s of the fake clock once `slow` is set, as a hung API server
+  // would; the renewal succeeds but too late, so leadership must end.
+  class SlowLock : public FakeLeaseLock {
+   public:
+    explicit SlowLock(FakeClock& c) : clock_(c) {}
+    Result<std::string> update(const LeaderElectionRecord& r, const std::string& v) override {
+      if (slow) clock_.advance(10s);
+      return FakeLeaseLock::update(r, v);
+    }
+    FakeClock& clock_;
+    std::atomic<bool> slow{false};
+  };
+  FakeClock clock;
+  auto lock = std::make_shared<SlowLock>(clock);
+  std::atomic<int> started{0}, stopped{0};
+  LeaderElectionConfig c;
+  c.lock = lock;
+  c.identity = "r";
+  c.lease_duration = 2000ms;
+  c.renew_deadline = 1000ms;
+  c.retry_period = 50ms;
+  c.clock = &clock;
+  c.callbacks.on_started_leading = [&](std::stop_token st) {
+    ++started;
+    while (!st.stop_requested()) std::this_thread::sleep_for(5ms);
+  };
+  c.callbacks.on_stopped_leading = [&] { ++stopped; };
+  auto le = LeaderElector::create(c).value();
+  std::stop_source stop;
+  std::thread t([&] { le->run(stop.get_token()); });
+  for (int i = 0; i < 500 && !started; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(started == 1);
+  lock->slow = true;
+  t.join();  // returns by itself: leadership lost
+  CHECK(stopped == 1);
+  CHECK_FALSE(le->is_leader());
+}
