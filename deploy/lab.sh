@@ -1,0 +1,548 @@
+#!/usr/bin/env bash
+# skiff lab: a real multi-node cluster on one machine, for people and for the e2e tests.
+#
+# NETWORK SAFETY — nothing in the lab can reach the host's network or the outside world:
+#   * the lab LAN is a bridge `lab0` inside a network namespace of its own (`skiff-lab-lan`);
+#     it has no address and that namespace has no route anywhere;
+#   * every node (`skiff-lab-nodeI`) and the `outside` namespace (`skiff-lab-outside`) is a
+#     network namespace whose only link is a veth into lab0 (created inside skiff-lab-lan and
+#     moved straight into the node's namespace: no veth ever sits in the host's namespace);
+#     the only routes are the LAN 10.250.0.0/24 and what skiff itself adds for pod CIDRs;
+#     there is no default route;
+#   * so pods, nodes and `outside` can talk only to each other.
+#
+# Layout (N nodes, N >= 1):
+#   LAN 10.250.0.0/24 on lab0; nodeI = 10.250.0.(10+I) on its eth0; outside = 10.250.0.100.
+#   Each node is a network + mount + UTS namespace (hostname nodeI; a fresh sysfs, so
+#   /sys/class/net shows the node's own devices; the host's cgroup hierarchies bound back
+#   under /sys/fs/cgroup). Mount and UTS namespaces are pinned by bind mounts in
+#   $SKIFF_LAB_DIR/ns (a private bind mount, as unshare(1) documents), the network namespaces
+#   by `ip netns`. Mounts made inside a node (container rootfs, volumes, sandboxes) stay in
+#   that node's mount namespace and vanish with it.
+#   Each node runs skiff-kubelet and skiff-netagent with its own dirs under
+#   $SKIFF_LAB_DIR/nodeI/ (data, run, log, cni), cgroup parent `skiff-lab-nodeI`; node1 also
+#   runs the control plane: skiff-apiserver (SQLite, 0.0.0.0:6443), skiff-controller-manager
+#   (pod CIDRs from 10.244.0.0/16, /24 each) and skiff-scheduler when it is built.
+#   Daemon logs: $SKIFF_LAB_DIR/nodeI/<daemon>.log, pid files beside them.
+#   Admin kubeconfig: $SKIFF_LAB_DIR/admin.kubeconfig (server https://10.250.0.11:6443).
+#
+# Usage:
+#   deploy/lab.sh up N [--backend vxlan|host-gw]   (re)create the lab; waits for N Ready nodes
+#                                                   with a pod CIDR and published netagent state
+#   deploy/lab.sh down                             remove everything the lab made (idempotent)
+#   deploy/lab.sh status                           nodes, daemons, `kubectl get nodes -o wide`
+#   deploy/lab.sh exec NODE CMD...                 run CMD in NODE's namespaces (NODE = nodeI,
+#                                                   I or outside), build dir on PATH, KUBECONFIG
+#   deploy/lab.sh kill NODE                        SIGKILL the node's daemons, cut its LAN link
+#   deploy/lab.sh revive NODE                      link up, daemons restarted with the same flags
+# Env:
+#   SKIFF_LAB_DIR     (default /tmp/skiff-lab)     state, logs, node dirs
+#   SKIFF_BUILD_DIR   (default <repo>/build)       where the binaries are
+#   SKIFF_LAB_NOBUILD=1                            `up` does not run deploy/build.sh
+#   SKIFF_LAB_TIMEOUT (default 120)                seconds `up`/`revive` wait for the nodes
+#   SKIFF_LAB_ALLOW_MISSING=1                      start without skiff-controller-manager /
+#                                                   skiff-netagent when they are not built
+# Only one lab runs on a machine at a time (the namespace and cgroup names are fixed).
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${SKIFF_BUILD_DIR:-$src/build}
+dir=${SKIFF_LAB_DIR:-/tmp/skiff-lab}
+case "$dir" in /?*) dir=${dir%/} ;; *) echo "lab: SKIFF_LAB_DIR must be an absolute path" >&2; exit 2 ;; esac
+[ "$dir" != / ] || { echo "lab: SKIFF_LAB_DIR must not be /" >&2; exit 2; }
+timeout_s=${SKIFF_LAB_TIMEOUT:-120}
+cluster_cidr=10.244.0.0/16
+lan_ns=skiff-lab-lan
+out_ns=skiff-lab-outside
+# Remembers where the running lab keeps its state, so `down` with another SKIFF_LAB_DIR (or
+# after the dir was removed) still finds its mounts.
+marker=/run/skiff-lab.dir
+
+say() { printf '\033[1mlab:\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mlab: WARNING:\033[0m %s\n' "$*" >&2; }
+die() {
+  printf '\033[1;31mlab: error:\033[0m %s\n' "$*" >&2
+  exit 1
+}
+
+node_ip() { echo "10.250.0.$((10 + $1))"; }
+netns_path() { echo "/run/netns/skiff-lab-node$1"; }
+
+# Normalizes NODE (nodeI, I or outside) to "I" or "outside".
+node_index() {
+  local n=$1
+  case "$n" in
+    outside) echo outside ;;
+    node[0-9]*) echo "${n#node}" ;;
+    [0-9]*) echo "$n" ;;
+    *) die "unknown node '$n' (nodeI, I or outside)" ;;
+  esac
+}
+
+load_state() {
+  [ -f "$dir/lab.env" ] || die "no lab in $dir (run: deploy/lab.sh up N)"
+  # shellcheck disable=SC1091
+  . "$dir/lab.env"
+}
+
+# in_node I CMD...: CMD in node I's network, mount and UTS namespaces (exec'd by nsenter, so
+# `$!` of a backgrounded in_node is CMD's own pid).
+in_node() {
+  local i=$1
+  shift
+  nsenter --net="$(netns_path "$i")" --mount="$dir/ns/node$i.mnt" --uts="$dir/ns/node$i.uts" \
+    -- "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# down
+
+# Every process that belongs to the lab: in a skiff-lab-* cgroup, in a lab namespace (network,
+# mount or UTS), or with a lab dir on its command line (daemons, shims). Never by a broad name.
+lab_pids() {
+  python3 - "$$" "$@" <<'EOF'
+import glob, os, sys
+me, dirs = int(sys.argv[1]), [d.rstrip("/") + "/" for d in sys.argv[2:]]
+inodes = set()
+for f in glob.glob("/run/netns/skiff-lab-*") + [f for d in dirs for f in glob.glob(d + "ns/*")]:
+    try:
+        inodes.add(os.stat(f).st_ino)
+    except OSError:
+        pass
+pids = set()
+for c in glob.glob("/sys/fs/cgroup/skiff-lab-*") + glob.glob("/sys/fs/cgroup/*/skiff-lab-*"):
+    for root, _, files in os.walk(c):
+        try:
+            pids.update(int(p) for p in open(os.path.join(root, "cgroup.procs")).read().split())
+        except (OSError, ValueError):
+            pass
+skip = {me, os.getpid(), os.getppid()}
+for p in os.listdir("/proc"):
+    if not p.isdigit() or int(p) in skip:
+        continue
+    try:
+        for ns in ("net", "mnt", "uts"):
+            if os.stat("/proc/%s/ns/%s" % (p, ns)).st_ino in inodes:
+                pids.add(int(p))
+        cmd = open("/proc/%s/cmdline" % p, "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        if any(d in cmd for d in dirs):
+            pids.add(int(p))
+    except OSError:
+        pass
+print(" ".join(str(p) for p in sorted(pids - skip)))
+EOF
+}
+
+down() {
+  local dirs=("$dir") other pids c m
+  if [ -f "$marker" ]; then
+    other=$(cat "$marker")
+    [ -n "$other" ] && [ "$other" != "$dir" ] && dirs+=("$other")
+  fi
+  # Processes first (daemons, shims, containers), until none is left (bounded).
+  for _ in $(seq 1 50); do
+    pids=$(lab_pids "${dirs[@]}")
+    [ -z "$pids" ] && break
+    # shellcheck disable=SC2086
+    kill -9 $pids 2>/dev/null || true
+    sleep 0.1
+  done
+  [ -n "$(lab_pids "${dirs[@]}")" ] && warn "processes still alive: $(lab_pids "${dirs[@]}" | xargs)"
+  # Mounts in the host's namespace under the lab dirs (the ns pins and the private ns dir),
+  # deepest first. Dropping the pins frees the nodes' mount namespaces and everything mounted
+  # inside them.
+  for d in "${dirs[@]}"; do
+    awk -v d="$d/" 'index($5 "/", d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  done
+  # Network namespaces: every link, route, nft table and VXLAN device of the lab lives in them.
+  for m in /run/netns/skiff-lab-*; do
+    [ -e "$m" ] && ip netns del "$(basename "$m")" 2>/dev/null || true
+  done
+  # cgroups: every skiff-lab-* dir in every hierarchy, deepest first.
+  for _ in $(seq 1 20); do
+    c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'skiff-lab-*' 2>/dev/null)
+    [ -z "$c" ] && break
+    for m in $c; do
+      find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+    [ -z "$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'skiff-lab-*' 2>/dev/null)" ] && break
+    sleep 0.2
+  done
+  c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'skiff-lab-*' 2>/dev/null || true)
+  [ -n "$c" ] && warn "cgroups left: $c"
+  for d in "${dirs[@]}"; do
+    # only what looks like a lab dir (a mistyped SKIFF_LAB_DIR must not lose anything)
+    if [ -e "$d/lab.env" ] || [ -d "$d/ns" ] || [ -z "$(ls -A "$d" 2>/dev/null)" ]; then
+      rm -rf "$d"
+    else
+      warn "not removing $d: it has no lab.env, so it may not be a lab dir"
+    fi
+  done
+  rm -f "$marker"
+}
+
+# ---------------------------------------------------------------------------------------------
+# up
+
+need_bin() { [ -x "$build/$1" ] || die "$build/$1 is not built (run deploy/build.sh)"; }
+
+make_lan() {
+  ip netns add "$lan_ns"
+  ip -n "$lan_ns" link set lo up
+  ip -n "$lan_ns" link add lab0 type bridge
+  ip -n "$lan_ns" link set lab0 up
+}
+
+# attach NAME NETNS ADDR: a veth NAME in the LAN namespace on lab0, its peer eth0 in NETNS.
+attach() {
+  local name=$1 ns=$2 addr=$3
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip -n "$lan_ns" link add "$name" type veth peer name eth0 netns "$ns"
+  ip -n "$lan_ns" link set "$name" master lab0 up
+  ip -n "$ns" addr add "$addr/24" dev eth0
+  ip -n "$ns" link set eth0 up
+}
+
+# What runs inside a new node mount namespace (sh -c; $1 = hostname, $2 = a scratch dir).
+node_setup=$(
+  cat <<'EOF'
+hostname "$1"
+# Copies of the host's namespace pins (other netns, the lab's own pins) are of no use in a node
+# and would keep those namespaces alive: drop them. This runs in the node's private mount
+# namespace: the host's mounts are untouched.
+awk '{for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i+1) == "nsfs") print $5; break }}' \
+  /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+# A sysfs of this network namespace (the host's /sys detached, not just hidden), with the
+# host's cgroup hierarchies bound back.
+mount --rbind /sys/fs/cgroup "$2"
+umount -l /sys
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mount --rbind "$2" /sys/fs/cgroup
+umount -l "$2"
+EOF
+)
+
+# The node's mount and UTS namespaces, pinned in $dir/ns, set up from inside its netns.
+make_node_ns() {
+  local i=$1 nd="$dir/node$1"
+  touch "$dir/ns/node$i.mnt" "$dir/ns/node$i.uts"
+  mkdir -p "$nd/.cgroup"
+  nsenter --net="$(netns_path "$i")" unshare --mount="$dir/ns/node$i.mnt" \
+    --uts="$dir/ns/node$i.uts" --propagation private -- sh -euc "$node_setup" sh "node$i" \
+    "$nd/.cgroup"
+}
+
+# Daemon command lines. start_daemon I NAME starts one daemon of node I in its namespaces.
+daemon_args() {
+  local i=$1 name=$2 nd="$dir/node$1" ip
+  ip=$(node_ip "$i")
+  case "$name" in
+    apiserver)
+      echo "$build/skiff-apiserver --listen 0.0.0.0:6443 --tls-san $ip --advertise-address $ip" \
+        "--data-dir $nd/apiserver"
+      ;;
+    controller-manager)
+      echo "$build/skiff-controller-manager --kubeconfig $dir/admin.kubeconfig" \
+        "--cluster-cidr $cluster_cidr --node-cidr-mask-size 24"
+      ;;
+    scheduler)
+      echo "$build/skiff-scheduler --kubeconfig $dir/admin.kubeconfig"
+      ;;
+    kubelet)
+      local extra=""
+      [ "$KUBELET_HAS_BACKEND" = 1 ] && extra="--network-backend $BACKEND"
+      echo "$build/skiff-kubelet --kubeconfig $dir/admin.kubeconfig --node-name node$i" \
+        "--node-ip $ip --data-dir $nd/data --run-dir $nd/run --log-dir $nd/log" \
+        "--cgroup-parent skiff-lab-node$i --cgroup-root /sys/fs/cgroup" \
+        "--cni-conf-dir $nd/cni/net.d --cni-bin-dir $build" \
+        "--client-token-file $dir/node1/apiserver/pki/kubelet-client.token --v 1 $extra"
+      ;;
+    netagent)
+      echo "$build/skiff-netagent --kubeconfig $dir/admin.kubeconfig --node-name node$i" \
+        "--backend $BACKEND --cluster-cidr $cluster_cidr --node-ip $ip"
+      ;;
+  esac
+}
+
+node_daemons() {
+  local i=$1
+  if [ "$i" = 1 ]; then
+    echo apiserver
+    [ -x "$build/skiff-controller-manager" ] && echo controller-manager
+    [ -x "$build/skiff-scheduler" ] && echo scheduler
+  fi
+  echo kubelet
+  [ -x "$build/skiff-netagent" ] && echo netagent
+  true
+}
+
+start_daemon() {
+  local i=$1 name=$2 nd="$dir/node$1"
+  local args
+  args=$(daemon_args "$i" "$name")
+  printf '\n==== %s start %s: %s\n' "$name" "$(date -u +%FT%TZ)" "$args" >>"$nd/$name.log"
+  # shellcheck disable=SC2086
+  setsid nsenter --net="$(netns_path "$i")" --mount="$dir/ns/node$i.mnt" \
+    --uts="$dir/ns/node$i.uts" -- $args >>"$nd/$name.log" 2>&1 </dev/null &
+  echo $! >"$nd/$name.pid"
+  disown
+}
+
+pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status"; }
+daemon_pid() { cat "$dir/node$1/$2.pid" 2>/dev/null || true; }
+
+kubectl_lab() { in_node 1 kubectl --kubeconfig "$dir/admin.kubeconfig" --request-timeout 5s "$@"; }
+
+wait_apiserver() {
+  local end=$((SECONDS + timeout_s))
+  while [ $SECONDS -lt $end ]; do
+    if ! pid_alive "$(daemon_pid 1 apiserver)"; then
+      tail -20 "$dir/node1/apiserver.log" >&2
+      die "skiff-apiserver on node1 exited during start-up (log: $dir/node1/apiserver.log)"
+    fi
+    if [ -f "$dir/node1/apiserver/admin.kubeconfig" ] &&
+      in_node 1 curl -sfk --max-time 2 "https://$(node_ip 1):6443/readyz" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  tail -20 "$dir/node1/apiserver.log" >&2
+  die "skiff-apiserver on node1 not ready within ${timeout_s}s (log: $dir/node1/apiserver.log)"
+}
+
+# One line per node: name|podCIDR|ready|backend-annotation.
+node_table() {
+  kubectl_lab get nodes -o jsonpath='{range .items[*]}{.metadata.name}|{.spec.podCIDR}|{.status.conditions[?(@.type=="Ready")].status}|{.metadata.annotations.skiff\.io/backend}{"\n"}{end}' 2>/dev/null
+}
+
+# wait_nodes I...: until each node is Ready with a pod CIDR (and its netagent's annotation when
+# netagent runs). On timeout: which node lacks what, and the log of the daemon responsible.
+wait_nodes() {
+  local end=$((SECONDS + timeout_s)) table i missing why d
+  while :; do
+    table=$(node_table || true)
+    missing=""
+    for i in "$@"; do
+      local line cidr ready be
+      line=$(echo "$table" | awk -F'|' -v n="node$i" '$1 == n')
+      IFS='|' read -r _ cidr ready be <<<"$line" || true
+      if [ -z "$line" ]; then
+        why="node$i: no Node object (kubelet)"
+        d="$i kubelet"
+      elif [ "$ready" != True ]; then
+        why="node$i: not Ready (kubelet)"
+        d="$i kubelet"
+      elif [ -z "$cidr" ]; then
+        why="node$i: no spec.podCIDR (controller-manager)"
+        d="1 controller-manager"
+      elif [ -x "$build/skiff-netagent" ] && [ "$be" != "$BACKEND" ]; then
+        why="node$i: annotation skiff.io/backend is '${be}', not '$BACKEND' (netagent)"
+        d="$i netagent"
+      else
+        continue
+      fi
+      missing="$why"
+      break
+    done
+    [ -z "$missing" ] && return 0
+    # a dead daemon will not fix it: fail at once
+    for i in "$@"; do
+      for n in $(node_daemons "$i"); do
+        if ! pid_alive "$(daemon_pid "$i" "$n")"; then
+          tail -25 "$dir/node$i/$n.log" >&2
+          die "skiff-$n on node$i exited (log: $dir/node$i/$n.log); waiting for: $missing"
+        fi
+      done
+    done
+    if [ $SECONDS -ge $end ]; then
+      set -- $d
+      tail -25 "$dir/node$1/$2.log" >&2
+      echo "$table" >&2
+      die "timed out after ${timeout_s}s: $missing (log: $dir/node$1/$2.log)"
+    fi
+    sleep 0.5
+  done
+}
+
+up() {
+  local n=$1 backend=$2 t0=$SECONDS i
+  [ "$(id -u)" = 0 ] || die "the lab makes namespaces, mounts and cgroups: run it as root"
+  case "$n" in '' | *[!0-9]*) die "up: N must be a number of nodes (1..50)" ;; esac
+  [ "$n" -ge 1 ] && [ "$n" -le 50 ] || die "up: N must be 1..50"
+  case "$backend" in vxlan | host-gw) ;; *) die "--backend must be vxlan or host-gw" ;; esac
+  for t in ip nsenter unshare kubectl curl; do
+    command -v "$t" >/dev/null || die "$t is not installed (deploy/deps.sh installs it)"
+  done
+  if [ "${SKIFF_LAB_NOBUILD:-}" != 1 ]; then
+    say "building (deploy/build.sh; SKIFF_LAB_NOBUILD=1 skips this)"
+    SKIFF_BUILD_DIR=$build bash "$src/deploy/build.sh" skiff-apiserver skiffctl skiff-kubelet \
+      skiff-shim skiff-cni skiff-controller-manager skiff-netagent
+    bash "$src/deploy/images/build.sh" "$build/images"
+  fi
+  for b in skiff-apiserver skiff-kubelet skiff-shim skiff; do need_bin "$b"; done
+  for b in skiff-controller-manager skiff-netagent; do
+    [ -x "$build/$b" ] && continue
+    [ "${SKIFF_LAB_ALLOW_MISSING:-}" = 1 ] ||
+      die "$build/$b is not built: the lab needs it (deploy/build.sh)"
+    warn "$build/$b is NOT BUILT: starting the lab without it (SKIFF_LAB_ALLOW_MISSING=1)"
+  done
+  [ -f "$build/images/busybox.oci.tar" ] ||
+    die "$build/images/busybox.oci.tar missing (deploy/images/build.sh $build/images)"
+  local kb=0
+  "$build/skiff-kubelet" --help 2>&1 | grep -q -- --network-backend && kb=1
+  [ "$kb" = 1 ] || warn "this skiff-kubelet has no --network-backend: started without it"
+  [ -x "$build/skiff-scheduler" ] || say "no skiff-scheduler built: pods must name their node"
+
+  say "removing leftovers of an earlier lab"
+  down
+  mkdir -p "$dir/ns"
+  echo "$dir" >"$marker"
+  cat >"$dir/lab.env" <<EOF
+NODES=$n
+BACKEND=$backend
+KUBELET_HAS_BACKEND=$kb
+EOF
+  load_state
+  # unshare(1): the pins of mount namespaces must sit on a private mount.
+  mount --bind "$dir/ns" "$dir/ns"
+  mount --make-private "$dir/ns"
+
+  say "LAN: bridge lab0 in netns $lan_ns (10.250.0.0/24, no route out)"
+  make_lan
+  attach outside "$out_ns" 10.250.0.100
+  for i in $(seq 1 "$n"); do
+    attach "node$i" "skiff-lab-node$i" "$(node_ip "$i")"
+    make_node_ns "$i"
+    mkdir -p "$dir/node$i"/{data,run,log,cni/net.d}
+  done
+
+  say "node1: skiff-apiserver on $(node_ip 1):6443"
+  start_daemon 1 apiserver
+  wait_apiserver
+  sed "s#server: https://[^ ]*#server: https://$(node_ip 1):6443#" \
+    "$dir/node1/apiserver/admin.kubeconfig" >"$dir/admin.kubeconfig"
+  for name in $(node_daemons 1); do
+    [ "$name" = apiserver ] || [ "$name" = kubelet ] || [ "$name" = netagent ] && continue
+    say "node1: skiff-$name"
+    start_daemon 1 "$name"
+  done
+  for i in $(seq 1 "$n"); do
+    say "node$i: import busybox, start skiff-kubelet and skiff-netagent ($backend)"
+    in_node "$i" "$build/skiff-kubelet" image import "$build/images/busybox.oci.tar" \
+      --data-dir "$dir/node$i/data" >>"$dir/node$i/import.log" 2>&1 ||
+      { tail "$dir/node$i/import.log" >&2; die "node$i: image import failed"; }
+    for name in $(node_daemons "$i"); do
+      [ "$name" = kubelet ] || [ "$name" = netagent ] && start_daemon "$i" "$name"
+    done
+  done
+  say "waiting (up to ${timeout_s}s) for $n nodes Ready with a pod CIDR"
+  wait_nodes $(seq 1 "$n")
+  kubectl_lab get nodes -o wide
+  say "lab up in $((SECONDS - t0))s: $n nodes, backend $backend, dir $dir"
+  say "try: deploy/lab.sh exec node1 kubectl get pods -A"
+}
+
+# ---------------------------------------------------------------------------------------------
+# status, exec, kill, revive
+
+status() {
+  load_state
+  echo "lab dir $dir, $NODES nodes, backend $BACKEND, build $build"
+  local i state link
+  for i in $(seq 1 "$NODES"); do
+    link=$(ip -n "$lan_ns" -br link show "node$i" 2>/dev/null | awk '{print $2}')
+    state="node$i $(node_ip "$i") link=${link:-missing}"
+    for name in $(node_daemons "$i"); do
+      local p
+      p=$(daemon_pid "$i" "$name")
+      if pid_alive "$p"; then state+=" $name=$p"; else state+=" $name=DEAD"; fi
+    done
+    echo "$state"
+  done
+  echo "outside 10.250.0.100 ($out_ns)"
+  kubectl_lab get nodes -o wide || echo "(API server not answering)"
+}
+
+exec_node() {
+  load_state
+  local i
+  i=$(node_index "$1")
+  shift
+  [ $# -gt 0 ] || die "exec: no command"
+  export PATH="$build:$PATH" KUBECONFIG="$dir/admin.kubeconfig"
+  if [ "$i" = outside ]; then
+    exec nsenter --net="/run/netns/$out_ns" -- "$@"
+  fi
+  [ "$i" -ge 1 ] && [ "$i" -le "$NODES" ] || die "no node$i in this lab ($NODES nodes)"
+  exec nsenter --net="$(netns_path "$i")" --mount="$dir/ns/node$i.mnt" \
+    --uts="$dir/ns/node$i.uts" -- "$@"
+}
+
+kill_node() {
+  load_state
+  local i p
+  i=$(node_index "$1")
+  [ "$i" != outside ] && [ "$i" -ge 1 ] && [ "$i" -le "$NODES" ] || die "kill: no node '$1'"
+  for name in $(node_daemons "$i"); do
+    p=$(daemon_pid "$i" "$name")
+    pid_alive "$p" && kill -9 "$p" && say "node$i: killed skiff-$name ($p)"
+  done
+  ip -n "$lan_ns" link set "node$i" down
+  say "node$i: LAN link down (containers keep running, unreachable)"
+}
+
+revive_node() {
+  load_state
+  local i
+  i=$(node_index "$1")
+  [ "$i" != outside ] && [ "$i" -ge 1 ] && [ "$i" -le "$NODES" ] || die "revive: no node '$1'"
+  ip -n "$lan_ns" link set "node$i" up
+  for name in $(node_daemons "$i"); do
+    pid_alive "$(daemon_pid "$i" "$name")" && continue
+    start_daemon "$i" "$name"
+    say "node$i: started skiff-$name ($(daemon_pid "$i" "$name"))"
+    [ "$name" = apiserver ] && wait_apiserver
+  done
+  wait_nodes "$i"
+  say "node$i revived"
+}
+
+usage() {
+  sed -n '/^# Usage:/,/^# Only one/p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+cmd=${1:-}
+[ -n "$cmd" ] || usage
+shift
+case "$cmd" in
+  up)
+    n=${1:-}
+    [ -n "$n" ] || usage
+    shift
+    backend=vxlan
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --backend) backend=${2:-}; shift 2 || usage ;;
+        --backend=*) backend=${1#--backend=}; shift ;;
+        *) usage ;;
+      esac
+    done
+    up "$n" "$backend"
+    ;;
+  down)
+    [ "$(id -u)" = 0 ] || die "run as root"
+    down
+    say "lab removed"
+    ;;
+  status) status ;;
+  exec)
+    [ $# -ge 2 ] || usage
+    exec_node "$@"
+    ;;
+  kill) [ $# = 1 ] || usage; kill_node "$1" ;;
+  revive) [ $# = 1 ] || usage; revive_node "$1" ;;
+  -h | --help | help) usage ;;
+  *) usage ;;
+esac

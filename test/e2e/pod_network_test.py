@@ -1,0 +1,527 @@
+#!/usr/bin/env python3
+"""e2e: the pod network in a three-node lab (deploy/lab.sh up 3, VXLAN backend).
+
+Shows, each check printed:
+  - pod -> pod on one node and across nodes (busybox httpd; its -v log names the CLIENT POD's
+    own IP: no NAT between pods);
+  - node -> pod (node3's netns to a pod on node1);
+  - pod -> node (pods on node1 and node2 to a TCP server in node2's netns);
+  - pod -> outside (a TCP server in the lab's `outside` netns sees the NODE's address: the
+    pod's traffic leaving the cluster CIDR is masqueraded);
+  - node3 killed (`lab.sh kill`) and its Node deleted: the routes to its pod CIDR vanish from
+    node1 and node2; revived: it registers again, gets a pod CIDR, and the routes come back
+    (and a pod on node3 reaches a pod on node1 again);
+  - after `lab.sh down`: `ip netns`, `ip link`, the host's mounts and cgroups as before `up`.
+
+Needs root; exits 77 with the reason otherwise. Env from CTest: SKIFF_BIN (build dir),
+SKIFF_SRC (source dir). Uses its own lab dir (SKIFF_E2E_LAB_DIR, default /tmp/skiff-e2e-net)
+and always runs `lab.sh down` at the end. Only one lab runs on a machine at a time: this test
+replaces a lab someone else started. Every wait is bounded; all traffic stays inside the lab's
+namespaces (lab.sh documents why nothing can leave them).
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import testlib  # noqa: E402
+
+SRC = os.path.abspath(os.environ.get("SKIFF_SRC") or os.path.join(HERE, "..", ".."))
+BIN = os.path.abspath(os.environ.get("SKIFF_BIN") or os.path.join(SRC, "build"))
+LAB = os.path.join(SRC, "deploy", "lab.sh")
+LAB_DIR = os.environ.get("SKIFF_E2E_LAB_DIR", "/tmp/skiff-e2e-net")
+LIMIT = 840  # CTest gives 900 s
+ENV = dict(os.environ, SKIFF_LAB_DIR=LAB_DIR, SKIFF_BUILD_DIR=BIN, SKIFF_LAB_NOBUILD="1",
+           SKIFF_LAB_TIMEOUT="150")
+NODE_IP = {1: "10.250.0.11", 2: "10.250.0.12", 3: "10.250.0.13"}
+OUTSIDE_IP = "10.250.0.100"
+
+
+class Fatal(Exception):
+    pass
+
+
+class Timeout(Exception):
+    pass
+
+
+def log(msg):
+    print("# " + msg, flush=True)
+
+
+def run(cmd, timeout=60, input=None):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV,
+                              input=input)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(cmd, -1, e.stdout or "",
+                                           "timed out after %ds" % timeout)
+
+
+def lab(*args, timeout=60, input=None):
+    return run(["bash", LAB] + list(args), timeout=timeout, input=input)
+
+
+def lab_exec(node, *cmd, timeout=60, input=None):
+    return lab("exec", node, *cmd, timeout=timeout, input=input)
+
+
+def kubectl(*args, timeout=30, input=None):
+    return lab_exec("node1", "kubectl", "--request-timeout", "20s", *args, timeout=timeout,
+                    input=input)
+
+
+def out(r):
+    return ("exit %s\n%s%s" % (r.returncode, r.stdout, r.stderr)).strip()
+
+
+def wait_for(fn, timeout, interval=0.5):
+    """Polls fn() until truthy; returns its value or None at the deadline (bounded)."""
+    end = time.time() + timeout
+    for _ in range(100000):
+        v = fn()
+        if v:
+            return v
+        if time.time() > end:
+            return None
+        time.sleep(interval)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# host snapshots (before up / after down)
+
+
+def snapshot():
+    s = {}
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    s["netns"] = sorted(l.split()[0] for l in r.stdout.splitlines() if l.strip())
+    r = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True)
+    s["links"] = sorted(l.split(":")[1].strip().split("@")[0] for l in r.stdout.splitlines()
+                        if ":" in l)
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            mounts.append("%s (%s)" % (left.split()[4], right.split()[0] if right else "?"))
+    # iproute2 creates the /run/netns mount on first use and keeps it: not the lab's.
+    s["mounts"] = sorted(m for m in mounts if not m.startswith("/run/netns ("))
+    cg = []
+    for root in ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", d)
+                                      for d in sorted(os.listdir("/sys/fs/cgroup"))]:
+        if os.path.isdir(root):
+            try:
+                cg += [os.path.join(root, d) for d in os.listdir(root)
+                       if os.path.isdir(os.path.join(root, d))]
+            except OSError:
+                pass
+    s["cgroups"] = sorted(cg)
+    return s
+
+
+def lab_related(item):
+    return "skiff-lab" in item or LAB_DIR in item or "/run/netns/" in item
+
+
+# ---------------------------------------------------------------------------------------------
+# objects
+
+
+SERVER_CMD = ("mkdir -p /www && echo hello-from-$HOSTNAME > /www/index.html && "
+              "exec httpd -f -v -p 8080 -h /www")
+
+
+def pod(name, node, command):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"test": "pod-net"}},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "main", "image": "busybox:1.35",
+                                     "command": command}]}}
+
+
+def server(name, node):
+    return pod(name, node, ["sh", "-c", SERVER_CMD])
+
+
+def client(name, node):
+    return pod(name, node, ["sleep", "3600"])
+
+
+def http_get_cmd(ip, port=8080):
+    return ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 %s %d" % (ip, port)]
+
+
+# A one-shot TCP server (python3, run in a lab netns): prints "listening", then for one
+# connection "peer <ip>" and answers "hello-from-<tag>". Bounded by a 90 s accept timeout.
+TCP_SERVER = r"""
+import socket, sys
+host, port, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((host, port)); s.listen(8); s.settimeout(90)
+print("listening", flush=True)
+for _ in range(int(sys.argv[4]) if len(sys.argv) > 4 else 1):
+    c, a = s.accept()
+    print("peer", a[0], flush=True)
+    c.sendall(("hello-from-%s\n" % tag).encode()); c.close()
+"""
+
+TCP_CLIENT = r"""
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    b = c.recv(4096)
+    if not b: break
+    data += b
+sys.stdout.write(data.decode(errors="replace"))
+"""
+
+
+class TcpServer:
+    """The one-shot server above, in a lab node's (or outside's) namespaces."""
+
+    def __init__(self, node, host, port, tag, conns=1):
+        self.p = subprocess.Popen(["bash", LAB, "exec", node, "python3", "-c", TCP_SERVER, host,
+                                   str(port), tag, str(conns)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, env=ENV)
+        line = self._line(20)
+        if line != "listening":
+            self.stop()
+            raise Fatal("TCP server in %s on %s:%d did not start: %r %s" % (
+                node, host, port, line, self.p.stdout.read() if self.p.poll() is not None
+                else ""))
+
+    def _line(self, timeout):
+        import select
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        return self.p.stdout.readline().strip() if r else None
+
+    def peer(self, timeout=10):
+        line = self._line(timeout)
+        if line and line.startswith("peer "):
+            return line.split()[1]
+        return None
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# the test
+
+
+class Test(testlib.Checks):
+    def __init__(self):
+        super().__init__()
+        self.lab_up = False
+
+    def fatal(self, desc, detail=""):
+        self.check(desc, False, detail)
+        raise Fatal(desc)
+
+    # -- cluster helpers ------------------------------------------------------------------------
+
+    def get_json(self, *args):
+        r = kubectl("get", *args, "-o", "json")
+        if r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+    def pod_ip(self, name):
+        p = self.get_json("pod", name) or {}
+        return (p.get("status") or {}).get("podIP")
+
+    def wait_running(self, names, timeout=120):
+        def ready():
+            lst = self.get_json("pods", "-l", "test=pod-net") or {}
+            st = {p["metadata"]["name"]: p for p in lst.get("items", [])}
+            for n in names:
+                p = st.get(n)
+                if not p or p.get("status", {}).get("phase") != "Running" or \
+                        not p["status"].get("podIP"):
+                    return None
+            return {n: st[n]["status"]["podIP"] for n in names}
+        ips = wait_for(ready, timeout, 1)
+        if not ips:
+            r = kubectl("get", "pods", "-o", "wide")
+            d = kubectl("describe", "pods", "-l", "test=pod-net")
+            self.fatal("pods %s Running with an IP within %ds" % (", ".join(names), timeout),
+                       out(r) + "\n" + d.stdout[-2500:])
+        return ips
+
+    def node_cidrs(self):
+        lst = self.get_json("nodes") or {}
+        return {n["metadata"]["name"]: (n.get("spec") or {}).get("podCIDR")
+                for n in lst.get("items", [])}
+
+    def pod_http(self, client_pod, ip, within=30):
+        """GET / from a pod (nc), retried while the overlay converges (bounded: `within` s)."""
+        end = time.time() + within
+        r = None
+        for _ in range(100):
+            r = kubectl("exec", client_pod, "--", *http_get_cmd(ip), timeout=30)
+            if (r.returncode == 0 and "hello-from-" in r.stdout) or time.time() > end:
+                return r
+            time.sleep(1)
+        return r
+
+    def node_http(self, node, ip, want, within=30):
+        """GET / from a node's netns (python3), retried likewise."""
+        end = time.time() + within
+        r = None
+        for _ in range(100):
+            r = lab_exec(node, "python3", "-c", TCP_CLIENT, ip, "8080")
+            if (r.returncode == 0 and want in r.stdout) or time.time() > end:
+                return r
+            time.sleep(1)
+        return r
+
+    def routes(self, node):
+        r = lab_exec(node, "ip", "-4", "route", "show")
+        return r.stdout if r.returncode == 0 else ""
+
+    def has_route(self, node, cidr):
+        return any(l.split()[0] == cidr for l in self.routes(node).splitlines() if l.strip())
+
+    def server_log(self, name):
+        return kubectl("logs", name).stdout
+
+    # -- the checks -----------------------------------------------------------------------------
+
+    def body(self):
+        t0 = time.time()
+        r = lab("up", "3", "--backend", "vxlan", timeout=400)
+        up_s = time.time() - t0
+        print(r.stdout[-3000:] + r.stderr[-4000:], flush=True)
+        self.lab_up = True
+        if r.returncode != 0:
+            self.fatal("lab.sh up 3", out(r)[-3000:])
+        self.check("lab.sh up 3: three nodes Ready with a pod CIDR (%.1f s)" % up_s, True)
+        st = lab("status")
+        print(st.stdout, flush=True)
+
+        cidrs = self.node_cidrs()
+        self.check("each node has a distinct /24 from 10.244.0.0/16: %s" % cidrs,
+                   len(set(cidrs.values())) == 3 and all(
+                       c and re.match(r"^10\.244\.\d+\.0/24$", c) for c in cidrs.values()),
+                   json.dumps(cidrs))
+        for i in (1, 2, 3):
+            r = lab_exec("node%d" % i, "hostname")
+            self.eq("node%d's UTS namespace: hostname node%d" % (i, i), r.stdout.strip(),
+                    "node%d" % i)
+        r = lab_exec("node2", "ls", "/sys/class/net")
+        self.check("node2's /sys/class/net shows its own devices (eth0, no lab0)",
+                   "eth0" in r.stdout.split() and "lab0" not in r.stdout.split(), out(r))
+
+        objs = {"apiVersion": "v1", "kind": "List", "items": [
+            server("srv1", "node1"), server("srv2", "node2"),
+            client("cli1", "node1"), client("cli2", "node2")]}
+        r = kubectl("apply", "-f", "-", input=json.dumps(objs))
+        if r.returncode != 0:
+            self.fatal("kubectl apply the four pods", out(r))
+        ips = self.wait_running(["srv1", "srv2", "cli1", "cli2"])
+        log("pod IPs: %s" % ips)
+        for name, node in (("srv1", "node1"), ("cli1", "node1"), ("srv2", "node2"),
+                           ("cli2", "node2")):
+            net = cidrs[node].rsplit(".", 1)[0] + "."
+            self.check("%s's IP %s is in %s's pod CIDR %s" % (name, ips[name], node,
+                                                               cidrs[node]),
+                       ips[name].startswith(net))
+
+        # pod -> pod: the server's log names the client pod's own address (no NAT)
+        for cli, srv, what in (("cli1", "srv1", "on one node (node1)"),
+                               ("cli2", "srv1", "across nodes (node2 -> node1)"),
+                               ("cli1", "srv2", "across nodes (node1 -> node2)"),
+                               ("cli2", "srv2", "on one node (node2)")):
+            r = self.pod_http(cli, ips[srv])
+            self.check("pod->pod %s: %s gets %s's page from %s:8080" % (
+                what, cli, srv, ips[srv]), r.returncode == 0 and
+                "hello-from-%s" % srv in r.stdout, out(r))
+            lg = wait_for(lambda: (lambda s: s if "[::ffff:%s]:" % ips[cli] in s or
+                                   "%s:" % ips[cli] in s else None)(self.server_log(srv)), 10)
+            self.check("pod->pod %s: %s's httpd log shows the client pod's IP %s" % (
+                what, srv, ips[cli]), bool(lg), self.server_log(srv)[-1500:])
+
+        # node -> pod
+        r = self.node_http("node3", ips["srv1"], "hello-from-srv1")
+        self.check("node->pod: node3's netns gets srv1's page (%s on node1)" % ips["srv1"],
+                   r.returncode == 0 and "hello-from-srv1" in r.stdout, out(r))
+        lines = [l for l in self.server_log("srv1").splitlines() if "response" in l]
+        log("srv1's log, last request: %s" % (lines[-1] if lines else "?"))
+
+        # pod -> node: a TCP server in node2's netns on its LAN address
+        for cli in ("cli1", "cli2"):
+            srv = TcpServer("node2", NODE_IP[2], 9000, "node2")
+            try:
+                r = kubectl("exec", cli, "--", "sh", "-c",
+                            "nc -w 5 %s 9000 </dev/null" % NODE_IP[2], timeout=30)
+                peer = srv.peer()
+            finally:
+                srv.stop()
+            self.check("pod->node: %s reaches a TCP server on node2 (%s:9000); peer %s" % (
+                cli, NODE_IP[2], peer), r.returncode == 0 and "hello-from-node2" in r.stdout
+                and peer is not None, out(r))
+
+        # pod -> outside: masqueraded to the node's address
+        for cli, node in (("cli1", 1), ("cli2", 2)):
+            srv = TcpServer("outside", OUTSIDE_IP, 9100, "outside")
+            try:
+                r = kubectl("exec", cli, "--", "sh", "-c",
+                            "nc -w 5 %s 9100 </dev/null" % OUTSIDE_IP, timeout=30)
+                peer = srv.peer()
+            finally:
+                srv.stop()
+            self.check("pod->outside: %s reaches %s:9100" % (cli, OUTSIDE_IP),
+                       r.returncode == 0 and "hello-from-outside" in r.stdout, out(r))
+            self.eq("pod->outside: the outside sees %s's node address (masquerade), not %s" % (
+                cli, ips[cli]), peer, NODE_IP[node])
+
+        # routes to node3's pod CIDR on the others
+        c3 = cidrs["node3"]
+        for n in ("node1", "node2"):
+            self.check("%s has a route to node3's pod CIDR %s" % (n, c3),
+                       bool(wait_for(lambda: self.has_route(n, c3), 30)), self.routes(n))
+
+        # node3 dies and is deleted: its routes vanish from the others
+        r = lab("kill", "node3")
+        self.check("lab.sh kill node3", r.returncode == 0, out(r))
+        r = kubectl("delete", "node", "node3", "--wait=false")
+        self.check("kubectl delete node node3", r.returncode == 0, out(r))
+        for n in ("node1", "node2"):
+            gone = wait_for(lambda: not self.has_route(n, c3), 60)
+            self.check("%s: the route to dead node3's %s is gone" % (n, c3), bool(gone),
+                       self.routes(n))
+
+        # revived: registers again, gets a pod CIDR, routes come back
+        t1 = time.time()
+        r = lab("revive", "node3", timeout=300)
+        self.check("lab.sh revive node3 (%.1f s)" % (time.time() - t1), r.returncode == 0,
+                   out(r)[-3000:])
+        c3b = self.node_cidrs().get("node3")
+        log("node3's pod CIDR after revival: %s (was %s)" % (c3b, c3))
+        self.check("revived node3 has a pod CIDR", bool(c3b))
+        if c3b:
+            for n in ("node1", "node2"):
+                back = wait_for(lambda: self.has_route(n, c3b), 60)
+                self.check("%s: the route to revived node3's %s is back" % (n, c3b),
+                           bool(back), self.routes(n))
+        r = self.node_http("node3", ips["srv2"], "hello-from-srv2")
+        self.check("node->pod after revival: node3 gets srv2's page (%s on node2)" %
+                   ips["srv2"], r.returncode == 0 and "hello-from-srv2" in r.stdout, out(r))
+        # a pod on the revived node reaches a pod on node1, with its own IP
+        r = kubectl("apply", "-f", "-", input=json.dumps(client("cli3", "node3")))
+        if r.returncode == 0:
+            ip3 = self.wait_running(["cli3"]).get("cli3")
+            self.check("cli3's IP %s is in revived node3's pod CIDR %s" % (ip3, c3b),
+                       bool(c3b) and ip3.startswith(c3b.rsplit(".", 1)[0] + "."))
+            r = self.pod_http("cli3", ips["srv1"])
+            self.check("pod->pod across nodes after revival: cli3 (node3) gets srv1's page",
+                       r.returncode == 0 and "hello-from-srv1" in r.stdout, out(r))
+            lg = wait_for(lambda: ip3 in self.server_log("srv1"), 10)
+            self.check("srv1's log shows cli3's own IP %s" % ip3, bool(lg),
+                       self.server_log("srv1")[-800:])
+        else:
+            self.check("kubectl apply cli3 on node3", False, out(r))
+
+    def dump_logs(self):
+        for f in ("node1/apiserver.log", "node1/controller-manager.log", "node1/kubelet.log",
+                  "node1/netagent.log", "node2/netagent.log", "node3/kubelet.log",
+                  "node3/netagent.log"):
+            p = os.path.join(LAB_DIR, f)
+            try:
+                with open(p, errors="replace") as fh:
+                    lines = fh.read().splitlines()[-25:]
+            except OSError:
+                continue
+            print("---- %s ----" % p)
+            print("\n".join(lines), flush=True)
+
+    def compare(self, before, after):
+        for key in ("netns", "links", "mounts", "cgroups"):
+            new = sorted(set(after[key]) - set(before[key]))
+            ours = [x for x in new if lab_related(x) or key == "links"]
+            others = [x for x in new if x not in ours]
+            self.check("after down: no %s left by the lab (as before up)" % key, not ours,
+                       "\n".join(ours))
+            if others:
+                log("NOTE: %s appeared meanwhile, not the lab's (another process?): %s" % (
+                    key, others[:10]))
+
+
+def main():
+    if os.geteuid() != 0:
+        testlib.skip("needs root (namespaces, mounts, cgroups, nftables)")
+    for tool in ("ip", "nsenter", "unshare", "kubectl", "python3", "curl"):
+        if shutil.which(tool) is None:
+            testlib.skip("%s is not installed" % tool)
+    for b in ("skiff-apiserver", "skiff-kubelet", "skiff-shim", "skiff",
+              "skiff-controller-manager", "skiff-netagent"):
+        testlib.need_bin(b)
+    if not os.path.exists(LAB):
+        testlib.skip("%s is missing" % LAB)
+    if not os.path.exists("/proc/self/ns/net") or not os.path.isdir("/sys/fs/cgroup"):
+        testlib.skip("no network namespaces or no cgroups")
+    img = os.path.join(BIN, "images", "busybox.oci.tar")
+    if not os.path.exists(img):
+        r = subprocess.run(["bash", os.path.join(SRC, "deploy", "images", "build.sh"),
+                            os.path.join(BIN, "images")], capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode != 0:
+            testlib.skip("cannot build the busybox image: %s" % r.stderr[-500:])
+
+    t = Test()
+
+    def on_alarm(signum, frame):
+        raise Timeout("test exceeded its %d s limit" % LIMIT)
+
+    def on_term(signum, frame):
+        raise Timeout("terminated (SIGTERM)")
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.alarm(LIMIT)
+    # A lab left by someone else goes first, so the snapshot shows the machine without a lab.
+    lab("down", timeout=120)
+    before = snapshot()
+    try:
+        t.body()
+    except Fatal:
+        pass
+    except Timeout as e:
+        t.check(str(e), False)
+    except Exception as e:
+        import traceback
+        t.check("unexpected %s: %s" % (type(e).__name__, e), False, traceback.format_exc())
+    finally:
+        signal.alarm(0)
+        signal.alarm(180)  # teardown gets its own bound
+        try:
+            if t.failed:
+                t.dump_logs()
+            t0 = time.time()
+            r = lab("down", timeout=150)
+            t.check("lab.sh down (%.1f s)" % (time.time() - t0), r.returncode == 0, out(r))
+            t.compare(before, snapshot())
+        except Timeout as e:
+            t.check("teardown: %s" % e, False)
+        signal.alarm(0)
+    t.finish()
+
+
+if __name__ == "__main__":
+    main()
