@@ -18,6 +18,8 @@ ResourceType configmap_resource();
 ResourceType secret_resource();
 ResourceType event_resource();
 ResourceType lease_resource();
+ResourceType replicaset_resource();
+ResourceType deployment_resource();
 
 const Registry& Registry::builtin() {
   static const Registry* r = [] {
@@ -31,6 +33,8 @@ const Registry& Registry::builtin() {
     reg->add(secret_resource());
     reg->add(event_resource());
     reg->add(lease_resource());
+    reg->add(deployment_resource());
+    reg->add(replicaset_resource());
     return reg;
   }();
   return *r;

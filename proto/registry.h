@@ -40,6 +40,10 @@ struct ResourceType {
   std::vector<std::string> subresources;  // {"status", "binding"}
   bool has_spec = true;   // generation is bumped when .spec changes (when false: on any change
                           // outside metadata and status)
+  // Annotation changes bump the generation too (Deployment: they are copied to its RSes).
+  bool generation_tracks_annotations = false;
+  // Create drops any status the client sent (Kubernetes' PrepareForCreate for workloads).
+  bool reset_status_on_create = false;
   const Schema* schema = nullptr;  // the typed schema, for strategic merge patch
 
   // "v1" or "apps/v1".
@@ -70,7 +74,7 @@ struct ResourceType {
 class Registry {
  public:
   // The built-in types: Namespace, Pod, Node, Service, Endpoints, ConfigMap, Secret, Event,
-  // Lease (and more as features land).
+  // Lease, ReplicaSet, Deployment (and more as features land).
   static const Registry& builtin();
 
   // By group ("" for core), version and plural; nullptr if unknown.

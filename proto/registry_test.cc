@@ -9,15 +9,16 @@ namespace {
 
 TEST_CASE("registry resolves every name a user may type") {
   const Registry& r = Registry::builtin();
-  CHECK(r.all().size() == 9);
+  CHECK(r.all().size() == 11);
   for (const char* name : {"po", "pods", "pod", "Pod", "PODS", "pods."}) {
     INFO(name);
     const ResourceType* t = r.resolve(name);  // "pods." names the core group explicitly
     REQUIRE(t);
     CHECK(t->kind == "Pod");
   }
-  CHECK(r.resolve("deployment") == nullptr);
-  CHECK(r.resolve("deployments.apps") == nullptr);
+  CHECK(r.resolve("deployment")->kind == "Deployment");
+  CHECK(r.resolve("deployments.apps")->kind == "Deployment");
+  CHECK(r.resolve("deployments.batch") == nullptr);
   CHECK(r.resolve("svc")->kind == "Service");
   CHECK(r.resolve("no")->kind == "Node");
   CHECK(r.resolve("ns")->kind == "Namespace");

@@ -1,0 +1,120 @@
+#include "proto/workload_util.h"
+
+#include "proto/kind_util.h"
+#include "proto/selector.h"
+
+namespace skiff::proto {
+namespace {
+
+// Go's %q for the plain strings labels hold (quotes and backslashes escaped).
+std::string go_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string go_string_slice(const std::vector<std::string>& v) {
+  if (v.empty()) return "[]string(nil)";
+  std::string out = "[]string{";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + go_quote(v[i]);
+  return out + "}";
+}
+
+}  // namespace
+
+std::string go_string_map(const std::map<std::string, std::string>& m) {
+  if (m.empty()) return "map[string]string(nil)";
+  std::string out = "map[string]string{";
+  bool first = true;
+  for (const auto& [k, v] : m) {
+    out += (first ? "" : ", ") + go_quote(k) + ":" + go_quote(v);
+    first = false;
+  }
+  return out + "}";
+}
+
+std::string go_label_selector(const LabelSelectorSpec& s) {
+  std::string exprs = "[]v1.LabelSelectorRequirement(nil)";
+  if (!s.match_expressions.empty()) {
+    exprs = "[]v1.LabelSelectorRequirement{";
+    for (size_t i = 0; i < s.match_expressions.size(); ++i) {
+      const auto& r = s.match_expressions[i];
+      exprs += (i ? ", " : "") + std::string("v1.LabelSelectorRequirement{Key:") + go_quote(r.key) +
+               ", Operator:" + go_quote(r.op) + ", Values:" + go_string_slice(r.values) + "}";
+    }
+    exprs += "}";
+  }
+  return "v1.LabelSelector{MatchLabels:" + go_string_map(s.match_labels) +
+         ", MatchExpressions:" + exprs + "}";
+}
+
+void validate_workload_selector(const std::optional<LabelSelectorSpec>& sel, const Path& path,
+                                FieldErrors& errs) {
+  if (!sel) {
+    errs.push_back({ErrorType::kRequired, path.str(), "", ""});
+    return;
+  }
+  LabelSelector::validate_json(encode(*sel), path, errs);
+  if (sel->match_labels.empty() && sel->match_expressions.empty())
+    // Kubernetes says "deployment" for ReplicaSets too.
+    errs.push_back({ErrorType::kInvalid, path.str(), "empty selector is invalid for deployment",
+                    go_label_selector(*sel)});
+}
+
+void validate_template_for_replicas(const PodTemplateSpec& t,
+                                    const std::optional<LabelSelectorSpec>& sel, const Path& spec,
+                                    FieldErrors& errs) {
+  const Path path = spec.field("template");
+  // No selector selects nothing (labels.Nothing()), so it matches no template either, and
+  // Kubernetes reports the mismatch next to the missing selector.
+  bool matches = false, check = true;
+  if (sel) {
+    auto parsed = LabelSelector::from_json(encode(*sel));
+    if (!parsed.is_ok()) {
+      errs.push_back({ErrorType::kInvalid, spec.field("selector").str(), "invalid label selector",
+                      go_label_selector(*sel)});
+      return;
+    }
+    check = !parsed->empty();
+    matches = parsed->matches(t.metadata.labels);
+  }
+  if (check && !matches)
+    errs.push_back({ErrorType::kInvalid, path.field("metadata").field("labels").str(),
+                    "`selector` does not match template `labels`",
+                    go_string_map(t.metadata.labels)});
+  validate_pod_template(t, path, errs);
+  if (t.spec.restart_policy != "Always")
+    not_supported(errs, path.field("spec").field("restartPolicy"), t.spec.restart_policy,
+                  {"Always"});
+  if (t.spec.active_deadline_seconds)
+    errs.push_back({ErrorType::kForbidden, path.field("spec").field("activeDeadlineSeconds").str(),
+                    "activeDeadlineSeconds in ReplicaSet is not Supported", ""});
+}
+
+void validate_selector_immutable(const std::optional<LabelSelectorSpec>& now,
+                                 const std::optional<LabelSelectorSpec>& before, const Path& path,
+                                 FieldErrors& errs) {
+  json a = now ? encode(*now) : json(), b = before ? encode(*before) : json();
+  if (a == b) return;
+  errs.push_back({ErrorType::kInvalid, path.str(), "field is immutable",
+                  now ? go_label_selector(*now) : "null"});
+}
+
+std::string container_names(const PodTemplateSpec& t) {
+  std::string out;
+  for (size_t i = 0; i < t.spec.containers.size(); ++i)
+    out += (i ? "," : "") + t.spec.containers[i].name;
+  return out;
+}
+
+std::string container_images(const PodTemplateSpec& t) {
+  std::string out;
+  for (size_t i = 0; i < t.spec.containers.size(); ++i)
+    out += (i ? "," : "") + t.spec.containers[i].image;
+  return out;
+}
+
+}  // namespace skiff::proto
