@@ -469,6 +469,40 @@ def main():
                        ".decode())"], check=False).stdout.strip()
     c.eq("/healthz", hz, "ok")
 
+    # --- bad data on a peer Node ------------------------------------------------------------
+    bad = {"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": "node-bad", "annotations": {
+               "skiff.io/backend": "vxlan", "skiff.io/underlay-ip": "10.250.8.300",
+               "skiff.io/vtep-mac": "not-a-mac"}},
+           "spec": {"podCIDR": "10.244.3.0/24"}}
+    r = api.c.post("/api/v1/nodes", bad)
+    c.check("create Node node-bad (malformed annotations)", r.status in (200, 201), r.body[:200])
+    time.sleep(4)  # more than one resync period
+    agent_log = tail(procs[-1][2], 400).rsplit("started", 1)[-1]
+    c.check("node-bad is skipped with a reason in the log, the agent keeps running",
+            agents["a"].poll() is None and "not routing node node-bad: skiff.io/underlay-ip "
+            "\"10.250.8.300\" is not an IPv4 address" in agent_log, agent_log[-1500:])
+    c.check("node-a keeps exactly its one peer", designed("a", "b") is not None,
+            json.dumps(overlay_state("a")))
+    api.delete_node("node-bad")
+
+    # --- an incompatible skiff.vxlan is explained and re-created ----------------------------
+    stop_agent(agents["a"])
+    sh(["ip", "-n", NS["a"], "link", "del", "skiff.vxlan"])
+    sh(["ip", "-n", NS["a"], "link", "add", "skiff.vxlan", "type", "vxlan", "id", "9", "dstport",
+        "4789", "local", NODES["a"][1], "dev", "eth0"])
+    agents["a"] = start_agent("a", kc, workdir)
+    ok = wait_for(lambda: (overlay_state("a")["dev"] or {}).get("vni") == 1 and
+                  designed("a", "b"), 20)
+    agent_log = tail(procs[-1][2], 200).rsplit("started", 1)[-1]
+    c.check("an existing skiff.vxlan with vni 9, port 4789, learning on is re-created as designed",
+            bool(ok) and "incompatible configuration (vni 9, want 1; UDP port 4789, want 8472; "
+            "learning on, want off)" in agent_log, agent_log[-1500:])
+    back = wait_for(lambda: designed("b", "a"), 20)
+    c.check("node-b follows node-a's new VTEP MAC", back is not None,
+            json.dumps(overlay_state("b")))
+    c.check("after re-creation: pod b pings pod a", ping(NS["pb"], "10.244.1.2"))
+
     # --- host-gw ---------------------------------------------------------------------------
     for k in ("a", "b"):
         stop_agent(agents[k])
