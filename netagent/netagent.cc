@@ -261,44 +261,48 @@ Status NetAgent::sync_once() {
     overlay_ = std::make_unique<overlay::Overlay>(kernel_, cfg);
   }
 
+  // Each part is tried even when another failed (a refused annotation must not stop the
+  // routes, a broken device must not stop the masquerade rule); the first error is returned.
+  Status st;
+  auto note = [&st](Status s) {
+    if (!s && st) st = std::move(s);
+  };
   // The device first: its MAC is what the other nodes need from us.
   auto dev = overlay_->ensure_device();
-  if (!dev) return dev.status();
-  if (auto patch = annotation_patch(self, opts_.backend, underlay, dev->mac)) {
+  if (!dev) {
+    note(dev.status());
+  } else if (auto patch = annotation_patch(self, opts_.backend, underlay, dev->mac)) {
     auto r = api_->patch(node_type(), "", name, *patch, client::PatchType::kMerge);
-    if (!r) return r.status().with_context("annotate Node " + name);
-    spdlog::info("annotated Node {}: {}", name, patch->dump());
+    if (!r)
+      note(r.status().with_context("annotate Node " + name));
+    else
+      spdlog::info("annotated Node {}: {}", name, patch->dump());
   }
 
-  std::vector<overlay::Peer> peers;
-  std::vector<std::string> skipped;
-  for (const auto& n : informer_->list()) {
-    NodeFacts f = node_facts(n);
-    if (f.name == name) continue;
-    auto p = peer_of(f, opts_.backend);
-    if (!p) {
-      skipped.push_back("node " + f.name + ": " + p.status().message());
-      continue;
+  if (dev) {
+    std::vector<overlay::Peer> peers;
+    std::vector<std::string> skipped;
+    for (const auto& n : informer_->list()) {
+      NodeFacts f = node_facts(n);
+      if (f.name == name) continue;
+      auto p = peer_of(f, opts_.backend);
+      if (!p) {
+        skipped.push_back("node " + f.name + ": " + p.status().message());
+        continue;
+      }
+      peers.push_back(*p);
     }
-    peers.push_back(*p);
-  }
-  Status st = overlay_->sync(peers);
-  for (const auto& why : overlay_->stats().skipped_why) skipped.push_back(why);
-  // Log skips when they change, not on every resync.
-  std::set<std::string> now(skipped.begin(), skipped.end());
-  for (const auto& s : now)
-    if (!last_skipped_.count(s)) spdlog::info("not routing {}", s);
-  last_skipped_ = std::move(now);
-  {
+    note(overlay_->sync(peers));
+    for (const auto& why : overlay_->stats().skipped_why) skipped.push_back(why);
+    // Log skips when they change, not on every resync.
+    std::set<std::string> now(skipped.begin(), skipped.end());
+    for (const auto& s : now)
+      if (!last_skipped_.count(s)) spdlog::info("not routing {}", s);
+    last_skipped_ = std::move(now);
     std::lock_guard l(stats_mu_);
     skipped_total_ = static_cast<int>(skipped.size());
   }
-  if (opts_.masquerade) {
-    if (Status m = nft::sync_masquerade(opts_.cluster_cidr); !m) {
-      spdlog::warn("masquerade: {}", m.to_string());
-      if (st) st = m;
-    }
-  }
+  if (opts_.masquerade) note(nft::sync_masquerade(opts_.cluster_cidr));
   return st;
 }
 
