@@ -1,0 +1,59 @@
+// Recorder: the scheduler's writes that nobody waits for — core/v1 Events (source
+// "default-scheduler" or the --scheduler-name) and the PodScheduled=False status patches — done
+// on one background thread so the scheduling loop never waits on the API.
+//
+// Thread-safe; never blocks. A full queue (API server slow or gone) drops and counts.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+namespace skiff::client {
+class ApiClient;
+}
+
+namespace skiff::scheduler {
+
+class Recorder {
+ public:
+  Recorder(std::shared_ptr<client::ApiClient> api, std::string component, std::string instance,
+           size_t max_queued = 10'000);
+  ~Recorder();  // stop()
+
+  // An Event about a pod (`pod` needs metadata.name/namespace/uid).
+  void pod_event(const nlohmann::json& pod, bool warning, const std::string& reason,
+                 const std::string& message);
+  // Sets the pod's PodScheduled condition to False/Unschedulable with `message` (a strategic
+  // merge patch of its status).
+  void pod_unschedulable(const std::string& ns, const std::string& name,
+                         const std::string& message);
+  // Posts what is queued (at most a few), then ends the thread. Idempotent.
+  void stop();
+  int64_t dropped() const;
+  int64_t failed() const;
+
+ private:
+  using Task = std::function<bool(client::ApiClient&)>;  // false: failed (logged by the task)
+  void push(Task t);
+  void run();
+
+  std::shared_ptr<client::ApiClient> api_;
+  std::string component_, instance_;
+  size_t max_queued_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  bool stopping_ = false;
+  int64_t dropped_ = 0, failed_ = 0;
+  uint64_t seq_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace skiff::scheduler

@@ -1,0 +1,310 @@
+#include "controllers/scheduler/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "controllers/scheduler/filters.h"
+#include "controllers/scheduler/recorder.h"
+#include "controllers/scheduler/scores.h"
+#include "proto/client/api_client.h"
+#include "proto/client/informer.h"
+#include "proto/node.h"
+#include "proto/pod.h"
+
+namespace skiff::scheduler {
+
+// ---- Histogram
+
+const double Histogram::kBounds[Histogram::kBuckets] = {
+    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+
+Histogram::Histogram() {
+  for (auto& c : counts_) c = 0;
+}
+
+void Histogram::observe(double seconds) {
+  int i = 0;
+  while (i < kBuckets && seconds > kBounds[i]) ++i;
+  ++counts_[i];
+  sum_micros_ += static_cast<int64_t>(seconds * 1e6);
+}
+
+std::string Histogram::text(const std::string& name) const {
+  std::ostringstream o;
+  int64_t cum = 0;
+  for (int i = 0; i < kBuckets; ++i) {
+    cum += counts_[i];
+    o << name << "_bucket{le=\"" << kBounds[i] << "\"} " << cum << "\n";
+  }
+  cum += counts_[kBuckets];
+  o << name << "_bucket{le=\"+Inf\"} " << cum << "\n";
+  o << name << "_sum " << static_cast<double>(sum_micros_.load()) / 1e6 << "\n";
+  o << name << "_count " << cum << "\n";
+  return o.str();
+}
+
+// ---- Scheduler
+
+Scheduler::Scheduler(std::shared_ptr<client::ApiClient> api, SchedulerOptions opts)
+    : api_(std::move(api)),
+      opts_(std::move(opts)),
+      queue_(opts_.queue),
+      recorder_(std::make_unique<Recorder>(api_, opts_.scheduler_name, opts_.identity)),
+      rng_(opts_.seed ? opts_.seed : std::random_device{}()) {}
+
+Scheduler::~Scheduler() = default;
+
+void Scheduler::handle_pod_add(const json& obj) {
+  auto p = pod_info_from_json(obj);
+  if (!p.is_ok()) {
+    spdlog::warn("{}", p.status().to_string());
+    return;
+  }
+  if (!p->node_name.empty()) {
+    if (p->phase == "Succeeded" || p->phase == "Failed")
+      cache_.remove_pod(p->key);
+    else
+      cache_.add_pod(*p);
+    queue_.remove(p->key);
+    return;
+  }
+  if (needs_scheduling(*p, opts_.scheduler_name))
+    queue_.add(p->key);
+  else
+    queue_.remove(p->key);
+}
+
+void Scheduler::handle_pod_update(const json& old_obj, const json& obj) {
+  // A pod that went from assigned to finished frees its node; one that got its node is
+  // confirmed in the cache; a pending one that changed may fit now.
+  handle_pod_add(obj);
+}
+
+void Scheduler::handle_pod_delete(const json& obj) {
+  std::string key = client::object_key(obj);
+  bool placed = !cache_.node_of(key).empty();
+  cache_.remove_pod(key);
+  queue_.remove(key);
+  if (placed) queue_.move_all_on_event();  // its resources and ports are free now
+}
+
+void Scheduler::handle_node(const json& obj) {
+  auto n = node_info_from_json(obj);
+  if (!n.is_ok()) {
+    spdlog::warn("{}", n.status().to_string());
+    return;
+  }
+  // Only a change that can make a pod fit wakes the parked pods (kubelets update their Node's
+  // heartbeat every few seconds).
+  if (cache_.upsert_node(*n)) queue_.move_all_on_event();
+}
+
+void Scheduler::handle_node_delete(const json& obj) { cache_.remove_node(client::object_key(obj)); }
+
+Scheduler::Result Scheduler::find_node(const PodInfo& pod) {
+  Result res;
+  cache_.with_nodes([&](const std::vector<const NodeInfo*>& nodes) {
+    const size_t n = nodes.size();
+    if (n == 0) {
+      res.message = unschedulable_message(0, {});
+      return;
+    }
+    const size_t want =
+        num_feasible_nodes_to_find(static_cast<int>(n), opts_.percentage_of_nodes_to_score);
+    std::vector<const NodeInfo*> feasible;
+    feasible.reserve(std::min(want, n));
+    ReasonHistogram hist;
+    Reasons reasons;
+    size_t start = next_start_ % n, processed = 0;
+    for (size_t i = 0; i < n && feasible.size() < want; ++i) {
+      const NodeInfo* node = nodes[(start + i) % n];
+      ++processed;
+      reasons.clear();
+      if (run_filters(pod, *node, reasons))
+        feasible.push_back(node);
+      else
+        add_reasons(hist, reasons);
+    }
+    next_start_ = (start + processed) % n;
+    if (feasible.empty()) {
+      res.message = unschedulable_message(static_cast<int>(n), hist);
+      return;
+    }
+    if (feasible.size() == 1) {
+      res.node = feasible[0]->name;
+      return;
+    }
+    int max_count = 0;
+    std::vector<int> counts(feasible.size());
+    for (size_t i = 0; i < feasible.size(); ++i) {
+      counts[i] = owner_count(pod, *feasible[i]);
+      max_count = std::max(max_count, counts[i]);
+    }
+    std::vector<int64_t> scores(feasible.size());
+    for (size_t i = 0; i < feasible.size(); ++i)
+      scores[i] = least_allocated_score(pod, *feasible[i]) + spread_score(counts[i], max_count);
+    res.node = feasible[select_node(scores, rng_)]->name;
+  });
+  return res;
+}
+
+void Scheduler::schedule_one(const QueuedPod& qp) {
+  auto obj = pods_->get(qp.key);
+  if (!obj) {
+    queue_.done(qp.key);  // deleted meanwhile
+    return;
+  }
+  auto p = pod_info_from_json(*obj);
+  if (!p.is_ok()) {
+    spdlog::warn("{}", p.status().to_string());
+    queue_.done(qp.key);
+    return;
+  }
+  const PodInfo& pod = *p;
+  // Bound meanwhile, or assumed with its binding still in flight (an update to the pod may
+  // have queued it again).
+  if (!needs_scheduling(pod, opts_.scheduler_name) || !cache_.node_of(pod.key).empty()) {
+    queue_.done(qp.key);
+    return;
+  }
+  Result r = find_node(pod);
+  if (r.node.empty()) {
+    ++unschedulable_;
+    queue_.unschedulable(qp.key);
+    spdlog::debug("pod {} is unschedulable: {}", pod.key, r.message);
+    // Write the condition only when it says something new (a parked pod retried on every
+    // event would otherwise rewrite it each time); the event is posted on each attempt, as
+    // kube-scheduler does.
+    bool same = false;
+    if (auto c = obj->find("status"); c != obj->end() && c->is_object())
+      if (auto conds = c->find("conditions"); conds != c->end() && conds->is_array())
+        for (const auto& cond : *conds)
+          if (cond.is_object() && cond.value("type", "") == "PodScheduled")
+            same = cond.value("status", "") == "False" &&
+                   cond.value("reason", "") == "Unschedulable" &&
+                   cond.value("message", "") == r.message;
+    if (!same) recorder_->pod_unschedulable(pod.ns, pod.name, r.message);
+    recorder_->pod_event(*obj, true, "FailedScheduling", r.message);
+    return;
+  }
+  cache_.assume(pod, r.node);
+  queue_.done(qp.key);
+  bind(pod, r.node, qp.first_seen);
+}
+
+void Scheduler::bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen) {
+  {
+    std::unique_lock lock(bind_mu_);
+    bind_cv_.wait(lock, [&] { return binds_in_flight_ < opts_.max_binds_in_flight; });
+    ++binds_in_flight_;
+  }
+  client::Request req;
+  req.method = "POST";
+  req.path = "/api/v1/namespaces/" + pod.ns + "/pods/" + pod.name + "/binding";
+  req.content_type = "application/json";
+  json body = {{"apiVersion", "v1"},
+               {"kind", "Binding"},
+               {"metadata", {{"name", pod.name}, {"namespace", pod.ns}}},
+               {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node}}}};
+  if (!pod.uid.empty()) body["metadata"]["uid"] = pod.uid;
+  req.body = body.dump();
+  // Runs on the client's I/O thread: only cache, queue and recorder calls (none blocks on
+  // the API).
+  api_->rest().request_async(
+      std::move(req), [this, key = pod.key, ns = pod.ns, name = pod.name, uid = pod.uid, node,
+                       first_seen](skiff::Result<client::Response> r) {
+        bool ok = r.is_ok() && r->ok();
+        if (ok) {
+          ++scheduled_;
+          e2e_.observe(std::chrono::duration<double>(Clock::real().now() - first_seen).count());
+          json ref = {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", uid}}}};
+          recorder_->pod_event(ref, false, "Scheduled",
+                               "Successfully assigned " + ns + "/" + name + " to " + node);
+        } else {
+          ++errors_;
+          std::string why = r.is_ok() ? client::to_status(*r).to_string() : r.status().to_string();
+          spdlog::warn("binding pod {} to node {}: {}", key, node, why);
+          cache_.forget(key);
+          // Conflict "already assigned" / NotFound: the watch will tell; a retry finds out.
+          queue_.backoff(key);
+        }
+        std::lock_guard lock(bind_mu_);
+        --binds_in_flight_;
+        bind_cv_.notify_all();
+      });
+}
+
+void Scheduler::wait_binds(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(bind_mu_);
+  bind_cv_.wait_for(lock, timeout, [&] { return binds_in_flight_ == 0; });
+}
+
+bool Scheduler::run(std::stop_token stop) {
+  static const proto::ResourceType pod_type = proto::pod_resource();
+  static const proto::ResourceType node_type = proto::node_resource();
+  pods_ = std::make_unique<client::Informer>(api_, pod_type);
+  nodes_ = std::make_unique<client::Informer>(api_, node_type);
+  pods_->add_handlers({[this](const json& o) { handle_pod_add(o); },
+                       [this](const json& a, const json& b) { handle_pod_update(a, b); },
+                       [this](const json& o) { handle_pod_delete(o); }});
+  nodes_->add_handlers({[this](const json& o) { handle_node(o); },
+                        [this](const json&, const json& b) { handle_node(b); },
+                        [this](const json& o) { handle_node_delete(o); }});
+  nodes_->start();
+  pods_->start();
+  auto end = std::chrono::steady_clock::now() + opts_.informer_sync_timeout;
+  for (auto* inf : {nodes_.get(), pods_.get()}) {
+    while (!inf->wait_for_sync(std::chrono::milliseconds(200))) {
+      if (stop.stop_requested() || std::chrono::steady_clock::now() > end) {
+        if (!stop.stop_requested())
+          spdlog::error("informers not synced after {} ms", opts_.informer_sync_timeout.count());
+        pods_->stop();
+        nodes_->stop();
+        recorder_->stop();
+        return stop.stop_requested();
+      }
+    }
+  }
+  spdlog::info("caches synced: {} nodes, {} pods placed, {} pending", cache_.num_nodes(),
+               cache_.num_pods(), queue_.num_active());
+  while (auto qp = queue_.pop(stop)) schedule_one(*qp);
+  queue_.shut_down();
+  wait_binds(std::chrono::seconds(10));
+  pods_->stop();
+  nodes_->stop();
+  recorder_->stop();
+  return true;
+}
+
+std::string Scheduler::metrics_text() const {
+  std::ostringstream o;
+  o << "# HELP scheduler_schedule_attempts_total Scheduling attempts by result.\n"
+       "# TYPE scheduler_schedule_attempts_total counter\n"
+    << "scheduler_schedule_attempts_total{result=\"scheduled\"} " << scheduled_ << "\n"
+    << "scheduler_schedule_attempts_total{result=\"unschedulable\"} " << unschedulable_ << "\n"
+    << "scheduler_schedule_attempts_total{result=\"error\"} " << errors_ << "\n";
+  o << "# HELP scheduler_pending_pods Pods waiting to be scheduled, by queue.\n"
+       "# TYPE scheduler_pending_pods gauge\n"
+    << "scheduler_pending_pods{queue=\"active\"} " << queue_.num_active() << "\n"
+    << "scheduler_pending_pods{queue=\"backoff\"} " << queue_.num_backoff() << "\n"
+    << "scheduler_pending_pods{queue=\"unschedulable\"} " << queue_.num_unschedulable() << "\n";
+  o << "# HELP scheduler_pod_scheduling_duration_seconds From a pod's first queueing to its "
+       "successful binding.\n"
+       "# TYPE scheduler_pod_scheduling_duration_seconds histogram\n"
+    << e2e_.text("scheduler_pod_scheduling_duration_seconds");
+  o << "# HELP scheduler_cache_size Nodes and pods (bound or assumed) in the cache.\n"
+       "# TYPE scheduler_cache_size gauge\n"
+    << "scheduler_cache_size{type=\"nodes\"} " << cache_.num_nodes() << "\n"
+    << "scheduler_cache_size{type=\"pods\"} " << cache_.num_pods() << "\n";
+  {
+    o << "# HELP scheduler_api_writes_dropped_total Events and status patches dropped (queue "
+         "full).\n"
+         "# TYPE scheduler_api_writes_dropped_total counter\n"
+      << "scheduler_api_writes_dropped_total " << recorder_->dropped() << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace skiff::scheduler

@@ -1,0 +1,107 @@
+// Scheduler: skiff-scheduler's engine. Watches Pods and Nodes, keeps the cache (cache.h) and
+// the queue of pending pods (queue.h), and places one pod at a time:
+//
+//   pop -> filters over the nodes (filters.h; stops after num_feasible_nodes_to_find feasible
+//   nodes, starting where the previous pod stopped, as kube-scheduler) -> scores (scores.h) ->
+//   assume in the cache -> POST pods/{name}/binding asynchronously (bounded in flight).
+//
+// No fit: the pod is parked (queue.h), its PodScheduled condition set to False/Unschedulable
+// with kube-scheduler's message, and a Warning event FailedScheduling posted. Binding done:
+// a Normal event Scheduled ("Successfully assigned ns/pod to node"). Binding failed: the
+// assumption is dropped and the pod retried after back-off.
+//
+// Thread-safety: run() on one thread; metrics_text() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stop_token>
+#include <string>
+
+#include "controllers/scheduler/cache.h"
+#include "controllers/scheduler/queue.h"
+
+namespace skiff::client {
+class ApiClient;
+class Informer;
+}  // namespace skiff::client
+
+namespace skiff::scheduler {
+
+class Recorder;
+
+struct SchedulerOptions {
+  std::string scheduler_name = "default-scheduler";
+  std::string identity;                  // reportingInstance of events
+  int percentage_of_nodes_to_score = 0;  // 0: adaptive (kube-scheduler's default)
+  int max_binds_in_flight = 64;
+  QueueOptions queue;
+  std::chrono::milliseconds informer_sync_timeout{60'000};
+  uint64_t seed = 0;  // tie-breaking; 0: random
+};
+
+// Prometheus-style histogram with fixed buckets (seconds). Thread-safe.
+class Histogram {
+ public:
+  Histogram();
+  void observe(double seconds);
+  // "<name>_bucket{le=..} n", "_sum", "_count" lines.
+  std::string text(const std::string& name) const;
+
+ private:
+  static constexpr int kBuckets = 16;
+  static const double kBounds[kBuckets];
+  std::atomic<int64_t> counts_[kBuckets + 1];
+  std::atomic<int64_t> sum_micros_{0};
+};
+
+class Scheduler {
+ public:
+  Scheduler(std::shared_ptr<client::ApiClient> api, SchedulerOptions opts);
+  ~Scheduler();
+
+  // Starts the informers, waits for them, then schedules until `stop`. Waits for bindings in
+  // flight (bounded) before it returns. false when the informers did not sync (stop aside).
+  bool run(std::stop_token stop);
+
+  std::string metrics_text() const;
+  Cache& cache() { return cache_; }
+
+ private:
+  struct Result {
+    std::string node;     // "" when none fits
+    std::string message;  // why not (kube-scheduler's FitError text)
+  };
+  void handle_pod_add(const json& obj);
+  void handle_pod_update(const json& old_obj, const json& obj);
+  void handle_pod_delete(const json& obj);
+  void handle_node(const json& obj);
+  void handle_node_delete(const json& obj);
+  void schedule_one(const QueuedPod& qp);
+  Result find_node(const PodInfo& pod);
+  void bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen);
+  void wait_binds(std::chrono::milliseconds timeout);
+
+  std::shared_ptr<client::ApiClient> api_;
+  SchedulerOptions opts_;
+  Cache cache_;
+  SchedulingQueue queue_;
+  std::unique_ptr<Recorder> recorder_;
+  std::unique_ptr<client::Informer> pods_, nodes_;
+  std::mt19937_64 rng_;
+  size_t next_start_ = 0;  // node index where the next pod's filtering starts
+
+  std::mutex bind_mu_;
+  std::condition_variable bind_cv_;
+  int binds_in_flight_ = 0;
+
+  std::atomic<int64_t> scheduled_{0}, unschedulable_{0}, errors_{0};
+  Histogram e2e_;
+};
+
+}  // namespace skiff::scheduler
