@@ -36,26 +36,32 @@
 #   deploy/lab.sh kill NODE                        SIGKILL the node's daemons, cut its LAN link
 #   deploy/lab.sh revive NODE                      link up, daemons restarted with the same flags
 # Env:
-#   SKIFF_LAB_DIR     (default /tmp/skiff-lab)     state, logs, node dirs
+#   SKIFF_LAB_NAME    (default skiff-lab)          prefix of the lab's namespaces and cgroups:
+#                                                   labs with different names (and dirs) can
+#                                                   run side by side (each has its own LAN)
+#   SKIFF_LAB_DIR     (default /tmp/<name>)        state, logs, node dirs
 #   SKIFF_BUILD_DIR   (default <repo>/build)       where the binaries are
 #   SKIFF_LAB_NOBUILD=1                            `up` does not run deploy/build.sh
 #   SKIFF_LAB_TIMEOUT (default 120)                seconds `up`/`revive` wait for the nodes
 #   SKIFF_LAB_ALLOW_MISSING=1                      start without skiff-controller-manager /
 #                                                   skiff-netagent when they are not built
-# Only one lab runs on a machine at a time (the namespace and cgroup names are fixed).
+# Names below are for the default SKIFF_LAB_NAME (skiff-lab).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SKIFF_BUILD_DIR:-$src/build}
-dir=${SKIFF_LAB_DIR:-/tmp/skiff-lab}
+labname=${SKIFF_LAB_NAME:-skiff-lab}
+[[ "$labname" =~ ^[a-z][a-z0-9-]{0,19}$ ]] ||
+  { echo "lab: SKIFF_LAB_NAME must be 1-20 of [a-z0-9-], starting with a letter" >&2; exit 2; }
+dir=${SKIFF_LAB_DIR:-/tmp/$labname}
 case "$dir" in /?*) dir=${dir%/} ;; *) echo "lab: SKIFF_LAB_DIR must be an absolute path" >&2; exit 2 ;; esac
 [ "$dir" != / ] || { echo "lab: SKIFF_LAB_DIR must not be /" >&2; exit 2; }
 timeout_s=${SKIFF_LAB_TIMEOUT:-120}
 cluster_cidr=10.244.0.0/16
-lan_ns=skiff-lab-lan
-out_ns=skiff-lab-outside
+lan_ns=$labname-lan
+out_ns=$labname-outside
 # Remembers where the running lab keeps its state, so `down` with another SKIFF_LAB_DIR (or
 # after the dir was removed) still finds its mounts.
-marker=/run/skiff-lab.dir
+marker=/run/skiff-lab/$labname.dir
 
 say() { printf '\033[1mlab:\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mlab: WARNING:\033[0m %s\n' "$*" >&2; }
@@ -65,7 +71,7 @@ die() {
 }
 
 node_ip() { echo "10.250.0.$((10 + $1))"; }
-netns_path() { echo "/run/netns/skiff-lab-node$1"; }
+netns_path() { echo "/run/netns/$labname-node$1"; }
 
 # Normalizes NODE (nodeI, I or outside) to "I" or "outside".
 node_index() {
@@ -82,6 +88,8 @@ load_state() {
   [ -f "$dir/lab.env" ] || die "no lab in $dir (run: deploy/lab.sh up N)"
   # shellcheck disable=SC1091
   . "$dir/lab.env"
+  [ "${LAB_NAME:-skiff-lab}" = "$labname" ] ||
+    die "$dir holds the lab '$LAB_NAME', not '$labname': set SKIFF_LAB_NAME=$LAB_NAME"
 }
 
 # in_node I CMD...: CMD in node I's network, mount and UTS namespaces (exec'd by nsenter, so
@@ -96,20 +104,23 @@ in_node() {
 # ---------------------------------------------------------------------------------------------
 # down
 
-# Every process that belongs to the lab: in a skiff-lab-* cgroup, in a lab namespace (network,
+# Every process that belongs to the lab: in a <name>-nodeI cgroup, in a lab namespace (network,
 # mount or UTS), or with a lab dir on its command line (daemons, shims). Never by a broad name.
 lab_pids() {
-  python3 - "$$" "$@" <<'EOF'
+  python3 - "$$" "$labname" "$@" <<'EOF'
 import glob, os, sys
-me, dirs = int(sys.argv[1]), [d.rstrip("/") + "/" for d in sys.argv[2:]]
+me, name, dirs = int(sys.argv[1]), sys.argv[2], [d.rstrip("/") + "/" for d in sys.argv[3:]]
 inodes = set()
-for f in glob.glob("/run/netns/skiff-lab-*") + [f for d in dirs for f in glob.glob(d + "ns/*")]:
+nets = ["/run/netns/%s-%s" % (name, s) for s in ("lan", "outside")]
+nets += glob.glob("/run/netns/%s-node[0-9]*" % name)
+for f in nets + [f for d in dirs for f in glob.glob(d + "ns/*")]:
     try:
         inodes.add(os.stat(f).st_ino)
     except OSError:
         pass
 pids = set()
-for c in glob.glob("/sys/fs/cgroup/skiff-lab-*") + glob.glob("/sys/fs/cgroup/*/skiff-lab-*"):
+for c in glob.glob("/sys/fs/cgroup/%s-node[0-9]*" % name) + glob.glob(
+        "/sys/fs/cgroup/*/%s-node[0-9]*" % name):
     for root, _, files in os.walk(c):
         try:
             pids.update(int(p) for p in open(os.path.join(root, "cgroup.procs")).read().split())
@@ -155,20 +166,20 @@ down() {
       while read -r m; do umount -l "$m" 2>/dev/null || true; done
   done
   # Network namespaces: every link, route, nft table and VXLAN device of the lab lives in them.
-  for m in /run/netns/skiff-lab-*; do
+  for m in "/run/netns/$lan_ns" "/run/netns/$out_ns" /run/netns/"$labname"-node[0-9]*; do
     [ -e "$m" ] && ip netns del "$(basename "$m")" 2>/dev/null || true
   done
-  # cgroups: every skiff-lab-* dir in every hierarchy, deepest first.
+  # cgroups: every <name>-nodeI dir in every hierarchy, deepest first.
   for _ in $(seq 1 20); do
-    c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'skiff-lab-*' 2>/dev/null)
+    c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$labname-node[0-9]*" 2>/dev/null)
     [ -z "$c" ] && break
     for m in $c; do
       find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
-    [ -z "$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'skiff-lab-*' 2>/dev/null)" ] && break
+    [ -z "$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$labname-node[0-9]*" 2>/dev/null)" ] && break
     sleep 0.2
   done
-  c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'skiff-lab-*' 2>/dev/null || true)
+  c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$labname-node[0-9]*" 2>/dev/null || true)
   [ -n "$c" ] && warn "cgroups left: $c"
   for d in "${dirs[@]}"; do
     # only what looks like a lab dir (a mistyped SKIFF_LAB_DIR must not lose anything)
@@ -254,7 +265,7 @@ daemon_args() {
       [ "$KUBELET_HAS_BACKEND" = 1 ] && extra="--network-backend $BACKEND"
       echo "$build/skiff-kubelet --kubeconfig $dir/admin.kubeconfig --node-name node$i" \
         "--node-ip $ip --data-dir $nd/data --run-dir $nd/run --log-dir $nd/log" \
-        "--cgroup-parent skiff-lab-node$i --cgroup-root /sys/fs/cgroup" \
+        "--cgroup-parent $labname-node$i --cgroup-root /sys/fs/cgroup" \
         "--cni-conf-dir $nd/cni/net.d --cni-bin-dir $build" \
         "--client-token-file $dir/node1/apiserver/pki/kubelet-client.token --v 1 $extra"
       ;;
@@ -319,7 +330,7 @@ node_table() {
 # wait_nodes I...: until each node is Ready with a pod CIDR (and its netagent's annotation when
 # netagent runs). On timeout: which node lacks what, and the log of the daemon responsible.
 wait_nodes() {
-  local end=$((SECONDS + timeout_s)) table i missing why d
+  local end=$((SECONDS + timeout_s)) table i missing why d daemon
   while :; do
     table=$(node_table || true)
     missing=""
@@ -348,10 +359,10 @@ wait_nodes() {
     [ -z "$missing" ] && return 0
     # a dead daemon will not fix it: fail at once
     for i in "$@"; do
-      for n in $(node_daemons "$i"); do
-        if ! pid_alive "$(daemon_pid "$i" "$n")"; then
-          tail -25 "$dir/node$i/$n.log" >&2
-          die "skiff-$n on node$i exited (log: $dir/node$i/$n.log); waiting for: $missing"
+      for daemon in $(node_daemons "$i"); do
+        if ! pid_alive "$(daemon_pid "$i" "$daemon")"; then
+          tail -25 "$dir/node$i/$daemon.log" >&2
+          die "skiff-$daemon on node$i exited (log: $dir/node$i/$daemon.log); waiting for: $missing"
         fi
       done
     done
@@ -396,9 +407,10 @@ up() {
 
   say "removing leftovers of an earlier lab"
   down
-  mkdir -p "$dir/ns"
+  mkdir -p "$dir/ns" "$(dirname "$marker")"
   echo "$dir" >"$marker"
   cat >"$dir/lab.env" <<EOF
+LAB_NAME=$labname
 NODES=$n
 BACKEND=$backend
 KUBELET_HAS_BACKEND=$kb
@@ -412,7 +424,7 @@ EOF
   make_lan
   attach outside "$out_ns" 10.250.0.100
   for i in $(seq 1 "$n"); do
-    attach "node$i" "skiff-lab-node$i" "$(node_ip "$i")"
+    attach "node$i" "$labname-node$i" "$(node_ip "$i")"
     make_node_ns "$i"
     mkdir -p "$dir/node$i"/{data,run,log,cni/net.d}
   done
