@@ -103,10 +103,13 @@ class ApiImpl : public Api {
   ApiResult<json> update_object(const proto::ResourceType& rt, const std::string& sub,
                                 json candidate, const json& old, int64_t old_rev,
                                 const WriteOptions& wo);
-  // Deletes one object (finalizers respected). `preconditions` may be null.
+  // Deletes one object (finalizers respected). `preconditions` may be null. `propagation`
+  // "Foreground" / "Orphan" hold it with the garbage collector's finalizer (foregroundDeletion
+  // / orphan), "Background" drops both, "" keeps whichever it has.
   ApiResult<json> delete_object(const proto::ResourceType& rt, const std::string& ns,
                                 const std::string& name, const json& preconditions,
-                                int64_t grace_seconds, const WriteOptions& wo);
+                                int64_t grace_seconds, const WriteOptions& wo,
+                                const std::string& propagation = "");
   ApiResult<json> delete_namespace(const std::string& name, const json& preconditions,
                                    const WriteOptions& wo);
   // Deletes what is left in a terminating namespace and, once empty, the namespace itself.

@@ -596,6 +596,41 @@ TEST_CASE("finalizers hold deletion until the last one is removed") {
   CHECK(f.call("GET", base + "/pre").status == 200);
 }
 
+TEST_CASE("propagationPolicy Foreground/Orphan hold the object with the GC's finalizer") {
+  Fixture f;
+  const std::string base = "/api/v1/namespaces/default/configmaps";
+  REQUIRE(f.call("POST", base, cm("fg")).status == 201);
+  auto fg = f.call_json("DELETE", base + "/fg", R"({"propagationPolicy":"Foreground"})");
+  CHECK(fg["metadata"].contains("deletionTimestamp"));
+  CHECK(fg["metadata"]["finalizers"] == json::array({"foregroundDeletion"}));
+  CHECK(f.call_json("GET", base + "/fg")["metadata"]["finalizers"] ==
+        json::array({"foregroundDeletion"}));
+  // Deleting again without a policy keeps it; Orphan swaps the finalizer.
+  CHECK(f.call("DELETE", base + "/fg").status == 200);
+  auto sw = f.call_json("DELETE", base + "/fg?propagationPolicy=Orphan");
+  CHECK(sw["metadata"]["finalizers"] == json::array({"orphan"}));
+  // The collector removes its finalizer: the object goes.
+  REQUIRE(f.call("PATCH", base + "/fg", R"({"metadata":{"finalizers":null}})",
+                 {{"content-type", "application/merge-patch+json"}})
+              .status == 200);
+  CHECK(f.call("GET", base + "/fg").status == 404);
+
+  // orphanDependents: true is Orphan; other finalizers are kept beside it.
+  REQUIRE(f.call("POST", base, cm("or", R"(,"finalizers":["example.com/hold"])")).status == 201);
+  auto orph = f.call_json("DELETE", base + "/or", R"({"orphanDependents":true})");
+  CHECK(orph["metadata"]["finalizers"] == json::array({"example.com/hold", "orphan"}));
+  // Background drops the GC finalizers (the other one still holds it).
+  auto bg = f.call_json("DELETE", base + "/or", R"({"propagationPolicy":"Background"})");
+  CHECK(bg["metadata"]["finalizers"] == json::array({"example.com/hold"}));
+  CHECK(f.call("GET", base + "/or").status == 200);
+
+  // Background or no policy on a plain object deletes it at once.
+  REQUIRE(f.call("POST", base, cm("bg")).status == 201);
+  CHECK(f.call("DELETE", base + "/bg", R"({"propagationPolicy":"Background"})").status == 200);
+  CHECK(f.call("GET", base + "/bg").status == 404);
+  CHECK(f.call_json("DELETE", base + "/x?propagationPolicy=Sideways")["code"] == 400);
+}
+
 TEST_CASE("deletecollection with a selector") {
   Fixture f;
   for (const char* n : {"a", "b", "c"})

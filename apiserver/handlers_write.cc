@@ -57,6 +57,32 @@ bool is_terminating(const json& obj) {
 
 int64_t int_or(const json& j, int64_t def) { return j.is_number_integer() ? j.get<int64_t>() : def; }
 
+constexpr const char* kForegroundFinalizer = "foregroundDeletion";
+constexpr const char* kOrphanFinalizer = "orphan";
+
+// Sets the garbage collector's finalizers for a delete with `propagation` (Kubernetes'
+// deletionFinalizersForGarbageCollection): Foreground => foregroundDeletion, Orphan => orphan,
+// Background => neither, "" => as they are. True when the finalizers changed.
+bool set_gc_finalizers(json& obj, const std::string& propagation) {
+  if (propagation.empty()) return false;
+  json& m = obj["metadata"];
+  json old = m.value("finalizers", json::array());
+  if (!old.is_array()) old = json::array();
+  json now = json::array();
+  for (const auto& f : old)
+    if (f != kForegroundFinalizer && f != kOrphanFinalizer) now.push_back(f);
+  if (propagation == "Foreground") now.push_back(kForegroundFinalizer);
+  if (propagation == "Orphan") now.push_back(kOrphanFinalizer);
+  auto sorted = [](json a) {
+    std::sort(a.begin(), a.end());
+    return a;
+  };
+  if (sorted(old) == sorted(now)) return false;
+  if (now.empty()) m.erase("finalizers");
+  else m["finalizers"] = std::move(now);
+  return true;
+}
+
 // The grace period a pod deletion gets: the request's, else spec.terminationGracePeriodSeconds
 // (default 30); 0 for a pod no node runs (unbound, or already Succeeded/Failed).
 int64_t pod_grace_seconds(const json& pod, int64_t requested) {
@@ -443,7 +469,8 @@ Response ApiImpl::patch(const Request& req, const Target& t) {
 
 ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std::string& ns,
                                        const std::string& name, const json& preconditions,
-                                       int64_t grace_seconds, const WriteOptions& wo) {
+                                       int64_t grace_seconds, const WriteOptions& wo,
+                                       const std::string& propagation) {
   if (&rt == namespaces_) return delete_namespace(name, preconditions, wo);
   const std::string key = object_key(rt, ns, name);
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
@@ -467,6 +494,9 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
                                     ", ResourceVersion in object meta: " +
                                     std::to_string(kv->mod_revision));
     }
+    // Foreground/Orphan: the garbage collector finishes the deletion (it deletes or releases
+    // the dependents, then removes its finalizer), so the object is only marked below.
+    const bool gc_changed = set_gc_finalizers(obj, propagation);
     if (rt.kind == "Pod" && rt.group.empty()) {
       // A pod bound to a node ends gracefully: the API only marks it (deletionTimestamp = now +
       // grace) and the node's kubelet stops its containers, then deletes it with grace 0
@@ -475,11 +505,14 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
       if (grace > 0) {
         const json& m = obj["metadata"];
         if (m.contains("deletionTimestamp") &&
-            int_or(m.value("deletionGracePeriodSeconds", json()), 0) <= grace)
+            int_or(m.value("deletionGracePeriodSeconds", json()), 0) <= grace && !gc_changed)
           return obj;  // already terminating at least as fast
-        obj["metadata"]["deletionTimestamp"] =
-            rfc3339(std::chrono::system_clock::now() + std::chrono::seconds(grace));
-        obj["metadata"]["deletionGracePeriodSeconds"] = grace;
+        if (!m.contains("deletionTimestamp") ||
+            int_or(m.value("deletionGracePeriodSeconds", json()), 0) > grace) {
+          obj["metadata"]["deletionTimestamp"] =
+              rfc3339(std::chrono::system_clock::now() + std::chrono::seconds(grace));
+          obj["metadata"]["deletionGracePeriodSeconds"] = grace;
+        }
         if (wo.dry_run) return obj;
         auto up = timed("update", [&] {
           return store_->update(key, stored_form(obj), kv->mod_revision);
@@ -495,9 +528,12 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
     }
     if (has_finalizers(obj)) {
       // Finalizers hold the object: mark it and let their owners finish the job.
-      if (!meta_string(obj, "deletionTimestamp").empty()) return obj;
-      obj["metadata"]["deletionTimestamp"] = now_rfc3339();
-      obj["metadata"]["deletionGracePeriodSeconds"] = grace_seconds < 0 ? 0 : grace_seconds;
+      const bool marked = !meta_string(obj, "deletionTimestamp").empty();
+      if (marked && !gc_changed) return obj;
+      if (!marked) {
+        obj["metadata"]["deletionTimestamp"] = now_rfc3339();
+        obj["metadata"]["deletionGracePeriodSeconds"] = grace_seconds < 0 ? 0 : grace_seconds;
+      }
       if (wo.dry_run) return obj;
       auto up = timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
       if (!up.is_ok()) {
@@ -592,6 +628,7 @@ namespace {
 struct DeleteParams {
   json preconditions;
   int64_t grace = -1;  // -1: not given (pods then use their terminationGracePeriodSeconds)
+  std::string propagation;  // "", "Background", "Foreground" or "Orphan"
 };
 
 ApiResult<DeleteParams> delete_params(const Request& req) {
@@ -607,7 +644,12 @@ ApiResult<DeleteParams> delete_params(const Request& req) {
       std::string pp = opts["propagationPolicy"];
       if (pp != "Background" && pp != "Foreground" && pp != "Orphan")
         return errors::bad_request("propagationPolicy: Unsupported value: \"" + pp + "\"");
+      p.propagation = pp;
     }
+    // The deprecated orphanDependents: true is Orphan, false Background.
+    if (p.propagation.empty() && opts.contains("orphanDependents") &&
+        opts["orphanDependents"].is_boolean())
+      p.propagation = opts["orphanDependents"].get<bool>() ? "Orphan" : "Background";
   }
   if (req.has_q("gracePeriodSeconds")) {
     try {
@@ -620,6 +662,9 @@ ApiResult<DeleteParams> delete_params(const Request& req) {
   std::string pp = req.q("propagationPolicy");
   if (!pp.empty() && pp != "Background" && pp != "Foreground" && pp != "Orphan")
     return errors::bad_request("propagationPolicy: Unsupported value: \"" + pp + "\"");
+  if (!pp.empty()) p.propagation = pp;
+  if (p.propagation.empty() && req.has_q("orphanDependents"))
+    p.propagation = req.q("orphanDependents") == "true" ? "Orphan" : "Background";
   return p;
 }
 
@@ -637,7 +682,7 @@ Response ApiImpl::remove(const Request& req, const Target& t) {
         if (d == "All") wo.value().dry_run = true;
   }
   auto res = delete_object(*t.rt, t.ns, t.name, dp.value().preconditions, dp.value().grace,
-                           wo.value());
+                           wo.value(), dp.value().propagation);
   if (!res.ok()) return error_response(res.error());
   return json_response(200, res.value());
 }
@@ -659,7 +704,7 @@ Response ApiImpl::remove_collection(const Request& req, const Target& t) {
     if (!obj.ok() || !filter.value().matches(obj.value())) continue;
     auto res = delete_object(*t.rt, meta_string(obj.value(), "namespace"),
                              meta_string(obj.value(), "name"), json(), dp.value().grace,
-                             wo.value());
+                             wo.value(), dp.value().propagation);
     if (res.ok()) items.push_back(std::move(res.value()));
     else if (res.error().code != 404) return error_response(res.error());
   }
