@@ -236,6 +236,14 @@ Response ApiImpl::route_resource(const Request& req, const std::string& group,
       *verb = req.method == "GET" ? "get" : "create";
       return pod_proxy(req, t);
     }
+    if (t.subresource == "scale") {
+      if (t.name.empty()) return error_response(errors::not_found_path());
+      *resource = t.rt->plural + "/scale";
+      *verb = req.method == "GET" || req.method == "HEAD" ? "get"
+              : req.method == "PUT"                       ? "update"
+                                                          : "patch";
+      return scale(req, t);
+    }
     if (t.subresource != "status" && t.subresource != "binding")
       return error_response(errors::not_found_path());
   }
@@ -284,6 +292,12 @@ namespace {
 const std::vector<std::string> kResourceVerbs = {"create", "delete", "deletecollection", "get",
                                                  "list",   "patch",  "update",           "watch"};
 
+// Group versions that hold no resource of ours but whose kinds we serve: autoscaling/v1 Scale
+// (the scale subresources). Listed in discovery, with an empty resource list, so clients that
+// look the Scale's group version up find it.
+const std::vector<std::pair<std::string, std::string>> kKindOnlyGroupVersions = {
+    {"autoscaling", "v1"}};
+
 json resource_entry(const proto::ResourceType& rt) {
   std::vector<std::string> verbs = kResourceVerbs;
   if (rt.plural == "namespaces")  // Kubernetes offers no deletecollection on namespaces
@@ -309,6 +323,12 @@ json subresource_entry(const proto::ResourceType& rt, const std::string& sub) {
   } else if (sub == "exec") {
     e["kind"] = "PodExecOptions";
     e["verbs"] = {"create", "get"};
+  } else if (sub == "scale") {
+    // kubectl scale's discovery-based resolver reads the Scale's group and version here.
+    e["group"] = "autoscaling";
+    e["version"] = "v1";
+    e["kind"] = "Scale";
+    e["verbs"] = {"get", "patch", "update"};
   } else {
     e["kind"] = rt.kind;
     e["verbs"] = {"get", "patch", "update"};
@@ -336,6 +356,11 @@ Response ApiImpl::discovery_groups() {
     if (vs.empty()) order.push_back(rt.group);
     if (std::find(vs.begin(), vs.end(), rt.version) == vs.end()) vs.push_back(rt.version);
   }
+  for (const auto& [g, v] : kKindOnlyGroupVersions) {
+    auto& vs = versions[g];
+    if (vs.empty()) order.push_back(g);
+    if (std::find(vs.begin(), vs.end(), v) == vs.end()) vs.push_back(v);
+  }
   json groups = json::array();
   for (const auto& g : order) {
     json vs = json::array();
@@ -352,6 +377,9 @@ Response ApiImpl::discovery_group(const std::string& group) {
     if (rt.group != group || !seen.insert(rt.version).second) continue;
     vs.push_back({{"groupVersion", group + "/" + rt.version}, {"version", rt.version}});
   }
+  for (const auto& [g, v] : kKindOnlyGroupVersions)
+    if (g == group && seen.insert(v).second)
+      vs.push_back({{"groupVersion", g + "/" + v}, {"version", v}});
   if (vs.empty()) return error_response(errors::not_found_path());
   return json_response(200, {{"kind", "APIGroup"},
                              {"apiVersion", "v1"},
@@ -367,7 +395,9 @@ Response ApiImpl::discovery_resources(const std::string& group, const std::strin
     resources.push_back(resource_entry(rt));
     for (const auto& sub : rt.subresources) resources.push_back(subresource_entry(rt, sub));
   }
-  if (resources.empty()) return error_response(errors::not_found_path());
+  bool kind_only = std::find(kKindOnlyGroupVersions.begin(), kKindOnlyGroupVersions.end(),
+                             std::pair{group, version}) != kKindOnlyGroupVersions.end();
+  if (resources.empty() && !kind_only) return error_response(errors::not_found_path());
   return json_response(200, {{"kind", "APIResourceList"},
                              {"apiVersion", "v1"},
                              {"groupVersion", group.empty() ? version : group + "/" + version},

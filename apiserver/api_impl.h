@@ -19,6 +19,7 @@
 namespace skiff::proto {
 class Registry;
 struct ResourceType;
+struct Scale;
 }  // namespace skiff::proto
 namespace skiff::store {
 class Store;
@@ -41,7 +42,7 @@ struct Target {
   const proto::ResourceType* rt = nullptr;
   std::string ns;           // "" for cluster-scoped types and all-namespace lists
   std::string name;         // "" for collection URLs
-  std::string subresource;  // "status", "binding" or ""
+  std::string subresource;  // "status", "binding", "scale" or ""
   bool legacy_watch = false;  // /api/v1/watch/... form
 };
 
@@ -90,6 +91,15 @@ class ApiImpl : public Api {
   Response remove(const Request& req, const Target& t);
   Response remove_collection(const Request& req, const Target& t);
   Response bind(const Request& req, const Target& t);
+
+  // deployments/scale and replicasets/scale: GET, PUT, PATCH (handlers_scale.cc)
+  Response scale(const Request& req, const Target& t);
+  // Sets the parent's spec.replicas from a Scale: `put` when given, else `patch_doc` (kind 0
+  // merge, 1 JSON patch, 2 strategic) applied to the parent's current Scale. Returns the new
+  // Scale.
+  ApiResult<json> scale_parent(const proto::ResourceType& rt, const Target& t,
+                               const json& patch_doc, int patch_kind, const proto::Scale* put,
+                               const WriteOptions& wo, std::vector<std::string>* warnings);
 
   // pods/log and pods/exec, proxied to the pod's kubelet (handlers_proxy.cc)
   Response pod_proxy(const Request& req, const Target& t);

@@ -77,7 +77,9 @@ ApiError invalid(const proto::ResourceType& rt, const std::string& name,
   if (!rt.group.empty()) d["group"] = rt.group;
   d["kind"] = rt.kind;
   d["causes"] = causes;
-  return {422, "Invalid", rt.kind + " \"" + name + "\" is invalid: " + list, d};
+  // Kubernetes names the kind with its group: `Deployment.apps "web" is invalid: ...`.
+  std::string kind = rt.group.empty() ? rt.kind : rt.kind + "." + rt.group;
+  return {422, "Invalid", kind + " \"" + name + "\" is invalid: " + list, d};
 }
 
 ApiError forbidden(std::string message) { return {403, "Forbidden", std::move(message), {}}; }

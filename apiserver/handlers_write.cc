@@ -29,6 +29,13 @@ bool is_store_conflict(const ApiError& e) { return e.code == 409 && e.reason == 
 
 // Whether `a` and `b` differ in what metadata.generation tracks.
 bool spec_changed(const proto::ResourceType& rt, const json& a, const json& b) {
+  if (rt.generation_tracks_annotations) {
+    auto annotations = [](const json& o) {
+      auto m = o.find("metadata");
+      return m != o.end() && m->is_object() ? m->value("annotations", json()) : json();
+    };
+    if (annotations(a) != annotations(b)) return true;
+  }
   if (rt.has_spec) return a.value("spec", json()) != b.value("spec", json());
   json x = a, y = b;
   for (json* o : {&x, &y}) {
@@ -222,6 +229,7 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
   meta["creationTimestamp"] = now_rfc3339();
   meta["generation"] = 1;
   if (&rt == namespaces_) obj["status"] = {{"phase", "Active"}};
+  if (rt.reset_status_on_create) obj.erase("status");
   if (rt.apply_defaults) rt.apply_defaults(obj);
 
   if (rt.namespaced) {
