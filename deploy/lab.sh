@@ -78,8 +78,8 @@ node_index() {
   local n=$1
   case "$n" in
     outside) echo outside ;;
-    node[0-9]*) echo "${n#node}" ;;
-    [0-9]*) echo "$n" ;;
+    node[1-9] | node[1-9][0-9]) echo "${n#node}" ;;
+    [1-9] | [1-9][0-9]) echo "$n" ;;
     *) die "unknown node '$n' (nodeI, I or outside)" ;;
   esac
 }
@@ -190,6 +190,7 @@ down() {
     fi
   done
   rm -f "$marker"
+  rmdir "$(dirname "$marker")" 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""e2e: the pod network in a three-node lab (deploy/lab.sh up 3, VXLAN backend).
+"""e2e: the pod network in a three-node lab (deploy/lab.sh up 3; VXLAN, or SKIFF_E2E_BACKEND).
 
 Shows, each check printed:
   - pod -> pod on one node and across nodes (busybox httpd; its -v log names the CLIENT POD's
@@ -39,6 +39,7 @@ LAB = os.path.join(SRC, "deploy", "lab.sh")
 # this test neither disturbs nor is disturbed by a lab someone else runs (bench/net.sh, people).
 LAB_NAME = os.environ.get("SKIFF_E2E_LAB_NAME", "skiff-nete2e")
 LAB_DIR = os.environ.get("SKIFF_E2E_LAB_DIR", "/tmp/skiff-nete2e")
+BACKEND = os.environ.get("SKIFF_E2E_BACKEND", "vxlan")  # or host-gw
 LIMIT = 840  # CTest gives 900 s
 ENV = dict(os.environ, SKIFF_LAB_NAME=LAB_NAME, SKIFF_LAB_DIR=LAB_DIR, SKIFF_BUILD_DIR=BIN, SKIFF_LAB_NOBUILD="1",
            SKIFF_LAB_TIMEOUT="150")
@@ -309,13 +310,14 @@ class Test(testlib.Checks):
 
     def body(self):
         t0 = time.time()
-        r = lab("up", "3", "--backend", "vxlan", timeout=400)
+        r = lab("up", "3", "--backend", BACKEND, timeout=400)
         up_s = time.time() - t0
         print(r.stdout[-3000:] + r.stderr[-4000:], flush=True)
         self.lab_up = True
         if r.returncode != 0:
             self.fatal("lab.sh up 3", out(r)[-3000:])
-        self.check("lab.sh up 3: three nodes Ready with a pod CIDR (%.1f s)" % up_s, True)
+        self.check("lab.sh up 3 --backend %s: three nodes Ready with a pod CIDR (%.1f s)" % (
+            BACKEND, up_s), True)
         st = lab("status")
         print(st.stdout, flush=True)
 
