@@ -63,10 +63,14 @@ void Scheduler::handle_pod_add(const json& obj) {
     return;
   }
   if (!p->node_name.empty()) {
-    if (p->phase == "Succeeded" || p->phase == "Failed")
+    if (p->phase == "Succeeded" || p->phase == "Failed") {
+      // A finished pod frees its node's resources and ports.
+      bool placed = !cache_.node_of(p->key).empty();
       cache_.remove_pod(p->key);
-    else
+      if (placed) queue_.move_all_on_event();
+    } else {
       cache_.add_pod(*p);
+    }
     queue_.remove(p->key);
     return;
   }
@@ -76,9 +80,32 @@ void Scheduler::handle_pod_add(const json& obj) {
     queue_.remove(p->key);
 }
 
+namespace {
+// Whether a change can alter where a pod fits: its spec or the metadata filters read. Status
+// updates (our own PodScheduled patch among them) cannot, as kube-scheduler's isPodUpdated.
+bool scheduling_relevant_change(const json& a, const json& b) {
+  static const json kNull;
+  auto field = [](const json& o, const char* f) -> const json& {
+    auto it = o.find(f);
+    return it == o.end() ? kNull : *it;
+  };
+  if (field(a, "spec") != field(b, "spec")) return true;
+  const json& ma = field(a, "metadata");
+  const json& mb = field(b, "metadata");
+  if (!ma.is_object() || !mb.is_object()) return true;
+  for (const char* f : {"labels", "annotations", "ownerReferences", "deletionTimestamp"})
+    if (field(ma, f) != field(mb, f)) return true;
+  return false;
+}
+}  // namespace
+
 void Scheduler::handle_pod_update(const json& old_obj, const json& obj) {
-  // A pod that went from assigned to finished frees its node; one that got its node is
-  // confirmed in the cache; a pending one that changed may fit now.
+  // A pod that got its node is confirmed in the cache, one that finished frees its node; a
+  // pending one is queued again only when something that decides its placement changed.
+  auto spec = obj.find("spec");
+  bool pending =
+      spec != obj.end() && spec->is_object() && spec->value("nodeName", std::string()).empty();
+  if (pending && !scheduling_relevant_change(old_obj, obj)) return;
   handle_pod_add(obj);
 }
 
