@@ -12,6 +12,7 @@
 #include "common/http/http_server.h"
 #include "controllers/manager.h"
 #include "controllers/nodeipam/node_ipam.h"
+#include "controllers/replicaset/replicaset.h"
 #include "proto/client/api_client.h"
 #include "proto/client/kubeconfig.h"
 #include "proto/client/leader_election.h"
@@ -163,6 +164,7 @@ int main(int argc, char** argv) {
         std::shared_ptr<client::RestClient>(std::move(*lease_rest))));
   }
   if (ipam) manager.add(std::move(ipam));
+  manager.add(std::make_unique<controllers::replicaset::ReplicaSetController>());
 
   Endpoints endpoints(manager);
   std::unique_ptr<web::HttpServer> http;
