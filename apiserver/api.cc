@@ -293,8 +293,10 @@ const std::vector<std::string> kResourceVerbs = {"create", "delete", "deletecoll
                                                  "list",   "patch",  "update",           "watch"};
 
 // Group versions that hold no resource of ours but whose kinds we serve: autoscaling/v1 Scale
-// (the scale subresources). Listed in discovery, with an empty resource list, so clients that
-// look the Scale's group version up find it.
+// (the scale subresources). /apis/<group> and /apis/<group>/<version> answer (the latter with
+// an empty resource list) for clients that look the Scale's group version up, but /apis does
+// not list them: client-go's discovery treats an empty resource list as a failed group
+// ("unable to retrieve the complete list of server APIs") and then caches nothing.
 const std::vector<std::pair<std::string, std::string>> kKindOnlyGroupVersions = {
     {"autoscaling", "v1"}};
 
@@ -355,11 +357,6 @@ Response ApiImpl::discovery_groups() {
     auto& vs = versions[rt.group];
     if (vs.empty()) order.push_back(rt.group);
     if (std::find(vs.begin(), vs.end(), rt.version) == vs.end()) vs.push_back(rt.version);
-  }
-  for (const auto& [g, v] : kKindOnlyGroupVersions) {
-    auto& vs = versions[g];
-    if (vs.empty()) order.push_back(g);
-    if (std::find(vs.begin(), vs.end(), v) == vs.end()) vs.push_back(v);
   }
   json groups = json::array();
   for (const auto& g : order) {

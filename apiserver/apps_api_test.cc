@@ -84,8 +84,9 @@ TEST_CASE("apps/v1 and autoscaling/v1 discovery") {
   REQUIRE(by_name.count("apps"));
   CHECK(by_name["apps"]["preferredVersion"] ==
         json::parse(R"({"groupVersion":"apps/v1","version":"v1"})"));
-  REQUIRE(by_name.count("autoscaling"));
-  CHECK(by_name["autoscaling"]["preferredVersion"]["groupVersion"] == "autoscaling/v1");
+  // autoscaling holds no resource here (no HPA): listing it with an empty resource list would
+  // make client-go's discovery report a failed group; it is served when asked for directly.
+  CHECK_FALSE(by_name.count("autoscaling"));
   CHECK(f.call_json("GET", "/apis/apps")["preferredVersion"]["groupVersion"] == "apps/v1");
   CHECK(f.call_json("GET", "/apis/autoscaling")["versions"].size() == 1);
   auto as = f.call_json("GET", "/apis/autoscaling/v1");
