@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # skiff lab: a real multi-node cluster on one machine, for people and for the e2e tests.
+# (Namespace and cgroup names below are for the default SKIFF_LAB_NAME, skiff-lab.)
 #
 # NETWORK SAFETY — nothing in the lab can reach the host's network or the outside world:
 #   * the lab LAN is a bridge `lab0` inside a network namespace of its own (`skiff-lab-lan`);
@@ -45,7 +46,6 @@
 #   SKIFF_LAB_TIMEOUT (default 120)                seconds `up`/`revive` wait for the nodes
 #   SKIFF_LAB_ALLOW_MISSING=1                      start without skiff-controller-manager /
 #                                                   skiff-netagent when they are not built
-# Names below are for the default SKIFF_LAB_NAME (skiff-lab).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SKIFF_BUILD_DIR:-$src/build}
@@ -522,7 +522,7 @@ revive_node() {
 }
 
 usage() {
-  sed -n '/^# Usage:/,/^# Only one/p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '/^# Usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
   exit 2
 }
 
