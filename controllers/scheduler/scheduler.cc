@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "controllers/scheduler/algorithm.h"
 #include "controllers/scheduler/filters.h"
 #include "controllers/scheduler/recorder.h"
 #include "controllers/scheduler/scores.h"
@@ -133,46 +134,10 @@ void Scheduler::handle_node_delete(const json& obj) { cache_.remove_node(client:
 Scheduler::Result Scheduler::find_node(const PodInfo& pod) {
   Result res;
   cache_.with_nodes([&](const std::vector<const NodeInfo*>& nodes) {
-    const size_t n = nodes.size();
-    if (n == 0) {
-      res.message = unschedulable_message(0, {});
-      return;
-    }
-    const size_t want =
-        num_feasible_nodes_to_find(static_cast<int>(n), opts_.percentage_of_nodes_to_score);
-    std::vector<const NodeInfo*> feasible;
-    feasible.reserve(std::min(want, n));
-    ReasonHistogram hist;
-    Reasons reasons;
-    size_t start = next_start_ % n, processed = 0;
-    for (size_t i = 0; i < n && feasible.size() < want; ++i) {
-      const NodeInfo* node = nodes[(start + i) % n];
-      ++processed;
-      reasons.clear();
-      if (run_filters(pod, *node, reasons))
-        feasible.push_back(node);
-      else
-        add_reasons(hist, reasons);
-    }
-    next_start_ = (start + processed) % n;
-    if (feasible.empty()) {
-      res.message = unschedulable_message(static_cast<int>(n), hist);
-      return;
-    }
-    if (feasible.size() == 1) {
-      res.node = feasible[0]->name;
-      return;
-    }
-    int max_count = 0;
-    std::vector<int> counts(feasible.size());
-    for (size_t i = 0; i < feasible.size(); ++i) {
-      counts[i] = owner_count(pod, *feasible[i]);
-      max_count = std::max(max_count, counts[i]);
-    }
-    std::vector<int64_t> scores(feasible.size());
-    for (size_t i = 0; i < feasible.size(); ++i)
-      scores[i] = least_allocated_score(pod, *feasible[i]) + spread_score(counts[i], max_count);
-    res.node = feasible[select_node(scores, rng_)]->name;
+    Placement p =
+        scheduler::find_node(pod, nodes, opts_.percentage_of_nodes_to_score, next_start_, rng_);
+    res.node = std::move(p.node);
+    res.message = std::move(p.message);
   });
   return res;
 }

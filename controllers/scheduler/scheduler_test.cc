@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "controllers/scheduler/algorithm.h"
 #include "controllers/scheduler/cache.h"
 #include "controllers/scheduler/filters.h"
 #include "controllers/scheduler/framework.h"
@@ -463,4 +464,50 @@ TEST_CASE("queue: a failed binding retries after back-off; an update of a parked
   q.done("p");
   q.remove("p");
   CHECK(q.num_active() + q.num_backoff() + q.num_unschedulable() == 0);
+}
+
+TEST_CASE("find_node: spreading with assumed pods, round-robin start, feasible-node limit") {
+  Cache c;
+  for (const char* n : {"a", "b", "c"}) c.upsert_node(node(n, 8000));
+  std::mt19937_64 rng(7);
+  size_t start = 0;
+  std::map<std::string, int> per_node;
+  for (int i = 0; i < 6; ++i) {
+    PodInfo p = pod_with_cpu("p" + std::to_string(i), "100m", "rs");
+    Placement pl;
+    c.with_nodes(
+        [&](const std::vector<const NodeInfo*>& ns) { pl = find_node(p, ns, 0, start, rng); });
+    REQUIRE_FALSE(pl.node.empty());
+    c.assume(p, pl.node);  // as the scheduler does before the binding is seen
+    ++per_node[pl.node];
+  }
+  CHECK(per_node == std::map<std::string, int>{{"a", 2}, {"b", 2}, {"c", 2}});
+
+  // No fit: the message counts every node's first failing filter.
+  PodInfo huge = pod_with_cpu("huge", "9");
+  Placement pl;
+  c.with_nodes(
+      [&](const std::vector<const NodeInfo*>& ns) { pl = find_node(huge, ns, 0, start, rng); });
+  CHECK(pl.node.empty());
+  CHECK(pl.message == "0/3 nodes are available: 3 Insufficient cpu.");
+  std::vector<const NodeInfo*> none;
+  CHECK(find_node(huge, none, 0, start, rng).message == "no nodes available to schedule pods");
+
+  // 1,000 nodes: 420 looked at per pod (adaptive 42%), the next pod starts after them.
+  std::vector<NodeInfo> many(1000, node("x"));
+  std::vector<const NodeInfo*> ptrs;
+  for (size_t i = 0; i < many.size(); ++i) {
+    many[i].name = "n" + std::to_string(i);
+    ptrs.push_back(&many[i]);
+  }
+  size_t s = 990;
+  Placement first = find_node(pod("p"), ptrs, 0, s, rng);
+  CHECK(first.evaluated == 420);
+  CHECK(s == (990 + 420) % 1000);
+  // Infeasible nodes do not count toward the limit.
+  for (size_t i = 0; i < 500; ++i) many[i].ready = false;
+  s = 0;
+  Placement second = find_node(pod("p"), ptrs, 0, s, rng);
+  CHECK(second.evaluated == 920);
+  CHECK(std::stoi(second.node.substr(1)) >= 500);
 }
