@@ -16,7 +16,8 @@
 #   LAN 10.250.0.0/24 on lab0; nodeI = 10.250.0.(10+I) on its eth0; outside = 10.250.0.100.
 #   Each node is a network + mount + UTS namespace (hostname nodeI; a fresh sysfs, so
 #   /sys/class/net shows the node's own devices; the host's cgroup hierarchies bound back
-#   under /sys/fs/cgroup). Mount and UTS namespaces are pinned by bind mounts in
+#   under /sys/fs/cgroup; /etc/hosts naming node1..N and outside; a resolv.conf without a
+#   DNS server). Mount and UTS namespaces are pinned by bind mounts in
 #   $SKIFF_LAB_DIR/ns (a private bind mount, as unshare(1) documents), the network namespaces
 #   by `ip netns`. Mounts made inside a node (container rootfs, volumes, sandboxes) stay in
 #   that node's mount namespace and vanish with it.
@@ -216,7 +217,8 @@ attach() {
   ip -n "$ns" link set eth0 up
 }
 
-# What runs inside a new node mount namespace (sh -c; $1 = hostname, $2 = a scratch dir).
+# What runs inside a new node mount namespace (sh -c; $1 = hostname, $2 = a scratch dir,
+# $3 = the lab's hosts file, $4 = its resolv.conf).
 node_setup=$(
   cat <<'EOF'
 hostname "$1"
@@ -232,6 +234,9 @@ umount -l /sys
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 mount --rbind "$2" /sys/fs/cgroup
 umount -l "$2"
+# The lab's names (node1.., outside) and no DNS server: the host's would be unreachable anyway.
+mount --bind "$3" /etc/hosts
+mount --bind "$4" /etc/resolv.conf
 EOF
 )
 
@@ -242,7 +247,7 @@ make_node_ns() {
   mkdir -p "$nd/.cgroup"
   nsenter --net="$(netns_path "$i")" unshare --mount="$dir/ns/node$i.mnt" \
     --uts="$dir/ns/node$i.uts" --propagation private -- sh -euc "$node_setup" sh "node$i" \
-    "$nd/.cgroup"
+    "$nd/.cgroup" "$dir/hosts" "$dir/resolv.conf"
 }
 
 # Daemon command lines. start_daemon I NAME starts one daemon of node I in its namespaces.
@@ -421,6 +426,13 @@ EOF
   mount --bind "$dir/ns" "$dir/ns"
   mount --make-private "$dir/ns"
 
+  {
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
+    for i in $(seq 1 "$n"); do printf '%s\tnode%s\n' "$(node_ip "$i")" "$i"; done
+    printf '10.250.0.100\toutside\n'
+  } >"$dir/hosts"
+  printf '# skiff lab: no DNS server (the lab has no route out); names are in /etc/hosts\n' \
+    >"$dir/resolv.conf"
   say "LAN: bridge lab0 in netns $lan_ns (10.250.0.0/24, no route out)"
   make_lan
   attach outside "$out_ns" 10.250.0.100
