@@ -148,6 +148,19 @@ TEST_CASE("deployments: create defaults, generation, status reset and validation
   CHECK(p4["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.26");
   CHECK(p4["status"]["replicas"] == 3);  // the main resource keeps status
 
+  // kubectl apply switching to Recreate sends $retainKeys, which drops the defaulted
+  // rollingUpdate (else validation would forbid it).
+  auto rc = f.call_json("PATCH", kDeploys + "/web",
+                        R"({"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"}}})",
+                        {{"content-type", "application/strategic-merge-patch+json"}});
+  CHECK(rc["__status"] == 200);
+  CHECK(rc["spec"]["strategy"] == json::parse(R"({"type":"Recreate"})"));
+  CHECK(rc["metadata"]["generation"] == 5);
+  auto bad_rc = f.call_json("PATCH", kDeploys + "/web",
+                            R"({"spec":{"strategy":{"rollingUpdate":{"maxSurge":1}}}})", kMerge);
+  CHECK(bad_rc["__status"] == 422);
+  CHECK(bad_rc["details"]["causes"][0]["field"] == "spec.strategy.rollingUpdate");
+
   // ReplicaSets: annotations do not bump.
   std::string rs = deployment("web-1");
   rs.replace(rs.find("Deployment"), 10, "ReplicaSet");
