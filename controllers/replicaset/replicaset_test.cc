@@ -76,6 +76,7 @@ class FakeCluster : public Listers, public PodControl {
   std::map<std::string, json> rs_cache, pod_cache;  // key "default/name"
   std::map<std::string, json> rs_api, pod_api;
   int create_calls = 0, fail_creates_from = -1, status_writes = 0, gets = 0;
+  bool fail_deletes = false;
   std::string create_error = "pods \"web\" is forbidden: exceeded quota: q, requested: pods=1";
   std::vector<std::string> deleted;
   std::vector<std::pair<std::string, json>> patches;
@@ -134,6 +135,7 @@ class FakeCluster : public Listers, public PodControl {
   }
   Status delete_pod(const std::string& ns, const std::string& name) override {
     std::lock_guard l(mu);
+    if (fail_deletes) return Status::unavailable("etcdserver: request timed out");
     if (!pod_api.erase(ns + "/" + name))
       return Status::not_found("pods \"" + name + "\" not found");
     deleted.push_back(name);
@@ -676,4 +678,31 @@ TEST_CASE("replicaset: pod helpers") {
   CHECK(pod_key(p) == "default/p");
   p["metadata"]["deletionTimestamp"] = ts(kT0);
   CHECK_FALSE(is_pod_active(p));
+}
+
+TEST_CASE("replicaset: failed deletes set ReplicaFailure; a pod already gone is no error") {
+  Fixture f;
+  json rs = make_rs("web", 1);
+  f.cluster.add_rs(rs);
+  json l = {{"app", "web"}};
+  f.cluster.add_pod(make_pod("a", l, &rs));
+  f.cluster.add_pod(make_pod("b", l, &rs));
+  f.cluster.fail_deletes = true;
+  auto st = f.c->sync("default/web");
+  REQUIRE_FALSE(st);
+  CHECK(st.message().find("timed out") != std::string::npos);
+  CHECK(f.events.count("FailedDelete") == 1);
+  CHECK(f.c->expectations().satisfied("default/web"));  // the failed delete is not awaited
+  json conds = f.cluster.rs("web")["status"]["conditions"];
+  REQUIRE(conds.size() == 1);
+  CHECK(conds[0]["reason"] == "FailedDelete");
+
+  // The pod vanished meanwhile (cache still shows it): NotFound is success; condition cleared.
+  f.cluster.fail_deletes = false;
+  f.cluster.pod_api.erase("default/b");
+  f.cluster.pod_api.erase("default/a");
+  REQUIRE(f.c->sync("default/web"));
+  CHECK(f.events.count("SuccessfulDelete") == 0);
+  CHECK(f.c->expectations().satisfied("default/web"));
+  CHECK_FALSE(f.cluster.rs("web")["status"].contains("conditions"));
 }
