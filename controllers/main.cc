@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/http/http_server.h"
+#include "controllers/deployment/deployment.h"
 #include "controllers/manager.h"
 #include "controllers/nodeipam/node_ipam.h"
 #include "controllers/replicaset/replicaset.h"
@@ -165,6 +166,7 @@ int main(int argc, char** argv) {
   }
   if (ipam) manager.add(std::move(ipam));
   manager.add(std::make_unique<controllers::replicaset::ReplicaSetController>());
+  manager.add(std::make_unique<controllers::deployment::DeploymentController>());
 
   Endpoints endpoints(manager);
   std::unique_ptr<web::HttpServer> http;
