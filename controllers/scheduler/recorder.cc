@@ -90,19 +90,36 @@ void Recorder::pod_event(const nlohmann::json& pod, bool warning, const std::str
 
 void Recorder::pod_unschedulable(const std::string& ns, const std::string& name,
                                  const std::string& message) {
-  nlohmann::json patch = {{"status",
-                           {{"conditions",
-                             {{{"type", "PodScheduled"},
-                               {"status", "False"},
-                               {"reason", "Unschedulable"},
-                               {"message", message},
-                               {"lastProbeTime", nullptr},
-                               {"lastTransitionTime", now_string()}}}}}}};
-  push([patch = std::move(patch), ns, name](client::ApiClient& api) {
+  patch_condition(ns, name,
+                  {{"type", "PodScheduled"},
+                   {"status", "False"},
+                   {"reason", "Unschedulable"},
+                   {"message", message},
+                   {"lastProbeTime", nullptr},
+                   {"lastTransitionTime", now_string()}});
+}
+
+void Recorder::pod_scheduled(const std::string& ns, const std::string& name) {
+  // reason and message are cleared explicitly: a strategic merge keeps fields not mentioned.
+  patch_condition(ns, name,
+                  {{"type", "PodScheduled"},
+                   {"status", "True"},
+                   {"reason", nullptr},
+                   {"message", nullptr},
+                   {"lastProbeTime", nullptr},
+                   {"lastTransitionTime", now_string()}});
+}
+
+void Recorder::patch_condition(const std::string& ns, const std::string& name,
+                               nlohmann::json condition) {
+  std::string what = "setting PodScheduled=" + condition["status"].get<std::string>();
+  nlohmann::json patch = {
+      {"status", {{"conditions", nlohmann::json::array({std::move(condition)})}}}};
+  push([patch = std::move(patch), ns, name, what](client::ApiClient& api) {
     static const proto::ResourceType type = proto::pod_resource();
     auto r = api.patch(type, ns, name, patch, client::PatchType::kStrategic, "status");
     if (r.is_ok() || r.status().code() == Code::kNotFound) return true;  // gone: nothing to say
-    spdlog::warn("setting PodScheduled=False on pod {}/{}: {}", ns, name, r.status().to_string());
+    spdlog::warn("{} on pod {}/{}: {}", what, ns, name, r.status().to_string());
     return false;
   });
 }

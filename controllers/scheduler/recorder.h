@@ -34,6 +34,8 @@ class Recorder {
   // merge patch of its status).
   void pod_unschedulable(const std::string& ns, const std::string& name,
                          const std::string& message);
+  // Sets the pod's PodScheduled condition to True (after a binding, when it was False).
+  void pod_scheduled(const std::string& ns, const std::string& name);
   // Posts what is queued (at most a few), then ends the thread. Idempotent.
   void stop();
   int64_t dropped() const;
@@ -42,6 +44,7 @@ class Recorder {
  private:
   using Task = std::function<bool(client::ApiClient&)>;  // false: failed (logged by the task)
   void push(Task t);
+  void patch_condition(const std::string& ns, const std::string& name, nlohmann::json condition);
   void run();
 
   std::shared_ptr<client::ApiClient> api_;

@@ -161,6 +161,12 @@ void Scheduler::schedule_one(const QueuedPod& qp) {
     queue_.done(qp.key);
     return;
   }
+  // The pod's PodScheduled condition as it stands (null when it has none).
+  json scheduled_cond;
+  if (auto st = obj->find("status"); st != obj->end() && st->is_object())
+    if (auto conds = st->find("conditions"); conds != st->end() && conds->is_array())
+      for (const auto& cond : *conds)
+        if (cond.is_object() && cond.value("type", "") == "PodScheduled") scheduled_cond = cond;
   Result r = find_node(pod);
   if (r.node.empty()) {
     ++unschedulable_;
@@ -169,24 +175,23 @@ void Scheduler::schedule_one(const QueuedPod& qp) {
     // Write the condition only when it says something new (a parked pod retried on every
     // event would otherwise rewrite it each time); the event is posted on each attempt, as
     // kube-scheduler does.
-    bool same = false;
-    if (auto c = obj->find("status"); c != obj->end() && c->is_object())
-      if (auto conds = c->find("conditions"); conds != c->end() && conds->is_array())
-        for (const auto& cond : *conds)
-          if (cond.is_object() && cond.value("type", "") == "PodScheduled")
-            same = cond.value("status", "") == "False" &&
-                   cond.value("reason", "") == "Unschedulable" &&
-                   cond.value("message", "") == r.message;
+    bool same = scheduled_cond.is_object() && scheduled_cond.value("status", "") == "False" &&
+                scheduled_cond.value("reason", "") == "Unschedulable" &&
+                scheduled_cond.value("message", "") == r.message;
     if (!same) recorder_->pod_unschedulable(pod.ns, pod.name, r.message);
     recorder_->pod_event(*obj, true, "FailedScheduling", r.message);
     return;
   }
   cache_.assume(pod, r.node);
   queue_.done(qp.key);
-  bind(pod, r.node, qp.first_seen);
+  // Kubernetes' binding sets PodScheduled=True; skiff's API server leaves conditions alone, so a
+  // pod we had marked False is set True here (the kubelet sets it for every pod it runs).
+  bool clear_false = scheduled_cond.is_object() && scheduled_cond.value("status", "") == "False";
+  bind(pod, r.node, qp.first_seen, clear_false);
 }
 
-void Scheduler::bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen) {
+void Scheduler::bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen,
+                     bool set_scheduled_true) {
   {
     std::unique_lock lock(bind_mu_);
     bind_cv_.wait(lock, [&] { return binds_in_flight_ < opts_.max_binds_in_flight; });
@@ -206,7 +211,7 @@ void Scheduler::bind(const PodInfo& pod, const std::string& node, Clock::time_po
   // the API).
   api_->rest().request_async(
       std::move(req), [this, key = pod.key, ns = pod.ns, name = pod.name, uid = pod.uid, node,
-                       first_seen](skiff::Result<client::Response> r) {
+                       first_seen, set_scheduled_true](skiff::Result<client::Response> r) {
         bool ok = r.is_ok() && r->ok();
         if (ok) {
           ++scheduled_;
@@ -214,6 +219,7 @@ void Scheduler::bind(const PodInfo& pod, const std::string& node, Clock::time_po
           json ref = {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", uid}}}};
           recorder_->pod_event(ref, false, "Scheduled",
                                "Successfully assigned " + ns + "/" + name + " to " + node);
+          if (set_scheduled_true) recorder_->pod_scheduled(ns, name);
         } else {
           ++errors_;
           std::string why = r.is_ok() ? client::to_status(*r).to_string() : r.status().to_string();

@@ -84,7 +84,8 @@ class Scheduler {
   void handle_node_delete(const json& obj);
   void schedule_one(const QueuedPod& qp);
   Result find_node(const PodInfo& pod);
-  void bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen);
+  void bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen,
+            bool set_scheduled_true);
   void wait_binds(std::chrono::milliseconds timeout);
 
   std::shared_ptr<client::ApiClient> api_;

@@ -237,6 +237,12 @@ try:
     t.eq("big is bound to the new node n4", wait_bound("big", timeout=30), "n4")
     t.check("Scheduled event for big",
             wait_for("Scheduled event for big", lambda: events("big", "Scheduled")))
+    cond = wait_for("PodScheduled=True on big",
+                    lambda: pod_scheduled_condition("big").get("status") == "True" and
+                    pod_scheduled_condition("big"))
+    t.check("big: PodScheduled=True once bound, reason and message cleared",
+            cond and "reason" not in cond and "message" not in cond, pod(
+                "big").get("status"))
 
     # --- a node that is not Ready is never chosen
     create_node("nr", cpu="8", labels={"zone": "nr"}, ready="False")
