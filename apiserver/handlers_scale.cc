@@ -110,8 +110,19 @@ ApiResult<json> ApiImpl::scale_parent(const proto::ResourceType& rt, const Targe
           "request");
     auto verrs = proto::validate_scale(want);
     if (!verrs.empty()) return errors::invalid(scale_type(), t.name, verrs);
-    // A resourceVersion in the Scale is a precondition on the parent.
-    const std::string& want_rv = want.metadata.resource_version;
+    // A resourceVersion the client gave is a precondition on the parent: the PUT body's, or
+    // one the patch sets (a patch is applied to the current Scale, which carries the current
+    // resourceVersion; that one is no precondition, so a racing write is retried).
+    std::string want_rv = want.metadata.resource_version;
+    if (put == nullptr) {
+      if (patch_doc.is_object()) {
+        json md = patch_doc.value("metadata", json());
+        json rv = md.is_object() ? md.value("resourceVersion", json()) : json();
+        want_rv = rv.is_string() ? rv.get<std::string>() : "";
+      } else if (want_rv == meta_string(current, "resourceVersion")) {
+        want_rv.clear();  // a JSON patch that left it alone
+      }
+    }
     if (!want_rv.empty() && want_rv != std::to_string(kv->mod_revision))
       return errors::conflict(rt, t.name);
 
