@@ -83,6 +83,42 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
   exec_cmd->add_flag("-i,--stdin", exec.stdin, "Pass stdin to the container");
   exec_cmd->add_flag("-t,--tty", exec.tty, "Allocate a TTY");
 
+  ScaleOptions scale;
+  auto* scale_cmd = app.add_subcommand("scale", "Set a new size for a deployment or replica set");
+  scale_cmd->add_option("args", scale.args, "TYPE NAME... or TYPE/NAME...");
+  scale_cmd->add_option("--replicas", scale.replicas, "The new desired number of replicas");
+  scale_cmd->add_option("--current-replicas", scale.current_replicas,
+                        "Precondition: the current size must be this (-1: no precondition)");
+  scale_cmd->add_option("--resource-version", scale.resource_version,
+                        "Precondition: the Scale's resourceVersion must be this");
+
+  RolloutOptions rollout;
+  auto* rollout_cmd = app.add_subcommand("rollout", "Manage the rollout of a deployment");
+  rollout_cmd->require_subcommand(1);
+  auto add_rollout = [&](const char* verb, const char* help) {
+    auto* c = rollout_cmd->add_subcommand(verb, help);
+    c->add_option("args", rollout.args, "TYPE NAME... or TYPE/NAME...");
+    c->callback([&rollout, verb] { rollout.verb = verb; });
+    return c;
+  };
+  auto* status_cmd = add_rollout("status", "Show the status of the rollout");
+  status_cmd->add_option("--timeout", rollout.timeout,
+                         "How long to wait before giving up (Go duration; 0 = forever)");
+  // A flag, so `--watch=false` works as with kubectl's bool flags.
+  status_cmd->add_flag("-w,--watch", rollout.watch,
+                       "Watch the status of the rollout until it's done (--watch=false: once)");
+  status_cmd->add_option("--revision", rollout.revision,
+                         "Pin to a specific revision for showing its status");
+  auto* history_cmd = add_rollout("history", "View rollout history");
+  history_cmd->add_option("--revision", rollout.revision,
+                          "See the details, including the pod template, of this revision");
+  auto* undo_cmd = add_rollout("undo", "Undo a previous rollout");
+  undo_cmd->add_option("--to-revision", rollout.to_revision,
+                       "The revision to roll back to (0: the previous one)");
+  add_rollout("restart", "Restart a resource");
+  add_rollout("pause", "Mark the provided resource as paused");
+  add_rollout("resume", "Resume a paused resource");
+
   bool client_only = false;
   auto* version_cmd = app.add_subcommand("version", "Print client and server versions");
   version_cmd->add_flag("--client", client_only, "Client version only");
@@ -109,6 +145,10 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
     rc = run_logs(ctx, logs);
   else if (exec_cmd->parsed())
     rc = run_exec(ctx, exec);
+  else if (scale_cmd->parsed())
+    rc = run_scale(ctx, scale);
+  else if (rollout_cmd->parsed())
+    rc = run_rollout(ctx, rollout);
   else if (version_cmd->parsed())
     rc = run_version(ctx, false);
   out.flush();

@@ -58,6 +58,25 @@ struct ExecOptions {
 int run_exec(Context& ctx, const ExecOptions& o);
 
 int run_describe(Context& ctx, const std::vector<std::string>& args);
+
+struct ScaleOptions {
+  std::vector<std::string> args;  // TYPE NAME... or TYPE/NAME...
+  int64_t replicas = -1;          // required, >= 0
+  int64_t current_replicas = -1;  // precondition; -1: none
+  std::string resource_version;   // precondition on the Scale's resourceVersion; "": none
+};
+// PATCH (or, with preconditions, GET+PUT) of the `scale` subresource.
+int run_scale(Context& ctx, const ScaleOptions& o);
+
+struct RolloutOptions {
+  std::string verb;               // status, history, undo, restart, pause, resume
+  std::vector<std::string> args;  // TYPE NAME... or TYPE/NAME...
+  std::string timeout = "0s";     // status: Go duration; 0 waits forever
+  bool watch = true;              // status: false prints the current status once
+  int64_t revision = 0;           // status: expect this revision; history: show this one
+  int64_t to_revision = 0;        // undo: 0 = the previous revision
+};
+int run_rollout(Context& ctx, const RolloutOptions& o);
 int run_version(Context& ctx, bool client_only);
 
 // The client version we print, and the Kubernetes version line kubectl would show.

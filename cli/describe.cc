@@ -3,79 +3,25 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/describe_writer.h"
 #include "cli/printers.h"
 #include "cli/tabwriter.h"
+#include "cli/workloads.h"
 #include "proto/client/yaml.h"
 
 namespace skiff::cli {
 namespace {
 
-constexpr const char* kLastApplied = "kubectl.kubernetes.io/last-applied-configuration";
-
+// Short names for the shared helpers of cli/describe_writer.h.
+using Out = DescribeWriter;
 std::string s(const json& o, const char* key, const std::string& def = "") {
-  if (!o.is_object()) return def;
-  auto it = o.find(key);
-  if (it == o.end() || it->is_null()) return def;
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump();
+  return str_of(o, key, def);
 }
-
-const json& obj_at(const json& o, const char* key) {
-  static const json kNull;
-  if (!o.is_object()) return kNull;
-  auto it = o.find(key);
-  return it == o.end() ? kNull : *it;
-}
-
+const json& obj_at(const json& o, const char* key) { return child(o, key); }
 std::optional<std::chrono::system_clock::time_point> parse_time(const std::string& t) {
-  std::tm tm{};
-  if (t.size() < 19 || !strptime(t.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return std::nullopt;
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  return parse_rfc3339(t);
 }
-
-// kubectl's describe time format: "Mon, 02 Jan 2006 15:04:05 -0700", local time.
-std::string format_time(const std::string& t) {
-  auto tp = parse_time(t);
-  if (!tp) return t.empty() ? "<unknown>" : t;
-  std::time_t tt = std::chrono::system_clock::to_time_t(*tp);
-  std::tm local{};
-  localtime_r(&tt, &local);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S %z", &local);
-  return buf;
-}
-
-// Writes "Key:\tvalue" lines at indentation levels, like kubectl's PrefixWriter.
-class Out {
- public:
-  void line(int level, const std::string& text) {
-    tw_.write(std::string(level * 2, ' ') + text + "\n");
-  }
-  void kv(int level, const std::string& key, const std::string& value) {
-    line(level, key + ":\t" + value);
-  }
-  // Labels/annotations: first entry on the key's line, the rest aligned under it.
-  void map(int level, const std::string& key, const json& m, const char* sep,
-           bool skip_last_applied) {
-    std::vector<std::string> entries;
-    if (m.is_object()) {
-      for (const auto& [k, v] : m.items()) {
-        if (skip_last_applied && k == kLastApplied) continue;
-        entries.push_back(k + sep + (v.is_string() ? v.get<std::string>() : v.dump()));
-      }
-    }
-    if (entries.empty()) {
-      kv(level, key, "<none>");
-      return;
-    }
-    kv(level, key, entries[0]);
-    for (size_t i = 1; i < entries.size(); ++i) line(level, "\t" + entries[i]);
-  }
-  std::string flush() { return tw_.flush(); }
-
- private:
-  TabWriter tw_{0, 2};  // kubectl: tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
-};
+std::string format_time(const std::string& t) { return format_describe_time(t); }
 
 void describe_meta(Out& o, const proto::ResourceType& t, const json& obj) {
   const json& md = obj_at(obj, "metadata");
@@ -402,6 +348,30 @@ void describe_events(Context& ctx, Out& o, const json& obj, bool namespaced) {
   }
 }
 
+// A list of `kind` objects in the object's namespace matching its selector; "" and the items,
+// or the error text.
+std::pair<std::string, json> list_selected(Context& ctx, const char* api_version, const char* kind,
+                                           const json& obj) {
+  const auto* t = proto::Registry::builtin().by_kind(api_version, kind);
+  if (!t) return {std::string("no ") + kind + " type in this skiffctl", json::array()};
+  client::ListOptions opts;
+  opts.label_selector = selector_query(obj);
+  auto list = ctx.api->list(*t, s(obj_at(obj, "metadata"), "namespace"), opts);
+  if (!list) return {list.status().message(), json::array()};
+  return {"", obj_at(*list, "items").is_array() ? (*list)["items"] : json::array()};
+}
+
+void describe_deployment_of(Context& ctx, Out& o, const json& d) {
+  auto [error, items] = list_selected(ctx, "apps/v1", "ReplicaSet", d);
+  std::vector<json> rses = controlled_replicasets(d, items);
+  describe_deployment(o, d, rses);
+}
+
+void describe_replicaset_of(Context& ctx, Out& o, const json& rs) {
+  auto [error, items] = list_selected(ctx, "v1", "Pod", rs);
+  describe_replicaset(o, rs, count_pods(items, s(obj_at(rs, "metadata"), "uid")), error);
+}
+
 }  // namespace
 
 int run_describe(Context& ctx, const std::vector<std::string>& args) {
@@ -473,6 +443,10 @@ int run_describe(Context& ctx, const std::vector<std::string>& args) {
       describe_pod(o, t, objects[i]);
     } else if (t.kind == "Service") {
       describe_service(ctx, o, t, objects[i]);
+    } else if (t.kind == "Deployment") {
+      describe_deployment_of(ctx, o, objects[i]);
+    } else if (t.kind == "ReplicaSet") {
+      describe_replicaset_of(ctx, o, objects[i]);
     } else {
       describe_generic(o, t, objects[i]);
     }
