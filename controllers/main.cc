@@ -11,8 +11,11 @@
 
 #include "common/http/http_server.h"
 #include "controllers/deployment/deployment.h"
+#include "controllers/gc/garbage_collector.h"
 #include "controllers/manager.h"
+#include "controllers/namespace/namespace_controller.h"
 #include "controllers/nodeipam/node_ipam.h"
+#include "controllers/nodelifecycle/node_lifecycle.h"
 #include "controllers/replicaset/replicaset.h"
 #include "proto/client/api_client.h"
 #include "proto/client/kubeconfig.h"
@@ -89,6 +92,16 @@ int main(int argc, char** argv) {
                  "address of the plain-HTTP /healthz and /metrics endpoint (loopback only)")
       ->capture_default_str();
   app.add_option("--port", port, "port of /healthz and /metrics (0: off)")->capture_default_str();
+  std::string grace_period = "40s", eviction_timeout = "60s", monitor_period = "5s";
+  app.add_option("--node-monitor-grace-period", grace_period,
+                 "a Node whose Lease is not renewed for this long becomes Ready=Unknown")
+      ->capture_default_str();
+  app.add_option("--pod-eviction-timeout", eviction_timeout,
+                 "pods of an unreachable/not-ready Node are deleted after this (unless a "
+                 "NoExecute toleration says otherwise)")
+      ->capture_default_str();
+  app.add_option("--node-monitor-period", monitor_period, "how often Node health is checked")
+      ->capture_default_str();
   app.add_option("-v,--v", verbosity, "log verbosity (2+: debug)");
   try {
     app.parse(argc, argv);
@@ -111,6 +124,16 @@ int main(int argc, char** argv) {
     if (!d) return fail(std::string(flag) + ": " + d.status().message());
     *out = *d;
   }
+  controllers::nodelifecycle::NodeLifecycleOptions nlo;
+  for (auto [flag, text, out] :
+       {std::tuple{"--node-monitor-grace-period", &grace_period, &nlo.grace_period},
+        std::tuple{"--pod-eviction-timeout", &eviction_timeout, &nlo.pod_eviction_timeout},
+        std::tuple{"--node-monitor-period", &monitor_period, &nlo.monitor_period}}) {
+    auto d = controllers::parse_duration(*text);
+    if (!d) return fail(std::string(flag) + ": " + d.status().message());
+    *out = *d;
+  }
+  if (nlo.monitor_period.count() <= 0) return fail("--node-monitor-period: must be positive");
   if (leader_elect)
     if (auto s = client::validate_durations(mo.lease_duration, mo.renew_deadline, mo.retry_period);
         !s)
@@ -167,6 +190,9 @@ int main(int argc, char** argv) {
   if (ipam) manager.add(std::move(ipam));
   manager.add(std::make_unique<controllers::replicaset::ReplicaSetController>());
   manager.add(std::make_unique<controllers::deployment::DeploymentController>());
+  manager.add(std::make_unique<controllers::gc::GarbageCollector>());
+  manager.add(std::make_unique<controllers::ns::NamespaceController>());
+  manager.add(std::make_unique<controllers::nodelifecycle::NodeLifecycleController>(nlo));
 
   Endpoints endpoints(manager);
   std::unique_ptr<web::HttpServer> http;
