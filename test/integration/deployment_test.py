@@ -414,6 +414,14 @@ try:
             any(m.startswith("Scaled down replica set web-") for m in msgs), msgs[:10])
 finally:
     kubelets.stop_ev.set()
+    # Informational: what the controllers complained about (conflicts are expected and quiet).
+    try:
+        with open(cm.log_path, errors="replace") as f:
+            warns = [ln for ln in f.read().splitlines() if "warn" in ln or "error" in ln]
+        testlib.log("controller-manager: %d warning/error lines%s" % (
+            len(warns), "".join("\n  " + w for w in warns[:20])))
+    except OSError:
+        pass
     if t.failed:
         print("---- controller-manager log ----\n" + cm.tail(60), flush=True)
 t.finish()
