@@ -12,7 +12,8 @@ one ends at 0; kubectl rollout status exits 0; kubectl rollout undo puts the old
 and reuses its ReplicaSet as revision 3; pause (Progressing reason DeploymentPaused, no new
 ReplicaSet) and resume; revisionHistoryLimit 1 deletes the oldest old ReplicaSet; a broken
 image with progressDeadlineSeconds 6 makes kubectl rollout status fail with "exceeded its
-progress deadline"; Recreate never runs old and new pods together."""
+progress deadline"; Recreate never runs old and new pods together; kubectl rollout restart
+makes the next revision; kubectl get shows READY 4/4."""
 import json
 import os
 import shutil
@@ -405,6 +406,21 @@ try:
     t.check("4 pods, all nginx:4.0", len(pods_now) == 4 and all(
         p["spec"]["containers"][0]["image"] == "nginx:4.0" for p in pods_now),
         [p["spec"]["containers"][0]["image"] for p in pods_now])
+
+    # --- kubectl rollout restart: a template annotation, hence a new RS and revision
+    revs_before = {x["metadata"]["name"] for x in rses().values()}
+    r = kubectl("rollout", "restart", "deployment/web")
+    t.check("kubectl rollout restart", r.returncode == 0, r.stdout + r.stderr)
+    r = kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+    t.check("rollout status exits 0 after the restart", r.returncode == 0, r.stdout + r.stderr)
+    new_names = {x["metadata"]["name"] for x in rses().values()} - revs_before
+    t.check("restart made a new RS with the next revision (8)",
+            len(new_names) == 1 and ann(rses()[new_names.pop()], REV) == "8" and
+            ann(deploy(), REV) == "8", {n: ann(x, REV) for n, x in rses().items()})
+    r = kubectl("get", "deployment", "web")
+    t.check("kubectl get deployment: READY 4/4, UP-TO-DATE 4, AVAILABLE 4",
+            r.returncode == 0 and r.stdout.split("\n")[1].split()[1:4] == ["4/4", "4", "4"],
+            r.stdout + r.stderr)
 
     ev = api.get("/api/v1/namespaces/%s/events" % NS)
     msgs = [e.get("message", "") for e in (ev.json or {}).get("items", [])
