@@ -426,16 +426,12 @@ void describe_deployment(DescribeWriter& w, const json& d, const std::vector<jso
   }
   describe_pod_template(w, child(spec, "template"));
   write_conditions(w, status);
-  // kubectl's GetAllReplicaSets: the new one is the oldest matching the template; old ones
-  // listed here are those still scaled above zero.
+  // The new one is the oldest matching the template; kubectl 1.32 lists every other one as
+  // old, scaled to zero or not.
   int new_index = find_new_replicaset(d, rses);
   std::vector<const json*> old_rses, new_rses;
   for (size_t i = 0; i < rses.size(); ++i) {
-    if (static_cast<int>(i) == new_index) {
-      new_rses.push_back(&rses[i]);
-    } else if (int_at(child(rses[i], "spec"), "replicas", 1) != 0) {
-      old_rses.push_back(&rses[i]);
-    }
+    (static_cast<int>(i) == new_index ? new_rses : old_rses).push_back(&rses[i]);
   }
   w.kv(0, "OldReplicaSets", replicasets_text(old_rses));
   w.kv(0, "NewReplicaSet", replicasets_text(new_rses));

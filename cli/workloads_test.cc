@@ -339,7 +339,7 @@ TEST_CASE("workloads: describe deployment and replicaset layouts") {
         "  ----           ------  ------\n"
         "  Available      True    MinimumReplicasAvailable\n"
         "  Progressing    True    NewReplicaSetAvailable\n"
-        "OldReplicaSets:  web-a (1/1 replicas created)\n"
+        "OldReplicaSets:  web-a (1/1 replicas created), web-b (0/0 replicas created)\n"
         "NewReplicaSet:   web-c (3/3 replicas created)\n");
 
   json pods = json::array();
