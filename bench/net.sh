@@ -14,15 +14,16 @@
 #     (nsenter --net on the kubelet's pinned sandbox namespace, from the node's mount namespace).
 #
 # Usage: bench/net.sh [--quick] [--seconds S] [--only cni|lab|local] [--backends "vxlan host-gw"]
-#                     [--cni-runs N] [--rr PATH] [--force]
-#   --quick       2 s per measurement, 20 CNI runs
+#                     [--cni-runs N] [--rounds R] [--rr PATH] [--force]
+#   --quick       2 s per measurement, 1 round, 20 CNI runs
+#   --rounds R    data-path rounds per lab (default 3; medians are printed)
 #   --only local  (2) between two network namespaces joined by a veth pair instead of the lab:
 #                 checks the measuring itself
 #   --rr PATH     bench_net_rr (default: BUILD/bench/bench_net_rr)
-#   --force       bring the lab down and up even when one is already running (it is shared:
-#                 without --force the benchmark refuses to replace a running lab)
+#   --force       replace a running lab of the same name (without it, the benchmark refuses)
 # Env: SKIFF_BUILD_DIR (default <repo>/build; needs skiff, bench/bench_net_rr and what lab.sh
-#      runs), SKIFF_LAB_DIR (passed to lab.sh), SKIFF_LAB_NOBUILD=1 (passed to lab.sh).
+#      runs), SKIFF_LAB_NAME (default skiff-benchnet: a lab of its own beside others),
+#      SKIFF_LAB_DIR (default /tmp/<name>), SKIFF_LAB_NOBUILD=1 (passed to lab.sh).
 # Needs root, iperf3, nsenter, python3. Traffic stays inside namespaces this script or lab.sh
 # made; every loop has a count and a time limit; everything is removed at the end (also on
 # Ctrl-C): namespaces, the lab (when this script brought it up), temp files.
@@ -32,9 +33,14 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SKIFF_BUILD_DIR:-$src/build}
 export SKIFF_BUILD_DIR=$build
 lab="$src/deploy/lab.sh"
-lab_dir=${SKIFF_LAB_DIR:-/tmp/skiff-lab}
+# A lab of its own name (lab.sh's SKIFF_LAB_NAME), so it runs beside the e2e tests' labs.
+export SKIFF_LAB_NAME=${SKIFF_LAB_NAME:-skiff-benchnet}
+lab_dir=${SKIFF_LAB_DIR:-/tmp/$SKIFF_LAB_NAME}
+export SKIFF_LAB_DIR=$lab_dir
+lab_marker=/run/skiff-lab/$SKIFF_LAB_NAME.dir
 secs=5
 cni_runs=50
+rounds=3
 only=""
 backends="vxlan host-gw"
 force=0
@@ -44,7 +50,9 @@ rr=$build/bench/bench_net_rr
 usage() { sed -n '/^# Usage:/,/^# Needs root/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) secs=2; cni_runs=20; shift ;;
+    --quick) secs=2; cni_runs=20; rounds=1; shift ;;
+    --rounds) [[ ${2:-} =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] && [ "$2" -le 10 ] ||
+      { echo "net.sh: --rounds needs 1..10" >&2; exit 2; }; rounds=$2; shift 2 ;;
     --seconds) [[ ${2:-} =~ ^[0-9]+$ ]] && [ "$2" -ge 1 ] && [ "$2" -le 60 ] ||
       { echo "net.sh: --seconds needs 1..60" >&2; exit 2; }; secs=$2; shift 2 ;;
     --cni-runs) [[ ${2:-} =~ ^[0-9]+$ ]] && [ "$2" -ge 2 ] && [ "$2" -le 500 ] ||
@@ -74,12 +82,15 @@ lab_up=0      # 1 while a lab we brought up runs
 cleanup() {
   local n
   for n in "${nss[@]}"; do ip netns del "$n" 2>/dev/null; done
-  if [ "$lab_up" = 1 ]; then "$lab" down >/dev/null 2>&1; fi
+  if [ "$lab_up" = 1 ] && lab_is_mine; then bash "$lab" down >/dev/null 2>&1; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# Only ever take down the lab this script brought up (lab.sh records a running lab's dir in
+# /run/skiff-lab/<name>.dir).
+lab_is_mine() { [ "$(cat "$lab_marker" 2>/dev/null)" = "$lab_dir" ]; }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 mkns() { ip netns add "$1" && nss+=("$1"); }
 
@@ -147,7 +158,7 @@ PY
 # ---------------------------------------------------------------------------------------------
 # (2) throughput and request/response between two endpoints
 
-declare -A tput=() rate=() p50=()
+declare -A tput=() rate=() p50=() n_ok=()
 port=5300
 
 # measure KEY SERVER_IP "SERVER_PREFIX" "CLIENT_PREFIX": iperf3 then bench_net_rr, the server
@@ -189,6 +200,12 @@ measure() {
   log "$key: ${tput[$key]:-?} Gbit/s, ${rate[$key]:-?} round trips/s (p50 ${p50[$key]:-?} us)"
 }
 
+# median V...: the median of the numbers given (the lower middle one for an even count), "" if none.
+median() {
+  [ $# -gt 0 ] || { echo ""; return; }
+  printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"
+}
+
 # Local: two namespaces and a veth pair (what any path below adds to).
 bench_local() {
   local a=skiff-benchtmp-a-$tag b=skiff-benchtmp-b-$tag
@@ -202,7 +219,7 @@ bench_local() {
 }
 
 # ---- the lab
-L() { "$lab" "$@"; }
+L() { bash "$lab" "$@"; }
 
 pod_manifest() {  # pod_manifest NAME NODE
   cat <<EOF
@@ -256,13 +273,37 @@ bench_lab() {  # bench_lab BACKEND
   # lives in the node's mount namespace, which `lab.sh exec` enters first.
   local pa="$lab_dir/node1/run/pods/$uida/ns/net" pb="$lab_dir/node1/run/pods/$uidb/ns/net"
   local pc="$lab_dir/node2/run/pods/$uidc/ns/net"
-  measure "$be:floor" 10.250.0.12 "$lab exec node2" "$lab exec node1"
-  measure "$be:same-node" "$ipb" "$lab exec node1 nsenter --net=$pb" "$lab exec node1 nsenter --net=$pa"
-  measure "$be:cross-node" "$ipc" "$lab exec node2 nsenter --net=$pc" "$lab exec node1 nsenter --net=$pa"
-  L exec node1 ip -d link show skiff.vxlan 2>/dev/null | grep -o 'mtu [0-9]*' | head -1 >"$tmp/$be.mtu" || true
-  L exec node1 nsenter --net="$pa" cat /sys/class/net/eth0/mtu >"$tmp/$be.podmtu" 2>/dev/null || true
+  sleep 3  # let the kubelets finish their pod-start work before the floor is measured
+  # Rounds interleave the paths, so load from the rest of the machine hits all alike; each
+  # figure printed is the median over the rounds.
+  local r k
+  declare -A all_t=() all_r=() all_p=()
+  for r in $(seq 1 "$rounds"); do
+    if ! lab_is_mine; then
+      log "$be lab: gone or replaced ($lab_marker: $(cat "$lab_marker" 2>/dev/null || echo none)) during round $r: stopping"
+      lab_up=0
+      break
+    fi
+    log "$be lab: round $r of $rounds"
+    measure "$be:floor" 10.250.0.12 "bash $lab exec node2" "bash $lab exec node1"
+    measure "$be:same-node" "$ipb" "bash $lab exec node1 nsenter --net=$pb" "bash $lab exec node1 nsenter --net=$pa"
+    measure "$be:cross-node" "$ipc" "bash $lab exec node2 nsenter --net=$pc" "bash $lab exec node1 nsenter --net=$pa"
+    for k in "$be:floor" "$be:same-node" "$be:cross-node"; do
+      all_t[$k]+=" ${tput[$k]}" all_r[$k]+=" ${rate[$k]}" all_p[$k]+=" ${p50[$k]}"
+    done
+  done
+  for k in "${!all_t[@]}"; do
+    # shellcheck disable=SC2086  # word splitting of the lists is the point
+    tput[$k]=$(median ${all_t[$k]}) rate[$k]=$(median ${all_r[$k]}) p50[$k]=$(median ${all_p[$k]})
+    n_ok[$k]=$(wc -w <<<"${all_r[$k]}")
+  done
+  [ "$lab_up" = 1 ] || return 1
+  # The pod's MTU through netlink (`ip`): /sys in the node's mount namespace shows the node's
+  # devices, not the pod's.
+  L exec node1 nsenter --net="$pa" ip -o link show dev eth0 2>/dev/null |
+    grep -o 'mtu [0-9]*' | head -1 | cut -d' ' -f2 >"$tmp/$be.podmtu" || true
   log "lab: down"
-  L down >/dev/null 2>&1
+  lab_is_mine && L down >/dev/null 2>&1
   lab_up=0
 }
 
@@ -273,12 +314,17 @@ started=$(date -u +%FT%TZ)
 [ "$only" = "" ] || [ "$only" = cni ] && bench_cni
 [ "$only" = local ] && bench_local
 if [ "$only" = "" ] || [ "$only" = lab ]; then
-  if [ ! -x "$lab" ]; then
+  if [ ! -f "$lab" ]; then
     log "deploy/lab.sh missing: (2) skipped"
-  elif [ -f /run/skiff-lab.dir ] && [ "$force" = 0 ]; then
-    log "a lab is running ($(cat /run/skiff-lab.dir)); not replacing it (use --force): (2) skipped"
+  elif [ -f "$lab_marker" ] && [ "$force" = 0 ]; then
+    log "lab $SKIFF_LAB_NAME is running ($(cat "$lab_marker")); not replacing it (use --force): (2) skipped"
   else
-    for be in $backends; do bench_lab "$be" || { log "$be lab: measurement incomplete"; L down >/dev/null 2>&1; lab_up=0; }; done
+    for be in $backends; do
+      bench_lab "$be" && continue
+      log "$be lab: measurement incomplete"
+      [ "$lab_up" = 1 ] && lab_is_mine && L down >/dev/null 2>&1
+      lab_up=0
+    done
   fi
 fi
 
@@ -287,7 +333,7 @@ fi
 
 ratio() { [ -n "$1" ] && [ -n "$2" ] && python3 -c "print('%.2fx' % ($1 / $2))" || echo "-"; }
 echo
-echo "bench/net  ($started; $(nproc) CPUs; $(uname -r); $secs s per measurement)"
+echo "bench/net  ($started; $(nproc) CPUs; $(uname -r); $secs s per measurement, median of $rounds rounds)"
 if [ ${#cni_lines[@]} -gt 0 ]; then
   echo
   echo "CNI plugin latency (ms, wall, exec included)        runs    p50     p90     max"
@@ -301,15 +347,21 @@ if [ ${#cni_lines[@]} -gt 0 ]; then
 fi
 if [ ${#tput[@]} -gt 0 ]; then
   echo
-  printf '%-34s %10s %7s %12s %7s %9s  %s\n' "path" "TCP Gbit/s" "/floor" "round trip/s" "/floor" "p50 us" "target"
+  printf '%-36s %10s %7s %12s %7s %8s %7s  %s\n' "path" "TCP Gbit/s" "/floor" "round trip/s" "/floor" \
+    "RTT p50" "floor/" "target"
   row() {  # row LABEL KEY FLOORKEY TARGET
-    printf '%-34s %10s %7s %12s %7s %9s  %s\n' "$1" "${tput[$2]:--}" "$(ratio "${tput[$2]:-}" "${tput[$3]:-}")" \
-      "${rate[$2]:--}" "$(ratio "${rate[$2]:-}" "${rate[$3]:-}")" "${p50[$2]:--}" "$4"
+    local note=""
+    [ -z "${n_ok[$2]:-}" ] || [ "${n_ok[$2]}" = "$rounds" ] || note="  (only ${n_ok[$2]} of $rounds rounds)"
+    # Latency ratio floor/path, so that like the others higher is better.
+    printf '%-36s %10s %7s %12s %7s %8s %7s  %s\n' "$1" "${tput[$2]:--}" "$(ratio "${tput[$2]:-}" "${tput[$3]:-}")" \
+      "${rate[$2]:--}" "$(ratio "${rate[$2]:-}" "${rate[$3]:-}")" "${p50[$2]:--}" \
+      "$(ratio "${p50[$3]:-}" "${p50[$2]:-}")" "$4$note"
   }
   [ -n "${tput[local:veth]+x}" ] && row "netns <-> netns, one veth pair" local:veth local:veth "(local check)"
   for be in $backends; do
     [ -n "${tput[$be:floor]+x}" ] || continue
-    echo "lab, $be backend (pod MTU $(cat "$tmp/$be.podmtu" 2>/dev/null || echo ?)):"
+    mtu=$(cat "$tmp/$be.podmtu" 2>/dev/null)
+    echo "lab, $be backend (pod MTU ${mtu:-?}):"
     row "  node1 <-> node2 (LAN, the floor)" "$be:floor" "$be:floor" ""
     row "  pod <-> pod, same node" "$be:same-node" "$be:floor" ">= 0.9x"
     if [ "$be" = vxlan ]; then
@@ -324,5 +376,7 @@ if [ ${#tput[@]} -gt 0 ]; then
   echo "TCP: iperf3, 1 stream, $secs s, receiver's rate. Round trips: bench_net_rr, 1 byte each way,"
   echo "one connection, TCP_NODELAY, up to $rr_count or $secs s. Ratios against the floor measured in"
   echo "the same lab; the LAN is a veth + bridge inside one kernel, so 'the floor' is what that kernel"
-  echo "path costs, and every ratio is what skiff's path adds on top."
+  echo "path costs, and every ratio is what skiff's path adds on top. RTT p50 in us; 'floor/' is"
+  echo "floor RTT p50 / path RTT p50 (higher is better, like the other ratios): on a busy machine"
+  echo "the p50 moves least, while throughput and round trips/s also carry scheduling noise."
 fi
