@@ -13,7 +13,8 @@ and reuses its ReplicaSet as revision 3; pause (Progressing reason DeploymentPau
 ReplicaSet) and resume; revisionHistoryLimit 1 deletes the oldest old ReplicaSet; a broken
 image with progressDeadlineSeconds 6 makes kubectl rollout status fail with "exceeded its
 progress deadline"; Recreate never runs old and new pods together; kubectl rollout restart
-makes the next revision; kubectl get shows READY 4/4."""
+makes the next revision; kubectl get shows READY 4/4; deleting the Deployment removes its
+ReplicaSets and pods (garbage collector)."""
 import json
 import os
 import shutil
@@ -428,6 +429,13 @@ try:
     t.check("ScalingReplicaSet events on the Deployment",
             any(m.startswith("Scaled up replica set web-") for m in msgs) and
             any(m.startswith("Scaled down replica set web-") for m in msgs), msgs[:10])
+    # --- deleting the Deployment: the garbage collector (when built in) removes RSes and pods
+    r = kubectl("delete", "deployment", "web")
+    t.check("kubectl delete deployment web", r.returncode == 0, r.stderr)
+    gone = wait_for("RSes and pods gone", lambda: not rses() and
+                    not api.get(POD_PATH).json["items"], timeout=60)
+    t.check("its ReplicaSets and pods are garbage-collected", gone,
+            (sorted(rses()), len(api.get(POD_PATH).json["items"])))
 finally:
     kubelets.stop_ev.set()
     # Informational: what the controllers complained about (conflicts are expected and quiet).
