@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "common/base64.h"
+#include "common/files.h"
 #include "kubelet/container_config.h"
 #include "proto/configmap.h"
 #include "proto/lease.h"
@@ -360,6 +361,7 @@ void Kubelet::node_loop(std::stop_token stop) {
     for (int i = 0; i < 100 && !stop.stop_requested(); ++i) {
       if (SteadyClock::now() >= next_status || node_dirty_.exchange(false)) {
         if (auto s = update_node_status(); !s) spdlog::warn("{}", s.to_string());
+        follow_pod_cidr();
         next_status = SteadyClock::now() + opts_.node_status_period;
       }
       std::this_thread::sleep_for(
@@ -368,12 +370,30 @@ void Kubelet::node_loop(std::stop_token stop) {
   }
 }
 
-bool Kubelet::has_cni_config() const {
+namespace {
+// Marks the conflist the kubelet generates, so it knows it may rewrite it (and only it).
+constexpr const char* kGeneratedKey = "skiff.io/generated-by";
+constexpr const char* kGeneratedConflist = "10-skiff.conflist";
+
+// The generated conflist's JSON, or nullopt when the file is absent, unreadable or not ours.
+std::optional<json> read_generated_conflist(const std::string& conf_dir) {
+  auto text = files::read_file(conf_dir + "/" + kGeneratedConflist, 1 << 20);
+  if (!text) return std::nullopt;
+  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains(kGeneratedKey)) return std::nullopt;
+  return j;
+}
+}  // namespace
+
+bool Kubelet::has_foreign_cni_config() const {
   std::error_code ec;
+  const bool ours = read_generated_conflist(opts_.cni_conf_dir).has_value();
   if (fs::is_directory(opts_.cni_conf_dir, ec))
     for (const auto& f : fs::directory_iterator(opts_.cni_conf_dir, ec)) {
       auto ext = f.path().extension();
-      if (ext == ".conflist" || ext == ".conf" || ext == ".json") return true;
+      if (ext != ".conflist" && ext != ".conf" && ext != ".json") continue;
+      if (ours && f.path().filename() == kGeneratedConflist) continue;
+      return true;
     }
   return false;
 }
@@ -409,55 +429,74 @@ std::string Kubelet::wait_for_pod_cidr(std::stop_token stop) {
 
 void Kubelet::ensure_cni_config(const std::string& pod_cidr) {
   if (!deps_.cni) return;
-  std::error_code ec;
-  bool empty = !has_cni_config();
+  std::lock_guard cni_lock(cni_mu_);
+  cni_cidr_ = pod_cidr;
   bool have_skiff = false;
   for (const auto& d : opts_.cni_bin_dirs)
     if (::access((d + "/skiff").c_str(), X_OK) == 0) have_skiff = true;
-  if (empty && !pod_cidr.empty() && have_skiff) {
+  json conf;
+  if (have_skiff) {
     // skiff's own plugin: bridge skiff0, veth, IPAM from the pod CIDR (cni/plugin/README.md).
-    fs::create_directories(opts_.cni_conf_dir, ec);
-    json conf = {{"cniVersion", "1.0.0"},
-                 {"name", "skiff"},
-                 {"plugins",
-                  {{{"type", "skiff"},
-                    {"bridge", "skiff0"},
-                    {"subnet", pod_cidr},
-                    {"mode", opts_.network_backend},
-                    {"dataDir", opts_.data_dir + "/cni/networks"}}}}};
-    std::string path = opts_.cni_conf_dir + "/10-skiff.conflist";
-    std::ofstream(path + ".tmp") << conf.dump(2) << "\n";
-    fs::rename(path + ".tmp", path, ec);
-    if (ec)
-      spdlog::warn("writing {}: {}", path, ec.message());
+    conf = {{"cniVersion", "1.0.0"},
+            {"name", "skiff"},
+            {kGeneratedKey, "skiff-kubelet"},
+            {"plugins",
+             {{{"type", "skiff"},
+               {"bridge", "skiff0"},
+               {"subnet", pod_cidr},
+               {"mode", opts_.network_backend},
+               {"dataDir", opts_.data_dir + "/cni/networks"}}}}};
+  } else {
+    conf = {{"cniVersion", "1.0.0"},
+            {"name", "skiff"},
+            {kGeneratedKey, "skiff-kubelet"},
+            {"plugins",
+             {{{"type", "bridge"},
+               {"bridge", "skiff0"},
+               {"isGateway", true},
+               {"ipMasq", false},
+               {"hairpinMode", true},
+               {"ipam",
+                {{"type", "host-local"},
+                 {"ranges", {{{{"subnet", pod_cidr}}}}},
+                 {"routes", {{{"dst", "0.0.0.0/0"}}}},
+                 {"dataDir", opts_.data_dir + "/cni/networks"}}}},
+              {{"type", "loopback"}}}}};
+  }
+  // Write when there is no config at all, or when ours is stale (another CIDR, mode or plugin);
+  // a config written by someone else is never touched.
+  auto existing = read_generated_conflist(opts_.cni_conf_dir);
+  const bool write =
+      !pod_cidr.empty() && (existing ? *existing != conf : !has_foreign_cni_config());
+  if (write) {
+    std::string path = opts_.cni_conf_dir + "/" + kGeneratedConflist;
+    Status s = files::mkdir_p(opts_.cni_conf_dir);
+    if (s) s = files::write_file_atomic(path, conf.dump(2) + "\n", 0644);
+    if (!s)
+      spdlog::warn("writing {}: {}", path, s.to_string());
     else
-      spdlog::info("wrote {} (skiff plugin) for pod CIDR {}", path, pod_cidr);
-  } else if (empty && !pod_cidr.empty()) {
-    fs::create_directories(opts_.cni_conf_dir, ec);
-    json conf = {{"cniVersion", "1.0.0"},
-                 {"name", "skiff"},
-                 {"plugins",
-                  {{{"type", "bridge"},
-                    {"bridge", "skiff0"},
-                    {"isGateway", true},
-                    {"ipMasq", false},
-                    {"hairpinMode", true},
-                    {"ipam",
-                     {{"type", "host-local"},
-                      {"ranges", {{{{"subnet", pod_cidr}}}}},
-                      {"routes", {{{"dst", "0.0.0.0/0"}}}},
-                      {"dataDir", opts_.data_dir + "/cni/networks"}}}},
-                   {{"type", "loopback"}}}}};
-    std::string path = opts_.cni_conf_dir + "/10-skiff.conflist";
-    std::ofstream(path + ".tmp") << conf.dump(2) << "\n";
-    fs::rename(path + ".tmp", path, ec);
-    if (ec)
-      spdlog::warn("writing {}: {}", path, ec.message());
-    else
-      spdlog::info("wrote {} (bridge + host-local) for pod CIDR {}", path, pod_cidr);
+      spdlog::info("wrote {} ({}) for pod CIDR {}", path,
+                   have_skiff ? "skiff plugin" : "bridge + host-local", pod_cidr);
   }
   if (auto s = deps_.cni->load(); !s)
     spdlog::warn("CNI not configured ({}): pods get only loopback and no podIP", s.to_string());
+}
+
+void Kubelet::follow_pod_cidr() {
+  if (!pods_started_ || !deps_.cni) return;
+  std::string cidr;
+  {
+    std::lock_guard lock(node_mu_);
+    if (node_.contains("spec") && node_["spec"].contains("podCIDR"))
+      cidr = node_["spec"]["podCIDR"].get<std::string>();
+  }
+  {
+    std::lock_guard cni_lock(cni_mu_);
+    if (cidr.empty() || cidr == cni_cidr_) return;
+    spdlog::info("node {} pod CIDR changed from {} to {}: new pods get addresses from it",
+                 opts_.node_name, cni_cidr_.empty() ? "<none>" : cni_cidr_, cidr);
+  }
+  ensure_cni_config(cidr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,7 +515,9 @@ Status Kubelet::start() {
       cidr = node_["spec"]["podCIDR"].get<std::string>();
   }
   if (cidr.empty()) cidr = opts_.pod_cidr;
-  if (cidr.empty() && deps_.cni && !has_cni_config()) {
+  // Our own generated conflist may name a CIDR the Node no longer has (it was deleted and
+  // registered again): wait for the Node's CIDR then too, and rewrite the conflist.
+  if (cidr.empty() && deps_.cni && !has_foreign_cni_config()) {
     startup_thread_ = std::jthread([this](std::stop_token st) {
       std::string c = wait_for_pod_cidr(st);
       if (!c.empty()) start_pods(c);
@@ -489,6 +530,7 @@ Status Kubelet::start() {
 
 void Kubelet::start_pods(const std::string& cidr) {
   ensure_cni_config(cidr);
+  pods_started_ = true;
 
   prober_ = std::make_unique<probes::Prober>(
       [this](const std::string& uid, const std::string& c, probes::Kind k, probes::Result r,

@@ -112,12 +112,21 @@ class Kubelet : public PodLocator {
   void node_loop(std::stop_token stop);
   Status update_node_status();
   Status renew_lease();
+  // Writes the kubelet's own conflist (10-skiff.conflist, marked as generated) for `pod_cidr`
+  // when the conf dir has no config, or rewrites it when it is ours and names another subnet or
+  // mode (the Node was deleted and registered again with a new CIDR); then reloads CNI.
   void ensure_cni_config(const std::string& pod_cidr);
-  bool has_cni_config() const;
+  // True when the conf dir holds a config that the kubelet did not generate itself.
+  bool has_foreign_cni_config() const;
+  // The Node's spec.podCIDR changed while running (re-registration): rewrite our conflist.
+  void follow_pod_cidr();
   // Re-reads the Node every 500 ms until it has spec.podCIDR; "" when stopped first.
   std::string wait_for_pod_cidr(std::stop_token stop);
   // The part of start() that needs the pod CIDR.
   void start_pods(const std::string& pod_cidr);
+  std::mutex cni_mu_;
+  std::string cni_cidr_;  // the pod CIDR the CNI config was last ensured for (cni_mu_)
+  std::atomic<bool> pods_started_{false};
 
   // --- pods
   void on_pod(const json& obj);
