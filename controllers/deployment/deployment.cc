@@ -54,18 +54,29 @@ bool selector_empty(const Deployment& d) {
 
 bool same_json(const auto& a, const auto& b) { return proto::encode(a) == proto::encode(b); }
 
+// A string member of a JSON object, "" when absent or of another type (informer objects come
+// validated from the API server; this keeps a handler from throwing if one does not).
+std::string str_of(const json& o, const char* key) {
+  if (!o.is_object()) return "";
+  auto i = o.find(key);
+  return i != o.end() && i->is_string() ? i->get<std::string>() : "";
+}
+
 PodInfo pod_info(const json& p) {
   PodInfo out;
-  auto m = p.value("metadata", json::object());
-  out.name = m.value("name", "");
+  static const json empty = json::object();
+  auto mi = p.is_object() ? p.find("metadata") : p.end();
+  const json& m = p.is_object() && mi != p.end() && mi->is_object() ? *mi : empty;
+  out.name = str_of(m, "name");
   if (auto l = m.find("labels"); l != m.end() && l->is_object())
     for (auto& [k, v] : l->items())
       if (v.is_string()) out.labels[k] = v.get<std::string>();
   if (auto o = m.find("ownerReferences"); o != m.end() && o->is_array())
     for (const auto& r : *o)
-      if (r.is_object() && r.value("controller", false)) out.controller_uid = r.value("uid", "");
-  auto s = p.find("status");
-  if (s != p.end() && s->is_object()) out.phase = s->value("phase", "");
+      if (r.is_object() && r.value("controller", json(false)) == json(true))
+        out.controller_uid = str_of(r, "uid");
+  if (p.is_object())
+    if (auto s = p.find("status"); s != p.end()) out.phase = str_of(*s, "phase");
   return out;
 }
 
@@ -931,7 +942,8 @@ void DeploymentController::on_pod_delete(const json& j) {
   if (!client_) return;
   PodInfo p = pod_info(j);
   if (p.controller_uid.empty()) return;
-  std::string ns = j.value("metadata", json::object()).value("namespace", "");
+  std::string ns =
+      j.is_object() && j.contains("metadata") ? str_of(j["metadata"], "namespace") : "";
   for (const auto& rs : client_->list_replicasets(ns)) {
     if (rs.metadata.uid != p.controller_uid) continue;
     const auto* ref = controller_of(rs.metadata);
