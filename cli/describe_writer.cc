@@ -309,8 +309,13 @@ void write_tolerations(DescribeWriter& w, const std::string& title, const json& 
     w.write(0, "<none>\n");
     return;
   }
+  // kubectl prints them sorted by key.
+  std::vector<json> sorted(tolerations.begin(), tolerations.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const json& a, const json& b) {
+    return str_of(a, "key") < str_of(b, "key");
+  });
   bool first = true;
-  for (const auto& t : tolerations) {
+  for (const auto& t : sorted) {
     if (!first) w.write(0, "\t");
     first = false;
     std::string text = str_of(t, "key");

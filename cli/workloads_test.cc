@@ -211,6 +211,46 @@ TEST_CASE("workloads: rollout history table and one revision") {
   CHECK(missing.status().message() == "unable to find the specified revision");
 }
 
+TEST_CASE("workloads: pod template as kubectl 1.32 prints it (rollout history --revision)") {
+  // The expected text is kubectl 1.32's output for this template (captured by
+  // skiffctl_rollout_test.py): ports, command/args, resources, probes, env with fieldRef,
+  // sorted mounts, emptyDir/configMap volumes, tolerations sorted by key.
+  json t = json::parse(R"({"metadata":{"labels":{"app":"web"}},"spec":{
+    "containers":[{"name":"web","image":"nginx:2","command":["/bin/server"],"args":["--port","80"],
+      "ports":[{"containerPort":80,"protocol":"TCP"},{"containerPort":53,"protocol":"UDP"}],
+      "env":[{"name":"MODE","value":"test"},
+             {"name":"POD","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.name"}}}],
+      "resources":{"limits":{"cpu":"500m","memory":"128Mi"},"requests":{"cpu":"100m","memory":"128Mi"}},
+      "livenessProbe":{"httpGet":{"path":"/healthz","port":80,"scheme":"HTTP"},"timeoutSeconds":1,
+                       "periodSeconds":10,"successThreshold":1,"failureThreshold":3},
+      "readinessProbe":{"exec":{"command":["cat","/tmp/ready"]},"periodSeconds":5},
+      "volumeMounts":[{"name":"scratch","mountPath":"/scratch"},
+                      {"name":"cfg","mountPath":"/etc/cfg","readOnly":true}]}],
+    "volumes":[{"name":"scratch","emptyDir":{}},{"name":"cfg","configMap":{"name":"web-cfg"}}],
+    "tolerations":[{"key":"dedicated","operator":"Equal","value":"web","effect":"NoSchedule"},
+                   {"operator":"Exists"}]}})");
+  DescribeWriter w(false);
+  describe_pod_template(w, t);
+  CHECK(
+      w.flush() ==
+      "Pod Template:\n  Labels:\tapp=web\n  Containers:\n   web:\n    Image:\tnginx:2\n"
+      "    Ports:\t80/TCP, 53/UDP\n    Host Ports:\t0/TCP, 0/UDP\n    Command:\n      /bin/server\n"
+      "    Args:\n      --port\n      80\n    Limits:\n      cpu:\t500m\n      memory:\t128Mi\n"
+      "    Requests:\n      cpu:\t100m\n      memory:\t128Mi\n"
+      "    Liveness:\thttp-get http://:80/healthz delay=0s timeout=1s period=10s #success=1 "
+      "#failure=3\n"
+      "    Readiness:\texec [cat /tmp/ready] delay=0s timeout=1s period=5s #success=1 "
+      "#failure=3\n"
+      "    Environment:\n      MODE:\ttest\n      POD:\t (v1:metadata.name)\n"
+      "    Mounts:\n      /etc/cfg from cfg (ro)\n      /scratch from scratch (rw)\n"
+      "  Volumes:\n   scratch:\n"
+      "    Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n"
+      "    Medium:\t\n    SizeLimit:\t<unset>\n   cfg:\n"
+      "    Type:\tConfigMap (a volume populated by a ConfigMap)\n    Name:\tweb-cfg\n"
+      "    Optional:\tfalse\n  Node-Selectors:\t<none>\n"
+      "  Tolerations:\top=Exists\n\tdedicated=web:NoSchedule\n");
+}
+
 TEST_CASE("workloads: rollback plan (kubectl's DeploymentRollbacker)") {
   std::vector<json> rses = {rs("web-a", 1, "nginx:1", "2026-01-01T00:00:00Z"),
                             rs("web-b", 2, "nginx:2", "2026-01-02T00:00:00Z"),

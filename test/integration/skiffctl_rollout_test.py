@@ -196,10 +196,34 @@ metadata:
       containers:
       - name: web
         image: %s
+        command: [/bin/server]
+        args: ["--port", "80"]
         ports:
         - containerPort: 80
+        - {containerPort: 53, protocol: UDP}
         env:
         - {name: MODE, value: test}
+        - name: POD
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        resources:
+          limits: {cpu: 500m, memory: 128Mi}
+          requests: {cpu: 100m}
+        livenessProbe:
+          httpGet: {path: /healthz, port: 80}
+        readinessProbe:
+          exec: {command: [cat, /tmp/ready]}
+          periodSeconds: 5
+        volumeMounts:
+        - {name: scratch, mountPath: /scratch}
+        - {name: cfg, mountPath: /etc/cfg, readOnly: true}
+      volumes:
+      - name: scratch
+        emptyDir: {}
+      - name: cfg
+        configMap: {name: web-cfg}
+      tolerations:
+      - {key: dedicated, operator: Equal, value: web, effect: NoSchedule}
+      - {operator: Exists}
 """ % (name, annotations, replicas, extra_spec, name, name, image)
 
 
