@@ -775,3 +775,21 @@ TEST_CASE("deployment: a lagging cache costs retries, never the bounds") {
     }
   }
 }
+
+TEST_CASE("deployment: scale to zero, change the template at zero, scale back") {
+  Harness h;
+  h.w.add(make_deploy("web", 3, P("25%"), P("25%")));
+  h.roll(3, 1, 3, false);
+  h.w.edit("default/web", [](Deployment& x) { x.spec.replicas = 0; });
+  h.roll(0, 0, 3, false);
+  CHECK(h.w.rs_with_image("web:1")->spec.replicas == 0);
+  h.w.edit("default/web", [](Deployment& x) { set_image(x, "web:2"); });
+  h.roll(0, 0, 0, true);
+  REQUIRE(h.w.rs_with_image("web:2"));
+  CHECK(h.w.rs_with_image("web:2")->spec.replicas == 0);
+  CHECK(h.w.rs_with_image("web:2")->metadata.annotations.at(kRevisionAnnotation) == "2");
+  h.w.edit("default/web", [](Deployment& x) { x.spec.replicas = 2; });
+  h.roll(2, 1, 2, false);
+  CHECK(h.w.rs_with_image("web:2")->spec.replicas == 2);
+  CHECK(h.w.rs_with_image("web:1")->spec.replicas == 0);
+}
