@@ -392,16 +392,38 @@ int run_scale(Context& ctx, const ScaleOptions& o) {
   auto targets = resolve_workloads(ctx, o.args, false);
   if (!targets) return 1;
   int rc = 0;
+  // kubectl first fetches every object; when none could be had it reports them all as
+  // "no objects passed to scale ..."; otherwise each missing one is an error of its own.
+  std::vector<Workload> found;
+  std::vector<client::Response> missing;
   for (const auto& w : *targets) {
     if (w.type->kind != "Deployment" && w.type->kind != "ReplicaSet") {
       *ctx.err << "error: cannot scale " << w.type->kind << ": it has no scale subresource\n";
-      rc = 1;
-      continue;
+      return 1;
     }
-    if (!get_object(ctx, w)) {
-      rc = 1;
-      continue;
+    auto r = ctx.rest->request("GET", client::resource_path(*w.type, ctx.namespace_, w.name));
+    if (!r) {
+      ctx.print_error(r.status());
+      return 1;
     }
+    if (r->ok()) {
+      found.push_back(w);
+    } else {
+      missing.push_back(*r);
+    }
+  }
+  if (found.empty() && !missing.empty()) {
+    std::string all;
+    for (const auto& r : missing) all += (all.empty() ? "" : ", ") + client::api_error(r).message;
+    *ctx.err << "error: no objects passed to scale " << (missing.size() > 1 ? "[" + all + "]" : all)
+             << "\n";
+    return 1;
+  }
+  for (const auto& r : missing) {
+    ctx.print_error(r);
+    rc = 1;
+  }
+  for (const auto& w : found) {
     const std::string path = client::resource_path(*w.type, ctx.namespace_, w.name, "scale");
     bool ok = false;
     if (o.current_replicas < 0 && o.resource_version.empty()) {

@@ -302,6 +302,9 @@ try:
     r = ctl("scale", "deploy", "web", "--replicas", "2", "--current-replicas", "9")
     t.eq("scale with a failing --current-replicas", (r.rc, r.err),
          (1, "error: Expected replicas to be 9, was 4\n"))
+    if KUBECTL:
+        k = kubectl("scale", "deploy", "web", "--replicas=2", "--current-replicas=9")
+        t.eq("kubectl prints the same precondition failure", (k.rc, k.err), (r.rc, r.err))
     t.eq("the failed precondition changed nothing", deploy().get("spec", {}).get("replicas"), 4)
     r = ctl("scale", "deploy/web", "--replicas", "3")
     t.eq("scale back to 3", r.rc, 0)
@@ -323,7 +326,10 @@ try:
     t.eq("solo's spec.replicas is 0", (r.json or {}).get("spec", {}).get("replicas"), 0)
     r = ctl("scale", "deployment/nope", "--replicas", "1")
     t.eq("scale of a missing deployment", (r.rc, r.err),
-         (1, 'Error from server (NotFound): deployments.apps "nope" not found\n'))
+         (1, 'error: no objects passed to scale deployments.apps "nope" not found\n'))
+    if KUBECTL:
+        k = kubectl("scale", "deployment/nope", "--replicas=1")
+        t.eq("kubectl prints the same for a missing deployment", (k.rc, k.err), (r.rc, r.err))
 
     # ------------------------------------------------------------ revision 2, history
     r = ctl("apply", "-f", write("web2.yaml", manifest("nginx:2", cause="image nginx:2")))
@@ -398,9 +404,15 @@ try:
     r = ctl("rollout", "undo", "deployment/web", "--to-revision", "4")
     t.eq("undo to the current revision is skipped", (r.rc, r.out), (
         0, "deployment.apps/web skipped rollback (current template already matches revision 4)\n"))
+    if KUBECTL:
+        k = kubectl("rollout", "undo", "deployment/web", "--to-revision=4")
+        t.eq("kubectl skips the same rollback with the same words", (k.rc, k.out), (r.rc, r.out))
     r = ctl("rollout", "undo", "deployment/web", "--to-revision", "99")
     t.eq("undo to an unknown revision", (r.rc, r.err),
          (1, "error: unable to find specified revision 99 in history\n"))
+    if KUBECTL:
+        k = kubectl("rollout", "undo", "deployment/web", "--to-revision=99")
+        t.eq("kubectl fails the same way", (k.rc, k.err), (r.rc, r.err))
 
     # ------------------------------------------------------------ restart
     r = ctl("rollout", "restart", "deployment/web")
@@ -426,6 +438,9 @@ try:
     t.eq("restart of a paused deployment fails", (r.rc, r.err), (
         1, 'error: deployments.apps "web" can\'t restart paused deployment (run rollout resume '
            'first)\n'))
+    if KUBECTL:
+        k = kubectl("rollout", "restart", "deployment/web")
+        t.eq("kubectl refuses the restart with the same words", (k.rc, k.err), (r.rc, r.err))
     r = ctl("rollout", "undo", "deployment/web")
     t.check("undo of a paused deployment fails",
             r.rc == 1 and "you cannot rollback a paused deployment" in r.err, r)
@@ -465,6 +480,10 @@ try:
     r = ctl("rollout", "status", "deployment/nope")
     t.eq("status of a missing deployment", (r.rc, r.err),
          (1, 'Error from server (NotFound): deployments.apps "nope" not found\n'))
+    if KUBECTL:
+        k = kubectl("rollout", "status", "deployment/nope")
+        t.eq("kubectl prints the same for a missing deployment's status", (k.rc, k.err),
+             (r.rc, r.err))
     r = ctl("apply", "-f", write("stuck.yaml", manifest(
         "broken", name="stuck", replicas=1, extra_spec="  progressDeadlineSeconds: 3\n")))
     t.eq("apply a deployment that never becomes ready", r.rc, 0)
@@ -472,6 +491,10 @@ try:
     t.check("status of a stuck rollout fails with 'exceeded its progress deadline'",
             r.rc == 1 and r.err.endswith(
                 'error: deployment "stuck" exceeded its progress deadline\n'), r)
+    if KUBECTL:
+        k = kubectl("rollout", "status", "deployment/stuck", "--timeout=30s")
+        t.eq("kubectl fails the stuck rollout with the same error", (k.rc, k.err.splitlines()[-1:]),
+             (r.rc, r.err.splitlines()[-1:]))
     r = ctl("rollout", "status", "rs/solo")
     t.eq("rollout status on a ReplicaSet", (r.rc, r.err),
          (1, "error: no status viewer has been implemented for ReplicaSet.apps\n"))
