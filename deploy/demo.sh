@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # skiff's main job today, end to end on this machine: installs dependencies, builds, and runs a
-# one-node cluster — skiff-apiserver (HTTPS, SQLite) and skiff-kubelet — inside a network
-# namespace of its own (`skiff-demo`, no route to the host's network), then drives it with
-# skiffctl and the real kubectl: apply a two-container pod with a configMap and a secret, watch
-# it start, read its logs, exec into it, reach it over the pod network, kill -9 the kubelet and
-# the API server and see nothing restart or get lost, delete everything and see nothing left.
+# one-node cluster — skiff-apiserver (HTTPS, SQLite), skiff-controller-manager, skiff-scheduler
+# and skiff-kubelet — inside a network namespace of its own (`skiff-demo`, no route to the
+# host's network), then drives it with skiffctl and the real kubectl: apply a two-container pod
+# with a configMap and a secret, watch it start, read its logs, exec into it, reach it over the
+# pod network; deploy a Deployment, scale it, roll it out and back, see a deleted pod replaced;
+# kill -9 the kubelet and the API server and see nothing restart or get lost; delete everything
+# and see nothing left. Then a three-node cluster in the lab (deploy/lab.sh, namespaces only):
+# the same Deployment spread over the nodes, pods reaching each other across nodes over VXLAN.
 #
-# Usage: deploy/demo.sh [--keep]    (--keep leaves the cluster running; deploy/demo.sh --down
-#                                    removes it)
+# Usage: deploy/demo.sh [--keep]    (--keep leaves both clusters running; deploy/demo.sh --down
+#                                    removes them)
 # Env:   SKIFF_DEMO_DIR (default /tmp/skiff-demo)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +19,7 @@ dir=${SKIFF_DEMO_DIR:-/tmp/skiff-demo}
 ns=skiff-demo
 node=demo-node
 cg=skiff-demo
+lab=skiff-demo-lab  # the three-node part's deploy/lab.sh name (namespaces, cgroups)
 mode=run
 case "${1:-}" in
   --keep) mode=keep ;;
@@ -30,7 +34,8 @@ in_ns() { nsenter --net="/run/netns/$ns" "$@"; }
 # Removes everything the demo made: processes, pods' mounts, cgroups, the netns, the data.
 teardown() {
   local pids
-  for f in "$dir"/kubelet.pid "$dir"/apiserver.pid; do
+  for f in "$dir"/kubelet.pid "$dir"/apiserver.pid "$dir"/controller-manager.pid \
+    "$dir"/scheduler.pid; do
     [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
   done
   # Containers (their shims) live in the demo's cgroups.
@@ -51,6 +56,7 @@ teardown() {
   done
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$dir"
+  SKIFF_LAB_NAME=$lab SKIFF_LAB_DIR=$dir-lab bash "$src/deploy/lab.sh" down >/dev/null 2>&1 || true
 }
 
 if [ "$mode" = down ]; then
@@ -60,7 +66,8 @@ if [ "$mode" = down ]; then
 fi
 [ "$(id -u)" = 0 ] || { echo "the demo runs containers: run it as root" >&2; exit 1; }
 
-bash "$src/deploy/build.sh" skiff-apiserver skiffctl skiff-kubelet skiff-shim skiff-cni
+bash "$src/deploy/build.sh" skiff-apiserver skiffctl skiff-kubelet skiff-shim skiff-cni \
+  skiff-controller-manager skiff-scheduler skiff-netagent
 bash "$src/deploy/images/build.sh" "$build/images"
 
 teardown  # a previous run's leftovers
@@ -97,12 +104,27 @@ start_kubelet() {
   echo $! >"$dir/kubelet.pid"
   disown
 }
+start_control() {  # start_control NAME: skiff-controller-manager or skiff-scheduler
+  nsenter --net="/run/netns/$ns" "$build/skiff-$1" --kubeconfig "$dir/apiserver/admin.kubeconfig" \
+    >>"$dir/$1.log" 2>&1 &
+  echo $! >"$dir/$1.pid"
+  disown
+}
 export KUBECONFIG="$dir/apiserver/admin.kubeconfig"
 ctl() { echo "\$ skiffctl $*"; in_ns "$build/skiffctl" "$@"; }
 kc() { echo "\$ kubectl $*"; in_ns kubectl --cache-dir "$dir/kubectl-cache" "$@"; }
 
 step "a network namespace '$ns' for the cluster; skiff-apiserver on 127.0.0.1:6443 inside it"
 start_apiserver
+
+step "skiff-controller-manager and skiff-scheduler (each leader-elected through a Lease)"
+start_control controller-manager
+start_control scheduler
+wait_for "the controller-manager's Lease" 30 in_ns kubectl get lease -n kube-system \
+  skiff-controller-manager || { tail -20 "$dir/controller-manager.log"; exit 1; }
+wait_for "the scheduler's Lease" 30 in_ns kubectl get lease -n kube-system skiff-scheduler ||
+  { tail -20 "$dir/scheduler.log"; exit 1; }
+kc get lease -n kube-system
 
 step "skiff-kubelet: import the busybox image, register node $node"
 "$build/skiff-kubelet" image import "$build/images/busybox.oci.tar" --data-dir "$dir/node"
@@ -140,6 +162,33 @@ step "kubectl describe"
 kc -n demo describe pod web | sed -n '/^Containers:/,/^Conditions:/p' | grep -E '^  [a-z]|State|Ready|Restart|Image:' | head -14
 kc -n demo describe pod web | sed -n '/^Events:/,$p'
 
+step "a Deployment: 3 replicas of busybox httpd, scheduled, started, Ready"
+ctl apply -f "$src/deploy/examples/hello.yaml"
+kc -n hello rollout status deployment/hello --timeout 120s
+kc -n hello get deploy,rs,pods -o wide
+ip=$(in_ns kubectl -n hello get pods -l app=hello -o jsonpath='{.items[0].status.podIP}')
+echo "\$ wget -qO- http://$ip:8080/"
+in_ns busybox wget -qO- "http://$ip:8080/"
+
+step "scale to 5, roll out a new template, roll it back, delete a pod: all converge"
+ctl scale deployment/hello -n hello --replicas 5
+ctl rollout status deployment/hello -n hello --timeout 120s
+kc -n hello set env deployment/hello GREETING=bonjour
+kc -n hello rollout status deployment/hello --timeout 120s
+ip=$(in_ns kubectl -n hello get pods -l app=hello -o jsonpath='{.items[0].status.podIP}')
+in_ns busybox wget -qO- "http://$ip:8080/"
+ctl rollout history deployment/hello -n hello
+ctl rollout undo deployment/hello -n hello
+kc -n hello rollout status deployment/hello --timeout 120s
+victim=$(in_ns kubectl -n hello get pods -l app=hello -o jsonpath='{.items[0].metadata.name}')
+kc -n hello delete pod "$victim" --wait=false
+wait_for "a replacement for $victim" 60 sh -c "nsenter --net=/run/netns/$ns kubectl -n hello \
+  get deploy hello -o jsonpath='{.status.readyReplicas}' | grep -qx 5"
+kc -n hello get pods -o wide
+ctl delete namespace hello
+wait_for "the Deployment's containers to go" 60 sh -c "! grep -lqE \
+  '\"skiff.pod.namespace\": *\"hello\"' $dir/run/containers/*/config.json"
+
 step "kill -9 the kubelet and start it again: the containers keep running, same PIDs"
 pids_before=$(grep -oh '"pid":[0-9]*' "$dir"/run/containers/*/state.json | cut -d: -f2 | sort | xargs)
 kill -9 "$(cat "$dir/kubelet.pid")"; sleep 0.5
@@ -164,10 +213,29 @@ echo "containers left: $(ls "$dir/run/containers" 2>/dev/null | wc -l)," \
   "sandboxes left: $(ls "$dir/run/pods" 2>/dev/null | wc -l)," \
   "pod cgroups left: $(ls -d /sys/fs/cgroup/memory/$cg/pod* 2>/dev/null | wc -l)"
 
+step "three nodes on this machine (deploy/lab.sh): nodes are namespaces on a lab LAN of their own"
+export SKIFF_LAB_NAME=$lab SKIFF_LAB_DIR=$dir-lab SKIFF_LAB_NOBUILD=1 SKIFF_BUILD_DIR=$build
+labx() { echo "\$ [$1] ${*:2}"; bash "$src/deploy/lab.sh" exec "$@"; }
+bash "$src/deploy/lab.sh" up 3
+labx node1 kubectl get nodes -o wide
+bash "$src/deploy/lab.sh" exec node1 kubectl apply -f - <"$src/deploy/examples/hello.yaml"
+labx node1 kubectl -n hello rollout status deployment/hello --timeout 120s
+labx node1 kubectl -n hello get pods -o wide
+
+step "pod to pod across nodes (VXLAN): each pod answers with its own name"
+pod1=$(bash "$src/deploy/lab.sh" exec node1 kubectl -n hello get pods -o jsonpath='{.items[0].metadata.name}')
+for podip in $(bash "$src/deploy/lab.sh" exec node1 kubectl -n hello get pods \
+    -o jsonpath='{range .items[*]}{.status.podIP}{" "}{end}'); do
+  labx node1 kubectl -n hello exec "$pod1" -- \
+    sh -c "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $podip 8080 | tail -1"
+done
+labx node1 sh -c 'ip route | grep skiff'
+
 if [ "$mode" = keep ]; then
   ctl apply -f "$src/deploy/examples/demo.yaml" >/dev/null
   step "cluster left running. Use it with:"
   echo "  sudo nsenter --net=/run/netns/$ns env KUBECONFIG=$KUBECONFIG bash"
   echo "  kubectl -n demo get pods; $build/skiffctl logs web -n demo -c poller -f"
-  echo "remove it with: deploy/demo.sh --down"
+  echo "the three-node lab: SKIFF_LAB_NAME=$lab deploy/lab.sh exec node1 kubectl get pods -A -o wide"
+  echo "remove both with: deploy/demo.sh --down"
 fi
