@@ -11,95 +11,24 @@ new Node; SIGTERM of a leader releases the Lease (exit 0, holder cleared) and th
 over. Loopback only; no root needed."""
 import ipaddress
 import os
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
+import ctrl_lib  # noqa: E402
+from ctrl_lib import wait_for  # noqa: E402
 
-testlib.ensure_modules("yaml")
-testlib.deadline(300)
-t = testlib.Checks()
+t = ctrl_lib.begin(300)
 CM = testlib.need_bin("skiff-controller-manager")
 CLUSTER = ipaddress.ip_network("10.244.0.0/22")
-LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/skiff-controller-manager"
+LEASE = ctrl_lib.lease_path("skiff-controller-manager")
 
 
-class ControllerManager:
-    """One skiff-controller-manager process; stopped by testlib's cleanup on every path."""
-
-    def __init__(self, srv, ident):
-        self.ident = ident
-        self.port = testlib.free_port()
-        self.log_path = os.path.join(srv.dir, "cm-%s.log" % ident)
-        args = [CM, "--kubeconfig", srv.kubeconfig, "--cluster-cidr", str(CLUSTER),
-                "--node-cidr-mask-size", "24", "--leader-elect-lease-duration", "4s",
-                "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s",
-                "--id", ident, "--port", str(self.port)]
-        testlib.log("starting " + " ".join(args))
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        testlib._servers.append(self)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def get(self, path):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path),
-                                        timeout=5) as r:
-                return r.status, r.read().decode()
-        except OSError as e:
-            return None, str(e)
-
-    def leader_metric(self):
-        code, body = self.get("/metrics")
-        if code != 200:
-            return None
-        for line in body.splitlines():
-            if line.startswith("leader_election_master_status{"):
-                return int(line.split()[-1])
-        return None
-
-    def kill9(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self):
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        try:
-            self.logf.close()
-        except Exception:
-            pass
-
-    def tail(self, n=30):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def wait_for(what, fn, timeout=20, interval=0.2):
-    end = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > end:
-            testlib.log("gave up waiting for " + what)
-            return v
-        time.sleep(interval)
+def start_cm(srv, ident):
+    """One elected skiff-controller-manager allocating /24s of CLUSTER."""
+    return ctrl_lib.elected(CM, srv, ident, "cm-%s.log" % ident, "--cluster-cidr", str(CLUSTER),
+                            "--node-cidr-mask-size", "24")
 
 
 srv = testlib.Server().start()
@@ -107,10 +36,7 @@ api = srv.client()
 
 
 def lease_holder():
-    r = api.get(LEASE)
-    if r.status != 200:
-        return None
-    return (r.json.get("spec") or {}).get("holderIdentity", "")
+    return ctrl_lib.lease_holder(api, "skiff-controller-manager")
 
 
 def node(name):
@@ -159,23 +85,18 @@ def check_node_cidr(name):
 
 
 def cidr_events(name):
-    r = api.get("/api/v1/namespaces/default/events")
-    if r.status != 200:
-        return []
-    return [e for e in r.json["items"]
-            if e.get("involvedObject", {}).get("name") == name and
-            e.get("reason") == "CIDRNotAvailable"]
+    return ctrl_lib.events_for(api, name, reason="CIDRNotAvailable")
 
 
-a = ControllerManager(srv, "cm-a")
-b = ControllerManager(srv, "cm-b")
+a = start_cm(srv, "cm-a")
+b = start_cm(srv, "cm-b")
 cms = {"cm-a": a, "cm-b": b}
 
 try:
     # --- exactly one leader
     holder = wait_for("a leader", lambda: lease_holder() in cms and lease_holder())
     t.check("the Lease has a holder among cm-a/cm-b (%s)" % holder, holder in cms,
-            a.tail() + "\n" + b.tail())
+            a.tail(30) + "\n" + b.tail(30))
     leader = cms.get(holder, a)
     standby = b if leader is a else a
     t.eq("/healthz of %s" % leader.ident, leader.get("/healthz"), (200, "ok"))
@@ -225,7 +146,7 @@ try:
     t.eq("no CIDR is given twice", len(cidrs), len(set(cidrs)))
 
     # --- SIGTERM of the leader releases the Lease; a standby takes over
-    c = ControllerManager(srv, "cm-c")
+    c = start_cm(srv, "cm-c")
     cms["cm-c"] = c
     wait_for("cm-c up as standby", lambda: c.leader_metric() == 0)
     t.eq("cm-c is a standby", c.leader_metric(), 0)
@@ -236,7 +157,7 @@ try:
     t.check("the Lease is released or already taken by cm-c (holder %r)" % h, h in ("", "cm-c"),
             api.get(LEASE))
     t.check("cm-c takes over", wait_for("cm-c leads", lambda: lease_holder() == "cm-c",
-                                        timeout=15), c.tail())
+                                        timeout=15), c.tail(30))
     create_node("n6")
     delete_node("n1")
     c6 = check_node_cidr("n6")
@@ -247,6 +168,6 @@ try:
 finally:
     if t.failed:
         for cmp in cms.values():
-            print("---- %s log ----\n%s" % (cmp.ident, cmp.tail()), flush=True)
+            cmp.dump_log(30)
         srv.dump_log()
 t.finish()

@@ -15,7 +15,7 @@ image with progressDeadlineSeconds 6 makes kubectl rollout status fail with "exc
 progress deadline"; Recreate never runs old and new pods together; kubectl rollout restart
 makes the next revision; kubectl get shows READY 4/4; deleting the Deployment removes its
 ReplicaSets and pods (garbage collector)."""
-import json
+import functools
 import os
 import shutil
 import subprocess
@@ -25,64 +25,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
+import ctrl_lib  # noqa: E402
+from ctrl_lib import MERGE, REV, ann, is_ready  # noqa: E402
 
-testlib.ensure_modules("yaml")
-testlib.deadline(420)
+t = ctrl_lib.begin(420)
 if shutil.which("kubectl") is None:
     testlib.skip("kubectl is not installed")
-t = testlib.Checks()
 CM = testlib.need_bin("skiff-controller-manager")
 NS = "deploy-test"
-D_PATH = "/apis/apps/v1/namespaces/%s/deployments" % NS
-RS_PATH = "/apis/apps/v1/namespaces/%s/replicasets" % NS
-POD_PATH = "/api/v1/namespaces/%s/pods" % NS
-MERGE = "application/merge-patch+json"
-REV = "deployment.kubernetes.io/revision"
-
-
-class ControllerManager:
-    """One skiff-controller-manager (no leader election); stopped by testlib's cleanup."""
-
-    def __init__(self, srv):
-        self.log_path = os.path.join(srv.dir, "controller-manager.log")
-        args = [CM, "--kubeconfig", srv.kubeconfig, "--leader-elect=false", "--port", "0"]
-        testlib.log("starting " + " ".join(args))
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        testlib._servers.append(self)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        try:
-            self.logf.close()
-        except Exception:
-            pass
-
-    def tail(self, n=40):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def wait_for(what, fn, timeout=60, interval=0.25):
-    end = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > end:
-            testlib.log("gave up waiting for " + what)
-            return v
-        time.sleep(interval)
-
+D_PATH, RS_PATH, POD_PATH = ctrl_lib.workload_paths(NS)
+wait_for = functools.partial(ctrl_lib.wait_for, timeout=60, interval=0.25)
 
 srv = testlib.Server().start()
 api = srv.client()
@@ -96,50 +48,6 @@ def kubectl(*args, timeout=120):
                        capture_output=True, text=True, timeout=timeout)
     testlib.log("kubectl %s -> %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
     return r
-
-
-def now_rfc3339():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def is_ready(p):
-    for c in (p.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
-
-
-class Kubelets(threading.Thread):
-    """Marks pods Running + Ready ~0.5 s after first seeing them (never for image 'broken')."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.stop_ev = threading.Event()
-        self.client = srv.client()
-        self.seen = {}
-
-    def run(self):
-        while not self.stop_ev.wait(0.2):
-            try:
-                r = self.client.get(POD_PATH)
-                if r.status != 200:
-                    continue
-                now = time.time()
-                for p in r.json["items"]:
-                    name = p["metadata"]["name"]
-                    if p["metadata"].get("deletionTimestamp") or is_ready(p):
-                        continue
-                    if p["spec"]["containers"][0].get("image") == "broken":
-                        continue
-                    first = self.seen.setdefault(name, now)
-                    if now - first < 0.5:
-                        continue
-                    body = {"status": {"phase": "Running", "conditions": [
-                        {"type": "Ready", "status": "True",
-                         "lastTransitionTime": now_rfc3339()}]}}
-                    self.client.patch("%s/%s/status" % (POD_PATH, name), body, MERGE)
-            except Exception as e:  # keep playing kubelet through transient errors
-                testlib.log("kubelet thread: %r" % e)
 
 
 class Sampler(threading.Thread):
@@ -191,10 +99,6 @@ def rs_by_image(image):
     return None
 
 
-def ann(obj, key):
-    return ((obj or {}).get("metadata") or {}).get("annotations", {}).get(key)
-
-
 def progressing(d):
     for c in (d.get("status") or {}).get("conditions") or []:
         if c["type"] == "Progressing":
@@ -203,10 +107,7 @@ def progressing(d):
 
 
 def write(name, text):
-    p = os.path.join(work, name)
-    with open(p, "w") as f:
-        f.write(text)
-    return p
+    return ctrl_lib.write(work, name, text)
 
 
 MANIFEST = """apiVersion: apps/v1
@@ -227,12 +128,11 @@ spec:
         image: nginx:1.0
 """ % NS
 
-cm = ControllerManager(srv)
-kubelets = Kubelets()
+cm = ctrl_lib.controller_manager(CM, srv)
+# Pods become Running + Ready about half a second after the thread first sees them.
+kubelets = ctrl_lib.Kubelets(srv, POD_PATH, delay=0.5)
 try:
-    r = api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": NS}})
-    t.check("create namespace " + NS, r.status == 201, r)
+    ctrl_lib.create_namespace(api, t, NS)
     kubelets.start()
 
     # --- create: one RS, 3 replicas, revision 1
@@ -447,5 +347,5 @@ finally:
     except OSError:
         pass
     if t.failed:
-        print("---- controller-manager log ----\n" + cm.tail(60), flush=True)
+        cm.dump_log(60)
 t.finish()

@@ -23,70 +23,23 @@ the test plays it (a Node with a Lease it renews, pods bound to that Node whose 
 Loopback only; no root needed."""
 import datetime
 import os
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
+import ctrl_lib  # noqa: E402
+from ctrl_lib import MERGE, wait_for  # noqa: E402
 
-testlib.ensure_modules("yaml")
-testlib.deadline(300)
-t = testlib.Checks()
+t = ctrl_lib.begin(300)
 CM = testlib.need_bin("skiff-controller-manager")
-MERGE = "application/merge-patch+json"
-
-
-class ControllerManager:
-    """One skiff-controller-manager process; stopped by testlib's cleanup on every path."""
-
-    def __init__(self, srv):
-        self.log_path = os.path.join(srv.dir, "cm.log")
-        args = [CM, "--kubeconfig", srv.kubeconfig, "--leader-elect=false", "--port", "0",
-                "--node-monitor-grace-period", "4s", "--pod-eviction-timeout", "6s",
-                "--node-monitor-period", "1s"]
-        testlib.log("starting " + " ".join(args))
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        testlib._servers.append(self)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        try:
-            self.logf.close()
-        except Exception:
-            pass
-
-    def tail(self, n=40):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def wait_for(what, fn, timeout=20, interval=0.2):
-    end = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > end:
-            testlib.log("gave up waiting for " + what)
-            return v
-        time.sleep(interval)
-
 
 srv = testlib.Server().start()
 api = srv.client()
-cm = ControllerManager(srv)
+cm = ctrl_lib.controller_manager(CM, srv, "--node-monitor-grace-period", "4s",
+                                 "--pod-eviction-timeout", "6s", "--node-monitor-period", "1s",
+                                 log_name="cm.log")
 
 CMS = "/api/v1/namespaces/default/configmaps"
 
@@ -183,9 +136,7 @@ t.eq("its dependent stays without the reference", refs_of(CMS + "/orph-a"), [])
 t.eq("a dependent with another owner keeps that one", refs_of(CMS + "/orph-b"), [ref(keeper)])
 
 # ---- Namespace deletion.
-r = api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                    "metadata": {"name": "doomed"}})
-t.check("create namespace doomed", r.status == 201, r)
+ctrl_lib.create_namespace(api, t, "doomed")
 d_owner = make_cm("owner", ns="doomed")
 make_cm("dep", [ref(d_owner)], ns="doomed")
 make_cm("held", ns="doomed", finalizers=["example.com/hold"])
@@ -234,9 +185,7 @@ def now_rfc():
 
 
 if api.get("/api/v1/namespaces/kube-node-lease").status == 404:
-    r = api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": "kube-node-lease"}})
-    t.check("create namespace kube-node-lease", r.status == 201, r)
+    ctrl_lib.create_namespace(api, t, "kube-node-lease")
 r = api.post("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}})
 t.check("create node " + NODE, r.status == 201, r)
 r = api.patch("/api/v1/nodes/%s/status" % NODE, {"status": {"conditions": [
@@ -347,5 +296,5 @@ stop_renewer.set()
 th.join(timeout=5)
 
 if t.failed:
-    print("---- controller-manager log ----\n" + cm.tail(60), flush=True)
+    cm.dump_log(60)
 t.finish()

@@ -11,74 +11,24 @@ adopted (controller ownerReference seen on a watch) and, being the unready surpl
 a relabelled pod is released (ownerReference removed) and replaced; with minReadySeconds the
 ready pods become available only after it (the controller re-queues itself); events
 SuccessfulCreate/SuccessfulDelete are posted."""
+import functools
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
+import ctrl_lib  # noqa: E402
+from ctrl_lib import MERGE  # noqa: E402
 
-testlib.ensure_modules("yaml")
-testlib.deadline(300)
-t = testlib.Checks()
+t = ctrl_lib.begin(300)
 CM = testlib.need_bin("skiff-controller-manager")
 NS = "rs-test"
-RS_PATH = "/apis/apps/v1/namespaces/%s/replicasets" % NS
-POD_PATH = "/api/v1/namespaces/%s/pods" % NS
-MERGE = "application/merge-patch+json"
-
-
-class ControllerManager:
-    """One skiff-controller-manager (no leader election); stopped by testlib's cleanup."""
-
-    def __init__(self, srv):
-        self.log_path = os.path.join(srv.dir, "controller-manager.log")
-        args = [CM, "--kubeconfig", srv.kubeconfig, "--leader-elect=false", "--port", "0"]
-        testlib.log("starting " + " ".join(args))
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        testlib._servers.append(self)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        try:
-            self.logf.close()
-        except Exception:
-            pass
-
-    def tail(self, n=40):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def wait_for(what, fn, timeout=30, interval=0.2):
-    end = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > end:
-            testlib.log("gave up waiting for " + what)
-            return v
-        time.sleep(interval)
-
+_, RS_PATH, POD_PATH = ctrl_lib.workload_paths(NS)
+wait_for = functools.partial(ctrl_lib.wait_for, timeout=30)
 
 srv = testlib.Server().start()
 api = srv.client()
-
-
-def now_rfc3339():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def get_rs(name):
@@ -114,9 +64,7 @@ def make_rs(name, replicas, min_ready=0):
 
 
 def set_ready(name):
-    body = {"status": {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True", "lastTransitionTime": now_rfc3339()}]}}
-    r = api.patch("%s/%s/status" % (POD_PATH, name), body, MERGE)
+    r = api.patch("%s/%s/status" % (POD_PATH, name), ctrl_lib.ready_status(), MERGE)
     t.check("pod %s marked Ready through pods/status" % name, r.status == 200, r)
 
 
@@ -132,18 +80,12 @@ def status_is(name, **want):
 
 
 def events_for(name):
-    r = api.get("/api/v1/namespaces/%s/events" % NS)
-    if r.status != 200:
-        return []
-    return [(e.get("reason"), e.get("message")) for e in r.json["items"]
-            if e.get("involvedObject", {}).get("name") == name]
+    return [(e.get("reason"), e.get("message")) for e in ctrl_lib.events_for(api, name, NS)]
 
 
-cm = ControllerManager(srv)
+cm = ctrl_lib.controller_manager(CM, srv)
 try:
-    r = api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": NS}})
-    t.check("create namespace " + NS, r.status == 201, r)
+    ctrl_lib.create_namespace(api, t, NS)
 
     # --- 3 replicas: exactly 3 owned pods
     r = api.post(RS_PATH, make_rs("web", 3))
@@ -281,5 +223,5 @@ except SystemExit:
 except Exception as e:  # a harness error must fail the test, with the logs
     t.check("no exception", False, repr(e))
 if t.failed:
-    print("---- controller-manager log ----\n" + cm.tail())
+    cm.dump_log()
 t.finish()

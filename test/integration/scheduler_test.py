@@ -9,94 +9,21 @@ FailedScheduling event, then a new Node => the pod is bound and a Scheduled even
 pods of one owner on 3 equal nodes => 2 each; kill -9 of the leader => the standby takes over
 and binds; SIGTERM => exit 0 and the Lease released. Loopback only; no root needed."""
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
+import ctrl_lib  # noqa: E402
+from ctrl_lib import wait_for  # noqa: E402
 
-testlib.ensure_modules("yaml")
-testlib.deadline(300)
-t = testlib.Checks()
+t = ctrl_lib.begin(300)
 SCHED = testlib.need_bin("skiff-scheduler")
-LEASE = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/skiff-scheduler"
 PODS = "/api/v1/namespaces/default/pods"
 
 
-class Scheduler:
-    """One skiff-scheduler process; stopped by testlib's cleanup on every path."""
-
-    def __init__(self, srv, ident):
-        self.ident = ident
-        self.port = testlib.free_port()
-        self.log_path = os.path.join(srv.dir, "sched-%s.log" % ident)
-        args = [SCHED, "--kubeconfig", srv.kubeconfig, "--leader-elect-lease-duration", "4s",
-                "--leader-elect-renew-deadline", "3s", "--leader-elect-retry-period", "1s",
-                "--id", ident, "--port", str(self.port), "--v", "2"]
-        testlib.log("starting " + " ".join(args))
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        testlib._servers.append(self)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def get(self, path):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path),
-                                        timeout=5) as r:
-                return r.status, r.read().decode()
-        except OSError as e:
-            return None, str(e)
-
-    def metric(self, prefix):
-        code, body = self.get("/metrics")
-        if code != 200:
-            return None
-        for line in body.splitlines():
-            if line.startswith(prefix):
-                return float(line.split()[-1])
-        return None
-
-    def kill9(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self):
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        try:
-            self.logf.close()
-        except Exception:
-            pass
-
-    def tail(self, n=30):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-n:])
-        except OSError:
-            return ""
-
-
-def wait_for(what, fn, timeout=20, interval=0.2):
-    end = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > end:
-            testlib.log("gave up waiting for " + what)
-            return v
-        time.sleep(interval)
+def start_scheduler(srv, ident):
+    """One elected skiff-scheduler (--v 2: its binding decisions in the log)."""
+    return ctrl_lib.elected(SCHED, srv, ident, "sched-%s.log" % ident, "--v", "2")
 
 
 srv = testlib.Server(insecure=True).start()
@@ -104,10 +31,7 @@ api = srv.client()
 
 
 def lease_holder():
-    r = api.get(LEASE)
-    if r.status != 200:
-        return None
-    return (r.json.get("spec") or {}).get("holderIdentity", "")
+    return ctrl_lib.lease_holder(api, "skiff-scheduler")
 
 
 def create_node(name, cpu="2", labels=None, taints=None, ready="True"):
@@ -159,11 +83,7 @@ def wait_bound(name, timeout=20):
 
 
 def events(name, reason):
-    r = api.get("/api/v1/namespaces/default/events")
-    if r.status != 200:
-        return []
-    return [e for e in r.json["items"]
-            if e.get("involvedObject", {}).get("name") == name and e.get("reason") == reason]
+    return ctrl_lib.events_for(api, name, reason=reason)
 
 
 def pod_scheduled_condition(name):
@@ -173,11 +93,11 @@ def pod_scheduled_condition(name):
     return {}
 
 
-a = Scheduler(srv, "sched-a")
+a = start_scheduler(srv, "sched-a")
 # The second replica starts once the first leads, so the roles are known.
 holder = wait_for("sched-a leads", lambda: lease_holder() == "sched-a" and lease_holder())
 t.eq("sched-a holds the Lease", holder, "sched-a")
-b = Scheduler(srv, "sched-b")
+b = start_scheduler(srv, "sched-b")
 
 try:
     wait_for("leader metric", lambda: a.metric("leader_election_master_status") == 1)
@@ -314,7 +234,7 @@ except Exception as e:  # noqa: BLE001
     t.check("no exception", False, repr(e))
 finally:
     if t.failed:
-        print("---- sched-a ----\n" + a.tail(40))
-        print("---- sched-b ----\n" + b.tail(40))
+        a.dump_log(40)
+        b.dump_log(40)
         srv.dump_log()
 t.finish()

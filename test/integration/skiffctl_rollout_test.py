@@ -12,100 +12,25 @@ deployment and replicaset identical to kubectl's up to Events; undo (previous), 
 --to-revision, the skipped and unknown-revision cases; restart (restartedAt annotation, a new
 revision); pause/resume and their errors (same text as kubectl); status --watch=false while
 paused, --timeout expiry; a missed progress deadline; a missing deployment."""
+import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
+import ctrl_lib  # noqa: E402
+from ctrl_lib import REV, ann  # noqa: E402
 
-testlib.ensure_modules("yaml")
-testlib.deadline(480)
-t = testlib.Checks()
+t = ctrl_lib.begin(480)
 CM = testlib.need_bin("skiff-controller-manager")
 CTL = testlib.need_bin("skiffctl")
 KUBECTL = shutil.which("kubectl")
 NS = "ctl-rollout"
-D_PATH = "/apis/apps/v1/namespaces/%s/deployments" % NS
-RS_PATH = "/apis/apps/v1/namespaces/%s/replicasets" % NS
-POD_PATH = "/api/v1/namespaces/%s/pods" % NS
-MERGE = "application/merge-patch+json"
-REV = "deployment.kubernetes.io/revision"
-
-
-class ControllerManager:
-    """One skiff-controller-manager (no leader election); stopped by testlib's cleanup."""
-
-    def __init__(self, srv):
-        self.log_path = os.path.join(srv.dir, "controller-manager.log")
-        args = [CM, "--kubeconfig", srv.kubeconfig, "--leader-elect=false", "--port", "0"]
-        testlib.log("starting " + " ".join(args))
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        testlib._servers.append(self)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        try:
-            self.logf.close()
-        except Exception:
-            pass
-
-
-def now_rfc3339():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def is_ready(p):
-    for c in (p.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
-
-
-class Kubelets(threading.Thread):
-    """Marks pods Running + Ready ~0.3 s after first seeing them (never for image 'broken')."""
-
-    def __init__(self, srv):
-        super().__init__(daemon=True)
-        self.stop_ev = threading.Event()
-        self.client = srv.client()
-        self.seen = {}
-
-    def run(self):
-        rounds = 0
-        while not self.stop_ev.wait(0.2) and rounds < 20000:
-            rounds += 1
-            try:
-                r = self.client.get(POD_PATH)
-                if r.status != 200:
-                    continue
-                now = time.time()
-                for p in r.json["items"]:
-                    name = p["metadata"]["name"]
-                    if p["metadata"].get("deletionTimestamp") or is_ready(p):
-                        continue
-                    if p["spec"]["containers"][0].get("image") == "broken":
-                        continue
-                    if now - self.seen.setdefault(name, now) < 0.3:
-                        continue
-                    body = {"status": {"phase": "Running", "conditions": [
-                        {"type": "Ready", "status": "True",
-                         "lastTransitionTime": now_rfc3339()}]}}
-                    self.client.patch("%s/%s/status" % (POD_PATH, name), body, MERGE)
-            except Exception as e:  # keep playing kubelet through transient errors
-                testlib.log("kubelet thread: %r" % e)
-
+D_PATH, RS_PATH, POD_PATH = ctrl_lib.workload_paths(NS)
+wait_for = functools.partial(ctrl_lib.wait_for, timeout=60, interval=0.25)
 
 srv = testlib.Server().start()
 api = srv.client()
@@ -141,18 +66,6 @@ def kubectl(*args, timeout=150):
                list(args), timeout)
 
 
-def wait_for(what, fn, timeout=60, interval=0.25):
-    end = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > end:
-            testlib.log("gave up waiting for " + what)
-            return v
-        time.sleep(interval)
-
-
 def deploy(name="web"):
     r = api.get(D_PATH + "/" + name)
     return r.json if r.status == 200 else {}
@@ -163,20 +76,13 @@ def rses():
     return r.json["items"] if r.status == 200 else []
 
 
-def ann(obj, key):
-    return ((obj or {}).get("metadata") or {}).get("annotations", {}).get(key)
-
-
 def image_of(d):
     return d.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0] \
         .get("image")
 
 
 def write(name, text):
-    p = os.path.join(work, name)
-    with open(p, "w") as f:
-        f.write(text)
-    return p
+    return ctrl_lib.write(work, name, text)
 
 
 def manifest(image, cause=None, name="web", replicas=3, extra_spec=""):
@@ -247,12 +153,11 @@ def status_ok(what, name="web"):
     return r
 
 
-cm = ControllerManager(srv)
-kubelets = Kubelets(srv)
+cm = ctrl_lib.controller_manager(CM, srv)
+# Pods become Running + Ready about 0.3 s after the thread first sees them.
+kubelets = ctrl_lib.Kubelets(srv, POD_PATH, delay=0.3)
 try:
-    r = api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": NS}})
-    t.check("create namespace " + NS, r.status == 201, r)
+    ctrl_lib.create_namespace(api, t, NS)
     kubelets.start()
 
     # ------------------------------------------------------------ create, status, get
