@@ -25,7 +25,8 @@
 #   --force           replace a running lab of the same name (without it, the benchmark refuses)
 # Env: SKIFF_BUILD_DIR (default <repo>/build; needs what lab.sh runs, skiff-scheduler included,
 #      and bench/bench_podstart for the last part), SKIFF_LAB_NAME (default skiff-benchsched: a
-#      lab of its own beside others), SKIFF_LAB_DIR (default /tmp/<name>), SKIFF_LAB_NOBUILD=1
+#      lab of its own beside others), SKIFF_LAB_DIR (default /tmp/<name>; its file system is
+#      printed: the kubelet's dirs and the API server's SQLite live there), SKIFF_LAB_NOBUILD=1
 #      (passed to lab.sh).
 # Needs root, nsenter, python3. All traffic stays inside the lab's namespaces; every wait has a
 # time limit; the lab this script brought up is taken down at the end (also on Ctrl-C).
@@ -89,7 +90,10 @@ if [ -e "$lab_marker" ] && [ "$force" = 0 ]; then
 fi
 
 log "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-log "lab $SKIFF_LAB_NAME: deploy/lab.sh up 1 (build $build)"
+# The file system under the lab dir matters: the kubelet's --data-dir/--run-dir and the API
+# server's SQLite live there (see bench/README.md: ext4 vs tmpfs).
+lab_fs=$(findmnt -no FSTYPE -T "$(dirname "$lab_dir")" 2>/dev/null || echo unknown)
+log "lab $SKIFF_LAB_NAME: deploy/lab.sh up 1 (build $build, dir $lab_dir on $lab_fs)"
 lab_up=1
 if ! bash "$lab" up 1 >"$tmp/lab-up.log" 2>&1; then
   tail -30 "$tmp/lab-up.log" >&2
