@@ -24,7 +24,12 @@
 #   Each node runs skiff-kubelet and skiff-netagent with its own dirs under
 #   $SKIFF_LAB_DIR/nodeI/ (data, run, log, cni), cgroup parent `skiff-lab-nodeI`; node1 also
 #   runs the control plane: skiff-apiserver (SQLite, 0.0.0.0:6443), skiff-controller-manager
-#   (pod CIDRs from 10.244.0.0/16, /24 each) and skiff-scheduler when it is built.
+#   (pod CIDRs from 10.244.0.0/16, /24 each) and skiff-scheduler when it is built. With N >= 2,
+#   node2 runs a STANDBY skiff-controller-manager and skiff-scheduler (same flags, talking to
+#   node1's API server): both pairs are leader-elected (Leases kube-system/skiff-controller-manager
+#   and kube-system/skiff-scheduler, holder identity --id nodeI), so killing the active one
+#   hands over to the other. A leader that loses its Lease exits 1 (by design); `revive NODE`
+#   restarts it.
 #   Daemon logs: $SKIFF_LAB_DIR/nodeI/<daemon>.log, pid files beside them.
 #   Admin kubeconfig: $SKIFF_LAB_DIR/admin.kubeconfig (server https://10.250.0.11:6443).
 #
@@ -47,6 +52,12 @@
 #   SKIFF_LAB_TIMEOUT (default 120)                seconds `up`/`revive` wait for the nodes
 #   SKIFF_LAB_ALLOW_MISSING=1                      start without skiff-controller-manager /
 #                                                   skiff-netagent when they are not built
+#   SKIFF_LAB_CM_FLAGS                             extra skiff-controller-manager flags (both
+#                                                   instances; kept for `revive`), e.g.
+#                                                   "--node-monitor-grace-period 20s
+#                                                    --pod-eviction-timeout 10s"
+#   SKIFF_LAB_IMAGES                               more image tarballs (space-separated paths)
+#                                                   imported on every node at `up`
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SKIFF_BUILD_DIR:-$src/build}
@@ -261,10 +272,10 @@ daemon_args() {
       ;;
     controller-manager)
       echo "$build/skiff-controller-manager --kubeconfig $dir/admin.kubeconfig" \
-        "--cluster-cidr $cluster_cidr --node-cidr-mask-size 24"
+        "--cluster-cidr $cluster_cidr --node-cidr-mask-size 24 --id node$i ${LAB_CM_FLAGS:-}"
       ;;
     scheduler)
-      echo "$build/skiff-scheduler --kubeconfig $dir/admin.kubeconfig"
+      echo "$build/skiff-scheduler --kubeconfig $dir/admin.kubeconfig --id node$i"
       ;;
     kubelet)
       local extra=""
@@ -284,8 +295,9 @@ daemon_args() {
 
 node_daemons() {
   local i=$1
-  if [ "$i" = 1 ]; then
-    echo apiserver
+  [ "$i" = 1 ] && echo apiserver
+  # node1: the control plane; node2: the standby controller-manager and scheduler
+  if [ "$i" = 1 ] || [ "$i" = 2 ]; then
     [ -x "$build/skiff-controller-manager" ] && echo controller-manager
     [ -x "$build/skiff-scheduler" ] && echo scheduler
   fi
@@ -420,6 +432,7 @@ LAB_NAME=$labname
 NODES=$n
 BACKEND=$backend
 KUBELET_HAS_BACKEND=$kb
+LAB_CM_FLAGS=$(printf '%q' "${SKIFF_LAB_CM_FLAGS:-}")
 EOF
   load_state
   # unshare(1): the pins of mount namespaces must sit on a private mount.
@@ -457,8 +470,15 @@ EOF
     in_node "$i" "$build/skiff-kubelet" image import "$build/images/busybox.oci.tar" \
       --data-dir "$dir/node$i/data" >>"$dir/node$i/import.log" 2>&1 ||
       { tail "$dir/node$i/import.log" >&2; die "node$i: image import failed"; }
+    for img in ${SKIFF_LAB_IMAGES:-}; do
+      in_node "$i" "$build/skiff-kubelet" image import "$img" --data-dir "$dir/node$i/data" \
+        >>"$dir/node$i/import.log" 2>&1 ||
+        { tail "$dir/node$i/import.log" >&2; die "node$i: image import of $img failed"; }
+    done
     for name in $(node_daemons "$i"); do
-      [ "$name" = kubelet ] || [ "$name" = netagent ] && start_daemon "$i" "$name"
+      # node1's control plane runs already; node2's standby starts here
+      [ "$name" = apiserver ] || { [ "$i" = 1 ] && [ "$name" != kubelet ] &&
+        [ "$name" != netagent ]; } || start_daemon "$i" "$name"
     done
   done
   say "waiting (up to ${timeout_s}s) for $n nodes Ready with a pod CIDR"
@@ -523,6 +543,15 @@ revive_node() {
   i=$(node_index "$1")
   [ "$i" != outside ] && [ "$i" -ge 1 ] && [ "$i" -le "$NODES" ] || die "revive: no node '$1'"
   ip -n "$lan_ns" link set "node$i" up
+  # The LAN link needs a moment (carrier, ARP) after `up`: a kubelet started at once may see
+  # "No route to host" to node1's API server and exit. Wait (bounded) until it answers.
+  if [ "$i" != 1 ]; then
+    local end=$((SECONDS + 20))
+    until in_node "$i" curl -sk --max-time 2 -o /dev/null "https://$(node_ip 1):6443/readyz"; do
+      [ $SECONDS -lt $end ] || { warn "node$i: API server not reachable yet after 20s"; break; }
+      sleep 0.2
+    done
+  fi
   for name in $(node_daemons "$i"); do
     pid_alive "$(daemon_pid "$i" "$name")" && continue
     start_daemon "$i" "$name"
