@@ -26,7 +26,8 @@ Shows, each check printed (the real kubectl, run in node1 through `lab.sh exec`)
 
 Needs root; exits 77 with the reason otherwise. Env from CTest: SKIFF_BIN (build dir),
 SKIFF_SRC (source dir). Uses a lab of its own (SKIFF_LAB_NAME skiff-wle2e, dir /tmp/skiff-wle2e;
-SKIFF_E2E_LAB_NAME / SKIFF_E2E_LAB_DIR change them) and always runs `lab.sh down` at the end.
+SKIFF_E2E_LAB_NAME / SKIFF_E2E_LAB_DIR change them) and always runs `lab.sh down` at the end;
+SKIFF_E2E_KEEP_LOGS=DIR copies the daemons' logs there first.
 Every wait is bounded; all traffic stays inside the lab's namespaces.
 """
 import json
@@ -556,6 +557,15 @@ class Test(testlib.Checks):
                                              t_nr), bool(nr),
                    out(kubectl("get", "nodes", "-o", "wide")))
         self.timing("node3 killed -> NotReady", t_nr)
+
+        def on3_not_ready():
+            ps = {p["metadata"]["name"]: p for p in self.pods() or []}
+            return all(n in ps and not any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (ps[n].get("status") or {}).get("conditions") or []) for n in on3)
+        marked = wait_for(on3_not_ready, 2 * MONITOR_S, 0.5)
+        self.check("node3's pods are marked not Ready (so they leave Endpoints) within %d s "
+                   "of NotReady" % (2 * MONITOR_S), bool(marked) or not on3, self.debug())
         bound = GRACE_S + EVICT_S + 15
         moved = wait_for(lambda: (lambda ps: ps if len(ps) == 4 and all(
             p["spec"].get("nodeName") in ("node1", "node2") for p in ps) else None)(
@@ -735,6 +745,16 @@ def main():
         try:
             if t.failed:
                 t.dump_logs()
+            keep = os.environ.get("SKIFF_E2E_KEEP_LOGS")
+            if keep:  # the daemons' logs outlive `down` there (for reading them afterwards)
+                for n in ("node1", "node2", "node3"):
+                    src = os.path.join(LAB_DIR, n)
+                    if os.path.isdir(src):
+                        os.makedirs(os.path.join(keep, n), exist_ok=True)
+                        for f in os.listdir(src):
+                            if f.endswith(".log"):
+                                shutil.copy(os.path.join(src, f), os.path.join(keep, n, f))
+                log("daemon logs copied to %s" % keep)
             t0 = time.time()
             r = lab("down", timeout=150)
             t.check("lab.sh down (%.1f s)" % (time.time() - t0), r.returncode == 0, out(r))
