@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -231,7 +233,23 @@ int main(int argc, char** argv) {
   kubelet::KubeletServer server(so, k, *rt);
   if (auto s = server.start(); !s) return fail("kubelet server: " + s.to_string());
   k.set_port(server.port());
-  if (auto s = k.start(); !s) return fail(s.to_string());
+  // The API server may not be reachable yet (machines booting together, a link coming up):
+  // retry the registration with back-off, as Kubernetes' kubelet does, instead of exiting. A
+  // stop signal ends the wait; other errors (a bad token, a refused Node) end the process.
+  for (auto delay = std::chrono::milliseconds(500);;) {
+    Status s = k.start();
+    if (s) break;
+    if (s.code() != Code::kUnavailable && s.code() != Code::kTimeout) return fail(s.to_string());
+    spdlog::warn("{} (retrying in {} ms)", s.to_string(), delay.count());
+    timespec ts{static_cast<time_t>(delay.count() / 1000),
+                static_cast<long>(delay.count() % 1000) * 1'000'000};
+    if (int sig = sigtimedwait(&sigs, nullptr, &ts); sig > 0) {
+      spdlog::info("signal {} while registering: stopping", sig);
+      server.stop();
+      return 0;
+    }
+    delay = std::min(delay * 2, std::chrono::milliseconds(10'000));
+  }
 
   int sig = 0;
   sigwait(&sigs, &sig);

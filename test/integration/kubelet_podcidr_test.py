@@ -5,7 +5,9 @@ conf dir and no --pod-cidr. While it waits, the Node is Ready (status and Lease 
 kubelet logs once that it waits, writes no conflist and starts no pod. Once a controller-manager
 (in the same netns) assigns the CIDR, the kubelet writes 10-skiff.conflist for that CIDR with
 "mode" = --network-backend (default vxlan) and the bound pod runs with an IP from it. A bad
---network-backend is refused. Needs root (skips with 77 otherwise)."""
+--network-backend is refused. A kubelet started while the API server is down retries its
+registration and carries on once the API server is back. Needs root (skips with 77
+otherwise)."""
 import ipaddress
 import json
 import os
@@ -98,6 +100,27 @@ def body(t):
                 kl.tail(c.kubelet_log))
         c.delete_pod("waiter")
         t.check("pod deleted", c.wait_gone("waiter", timeout=30))
+
+        # A kubelet started while its API server is unreachable retries the registration with
+        # back-off (as Kubernetes' does) instead of exiting, and carries on once it is back.
+        c.stop_kubelet()
+        c.api.stop()
+        retries_before = kl.read(c.kubelet_log, "").count("retrying in")
+        c.start_kubelet()
+        t.check("API server down: the kubelet retries its registration",
+                c.wait_for(lambda: kl.read(c.kubelet_log, "").count("retrying in") >
+                           retries_before + 1, 30), kl.tail(c.kubelet_log))
+        t.check("API server down: the kubelet is still running", c.kubelet_alive(),
+                kl.tail(c.kubelet_log))
+        c.api.start()
+        lease_path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" + c.node
+        before = (c.client().get(lease_path).json or {}).get("spec", {}).get("renewTime")
+
+        def renewed():
+            r = c.client().get(lease_path)
+            return r.status == 200 and (r.json.get("spec") or {}).get("renewTime") != before
+        t.check("API server back: the kubelet registers and renews its Lease",
+                c.wait_for(renewed, 40) and c.kubelet_alive(), kl.tail(c.kubelet_log))
 
 
 if __name__ == "__main__":
