@@ -2,14 +2,10 @@
 // elected through a Lease so several replicas can run.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <csignal>
-#include <cstdio>
-#include <thread>
 
-#include "common/http/http_server.h"
+#include "common/daemon/daemon.h"
 #include "controllers/deployment/deployment.h"
 #include "controllers/gc/garbage_collector.h"
 #include "controllers/manager.h"
@@ -17,43 +13,15 @@
 #include "controllers/nodeipam/node_ipam.h"
 #include "controllers/nodelifecycle/node_lifecycle.h"
 #include "controllers/replicaset/replicaset.h"
-#include "proto/client/api_client.h"
-#include "proto/client/kubeconfig.h"
 #include "proto/client/leader_election.h"
 
 using namespace skiff;
 
 namespace {
 
-int fail(const std::string& what) {
-  std::fprintf(stderr, "skiff-controller-manager: %s\n", what.c_str());
-  return 1;
-}
+constexpr const char* kProgram = "skiff-controller-manager";
 
-class Endpoints : public web::Handler {
- public:
-  explicit Endpoints(controllers::ControllerManager& m) : m_(m) {}
-  web::Response handle(const web::Request& req) override {
-    web::Response r;
-    r.content_type = "text/plain; charset=utf-8";
-    if (req.method != "GET" && req.method != "HEAD") {
-      r.status = 405;
-      r.body = "method not allowed\n";
-    } else if (req.path == "/healthz") {
-      r.body = "ok";
-    } else if (req.path == "/metrics") {
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = m_.metrics_text();
-    } else {
-      r.status = 404;
-      r.body = "not found: /healthz and /metrics only\n";
-    }
-    return r;
-  }
-
- private:
-  controllers::ControllerManager& m_;
-};
+int fail(const std::string& what) { return daemon::fail(kProgram, what); }
 
 }  // namespace
 
@@ -116,35 +84,27 @@ int main(int argc, char** argv) {
   mo.leader_elect = leader_elect;
   mo.lease_namespace = lease_ns;
   mo.lease_name = lease_name;
-  for (auto [flag, text, out] :
-       {std::tuple{"--leader-elect-lease-duration", &lease_duration, &mo.lease_duration},
-        std::tuple{"--leader-elect-renew-deadline", &renew_deadline, &mo.renew_deadline},
-        std::tuple{"--leader-elect-retry-period", &retry_period, &mo.retry_period}}) {
-    auto d = controllers::parse_duration(*text);
-    if (!d) return fail(std::string(flag) + ": " + d.status().message());
-    *out = *d;
-  }
+  if (auto s = daemon::parse_duration_flags(
+          {{"--leader-elect-lease-duration", &lease_duration, &mo.lease_duration},
+           {"--leader-elect-renew-deadline", &renew_deadline, &mo.renew_deadline},
+           {"--leader-elect-retry-period", &retry_period, &mo.retry_period}});
+      !s)
+    return fail(s.message());
   controllers::nodelifecycle::NodeLifecycleOptions nlo;
-  for (auto [flag, text, out] :
-       {std::tuple{"--node-monitor-grace-period", &grace_period, &nlo.grace_period},
-        std::tuple{"--pod-eviction-timeout", &eviction_timeout, &nlo.pod_eviction_timeout},
-        std::tuple{"--node-monitor-period", &monitor_period, &nlo.monitor_period}}) {
-    auto d = controllers::parse_duration(*text);
-    if (!d) return fail(std::string(flag) + ": " + d.status().message());
-    *out = *d;
-  }
+  if (auto s = daemon::parse_duration_flags(
+          {{"--node-monitor-grace-period", &grace_period, &nlo.grace_period},
+           {"--pod-eviction-timeout", &eviction_timeout, &nlo.pod_eviction_timeout},
+           {"--node-monitor-period", &monitor_period, &nlo.monitor_period}});
+      !s)
+    return fail(s.message());
   if (nlo.monitor_period.count() <= 0) return fail("--node-monitor-period: must be positive");
   if (leader_elect)
     if (auto s = client::validate_durations(mo.lease_duration, mo.renew_deadline, mo.retry_period);
         !s)
       return fail("--leader-elect-*: " + s.message());
-  if (id.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    id = std::string(host) + "_" + std::to_string(getpid());
-  }
+  if (id.empty()) id = daemon::default_identity();
   mo.identity = id;
-  if (port < 0 || port > 65535) return fail("--port " + std::to_string(port) + ": not 0..65535");
+  if (auto s = daemon::check_port(port); !s) return fail(s.message());
 
   std::unique_ptr<controllers::nodeipam::NodeIpamController> ipam;
   if (allocate_node_cidrs) {
@@ -157,35 +117,18 @@ int main(int argc, char** argv) {
   }
 
   // Stop signals are taken by sigwait on a thread of their own; every thread inherits the mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  daemon::StopSignals signals;
 
-  std::string kc_path = client::find_kubeconfig(kubeconfig);
-  if (kc_path.empty()) return fail("no kubeconfig: pass --kubeconfig");
-  auto kc = client::load_kubeconfig(kc_path);
-  if (!kc) return fail(kc.status().to_string());
-  auto cc = client::ClientConfig::from_kubeconfig(*kc);
-  cc.user_agent = "skiff-controller-manager";
-  auto rest = client::RestClient::create(cc);
-  if (!rest) return fail(rest.status().to_string());
-  auto api =
-      std::make_shared<client::ApiClient>(std::shared_ptr<client::RestClient>(std::move(*rest)));
+  auto cc = daemon::load_client_config(kubeconfig, kProgram);
+  if (!cc) return fail(cc.status().message());
+  auto api = daemon::make_api_client(*cc);
+  if (!api) return fail(api.status().message());
 
-  controllers::ControllerManager manager(api, mo);
+  controllers::ControllerManager manager(*api, mo);
   if (leader_elect) {
-    // Lease requests: bounded well inside the renew deadline (see set_lease_client).
-    auto lc = cc;
-    auto per_request =
-        std::max<std::chrono::milliseconds>(mo.renew_deadline / 2, std::chrono::milliseconds(1000));
-    lc.request_timeout = lc.connect_timeout = lc.handshake_timeout = per_request;
-    auto lease_rest = client::RestClient::create(lc);
-    if (!lease_rest) return fail(lease_rest.status().to_string());
-    manager.set_lease_client(std::make_shared<client::ApiClient>(
-        std::shared_ptr<client::RestClient>(std::move(*lease_rest))));
+    auto lease_api = daemon::make_lease_client(*cc, mo.renew_deadline);
+    if (!lease_api) return fail(lease_api.status().message());
+    manager.set_lease_client(*lease_api);
   }
   if (ipam) manager.add(std::move(ipam));
   manager.add(std::make_unique<controllers::replicaset::ReplicaSetController>());
@@ -194,42 +137,18 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::ns::NamespaceController>());
   manager.add(std::make_unique<controllers::nodelifecycle::NodeLifecycleController>(nlo));
 
-  Endpoints endpoints(manager);
-  std::unique_ptr<web::HttpServer> http;
+  std::unique_ptr<daemon::StatusServer> http;
   if (port != 0) {
-    web::ServerOptions so;
-    so.listen = "";
-    so.insecure_listen = bind_address + ":" + std::to_string(port);
-    so.anonymous = true;
-    so.public_path = [](std::string_view) { return true; };
-    so.io_threads = 1;
-    so.worker_threads = 2;
-    auto s = web::HttpServer::start(so, &endpoints);
-    if (!s)
-      return fail("serving /healthz and /metrics on " + so.insecure_listen + ": " +
-                  s.status().message());
+    auto s = daemon::StatusServer::start(bind_address, port,
+                                         {.metrics = [&] { return manager.metrics_text(); }});
+    if (!s) return fail(s.status().message());
     http = std::move(*s);
-    spdlog::info("serving /healthz and /metrics on http://{}:{}", bind_address,
-                 http->insecure_port());
   }
 
   std::stop_source stop;
-  std::thread signals([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    spdlog::info("signal {}: stopping", sig);
-    stop.request_stop();
-  });
+  signals.request_stop_on_signal(stop);
   spdlog::info("skiff-controller-manager {} starting (leader election {})", id,
                leader_elect ? "on" : "off");
   int rc = manager.run(stop.get_token());
-  if (!stop.stop_requested()) {
-    // Leadership lost or start-up failed: exit without waiting for a signal.
-    if (http) http->shutdown();
-    spdlog::shutdown();
-    std::_Exit(rc);
-  }
-  signals.join();
-  if (http) http->shutdown();
-  return rc;
+  return signals.finish(rc, stop, http.get());
 }

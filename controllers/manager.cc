@@ -2,12 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cctype>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "common/daemon/daemon.h"
 #include "controllers/events.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
@@ -117,44 +117,15 @@ int ControllerManager::run(std::stop_token stop) {
   cfg.release_on_cancel = true;
   // The controllers run while we lead. A failed start is treated as lost leadership: the
   // process exits and a restart (or another replica) tries again.
-  cfg.callbacks.on_started_leading = [this](std::stop_token st) {
-    leading_ = true;
-    spdlog::info("{} is the leader: starting controllers", opts_.identity);
-    if (!run_controllers(st)) start_failed_ = true;
-  };
-  cfg.callbacks.on_stopped_leading = [this] {
-    leading_ = false;
-    spdlog::info("{} stopped leading", opts_.identity);
-  };
-  cfg.callbacks.on_new_leader = [this](const std::string& who) {
-    if (who != opts_.identity) spdlog::info("new leader elected: {}", who);
-  };
-  auto le = client::LeaderElector::create(std::move(cfg));
-  if (!le) {
-    spdlog::error("{}", le.status().to_string());
+  auto rc = daemon::run_leader_elected(
+      std::move(cfg), [this](std::stop_token st) { return run_controllers(st); }, leading_, stop,
+      {.doing = "starting controllers", .start_failure = "the controllers failed to start"});
+  events_.reset();
+  if (!rc.is_ok()) {
+    spdlog::error("{}", rc.status().to_string());
     return 1;
   }
-  client::LeaderElector* elector;
-  {
-    std::lock_guard lock(mu_);
-    elector_ = std::move(*le);
-    elector = elector_.get();
-  }
-  // A controller start-up failure must end the leading too: watch for it beside the elector.
-  std::stop_source inner;
-  std::stop_callback forward(stop, [&] { inner.request_stop(); });
-  std::jthread watchdog([&](std::stop_token st) {
-    while (!st.stop_requested() && !start_failed_)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (start_failed_) inner.request_stop();
-  });
-  elector->run(inner.get_token());
-  watchdog.request_stop();
-  watchdog.join();
-  events_.reset();
-  if (stop.stop_requested() && !start_failed_) return 0;
-  spdlog::error("leader election lost (or the controllers failed to start): exiting");
-  return 1;
+  return *rc;
 }
 
 std::string ControllerManager::metrics_text() const {
@@ -186,41 +157,6 @@ std::string ControllerManager::metrics_text() const {
       << c->stats().syncs << "\n";
   }
   return o.str();
-}
-
-Result<std::chrono::milliseconds> parse_duration(const std::string& s) {
-  auto bad = [&] {
-    return Status::invalid("duration \"" + s +
-                           "\": want a number with a unit (ms, s, m, h), e.g. 15s");
-  };
-  if (s.empty()) return bad();
-  double total_ms = 0;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t start = i;
-    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-    if (i == start) return bad();
-    double v;
-    try {
-      v = std::stod(s.substr(start, i - start));
-    } catch (...) {
-      return bad();
-    }
-    size_t ustart = i;
-    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
-    std::string unit = s.substr(ustart, i - ustart);
-    if (unit == "ms")
-      total_ms += v;
-    else if (unit == "s")
-      total_ms += v * 1000;
-    else if (unit == "m")
-      total_ms += v * 60'000;
-    else if (unit == "h")
-      total_ms += v * 3'600'000;
-    else
-      return bad();
-  }
-  return std::chrono::milliseconds(static_cast<int64_t>(total_ms));
 }
 
 }  // namespace skiff::controllers

@@ -13,16 +13,11 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <stop_token>
 #include <string>
 #include <vector>
 
 #include "controllers/controller.h"
-
-namespace skiff::client {
-class LeaderElector;
-}
 
 namespace skiff::controllers {
 
@@ -65,12 +60,6 @@ class ControllerManager {
   std::vector<std::unique_ptr<Controller>> controllers_;
   std::unique_ptr<EventSink> events_;
   std::atomic<bool> leading_{false};
-  std::atomic<bool> start_failed_{false};
-  mutable std::mutex mu_;
-  std::unique_ptr<client::LeaderElector> elector_;
 };
-
-// "15s", "1500ms", "2m", "1h", "1m30s" (Go durations with units ms, s, m, h). Invalid otherwise.
-Result<std::chrono::milliseconds> parse_duration(const std::string& s);
 
 }  // namespace skiff::controllers

@@ -6,21 +6,6 @@ using namespace skiff;
 using namespace skiff::controllers;
 using namespace std::chrono_literals;
 
-TEST_CASE("parse_duration: Go-style durations") {
-  CHECK(*parse_duration("15s") == 15s);
-  CHECK(*parse_duration("1500ms") == 1500ms);
-  CHECK(*parse_duration("2m") == 120s);
-  CHECK(*parse_duration("1m30s") == 90s);
-  CHECK(*parse_duration("1h") == 3600s);
-  CHECK(*parse_duration("0.5s") == 500ms);
-  for (const char* bad : {"", "15", "s", "15x", "-1s", "1s2", "abc"}) {
-    INFO(bad);
-    auto r = parse_duration(bad);
-    CHECK_FALSE(r);
-    if (!r) CHECK(r.status().message().find("duration") != std::string::npos);
-  }
-}
-
 namespace {
 class StubController : public Controller {
  public:

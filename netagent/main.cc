@@ -1,52 +1,19 @@
 // skiff-netagent: the pod network between nodes on this node (see netagent/README.md).
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <csignal>
-#include <cstdio>
 
-#include "common/http/http_server.h"
+#include "common/daemon/daemon.h"
 #include "netagent/netagent.h"
-#include "proto/client/api_client.h"
-#include "proto/client/kubeconfig.h"
 
 using namespace skiff;
 
 namespace {
 
-int fail(const std::string& what) {
-  std::fprintf(stderr, "skiff-netagent: %s\n", what.c_str());
-  return 1;
-}
+constexpr const char* kProgram = "skiff-netagent";
 
-class Endpoints : public web::Handler {
- public:
-  explicit Endpoints(netagent::NetAgent& a) : a_(a) {}
-  web::Response handle(const web::Request& req) override {
-    web::Response r;
-    r.content_type = "text/plain; charset=utf-8";
-    if (req.method != "GET" && req.method != "HEAD") {
-      r.status = 405;
-      r.body = "method not allowed\n";
-    } else if (req.path == "/healthz") {
-      bool ok = a_.healthy();
-      r.status = ok ? 200 : 503;
-      r.body = ok ? "ok" : "the sync loop has not run for two resync periods\n";
-    } else if (req.path == "/metrics") {
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = a_.metrics_text();
-    } else {
-      r.status = 404;
-      r.body = "not found: /healthz and /metrics only\n";
-    }
-    return r;
-  }
-
- private:
-  netagent::NetAgent& a_;
-};
+int fail(const std::string& what) { return daemon::fail(kProgram, what); }
 
 }  // namespace
 
@@ -86,56 +53,35 @@ int main(int argc, char** argv) {
   auto b = overlay::parse_backend(backend);
   if (!b) return fail("--backend \"" + backend + "\": want vxlan or host-gw");
   o.backend = *b;
-  auto d = netagent::parse_duration(resync);
+  auto d = daemon::parse_positive_duration(resync);
   if (!d) return fail("--resync-period: " + d.status().message());
   o.resync_period = *d;
-  if (port < 0 || port > 65535) return fail("--port " + std::to_string(port) + ": not 0..65535");
-  if (o.node_name.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    o.node_name = host;
-  }
+  if (auto s = daemon::check_port(port); !s) return fail(s.message());
+  if (o.node_name.empty()) o.node_name = daemon::hostname();
 
   // Stop signals are taken by sigwait; every thread inherits the mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  daemon::StopSignals signals;
 
-  std::string kc_path = client::find_kubeconfig(kubeconfig);
-  if (kc_path.empty()) return fail("no kubeconfig: pass --kubeconfig");
-  auto kc = client::load_kubeconfig(kc_path);
-  if (!kc) return fail(kc.status().to_string());
-  auto cc = client::ClientConfig::from_kubeconfig(*kc);
-  cc.user_agent = "skiff-netagent";
-  auto rest = client::RestClient::create(cc);
-  if (!rest) return fail(rest.status().to_string());
-  auto api =
-      std::make_shared<client::ApiClient>(std::shared_ptr<client::RestClient>(std::move(*rest)));
+  auto cc = daemon::load_client_config(kubeconfig, kProgram);
+  if (!cc) return fail(cc.status().message());
+  auto api = daemon::make_api_client(*cc);
+  if (!api) return fail(api.status().message());
 
   auto kernel = overlay::make_netlink_kernel();
   if (!kernel) return fail("rtnetlink: " + kernel.status().to_string());
 
-  netagent::NetAgent agent(o, api, kernel->get());
-  Endpoints endpoints(agent);
-  std::unique_ptr<web::HttpServer> http;
+  netagent::NetAgent agent(o, *api, kernel->get());
+  std::unique_ptr<daemon::StatusServer> http;
   if (port != 0) {
-    web::ServerOptions so;
-    so.listen = "";
-    so.insecure_listen = bind_address + ":" + std::to_string(port);
-    so.anonymous = true;
-    so.public_path = [](std::string_view) { return true; };
-    so.io_threads = 1;
-    so.worker_threads = 2;
-    auto s = web::HttpServer::start(so, &endpoints);
-    if (!s)
-      return fail("serving /healthz and /metrics on " + so.insecure_listen + ": " +
-                  s.status().message());
+    daemon::StatusEndpoints e;
+    e.metrics = [&] { return agent.metrics_text(); };
+    e.unhealthy_reason = [&] {
+      return agent.healthy() ? std::string()
+                             : std::string("the sync loop has not run for two resync periods\n");
+    };
+    auto s = daemon::StatusServer::start(bind_address, port, std::move(e));
+    if (!s) return fail(s.status().message());
     http = std::move(*s);
-    spdlog::info("serving /healthz and /metrics on http://{}:{}", bind_address,
-                 http->insecure_port());
   }
   if (auto s = agent.start(); !s) {
     if (http) http->shutdown();
@@ -143,8 +89,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("skiff-netagent on node {} ({} backend) started", o.node_name, backend);
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  int sig = signals.wait();
   // The kernel state stays: a restarted agent finds it as it wants it (traffic goes on).
   spdlog::info("signal {}: stopping (routes, device and rules stay in place)", sig);
   agent.stop();

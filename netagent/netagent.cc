@@ -37,33 +37,6 @@ std::string str_at(const json& j, std::initializer_list<const char*> path) {
 
 }  // namespace
 
-Result<std::chrono::milliseconds> parse_duration(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  const std::string num = s.substr(0, i), unit = s.substr(i);
-  double v = 0;
-  try {
-    size_t used = 0;
-    v = std::stod(num, &used);
-    if (used != num.size()) throw std::invalid_argument(num);
-  } catch (const std::exception&) {
-    return Status::invalid("duration \"" + s + "\": want a number and a unit (500ms, 30s, 2m, 1h)");
-  }
-  double ms = 0;
-  if (unit == "ms")
-    ms = v;
-  else if (unit == "s")
-    ms = v * 1e3;
-  else if (unit == "m")
-    ms = v * 60e3;
-  else if (unit == "h")
-    ms = v * 3600e3;
-  else
-    return Status::invalid("duration \"" + s + "\": unit \"" + unit + "\" is not ms, s, m or h");
-  if (ms < 1) return Status::invalid("duration \"" + s + "\": must be at least 1ms");
-  return std::chrono::milliseconds(static_cast<int64_t>(ms));
-}
-
 NodeFacts node_facts(const json& node) {
   NodeFacts f;
   f.name = str_at(node, {"metadata", "name"});

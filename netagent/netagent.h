@@ -48,9 +48,6 @@ struct Options {
   bool masquerade = true;  // tests of the overlay alone may turn it off
 };
 
-// "30s", "500ms", "2m", "1h" (one number and unit); Invalid otherwise or when not positive.
-Result<std::chrono::milliseconds> parse_duration(const std::string& s);
-
 // The overlay facts of one Node (pure).
 struct NodeFacts {
   std::string name;

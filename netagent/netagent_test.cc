@@ -21,17 +21,6 @@ json node(const std::string& name, const std::string& cidr, const std::string& i
 
 }  // namespace
 
-TEST_CASE("durations") {
-  CHECK(parse_duration("30s")->count() == 30000);
-  CHECK(parse_duration("500ms")->count() == 500);
-  CHECK(parse_duration("2m")->count() == 120000);
-  CHECK(parse_duration("1.5s")->count() == 1500);
-  CHECK_FALSE(parse_duration("30"));
-  CHECK_FALSE(parse_duration("s"));
-  CHECK_FALSE(parse_duration("0s"));
-  CHECK(parse_duration("3d").status().message().find("unit \"d\"") != std::string::npos);
-}
-
 TEST_CASE("node facts come from spec, status and annotations") {
   auto f = node_facts(node("b", "10.244.2.0/24", "10.250.8.12",
                            {{kAnnotationBackend, "vxlan"},
