@@ -1,18 +1,15 @@
 // ApiEventSink: posts core/v1 Events for the controllers (source component
-// "skiff-controller-manager") from a background thread, so a sync never waits on it. Events
+// "skiff-controller-manager") through a daemon::ApiWriter, so a sync never waits on it. Events
 // about cluster-scoped objects (Nodes) go to the "default" namespace, as Kubernetes does.
 //
 // Thread-safe. A full queue (API server unreachable) drops events and counts them.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
+#include <atomic>
 #include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 
+#include "common/daemon/api_writer.h"
 #include "controllers/controller.h"
 
 namespace skiff::controllers {
@@ -29,17 +26,9 @@ class ApiEventSink : public EventSink {
   int64_t dropped() const;
 
  private:
-  void run();
-
-  std::shared_ptr<client::ApiClient> api_;
-  std::string component_, instance_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<json> queue_;  // ready-to-post Event objects
-  bool stopping_ = false;
-  int64_t dropped_ = 0;
-  uint64_t seq_ = 0;
-  std::thread thread_;
+  daemon::EventSource source_;
+  std::atomic<uint64_t> seq_{0};
+  daemon::ApiWriter writer_;
 };
 
 }  // namespace skiff::controllers

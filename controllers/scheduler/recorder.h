@@ -1,23 +1,17 @@
 // Recorder: the scheduler's writes that nobody waits for — core/v1 Events (source
-// "default-scheduler" or the --scheduler-name) and the PodScheduled=False status patches — done
-// on one background thread so the scheduling loop never waits on the API.
+// "default-scheduler" or the --scheduler-name) and the PodScheduled status patches — done on
+// one background thread (a daemon::ApiWriter) so the scheduling loop never waits on the API.
 //
 // Thread-safe; never blocks. A full queue (API server slow or gone) drops and counts.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
-#include <thread>
 
-namespace skiff::client {
-class ApiClient;
-}
+#include "common/daemon/api_writer.h"
 
 namespace skiff::scheduler {
 
@@ -42,21 +36,11 @@ class Recorder {
   int64_t failed() const;
 
  private:
-  using Task = std::function<bool(client::ApiClient&)>;  // false: failed (logged by the task)
-  void push(Task t);
   void patch_condition(const std::string& ns, const std::string& name, nlohmann::json condition);
-  void run();
 
-  std::shared_ptr<client::ApiClient> api_;
-  std::string component_, instance_;
-  size_t max_queued_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> queue_;
-  bool stopping_ = false;
-  int64_t dropped_ = 0, failed_ = 0;
-  uint64_t seq_ = 0;
-  std::thread thread_;
+  daemon::EventSource source_;
+  std::atomic<uint64_t> seq_{0};
+  daemon::ApiWriter writer_;
 };
 
 }  // namespace skiff::scheduler
