@@ -98,7 +98,6 @@ class DeploymentController : public Controller {
   struct Sync;  // one sync's state (deployment.cc)
   void enqueue_key(const std::string& key);
   void enqueue_for_rs(const ReplicaSet& rs, bool orphan_too);
-  void worker(std::stop_token stop);
 
   DeploymentOptions opts_;
   DeploymentClient* client_ = nullptr;

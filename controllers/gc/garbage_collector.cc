@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "controllers/workers.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
 #include "proto/client/rest_client.h"
@@ -383,33 +384,17 @@ Status GarbageCollector::init(ControllerContext& ctx) {
 
 Status GarbageCollector::sync() { return Pass(*client_).run(); }
 
-void GarbageCollector::worker(std::stop_token stop) {
-  while (!stop.stop_requested()) {
-    auto key = queue_->get();
-    if (!key) return;
-    auto t0 = std::chrono::steady_clock::now();
-    auto st = sync();
-    stats_.sync_micros +=
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-            .count();
-    ++stats_.syncs;
-    if (st) {
-      queue_->forget(*key);
-      queue_->add_after(*key, opts_.resync_period);
-    } else {
-      ++stats_.sync_errors;
-      ++stats_.retries;
-      queue_->add_rate_limited(*key);
-    }
-    queue_->done(*key);
-  }
-}
-
 void GarbageCollector::run(std::stop_token stop) {
   queue_->add(kScanKey);
-  std::jthread w([this](std::stop_token st) { worker(st); });
-  std::stop_callback on_stop(stop, [this] { queue_->shut_down(); });
-  w.join();
+  // One worker: a pass covers every object. After a good pass, the next periodic one is due.
+  run_workers(
+      *queue_, 1, stats_,
+      [this](const std::string& key) {
+        Status st = sync();
+        if (st.is_ok()) queue_->add_after(key, opts_.resync_period);
+        return st;
+      },
+      nullptr, stop);
 }
 
 }  // namespace skiff::controllers::gc

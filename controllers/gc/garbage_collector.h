@@ -95,7 +95,6 @@ class GarbageCollector : public Controller {
 
  private:
   class Pass;
-  void worker(std::stop_token stop);
 
   GcOptions opts_;
   GcClient* client_ = nullptr;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "controllers/workers.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
 #include "proto/client/rest_client.h"
@@ -128,35 +129,21 @@ Result<bool> NamespaceController::sync(const std::string& name) {
   return false;  // look again: it should be gone by then
 }
 
-void NamespaceController::worker(std::stop_token stop) {
-  while (!stop.stop_requested()) {
-    auto key = queue_->get();
-    if (!key) return;
-    auto t0 = std::chrono::steady_clock::now();
-    auto done = sync(*key);
-    stats_.sync_micros +=
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-            .count();
-    ++stats_.syncs;
-    if (!done) {
-      ++stats_.sync_errors;
-      ++stats_.retries;
-      spdlog::warn("namespace: {} (retrying)", done.status().to_string());
-      queue_->add_rate_limited(*key);
-    } else {
-      queue_->forget(*key);
-      if (!*done) queue_->add_after(*key, opts_.recheck_period);
-    }
-    queue_->done(*key);
-  }
-}
-
 void NamespaceController::run(std::stop_token stop) {
   for (const auto& n : client_->list_namespaces())
     if (terminating(n)) queue_->add(meta_str(n, "name"));
-  std::jthread w([this](std::stop_token st) { worker(st); });
-  std::stop_callback on_stop(stop, [this] { queue_->shut_down(); });
-  w.join();
+  run_workers(
+      *queue_, 1, stats_,
+      [this](const std::string& key) -> Status {
+        auto done = sync(key);
+        if (!done) return done.status();
+        if (!*done) queue_->add_after(key, opts_.recheck_period);  // still Terminating
+        return Status::ok();
+      },
+      [](const std::string&, const Status& st) {
+        spdlog::warn("namespace: {} (retrying)", st.to_string());
+      },
+      stop);
 }
 
 }  // namespace skiff::controllers::ns

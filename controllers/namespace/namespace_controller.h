@@ -68,8 +68,6 @@ class NamespaceController : public Controller {
   [[nodiscard]] Result<bool> sync(const std::string& name);
 
  private:
-  void worker(std::stop_token stop);
-
   NamespaceOptions opts_;
   NamespaceClient* client_ = nullptr;
   std::unique_ptr<NamespaceClient> owned_client_;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "controllers/workers.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
 #include "proto/node.h"
@@ -235,38 +236,17 @@ Status NodeIpamController::sync(const std::string& name) {
   return st;
 }
 
-void NodeIpamController::worker(std::stop_token stop) {
-  while (!stop.stop_requested()) {
-    auto key = queue_->get();
-    if (!key) return;
-    auto t0 = std::chrono::steady_clock::now();
-    auto st = sync(*key);
-    stats_.sync_micros +=
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-            .count();
-    ++stats_.syncs;
-    if (st) {
-      queue_->forget(*key);
-    } else {
-      ++stats_.sync_errors;
-      ++stats_.retries;
-      if (st.code() == Code::kConflict)
-        spdlog::info("nodeipam: {} (retrying)", st.to_string());
-      else if (st.code() != Code::kUnavailable)
-        spdlog::warn("nodeipam: syncing node {}: {} (retrying)", *key, st.to_string());
-      queue_->add_rate_limited(*key);
-    }
-    queue_->done(*key);
-  }
-}
-
 void NodeIpamController::run(std::stop_token stop) {
   occupy_existing();
-  std::vector<std::jthread> workers;
-  for (int i = 0; i < opts_.workers; ++i)
-    workers.emplace_back([this](std::stop_token st) { worker(st); });
-  std::stop_callback on_stop(stop, [this] { queue_->shut_down(); });
-  for (auto& w : workers) w.join();
+  run_workers(
+      *queue_, opts_.workers, stats_, [this](const std::string& key) { return sync(key); },
+      [](const std::string& key, const Status& st) {
+        if (st.code() == Code::kConflict)
+          spdlog::info("nodeipam: {} (retrying)", st.to_string());
+        else if (st.code() != Code::kUnavailable)
+          spdlog::warn("nodeipam: syncing node {}: {} (retrying)", key, st.to_string());
+      },
+      stop);
 }
 
 }  // namespace skiff::controllers::nodeipam

@@ -77,7 +77,6 @@ class NodeIpamController : public Controller {
  private:
   NodeIpamController(NodeIpamOptions opts, CidrSet set);
   void enqueue(const json& node);
-  void worker(std::stop_token stop);
   // Records the CIDR a Node already has; an invalid one is reported once and left alone.
   void record_existing(const json& node, const std::string& name, const std::string& cidr);
   void forget_node_locked(const std::string& name);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "controllers/workers.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
 #include "proto/client/rest_client.h"
@@ -315,12 +316,7 @@ void NodeLifecycleController::run(std::stop_token stop) {
   std::mutex mu;
   std::condition_variable_any cv;
   while (!stop.stop_requested()) {
-    auto t0 = std::chrono::steady_clock::now();
-    auto st = monitor_once();
-    stats_.sync_micros +=
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-            .count();
-    ++stats_.syncs;
+    auto st = timed_sync(stats_, [this] { return monitor_once(); });
     if (!st) {
       ++stats_.sync_errors;
       if (st.code() == Code::kConflict)

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "controllers/replicaset/pod_util.h"
+#include "controllers/workers.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
 #include "proto/pod.h"
@@ -598,37 +599,16 @@ Result<json> ReplicaSetController::update_status(const json& rs, const std::vect
 
 // --- workers ---
 
-void ReplicaSetController::worker(std::stop_token stop) {
-  while (!stop.stop_requested()) {
-    auto key = queue_->get();
-    if (!key) return;
-    auto t0 = std::chrono::steady_clock::now();
-    auto st = sync(*key);
-    stats_.sync_micros +=
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-            .count();
-    ++stats_.syncs;
-    if (st) {
-      queue_->forget(*key);
-    } else {
-      ++stats_.sync_errors;
-      ++stats_.retries;
-      if (st.code() == Code::kConflict)
-        spdlog::info("replicaset: {} (retrying)", st.to_string());
-      else
-        spdlog::warn("replicaset: syncing {}: {} (retrying)", *key, st.to_string());
-      queue_->add_rate_limited(*key);
-    }
-    queue_->done(*key);
-  }
-}
-
 void ReplicaSetController::run(std::stop_token stop) {
-  std::vector<std::jthread> workers;
-  for (int i = 0; i < opts_.workers; ++i)
-    workers.emplace_back([this](std::stop_token st) { worker(st); });
-  std::stop_callback on_stop(stop, [this] { queue_->shut_down(); });
-  for (auto& w : workers) w.join();
+  run_workers(
+      *queue_, opts_.workers, stats_, [this](const std::string& key) { return sync(key); },
+      [](const std::string& key, const Status& st) {
+        if (st.code() == Code::kConflict)
+          spdlog::info("replicaset: {} (retrying)", st.to_string());
+        else
+          spdlog::warn("replicaset: syncing {}: {} (retrying)", key, st.to_string());
+      },
+      stop);
 }
 
 }  // namespace skiff::controllers::replicaset

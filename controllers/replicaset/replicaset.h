@@ -110,7 +110,6 @@ class ReplicaSetController : public Controller {
  private:
   struct Claimed;
   void enqueue(const json& rs);
-  void worker(std::stop_token stop);
   std::chrono::system_clock::time_point wall_now() const;
   // The ReplicaSet a pod's controller reference names, if it is in the cache with that uid.
   std::optional<json> resolve_controller(const json& pod);
