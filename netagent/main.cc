@@ -1,10 +1,10 @@
 // skiff-netagent: the pod network between nodes on this node (see netagent/README.md).
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 
 #include "common/daemon/daemon.h"
+#include "common/daemon/flags.h"
 #include "netagent/netagent.h"
 
 using namespace skiff;
@@ -20,8 +20,10 @@ int fail(const std::string& what) { return daemon::fail(kProgram, what); }
 int main(int argc, char** argv) {
   CLI::App app{"skiff-netagent: the pod network between nodes (VXLAN or host-gw routes)"};
   netagent::Options o;
-  std::string kubeconfig, backend = "vxlan", resync = "30s", bind_address = "127.0.0.1";
-  int port = 10256, verbosity = 0;
+  std::string kubeconfig, backend = "vxlan", resync = "30s";
+  int verbosity = 0;
+  daemon::StatusFlags sf;
+  sf.port = 10256;
   app.add_option("--kubeconfig", kubeconfig, "kubeconfig for the API server");
   app.add_option("--node-name", o.node_name, "this node's Node name (default: the hostname)");
   app.add_option("--backend", backend, "vxlan or host-gw (nodes on one L2 segment)")
@@ -36,19 +38,10 @@ int main(int argc, char** argv) {
   app.add_option("--resync-period", resync,
                  "full re-assert of device, routes, neighbours, FDB and nftables this often")
       ->capture_default_str();
-  app.add_option("--bind-address", bind_address,
-                 "address of the plain-HTTP /healthz and /metrics endpoint (loopback only)")
-      ->capture_default_str();
-  app.add_option("--port", port, "port of /healthz and /metrics (0: off)")->capture_default_str();
-  app.add_option("-v,--v", verbosity, "log verbosity (2+: debug)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
-  spdlog::set_default_logger(spdlog::stderr_color_mt("skiff-netagent"));
-  spdlog::set_level(verbosity >= 2 ? spdlog::level::debug : spdlog::level::info);
+  daemon::add_status_flags(app, sf);
+  daemon::add_verbosity_flag(app, verbosity);
+  if (auto rc = daemon::parse_flags(app, argc, argv)) return *rc;
+  daemon::init_logging(kProgram, verbosity);
 
   auto b = overlay::parse_backend(backend);
   if (!b) return fail("--backend \"" + backend + "\": want vxlan or host-gw");
@@ -56,7 +49,7 @@ int main(int argc, char** argv) {
   auto d = daemon::parse_positive_duration(resync);
   if (!d) return fail("--resync-period: " + d.status().message());
   o.resync_period = *d;
-  if (auto s = daemon::check_port(port); !s) return fail(s.message());
+  if (auto s = daemon::check_port(sf.port); !s) return fail(s.message());
   if (o.node_name.empty()) o.node_name = daemon::hostname();
 
   // Stop signals are taken by sigwait; every thread inherits the mask.
@@ -72,14 +65,14 @@ int main(int argc, char** argv) {
 
   netagent::NetAgent agent(o, *api, kernel->get());
   std::unique_ptr<daemon::StatusServer> http;
-  if (port != 0) {
+  if (sf.port != 0) {
     daemon::StatusEndpoints e;
     e.metrics = [&] { return agent.metrics_text(); };
     e.unhealthy_reason = [&] {
       return agent.healthy() ? std::string()
                              : std::string("the sync loop has not run for two resync periods\n");
     };
-    auto s = daemon::StatusServer::start(bind_address, port, std::move(e));
+    auto s = daemon::StatusServer::start(sf.bind_address, sf.port, std::move(e));
     if (!s) return fail(s.status().message());
     http = std::move(*s);
   }

@@ -1,12 +1,12 @@
 // skiff-scheduler: places pending pods on nodes (see controllers/scheduler/README.md), leader
 // elected through a Lease so several replicas can run.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 
 #include "common/daemon/daemon.h"
+#include "common/daemon/flags.h"
 #include "controllers/scheduler/scheduler.h"
 #include "proto/client/leader_election.h"
 
@@ -22,63 +22,42 @@ int fail(const std::string& what) { return daemon::fail(kProgram, what); }
 
 int main(int argc, char** argv) {
   CLI::App app{"skiff-scheduler: assigns pending pods to nodes"};
-  std::string kubeconfig, id, bind_address = "127.0.0.1", scheduler_name = "default-scheduler";
-  std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
-  std::string lease_ns = "kube-system", lease_name = "skiff-scheduler";
-  int port = 10259, verbosity = 0, percentage = 0, binds = 64;
-  bool leader_elect = true;
+  std::string kubeconfig, scheduler_name = "default-scheduler";
+  int verbosity = 0, percentage = 0, binds = 64;
+  daemon::LeaderElectionFlags lef;
+  lef.lease_name = "skiff-scheduler";
+  daemon::StatusFlags sf;
+  sf.port = 10259;
   app.add_option("--kubeconfig", kubeconfig, "kubeconfig for the API server");
   app.add_option("--scheduler-name", scheduler_name,
                  "schedule pods whose spec.schedulerName is this (or empty)")
       ->capture_default_str();
-  app.add_flag("--leader-elect{true}", leader_elect,
-               "schedule only while holding the leader Lease (=false: always)")
-      ->capture_default_str();
-  app.add_option("--leader-elect-lease-duration", lease_duration,
-                 "how long standbys wait after the last renewal they saw before taking over")
-      ->capture_default_str();
-  app.add_option("--leader-elect-renew-deadline", renew_deadline,
-                 "the leader gives up (and exits) when it could not renew for this long")
-      ->capture_default_str();
-  app.add_option("--leader-elect-retry-period", retry_period,
-                 "interval between attempts to acquire or renew")
-      ->capture_default_str();
-  app.add_option("--leader-elect-resource-namespace", lease_ns)->capture_default_str();
-  app.add_option("--leader-elect-resource-name", lease_name)->capture_default_str();
-  app.add_option("--id", id, "identity in the Lease (default: <hostname>_<pid>)");
+  daemon::add_leader_election_flags(
+      app, lef, "schedule only while holding the leader Lease (=false: always)");
   app.add_option("--percentage-of-nodes-to-score", percentage,
                  "stop filtering once this share of the nodes is feasible (0: adaptive, as "
                  "kube-scheduler; at least 100 nodes)")
       ->capture_default_str();
   app.add_option("--max-binds-in-flight", binds, "concurrent binding requests")
       ->capture_default_str();
-  app.add_option("--bind-address", bind_address,
-                 "address of the plain-HTTP /healthz and /metrics endpoint (loopback only)")
-      ->capture_default_str();
-  app.add_option("--port", port, "port of /healthz and /metrics (0: off)")->capture_default_str();
-  app.add_option("-v,--v", verbosity, "log verbosity (2+: debug)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
-  spdlog::set_default_logger(spdlog::stderr_color_mt("skiff-scheduler"));
-  spdlog::set_level(verbosity >= 2 ? spdlog::level::debug : spdlog::level::info);
+  daemon::add_status_flags(app, sf);
+  daemon::add_verbosity_flag(app, verbosity);
+  if (auto rc = daemon::parse_flags(app, argc, argv)) return *rc;
+  daemon::init_logging(kProgram, verbosity);
 
   client::LeaderElectionConfig le;
   if (auto s = daemon::parse_duration_flags(
-          {{"--leader-elect-lease-duration", &lease_duration, &le.lease_duration},
-           {"--leader-elect-renew-deadline", &renew_deadline, &le.renew_deadline},
-           {"--leader-elect-retry-period", &retry_period, &le.retry_period}});
+          {{"--leader-elect-lease-duration", &lef.lease_duration, &le.lease_duration},
+           {"--leader-elect-renew-deadline", &lef.renew_deadline, &le.renew_deadline},
+           {"--leader-elect-retry-period", &lef.retry_period, &le.retry_period}});
       !s.is_ok())
     return fail(s.message());
-  if (leader_elect)
+  if (lef.leader_elect)
     if (auto s = client::validate_durations(le.lease_duration, le.renew_deadline, le.retry_period);
         !s.is_ok())
       return fail("--leader-elect-*: " + s.message());
-  if (id.empty()) id = daemon::default_identity();
-  if (auto s = daemon::check_port(port); !s.is_ok()) return fail(s.message());
+  if (lef.id.empty()) lef.id = daemon::default_identity();
+  if (auto s = daemon::check_port(sf.port); !s.is_ok()) return fail(s.message());
   if (percentage < 0 || percentage > 100)
     return fail("--percentage-of-nodes-to-score " + std::to_string(percentage) + ": not 0..100");
   if (binds < 1 || binds > 1024)
@@ -97,37 +76,37 @@ int main(int argc, char** argv) {
 
   scheduler::SchedulerOptions so;
   so.scheduler_name = scheduler_name;
-  so.identity = id;
+  so.identity = lef.id;
   so.percentage_of_nodes_to_score = percentage;
   so.max_binds_in_flight = binds;
   scheduler::Scheduler sched(*api, so);
   std::atomic<bool> leading{false};
 
   std::unique_ptr<daemon::StatusServer> http;
-  if (port != 0) {
+  if (sf.port != 0) {
     auto metrics = [&] {
       return "# HELP leader_election_master_status 1 when this process holds the leader "
              "lease.\n# TYPE leader_election_master_status gauge\n"
              "leader_election_master_status{name=\"" +
-             lease_name + "\"} " + (leading ? "1" : "0") + "\n" + sched.metrics_text();
+             lef.lease_name + "\"} " + (leading ? "1" : "0") + "\n" + sched.metrics_text();
     };
-    auto s = daemon::StatusServer::start(bind_address, port, {.metrics = metrics});
+    auto s = daemon::StatusServer::start(sf.bind_address, sf.port, {.metrics = metrics});
     if (!s.is_ok()) return fail(s.status().message());
     http = std::move(*s);
   }
 
   std::stop_source stop;
   signals.request_stop_on_signal(stop);
-  spdlog::info("skiff-scheduler {} starting (scheduler name {}, leader election {})", id,
-               scheduler_name, leader_elect ? "on" : "off");
+  spdlog::info("skiff-scheduler {} starting (scheduler name {}, leader election {})", lef.id,
+               scheduler_name, lef.leader_elect ? "on" : "off");
 
   int rc = 0;
-  if (!leader_elect) {
+  if (!lef.leader_elect) {
     leading = true;
     rc = sched.run(stop.get_token()) ? 0 : 1;
   } else {
-    le.lock = std::make_shared<client::ApiLeaseLock>(*api, lease_ns, lease_name);
-    le.identity = id;
+    le.lock = std::make_shared<client::ApiLeaseLock>(*api, lef.lease_namespace, lef.lease_name);
+    le.identity = lef.id;
     le.release_on_cancel = true;
     // Scheduling runs while we lead. Like kube-scheduler, losing the lease ends the process
     // (the caches are not reusable across leaderships).
