@@ -23,8 +23,8 @@ namespace skiff::controllers {
 
 struct ManagerOptions {
   bool leader_elect = true;
-  std::chrono::milliseconds lease_duration{15'000};
-  std::chrono::milliseconds renew_deadline{10'000};
+  std::chrono::milliseconds lease_duration{10'000};  // as the flags' defaults (daemon/flags.h)
+  std::chrono::milliseconds renew_deadline{8'000};
   std::chrono::milliseconds retry_period{2'000};
   std::string lease_namespace = "kube-system";
   std::string lease_name = "skiff-controller-manager";
