@@ -30,7 +30,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, HERE)
 import testlib  # noqa: E402
+import lablib  # noqa: E402
+from lablib import (Fatal, Timeout, kubectl, lab, lab_exec, out, snapshot,  # noqa: E402
+                    wait_for)
 
 SRC = os.path.abspath(os.environ.get("SKIFF_SRC") or os.path.join(HERE, "..", ".."))
 BIN = os.path.abspath(os.environ.get("SKIFF_BIN") or os.path.join(SRC, "build"))
@@ -43,90 +47,17 @@ BACKEND = os.environ.get("SKIFF_E2E_BACKEND", "vxlan")  # or host-gw
 LIMIT = 840  # CTest gives 900 s
 ENV = dict(os.environ, SKIFF_LAB_NAME=LAB_NAME, SKIFF_LAB_DIR=LAB_DIR, SKIFF_BUILD_DIR=BIN, SKIFF_LAB_NOBUILD="1",
            SKIFF_LAB_TIMEOUT="150")
+lablib.configure(ENV)
 NODE_IP = {1: "10.250.0.11", 2: "10.250.0.12", 3: "10.250.0.13"}
 OUTSIDE_IP = "10.250.0.100"
-
-
-class Fatal(Exception):
-    pass
-
-
-class Timeout(Exception):
-    pass
 
 
 def log(msg):
     print("# " + msg, flush=True)
 
 
-def run(cmd, timeout=60, input=None):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV,
-                              input=input)
-    except subprocess.TimeoutExpired as e:
-        return subprocess.CompletedProcess(cmd, -1, e.stdout or "",
-                                           "timed out after %ds" % timeout)
-
-
-def lab(*args, timeout=60, input=None):
-    return run(["bash", LAB] + list(args), timeout=timeout, input=input)
-
-
-def lab_exec(node, *cmd, timeout=60, input=None):
-    return lab("exec", node, *cmd, timeout=timeout, input=input)
-
-
-def kubectl(*args, timeout=30, input=None):
-    return lab_exec("node1", "kubectl", "--request-timeout", "20s", *args, timeout=timeout,
-                    input=input)
-
-
-def out(r):
-    return ("exit %s\n%s%s" % (r.returncode, r.stdout, r.stderr)).strip()
-
-
-def wait_for(fn, timeout, interval=0.5):
-    """Polls fn() until truthy; returns its value or None at the deadline (bounded)."""
-    end = time.time() + timeout
-    for _ in range(100000):
-        v = fn()
-        if v:
-            return v
-        if time.time() > end:
-            return None
-        time.sleep(interval)
-    return None
-
-
 # ---------------------------------------------------------------------------------------------
-# host snapshots (before up / after down)
-
-
-def snapshot():
-    s = {}
-    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    s["netns"] = sorted(l.split()[0] for l in r.stdout.splitlines() if l.strip())
-    r = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True)
-    s["links"] = sorted(l.split(":")[1].strip().split("@")[0] for l in r.stdout.splitlines()
-                        if ":" in l)
-    mounts = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            mounts.append("%s (%s)" % (left.split()[4], right.split()[0] if right else "?"))
-    # iproute2 creates the /run/netns mount on first use and keeps it: not the lab's.
-    s["mounts"] = sorted(m for m in mounts if not m.startswith("/run/netns ("))
-    cg = []
-    for root in ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", d)
-                                      for d in sorted(os.listdir("/sys/fs/cgroup"))]:
-        if os.path.isdir(root):
-            try:
-                cg += [os.path.join(root, d) for d in os.listdir(root)
-                       if os.path.isdir(os.path.join(root, d))]
-            except OSError:
-                pass
-    s["cgroups"] = sorted(cg)
-    return s
+# host snapshots (lablib.snapshot before up / after down): what belongs to this lab
 
 
 def lab_related(item):

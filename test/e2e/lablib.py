@@ -1,0 +1,95 @@
+"""What the e2e tests share to drive a lab (deploy/lab.sh): running lab.sh and kubectl in it
+with the test's environment (its own SKIFF_LAB_NAME/SKIFF_LAB_DIR, SKIFF_LAB_NOBUILD=1, ...),
+bounded waits, and snapshots of the host (netns, links, mounts, cgroups) taken before `up` and
+compared after `down`. Not a test itself (no _test suffix: CTest does not run it).
+
+Each test calls configure(env) once with its environment before it runs anything."""
+import os
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LAB = os.path.join(os.path.abspath(os.environ.get("SKIFF_SRC") or os.path.join(HERE, "..", "..")),
+                   "deploy", "lab.sh")
+_env = dict(os.environ)
+
+
+class Fatal(Exception):
+    pass
+
+
+class Timeout(Exception):
+    pass
+
+
+def configure(env):
+    """The environment every command below runs with (the lab's name, dir, build dir...)."""
+    global _env
+    _env = dict(env)
+
+
+def run(cmd, timeout=60, input=None):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env,
+                              input=input)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(cmd, -1, e.stdout or "",
+                                           "timed out after %ds" % timeout)
+
+
+def lab(*args, timeout=60, input=None):
+    return run(["bash", LAB] + list(args), timeout=timeout, input=input)
+
+
+def lab_exec(node, *cmd, timeout=60, input=None):
+    return lab("exec", node, *cmd, timeout=timeout, input=input)
+
+
+def kubectl(*args, timeout=30, input=None):
+    return lab_exec("node1", "kubectl", "--request-timeout", "20s", *args, timeout=timeout,
+                    input=input)
+
+
+def out(r):
+    return ("exit %s\n%s%s" % (r.returncode, r.stdout, r.stderr)).strip()
+
+
+def wait_for(fn, timeout, interval=0.5):
+    """Polls fn() until truthy; returns its value or None at the deadline (bounded)."""
+    end = time.time() + timeout
+    for _ in range(100000):
+        v = fn()
+        if v:
+            return v
+        if time.time() > end:
+            return None
+        time.sleep(interval)
+    return None
+
+
+def snapshot():
+    """The host's network namespaces, links, mounts and cgroup directories, sorted."""
+    s = {}
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    s["netns"] = sorted(l.split()[0] for l in r.stdout.splitlines() if l.strip())
+    r = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True)
+    s["links"] = sorted(l.split(":")[1].strip().split("@")[0] for l in r.stdout.splitlines()
+                        if ":" in l)
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            mounts.append("%s (%s)" % (left.split()[4], right.split()[0] if right else "?"))
+    # iproute2 creates the /run/netns mount on first use and keeps it: not the lab's.
+    s["mounts"] = sorted(m for m in mounts if not m.startswith("/run/netns ("))
+    cg = []
+    for root in ["/sys/fs/cgroup"] + [os.path.join("/sys/fs/cgroup", d)
+                                      for d in sorted(os.listdir("/sys/fs/cgroup"))]:
+        if os.path.isdir(root):
+            try:
+                cg += [os.path.join(root, d) for d in os.listdir(root)
+                       if os.path.isdir(os.path.join(root, d))]
+            except OSError:
+                pass
+    s["cgroups"] = sorted(cg)
+    return s
