@@ -93,3 +93,37 @@ def snapshot():
                 pass
     s["cgroups"] = sorted(cg)
     return s
+
+
+def lab_related(item):
+    """True when a snapshot entry names the configured lab (its name prefix or its dir)."""
+    name, d = _env.get("SKIFF_LAB_NAME"), _env.get("SKIFF_LAB_DIR")
+    return bool((name and name in item) or (d and d in item))
+
+
+def compare_snapshots(checks, before, after, log):
+    """One check per kind: nothing of the lab is left after `down` that was not there before
+    `up` (every new link counts: the lab's links carry no common name). New entries that are
+    not the lab's are only logged (another process on the machine made them)."""
+    for key in ("netns", "links", "mounts", "cgroups"):
+        new = sorted(set(after[key]) - set(before[key]))
+        ours = [x for x in new if lab_related(x) or key == "links"]
+        others = [x for x in new if x not in ours]
+        checks.check("after down: no %s left by the lab (as before up)" % key, not ours,
+                     "\n".join(ours))
+        if others:
+            log("NOTE: %s appeared meanwhile, not the lab's (another process?): %s" % (
+                key, others[:10]))
+
+
+def dump_logs(files, lines=25):
+    """The last `lines` lines of each daemon log (paths relative to the lab dir)."""
+    for f in files:
+        p = os.path.join(_env.get("SKIFF_LAB_DIR", ""), f)
+        try:
+            with open(p, errors="replace") as fh:
+                tail = fh.read().splitlines()[-lines:]
+        except OSError:
+            continue
+        print("---- %s ----" % p)
+        print("\n".join(tail), flush=True)

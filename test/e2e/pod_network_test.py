@@ -57,14 +57,6 @@ def log(msg):
 
 
 # ---------------------------------------------------------------------------------------------
-# host snapshots (lablib.snapshot before up / after down): what belongs to this lab
-
-
-def lab_related(item):
-    return LAB_NAME in item or LAB_DIR in item
-
-
-# ---------------------------------------------------------------------------------------------
 # objects
 
 
@@ -376,28 +368,12 @@ class Test(testlib.Checks):
             self.check("kubectl apply cli3 on node3", False, out(r))
 
     def dump_logs(self):
-        for f in ("node1/apiserver.log", "node1/controller-manager.log", "node1/kubelet.log",
-                  "node1/netagent.log", "node2/netagent.log", "node3/kubelet.log",
-                  "node3/netagent.log"):
-            p = os.path.join(LAB_DIR, f)
-            try:
-                with open(p, errors="replace") as fh:
-                    lines = fh.read().splitlines()[-25:]
-            except OSError:
-                continue
-            print("---- %s ----" % p)
-            print("\n".join(lines), flush=True)
+        lablib.dump_logs(("node1/apiserver.log", "node1/controller-manager.log",
+                          "node1/kubelet.log", "node1/netagent.log", "node2/netagent.log",
+                          "node3/kubelet.log", "node3/netagent.log"))
 
     def compare(self, before, after):
-        for key in ("netns", "links", "mounts", "cgroups"):
-            new = sorted(set(after[key]) - set(before[key]))
-            ours = [x for x in new if lab_related(x) or key == "links"]
-            others = [x for x in new if x not in ours]
-            self.check("after down: no %s left by the lab (as before up)" % key, not ours,
-                       "\n".join(ours))
-            if others:
-                log("NOTE: %s appeared meanwhile, not the lab's (another process?): %s" % (
-                    key, others[:10]))
+        lablib.compare_snapshots(self, before, after, log)
 
 
 def main():
