@@ -41,8 +41,7 @@ void validate_replicaset(const ReplicaSet& rs, const ReplicaSet* old, FieldError
   non_negative(errs, status.field("observedGeneration"), st.observed_generation);
   const char* more = "cannot be greater than status.replicas";
   auto at_most = [&](const char* field, int32_t v, int32_t limit, const char* why) {
-    if (v > limit)
-      errs.push_back({ErrorType::kInvalid, status.field(field).str(), why, std::to_string(v)});
+    validate_status_at_most(status, field, v, limit, why, errs);
   };
   at_most("fullyLabeledReplicas", st.fully_labeled_replicas, st.replicas, more);
   at_most("readyReplicas", st.ready_replicas, st.replicas, more);

@@ -117,4 +117,10 @@ std::string container_images(const PodTemplateSpec& t) {
   return out;
 }
 
+void validate_status_at_most(const Path& status, const char* field, int32_t v, int32_t limit,
+                             const char* why, FieldErrors& errs) {
+  if (v > limit)
+    errs.push_back({ErrorType::kInvalid, status.field(field).str(), why, std::to_string(v)});
+}
+
 }  // namespace skiff::proto

@@ -2,6 +2,7 @@
 // Private to proto/: not part of any contract.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,6 +32,10 @@ void validate_template_for_replicas(const PodTemplateSpec& t,
 void validate_selector_immutable(const std::optional<LabelSelectorSpec>& now,
                                  const std::optional<LabelSelectorSpec>& before, const Path& path,
                                  FieldErrors& errs);
+// Status counters of a ReplicaSet or Deployment: `status.<field>` (value `v`) may not exceed
+// `limit`; `why` is Kubernetes' message ("cannot be greater than status.replicas").
+void validate_status_at_most(const Path& status, const char* field, int32_t v, int32_t limit,
+                             const char* why, FieldErrors& errs);
 // The Containers and Images cells of kubectl's wide workload rows ("a,b", "nginx,busybox").
 std::string container_names(const PodTemplateSpec& t);
 std::string container_images(const PodTemplateSpec& t);
