@@ -9,8 +9,9 @@ import subprocess
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LAB = os.path.join(os.path.abspath(os.environ.get("SKIFF_SRC") or os.path.join(HERE, "..", "..")),
-                   "deploy", "lab.sh")
+SRC = os.path.abspath(os.environ.get("SKIFF_SRC") or os.path.join(HERE, "..", ".."))
+BIN = os.path.abspath(os.environ.get("SKIFF_BIN") or os.path.join(SRC, "build"))
+LAB = os.path.join(SRC, "deploy", "lab.sh")
 _env = dict(os.environ)
 
 
@@ -26,6 +27,20 @@ def configure(env):
     """The environment every command below runs with (the lab's name, dir, build dir...)."""
     global _env
     _env = dict(env)
+
+
+def lab_env(default_name, **extra):
+    """Configures (and returns as name, dir, env) a lab of the test's own: SKIFF_E2E_LAB_NAME /
+    SKIFF_E2E_LAB_DIR (default <default_name>, /tmp/<default_name>), the build dir, no build
+    by lab.sh (CTest built), a 150 s `up` timeout, plus `extra` variables. Labs with different
+    names (namespaces, cgroups) run side by side, so a test neither disturbs nor is disturbed by
+    a lab someone else runs (bench/net.sh, people)."""
+    name = os.environ.get("SKIFF_E2E_LAB_NAME", default_name)
+    d = os.environ.get("SKIFF_E2E_LAB_DIR", "/tmp/" + default_name)
+    env = dict(os.environ, SKIFF_LAB_NAME=name, SKIFF_LAB_DIR=d, SKIFF_BUILD_DIR=BIN,
+               SKIFF_LAB_NOBUILD="1", SKIFF_LAB_TIMEOUT="150", **extra)
+    configure(env)
+    return name, d, env
 
 
 def run(cmd, timeout=60, input=None):

@@ -36,18 +36,10 @@ import lablib  # noqa: E402
 from lablib import (Fatal, Timeout, kubectl, lab, lab_exec, out, snapshot,  # noqa: E402
                     wait_for)
 
-SRC = os.path.abspath(os.environ.get("SKIFF_SRC") or os.path.join(HERE, "..", ".."))
-BIN = os.path.abspath(os.environ.get("SKIFF_BIN") or os.path.join(SRC, "build"))
-LAB = os.path.join(SRC, "deploy", "lab.sh")
-# A lab name of its own: labs with different names (namespaces, cgroups) run side by side, so
-# this test neither disturbs nor is disturbed by a lab someone else runs (bench/net.sh, people).
-LAB_NAME = os.environ.get("SKIFF_E2E_LAB_NAME", "skiff-nete2e")
-LAB_DIR = os.environ.get("SKIFF_E2E_LAB_DIR", "/tmp/skiff-nete2e")
+SRC, BIN, LAB = lablib.SRC, lablib.BIN, lablib.LAB
+LAB_NAME, LAB_DIR, ENV = lablib.lab_env("skiff-nete2e")
 BACKEND = os.environ.get("SKIFF_E2E_BACKEND", "vxlan")  # or host-gw
 LIMIT = 840  # CTest gives 900 s
-ENV = dict(os.environ, SKIFF_LAB_NAME=LAB_NAME, SKIFF_LAB_DIR=LAB_DIR, SKIFF_BUILD_DIR=BIN, SKIFF_LAB_NOBUILD="1",
-           SKIFF_LAB_TIMEOUT="150")
-lablib.configure(ENV)
 NODE_IP = {1: "10.250.0.11", 2: "10.250.0.12", 3: "10.250.0.13"}
 OUTSIDE_IP = "10.250.0.100"
 

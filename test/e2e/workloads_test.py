@@ -49,18 +49,12 @@ import lablib  # noqa: E402
 from lablib import (Fatal, Timeout, kubectl, lab, lab_exec, out, snapshot,  # noqa: E402
                     wait_for)
 
-SRC = os.path.abspath(os.environ.get("SKIFF_SRC") or os.path.join(HERE, "..", ".."))
-BIN = os.path.abspath(os.environ.get("SKIFF_BIN") or os.path.join(SRC, "build"))
-LAB = os.path.join(SRC, "deploy", "lab.sh")
-LAB_NAME = os.environ.get("SKIFF_E2E_LAB_NAME", "skiff-wle2e")
-LAB_DIR = os.environ.get("SKIFF_E2E_LAB_DIR", "/tmp/skiff-wle2e")
+SRC, BIN, LAB = lablib.SRC, lablib.BIN, lablib.LAB
 LIMIT = 840  # CTest gives 900 s
 GRACE_S, EVICT_S, MONITOR_S = 20, 10, 5  # node lifecycle flags for the lab (monitor: default)
 TAKEOVER_S = 15  # issue 5: "the other takes over within 15 s of the leader's death"
 CM_FLAGS = "--node-monitor-grace-period %ds --pod-eviction-timeout %ds" % (GRACE_S, EVICT_S)
-ENV = dict(os.environ, SKIFF_LAB_NAME=LAB_NAME, SKIFF_LAB_DIR=LAB_DIR, SKIFF_BUILD_DIR=BIN,
-           SKIFF_LAB_NOBUILD="1", SKIFF_LAB_TIMEOUT="150", SKIFF_LAB_CM_FLAGS=CM_FLAGS)
-lablib.configure(ENV)
+LAB_NAME, LAB_DIR, ENV = lablib.lab_env("skiff-wle2e", SKIFF_LAB_CM_FLAGS=CM_FLAGS)
 APP = "web"
 SELECTOR = "app=" + APP
 IMAGE1, IMAGE2 = "busybox:1.35", "busybox:v2"
