@@ -566,7 +566,7 @@ struct DeploymentController::Sync {
     if (spec_replicas_sum(old) == 0) return false;
     int32_t all_pods = spec_replicas_sum(all);
     int32_t min_available = replicas_of(d) - max_unavailable(d);
-    int32_t new_unavailable = replicas_of(*new_rs) - new_rs->status.available_replicas;
+    int32_t new_unavailable = replicas_of(*new_rs) - countable_available(*new_rs);
     int32_t max_scaled_down = all_pods - min_available - new_unavailable;
     if (max_scaled_down <= 0) return false;
     // Unhealthy replicas first: scaling them down costs no availability.
@@ -585,8 +585,11 @@ struct DeploymentController::Sync {
     for (auto* rs : old) {
       if (total >= max_cleanup) break;
       int32_t n = replicas_of(*rs);
-      if (n == 0 || n == rs->status.available_replicas) continue;
-      int32_t down = std::min(max_cleanup - total, n - rs->status.available_replicas);
+      // A status that has not caught up with the spec says nothing about health: leave it.
+      if (n == 0 || rs->status.observed_generation < rs->metadata.generation) continue;
+      int32_t available = std::min(rs->status.available_replicas, n);
+      if (n == available) continue;
+      int32_t down = std::min(max_cleanup - total, n - available);
       if (down <= 0) continue;
       auto r = scale_rs_and_record(rs, n - down);
       if (!r) return r.status();
@@ -597,7 +600,7 @@ struct DeploymentController::Sync {
 
   Result<int32_t> scale_down_old_for_rolling(const RSList& all, RSList old) {
     int32_t min_available = replicas_of(d) - max_unavailable(d);
-    int32_t available = available_replicas_sum(all);
+    int32_t available = countable_available_sum(all);
     if (available <= min_available) return 0;
     sort_by_creation(old);
     int32_t total = 0, want = available - min_available;

@@ -430,6 +430,36 @@ TEST_CASE("deployment: rollback to an old template reuses its RS as a new revisi
   CHECK(v2->metadata.annotations.at(kRevisionHistoryAnnotation) == "2");
 }
 
+TEST_CASE("deployment: an immediate rollback does not count pods a scaled-down RS is deleting") {
+  // The ReplicaSet controller computes status from the pods it saw before deleting, so an RS
+  // just scaled to 0 can still say availableReplicas 4 with its generation observed. Undoing
+  // right then must not count those pods: web:2 may lose at most maxUnavailable (1) of its 4.
+  Harness h;
+  h.w.add(make_deploy("web", 4, I(1), I(1)));
+  h.roll(4, 1, 4, false);
+  std::string v1 = h.w.rs_with_image("web:1")->metadata.name;
+  auto v1_template = h.w.rs_with_image("web:1")->spec.template_;
+  h.w.edit("default/web", [](Deployment& x) { set_image(x, "web:2"); });
+  h.roll(4, 1, 1, true);
+  std::string v2 = h.w.rs_with_image("web:2")->metadata.name;
+  REQUIRE(h.w.rses.at("default/" + v1).spec.replicas == 0);
+  auto& stale = h.w.rses.at("default/" + v1).status;
+  stale.available_replicas = stale.ready_replicas = stale.replicas = 4;
+
+  v1_template.metadata.labels.erase(kHashLabel);
+  h.w.edit("default/web", [&](Deployment& x) { x.spec.template_ = v1_template; });
+  for (int i = 0; i < 4; ++i) {
+    h.sync();
+    INFO("sync " << i);
+    CHECK(h.w.rses.at("default/" + v2).spec.replicas.value_or(1) >= 3);
+  }
+  // Once statuses catch up the rollback completes (the fake's injected stale pods would trip
+  // the harness's pod-count bounds, so they are not checked here).
+  h.roll(4, 1, 1, false);
+  CHECK(h.w.rses.at("default/" + v1).spec.replicas == 4);
+  CHECK(h.w.rses.at("default/" + v2).spec.replicas == 0);
+}
+
 TEST_CASE("deployment: Recreate scales old to zero and waits for their pods") {
   Harness h;
   auto d = make_deploy("web", 3, I(0), I(0));

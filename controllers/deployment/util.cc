@@ -284,6 +284,17 @@ int32_t available_replicas_sum(const RSList& l) {
   return n;
 }
 
+int32_t countable_available(const ReplicaSet& rs) {
+  if (rs.status.observed_generation < rs.metadata.generation) return 0;
+  return std::min(rs.status.available_replicas, replicas_of(rs));
+}
+int32_t countable_available_sum(const RSList& l) {
+  int32_t n = 0;
+  for (const auto* rs : l)
+    if (rs) n += countable_available(*rs);
+  return n;
+}
+
 RSList filter_active(const RSList& l) {
   RSList out;
   for (auto* rs : l)

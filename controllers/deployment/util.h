@@ -98,6 +98,14 @@ int32_t spec_replicas_sum(const RSList& l);
 int32_t actual_replicas_sum(const RSList& l);
 int32_t ready_replicas_sum(const RSList& l);
 int32_t available_replicas_sum(const RSList& l);
+// The available replicas a rolling update may count on: 0 while the ReplicaSet controller has not
+// yet observed the latest spec (status.observedGeneration < metadata.generation), else at most
+// spec.replicas. A just-scaled-down ReplicaSet still reports the pods it is deleting as
+// available; counting them let an immediate rollback scale the other side down past
+// maxUnavailable. Being conservative only slows a rollout until the status catches up (its
+// update re-queues the Deployment).
+int32_t countable_available(const ReplicaSet& rs);
+int32_t countable_available_sum(const RSList& l);
 RSList filter_active(const RSList& l);  // spec.replicas > 0
 
 // Orderings (stable tie-breaks by name).
