@@ -8,8 +8,9 @@
 #   * every node (`skiff-lab-nodeI`) and the `outside` namespace (`skiff-lab-outside`) is a
 #     network namespace whose only link is a veth into lab0 (created inside skiff-lab-lan and
 #     moved straight into the node's namespace: no veth ever sits in the host's namespace);
-#     the only routes are the LAN 10.250.0.0/24 and what skiff itself adds for pod CIDRs;
-#     there is no default route;
+#     the only routes are the LAN 10.250.0.0/24, what skiff itself adds for pod CIDRs and,
+#     in nodes, the service CIDR 10.96.0.0/16 on the LAN (so ClusterIPs have a route, as a
+#     real machine's default route gives them); there is no default route;
 #   * so pods, nodes and `outside` can talk only to each other.
 #
 # Layout (N nodes, N >= 1):
@@ -30,6 +31,13 @@
 #   and kube-system/skiff-scheduler, holder identity --id nodeI), so killing the active one
 #   hands over to the other. A leader that loses its Lease exits 1 (by design); `revive NODE`
 #   restarts it.
+#   Services (issue 6): the API server hands out ClusterIPs from 10.96.0.0/16 (the `kubernetes`
+#   Service 10.96.0.1 -> node1:6443) and NodePorts 30000-32767; the controller-manager assigns
+#   LoadBalancer addresses from the pool 10.250.0.200-10.250.0.250 (on the lab LAN, so
+#   `outside` reaches them on-link; one node answers ARP for each); every netagent programs the
+#   Service dataplane (nftables table `ip skiff`) and serves cluster DNS on 10.96.0.10 (a dummy
+#   link `skiff.dns` in the node), which the kubelet writes into pods' resolv.conf
+#   (cluster.local). Each of these flags is passed only when the built binary knows it.
 #   Daemon logs: $SKIFF_LAB_DIR/nodeI/<daemon>.log, pid files beside them.
 #   Admin kubeconfig: $SKIFF_LAB_DIR/admin.kubeconfig (server https://10.250.0.11:6443).
 #
@@ -58,6 +66,8 @@
 #                                                    --pod-eviction-timeout 10s"
 #   SKIFF_LAB_IMAGES                               more image tarballs (space-separated paths)
 #                                                   imported on every node at `up`
+#   SKIFF_LAB_LB_POOL (default                     the controller-manager's --lb-pool
+#     10.250.0.200-10.250.0.250)                    (LoadBalancer addresses; "" = no pool)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SKIFF_BUILD_DIR:-$src/build}
@@ -69,6 +79,10 @@ case "$dir" in /?*) dir=${dir%/} ;; *) echo "lab: SKIFF_LAB_DIR must be an absol
 [ "$dir" != / ] || { echo "lab: SKIFF_LAB_DIR must not be /" >&2; exit 2; }
 timeout_s=${SKIFF_LAB_TIMEOUT:-120}
 cluster_cidr=10.244.0.0/16
+service_cidr=10.96.0.0/16
+cluster_dns=10.96.0.10
+cluster_domain=cluster.local
+lb_pool=${SKIFF_LAB_LB_POOL-10.250.0.200-10.250.0.250}
 lan_ns=$labname-lan
 out_ns=$labname-outside
 # Remembers where the running lab keeps its state, so `down` with another SKIFF_LAB_DIR (or
@@ -209,6 +223,8 @@ down() {
 # up
 
 need_bin() { [ -x "$build/$1" ] || die "$build/$1 is not built (run deploy/build.sh)"; }
+# has_flag BINARY FLAG: BINARY's --help lists FLAG.
+has_flag() { "$build/$1" --help 2>&1 | grep -qE -- "(^|[ ,])$2([ =,{:]|\\[|\$)"; }
 
 make_lan() {
   ip netns add "$lan_ns"
@@ -268,11 +284,12 @@ daemon_args() {
   case "$name" in
     apiserver)
       echo "$build/skiff-apiserver --listen 0.0.0.0:6443 --tls-san $ip --advertise-address $ip" \
-        "--data-dir $nd/apiserver"
+        "--data-dir $nd/apiserver ${APISERVER_FLAGS:-}"
       ;;
     controller-manager)
       echo "$build/skiff-controller-manager --kubeconfig $dir/admin.kubeconfig" \
-        "--cluster-cidr $cluster_cidr --node-cidr-mask-size 24 --id node$i ${LAB_CM_FLAGS:-}"
+        "--cluster-cidr $cluster_cidr --node-cidr-mask-size 24 --id node$i ${CM_SVC_FLAGS:-}" \
+        "${LAB_CM_FLAGS:-}"
       ;;
     scheduler)
       echo "$build/skiff-scheduler --kubeconfig $dir/admin.kubeconfig --id node$i"
@@ -284,11 +301,12 @@ daemon_args() {
         "--node-ip $ip --data-dir $nd/data --run-dir $nd/run --log-dir $nd/log" \
         "--cgroup-parent $labname-node$i --cgroup-root /sys/fs/cgroup" \
         "--cni-conf-dir $nd/cni/net.d --cni-bin-dir $build" \
-        "--client-token-file $dir/node1/apiserver/pki/kubelet-client.token --v 1 $extra"
+        "--client-token-file $dir/node1/apiserver/pki/kubelet-client.token --v 1 $extra" \
+        "${KUBELET_FLAGS:-}"
       ;;
     netagent)
       echo "$build/skiff-netagent --kubeconfig $dir/admin.kubeconfig --node-name node$i" \
-        "--backend $BACKEND --cluster-cidr $cluster_cidr --node-ip $ip"
+        "--backend $BACKEND --cluster-cidr $cluster_cidr --node-ip $ip ${NETAGENT_FLAGS:-}"
       ;;
   esac
 }
@@ -421,6 +439,30 @@ up() {
   local kb=0
   "$build/skiff-kubelet" --help 2>&1 | grep -q -- --network-backend && kb=1
   [ "$kb" = 1 ] || warn "this skiff-kubelet has no --network-backend: started without it"
+  # Services (issue 6): each flag is passed only when the binary knows it (an unknown flag makes
+  # a daemon exit), so the lab runs with whatever pieces are built; what is left out is said.
+  local api_flags="" cm_flags="" kubelet_flags="" netagent_flags=""
+  if has_flag skiff-apiserver --service-cluster-ip-range; then
+    api_flags="--service-cluster-ip-range $service_cidr"
+  else
+    warn "this skiff-apiserver has no --service-cluster-ip-range: no ClusterIPs (Services)"
+  fi
+  if [ -n "$lb_pool" ] && [ -x "$build/skiff-controller-manager" ]; then
+    if has_flag skiff-controller-manager --lb-pool; then
+      cm_flags="--lb-pool $lb_pool"
+    else
+      warn "this skiff-controller-manager has no --lb-pool: no LoadBalancer addresses"
+    fi
+  fi
+  if has_flag skiff-kubelet --cluster-dns; then
+    kubelet_flags="--cluster-dns $cluster_dns --cluster-domain $cluster_domain"
+  fi
+  if [ -x "$build/skiff-netagent" ]; then
+    has_flag skiff-netagent --services ||
+      warn "this skiff-netagent has no --services: no Service dataplane (pod network only)"
+    has_flag skiff-netagent --cluster-dns ||
+      warn "this skiff-netagent has no --cluster-dns: no cluster DNS server on $cluster_dns"
+  fi
   [ -x "$build/skiff-scheduler" ] || say "no skiff-scheduler built: pods must name their node"
 
   say "removing leftovers of an earlier lab"
@@ -432,6 +474,10 @@ LAB_NAME=$labname
 NODES=$n
 BACKEND=$backend
 KUBELET_HAS_BACKEND=$kb
+APISERVER_FLAGS=$(printf '%q' "$api_flags")
+CM_SVC_FLAGS=$(printf '%q' "$cm_flags")
+KUBELET_FLAGS=$(printf '%q' "$kubelet_flags")
+NETAGENT_FLAGS=$(printf '%q' "$netagent_flags")
 LAB_CM_FLAGS=$(printf '%q' "${SKIFF_LAB_CM_FLAGS:-}")
 EOF
   load_state
@@ -451,6 +497,10 @@ EOF
   attach outside "$out_ns" 10.250.0.100
   for i in $(seq 1 "$n"); do
     attach "node$i" "$labname-node$i" "$(node_ip "$i")"
+    # A real machine reaches ClusterIPs through its default route (the address is rewritten
+    # on the way out); a lab node has none, so the service CIDR gets a stand-in route on the
+    # LAN (low priority: a route skiff adds wins; unanswered packets stay on the lab LAN).
+    ip -n "$labname-node$i" route add "$service_cidr" dev eth0 metric 1000
     make_node_ns "$i"
     mkdir -p "$dir/node$i"/{data,run,log,cni/net.d}
   done

@@ -5,6 +5,8 @@ compared after `down`. Not a test itself (no _test suffix: CTest does not run it
 
 Each test calls configure(env) once with its environment before it runs anything."""
 import os
+import re
+import shutil
 import subprocess
 import time
 
@@ -142,3 +144,28 @@ def dump_logs(files, lines=25):
             continue
         print("---- %s ----" % p)
         print("\n".join(tail), flush=True)
+
+
+def has_flag(binary, flag):
+    """True when BIN/binary's --help lists flag (how a test tells which pieces are built)."""
+    try:
+        r = subprocess.run([os.path.join(BIN, binary), "--help"], capture_output=True,
+                           text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return any(re.search(r"(^|[ ,])%s([ =,{\[:]|$)" % re.escape(flag), line)
+               for line in (r.stdout + r.stderr).splitlines())
+
+
+def keep_logs(dest, nodes, log=print):
+    """Copies every node's daemon logs (<lab dir>/<node>/*.log) to dest/<node>/ (if dest)."""
+    if not dest:
+        return
+    for n in nodes:
+        src = os.path.join(_env.get("SKIFF_LAB_DIR", ""), n)
+        if os.path.isdir(src):
+            os.makedirs(os.path.join(dest, n), exist_ok=True)
+            for f in os.listdir(src):
+                if f.endswith(".log"):
+                    shutil.copy(os.path.join(src, f), os.path.join(dest, n, f))
+    log("daemon logs copied to %s" % dest)
