@@ -16,6 +16,18 @@ Rule masquerade_rule(const Ipv4Prefix& cluster) {
   return r;
 }
 
+Rule marked_masquerade_rule() {
+  Rule r;
+  r.exprs = match_mark_bits(kMasqueradeMark);
+  // Clear the bit so a packet that is masqueraded and then re-enters (e.g. routed back in
+  // through another namespace on this host) is not marked twice.
+  std::vector<Expr> clear = xor_mark_bits(kMasqueradeMark);
+  r.exprs.insert(r.exprs.end(), clear.begin(), clear.end());
+  r.exprs.push_back(Masquerade{.fully_random = true});
+  r.comment = kMarkedMasqueradeComment;
+  return r;
+}
+
 Batch masquerade_batch(const Ipv4Prefix& cluster) {
   Batch b(kSkiffFamily, kSkiffTable);
   b.add_table();
@@ -26,6 +38,7 @@ Batch masquerade_batch(const Ipv4Prefix& cluster) {
   b.delete_chain(kPostroutingChain);
   b.add_chain(Chain{kPostroutingChain,
                     BaseChain{"nat", Hook::kPostrouting, kPrioritySrcNat, VerdictCode::kAccept}});
+  b.add_rule(kPostroutingChain, marked_masquerade_rule());
   b.add_rule(kPostroutingChain, masquerade_rule(cluster));
   return b;
 }

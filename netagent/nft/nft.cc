@@ -6,20 +6,24 @@
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
 
 namespace skiff::nft {
 
@@ -46,6 +50,16 @@ static_assert(static_cast<int32_t>(VerdictCode::kGoto) == NFT_GOTO);
 static_assert(static_cast<int32_t>(VerdictCode::kReturn) == NFT_RETURN);
 static_assert(static_cast<int32_t>(VerdictCode::kContinue) == NFT_CONTINUE);
 static_assert(static_cast<uint32_t>(Hook::kPostrouting) == NF_INET_POST_ROUTING);
+static_assert(static_cast<uint32_t>(reg32(0)) == NFT_REG32_00);
+static_assert(static_cast<uint32_t>(reg32(15)) == NFT_REG32_15);
+static_assert(static_cast<uint32_t>(CtKey::kState) == NFT_CT_STATE);
+static_assert(static_cast<uint32_t>(CtKey::kMark) == NFT_CT_MARK);
+static_assert(static_cast<uint32_t>(NatType::kDnat) == NFT_NAT_DNAT);
+static_assert(static_cast<uint32_t>(RejectType::kTcpRst) == NFT_REJECT_TCP_RST);
+static_assert(static_cast<uint32_t>(RejectType::kIcmpxUnreach) == NFT_REJECT_ICMPX_UNREACH);
+static_assert(static_cast<uint32_t>(FibResult::kAddrType) == NFT_FIB_RESULT_ADDRTYPE);
+static_assert(kFibDaddr == NFTA_FIB_F_DADDR && kFibOif == NFTA_FIB_F_OIF);
+static_assert(static_cast<uint32_t>(DynsetOp::kUpdate) == NFT_DYNSET_OP_UPDATE);
 
 namespace {
 
@@ -120,7 +134,10 @@ Status check_name(const char* what, const std::string& name) {
   return Status::ok();
 }
 
-bool data_reg(Reg r) { return r >= Reg::k1 && r <= Reg::k4; }
+bool data_reg(Reg r) {
+  auto v = static_cast<uint32_t>(r);
+  return (v >= NFT_REG_1 && v <= NFT_REG_4) || (v >= NFT_REG32_00 && v <= NFT_REG32_15);
+}
 
 Status check_data(const char* what, const Bytes& b) {
   if (b.empty() || b.size() > 16) {
@@ -130,7 +147,14 @@ Status check_data(const char* what, const Bytes& b) {
   return Status::ok();
 }
 
-Status check_expr(const Expr& e) {
+Status check_verdict(const Verdict& v) {
+  bool jumps = v.code == VerdictCode::kJump || v.code == VerdictCode::kGoto;
+  if (jumps) return check_name("jump target chain", v.chain);
+  if (!v.chain.empty()) return Status::invalid("a chain name on a verdict that does not jump");
+  return Status::ok();
+}
+
+Status check_expr(const Expr& e, Family family) {
   if (const auto* p = std::get_if<PayloadLoad>(&e)) {
     if (!data_reg(p->dreg)) return Status::invalid("payload load into a non-data register");
     if (p->len == 0 || p->len > 16) return Status::invalid("payload load of 0 or >16 bytes");
@@ -146,14 +170,146 @@ Status check_expr(const Expr& e) {
   } else if (const auto* m = std::get_if<MetaLoad>(&e)) {
     if (!data_reg(m->dreg)) return Status::invalid("meta load into a non-data register");
   } else if (const auto* v = std::get_if<Verdict>(&e)) {
-    bool jumps = v->code == VerdictCode::kJump || v->code == VerdictCode::kGoto;
-    if (jumps) return check_name("jump target chain", v->chain);
-    if (!v->chain.empty()) return Status::invalid("a chain name on a verdict that does not jump");
+    return check_verdict(*v);
+  } else if (const auto* i = std::get_if<Immediate>(&e)) {
+    if (!data_reg(i->dreg)) return Status::invalid("immediate into a non-data register");
+    return check_data("immediate data", i->data);
+  } else if (const auto* l = std::get_if<Lookup>(&e)) {
+    if (!data_reg(l->sreg)) return Status::invalid("lookup key from a non-data register");
+    if (l->dreg && *l->dreg != Reg::kVerdict && !data_reg(*l->dreg)) {
+      return Status::invalid("lookup result into a bad register");
+    }
+    if (l->dreg && l->invert) return Status::invalid("an inverted map lookup");
+    return check_name("lookup set", l->set);
+  } else if (const auto* n = std::get_if<Numgen>(&e)) {
+    if (!data_reg(n->dreg)) return Status::invalid("numgen into a non-data register");
+    if (n->modulus == 0) return Status::invalid("numgen modulus 0");
+  } else if (const auto* iv = std::get_if<InlineVmap>(&e)) {
+    if (!data_reg(iv->sreg)) return Status::invalid("vmap key from a non-data register");
+    uint32_t len = set_type_len(iv->key_type);
+    if (len == 0) return Status::invalid("inline vmap key type has no length");
+    if (iv->entries.empty()) return Status::invalid("inline vmap without entries");
+    for (const auto& [key, verdict] : iv->entries) {
+      if (key.size() != len) {
+        return Status::invalid("inline vmap key of " + std::to_string(key.size()) +
+                               " bytes for type " + set_type_name(iv->key_type) + " (" +
+                               std::to_string(len) + " bytes)");
+      }
+      if (Status s = check_verdict(verdict); !s) return s;
+    }
+  } else if (const auto* nat = std::get_if<Nat>(&e)) {
+    if (family != Family::kIp) return Status::invalid("nat is only encoded for family ip");
+    if (!data_reg(nat->reg_addr) || (nat->reg_proto && !data_reg(*nat->reg_proto))) {
+      return Status::invalid("nat from a non-data register");
+    }
+  } else if (const auto* r = std::get_if<Reject>(&e)) {
+    if (r->type == RejectType::kIcmpxUnreach && family == Family::kIp) {
+      return Status::invalid("reject with icmpx is not supported in an ip table (use icmp)");
+    }
+  } else if (const auto* ct = std::get_if<CtLoad>(&e)) {
+    if (!data_reg(ct->dreg)) return Status::invalid("ct load into a non-data register");
+  } else if (const auto* f = std::get_if<Fib>(&e)) {
+    if (!data_reg(f->dreg)) return Status::invalid("fib into a non-data register");
+    if (!(f->flags & (kFibSaddr | kFibDaddr))) return Status::invalid("fib needs saddr or daddr");
+  } else if (const auto* ms = std::get_if<MetaSet>(&e)) {
+    if (!data_reg(ms->sreg)) return Status::invalid("meta set from a non-data register");
+  } else if (const auto* d = std::get_if<Dynset>(&e)) {
+    if (!data_reg(d->sreg_key)) return Status::invalid("dynset key from a non-data register");
+    return check_name("dynset set", d->set);
   }
   return Status::ok();
 }
 
-Status check_op(const Batch::Op& op) {
+uint32_t round4(uint32_t n) { return (n + 3) & ~3u; }
+
+// The key length the kernel stores for a set: one type's length, or the 4-byte-aligned parts
+// of a concatenation.
+uint32_t key_len(const std::vector<SetType>& key) {
+  if (key.size() == 1) return set_type_len(key[0]);
+  uint32_t n = 0;
+  for (SetType t : key) n += round4(set_type_len(t));
+  return n;
+}
+
+// nft's concatenated type id: each part shifted in by TYPE_BITS (6).
+uint32_t key_type_id(const std::vector<SetType>& key) {
+  uint32_t id = 0;
+  for (SetType t : key) id = (id << 6) | static_cast<uint32_t>(t);
+  return id;
+}
+
+// NFTNL_UDATA_SET_*BYTEORDER as nft writes it: 0 (invalid) for concatenations, big endian (2)
+// for addresses, protocols and ports, host (1) for marks and integers.
+uint32_t byteorder(SetType t) {
+  return t == SetType::kMark || t == SetType::kInteger ? 1 : t == SetType::kVerdict ? 0 : 2;
+}
+
+Status check_set(const Set& s) {
+  if (Status st = check_name("set", s.name); !st) return st;
+  if (s.key.empty()) return Status::invalid("set without a key type");
+  for (SetType t : s.key) {
+    if (set_type_len(t) == 0) return Status::invalid("set key part of type verdict");
+  }
+  if (s.key.size() > 1 && key_len(s.key) > 64) {
+    return Status::invalid("concatenated key longer than 64 bytes");
+  }
+  if (s.interval && s.key.size() > 1) {
+    return Status::invalid("interval flag on a concatenation is not supported here");
+  }
+  if (s.timeout_ms && !s.timeout) return Status::invalid("a default timeout without flag timeout");
+  if (s.comment.size() > kMaxComment) {
+    return Status::invalid("set comment longer than " + std::to_string(kMaxComment) + " bytes");
+  }
+  return Status::ok();
+}
+
+// Element checks that need no set definition, and, when `set` is known, the fit.
+Status check_element(const Element& e, const Set* set) {
+  if (e.key.empty()) return Status::invalid("element without a key");
+  for (const Bytes& part : e.key) {
+    if (part.empty() || part.size() > 16) return Status::invalid("element key part of bad size");
+  }
+  if (const auto* v = std::get_if<Verdict>(&e.data)) {
+    if (Status s = check_verdict(*v); !s) return s;
+  } else if (const auto* b = std::get_if<Bytes>(&e.data)) {
+    if (b->empty() || b->size() > 64) return Status::invalid("element data of bad size");
+  }
+  if (e.comment.size() > kMaxComment) return Status::invalid("element comment too long");
+  if (!set) return Status::ok();
+  if (e.key.size() != set->key.size()) {
+    return Status::invalid("element key has " + std::to_string(e.key.size()) +
+                           " parts; the set's key has " + std::to_string(set->key.size()));
+  }
+  for (size_t i = 0; i < e.key.size(); ++i) {
+    if (e.key[i].size() != set_type_len(set->key[i])) {
+      return Status::invalid("element key part " + std::to_string(i) + " is " +
+                             std::to_string(e.key[i].size()) + " bytes; " +
+                             set_type_name(set->key[i]) + " is " +
+                             std::to_string(set_type_len(set->key[i])));
+    }
+  }
+  if (!set->data) {
+    if (!std::holds_alternative<std::monostate>(e.data)) {
+      return Status::invalid("element with data in a set (not a map)");
+    }
+  } else if (*set->data == SetType::kVerdict) {
+    if (!std::holds_alternative<Verdict>(e.data)) {
+      return Status::invalid("element of a verdict map without a verdict");
+    }
+  } else {
+    const auto* b = std::get_if<Bytes>(&e.data);
+    if (!b || b->size() != set_type_len(*set->data)) {
+      return Status::invalid(std::string("element data must be ") +
+                             std::to_string(set_type_len(*set->data)) + " bytes of " +
+                             set_type_name(*set->data));
+    }
+  }
+  if (e.timeout_ms && !set->timeout)
+    return Status::invalid("element timeout in a set without timeout flag");
+  return Status::ok();
+}
+
+Status check_op(const Batch::Op& op, Family family, const std::vector<const Set*>& defined) {
   switch (op.kind) {
     case Batch::Kind::kAddTable:
     case Batch::Kind::kDeleteTable:
@@ -178,7 +334,37 @@ Status check_op(const Batch::Op& op) {
                                " bytes");
       }
       for (const Expr& e : op.rule.exprs) {
-        if (Status s = check_expr(e); !s) return s.with_context(to_string(e));
+        if (Status s = check_expr(e, family); !s) return s.with_context(to_string(e));
+      }
+      return Status::ok();
+    }
+    case Batch::Kind::kAddSet:
+      return check_set(op.set);
+    case Batch::Kind::kDeleteSet:
+    case Batch::Kind::kFlushSet:
+      return check_name("set", op.set.name);
+    case Batch::Kind::kAddElements:
+    case Batch::Kind::kDeleteElements: {
+      if (Status s = check_name("set", op.set.name); !s) return s;
+      const Set* set = nullptr;
+      for (const Set* d : defined) {
+        if (d->name == op.set.name) set = d;
+      }
+      for (size_t i = 0; i < op.elements.size(); ++i) {
+        const Element& e = op.elements[i];
+        // A delete names elements by key only.
+        Element key_only;
+        if (op.kind == Batch::Kind::kDeleteElements) key_only.key = e.key;
+        const Element& checked = op.kind == Batch::Kind::kDeleteElements ? key_only : e;
+        const Set* fit = set;
+        Set keys_of_set;
+        if (set && op.kind == Batch::Kind::kDeleteElements) {
+          keys_of_set.key = set->key;  // data ignored on delete
+          fit = &keys_of_set;
+        }
+        if (Status s = check_element(checked, fit); !s) {
+          return s.with_context("element " + std::to_string(i));
+        }
       }
       return Status::ok();
     }
@@ -203,16 +389,29 @@ struct ExprDeleter {
 struct UdataDeleter {
   void operator()(nftnl_udata_buf* u) const { nftnl_udata_buf_free(u); }
 };
+struct SetDeleter {
+  void operator()(nftnl_set* s) const { nftnl_set_free(s); }
+};
+struct ElemDeleter {
+  void operator()(nftnl_set_elem* e) const { nftnl_set_elem_free(e); }
+};
 using ExprPtr = std::unique_ptr<nftnl_expr, ExprDeleter>;
+using SetPtr = std::unique_ptr<nftnl_set, SetDeleter>;
+using UdataPtr = std::unique_ptr<nftnl_udata_buf, UdataDeleter>;
 
-// Returns null only when libnftnl is out of memory.
-ExprPtr build_expr(const Expr& e) {
+constexpr char kAnonMapName[] = "__map%d";
+
+// Returns null only when libnftnl is out of memory. anon_set_id: the set id of the anonymous
+// map an InlineVmap refers to (created just before the rule).
+ExprPtr build_expr(const Expr& e, uint32_t anon_set_id) {
   struct Visitor {
+    uint32_t anon_set_id;
     ExprPtr alloc(const char* name) const { return ExprPtr(nftnl_expr_alloc(name)); }
+    static uint32_t r(Reg reg) { return static_cast<uint32_t>(reg); }
     ExprPtr operator()(const PayloadLoad& p) const {
       ExprPtr x = alloc("payload");
       if (!x) return x;
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_DREG, static_cast<uint32_t>(p.dreg));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_DREG, r(p.dreg));
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_BASE, static_cast<uint32_t>(p.base));
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_OFFSET, p.offset);
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_PAYLOAD_LEN, p.len);
@@ -221,8 +420,8 @@ ExprPtr build_expr(const Expr& e) {
     ExprPtr operator()(const Bitwise& b) const {
       ExprPtr x = alloc("bitwise");
       if (!x) return x;
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_BITWISE_SREG, static_cast<uint32_t>(b.sreg));
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_BITWISE_DREG, static_cast<uint32_t>(b.dreg));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_BITWISE_SREG, r(b.sreg));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_BITWISE_DREG, r(b.dreg));
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_BITWISE_LEN, static_cast<uint32_t>(b.mask.size()));
       nftnl_expr_set(x.get(), NFTNL_EXPR_BITWISE_MASK, b.mask.data(),
                      static_cast<uint32_t>(b.mask.size()));
@@ -233,7 +432,7 @@ ExprPtr build_expr(const Expr& e) {
     ExprPtr operator()(const Cmp& c) const {
       ExprPtr x = alloc("cmp");
       if (!x) return x;
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CMP_SREG, static_cast<uint32_t>(c.sreg));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CMP_SREG, r(c.sreg));
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CMP_OP, static_cast<uint32_t>(c.op));
       nftnl_expr_set(x.get(), NFTNL_EXPR_CMP_DATA, c.data.data(),
                      static_cast<uint32_t>(c.data.size()));
@@ -243,10 +442,16 @@ ExprPtr build_expr(const Expr& e) {
       ExprPtr x = alloc("meta");
       if (!x) return x;
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_META_KEY, static_cast<uint32_t>(m.key));
-      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_META_DREG, static_cast<uint32_t>(m.dreg));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_META_DREG, r(m.dreg));
       return x;
     }
-    ExprPtr operator()(const Masquerade&) const { return alloc("masq"); }
+    ExprPtr operator()(const Masquerade& m) const {
+      ExprPtr x = alloc("masq");
+      if (x && m.fully_random) {
+        nftnl_expr_set_u32(x.get(), NFTNL_EXPR_MASQ_FLAGS, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
+      }
+      return x;
+    }
     ExprPtr operator()(const Counter&) const { return alloc("counter"); }
     ExprPtr operator()(const Verdict& v) const {
       ExprPtr x = alloc("immediate");
@@ -256,35 +461,322 @@ ExprPtr build_expr(const Expr& e) {
       if (!v.chain.empty()) nftnl_expr_set_str(x.get(), NFTNL_EXPR_IMM_CHAIN, v.chain.c_str());
       return x;
     }
+    ExprPtr operator()(const Immediate& i) const {
+      ExprPtr x = alloc("immediate");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_IMM_DREG, r(i.dreg));
+      nftnl_expr_set(x.get(), NFTNL_EXPR_IMM_DATA, i.data.data(),
+                     static_cast<uint32_t>(i.data.size()));
+      return x;
+    }
+    ExprPtr operator()(const Lookup& l) const {
+      ExprPtr x = alloc("lookup");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LOOKUP_SREG, r(l.sreg));
+      if (l.dreg) nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LOOKUP_DREG, r(*l.dreg));
+      nftnl_expr_set_str(x.get(), NFTNL_EXPR_LOOKUP_SET, l.set.c_str());
+      if (l.invert) nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+      return x;
+    }
+    ExprPtr operator()(const Numgen& n) const {
+      ExprPtr x = alloc("numgen");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NG_DREG, r(n.dreg));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NG_MODULUS, n.modulus);
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NG_OFFSET, n.offset);
+      return x;
+    }
+    ExprPtr operator()(const InlineVmap& v) const {
+      ExprPtr x = alloc("lookup");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LOOKUP_SREG, r(v.sreg));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+      nftnl_expr_set_str(x.get(), NFTNL_EXPR_LOOKUP_SET, kAnonMapName);
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LOOKUP_SET_ID, anon_set_id);
+      return x;
+    }
+    ExprPtr operator()(const Nat& n) const {
+      ExprPtr x = alloc("nat");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_TYPE, static_cast<uint32_t>(n.type));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, r(n.reg_addr));
+      if (n.reg_proto) {
+        nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_PROTO_MIN, r(*n.reg_proto));
+        nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+      }
+      return x;
+    }
+    ExprPtr operator()(const Reject& rj) const {
+      ExprPtr x = alloc("reject");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_REJECT_TYPE, static_cast<uint32_t>(rj.type));
+      nftnl_expr_set_u8(x.get(), NFTNL_EXPR_REJECT_CODE, rj.code);
+      return x;
+    }
+    ExprPtr operator()(const CtLoad& c) const {
+      ExprPtr x = alloc("ct");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CT_KEY, static_cast<uint32_t>(c.key));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CT_DREG, r(c.dreg));
+      return x;
+    }
+    ExprPtr operator()(const Fib& f) const {
+      ExprPtr x = alloc("fib");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_FIB_DREG, r(f.dreg));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_FIB_RESULT, static_cast<uint32_t>(f.result));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_FIB_FLAGS, f.flags);
+      return x;
+    }
+    ExprPtr operator()(const MetaSet& m) const {
+      ExprPtr x = alloc("meta");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_META_KEY, static_cast<uint32_t>(m.key));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_META_SREG, r(m.sreg));
+      return x;
+    }
+    ExprPtr operator()(const Dynset& d) const {
+      ExprPtr x = alloc("dynset");
+      if (!x) return x;
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_DYNSET_SREG_KEY, r(d.sreg_key));
+      nftnl_expr_set_u32(x.get(), NFTNL_EXPR_DYNSET_OP, static_cast<uint32_t>(d.op));
+      nftnl_expr_set_str(x.get(), NFTNL_EXPR_DYNSET_SET_NAME, d.set.c_str());
+      if (d.timeout_ms) nftnl_expr_set_u64(x.get(), NFTNL_EXPR_DYNSET_TIMEOUT, d.timeout_ms);
+      return x;
+    }
   };
-  return std::visit(Visitor{}, e);
+  return std::visit(Visitor{anon_set_id}, e);
 }
 
-// Appends op's message at `buf` (which has kMaxMessage bytes free); returns its length or 0 when
-// libnftnl could not allocate.
-size_t encode_op(char* buf, const Batch& batch, const Batch::Op& op, uint32_t seq) {
-  const uint16_t family = static_cast<uint16_t>(batch.family());
-  const std::string& table = batch.table();
-  nlmsghdr* nlh = nullptr;
+// The key as the kernel stores it: parts padded to 4 bytes in a concatenation.
+Bytes flat_key(const std::vector<Bytes>& parts) {
+  if (parts.size() == 1) return parts[0];
+  Bytes out;
+  for (const Bytes& p : parts) {
+    out.insert(out.end(), p.begin(), p.end());
+    out.resize(out.size() + (round4(static_cast<uint32_t>(p.size())) - p.size()), 0);
+  }
+  return out;
+}
+
+// Upper bound on the netlink bytes one element takes (key, data or verdict, timeout, comment,
+// nesting), used to cut element lists into messages whose nested list stays below 64 KiB.
+size_t element_cost(const Element& e) {
+  size_t n = 64;
+  for (const Bytes& p : e.key) n += round4(static_cast<uint32_t>(p.size()));
+  if (const auto* v = std::get_if<Verdict>(&e.data)) n += 32 + v->chain.size();
+  if (const auto* b = std::get_if<Bytes>(&e.data)) n += 8 + b->size();
+  n += e.comment.size() + 8;
+  return n;
+}
+constexpr size_t kMaxElementBytesPerMessage = 32 * 1024;
+
+// Accumulates netlink messages with consecutive sequence numbers.
+class Encoder {
+ public:
+  Encoder(const Batch& batch, uint32_t first_seq, std::vector<size_t>* op_of_message)
+      : batch_(batch), seq_(first_seq), op_of_message_(op_of_message) {}
+
+  // Free space for the next message (mnl_attr_put does not check bounds).
+  char* room() {
+    buf_.resize(used_ + kMaxMessage);
+    return reinterpret_cast<char*>(buf_.data() + used_);
+  }
+  uint32_t seq() const { return seq_; }
+  void put(const nlmsghdr* nlh, std::optional<size_t> op) {
+    used_ += nlh->nlmsg_len;
+    ++seq_;
+    if (op && op_of_message_) op_of_message_->push_back(*op);
+  }
+  std::vector<uint8_t> take() {
+    buf_.resize(used_);
+    return std::move(buf_);
+  }
+
+  uint16_t family() const { return static_cast<uint16_t>(batch_.family()); }
+  const char* table() const { return batch_.table().c_str(); }
+  uint32_t next_set_id() { return ++set_id_; }
+
+ private:
+  const Batch& batch_;
+  std::vector<uint8_t> buf_;
+  size_t used_ = 0;
+  uint32_t seq_;
+  std::vector<size_t>* op_of_message_;
+  uint32_t set_id_ = 0;
+};
+
+// False when libnftnl could not allocate.
+bool put_udata_comment(const std::string& comment, uint8_t type,
+                       const std::function<void(const void*, uint32_t)>& set) {
+  if (comment.empty()) return true;
+  UdataPtr ud(nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16));
+  if (!ud) return false;
+  nftnl_udata_put_strz(ud.get(), type, comment.c_str());
+  set(nftnl_udata_buf_data(ud.get()), nftnl_udata_buf_len(ud.get()));
+  return true;
+}
+
+SetPtr new_set_ref(Encoder& enc, const std::string& name, uint32_t set_id) {
+  SetPtr s(nftnl_set_alloc());
+  if (!s) return s;
+  nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, enc.table());
+  nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, enc.family());
+  if (set_id) nftnl_set_set_u32(s.get(), NFTNL_SET_ID, set_id);
+  return s;
+}
+
+bool encode_new_set(Encoder& enc, const Set& def, uint32_t extra_flags, uint32_t set_id,
+                    size_t op) {
+  SetPtr s = new_set_ref(enc, def.name, set_id);
+  if (!s) return false;
+  uint32_t flags = extra_flags;
+  if (def.data) flags |= NFT_SET_MAP;
+  if (def.interval) flags |= NFT_SET_INTERVAL;
+  if (def.timeout) flags |= NFT_SET_TIMEOUT;
+  if (def.dynamic) flags |= NFT_SET_EVAL;
+  if (def.constant) flags |= NFT_SET_CONSTANT;
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, flags);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, key_type_id(def.key));
+  nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, key_len(def.key));
+  if (def.data) {
+    bool verdict = *def.data == SetType::kVerdict;
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE,
+                      verdict ? NFT_DATA_VERDICT : static_cast<uint32_t>(*def.data));
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, verdict ? 0 : set_type_len(*def.data));
+  }
+  if (def.timeout_ms) nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, def.timeout_ms);
+  if (def.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, def.size);
+  // nft reads the byte orders back from the user data to print keys and data.
+  UdataPtr ud(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN));
+  if (!ud) return false;
+  nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER,
+                      def.key.size() == 1 ? byteorder(def.key[0]) : 0);
+  if (def.data) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, byteorder(*def.data));
+  if (!def.comment.empty()) {
+    nftnl_udata_put_strz(ud.get(), NFTNL_UDATA_SET_COMMENT, def.comment.c_str());
+  }
+  nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()),
+                     nftnl_udata_buf_len(ud.get()));
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(enc.room(), NFT_MSG_NEWSET, enc.family(),
+                                        NLM_F_CREATE | NLM_F_ACK, enc.seq());
+  nftnl_set_nlmsg_build_payload(nlh, s.get());
+  enc.put(nlh, op);
+  return true;
+}
+
+// NEWSETELEM / DELSETELEM messages for `elements`, cut so each message's list stays small.
+bool encode_elements(Encoder& enc, const std::string& set, uint32_t set_id, bool add,
+                     const std::vector<Element>& elements, size_t op) {
+  size_t i = 0;
+  while (i < elements.size()) {
+    SetPtr s = new_set_ref(enc, set, set_id);
+    if (!s) return false;
+    size_t bytes = 0;
+    for (; i < elements.size() &&
+           (bytes == 0 || bytes + element_cost(elements[i]) <= kMaxElementBytesPerMessage);
+         ++i) {
+      const Element& e = elements[i];
+      bytes += element_cost(e);
+      nftnl_set_elem* el = nftnl_set_elem_alloc();
+      if (!el) return false;
+      nftnl_set_elem_add(s.get(), el);  // the set owns it now
+      Bytes key = flat_key(e.key);
+      nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, key.data(), static_cast<uint32_t>(key.size()));
+      if (!add) continue;  // a delete names the key only
+      if (const auto* v = std::get_if<Verdict>(&e.data)) {
+        nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, static_cast<uint32_t>(v->code));
+        if (!v->chain.empty()) nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN, v->chain.c_str());
+      } else if (const auto* b = std::get_if<Bytes>(&e.data)) {
+        nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, b->data(), static_cast<uint32_t>(b->size()));
+      }
+      if (e.timeout_ms) nftnl_set_elem_set_u64(el, NFTNL_SET_ELEM_TIMEOUT, e.timeout_ms);
+      if (!put_udata_comment(e.comment, NFTNL_UDATA_SET_ELEM_COMMENT,
+                             [&](const void* d, uint32_t n) {
+                               nftnl_set_elem_set(el, NFTNL_SET_ELEM_USERDATA, d, n);
+                             })) {
+        return false;
+      }
+    }
+    nlmsghdr* nlh =
+        nftnl_nlmsg_build_hdr(enc.room(), add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM,
+                              enc.family(), (add ? NLM_F_CREATE : 0) | NLM_F_ACK, enc.seq());
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    enc.put(nlh, op);
+  }
+  return true;
+}
+
+bool encode_rule(Encoder& enc, const Batch::Op& op, size_t index) {
+  // Anonymous maps first: each InlineVmap's set and elements precede the rule, as nft sends.
+  std::vector<uint32_t> anon_ids;
+  for (const Expr& e : op.rule.exprs) {
+    const auto* v = std::get_if<InlineVmap>(&e);
+    if (!v) continue;
+    uint32_t id = enc.next_set_id();
+    anon_ids.push_back(id);
+    Set def;
+    def.name = kAnonMapName;
+    def.key = {v->key_type};
+    def.data = SetType::kVerdict;
+    def.size = static_cast<uint32_t>(v->entries.size());
+    if (!encode_new_set(enc, def, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT, id, index)) return false;
+    std::vector<Element> elements;
+    for (const auto& [key, verdict] : v->entries)
+      elements.push_back(Element{{key}, verdict, 0, {}});
+    if (!encode_elements(enc, kAnonMapName, id, true, elements, index)) return false;
+  }
+  std::unique_ptr<nftnl_rule, RuleDeleter> r(nftnl_rule_alloc());
+  if (!r) return false;
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, enc.table());
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, op.chain.name.c_str());
+  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, enc.family());
+  size_t anon = 0;
+  for (const Expr& e : op.rule.exprs) {
+    uint32_t id = std::holds_alternative<InlineVmap>(e) ? anon_ids[anon++] : 0;
+    ExprPtr x = build_expr(e, id);
+    if (!x) return false;
+    nftnl_rule_add_expr(r.get(), x.release());  // the rule owns it now
+  }
+  if (!put_udata_comment(op.rule.comment, NFTNL_UDATA_RULE_COMMENT, [&](const void* d, uint32_t n) {
+        nftnl_rule_set_data(r.get(), NFTNL_RULE_USERDATA, d, n);
+      })) {
+    return false;
+  }
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(enc.room(), NFT_MSG_NEWRULE, enc.family(),
+                                        NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, enc.seq());
+  nftnl_rule_nlmsg_build_payload(nlh, r.get());
+  enc.put(nlh, index);
+  return true;
+}
+
+// Appends op's messages; false when libnftnl could not allocate.
+bool encode_op(Encoder& enc, const Batch::Op& op, size_t index) {
+  const uint16_t family = enc.family();
   switch (op.kind) {
     case Batch::Kind::kAddTable:
     case Batch::Kind::kDeleteTable: {
       std::unique_ptr<nftnl_table, TableDeleter> t(nftnl_table_alloc());
-      if (!t) return 0;
-      nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, table.c_str());
+      if (!t) return false;
+      nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, enc.table());
       nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, family);
       bool add = op.kind == Batch::Kind::kAddTable;
       // NLM_F_CREATE without NLM_F_EXCL: an existing table is kept, like `nft add table`.
-      nlh = nftnl_table_nlmsg_build_hdr(buf, add ? NFT_MSG_NEWTABLE : NFT_MSG_DELTABLE, family,
-                                        (add ? NLM_F_CREATE : 0) | NLM_F_ACK, seq);
+      nlmsghdr* nlh =
+          nftnl_table_nlmsg_build_hdr(enc.room(), add ? NFT_MSG_NEWTABLE : NFT_MSG_DELTABLE, family,
+                                      (add ? NLM_F_CREATE : 0) | NLM_F_ACK, enc.seq());
       nftnl_table_nlmsg_build_payload(nlh, t.get());
-      break;
+      enc.put(nlh, index);
+      return true;
     }
     case Batch::Kind::kAddChain:
     case Batch::Kind::kDeleteChain: {
       std::unique_ptr<nftnl_chain, ChainDeleter> c(nftnl_chain_alloc());
-      if (!c) return 0;
-      nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str());
+      if (!c) return false;
+      nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, enc.table());
       nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, op.chain.name.c_str());
       nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, family);
       bool add = op.kind == Batch::Kind::kAddChain;
@@ -295,44 +787,57 @@ size_t encode_op(char* buf, const Batch& batch, const Batch::Op& op, uint32_t se
         nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, b.type.c_str());
         nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, static_cast<uint32_t>(b.policy));
       }
-      nlh = nftnl_chain_nlmsg_build_hdr(buf, add ? NFT_MSG_NEWCHAIN : NFT_MSG_DELCHAIN, family,
-                                        (add ? NLM_F_CREATE : 0) | NLM_F_ACK, seq);
+      nlmsghdr* nlh =
+          nftnl_chain_nlmsg_build_hdr(enc.room(), add ? NFT_MSG_NEWCHAIN : NFT_MSG_DELCHAIN, family,
+                                      (add ? NLM_F_CREATE : 0) | NLM_F_ACK, enc.seq());
       nftnl_chain_nlmsg_build_payload(nlh, c.get());
-      break;
+      enc.put(nlh, index);
+      return true;
     }
-    case Batch::Kind::kFlushChain:
-    case Batch::Kind::kAddRule: {
+    case Batch::Kind::kFlushChain: {
       std::unique_ptr<nftnl_rule, RuleDeleter> r(nftnl_rule_alloc());
-      if (!r) return 0;
-      nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
+      if (!r) return false;
+      nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, enc.table());
       nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, op.chain.name.c_str());
       nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, family);
-      if (op.kind == Batch::Kind::kFlushChain) {
-        // DELRULE naming only the chain deletes all its rules (what `nft flush chain` sends).
-        nlh = nftnl_rule_nlmsg_build_hdr(buf, NFT_MSG_DELRULE, family, NLM_F_ACK, seq);
-        nftnl_rule_nlmsg_build_payload(nlh, r.get());
-        break;
-      }
-      for (const Expr& e : op.rule.exprs) {
-        ExprPtr x = build_expr(e);
-        if (!x) return 0;
-        nftnl_rule_add_expr(r.get(), x.release());  // the rule owns it now
-      }
-      if (!op.rule.comment.empty()) {
-        std::unique_ptr<nftnl_udata_buf, UdataDeleter> ud(
-            nftnl_udata_buf_alloc(NFTNL_UDATA_COMMENT_MAXLEN + 16));
-        if (!ud) return 0;
-        nftnl_udata_put_strz(ud.get(), NFTNL_UDATA_RULE_COMMENT, op.rule.comment.c_str());
-        nftnl_rule_set_data(r.get(), NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud.get()),
-                            nftnl_udata_buf_len(ud.get()));
-      }
-      nlh = nftnl_rule_nlmsg_build_hdr(buf, NFT_MSG_NEWRULE, family,
-                                       NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, seq);
+      // DELRULE naming only the chain deletes all its rules (what `nft flush chain` sends).
+      nlmsghdr* nlh =
+          nftnl_rule_nlmsg_build_hdr(enc.room(), NFT_MSG_DELRULE, family, NLM_F_ACK, enc.seq());
       nftnl_rule_nlmsg_build_payload(nlh, r.get());
-      break;
+      enc.put(nlh, index);
+      return true;
     }
+    case Batch::Kind::kAddRule:
+      return encode_rule(enc, op, index);
+    case Batch::Kind::kAddSet:
+      // The kernel requires NFTA_SET_ID on every new set (rules may refer to it by id).
+      return encode_new_set(enc, op.set, 0, enc.next_set_id(), index);
+    case Batch::Kind::kDeleteSet: {
+      SetPtr s = new_set_ref(enc, op.set.name, 0);
+      if (!s) return false;
+      nlmsghdr* nlh =
+          nftnl_nlmsg_build_hdr(enc.room(), NFT_MSG_DELSET, family, NLM_F_ACK, enc.seq());
+      nftnl_set_nlmsg_build_payload(nlh, s.get());
+      enc.put(nlh, index);
+      return true;
+    }
+    case Batch::Kind::kFlushSet: {
+      // DELSETELEM without an element list deletes them all (what `nft flush set` sends).
+      SetPtr s = new_set_ref(enc, op.set.name, 0);
+      if (!s) return false;
+      nlmsghdr* nlh =
+          nftnl_nlmsg_build_hdr(enc.room(), NFT_MSG_DELSETELEM, family, NLM_F_ACK, enc.seq());
+      nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+      enc.put(nlh, index);
+      return true;
+    }
+    case Batch::Kind::kAddElements:
+    case Batch::Kind::kDeleteElements:
+      if (op.elements.empty()) return true;  // nothing to send
+      return encode_elements(enc, op.set.name, 0, op.kind == Batch::Kind::kAddElements, op.elements,
+                             index);
   }
-  return nlh ? nlh->nlmsg_len : 0;
+  return false;
 }
 
 }  // namespace
@@ -389,6 +894,40 @@ Result<Ipv4Prefix> parse_ipv4_prefix(std::string_view text) {
 
 // ---- expressions ----
 
+const char* set_type_name(SetType t) {
+  switch (t) {
+    case SetType::kVerdict:
+      return "verdict";
+    case SetType::kInteger:
+      return "integer";
+    case SetType::kIpv4Addr:
+      return "ipv4_addr";
+    case SetType::kInetProto:
+      return "inet_proto";
+    case SetType::kInetService:
+      return "inet_service";
+    case SetType::kMark:
+      return "mark";
+  }
+  return "?";
+}
+
+uint32_t set_type_len(SetType t) {
+  switch (t) {
+    case SetType::kVerdict:
+      return 0;
+    case SetType::kInetProto:
+      return 1;
+    case SetType::kInetService:
+      return 2;
+    case SetType::kInteger:
+    case SetType::kIpv4Addr:
+    case SetType::kMark:
+      return 4;
+  }
+  return 0;
+}
+
 std::string to_string(const Expr& e) {
   auto reg = [](Reg r) {
     return r == Reg::kVerdict ? std::string("verdict") : std::to_string(static_cast<int>(r));
@@ -409,22 +948,191 @@ std::string to_string(const Expr& e) {
     return "[ meta load " + std::to_string(static_cast<uint32_t>(m->key)) + " => reg " +
            reg(m->dreg) + " ]";
   }
-  if (std::holds_alternative<Masquerade>(e)) return "[ masq ]";
+  if (const auto* m = std::get_if<Masquerade>(&e)) {
+    return m->fully_random ? "[ masq flags 0x10 ]" : "[ masq ]";
+  }
   if (std::holds_alternative<Counter>(e)) return "[ counter ]";
-  const auto& v = std::get<Verdict>(e);
-  return std::string("[ immediate reg verdict ") + verdict_name(v.code) +
-         (v.chain.empty() ? "" : " " + v.chain) + " ]";
+  if (const auto* v = std::get_if<Verdict>(&e)) {
+    return std::string("[ immediate reg verdict ") + verdict_name(v->code) +
+           (v->chain.empty() ? "" : " " + v->chain) + " ]";
+  }
+  if (const auto* i = std::get_if<Immediate>(&e)) {
+    return "[ immediate reg " + reg(i->dreg) + " " + hex(i->data) + " ]";
+  }
+  if (const auto* l = std::get_if<Lookup>(&e)) {
+    return "[ lookup reg " + reg(l->sreg) + " set " + l->set +
+           (l->dreg ? " dreg " + reg(*l->dreg) : "") + (l->invert ? " 0x1" : "") + " ]";
+  }
+  if (const auto* n = std::get_if<Numgen>(&e)) {
+    return "[ numgen reg " + reg(n->dreg) + " = random mod " + std::to_string(n->modulus) +
+           (n->offset ? " offset " + std::to_string(n->offset) : "") + " ]";
+  }
+  if (const auto* iv = std::get_if<InlineVmap>(&e)) {
+    std::string s = "[ lookup reg " + reg(iv->sreg) + " set __map%d dreg verdict {";
+    for (size_t i = 0; i < iv->entries.size(); ++i) {
+      const Verdict& v = iv->entries[i].second;
+      s += (i ? ", " : " ") + hex(iv->entries[i].first) + " : " + verdict_name(v.code) +
+           (v.chain.empty() ? "" : " " + v.chain);
+    }
+    return s + " } ]";
+  }
+  if (const auto* n = std::get_if<Nat>(&e)) {
+    return std::string("[ nat ") + (n->type == NatType::kDnat ? "dnat" : "snat") +
+           " ip addr_min reg " + reg(n->reg_addr) +
+           (n->reg_proto ? " proto_min reg " + reg(*n->reg_proto) : "") + " ]";
+  }
+  if (const auto* r = std::get_if<Reject>(&e)) {
+    return "[ reject type " + std::to_string(static_cast<uint32_t>(r->type)) + " code " +
+           std::to_string(r->code) + " ]";
+  }
+  if (const auto* c = std::get_if<CtLoad>(&e)) {
+    return "[ ct load " + std::to_string(static_cast<uint32_t>(c->key)) + " => reg " +
+           reg(c->dreg) + " ]";
+  }
+  if (const auto* f = std::get_if<Fib>(&e)) {
+    return "[ fib flags " + std::to_string(f->flags) + " result " +
+           std::to_string(static_cast<uint32_t>(f->result)) + " => reg " + reg(f->dreg) + " ]";
+  }
+  if (const auto* m = std::get_if<MetaSet>(&e)) {
+    return "[ meta set " + std::to_string(static_cast<uint32_t>(m->key)) + " with reg " +
+           reg(m->sreg) + " ]";
+  }
+  const auto& d = std::get<Dynset>(e);
+  static const char* const kOps[] = {"add", "update", "delete"};
+  auto op = static_cast<uint32_t>(d.op);
+  return std::string("[ dynset ") + (op < 3 ? kOps[op] : "?") + " reg_key " + reg(d.sreg_key) +
+         " set " + d.set + (d.timeout_ms ? " timeout " + std::to_string(d.timeout_ms) + "ms" : "") +
+         " ]";
 }
 
 std::vector<Expr> match_ipv4(IpField field, const Ipv4Prefix& prefix, bool negate) {
   // Offsets of saddr/daddr in the IPv4 header. The whole address is loaded and masked (nft
   // itself loads fewer bytes for byte-aligned prefixes; the result is the same).
   std::vector<Expr> out;
-  out.push_back(
-      PayloadLoad{PayloadBase::kNetwork, field == IpField::kSaddr ? 12u : 16u, 4, Reg::k1});
+  out.push_back(load_ipv4(field));
   if (prefix.length < 32) out.push_back(Bitwise{Reg::k1, Reg::k1, be32(prefix.mask()), be32(0)});
   out.push_back(Cmp{negate ? CmpOp::kNeq : CmpOp::kEq, Reg::k1, be32(prefix.network)});
   return out;
+}
+
+Bytes ipv4_bytes(uint32_t addr) { return be32(addr); }
+Bytes port_bytes(uint16_t port) {
+  return {static_cast<uint8_t>(port >> 8), static_cast<uint8_t>(port)};
+}
+Bytes proto_bytes(uint8_t proto) { return {proto}; }
+Bytes u32_key(uint32_t v) {
+  Bytes b(4);
+  std::memcpy(b.data(), &v, 4);
+  return b;
+}
+
+Result<uint32_t> parse_ipv4(std::string_view text) {
+  in_addr a{};
+  std::string s(text);
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) {
+    return Status::invalid("parse IPv4 address \"" + s + "\": not a dotted quad");
+  }
+  return ntohl(a.s_addr);
+}
+
+PayloadLoad load_ipv4(IpField field, Reg dreg) {
+  return PayloadLoad{PayloadBase::kNetwork, field == IpField::kSaddr ? 12u : 16u, 4, dreg};
+}
+
+PayloadLoad load_th_dport(Reg dreg) { return PayloadLoad{PayloadBase::kTransport, 2, 2, dreg}; }
+
+std::vector<Expr> match_l4proto(uint8_t proto) {
+  return {MetaLoad{MetaKey::kL4Proto, Reg::k1}, Cmp{CmpOp::kEq, Reg::k1, proto_bytes(proto)}};
+}
+
+std::vector<Expr> match_th_dport(uint16_t port) {
+  return {load_th_dport(), Cmp{CmpOp::kEq, Reg::k1, port_bytes(port)}};
+}
+
+std::vector<Expr> match_ct_state(uint32_t bits) {
+  return {CtLoad{CtKey::kState, Reg::k1}, Bitwise{Reg::k1, Reg::k1, u32_key(bits), u32_key(0)},
+          Cmp{CmpOp::kNeq, Reg::k1, u32_key(0)}};
+}
+
+std::vector<Expr> match_fib_daddr_local() {
+  return {Fib{kFibDaddr, FibResult::kAddrType, Reg::k1},
+          Cmp{CmpOp::kEq, Reg::k1, u32_key(2 /* RTN_LOCAL */)}};
+}
+
+std::vector<Expr> match_mark_bits(uint32_t bits) {
+  return {MetaLoad{MetaKey::kMark, Reg::k1}, Bitwise{Reg::k1, Reg::k1, u32_key(bits), u32_key(0)},
+          Cmp{CmpOp::kEq, Reg::k1, u32_key(bits)}};
+}
+
+std::vector<Expr> set_mark_bits(uint32_t bits) {
+  return {MetaLoad{MetaKey::kMark, Reg::k1},
+          Bitwise{Reg::k1, Reg::k1, u32_key(~bits), u32_key(bits)},
+          MetaSet{MetaKey::kMark, Reg::k1}};
+}
+
+std::vector<Expr> xor_mark_bits(uint32_t bits) {
+  return {MetaLoad{MetaKey::kMark, Reg::k1},
+          Bitwise{Reg::k1, Reg::k1, u32_key(0xffffffffu), u32_key(bits)},
+          MetaSet{MetaKey::kMark, Reg::k1}};
+}
+
+std::vector<Expr> vmap_daddr_proto_port(std::string set) {
+  return {load_ipv4(IpField::kDaddr, Reg::k1), MetaLoad{MetaKey::kL4Proto, reg32(1)},
+          load_th_dport(reg32(2)), Lookup{std::move(set), Reg::k1, Reg::kVerdict, false}};
+}
+
+std::vector<Expr> vmap_proto_port(std::string set) {
+  return {MetaLoad{MetaKey::kL4Proto, Reg::k1}, load_th_dport(reg32(1)),
+          Lookup{std::move(set), Reg::k1, Reg::kVerdict, false}};
+}
+
+std::vector<Expr> match_saddr_in_set(std::string set) {
+  return {load_ipv4(IpField::kSaddr), Lookup{std::move(set), Reg::k1, std::nullopt, false}};
+}
+
+std::vector<Expr> update_set_saddr(std::string set, uint64_t timeout_ms) {
+  return {load_ipv4(IpField::kSaddr),
+          Dynset{std::move(set), DynsetOp::kUpdate, Reg::k1, timeout_ms}};
+}
+
+std::vector<Expr> numgen_vmap_goto(const std::vector<std::string>& chains) {
+  InlineVmap v;
+  v.sreg = Reg::k1;
+  v.key_type = SetType::kInteger;
+  for (size_t i = 0; i < chains.size(); ++i) {
+    v.entries.emplace_back(u32_key(static_cast<uint32_t>(i)),
+                           Verdict{VerdictCode::kGoto, chains[i]});
+  }
+  return {Numgen{static_cast<uint32_t>(chains.size()), 0, Reg::k1}, std::move(v)};
+}
+
+std::vector<Expr> dnat_to(uint32_t addr, uint16_t port, uint8_t proto) {
+  std::vector<Expr> out;
+  if (proto != 0) out = match_l4proto(proto);
+  out.push_back(Immediate{Reg::k1, ipv4_bytes(addr)});
+  if (port != 0) {
+    out.push_back(Immediate{Reg::k2, port_bytes(port)});
+    out.push_back(Nat{NatType::kDnat, Reg::k1, Reg::k2});
+  } else {
+    out.push_back(Nat{NatType::kDnat, Reg::k1, std::nullopt});
+  }
+  return out;
+}
+
+std::vector<Expr> reject_icmp_port_unreachable() { return {Reject{RejectType::kIcmpUnreach, 3}}; }
+
+std::vector<Expr> reject_tcp_reset() {
+  std::vector<Expr> out = match_l4proto(kTcp);
+  out.push_back(Reject{RejectType::kTcpRst, 0});
+  return out;
+}
+
+std::vector<Bytes> service_key(uint32_t addr, uint8_t proto, uint16_t port) {
+  return {ipv4_bytes(addr), proto_bytes(proto), port_bytes(port)};
+}
+
+std::vector<Bytes> proto_port_key(uint8_t proto, uint16_t port) {
+  return {proto_bytes(proto), port_bytes(port)};
 }
 
 // ---- Batch ----
@@ -432,32 +1140,66 @@ std::vector<Expr> match_ipv4(IpField field, const Ipv4Prefix& prefix, bool negat
 Batch::Batch(Family family, std::string table) : family_(family), table_(std::move(table)) {}
 
 Batch& Batch::add_table() {
-  ops_.push_back(Op{Kind::kAddTable, {}, {}});
+  ops_.push_back(Op{Kind::kAddTable, {}, {}, {}, {}});
   return *this;
 }
 
 Batch& Batch::delete_table() {
-  ops_.push_back(Op{Kind::kDeleteTable, {}, {}});
+  ops_.push_back(Op{Kind::kDeleteTable, {}, {}, {}, {}});
   return *this;
 }
 
 Batch& Batch::add_chain(Chain chain) {
-  ops_.push_back(Op{Kind::kAddChain, std::move(chain), {}});
+  ops_.push_back(Op{Kind::kAddChain, std::move(chain), {}, {}, {}});
   return *this;
 }
 
 Batch& Batch::flush_chain(std::string chain) {
-  ops_.push_back(Op{Kind::kFlushChain, Chain{std::move(chain), std::nullopt}, {}});
+  ops_.push_back(Op{Kind::kFlushChain, Chain{std::move(chain), std::nullopt}, {}, {}, {}});
   return *this;
 }
 
 Batch& Batch::delete_chain(std::string chain) {
-  ops_.push_back(Op{Kind::kDeleteChain, Chain{std::move(chain), std::nullopt}, {}});
+  ops_.push_back(Op{Kind::kDeleteChain, Chain{std::move(chain), std::nullopt}, {}, {}, {}});
   return *this;
 }
 
 Batch& Batch::add_rule(std::string chain, Rule rule) {
-  ops_.push_back(Op{Kind::kAddRule, Chain{std::move(chain), std::nullopt}, std::move(rule)});
+  ops_.push_back(
+      Op{Kind::kAddRule, Chain{std::move(chain), std::nullopt}, std::move(rule), {}, {}});
+  return *this;
+}
+
+Batch& Batch::add_set(Set set) {
+  ops_.push_back(Op{Kind::kAddSet, {}, {}, std::move(set), {}});
+  return *this;
+}
+
+Batch& Batch::delete_set(std::string set) {
+  Set s;
+  s.name = std::move(set);
+  ops_.push_back(Op{Kind::kDeleteSet, {}, {}, std::move(s), {}});
+  return *this;
+}
+
+Batch& Batch::flush_set(std::string set) {
+  Set s;
+  s.name = std::move(set);
+  ops_.push_back(Op{Kind::kFlushSet, {}, {}, std::move(s), {}});
+  return *this;
+}
+
+Batch& Batch::add_elements(std::string set, std::vector<Element> elements) {
+  Set s;
+  s.name = std::move(set);
+  ops_.push_back(Op{Kind::kAddElements, {}, {}, std::move(s), std::move(elements)});
+  return *this;
+}
+
+Batch& Batch::delete_elements(std::string set, std::vector<Element> elements) {
+  Set s;
+  s.name = std::move(set);
+  ops_.push_back(Op{Kind::kDeleteElements, {}, {}, std::move(s), std::move(elements)});
   return *this;
 }
 
@@ -465,6 +1207,11 @@ std::string Batch::describe(size_t i) const {
   if (i >= ops_.size()) return "operation " + std::to_string(i) + " (out of range)";
   const Op& op = ops_[i];
   std::string t = std::string(family_name(family_)) + " " + table_;
+  auto n_elements = [&](const char* verb, const char* prep) {
+    size_t n = op.elements.size();
+    return std::string(verb) + " " + std::to_string(n) + (n == 1 ? " element " : " elements ") +
+           prep + " set " + t + " " + op.set.name;
+  };
   switch (op.kind) {
     case Kind::kAddTable:
       return "add table " + t;
@@ -478,31 +1225,38 @@ std::string Batch::describe(size_t i) const {
       return "delete chain " + t + " " + op.chain.name;
     case Kind::kAddRule:
       return "add rule " + t + " " + op.chain.name;
+    case Kind::kAddSet:
+      return std::string("add ") + (op.set.data ? "map " : "set ") + t + " " + op.set.name;
+    case Kind::kDeleteSet:
+      return "delete set " + t + " " + op.set.name;
+    case Kind::kFlushSet:
+      return "flush set " + t + " " + op.set.name;
+    case Kind::kAddElements:
+      return n_elements("add", "to");
+    case Kind::kDeleteElements:
+      return n_elements("delete", "from");
   }
   return "?";
 }
 
-Result<std::vector<uint8_t>> Batch::encode(uint32_t first_seq) const {
+Result<std::vector<uint8_t>> Batch::encode(uint32_t first_seq,
+                                           std::vector<size_t>* op_of_message) const {
   if (Status s = check_name("table", table_); !s) return s;
+  std::vector<const Set*> defined;
   for (size_t i = 0; i < ops_.size(); ++i) {
-    if (Status s = check_op(ops_[i]); !s) return s.with_context(describe(i));
+    if (Status s = check_op(ops_[i], family_, defined); !s) return s.with_context(describe(i));
+    if (ops_[i].kind == Kind::kAddSet) defined.push_back(&ops_[i].set);
   }
-  std::vector<uint8_t> buf;
-  size_t used = 0;
-  auto room = [&]() {
-    buf.resize(used + kMaxMessage);
-    return reinterpret_cast<char*>(buf.data() + used);
-  };
-  uint32_t seq = first_seq;
-  used += nftnl_batch_begin(room(), seq++)->nlmsg_len;
+  if (op_of_message) op_of_message->clear();
+  Encoder enc(*this, first_seq, op_of_message);
+  enc.put(nftnl_batch_begin(enc.room(), enc.seq()), std::nullopt);
   for (size_t i = 0; i < ops_.size(); ++i) {
-    size_t n = encode_op(room(), *this, ops_[i], seq++);
-    if (n == 0) return Status::internal(describe(i) + ": libnftnl out of memory");
-    used += n;
+    if (!encode_op(enc, ops_[i], i)) {
+      return Status::internal(describe(i) + ": libnftnl out of memory");
+    }
   }
-  used += nftnl_batch_end(room(), seq)->nlmsg_len;
-  buf.resize(used);
-  return buf;
+  enc.put(nftnl_batch_end(enc.room(), enc.seq()), std::nullopt);
+  return enc.take();
 }
 
 Status kernel_error(const std::string& op_description, int err, const std::string& extack) {
@@ -563,19 +1317,21 @@ Status NftnlTables::ensure_buffers(size_t batch_bytes, size_t acks) {
 Status NftnlTables::commit(const Batch& batch) {
   if (batch.empty()) return Status::ok();
   const uint32_t first_seq = next_seq_;
-  next_seq_ += static_cast<uint32_t>(batch.ops().size() + 2);
-  Result<std::vector<uint8_t>> msg = batch.encode(first_seq);
+  std::vector<size_t> op_of_msg;
+  Result<std::vector<uint8_t>> msg = batch.encode(first_seq, &op_of_msg);
   if (!msg) return msg.status();
+  next_seq_ += static_cast<uint32_t>(op_of_msg.size() + 2);
+  if (op_of_msg.empty()) return Status::ok();  // e.g. only empty element lists
   const std::string what = "nftables batch for table " + std::string(family_name(batch.family())) +
                            " " + batch.table() + " (" + std::to_string(batch.ops().size()) +
                            " operations)";
-  if (Status s = ensure_buffers(msg.value().size(), batch.ops().size()); !s) {
+  if (Status s = ensure_buffers(msg.value().size(), op_of_msg.size()); !s) {
     return s.with_context(what);
   }
   if (mnl_socket_sendto(nl_, msg.value().data(), msg.value().size()) < 0) {
     return Status::io("send " + what);
   }
-  return read_acks(batch, first_seq);
+  return read_acks(batch, first_seq, op_of_msg);
 }
 
 std::string ack_extack_text(const void* msg, size_t len) {
@@ -603,22 +1359,24 @@ std::string ack_extack_text(const void* msg, size_t len) {
   return "";
 }
 
-Status NftnlTables::read_acks(const Batch& batch, uint32_t first_seq) {
-  // The kernel processes the whole batch inside sendmsg and queues one ack per operation (each
+Status NftnlTables::read_acks(const Batch& batch, uint32_t first_seq,
+                              const std::vector<size_t>& op_of_msg) {
+  // The kernel processes the whole batch inside sendmsg and queues one ack per message (each
   // carries NLM_F_ACK), an error for each refused one, and, when the commit itself fails, an
   // error for the BATCH_BEGIN message. After an error the rest is drained without waiting.
   struct Failure {
-    size_t index;  // ops().size() for the batch as a whole
+    size_t index;  // the op; ops().size() for the batch as a whole
     int err;
     std::string extack;
   };
   const size_t n = batch.ops().size();
-  std::vector<bool> acked(n, false);
+  const size_t msgs = op_of_msg.size();
+  std::vector<bool> acked(msgs, false);
   size_t acked_count = 0;
   std::vector<Failure> failures;
   std::vector<char> buf(256 * 1024);  // without CAP_ACK an ack copies the request (<= 64 KiB)
   int fd = mnl_socket_get_fd(nl_);
-  while (acked_count < n) {
+  while (acked_count < msgs) {
     pollfd pfd{fd, POLLIN, 0};
     int r = poll(&pfd, 1, failures.empty() ? 10000 : 0);
     if (r < 0 && errno == EINTR) continue;
@@ -626,8 +1384,8 @@ Status NftnlTables::read_acks(const Batch& batch, uint32_t first_seq) {
     if (r == 0) {
       if (!failures.empty()) break;
       return Status::timeout("no answer from the kernel within 10s to an nftables batch for " +
-                             batch.table() + " (" + std::to_string(n - acked_count) + " of " +
-                             std::to_string(n) + " operations unacknowledged)");
+                             batch.table() + " (" + std::to_string(msgs - acked_count) + " of " +
+                             std::to_string(msgs) + " messages unacknowledged)");
     }
     ssize_t len = mnl_socket_recvfrom(nl_, buf.data(), buf.size());
     if (len < 0 && errno == EINTR) continue;
@@ -644,14 +1402,16 @@ Status NftnlTables::read_acks(const Batch& batch, uint32_t first_seq) {
       const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
       // Unsigned distance from BATCH_BEGIN, so a wrapped sequence number still works.
       const uint32_t d = nlh->nlmsg_seq - first_seq;
-      if (d > n + 1) continue;  // an older batch's stray ack
-      const size_t index = d == 0 || d == n + 1 ? n : d - 1;
-      if (index < n && !acked[index]) {
-        acked[index] = true;
+      if (d > msgs + 1) continue;  // an older batch's stray ack
+      const bool whole = d == 0 || d == msgs + 1;
+      if (!whole && !acked[d - 1]) {
+        acked[d - 1] = true;
         ++acked_count;
       }
-      if (e->error != 0)
-        failures.push_back(Failure{index, -e->error, ack_extack_text(nlh, nlh->nlmsg_len)});
+      if (e->error != 0) {
+        failures.push_back(
+            Failure{whole ? n : op_of_msg[d - 1], -e->error, ack_extack_text(nlh, nlh->nlmsg_len)});
+      }
     }
   }
   if (failures.empty()) return Status::ok();

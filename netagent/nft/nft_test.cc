@@ -95,6 +95,7 @@ TEST_CASE("the masquerade batch re-creates only chain postrouting in table ip sk
                    "delete chain ip skiff postrouting",
                    "add chain ip skiff postrouting",
                    "add rule ip skiff postrouting",
+                   "add rule ip skiff postrouting",
                });
   const auto& base = b.ops()[3].chain.base;
   REQUIRE(base.has_value());
@@ -102,6 +103,20 @@ TEST_CASE("the masquerade batch re-creates only chain postrouting in table ip sk
   CHECK(base->hook == Hook::kPostrouting);
   CHECK(base->priority == 100);
   CHECK(!b.ops()[1].chain.base.has_value());
+  // Marked packets first (they may come from inside the cluster CIDR too), then pod traffic.
+  CHECK(dump(b.ops()[4].rule.exprs) ==
+        std::vector<std::string>{
+            "[ meta load 3 => reg 1 ]",
+            "[ bitwise reg 1 = ( reg 1 & 0x00400000 ) ^ 0x00000000 ]",
+            "[ cmp eq reg 1 0x00400000 ]",
+            "[ meta load 3 => reg 1 ]",
+            "[ bitwise reg 1 = ( reg 1 & 0xffffffff ) ^ 0x00400000 ]",
+            "[ meta set 3 with reg 1 ]",
+            "[ masq flags 0x10 ]",
+        });
+  CHECK(b.ops()[4].rule.comment == kMarkedMasqueradeComment);
+  CHECK(dump(b.ops()[5].rule.exprs) ==
+        dump(masquerade_rule(*parse_ipv4_prefix("10.244.0.0/16")).exprs));
 }
 
 // Walks the encoded batch: (type, flags, seq) of each netlink message.
@@ -213,7 +228,7 @@ TEST_CASE("the kernel's extended-ack text is found in capped and uncapped acks",
 }
 
 // Records batches and answers with a preset Status.
-class FakeNftTables : public NftTables {
+class RecordingTables : public NftTables {
  public:
   Status commit(const Batch& batch) override {
     batches.push_back(batch);
@@ -224,7 +239,7 @@ class FakeNftTables : public NftTables {
 };
 
 TEST_CASE("sync_masquerade and delete_skiff_table against a fake", "[nft]") {
-  FakeNftTables fake;
+  RecordingTables fake;
   REQUIRE(sync_masquerade(fake, "10.244.0.0/16").is_ok());
   REQUIRE(fake.batches.size() == 1);
   CHECK(fake.batches[0].table() == "skiff");
@@ -349,9 +364,12 @@ void check_masquerade(const std::string& cidr) {
   CHECK(chains[0].value("prio", 0) == 100);
   CHECK(chains[0].value("policy", "") == "accept");
   auto rules = objects(list, "rule", "postrouting");
-  REQUIRE(rules.size() == 1);
-  CHECK(rules[0].value("comment", "") == kMasqueradeComment);
+  REQUIRE(rules.size() == 2);
+  CHECK(rules[0].value("comment", "") == kMarkedMasqueradeComment);
+  CHECK(rules[1].value("comment", "") == kMasqueradeComment);
   Run text = sh("nft list chain ip skiff postrouting");
+  CHECK_THAT(text.out, Catch::Contains("meta mark & 0x00004000 == 0x00004000 meta mark set meta "
+                                       "mark ^ 0x00004000 masquerade fully-random"));
   CHECK_THAT(text.out,
              Catch::Contains("ip saddr " + cidr + " ip daddr != " + cidr + " masquerade"));
 }
@@ -392,7 +410,7 @@ TEST_CASE("sync_masquerade on the kernel: create, idempotent, drift repair, dele
     // Drift: a rule added by hand, and another chain of ours (issue 6's) that must survive.
     REQUIRE(sh("nft add rule ip skiff postrouting counter accept").status == 0);
     REQUIRE(sh("nft add chain ip skiff services").status == 0);
-    REQUIRE(objects(list_skiff(), "rule", "postrouting").size() == 2);
+    REQUIRE(objects(list_skiff(), "rule", "postrouting").size() == 3);
     REQUIRE(sync_masquerade("10.244.0.0/16").is_ok());
     check_masquerade("10.244.0.0/16");
     CHECK(objects(list_skiff(), "chain", "services").size() == 1);

@@ -1,0 +1,1 @@
+#include "netagent/nft/fake.h"
