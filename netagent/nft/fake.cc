@@ -1,1 +1,1046 @@
 #include "netagent/nft/fake.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace skiff::nft {
+
+// ---------------------------------------------------------------- state
+
+struct FakeNftTables::State {
+  struct ChainState {
+    Chain chain;
+    std::vector<Rule> rules;
+  };
+  struct ElementState {
+    uint64_t seq;  // insertion order, for printing
+    Element element;
+  };
+  struct SetState {
+    Set set;
+    std::map<Bytes, ElementState> elements;  // by the flat key
+    uint64_t next_seq = 0;
+  };
+  bool exists = false;
+  std::vector<ChainState> chains;
+  std::vector<SetState> sets;
+
+  ChainState* chain(const std::string& name) {
+    for (ChainState& c : chains) {
+      if (c.chain.name == name) return &c;
+    }
+    return nullptr;
+  }
+  SetState* set(const std::string& name) {
+    for (SetState& s : sets) {
+      if (s.set.name == name) return &s;
+    }
+    return nullptr;
+  }
+};
+
+namespace {
+
+using State = FakeNftTables::State;
+
+Bytes flat(const std::vector<Bytes>& parts) {
+  if (parts.size() == 1) return parts[0];
+  Bytes out;
+  for (const Bytes& p : parts) {
+    out.insert(out.end(), p.begin(), p.end());
+    out.resize(out.size() + ((4 - p.size() % 4) % 4), 0);
+  }
+  return out;
+}
+
+bool jumps(const Verdict& v) {
+  return v.code == VerdictCode::kJump || v.code == VerdictCode::kGoto;
+}
+
+// Calls f(target) for every chain a rule jumps or goes to.
+template <typename F>
+void rule_targets(const Rule& r, F f) {
+  for (const Expr& e : r.exprs) {
+    if (const auto* v = std::get_if<Verdict>(&e)) {
+      if (jumps(*v)) f(v->chain);
+    } else if (const auto* iv = std::get_if<InlineVmap>(&e)) {
+      for (const auto& [k, v] : iv->entries) {
+        if (jumps(v)) f(v.chain);
+      }
+    }
+  }
+}
+
+// Calls f(set) for every named set a rule uses.
+template <typename F>
+void rule_sets(const Rule& r, F f) {
+  for (const Expr& e : r.exprs) {
+    if (const auto* l = std::get_if<Lookup>(&e)) f(l->set);
+    if (const auto* d = std::get_if<Dynset>(&e)) f(d->set);
+  }
+}
+
+bool chain_referenced(const State& st, const std::string& name) {
+  bool used = false;
+  for (const auto& c : st.chains) {
+    if (c.chain.name == name) continue;  // its own rules go with it
+    for (const Rule& r : c.rules) {
+      rule_targets(r, [&](const std::string& t) { used |= t == name; });
+    }
+  }
+  for (const auto& s : st.sets) {
+    for (const auto& [k, e] : s.elements) {
+      if (const auto* v = std::get_if<Verdict>(&e.element.data))
+        used |= jumps(*v) && v->chain == name;
+    }
+  }
+  return used;
+}
+
+bool set_referenced(const State& st, const std::string& name) {
+  bool used = false;
+  for (const auto& c : st.chains) {
+    for (const Rule& r : c.rules) rule_sets(r, [&](const std::string& s) { used |= s == name; });
+  }
+  return used;
+}
+
+bool same_definition(const Set& a, const Set& b) {
+  return a.key == b.key && a.data == b.data && a.interval == b.interval && a.timeout == b.timeout &&
+         a.dynamic == b.dynamic && a.constant == b.constant;
+}
+
+bool same_data(const Element& a, const Element& b) {
+  if (a.data.index() != b.data.index()) return false;
+  if (const auto* v = std::get_if<Verdict>(&a.data)) {
+    const auto& w = std::get<Verdict>(b.data);
+    return v->code == w.code && v->chain == w.chain;
+  }
+  if (const auto* d = std::get_if<Bytes>(&a.data)) return *d == std::get<Bytes>(b.data);
+  return true;
+}
+
+// The errno the kernel gives for a verdict's target, or 0.
+int check_target(State& st, const Verdict& v) {
+  if (!jumps(v)) return 0;
+  State::ChainState* c = st.chain(v.chain);
+  if (!c) return ENOENT;
+  if (c->chain.base) return EOPNOTSUPP;  // the kernel refuses jumps to base chains
+  return 0;
+}
+
+int check_element_fit(const Set& set, const Element& e, bool with_data) {
+  if (e.key.size() != set.key.size()) return EINVAL;
+  for (size_t i = 0; i < e.key.size(); ++i) {
+    if (e.key[i].size() != set_type_len(set.key[i])) return EINVAL;
+  }
+  if (!with_data) return 0;
+  if (!set.data) return std::holds_alternative<std::monostate>(e.data) ? 0 : EINVAL;
+  if (*set.data == SetType::kVerdict) return std::holds_alternative<Verdict>(e.data) ? 0 : EINVAL;
+  const auto* b = std::get_if<Bytes>(&e.data);
+  return b && b->size() == set_type_len(*set.data) ? 0 : EINVAL;
+}
+
+// Applies one op to st; returns the errno the kernel would give, or 0.
+int apply(State& st, const Batch::Op& op) {
+  using K = Batch::Kind;
+  if (op.kind == K::kAddTable) {
+    st.exists = true;
+    return 0;
+  }
+  if (!st.exists) return ENOENT;
+  switch (op.kind) {
+    case K::kAddTable:
+      return 0;
+    case K::kDeleteTable:
+      st = State{};
+      return 0;
+    case K::kAddChain: {
+      State::ChainState* c = st.chain(op.chain.name);
+      if (!c) {
+        st.chains.push_back(State::ChainState{op.chain, {}});
+        return 0;
+      }
+      const auto& have = c->chain.base;
+      const auto& want = op.chain.base;
+      if (!want) return 0;  // adding a regular chain's name again keeps what is there
+      if (!have) return EOPNOTSUPP;
+      if (have->type != want->type) return EOPNOTSUPP;
+      if (have->hook != want->hook || have->priority != want->priority) return EEXIST;
+      c->chain.base->policy = want->policy;
+      return 0;
+    }
+    case K::kFlushChain: {
+      State::ChainState* c = st.chain(op.chain.name);
+      if (!c) return ENOENT;
+      c->rules.clear();
+      return 0;
+    }
+    case K::kDeleteChain: {
+      if (!st.chain(op.chain.name)) return ENOENT;
+      if (chain_referenced(st, op.chain.name)) return EBUSY;
+      std::erase_if(st.chains, [&](const auto& c) { return c.chain.name == op.chain.name; });
+      return 0;
+    }
+    case K::kAddRule: {
+      State::ChainState* c = st.chain(op.chain.name);
+      if (!c) return ENOENT;
+      int err = 0;
+      rule_targets(op.rule, [&](const std::string& t) {
+        if (!err) err = check_target(st, Verdict{VerdictCode::kJump, t});
+      });
+      if (err) return err;
+      for (const Expr& e : op.rule.exprs) {
+        if (const auto* l = std::get_if<Lookup>(&e)) {
+          State::SetState* s = st.set(l->set);
+          if (!s) return ENOENT;
+          if (l->dreg) {
+            if (!s->set.data) return EINVAL;
+            bool vmap = *s->set.data == SetType::kVerdict;
+            if (vmap != (*l->dreg == Reg::kVerdict)) return EINVAL;
+          }
+        } else if (const auto* d = std::get_if<Dynset>(&e)) {
+          State::SetState* s = st.set(d->set);
+          if (!s) return ENOENT;
+          if (!s->set.dynamic) return EOPNOTSUPP;
+          if (d->timeout_ms && !s->set.timeout) return EINVAL;
+        }
+      }
+      // The fake lives on after `op`; keep the rule (its chain pointer may have moved).
+      st.chain(op.chain.name)->rules.push_back(op.rule);
+      return 0;
+    }
+    case K::kAddSet: {
+      State::SetState* s = st.set(op.set.name);
+      if (s) return same_definition(s->set, op.set) ? 0 : EEXIST;
+      st.sets.push_back(State::SetState{op.set, {}, 0});
+      return 0;
+    }
+    case K::kDeleteSet: {
+      if (!st.set(op.set.name)) return ENOENT;
+      if (set_referenced(st, op.set.name)) return EBUSY;
+      std::erase_if(st.sets, [&](const auto& s) { return s.set.name == op.set.name; });
+      return 0;
+    }
+    case K::kFlushSet: {
+      State::SetState* s = st.set(op.set.name);
+      if (!s) return ENOENT;
+      s->elements.clear();
+      return 0;
+    }
+    case K::kAddElements: {
+      State::SetState* s = st.set(op.set.name);
+      if (!s) return ENOENT;
+      for (const Element& e : op.elements) {
+        if (int err = check_element_fit(s->set, e, true)) return err;
+        if (e.timeout_ms && !s->set.timeout) return EINVAL;
+        if (const auto* v = std::get_if<Verdict>(&e.data)) {
+          if (int err = check_target(st, *v)) return err;
+        }
+        Bytes key = flat(e.key);
+        auto it = s->elements.find(key);
+        if (it != s->elements.end()) {
+          if (!same_data(it->second.element, e)) return EEXIST;
+          continue;
+        }
+        s->elements.emplace(std::move(key), State::ElementState{s->next_seq++, e});
+      }
+      return 0;
+    }
+    case K::kDeleteElements: {
+      State::SetState* s = st.set(op.set.name);
+      if (!s) return ENOENT;
+      for (const Element& e : op.elements) {
+        if (int err = check_element_fit(s->set, e, false)) return err;
+        if (s->elements.erase(flat(e.key)) == 0) return ENOENT;
+      }
+      return 0;
+    }
+  }
+  return EINVAL;
+}
+
+}  // namespace
+
+FakeNftTables::FakeNftTables(Family family, std::string table)
+    : family_(family), table_(std::move(table)), state_(std::make_shared<State>()) {}
+
+Status FakeNftTables::commit(const Batch& batch) {
+  ++attempts_;
+  if (!fail_next_.is_ok()) {
+    Status s = std::move(fail_next_);
+    fail_next_ = Status::ok();
+    return s;
+  }
+  if (batch.family() != family_ || batch.table() != table_) {
+    return Status::invalid("fake nftables models table " + std::string(family_name(family_)) + " " +
+                           table_ + ", not " + family_name(batch.family()) + " " + batch.table());
+  }
+  if (batch.empty()) return Status::ok();
+  // What the kernel would refuse before sending (names, register data, element fit).
+  if (Result<std::vector<uint8_t>> enc = batch.encode(1); !enc) return enc.status();
+  auto next = std::make_shared<State>(*state_);
+  for (size_t i = 0; i < batch.ops().size(); ++i) {
+    if (int err = apply(*next, batch.ops()[i])) return kernel_error(batch.describe(i), err, "");
+  }
+  state_ = std::move(next);
+  committed_.push_back(batch);
+  return Status::ok();
+}
+
+bool FakeNftTables::table_exists() const { return state_->exists; }
+
+bool FakeNftTables::has_chain(const std::string& name) const {
+  return state_->chain(name) != nullptr;
+}
+
+bool FakeNftTables::has_set(const std::string& name) const { return state_->set(name) != nullptr; }
+
+std::vector<std::string> FakeNftTables::chains() const {
+  std::vector<std::string> out;
+  for (const auto& c : state_->chains) out.push_back(c.chain.name);
+  return out;
+}
+
+std::vector<std::string> FakeNftTables::sets() const {
+  std::vector<std::string> out;
+  for (const auto& s : state_->sets) out.push_back(s.set.name);
+  return out;
+}
+
+std::vector<Rule> FakeNftTables::rules(const std::string& chain) const {
+  const State::ChainState* c = state_->chain(chain);
+  return c ? c->rules : std::vector<Rule>{};
+}
+
+namespace {
+
+std::vector<Element> ordered_elements(const State::SetState& s) {
+  std::vector<const State::ElementState*> v;
+  for (const auto& [k, e] : s.elements) v.push_back(&e);
+  std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
+  std::vector<Element> out;
+  out.reserve(v.size());
+  for (const auto* e : v) out.push_back(e->element);
+  return out;
+}
+
+}  // namespace
+
+std::vector<Element> FakeNftTables::elements(const std::string& set) const {
+  const State::SetState* s = state_->set(set);
+  return s ? ordered_elements(*s) : std::vector<Element>{};
+}
+
+// ---------------------------------------------------------------- printing
+
+namespace {
+
+std::string hex_bytes(const Bytes& b) {
+  std::string s = "0x";
+  char buf[3];
+  for (uint8_t c : b) {
+    std::snprintf(buf, sizeof buf, "%02x", c);
+    s += buf;
+  }
+  return s;
+}
+
+uint32_t be_u32(const Bytes& b) {
+  uint32_t v = 0;
+  for (uint8_t c : b) v = (v << 8) | c;
+  return v;
+}
+
+uint32_t host_u32(const Bytes& b) {
+  uint32_t v = 0;
+  std::memcpy(&v, b.data(), std::min<size_t>(4, b.size()));
+  return v;
+}
+
+std::string ipv4_text(const Bytes& b) {
+  if (b.size() != 4) return hex_bytes(b);
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+  return buf;
+}
+
+std::string proto_text(uint32_t p) {
+  switch (p) {
+    case 1:
+      return "icmp";
+    case 6:
+      return "tcp";
+    case 17:
+      return "udp";
+    case 132:
+      return "sctp";
+  }
+  return std::to_string(p);
+}
+
+std::string mark_text(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+std::string value_text(SetType t, const Bytes& b) {
+  switch (t) {
+    case SetType::kIpv4Addr:
+      return ipv4_text(b);
+    case SetType::kInetProto:
+      return b.size() == 1 ? proto_text(b[0]) : hex_bytes(b);
+    case SetType::kInetService:
+      return b.size() == 2 ? std::to_string(be_u32(b)) : hex_bytes(b);
+    case SetType::kMark:
+      return b.size() == 4 ? mark_text(host_u32(b)) : hex_bytes(b);
+    case SetType::kInteger:
+      return b.size() == 4 ? std::to_string(host_u32(b)) : hex_bytes(b);
+    case SetType::kVerdict:
+      break;
+  }
+  return hex_bytes(b);
+}
+
+std::string verdict_text(const Verdict& v) {
+  switch (v.code) {
+    case VerdictCode::kAccept:
+      return "accept";
+    case VerdictCode::kDrop:
+      return "drop";
+    case VerdictCode::kReturn:
+      return "return";
+    case VerdictCode::kContinue:
+      return "continue";
+    case VerdictCode::kJump:
+      return "jump " + v.chain;
+    case VerdictCode::kGoto:
+      return "goto " + v.chain;
+  }
+  return "?";
+}
+
+// nft's time format: 1d2h3m4s5ms.
+std::string time_text(uint64_t ms) {
+  if (ms == 0) return "0s";
+  std::string s;
+  const struct {
+    uint64_t unit;
+    const char* name;
+  } kUnits[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  for (const auto& u : kUnits) {
+    if (ms >= u.unit) {
+      s += std::to_string(ms / u.unit) + u.name;
+      ms %= u.unit;
+    }
+  }
+  return s;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+// One value loaded into registers, as nft names it.
+struct Load {
+  enum Kind { kAddr, kThDport, kThSport, kL4proto, kMark, kNumgen, kCtState, kCtMark, kFibType };
+  Kind kind;
+  std::string text;
+  Reg reg;
+};
+
+uint32_t reg_index32(Reg r) {
+  auto v = static_cast<uint32_t>(r);
+  if (v >= 8) return v - 8;
+  return (v - 1) * 4;  // NFT_REG_1..4 start at 32-bit registers 0, 4, 8, 12
+}
+
+std::optional<Load> parse_load(const Expr& e) {
+  if (const auto* p = std::get_if<PayloadLoad>(&e)) {
+    if (p->base == PayloadBase::kNetwork && p->len == 4 && (p->offset == 12 || p->offset == 16)) {
+      return Load{Load::kAddr, p->offset == 12 ? "ip saddr" : "ip daddr", p->dreg};
+    }
+    if (p->base == PayloadBase::kTransport && p->len == 2 && p->offset == 2) {
+      return Load{Load::kThDport, "th dport", p->dreg};
+    }
+    if (p->base == PayloadBase::kTransport && p->len == 2 && p->offset == 0) {
+      return Load{Load::kThSport, "th sport", p->dreg};
+    }
+    return std::nullopt;
+  }
+  if (const auto* m = std::get_if<MetaLoad>(&e)) {
+    if (m->key == MetaKey::kL4Proto) return Load{Load::kL4proto, "meta l4proto", m->dreg};
+    if (m->key == MetaKey::kMark) return Load{Load::kMark, "meta mark", m->dreg};
+    return std::nullopt;
+  }
+  if (const auto* n = std::get_if<Numgen>(&e)) {
+    std::string t = "numgen random mod " + std::to_string(n->modulus);
+    if (n->offset) t += " offset " + std::to_string(n->offset);
+    return Load{Load::kNumgen, t, n->dreg};
+  }
+  if (const auto* c = std::get_if<CtLoad>(&e)) {
+    if (c->key == CtKey::kState) return Load{Load::kCtState, "ct state", c->dreg};
+    if (c->key == CtKey::kMark) return Load{Load::kCtMark, "ct mark", c->dreg};
+    return std::nullopt;
+  }
+  if (const auto* f = std::get_if<Fib>(&e)) {
+    if (f->result != FibResult::kAddrType) return std::nullopt;
+    std::string t = "fib";
+    if (f->flags & kFibSaddr) t += " saddr";
+    if (f->flags & kFibDaddr) t += " daddr";
+    if (f->flags & kFibMark) t += " . mark";
+    if (f->flags & kFibIif) t += " . iif";
+    if (f->flags & kFibOif) t += " . oif";
+    return Load{Load::kFibType, t + " type", f->dreg};
+  }
+  return std::nullopt;
+}
+
+std::string ct_state_text(uint32_t bits) {
+  static const struct {
+    uint32_t bit;
+    const char* name;
+  } kBits[] = {{kCtStateInvalid, "invalid"},
+               {kCtStateEstablished, "established"},
+               {kCtStateRelated, "related"},
+               {kCtStateNew, "new"},
+               {kCtStateUntracked, "untracked"}};
+  std::string s;
+  for (const auto& b : kBits) {
+    if (bits & b.bit) s += (s.empty() ? "" : ",") + std::string(b.name);
+  }
+  return s.empty() ? mark_text(bits) : s;
+}
+
+std::string fib_type_text(uint32_t t) {
+  static const char* const kNames[] = {"unspec",    "unicast",     "local",
+                                       "broadcast", "anycast",     "multicast",
+                                       "blackhole", "unreachable", "prohibit"};
+  return t < 9 ? kNames[t] : std::to_string(t);
+}
+
+std::string load_value_text(const Load& l, const Bytes& b) {
+  switch (l.kind) {
+    case Load::kAddr:
+      return ipv4_text(b);
+    case Load::kThDport:
+    case Load::kThSport:
+      return value_text(SetType::kInetService, b);
+    case Load::kL4proto:
+      return value_text(SetType::kInetProto, b);
+    case Load::kMark:
+    case Load::kCtMark:
+      return value_text(SetType::kMark, b);
+    case Load::kNumgen:
+      return value_text(SetType::kInteger, b);
+    case Load::kCtState:
+      return ct_state_text(host_u32(b));
+    case Load::kFibType:
+      return fib_type_text(host_u32(b));
+  }
+  return hex_bytes(b);
+}
+
+const char* cmp_prefix(CmpOp op) {
+  switch (op) {
+    case CmpOp::kEq:
+      return "";
+    case CmpOp::kNeq:
+      return "!= ";
+    case CmpOp::kLt:
+      return "< ";
+    case CmpOp::kLte:
+      return "<= ";
+    case CmpOp::kGt:
+      return "> ";
+    case CmpOp::kGte:
+      return ">= ";
+  }
+  return "? ";
+}
+
+int prefix_length(const Bytes& mask) {
+  uint32_t m = be_u32(mask);
+  int n = 0;
+  while (n < 32 && (m & (0x80000000u >> n))) ++n;
+  return (n == 32 ? 0xffffffffu : n == 0 ? 0u : ~((1u << (32 - n)) - 1)) == m ? n : -1;
+}
+
+std::string reject_text(const Reject& r) {
+  if (r.type == RejectType::kTcpRst) return "reject with tcp reset";
+  if (r.type == RejectType::kIcmpUnreach) {
+    static const char* const kCodes[] = {"net-unreachable",  "host-unreachable", "prot-unreachable",
+                                         "port-unreachable", "frag-needed",      "src-route-failed",
+                                         "net-unknown",      "host-unknown",     "host-isolated",
+                                         "net-prohibited",   "host-prohibited",  "net-unreachable",
+                                         "host-unreachable", "admin-prohibited"};
+    if (r.code == 3) return "reject";
+    if (r.code < 14) return std::string("reject with icmp ") + kCodes[r.code];
+    return "reject with icmp " + std::to_string(r.code);
+  }
+  static const char* const kIcmpx[] = {"no-route", "port-unreachable", "host-unreachable",
+                                       "admin-prohibited"};
+  if (r.code == 1) return "reject";
+  return std::string("reject with icmpx ") + (r.code < 4 ? kIcmpx[r.code] : "?");
+}
+
+// Turns the expressions back into nft statements. Returns the statements; expressions it does
+// not recognise become "<unknown: ...>".
+std::vector<std::string> statements(const std::vector<Expr>& ex) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  auto unknown = [&](size_t at) { out.push_back("<unknown: " + to_string(ex[at]) + ">"); };
+  while (i < ex.size()) {
+    const Expr& e = ex[i];
+    // A chain of loads into consecutive registers (a concatenation) or a single load.
+    if (std::optional<Load> first = parse_load(e)) {
+      std::vector<Load> loads{*first};
+      size_t j = i + 1;
+      while (j < ex.size()) {
+        std::optional<Load> next = parse_load(ex[j]);
+        if (!next) break;
+        // Every part skiff loads is at most 4 bytes: one 4-byte register each.
+        if (reg_index32(next->reg) != reg_index32(loads.back().reg) + 1) break;
+        loads.push_back(*next);
+        ++j;
+      }
+      std::string keys;
+      for (const Load& l : loads) keys += (keys.empty() ? "" : " . ") + l.text;
+      const Expr* consumer = j < ex.size() ? &ex[j] : nullptr;
+      if (loads.size() == 1 && consumer) {
+        const Load& l = loads[0];
+        if (const auto* c = std::get_if<Cmp>(consumer); c && c->sreg == l.reg) {
+          // `meta l4proto tcp th dport 80` prints as `tcp dport 80`; `meta l4proto tcp` before
+          // `reject with tcp reset` is its dependency, which nft does not print.
+          if (l.kind == Load::kL4proto && c->op == CmpOp::kEq && c->data.size() == 1) {
+            uint8_t proto = c->data[0];
+            if (j + 2 < ex.size()) {
+              std::optional<Load> th = parse_load(ex[j + 1]);
+              const auto* thc = std::get_if<Cmp>(&ex[j + 2]);
+              if (th && (th->kind == Load::kThDport || th->kind == Load::kThSport) && thc &&
+                  thc->sreg == th->reg && (proto == kTcp || proto == kUdp || proto == kSctp)) {
+                out.push_back(proto_text(proto) +
+                              (th->kind == Load::kThDport ? " dport " : " sport ") +
+                              cmp_prefix(thc->op) + load_value_text(*th, thc->data));
+                i = j + 3;
+                continue;
+              }
+            }
+            if (proto == kTcp && j + 1 < ex.size()) {
+              const auto* rj = std::get_if<Reject>(&ex[j + 1]);
+              if (rj && rj->type == RejectType::kTcpRst) {
+                i = j + 1;  // the reject prints itself
+                continue;
+              }
+            }
+          }
+          out.push_back(l.text + " " + cmp_prefix(c->op) + load_value_text(l, c->data));
+          i = j + 1;
+          continue;
+        }
+        if (const auto* b = std::get_if<Bitwise>(consumer); b && b->sreg == l.reg) {
+          const Expr* after = j + 1 < ex.size() ? &ex[j + 1] : nullptr;
+          const auto* c = after ? std::get_if<Cmp>(after) : nullptr;
+          const auto* ms = after ? std::get_if<MetaSet>(after) : nullptr;
+          bool xor_zero = host_u32(b->xor_bits) == 0;
+          if (c && c->sreg == b->dreg && l.kind == Load::kAddr && xor_zero) {
+            int len = prefix_length(b->mask);
+            if (len >= 0) {
+              out.push_back(l.text + " " + cmp_prefix(c->op) + ipv4_text(c->data) + "/" +
+                            std::to_string(len));
+              i = j + 2;
+              continue;
+            }
+          }
+          if (c && c->sreg == b->dreg && l.kind == Load::kCtState && xor_zero &&
+              c->op == CmpOp::kNeq && host_u32(c->data) == 0) {
+            out.push_back("ct state " + ct_state_text(host_u32(b->mask)));
+            i = j + 2;
+            continue;
+          }
+          if (c && c->sreg == b->dreg && (l.kind == Load::kMark || l.kind == Load::kCtMark) &&
+              xor_zero) {
+            std::string op = c->op == CmpOp::kEq ? "== " : cmp_prefix(c->op);
+            out.push_back(l.text + " & " + mark_text(host_u32(b->mask)) + " " + op +
+                          mark_text(host_u32(c->data)));
+            i = j + 2;
+            continue;
+          }
+          if (ms && ms->sreg == b->dreg && l.kind == Load::kMark && ms->key == MetaKey::kMark &&
+              b->mask.size() == 4) {
+            uint32_t m = host_u32(b->mask), x = host_u32(b->xor_bits);
+            std::string rhs;
+            if (m == ~x) {
+              rhs = "meta mark | " + mark_text(x);
+            } else if (m == 0xffffffffu) {
+              rhs = "meta mark ^ " + mark_text(x);
+            } else if (x == 0) {
+              rhs = "meta mark & " + mark_text(m);
+            } else {
+              rhs = "meta mark & " + mark_text(m) + " ^ " + mark_text(x);
+            }
+            out.push_back("meta mark set " + rhs);
+            i = j + 2;
+            continue;
+          }
+        }
+      }
+      if (consumer) {
+        uint32_t r0 = reg_index32(loads[0].reg);
+        if (const auto* lk = std::get_if<Lookup>(consumer); lk && reg_index32(lk->sreg) == r0) {
+          if (!lk->dreg) {
+            out.push_back(keys + (lk->invert ? " != @" : " @") + lk->set);
+          } else if (*lk->dreg == Reg::kVerdict) {
+            out.push_back(keys + " vmap @" + lk->set);
+          } else {
+            out.push_back(keys + " map @" + lk->set);
+          }
+          i = j + 1;
+          continue;
+        }
+        if (const auto* iv = std::get_if<InlineVmap>(consumer); iv && reg_index32(iv->sreg) == r0) {
+          std::string m = keys + " vmap { ";
+          for (size_t k = 0; k < iv->entries.size(); ++k) {
+            m += (k ? ", " : "") + value_text(iv->key_type, iv->entries[k].first) + " : " +
+                 verdict_text(iv->entries[k].second);
+          }
+          out.push_back(m + " }");
+          i = j + 1;
+          continue;
+        }
+        if (const auto* d = std::get_if<Dynset>(consumer); d && reg_index32(d->sreg_key) == r0) {
+          static const char* const kOps[] = {"add", "update", "delete"};
+          auto op = static_cast<uint32_t>(d->op);
+          std::string t = std::string(op < 3 ? kOps[op] : "?") + " @" + d->set + " { " + keys;
+          if (d->timeout_ms) t += " timeout " + time_text(d->timeout_ms);
+          out.push_back(t + " }");
+          i = j + 1;
+          continue;
+        }
+      }
+      unknown(i);
+      ++i;
+      continue;
+    }
+    // dnat/snat: immediates into the registers the nat expression reads.
+    if (const auto* imm = std::get_if<Immediate>(&e)) {
+      size_t j = i;
+      std::map<uint32_t, Bytes> regs;
+      while (j < ex.size()) {
+        const auto* im = std::get_if<Immediate>(&ex[j]);
+        if (!im) break;
+        regs[static_cast<uint32_t>(im->dreg)] = im->data;
+        ++j;
+      }
+      const auto* nat = j < ex.size() ? std::get_if<Nat>(&ex[j]) : nullptr;
+      if (nat && regs.count(static_cast<uint32_t>(nat->reg_addr)) &&
+          (!nat->reg_proto || regs.count(static_cast<uint32_t>(*nat->reg_proto)))) {
+        std::string t = std::string(nat->type == NatType::kDnat ? "dnat" : "snat") + " to " +
+                        ipv4_text(regs[static_cast<uint32_t>(nat->reg_addr)]);
+        if (nat->reg_proto) {
+          t +=
+              ":" + value_text(SetType::kInetService, regs[static_cast<uint32_t>(*nat->reg_proto)]);
+        }
+        out.push_back(t);
+        i = j + 1;
+        continue;
+      }
+      if (imm) unknown(i);
+      ++i;
+      continue;
+    }
+    if (const auto* m = std::get_if<Masquerade>(&e)) {
+      out.push_back(m->fully_random ? "masquerade fully-random" : "masquerade");
+    } else if (std::holds_alternative<Counter>(e)) {
+      out.push_back("counter packets 0 bytes 0");
+    } else if (const auto* v = std::get_if<Verdict>(&e)) {
+      out.push_back(verdict_text(*v));
+    } else if (const auto* r = std::get_if<Reject>(&e)) {
+      out.push_back(reject_text(*r));
+    } else {
+      unknown(i);
+    }
+    ++i;
+  }
+  return out;
+}
+
+const char* hook_name(Hook h) {
+  switch (h) {
+    case Hook::kPrerouting:
+      return "prerouting";
+    case Hook::kInput:
+      return "input";
+    case Hook::kForward:
+      return "forward";
+    case Hook::kOutput:
+      return "output";
+    case Hook::kPostrouting:
+      return "postrouting";
+  }
+  return "?";
+}
+
+// nft's priority names: exact or within 10 of a standard priority valid for the hook.
+std::string priority_text(Hook hook, int32_t prio) {
+  const struct {
+    int32_t value;
+    const char* name;
+    int only_hook;  // -1: any hook
+  } kStd[] = {{-300, "raw", -1},
+              {-150, "mangle", -1},
+              {-100, "dstnat", static_cast<int>(Hook::kPrerouting)},
+              {0, "filter", -1},
+              {50, "security", -1},
+              {100, "srcnat", static_cast<int>(Hook::kPostrouting)}};
+  for (const auto& s : kStd) {
+    if (s.only_hook >= 0 && s.only_hook != static_cast<int>(hook)) continue;
+    int32_t d = prio - s.value;
+    if (d == 0) return s.name;
+    if (d >= -10 && d <= 10) {
+      return std::string(s.name) + (d > 0 ? " + " : " - ") + std::to_string(d > 0 ? d : -d);
+    }
+  }
+  return std::to_string(prio);
+}
+
+std::string set_type_text(const Set& s) {
+  std::string t;
+  for (SetType k : s.key) t += (t.empty() ? "" : " . ") + std::string(set_type_name(k));
+  if (s.data) t += std::string(" : ") + set_type_name(*s.data);
+  return t;
+}
+
+std::string key_text(const Set* set, const std::vector<Bytes>& key) {
+  std::string t;
+  for (size_t i = 0; i < key.size(); ++i) {
+    t += i ? " . " : "";
+    t += set && i < set->key.size() ? value_text(set->key[i], key[i]) : hex_bytes(key[i]);
+  }
+  return t;
+}
+
+std::string element_text(const Set* set, const Element& e) {
+  std::string t = key_text(set, e.key);
+  if (e.timeout_ms) t += " timeout " + time_text(e.timeout_ms);
+  if (!e.comment.empty()) t += " comment " + quoted(e.comment);
+  if (const auto* v = std::get_if<Verdict>(&e.data)) {
+    t += " : " + verdict_text(*v);
+  } else if (const auto* b = std::get_if<Bytes>(&e.data)) {
+    t += " : " + (set && set->data ? value_text(*set->data, *b) : hex_bytes(*b));
+  }
+  return t;
+}
+
+std::string flags_text(const Set& s) {
+  std::string f;
+  auto add = [&](bool on, const char* name) {
+    if (on) f += (f.empty() ? "" : ",") + std::string(name);
+  };
+  add(s.constant, "constant");
+  add(s.dynamic, "dynamic");
+  add(s.interval, "interval");
+  add(s.timeout, "timeout");
+  return f;
+}
+
+std::string chain_text(const Chain& c, const std::vector<Rule>& rules) {
+  std::string t = "\tchain " + c.name + " {\n";
+  if (c.base) {
+    t += "\t\ttype " + c.base->type + " hook " + hook_name(c.base->hook) + " priority " +
+         priority_text(c.base->hook, c.base->priority) + "; policy " +
+         (c.base->policy == VerdictCode::kDrop ? "drop" : "accept") + ";\n";
+  }
+  for (const Rule& r : rules) t += "\t\t" + rule_to_nft(r) + "\n";
+  return t + "\t}\n";
+}
+
+}  // namespace
+
+std::string rule_to_nft(const Rule& rule) {
+  std::string t;
+  for (const std::string& s : statements(rule.exprs)) t += (t.empty() ? "" : " ") + s;
+  if (!rule.comment.empty()) t += " comment " + quoted(rule.comment);
+  return t;
+}
+
+std::string element_to_nft(const Set& set, const Element& e) { return element_text(&set, e); }
+
+std::string set_to_nft(const Set& set, const std::vector<Element>& elements, int indent) {
+  std::string in(static_cast<size_t>(indent), '\t');
+  std::string t = in + (set.data ? "map " : "set ") + set.name + " {\n";
+  t += in + "\ttype " + set_type_text(set) + "\n";
+  // The kernel gives dynamic sets a size of 65535 when none is asked for.
+  uint32_t size = set.size ? set.size : set.dynamic ? 65535 : 0;
+  if (size) t += in + "\tsize " + std::to_string(size) + "\n";
+  // nft leaves out a lone `timeout` flag when the set has a default timeout (it implies it).
+  bool lone_timeout = set.timeout && !set.constant && !set.dynamic && !set.interval;
+  if (!flags_text(set).empty() && !(lone_timeout && set.timeout_ms)) {
+    t += in + "\tflags " + flags_text(set) + "\n";
+  }
+  if (set.timeout_ms) t += in + "\ttimeout " + time_text(set.timeout_ms) + "\n";
+  if (!set.comment.empty()) t += in + "\tcomment " + quoted(set.comment) + "\n";
+  if (!elements.empty()) {
+    t += in + "\telements = { ";
+    for (size_t i = 0; i < elements.size(); ++i) {
+      t += (i ? ",\n" + in + "\t\t     " : "") + element_text(&set, elements[i]);
+    }
+    t += " }\n";
+  }
+  return t + in + "}\n";
+}
+
+std::string FakeNftTables::list() const {
+  if (!state_->exists) return "";
+  std::vector<std::string> items;
+  for (const auto& s : state_->sets) items.push_back(set_to_nft(s.set, ordered_elements(s), 1));
+  for (const auto& c : state_->chains) items.push_back(chain_text(c.chain, c.rules));
+  std::string t = std::string("table ") + family_name(family_) + " " + table_ + " {\n";
+  for (size_t i = 0; i < items.size(); ++i) t += (i ? "\n" : "") + items[i];
+  return t + "}\n";
+}
+
+// ---------------------------------------------------------------- nft -f script
+
+std::string batch_to_nft_script(const Batch& batch, const std::vector<Set>& known_sets) {
+  std::map<std::string, Set> sets;
+  for (const Set& s : known_sets) sets[s.name] = s;
+  const std::string t = std::string(family_name(batch.family())) + " " + batch.table();
+  std::string out;
+  for (const Batch::Op& op : batch.ops()) {
+    switch (op.kind) {
+      case Batch::Kind::kAddTable:
+        out += "add table " + t + "\n";
+        break;
+      case Batch::Kind::kDeleteTable:
+        out += "delete table " + t + "\n";
+        break;
+      case Batch::Kind::kAddChain:
+        out += "add chain " + t + " " + op.chain.name;
+        if (op.chain.base) {
+          const BaseChain& b = *op.chain.base;
+          out += " { type " + b.type + " hook " + hook_name(b.hook) + " priority " +
+                 std::to_string(b.priority) + "; policy " +
+                 (b.policy == VerdictCode::kDrop ? "drop" : "accept") + "; }";
+        }
+        out += "\n";
+        break;
+      case Batch::Kind::kFlushChain:
+        out += "flush chain " + t + " " + op.chain.name + "\n";
+        break;
+      case Batch::Kind::kDeleteChain:
+        out += "delete chain " + t + " " + op.chain.name + "\n";
+        break;
+      case Batch::Kind::kAddRule:
+        out += "add rule " + t + " " + op.chain.name + " " + rule_to_nft(op.rule) + "\n";
+        break;
+      case Batch::Kind::kAddSet: {
+        const Set& s = op.set;
+        sets[s.name] = s;
+        out += std::string("add ") + (s.data ? "map " : "set ") + t + " " + s.name + " { type " +
+               set_type_text(s) + ";";
+        if (s.size) out += " size " + std::to_string(s.size) + ";";
+        if (!flags_text(s).empty()) out += " flags " + flags_text(s) + ";";
+        if (s.timeout_ms) out += " timeout " + time_text(s.timeout_ms) + ";";
+        if (!s.comment.empty()) out += " comment " + quoted(s.comment) + ";";
+        out += " }\n";
+        break;
+      }
+      case Batch::Kind::kDeleteSet:
+        out += "delete set " + t + " " + op.set.name + "\n";
+        break;
+      case Batch::Kind::kFlushSet:
+        out += "flush set " + t + " " + op.set.name + "\n";
+        break;
+      case Batch::Kind::kAddElements:
+      case Batch::Kind::kDeleteElements: {
+        if (op.elements.empty()) break;
+        auto it = sets.find(op.set.name);
+        const Set* set = it == sets.end() ? nullptr : &it->second;
+        bool add = op.kind == Batch::Kind::kAddElements;
+        out += std::string(add ? "add" : "delete") + " element " + t + " " + op.set.name + " { ";
+        for (size_t i = 0; i < op.elements.size(); ++i) {
+          out += (i ? ", " : "") +
+                 (add ? element_text(set, op.elements[i]) : key_text(set, op.elements[i].key));
+        }
+        out += " }\n";
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- normalisation
+
+namespace {
+
+std::vector<std::string> words(std::string_view text) {
+  std::vector<std::string> w;
+  size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    size_t start = i;
+    while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    if (i > start) w.emplace_back(text.substr(start, i - start));
+  }
+  return w;
+}
+
+}  // namespace
+
+std::string normalize_listing(std::string_view text) {
+  std::vector<std::string> w = words(text);
+  // Drop counter values and element expiry (they change on their own).
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (w[i] == "counter" && i + 4 < w.size() && w[i + 1] == "packets" && w[i + 3] == "bytes") {
+      kept.push_back("counter");
+      i += 4;
+      continue;
+    }
+    if (w[i] == "expires" && i + 1 < w.size()) {
+      // "expires 2h59m, next" keeps the comma, "expires 2h59m }" nothing.
+      const std::string& v = w[i + 1];
+      if (!v.empty() && v.back() == ',' && !kept.empty()) kept.back() += ",";
+      ++i;
+      continue;
+    }
+    kept.push_back(w[i]);
+  }
+  std::string s;
+  for (const std::string& k : kept) s += (s.empty() ? "" : " ") + k;
+  // Sort the elements of each `elements = { ... }`.
+  std::string out;
+  size_t pos = 0;
+  const std::string open = "elements = { ";
+  while (true) {
+    size_t a = s.find(open, pos);
+    if (a == std::string::npos) break;
+    size_t start = a + open.size();
+    size_t end = s.find(" }", start);
+    if (end == std::string::npos) break;
+    // Elements never contain braces in what skiff writes; split at ", ".
+    std::vector<std::string> elems;
+    std::string body = s.substr(start, end - start);
+    size_t p = 0;
+    while (true) {
+      size_t c = body.find(", ", p);
+      elems.push_back(body.substr(p, c == std::string::npos ? std::string::npos : c - p));
+      if (c == std::string::npos) break;
+      p = c + 2;
+    }
+    std::sort(elems.begin(), elems.end());
+    out += s.substr(pos, start - pos);
+    for (size_t i = 0; i < elems.size(); ++i) out += (i ? ", " : "") + elems[i];
+    pos = end;
+  }
+  out += s.substr(pos);
+  return out;
+}
+
+}  // namespace skiff::nft

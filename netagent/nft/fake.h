@@ -25,6 +25,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,34 +49,26 @@ class FakeNftTables : public NftTables {
   // The next commit fails with this status without applying anything (tests of error paths).
   void fail_next_commit(Status s) { fail_next_ = std::move(s); }
 
-  bool table_exists() const { return exists_; }
+  bool table_exists() const;
   bool has_chain(const std::string& name) const;
   bool has_set(const std::string& name) const;
-  // Chain names in creation order; rules of a chain; elements of a set (in insertion order).
+  // Chain and set names in creation order; the rules of a chain; the elements of a set in
+  // insertion order (both empty when absent).
   std::vector<std::string> chains() const;
   std::vector<std::string> sets() const;
-  const std::vector<Rule>* rules(const std::string& chain) const;
-  const std::vector<Element>* elements(const std::string& set) const;
+  std::vector<Rule> rules(const std::string& chain) const;
+  std::vector<Element> elements(const std::string& set) const;
 
   // The table in `nft list table <family> <table>` syntax ("" when it does not exist): sets
   // and maps first, then chains, each in creation order, with tabs as nft indents.
   std::string list() const;
 
-  struct ChainState {
-    Chain chain;
-    std::vector<Rule> rules;
-  };
-  struct SetState {
-    Set set;
-    std::vector<Element> elements;
-  };
+  struct State;
 
  private:
   Family family_;
   std::string table_;
-  bool exists_ = false;
-  std::vector<ChainState> chains_;
-  std::vector<SetState> sets_;
+  std::shared_ptr<State> state_;  // replaced as a whole by a successful commit
   std::vector<Batch> committed_;
   size_t attempts_ = 0;
   Status fail_next_;
