@@ -154,8 +154,9 @@ check "pod -> pod2 is not masqueraded (arrives from 10.244.5.2)" \
 check "pod2 -> pod is not masqueraded (arrives from 10.244.6.2)" \
   expect_peer "$POD2" "$POD" 10.244.5.2 10.244.6.2
 check "sync again (idempotent)" nft_lib SKIFF_NFT_APPLY=$CLUSTER
-check "still one rule in chain postrouting" \
-  bash -c "[ \"\$(ip netns exec $NODE nft list chain ip skiff postrouting | grep -c masquerade)\" = 1 ]"
+# Two rules: packets marked 0x4000 (services' hairpin/NodePort SNAT) and pod traffic leaving.
+check "still the same two rules in chain postrouting" \
+  bash -c "[ \"\$(ip netns exec $NODE nft list chain ip skiff postrouting | grep -c masquerade)\" = 2 ]"
 check "pod2 -> outside arrives from 10.250.9.1" \
   expect_peer "$POD2" "$OUT" 10.250.9.100 10.250.9.1
 
