@@ -310,7 +310,7 @@ struct Set {
   std::string name;
   std::vector<SetType> key;     // one type or a concatenation (padded parts <= 16 bytes)
   std::optional<SetType> data;  // present: a map (kVerdict: a verdict map)
-  bool interval = false;        // NFT_SET_INTERVAL (single-type keys only in this library)
+  bool interval = false;        // NFT_SET_INTERVAL: refused for now (no range elements yet)
   bool timeout = false;         // NFT_SET_TIMEOUT: elements may expire
   bool dynamic = false;         // NFT_SET_EVAL: updated from the packet path (dynset)
   bool constant = false;        // NFT_SET_CONSTANT

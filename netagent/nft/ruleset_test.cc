@@ -340,6 +340,10 @@ TEST_CASE("sets and elements are validated before anything is sent", "[nft][sets
   timeout_without_flag.timeout = false;
   CHECK_THAT(err(Batch(kSkiffFamily, kSkiffTable).add_set(timeout_without_flag)),
              Catch::Contains("default timeout without flag timeout"));
+  Set interval = affinity_set("i");
+  interval.interval = true;
+  CHECK_THAT(err(Batch(kSkiffFamily, kSkiffTable).add_set(interval)),
+             Catch::Contains("interval sets are not supported"));
   CHECK_THAT(err(Batch(kSkiffFamily, kSkiffTable).add_set(Set{.name = "x"})),
              Catch::Contains("set without a key type"));
   CHECK_THAT(err(Batch(kSkiffFamily, kSkiffTable)
