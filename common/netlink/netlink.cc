@@ -554,6 +554,21 @@ bool Netlink::create_vxlan(const std::string& name, const VxlanInfo& vx, int mtu
   return true;
 }
 
+bool Netlink::create_dummy(const std::string& name, NlError* err) {
+  Msg m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(m.nlh, IFLA_IFNAME, name.c_str());
+  nlattr* info = mnl_attr_nest_start(m.nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(m.nlh, IFLA_INFO_KIND, "dummy");
+  mnl_attr_nest_end(m.nlh, info);
+  if (int e = request(m.nlh, nullptr, nullptr)) {
+    set_err(err, e, "create dummy " + name, last_ext_);
+    return false;
+  }
+  return true;
+}
+
 bool Netlink::delete_addr(int index, Ip4 ip, int prefix, NlError* err) {
   Msg m(RTM_DELADDR, 0);
   auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifaddrmsg)));

@@ -119,6 +119,9 @@ class Netlink {
                    const std::string& peer_name, int peer_netns_fd, NlError* err);
   // Creates a vxlan link (down). EEXIST when the name is taken.
   bool create_vxlan(const std::string& name, const VxlanInfo& vx, int mtu, NlError* err);
+  // Creates a dummy link (down), e.g. to hold an address every local socket can bind (the
+  // cluster DNS address). EEXIST when the name is taken.
+  bool create_dummy(const std::string& name, NlError* err);
   // Changes what is given: master (>0), up.
   bool set_link(int index, std::optional<int> master, std::optional<bool> up, NlError* err);
   bool set_mtu(int index, int mtu, NlError* err);
