@@ -7,7 +7,10 @@
 # pod network; deploy a Deployment, scale it, roll it out and back, see a deleted pod replaced;
 # kill -9 the kubelet and the API server and see nothing restart or get lost; delete everything
 # and see nothing left. Then a three-node cluster in the lab (deploy/lab.sh, namespaces only):
-# the same Deployment spread over the nodes, pods reaching each other across nodes over VXLAN.
+# the same Deployment spread over the nodes, pods reaching each other across nodes over VXLAN,
+# and a Service in front of it reached by ClusterIP (from a node), NodePort (from the lab's
+# `outside` namespace on every node's address), by name from a pod (cluster DNS) and by its
+# LoadBalancer address from outside.
 #
 # Usage: deploy/demo.sh [--keep]    (--keep leaves both clusters running; deploy/demo.sh --down
 #                                    removes them)
@@ -230,6 +233,83 @@ for podip in $(bash "$src/deploy/lab.sh" exec node1 kubectl -n hello get pods \
     sh -c "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $podip 8080 | tail -1"
 done
 labx node1 sh -c 'ip route | grep skiff'
+
+step "a Service in front of the Deployment: by ClusterIP, by NodePort, by name, by LoadBalancer IP"
+# Prints CMD's output once it succeeds (retried for up to T s: rules, ARP and DNS converge in
+# moments); fails the demo with DESC otherwise.
+until_ok() {  # until_ok DESC T CMD...
+  local desc=$1 t=$2 o=""; shift 2
+  for _ in $(seq 1 $((t * 2))); do
+    if o=$("$@" 2>&1); then printf '%s\n' "$o"; return 0; fi
+    sleep 0.5
+  done
+  printf '%s\n' "$o" >&2
+  echo "demo: $desc did not work within ${t}s" >&2
+  return 1
+}
+lk() { bash "$src/deploy/lab.sh" exec node1 kubectl -n hello "$@"; }
+if ! "$build/skiff-apiserver" --help 2>&1 | grep -q -- --service-cluster-ip-range; then
+  echo "(this build of skiff-apiserver has no Services yet: skipped)"
+else
+  if "$build/skiffctl" expose --help >/dev/null 2>&1; then
+    labx node1 skiffctl expose deployment hello -n hello --port 80 --target-port 8080 \
+      --type NodePort
+  else
+    echo "\$ [node1] kubectl apply -f -   # Service hello: NodePort, port 80 -> 8080"
+    lk apply -f - <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: hello, namespace: hello}
+spec:
+  type: NodePort
+  selector: {app: hello}
+  ports: [{port: 80, targetPort: 8080}]
+YAML
+  fi
+  until_ok "Endpoints hello with the 3 pods" 60 sh -c "bash '$src/deploy/lab.sh' exec node1 \
+    kubectl -n hello get endpoints hello -o jsonpath='{.subsets[*].addresses[*].ip}' |
+    wc -w | grep -qx 3" >/dev/null || exit 1
+  labx node1 kubectl -n hello get svc,endpoints -o wide
+  cip=$(lk get svc hello -o jsonpath='{.spec.clusterIP}')
+  np=$(lk get svc hello -o jsonpath='{.spec.ports[0].nodePort}')
+  echo "-- by ClusterIP $cip from node2's netns (a new connection each time: any pod answers)"
+  for _ in 1 2 3 4; do
+    until_ok "curl http://$cip/ on node2" 20 bash "$src/deploy/lab.sh" exec node2 \
+      curl -sf --max-time 3 "http://$cip/" || exit 1
+  done
+  echo "-- by NodePort $np on every node's address, from the lab's outside namespace"
+  for i in 1 2 3; do
+    echo "\$ [outside] curl http://10.250.0.1$i:$np/"
+    until_ok "NodePort $np on node$i from outside" 20 bash "$src/deploy/lab.sh" exec outside \
+      curl -sf --max-time 3 "http://10.250.0.1$i:$np/" || exit 1
+  done
+  if "$build/skiff-netagent" --help 2>&1 | grep -q -- --cluster-dns; then
+    echo "-- by name, from pod $pod1 (cluster DNS on 10.96.0.10, served by skiff-netagent)"
+    labx node1 kubectl -n hello exec "$pod1" -- cat /etc/resolv.conf
+    labx node1 kubectl -n hello exec "$pod1" -- nslookup -type=a hello.hello.svc.cluster.local || true
+    for name in hello hello.hello.svc.cluster.local; do
+      echo "\$ [node1] kubectl -n hello exec $pod1 -- wget -qO- http://$name/"
+      until_ok "wget http://$name/ in $pod1" 20 bash "$src/deploy/lab.sh" exec node1 \
+        kubectl -n hello exec "$pod1" -- timeout 5 wget -qO- "http://$name/" || exit 1
+    done
+  else
+    echo "(this build of skiff-netagent has no cluster DNS yet: the by-name part is skipped)"
+  fi
+  if "$build/skiff-controller-manager" --help 2>&1 | grep -q -- --lb-pool; then
+    echo "-- type LoadBalancer: an address from the lab's pool 10.250.0.200-250, announced by ARP"
+    labx node1 kubectl -n hello patch svc hello -p '{"spec":{"type":"LoadBalancer"}}'
+    lbip=$(until_ok "an EXTERNAL-IP for Service hello" 30 sh -c "bash '$src/deploy/lab.sh' \
+      exec node1 kubectl -n hello get svc hello \
+      -o jsonpath='{.status.loadBalancer.ingress[0].ip}' | grep ." ) || exit 1
+    labx node1 kubectl -n hello get svc hello
+    echo "\$ [outside] curl http://$lbip/"
+    until_ok "curl http://$lbip/ from outside" 20 bash "$src/deploy/lab.sh" exec outside \
+      curl -sf --max-time 3 "http://$lbip/" || exit 1
+    labx node1 kubectl get lease -n kube-system "skiff-lb-${lbip//./-}"
+  else
+    echo "(this build of skiff-controller-manager has no --lb-pool yet: LoadBalancer skipped)"
+  fi
+fi
 
 if [ "$mode" = keep ]; then
   ctl apply -f "$src/deploy/examples/demo.yaml" >/dev/null

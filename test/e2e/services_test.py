@@ -158,12 +158,13 @@ def is_ready(p):
 
 # The load client, run in a lab netns (python3 of the host): `count` new connections to
 # host:port (GET /, HTTP/1.0), one every `interval` s (0: back to back), each bounded by
-# `tmo` s, all within `limit` s; with follow_stdin=1 it also stops at EOF on stdin. Prints one
-# JSON list of [time, page | "!error"].
+# `tmo` s, all within `limit` s; with follow_stdin=1 it also stops at EOF on stdin; `workers`
+# threads share the count (with an interval, request i still starts at t0 + i * interval). Prints one JSON list of [time, page | "!error"].
 HAMMER = r"""
 import json, socket, sys, threading, time
 host, port = sys.argv[1], int(sys.argv[2])
 count, limit, interval, tmo = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+workers = int(sys.argv[8]) if len(sys.argv) > 8 else 1
 stop = threading.Event()
 if sys.argv[7] == "1":
     def watch():
@@ -173,9 +174,7 @@ if sys.argv[7] == "1":
     print("started", flush=True)
 recs = []
 t0 = time.time()
-for i in range(count):
-    if stop.is_set() or time.time() - t0 > limit:
-        break
+def one(i):
     if interval > 0:
         d = t0 + i * interval - time.time()
         if d > 0:
@@ -200,6 +199,17 @@ for i in range(count):
             recs.append([round(ts, 3), body.decode(errors="replace").strip()])
     except Exception as e:
         recs.append([round(ts, 3), "!%s: %s" % (type(e).__name__, e)])
+def run(w):
+    for i in range(w, count, workers):
+        if stop.is_set() or time.time() - t0 > limit:
+            break
+        one(i)
+ths = [threading.Thread(target=run, args=(w,)) for w in range(workers)]
+for t in ths:
+    t.start()
+for t in ths:
+    t.join()
+recs.sort()
 print(json.dumps(recs), flush=True)
 """
 
@@ -331,19 +341,21 @@ class Test(testlib.Checks):
                     "jsonpath={.spec.holderIdentity}")
         return r.stdout.strip() if r.returncode == 0 else None
 
-    def hammer(self, netns, host, port, count, limit=120, interval=0.0, tmo=2.0):
+    def hammer(self, netns, host, port, count, limit=120, interval=0.0, tmo=2.0, workers=1):
         """Runs HAMMER in netns; returns its records or raises Fatal."""
         r = lab_exec(netns, "python3", "-c", HAMMER, host, str(port), str(count), str(limit),
-                     str(interval), str(tmo), "0", timeout=limit + 60)
+                     str(interval), str(tmo), "0", str(workers), timeout=limit + 60)
         try:
             return json.loads(r.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise Fatal("load client in %s -> %s:%s: %s" % (netns, host, port, out(r)[-1500:]))
 
-    def bg_hammer(self, netns, host, port, count, limit, interval, tmo=2.0):
-        """HAMMER in the background until stop_bg(); the caller must stop it."""
+    def bg_hammer(self, netns, host, port, count, limit, interval, tmo=2.0, workers=4):
+        """HAMMER in the background until stop_bg(); the caller must stop it. Several workers
+        keep the pace (one request every `interval` s) when a request takes longer."""
         p = subprocess.Popen(["bash", LAB, "exec", netns, "python3", "-u", "-c", HAMMER, host,
-                              str(port), str(count), str(limit), str(interval), str(tmo), "1"],
+                              str(port), str(count), str(limit), str(interval), str(tmo), "1",
+                              str(workers)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=ENV)
         first = p.stdout.readline().strip()
@@ -369,7 +381,8 @@ class Test(testlib.Checks):
         end = time.time() + within
         r = None
         for _ in range(100):
-            r = kubectl("exec", pod, "--", "wget", "-q", "-T", "3", "-O-", url, timeout=30)
+            # (busybox 1.35's wget -T crashes: a timeout(1) bounds it instead)
+            r = kubectl("exec", pod, "--", "timeout", "5", "wget", "-qO-", url, timeout=30)
             if (r.returncode == 0 and (want is None or want in r.stdout)) or time.time() > end:
                 return r
             time.sleep(1)
@@ -536,7 +549,7 @@ class Test(testlib.Checks):
     def phase_spread(self):
         netns, host, port = self.via
         t0 = time.time()
-        recs = self.hammer(netns, host, port, SPREAD_N, limit=240, tmo=3)
+        recs = self.hammer(netns, host, port, SPREAD_N, limit=240, tmo=3, workers=4)
         took = time.time() - t0
         self.timing("%d new connections %s -> %s:%s" % (len(recs), netns, host, port), took)
         errs = [p for _, p in recs if p.startswith("!")]
@@ -738,7 +751,7 @@ class Test(testlib.Checks):
     def phase_scale_down(self):
         netns, host, port = self.via
         keep_before = dict(self.pods)
-        bg = self.bg_hammer(netns, host, port, 60000, 200, 0.005, tmo=3)
+        bg = self.bg_hammer(netns, host, port, 30000, 200, 0.01, tmo=3)
         t_gone = None
         try:
             time.sleep(1)
