@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -265,6 +266,91 @@ int apply(State& st, const Batch::Op& op) {
   return EINVAL;
 }
 
+// Chains a chain's rules continue in: jump/goto targets, inline vmaps, and the verdicts of the
+// elements of the verdict maps its rules look up.
+std::vector<std::string> successors(State& st, const State::ChainState& c) {
+  std::vector<std::string> out;
+  for (const Rule& r : c.rules) {
+    rule_targets(r, [&](const std::string& t) { out.push_back(t); });
+    for (const Expr& e : r.exprs) {
+      const auto* l = std::get_if<Lookup>(&e);
+      if (!l || !l->dreg || *l->dreg != Reg::kVerdict) continue;
+      State::SetState* s = st.set(l->set);
+      if (!s) continue;
+      for (const auto& [k, el] : s->elements) {
+        if (const auto* v = std::get_if<Verdict>(&el.element.data); v && jumps(*v)) {
+          out.push_back(v->chain);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+uint32_t hook_bit(Hook h) { return 1u << static_cast<uint32_t>(h); }
+
+// Whether expression e may run in a chain reached from base chain `base` (the kernel's
+// *_validate: nat needs a nat chain on the right hooks, reject certain hooks).
+bool expr_allowed(const Expr& e, const BaseChain& base) {
+  const uint32_t hook = hook_bit(base.hook);
+  if (const auto* n = std::get_if<Nat>(&e)) {
+    uint32_t ok = n->type == NatType::kDnat ? hook_bit(Hook::kPrerouting) | hook_bit(Hook::kOutput)
+                                            : hook_bit(Hook::kPostrouting) | hook_bit(Hook::kInput);
+    return base.type == "nat" && (hook & ok);
+  }
+  if (std::holds_alternative<Masquerade>(e)) {
+    return base.type == "nat" && (hook & hook_bit(Hook::kPostrouting));
+  }
+  if (std::holds_alternative<Reject>(e)) {
+    return hook & (hook_bit(Hook::kInput) | hook_bit(Hook::kForward) | hook_bit(Hook::kOutput) |
+                   hook_bit(Hook::kPrerouting));
+  }
+  return true;
+}
+
+// The kernel's table validation: EOPNOTSUPP when an expression is reachable from a base chain
+// it cannot run in, EMLINK for a jump cycle; 0 when valid.
+int validate(State& st) {
+  std::map<std::string, int> color;  // 0 new, 1 on the DFS stack, 2 done
+  int err = 0;
+  std::function<void(const std::string&)> loops = [&](const std::string& name) {
+    if (err) return;
+    State::ChainState* c = st.chain(name);
+    if (!c) return;
+    color[name] = 1;
+    for (const std::string& next : successors(st, *c)) {
+      int col = color[next];
+      if (col == 1) err = EMLINK;  // the kernel finds cycles by its jump depth limit
+      if (col == 0) loops(next);
+      if (err) return;
+    }
+    color[name] = 2;
+  };
+  for (const auto& c : st.chains) {
+    if (color[c.chain.name] == 0) loops(c.chain.name);
+    if (err) return err;
+  }
+  for (const auto& base : st.chains) {
+    if (!base.chain.base) continue;
+    std::set<std::string> seen;
+    std::vector<std::string> todo{base.chain.name};
+    while (!todo.empty()) {
+      std::string name = todo.back();
+      todo.pop_back();
+      if (!seen.insert(name).second) continue;
+      State::ChainState* c = st.chain(name);
+      if (!c) continue;
+      for (const Rule& r : c->rules) {
+        for (const Expr& e : r.exprs) {
+          if (!expr_allowed(e, *base.chain.base)) return EOPNOTSUPP;
+        }
+      }
+      for (std::string& next : successors(st, *c)) todo.push_back(std::move(next));
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 FakeNftTables::FakeNftTables(Family family, std::string table)
@@ -287,6 +373,16 @@ Status FakeNftTables::commit(const Batch& batch) {
   auto next = std::make_shared<State>(*state_);
   for (size_t i = 0; i < batch.ops().size(); ++i) {
     if (int err = apply(*next, batch.ops()[i])) return kernel_error(batch.describe(i), err, "");
+  }
+  if (validate(*next) != 0) {
+    // The kernel validates the table at commit and, if that fails, replays the batch
+    // validating after every rule and element, blaming the first that breaks it. Only this
+    // (rare) path pays for validating after every op.
+    State replay(*state_);
+    for (size_t i = 0; i < batch.ops().size(); ++i) {
+      (void)apply(replay, batch.ops()[i]);
+      if (int err = validate(replay)) return kernel_error(batch.describe(i), err, "");
+    }
   }
   state_ = std::move(next);
   committed_.push_back(batch);

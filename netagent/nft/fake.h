@@ -20,8 +20,12 @@
 //  - add elements: ENOENT (set, or verdict chain), EINVAL (key/data do not fit the set),
 //    same key + same data kept, same key + different data EEXIST;
 //  - delete elements: ENOENT if one is absent.
-//  - Not modelled: chain-type validation (dnat reachable from a non-nat hook: EOPNOTSUPP in
-//    the kernel), jump loops (ELOOP), element expiry, counters (always print 0).
+//  - table validation as the kernel does it at commit: an expression reachable from a base
+//    chain it cannot run in (dnat outside nat prerouting/output, snat outside nat
+//    postrouting/input, masquerade outside nat postrouting, reject outside prerouting/input/
+//    forward/output) is EOPNOTSUPP, a jump cycle EMLINK — through jumps, gotos, inline vmaps
+//    and verdict-map elements — blamed on the first rule/element op that breaks it.
+//  - Not modelled: element expiry, the jump depth limit, counters (always print 0).
 #pragma once
 
 #include <map>

@@ -484,6 +484,17 @@ TEST_CASE("the fake applies the kernel's semantics, all or nothing", "[nft][fake
           "add 1 element to set ip skiff service-ips");
   refused(fresh().delete_elements("service-ips", {Element{service_key(9, kTcp, 9), {}, 0, {}}}),
           ENOENT, "delete 1 element from set ip skiff service-ips");
+  // Table validation (the kernel's, at commit): dnat reached from a filter chain, a cycle.
+  refused(fresh().add_rule("filter-input", rule({verdict(VerdictCode::kJump, "ep-a")})), EOPNOTSUPP,
+          "add rule ip skiff filter-input");
+  refused(
+      fresh().add_elements("no-endpoint-services", {Element{service_key(ip("10.96.0.31"), kTcp, 80),
+                                                            Verdict{VerdictCode::kGoto, "svc-web"},
+                                                            0,
+                                                            {}}}),
+      EOPNOTSUPP, "add 1 element to set ip skiff no-endpoint-services");
+  refused(fresh().add_rule("mark-for-masquerade", rule({verdict(VerdictCode::kJump, "svc-web")})),
+          EMLINK, "add rule ip skiff mark-for-masquerade");
   // A set redefined differently.
   Set other = service_ips_map();
   other.data = SetType::kMark;
@@ -747,6 +758,28 @@ TEST_CASE("the kernel lists what the fake lists; refused batches change nothing"
     Batch gone(kSkiffFamily, kSkiffTable);
     gone.delete_elements("service-ips", {Element{service_key(1, kTcp, 1), {}, 0, {}}});
     refused(gone, ENOENT);
+    // Table validation: what a base chain reaches must be allowed in it.
+    refused(Batch(kSkiffFamily, kSkiffTable)
+                .add_rule("filter-input", rule({verdict(VerdictCode::kJump, "ep-a")})),
+            EOPNOTSUPP);  // dnat reached from a filter chain
+    refused(
+        Batch(kSkiffFamily, kSkiffTable)
+            .add_elements("no-endpoint-services", {Element{service_key(ip("10.96.0.31"), kTcp, 80),
+                                                           Verdict{VerdictCode::kGoto, "svc-web"},
+                                                           0,
+                                                           {}}}),
+        EOPNOTSUPP);  // the same through a verdict map element
+    refused(Batch(kSkiffFamily, kSkiffTable)
+                .add_rule("reject-chain", rule({dnat_to(ip("10.244.9.9"), 80, kTcp)})),
+            EOPNOTSUPP);  // a dnat added to a chain the filter chain reaches
+    refused(Batch(kSkiffFamily, kSkiffTable).add_rule("nat-prerouting", rule({{Masquerade{}}})),
+            EOPNOTSUPP);
+    refused(Batch(kSkiffFamily, kSkiffTable)
+                .add_rule("postrouting", rule({verdict(VerdictCode::kJump, "reject-chain")})),
+            EOPNOTSUPP);  // reject from postrouting
+    refused(Batch(kSkiffFamily, kSkiffTable)
+                .add_rule("mark-for-masquerade", rule({verdict(VerdictCode::kJump, "svc-web")})),
+            EMLINK);  // a jump cycle
     Batch redefine(kSkiffFamily, kSkiffTable);
     Set other = service_ips_map();
     other.key = {SetType::kIpv4Addr};
