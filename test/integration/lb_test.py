@@ -19,7 +19,8 @@ being a LoadBalancer, addresses kept across a controller restart, a ConfigMap po
 entry (InvalidPool event, the good entry used). Announcer: one Lease holder per address and
 only the holder answers ARP from outside (with its eth0 MAC); kill -9 of the holder => the other
 node answers within 10 s; externalTrafficPolicy Local moves the address to the node with the
-ready endpoint; a not-Ready node releases it; a deleted Service is no longer answered; SIGTERM
+ready endpoint; a not-Ready node releases it; the new holder's gratuitous ARP updates the
+outside's neighbour entry; a deleted Service is no longer answered; SIGTERM
 releases the Lease. Root only (else 77).
 """
 import json
@@ -264,6 +265,15 @@ def probe(vip):
     return r.stdout.split()
 
 
+def neigh_mac(ip):
+    r = sh(["ip", "-n", NS["out"], "-j", "neigh", "show", ip], check=False)
+    try:
+        entries = json.loads(r.stdout or "[]")
+    except ValueError:
+        return ""
+    return entries[0].get("lladdr", "") if entries else ""
+
+
 def lease_holder(api, vip):
     l = api.obj("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/skiff-lb-" +
                 vip.replace(".", "-"))
@@ -399,9 +409,19 @@ def main():
     c.check("the other node holds nothing",
             metric(other, "skiff_netagent_lb_addresses_held") == 0 and
             metric(other, "skiff_netagent_lb_addresses_eligible") == 1, metrics(other))
+    # The outside's kernel resolves the VIP (a datagram to it), so its neighbour entry shows
+    # whether the new holder's gratuitous ARP reaches it (nothing else re-resolves it: no
+    # traffic, and no probe until then).
+    nsx(NS["out"], [sys.executable, "-c", "import socket; socket.socket(socket.AF_INET, "
+                    "socket.SOCK_DGRAM).sendto(b'x', ('%s', 9))" % vip])
+    c.eq("outside's kernel resolves the VIP to the holder's MAC",
+         wait_for(lambda: neigh_mac(vip) == macs[hk], 5) and neigh_mac(vip), macs[hk])
     # The holder dies: the other node answers within 10 s.
     t0 = time.time()
     stop("announcer-" + hk, signal.SIGKILL)
+    wait_for(lambda: lease_holder(api, vip) == NODE[other], 12, step=0.1)
+    c.check("the new holder's gratuitous ARP updates outside's neighbour entry",
+            wait_for(lambda: neigh_mac(vip) == macs[other], 3, step=0.1), neigh_mac(vip))
     got = wait_for(lambda: probe(vip) == [macs[other]], 12, step=0.1)
     took = time.time() - t0
     log("takeover after kill -9 of the holder took %.1f s" % took)
