@@ -1,11 +1,19 @@
-// skiff-netagent: the pod network between nodes on this node (see netagent/README.md).
+// skiff-netagent: the node's network agent (see netagent/README.md): the pod network between
+// nodes, the service proxy, cluster DNS and the LoadBalancer address announcer.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <mutex>
+#include <thread>
 
 #include "common/daemon/daemon.h"
 #include "common/daemon/flags.h"
+#include "common/netlink/ip4.h"
+#include "netagent/announce/announcer.h"
+#include "netagent/dns/dns.h"
 #include "netagent/netagent.h"
+#include "netagent/nft/nft.h"
+#include "netagent/service_agent.h"
 
 using namespace skiff;
 
@@ -15,12 +23,83 @@ constexpr const char* kProgram = "skiff-netagent";
 
 int fail(const std::string& what) { return daemon::fail(kProgram, what); }
 
+// The announcer needs this node's underlay address, which (without --node-ip) is known only
+// once the agent has read its Node: it is started then, from its own thread, and retried while
+// it cannot start (the interface may not exist yet).
+class LateAnnouncer {
+ public:
+  LateAnnouncer(std::shared_ptr<client::ApiClient> api, netagent::announce::Options opts,
+                const netagent::NetAgent* agent)
+      : api_(std::move(api)), opts_(std::move(opts)), agent_(agent) {}
+  ~LateAnnouncer() { stop(); }
+
+  void start() {
+    thread_ = std::jthread([this](std::stop_token st) { run(st); });
+  }
+  void stop() {
+    if (thread_.joinable()) {
+      thread_.request_stop();
+      thread_.join();
+    }
+    std::lock_guard l(mu_);
+    if (ann_) ann_->stop();
+  }
+  std::string metrics_text() const {
+    std::lock_guard l(mu_);
+    return ann_ ? ann_->metrics_text() : std::string();
+  }
+
+ private:
+  void run(std::stop_token st) {
+    std::string last_error;
+    while (!st.stop_requested()) {
+      netagent::announce::Options o = opts_;
+      if (o.underlay_ip.empty()) o.underlay_ip = agent_->underlay_ip();
+      if (!o.underlay_ip.empty() || !o.interface.empty()) {
+        auto a = std::make_unique<netagent::announce::Announcer>(api_, o);
+        Status s = a->start();
+        if (s) {
+          spdlog::info("LoadBalancer announcer started (underlay {}{})", o.underlay_ip,
+                       o.interface.empty() ? "" : " dev " + o.interface);
+          std::lock_guard l(mu_);
+          ann_ = std::move(a);
+          return;
+        }
+        if (s.message() != last_error) spdlog::error("{} (retrying every 10s)", s.to_string());
+        last_error = s.message();
+        sleep(st, std::chrono::seconds(10));
+      } else {
+        sleep(st, std::chrono::milliseconds(200));
+      }
+    }
+  }
+  static void sleep(std::stop_token& st, std::chrono::milliseconds d) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock l(m);
+    cv.wait_for(l, st, d, [] { return false; });
+  }
+
+  std::shared_ptr<client::ApiClient> api_;
+  netagent::announce::Options opts_;
+  const netagent::NetAgent* agent_;
+  mutable std::mutex mu_;
+  std::unique_ptr<netagent::announce::Announcer> ann_;
+  std::jthread thread_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"skiff-netagent: the pod network between nodes (VXLAN or host-gw routes)"};
+  CLI::App app{
+      "skiff-netagent: the pod network between nodes (VXLAN or host-gw routes), the service "
+      "proxy (nftables), cluster DNS and LoadBalancer address announcement"};
   netagent::Options o;
   std::string kubeconfig, backend = "vxlan", resync = "30s";
+  bool services = true, lb_announce = true;
+  std::string service_cidr = "10.96.0.0/16", cluster_dns = "10.96.0.10",
+              cluster_domain = "cluster.local";
+  std::vector<std::string> dns_upstreams;
   int verbosity = 0;
   daemon::StatusFlags sf;
   sf.port = 10256;
@@ -38,6 +117,25 @@ int main(int argc, char** argv) {
   app.add_option("--resync-period", resync,
                  "full re-assert of device, routes, neighbours, FDB and nftables this often")
       ->capture_default_str();
+  app.add_flag("--services{true}", services,
+               "run the service proxy: ClusterIP, NodePort, LoadBalancer and external IPs in "
+               "table ip skiff (--services=false: pod network only)")
+      ->capture_default_str();
+  app.add_option("--service-cidr", service_cidr, "the Service ClusterIP range (IPv4)")
+      ->capture_default_str();
+  app.add_option("--cluster-dns", cluster_dns,
+                 "serve cluster DNS on this address (a dummy link skiff.dns holds it); \"\": off")
+      ->capture_default_str();
+  app.add_option("--cluster-domain", cluster_domain, "the cluster's DNS domain")
+      ->capture_default_str();
+  app.add_option("--dns-upstream", dns_upstreams,
+                 "IP[:port] of a resolver for names outside the cluster domain (repeatable; "
+                 "default: the nameservers of /etc/resolv.conf other than --cluster-dns)")
+      ->allow_extra_args(false);
+  app.add_flag("--lb-announce{true}", lb_announce,
+               "answer ARP for the LoadBalancer addresses this node wins the Lease of "
+               "(--lb-announce=false: off)")
+      ->capture_default_str();
   daemon::add_status_flags(app, sf);
   daemon::add_verbosity_flag(app, verbosity);
   if (auto rc = daemon::parse_flags(app, argc, argv)) return *rc;
@@ -51,6 +149,11 @@ int main(int argc, char** argv) {
   o.resync_period = *d;
   if (auto s = daemon::check_port(sf.port); !s) return fail(s.message());
   if (o.node_name.empty()) o.node_name = daemon::hostname();
+  if (!netlink::parse_ip4_net(service_cidr))
+    return fail("--service-cidr \"" + service_cidr + "\": not an IPv4 CIDR");
+  if (!cluster_dns.empty() && !netlink::parse_ip4(cluster_dns))
+    return fail("--cluster-dns \"" + cluster_dns + "\": not an IPv4 address (\"\" turns it off)");
+  if (cluster_domain.empty() && !cluster_dns.empty()) return fail("--cluster-domain: empty");
 
   // Stop signals are taken by sigwait; every thread inherits the mask.
   daemon::StopSignals signals;
@@ -64,28 +167,94 @@ int main(int argc, char** argv) {
   if (!kernel) return fail("rtnetlink: " + kernel.status().to_string());
 
   netagent::NetAgent agent(o, *api, kernel->get());
+
+  std::unique_ptr<nft::NftnlTables> tables;
+  std::unique_ptr<netagent::ServiceAgent> svc;
+  if (services) {
+    auto t = nft::NftnlTables::open();
+    if (!t) return fail("nftables: " + t.status().to_string());
+    tables = std::move(*t);
+    netagent::ServiceOptions so;
+    so.node_name = o.node_name;
+    so.cluster_cidr = o.cluster_cidr;
+    so.service_cidr = service_cidr;
+    svc = std::make_unique<netagent::ServiceAgent>(so, *api, tables.get());
+  }
+  std::unique_ptr<dns::DnsServer> dns_server;
+  if (!cluster_dns.empty()) {
+    dns::Options dopt;
+    dopt.cluster_dns = cluster_dns;
+    dopt.cluster_domain = cluster_domain;
+    dopt.upstreams = dns_upstreams;
+    dopt.service_cidr = service_cidr;
+    dopt.cluster_cidr = o.cluster_cidr;
+    dns_server = std::make_unique<dns::DnsServer>(*api, dopt);
+  }
+  std::unique_ptr<LateAnnouncer> announcer;
+  if (lb_announce) {
+    netagent::announce::Options ao;
+    ao.node_name = o.node_name;
+    ao.interface = o.iface;
+    ao.underlay_ip = o.node_ip;
+    auto lease = daemon::make_lease_client(*cc, ao.renew_deadline);
+    if (!lease) return fail(lease.status().message());
+    ao.lease_api = *lease;
+    announcer = std::make_unique<LateAnnouncer>(*api, ao, &agent);
+  }
+
   std::unique_ptr<daemon::StatusServer> http;
   if (sf.port != 0) {
     daemon::StatusEndpoints e;
-    e.metrics = [&] { return agent.metrics_text(); };
+    e.metrics = [&] {
+      std::string m = agent.metrics_text();
+      if (svc) m += svc->metrics_text();
+      if (dns_server) m += dns_server->metrics_text();
+      if (announcer) m += announcer->metrics_text();
+      return m;
+    };
     e.unhealthy_reason = [&] {
-      return agent.healthy() ? std::string()
-                             : std::string("the sync loop has not run for two resync periods\n");
+      if (!agent.healthy())
+        return std::string("the sync loop has not run for two resync periods\n");
+      if (svc && !svc->healthy())
+        return std::string("the services sync has been failing for two full sync periods\n");
+      return std::string();
     };
     auto s = daemon::StatusServer::start(sf.bind_address, sf.port, std::move(e));
     if (!s) return fail(s.status().message());
     http = std::move(*s);
   }
-  if (auto s = agent.start(); !s) {
+  auto stop_all = [&] {
+    if (announcer) announcer->stop();
+    if (dns_server) dns_server->stop();
+    if (svc) svc->stop();
+    agent.stop();
     if (http) http->shutdown();
+  };
+  if (auto s = agent.start(); !s) {
+    stop_all();
     return fail(s.message());
   }
-  spdlog::info("skiff-netagent on node {} ({} backend) started", o.node_name, backend);
+  if (svc) {
+    if (auto s = svc->start(); !s) {
+      stop_all();
+      return fail(s.message());
+    }
+  }
+  if (dns_server) {
+    if (auto s = dns_server->start(); !s) {
+      stop_all();
+      return fail("cluster DNS: " + s.message());
+    }
+  }
+  if (announcer) announcer->start();
+  spdlog::info(
+      "skiff-netagent on node {} ({} backend) started; services {}, DNS {}, LB announce {}",
+      o.node_name, backend, services ? "on" : "off", cluster_dns.empty() ? "off" : cluster_dns,
+      lb_announce ? "on" : "off");
 
   int sig = signals.wait();
   // The kernel state stays: a restarted agent finds it as it wants it (traffic goes on).
-  spdlog::info("signal {}: stopping (routes, device and rules stay in place)", sig);
-  agent.stop();
-  if (http) http->shutdown();
+  spdlog::info("signal {}: stopping (routes, device, rules and the DNS link stay in place)", sig);
+  stop_all();
   return 0;
 }

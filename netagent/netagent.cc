@@ -219,6 +219,10 @@ Status NetAgent::sync_once() {
     return Status::invalid("Node " + name + " InternalIP \"" + underlay +
                            "\" is not an IPv4 address (pass --node-ip)");
 
+  {
+    std::lock_guard l(stats_mu_);
+    underlay_ip_ = underlay;
+  }
   overlay::Config cfg;
   cfg.backend = opts_.backend;
   cfg.vni = opts_.vni;
@@ -305,6 +309,11 @@ std::string NetAgent::metrics_text() const {
     << "# TYPE skiff_netagent_waiting gauge\n"
     << "skiff_netagent_waiting " << (waiting_for_.empty() ? 0 : 1) << "\n";
   return o.str();
+}
+
+std::string NetAgent::underlay_ip() const {
+  std::lock_guard l(stats_mu_);
+  return underlay_ip_;
 }
 
 bool NetAgent::healthy() const {

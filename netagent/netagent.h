@@ -83,6 +83,8 @@ class NetAgent {
   std::string metrics_text() const;
   // True once the worker has run and its last sync (if any) is recent.
   bool healthy() const;
+  // The underlay IPv4 in use (--node-ip, else the Node's InternalIP); "" until the Node said.
+  std::string underlay_ip() const;
 
  private:
   void run(std::stop_token stop);
@@ -110,6 +112,7 @@ class NetAgent {
   int skipped_total_ = 0;
   std::chrono::steady_clock::time_point last_loop_{};
   std::string waiting_for_;  // non-empty while the Node is not ready for us
+  std::string underlay_ip_;
 
   std::jthread worker_;
 };

@@ -1,7 +1,11 @@
 #include "netagent/netagent.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+
+#include "netagent/service_agent.h"
+#include "proto/time.h"
 
 using namespace skiff;
 using namespace skiff::netagent;
@@ -77,4 +81,167 @@ TEST_CASE("the annotation patch says only what differs") {
   CHECK((*hg)["metadata"]["annotations"][kAnnotationBackend] == "host-gw");
   CHECK((*hg)["metadata"]["annotations"][kAnnotationVtepMac].is_null());
   CHECK_FALSE((*hg)["metadata"]["annotations"].contains(kAnnotationUnderlayIp));
+}
+
+// ---- services (service_agent.h) --------------------------------------------------------------
+
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using steady = std::chrono::steady_clock;
+using wall = std::chrono::system_clock;
+
+services::ServicePort udp_port(const std::string& name, const char* cluster_ip, uint16_t port,
+                               std::vector<services::Endpoint> eps, uint16_t node_port = 0) {
+  services::ServicePort sp;
+  sp.ns = "default";
+  sp.name = name;
+  sp.protocol = services::Protocol::kUdp;
+  services::parse_ipv4(cluster_ip, &sp.cluster_ip);
+  sp.port = port;
+  sp.node_port = node_port;
+  sp.endpoints = std::move(eps);
+  return sp;
+}
+
+services::Endpoint ep(const char* ip, uint16_t port) {
+  services::Endpoint e;
+  services::parse_ipv4(ip, &e.ip);
+  e.port = port;
+  return e;
+}
+
+uint32_t ip(const char* s) { return *conntrack::parse_ip(s); }
+
+}  // namespace
+
+TEST_CASE("the histogram prints cumulative Prometheus buckets") {
+  Histogram h({0.01, 0.1, 1});
+  h.observe(0.005);
+  h.observe(0.05);
+  h.observe(0.05);
+  h.observe(5);
+  CHECK(h.count() == 4);
+  CHECK(h.sum() == Approx(5.105));
+  std::string t = h.text("x_seconds", "What x is.");
+  CHECK(t.find("# TYPE x_seconds histogram\n") != std::string::npos);
+  CHECK(t.find("x_seconds_bucket{le=\"0.01\"} 1\n") != std::string::npos);
+  CHECK(t.find("x_seconds_bucket{le=\"0.1\"} 3\n") != std::string::npos);
+  CHECK(t.find("x_seconds_bucket{le=\"1\"} 3\n") != std::string::npos);
+  CHECK(t.find("x_seconds_bucket{le=\"+Inf\"} 4\n") != std::string::npos);
+  CHECK(t.find("x_seconds_count 4\n") != std::string::npos);
+}
+
+TEST_CASE("the trigger time comes from the Endpoints annotation") {
+  json e = {{"metadata",
+             {{"name", "web"},
+              {"annotations", {{kTriggerTimeAnnotation, "2026-12-06T04:30:00.250000000Z"}}}}}};
+  auto t = trigger_time(e);
+  REQUIRE(t);
+  CHECK(proto::format_rfc3339(*t, 3) == "2026-12-06T04:30:00.250Z");
+  CHECK_FALSE(trigger_time(json{{"metadata", {{"name", "web"}}}}));
+  CHECK_FALSE(trigger_time(json{{"metadata", {{"annotations", {{kTriggerTimeAnnotation, 5}}}}}}));
+  CHECK_FALSE(
+      trigger_time(json{{"metadata", {{"annotations", {{kTriggerTimeAnnotation, "yesterday"}}}}}}));
+  CHECK_FALSE(trigger_time(json("garbage")));
+}
+
+TEST_CASE("changes merge per Service: first seen time, distinct trigger times") {
+  ChangeTracker c;
+  auto t0 = steady::now();
+  auto w0 = wall::now();
+  c.mark("default/web", t0 + milliseconds(5), std::nullopt, true);
+  c.mark("default/web", t0, w0, true);
+  c.mark("default/web", t0 + milliseconds(9), w0, true);  // same trigger: once
+  c.mark("default/web", t0 + milliseconds(9), w0 + milliseconds(3), true);
+  c.mark("kube-system/dns", t0, std::nullopt, false);
+  CHECK(c.size() == 2);
+  auto taken = c.take();
+  CHECK(c.empty());
+  REQUIRE(taken.count("default/web"));
+  CHECK(taken["default/web"].seen == t0);
+  CHECK(taken["default/web"].triggers.size() == 2);
+  CHECK_FALSE(taken["kube-system/dns"].measure);
+  // A failed sync puts them back; a newer change of the same Service merges in.
+  c.mark("default/web", t0 + milliseconds(20), std::nullopt, true);
+  c.restore(std::move(taken));
+  auto again = c.take();
+  CHECK(again.size() == 2);
+  CHECK(again["default/web"].seen == t0);
+  for (int i = 0; i < 40; ++i) c.mark("a/b", t0, w0 + milliseconds(i), true);
+  CHECK(c.take()["a/b"].triggers.size() == ChangeTracker::kMaxTriggers);
+}
+
+TEST_CASE("programming latency runs from the trigger time, else from when it was seen") {
+  auto t0 = steady::now();
+  auto start = wall::now();
+  std::map<std::string, PendingChange> applied;
+  applied["default/a"] = {t0, {start + milliseconds(100), start + milliseconds(300)}, true};
+  applied["default/b"] = {t0 + milliseconds(200), {}, true};
+  // A trigger time before the agent started: from the first lists; falls back to seen.
+  applied["default/c"] = {t0 + milliseconds(400), {start - seconds(3600)}, true};
+  applied["default/d"] = {t0, {start + milliseconds(100)}, false};  // first list: none
+  auto lat =
+      programming_latencies(applied, t0 + milliseconds(500), start + milliseconds(500), start);
+  std::sort(lat.begin(), lat.end());
+  REQUIRE(lat.size() == 4);
+  CHECK(lat[0] == Approx(0.1).margin(1e-6));  // c: seen 400 ms
+  CHECK(lat[1] == Approx(0.2).margin(1e-6));  // a: trigger at 300 ms
+  CHECK(lat[2] == Approx(0.3).margin(1e-6));  // b: seen at 200 ms
+  CHECK(lat[3] == Approx(0.4).margin(1e-6));  // a: trigger at 100 ms
+  // Clock skew (a trigger in the future) gives no negative value.
+  applied.clear();
+  applied["x/y"] = {t0, {start + seconds(10)}, true};
+  CHECK(programming_latencies(applied, t0, start, start).empty());
+}
+
+TEST_CASE("conntrack cleanup: removed UDP endpoints and UDP ports that got their first one") {
+  services::ServiceMap before, after;
+  auto dns_before = udp_port("dns", "10.96.0.53", 53, {ep("10.244.1.7", 5353)}, 30053);
+  auto dns_after = udp_port("dns", "10.96.0.53", 53, {ep("10.244.1.8", 5353)}, 30053);
+  auto empty_before = udp_port("syslog", "10.96.0.60", 514, {});
+  empty_before.external_ips = {ip("192.0.2.1")};
+  empty_before.load_balancer_ips = {ip("10.250.0.200")};
+  empty_before.node_port = 30514;
+  auto filled_after = empty_before;
+  filled_after.endpoints = {ep("10.244.2.3", 514)};
+  auto tcp_after = udp_port("web", "10.96.0.80", 80, {ep("10.244.1.9", 8080)});
+  tcp_after.protocol = services::Protocol::kTcp;
+  before[dns_before.key()] = dns_before;
+  before[empty_before.key()] = empty_before;
+  after[dns_after.key()] = dns_after;
+  after[filled_after.key()] = filled_after;
+  after[tcp_after.key()] = tcp_after;  // new TCP: nothing
+  auto brand_new = udp_port("new", "10.96.0.70", 70, {ep("10.244.1.1", 70)});
+  after[brand_new.key()] = brand_new;
+
+  std::vector<services::StaleUdpFlow> stale = {
+      {ip("10.96.0.53"), 53, ip("10.244.1.7"), 5353},
+      {0, 30053, ip("10.244.1.7"), 5353},
+      {ip("10.96.0.53"), 53, ip("10.244.1.7"), 5353},  // duplicates collapse
+  };
+  auto spec = conntrack_cleanup_spec(before, after, stale);
+  CHECK(spec.proto == conntrack::kProtoUdp);
+  REQUIRE(spec.service_endpoints.size() == 1);
+  CHECK(spec.service_endpoints[0].service == conntrack::IpPort{ip("10.96.0.53"), 53});
+  CHECK(spec.service_endpoints[0].endpoint == conntrack::IpPort{ip("10.244.1.7"), 5353});
+  REQUIRE(spec.node_port_endpoints.size() == 1);
+  CHECK(spec.node_port_endpoints[0].node_port == 30053);
+  // syslog got its first endpoint: ClusterIP, external IP, LB IP, node port; "new" too.
+  std::vector<conntrack::IpPort> want = {{ip("10.96.0.60"), 514},
+                                         {ip("10.96.0.70"), 70},
+                                         {ip("10.250.0.200"), 514},
+                                         {ip("192.0.2.1"), 514}};
+  std::sort(want.begin(), want.end());
+  CHECK(spec.services == want);
+  CHECK(spec.node_ports == std::vector<uint16_t>{30514});
+  // Nothing changed: nothing to delete.
+  CHECK(conntrack_cleanup_spec(after, after, {}).empty());
+
+  conntrack::CleanupSpec acc;
+  merge_cleanup(&acc, spec);
+  merge_cleanup(&acc, spec);
+  CHECK(acc.services.size() == 4);
+  CHECK(acc.service_endpoints.size() == 1);
 }

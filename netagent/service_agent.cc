@@ -1,0 +1,494 @@
+#include "netagent/service_agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "netagent/nft/nft.h"
+#include "proto/client/api_client.h"
+#include "proto/client/informer.h"
+#include "proto/endpoints.h"
+#include "proto/service.h"
+#include "proto/time.h"
+
+namespace skiff::netagent {
+
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+using wall = std::chrono::system_clock;
+
+namespace {
+
+const proto::ResourceType& service_type() {
+  static const proto::ResourceType t = proto::service_resource();
+  return t;
+}
+const proto::ResourceType& endpoints_type() {
+  static const proto::ResourceType t = proto::endpoints_resource();
+  return t;
+}
+
+// Sync durations: 100 µs .. 10 s.
+std::vector<double> sync_bounds() {
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+}
+// Programming latency: 1 ms .. 5 min (kube-proxy's network programming buckets are coarser).
+std::vector<double> latency_bounds() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+}
+
+// The entries of Service "ns/name" in `m` ("ns/name:port/PROTO" keys are contiguous).
+services::ServiceMap subset(const services::ServiceMap& m, const std::string& ns_name) {
+  services::ServiceMap out;
+  std::string prefix = ns_name + ":";
+  for (auto it = m.lower_bound(prefix); it != m.end() && it->first.starts_with(prefix); ++it)
+    out.insert(*it);
+  return out;
+}
+
+double seconds(steady::duration d) { return std::chrono::duration<double>(d).count(); }
+
+template <typename T>
+void sort_unique(std::vector<T>* v) {
+  std::sort(v->begin(), v->end());
+  v->erase(std::unique(v->begin(), v->end()), v->end());
+}
+
+}  // namespace
+
+// ---- Histogram -------------------------------------------------------------------------------
+
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), counts_(bounds_.size(), 0) {}
+
+void Histogram::observe(double v) {
+  ++count_;
+  sum_ += v;
+  for (size_t i = 0; i < bounds_.size(); ++i)
+    if (v <= bounds_[i]) {
+      ++counts_[i];
+      break;
+    }
+}
+
+std::string Histogram::text(const std::string& name, const std::string& help) const {
+  std::ostringstream o;
+  o << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
+  uint64_t cum = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    cum += counts_[i];
+    o << name << "_bucket{le=\"" << bounds_[i] << "\"} " << cum << "\n";
+  }
+  o << name << "_bucket{le=\"+Inf\"} " << count_ << "\n"
+    << name << "_sum " << sum_ << "\n"
+    << name << "_count " << count_ << "\n";
+  return o.str();
+}
+
+// ---- ChangeTracker ---------------------------------------------------------------------------
+
+void ChangeTracker::merge(const std::string& key, const PendingChange& c) {
+  auto [it, fresh] = pending_.try_emplace(key, c);
+  if (fresh) return;
+  PendingChange& p = it->second;
+  p.seen = std::min(p.seen, c.seen);
+  p.measure = p.measure || c.measure;
+  for (auto t : c.triggers) p.triggers.push_back(t);
+  sort_unique(&p.triggers);
+  if (p.triggers.size() > kMaxTriggers) p.triggers.resize(kMaxTriggers);
+}
+
+void ChangeTracker::mark(const std::string& key, steady::time_point seen,
+                         std::optional<wall::time_point> trigger, bool measure) {
+  PendingChange c;
+  c.seen = seen;
+  c.measure = measure;
+  if (trigger) c.triggers.push_back(*trigger);
+  merge(key, c);
+}
+
+void ChangeTracker::restore(std::map<std::string, PendingChange> changes) {
+  for (auto& [k, c] : changes) merge(k, c);
+}
+
+std::map<std::string, PendingChange> ChangeTracker::take() {
+  std::map<std::string, PendingChange> out;
+  out.swap(pending_);
+  return out;
+}
+
+std::optional<wall::time_point> trigger_time(const json& ep) {
+  if (!ep.is_object()) return std::nullopt;
+  auto md = ep.find("metadata");
+  if (md == ep.end() || !md->is_object()) return std::nullopt;
+  auto ann = md->find("annotations");
+  if (ann == md->end() || !ann->is_object()) return std::nullopt;
+  auto t = ann->find(kTriggerTimeAnnotation);
+  if (t == ann->end() || !t->is_string()) return std::nullopt;
+  return proto::parse_rfc3339(t->get<std::string>());
+}
+
+std::vector<double> programming_latencies(const std::map<std::string, PendingChange>& applied,
+                                          steady::time_point done, wall::time_point done_wall,
+                                          wall::time_point not_before) {
+  std::vector<double> out;
+  for (const auto& [key, c] : applied) {
+    if (!c.measure) continue;
+    bool any = false;
+    for (auto t : c.triggers) {
+      if (t < not_before) continue;
+      any = true;
+      double s = std::chrono::duration<double>(done_wall - t).count();
+      if (s >= 0) out.push_back(s);
+    }
+    if (!any) {
+      double s = seconds(done - c.seen);
+      if (s >= 0) out.push_back(s);
+    }
+  }
+  return out;
+}
+
+// ---- conntrack -------------------------------------------------------------------------------
+
+conntrack::CleanupSpec conntrack_cleanup_spec(const services::ServiceMap& before,
+                                              const services::ServiceMap& after,
+                                              const std::vector<services::StaleUdpFlow>& stale) {
+  conntrack::CleanupSpec spec;
+  spec.proto = conntrack::kProtoUdp;
+  for (const auto& f : stale) {
+    conntrack::IpPort ep{f.endpoint_ip, f.endpoint_port};
+    if (f.service_ip == 0)
+      spec.node_port_endpoints.push_back({f.service_port, ep});
+    else
+      spec.service_endpoints.push_back({{f.service_ip, f.service_port}, ep});
+  }
+  for (const auto& [key, sp] : after) {
+    if (sp.protocol != services::Protocol::kUdp || sp.endpoints.empty()) continue;
+    auto old = before.find(key);
+    // A port new in `after` had no rules before: traffic to it was not NATed either.
+    if (old != before.end() && !old->second.endpoints.empty()) continue;
+    if (sp.cluster_ip != 0) spec.services.push_back({sp.cluster_ip, sp.port});
+    for (auto ip : sp.external_ips) spec.services.push_back({ip, sp.port});
+    for (auto ip : sp.load_balancer_ips) spec.services.push_back({ip, sp.port});
+    if (sp.node_port != 0) spec.node_ports.push_back(sp.node_port);
+  }
+  sort_unique(&spec.service_endpoints);
+  sort_unique(&spec.node_port_endpoints);
+  sort_unique(&spec.services);
+  sort_unique(&spec.node_ports);
+  return spec;
+}
+
+void merge_cleanup(conntrack::CleanupSpec* into, const conntrack::CleanupSpec& more) {
+  auto add = [](auto* a, const auto& b) {
+    a->insert(a->end(), b.begin(), b.end());
+    sort_unique(a);
+  };
+  add(&into->service_endpoints, more.service_endpoints);
+  add(&into->node_port_endpoints, more.node_port_endpoints);
+  add(&into->services, more.services);
+  add(&into->node_ports, more.node_ports);
+}
+
+// ---- ServiceAgent ----------------------------------------------------------------------------
+
+ServiceAgent::ServiceAgent(ServiceOptions opts, std::shared_ptr<client::ApiClient> api,
+                           nft::NftTables* tables)
+    : opts_(std::move(opts)),
+      api_(std::move(api)),
+      tables_(tables),
+      sync_hist_(sync_bounds()),
+      latency_hist_(latency_bounds()) {}
+
+ServiceAgent::~ServiceAgent() { stop(); }
+
+Status ServiceAgent::start() {
+  if (opts_.node_name.empty()) return Status::invalid("--node-name: empty");
+  if (opts_.full_sync_period <= std::chrono::milliseconds(0))
+    return Status::invalid("services: the full sync period must be positive");
+  services::ProxierOptions po;
+  po.cluster_cidr = opts_.cluster_cidr;
+  po.full_sync_period = opts_.full_sync_period;
+  auto p = services::Proxier::create(*tables_, po);
+  if (!p) return p.status().with_context("services");
+  proxier_ = std::move(*p);
+  started_wall_ = wall::now();
+
+  services_ = std::make_unique<client::Informer>(api_, service_type());
+  endpoints_ = std::make_unique<client::Informer>(api_, endpoints_type());
+  for (bool is_ep : {false, true}) {
+    client::InformerHandlers h;
+    h.on_add = [this, is_ep](const json& o) { mark(o, is_ep); };
+    h.on_update = [this, is_ep](const json&, const json& n) { mark(n, is_ep); };
+    h.on_delete = [this, is_ep](const json& o) { mark(o, is_ep); };
+    (is_ep ? endpoints_ : services_)->add_handlers(std::move(h));
+  }
+  services_->start();
+  endpoints_->start();
+  {
+    std::lock_guard l(stats_mu_);
+    last_loop_ = last_ok_ = steady::now();
+  }
+  worker_ = std::jthread([this](std::stop_token st) { run(st); });
+  return Status();
+}
+
+void ServiceAgent::stop() {
+  if (worker_.joinable()) {
+    worker_.request_stop();
+    cv_.notify_all();
+    worker_.join();
+  }
+  if (services_) services_->stop();
+  if (endpoints_) endpoints_->stop();
+}
+
+void ServiceAgent::mark(const json& obj, bool is_endpoints) {
+  auto seen = steady::now();
+  std::string key = client::object_key(obj);
+  auto trigger = is_endpoints ? trigger_time(obj) : std::nullopt;
+  // Objects of the first lists are the state at start, not changes to measure.
+  bool measure = (is_endpoints ? endpoints_ : services_)->has_synced();
+  {
+    std::lock_guard l(mu_);
+    changes_.mark(key, seen, trigger, measure);
+  }
+  cv_.notify_all();
+}
+
+void ServiceAgent::run(std::stop_token stop) {
+  // The first sync needs both complete lists: a partial map would delete live rules.
+  while (!stop.stop_requested() && !(services_->has_synced() && endpoints_->has_synced())) {
+    std::unique_lock l(mu_);
+    cv_.wait_for(l, stop, std::chrono::milliseconds(100), [] { return false; });
+    std::lock_guard s(stats_mu_);
+    last_loop_ = steady::now();
+  }
+  auto next_full = steady::now();
+  std::optional<steady::time_point> retry_at;
+  auto retry = opts_.min_retry;
+  steady::time_point last_start{};
+  while (!stop.stop_requested()) {
+    std::map<std::string, PendingChange> changes;
+    steady::time_point now;
+    {
+      std::unique_lock l(mu_);
+      for (;;) {
+        if (stop.stop_requested()) return;
+        now = steady::now();
+        steady::time_point due = next_full;
+        if (retry_at)
+          due = std::min(due, *retry_at);  // after a failure, changes wait for the retry
+        else if (!changes_.empty())
+          due = std::min(due, last_start + opts_.min_sync_interval);
+        if (now >= due) break;
+        size_t before = changes_.size();
+        cv_.wait_until(l, stop, due, [&] { return changes_.size() != before; });
+      }
+      changes = changes_.take();
+    }
+    const bool full = retry_at.has_value() || now >= next_full;
+    last_start = now;
+    Status s = sync(changes, full);
+    auto end = steady::now();
+    {
+      std::lock_guard l(stats_mu_);
+      last_loop_ = end;
+    }
+    if (s) {
+      retry_at.reset();
+      retry = opts_.min_retry;
+      if (full) next_full = now + opts_.full_sync_period;
+    } else {
+      spdlog::warn("services: sync failed (full re-assert in {}ms): {}", retry.count(),
+                   s.to_string());
+      {
+        std::lock_guard l(mu_);
+        changes_.restore(std::move(changes));
+      }
+      retry_at = end + retry;
+      retry = std::min(retry * 2, opts_.max_retry);
+    }
+  }
+}
+
+Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool full) {
+  auto t0 = steady::now();
+  services::ModelOptions mo;
+  mo.node_name = opts_.node_name;
+  std::vector<services::Skipped> skipped;
+  conntrack::CleanupSpec first_endpoints;
+  size_t changed = 0;
+  if (full) {
+    map_ = services::build_service_map(services_->list(), endpoints_->list(), mo, &skipped);
+    // After a restart nothing was applied by us yet, but the kernel has the rules (and the
+    // flows) of the previous run: every UDP port would look new, and deleting its entries would
+    // move live flows. Only later full syncs compare.
+    if (synced_) first_endpoints = conntrack_cleanup_spec(proxier_->applied(), map_, {});
+    proxier_->request_full_sync();
+    changed = changes.size();
+  } else {
+    for (const auto& [key, c] : changes) {
+      auto slash = key.find('/');
+      if (slash == std::string::npos) continue;  // Services and Endpoints are namespaced
+      std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
+      auto svc = services_->get(key);
+      auto ep = endpoints_->get(key);
+      services::ServiceMap before = subset(map_, key);
+      if (services::update_service(&map_, ns, name, svc ? &*svc : nullptr, ep ? &*ep : nullptr, mo,
+                                   &skipped)) {
+        ++changed;
+        merge_cleanup(&first_endpoints, conntrack_cleanup_spec(before, subset(map_, key), {}));
+      }
+    }
+    if (changed == 0) {
+      // Nothing the rules depend on (a status or annotation update): nothing to program, but
+      // the change counts as applied.
+      for (const auto& sk : skipped)
+        spdlog::info("services: skipping {}: {}", sk.object, sk.reason);
+      auto lat = programming_latencies(changes, steady::now(), wall::now(), started_wall_);
+      std::lock_guard l(stats_mu_);
+      for (double v : lat) latency_hist_.observe(v);
+      return Status();
+    }
+  }
+  for (const auto& sk : skipped)
+    if (!full) spdlog::info("services: skipping {}: {}", sk.object, sk.reason);
+
+  auto r = proxier_->sync(map_);
+  auto t1 = steady::now();
+  auto t1_wall = wall::now();
+  double secs = seconds(t1 - t0);
+  if (!r) {
+    std::lock_guard l(stats_mu_);
+    ++sync_errors_;
+    last_failed_ = true;
+    last_error_ = r.status().message();
+    sync_hist_.observe(secs);
+    last_sync_seconds_ = secs;
+    return r.status().with_context(full ? "full services sync" : "services sync");
+  }
+  size_t eps = 0;
+  for (const auto& [k, sp] : map_) eps += sp.endpoints.size();
+  if (full && !synced_)
+    spdlog::info("services: first sync: {} service ports, {} endpoints, {} ops in {:.1f}ms",
+                 map_.size(), eps, r->batch_ops, secs * 1000);
+  else
+    spdlog::debug(
+        "services: {} sync of {} changed services: +{} ~{} -{} ports, {} ops, build {}us, "
+        "commit {}us",
+        full ? "full" : "partial", changed, r->ports_added, r->ports_changed, r->ports_removed,
+        r->batch_ops, r->build_time.count() / 1000, r->commit_time.count() / 1000);
+  if (full) {
+    std::set<std::string> now;
+    for (const auto& sk : skipped) now.insert(sk.object + ": " + sk.reason);
+    for (const auto& s : now)
+      if (!last_skipped_.count(s)) spdlog::info("services: skipping {}", s);
+    last_skipped_ = std::move(now);
+  }
+  auto lat = programming_latencies(changes, t1, t1_wall, started_wall_);
+  {
+    std::lock_guard l(stats_mu_);
+    (full ? syncs_full_ : syncs_partial_)++;
+    sync_hist_.observe(secs);
+    last_sync_seconds_ = secs;
+    for (double v : lat) latency_hist_.observe(v);
+    ports_ = map_.size();
+    endpoints_count_ = eps;
+    if (full) skipped_ = skipped.size();
+    synced_ = true;
+    last_failed_ = false;
+    last_error_.clear();
+    last_ok_ = t1;
+  }
+  merge_cleanup(&pending_cleanup_, first_endpoints);
+  merge_cleanup(&pending_cleanup_, conntrack_cleanup_spec({}, {}, r->stale_udp));
+  if (!pending_cleanup_.empty()) cleanup_conntrack();
+  return Status();
+}
+
+void ServiceAgent::cleanup_conntrack() {
+  conntrack::CleanupResult res;
+  Status s;
+  if (opts_.conntrack) {
+    s = opts_.conntrack(pending_cleanup_, &res);
+  } else {
+    if (!ct_) {
+      auto c = conntrack::Conntrack::open();
+      if (c)
+        ct_ = std::move(*c);
+      else
+        s = c.status();
+    }
+    if (ct_) s = ct_->cleanup(pending_cleanup_, &res);
+  }
+  std::lock_guard l(stats_mu_);
+  conntrack_deleted_ += res.deleted;
+  if (!s) {
+    ++conntrack_errors_;
+    // Kept for the next sync; bounded by the distinct stale flows.
+    spdlog::warn("services: conntrack cleanup failed (retried after the next sync): {}",
+                 s.to_string());
+    return;
+  }
+  if (res.deleted > 0)
+    spdlog::info("services: deleted {} stale UDP conntrack entries", res.deleted);
+  pending_cleanup_ = conntrack::CleanupSpec();
+}
+
+std::string ServiceAgent::metrics_text() const {
+  std::lock_guard l(stats_mu_);
+  std::ostringstream o;
+  o << sync_hist_.text("skiff_netagent_services_sync_duration_seconds",
+                       "Time a services sync took (model, batch and commit).")
+    << "# HELP skiff_netagent_services_last_sync_duration_seconds Time the last services sync "
+       "took.\n"
+    << "# TYPE skiff_netagent_services_last_sync_duration_seconds gauge\n"
+    << "skiff_netagent_services_last_sync_duration_seconds " << last_sync_seconds_ << "\n"
+    << latency_hist_.text("skiff_netagent_network_programming_duration_seconds",
+                          "From a Service/Endpoints change (its trigger time, else when the "
+                          "agent saw it) to its rules committed in the kernel.")
+    << "# HELP skiff_netagent_services_syncs_total Services syncs that succeeded.\n"
+    << "# TYPE skiff_netagent_services_syncs_total counter\n"
+    << "skiff_netagent_services_syncs_total{mode=\"full\"} " << syncs_full_ << "\n"
+    << "skiff_netagent_services_syncs_total{mode=\"partial\"} " << syncs_partial_ << "\n"
+    << "# HELP skiff_netagent_services_sync_errors_total Services syncs that failed.\n"
+    << "# TYPE skiff_netagent_services_sync_errors_total counter\n"
+    << "skiff_netagent_services_sync_errors_total " << sync_errors_ << "\n"
+    << "# HELP skiff_netagent_services_programmed Service ports in the kernel's rules.\n"
+    << "# TYPE skiff_netagent_services_programmed gauge\n"
+    << "skiff_netagent_services_programmed " << ports_ << "\n"
+    << "# HELP skiff_netagent_services_endpoints_programmed Endpoints (per service port) in "
+       "the kernel's rules.\n"
+    << "# TYPE skiff_netagent_services_endpoints_programmed gauge\n"
+    << "skiff_netagent_services_endpoints_programmed " << endpoints_count_ << "\n"
+    << "# HELP skiff_netagent_services_skipped Services or ports left out (bad fields).\n"
+    << "# TYPE skiff_netagent_services_skipped gauge\n"
+    << "skiff_netagent_services_skipped " << skipped_ << "\n"
+    << "# HELP skiff_netagent_services_synced 1 once the first services sync succeeded.\n"
+    << "# TYPE skiff_netagent_services_synced gauge\n"
+    << "skiff_netagent_services_synced " << (synced_ ? 1 : 0) << "\n"
+    << "# HELP skiff_netagent_conntrack_entries_deleted_total Stale UDP conntrack entries "
+       "deleted.\n"
+    << "# TYPE skiff_netagent_conntrack_entries_deleted_total counter\n"
+    << "skiff_netagent_conntrack_entries_deleted_total " << conntrack_deleted_ << "\n"
+    << "# HELP skiff_netagent_conntrack_cleanup_errors_total Conntrack cleanups that failed.\n"
+    << "# TYPE skiff_netagent_conntrack_cleanup_errors_total counter\n"
+    << "skiff_netagent_conntrack_cleanup_errors_total " << conntrack_errors_ << "\n";
+  return o.str();
+}
+
+bool ServiceAgent::healthy() const {
+  std::lock_guard l(stats_mu_);
+  auto now = steady::now();
+  auto limit = 2 * opts_.full_sync_period + std::chrono::seconds(30);
+  if (now - last_loop_ > limit) return false;
+  return !(last_failed_ && now - last_ok_ > limit);
+}
+
+}  // namespace skiff::netagent

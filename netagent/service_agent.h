@@ -1,0 +1,186 @@
+// ServiceAgent: the Service half of skiff-netagent (see netagent/README.md). It watches every
+// Service and Endpoints, keeps a ServiceMap (netagent/services) up to date, and has the
+// Proxier program table `ip skiff` from it; after each sync it deletes the conntrack entries
+// of UDP flows whose endpoint went away (netagent/conntrack), as kube-proxy does.
+//
+// Informer handlers only record which Service changed and when (the moment the change was
+// seen, and the Endpoints' `endpoints.kubernetes.io/last-change-trigger-time`). One worker
+// thread applies them: a change is applied at once when the last sync is at least
+// min_sync_interval old, else with everything else that arrived meanwhile when that interval
+// is over (bursts coalesce into one batch per interval). A full re-assert (the map rebuilt from
+// the informers' caches, every chain and map of ours rewritten) runs after the first lists,
+// every full_sync_period, and after a failed sync (retried with exponential back-off).
+// Stopping leaves the rules in place: conntrack keeps established flows, and a restarted agent
+// rebuilds the same ruleset.
+//
+// Thread-safety: start/stop from one thread; metrics_text and healthy from any.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "netagent/conntrack/conntrack.h"
+#include "netagent/services/proxier.h"
+
+namespace skiff::client {
+class ApiClient;
+class Informer;
+}  // namespace skiff::client
+
+namespace skiff::nft {
+class NftTables;
+}
+
+namespace skiff::netagent {
+
+inline constexpr char kTriggerTimeAnnotation[] = "endpoints.kubernetes.io/last-change-trigger-time";
+
+// ---- pure parts (tested in netagent_test.cc) -------------------------------------------------
+
+// A Prometheus histogram with fixed upper bounds (seconds). Not thread-safe.
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);
+  void observe(double v);
+  uint64_t count() const { return count_; }
+  double sum() const { return sum_; }
+  // The _bucket, _sum and _count lines, with # HELP and # TYPE.
+  std::string text(const std::string& name, const std::string& help) const;
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;  // per bound (not cumulative); +Inf is count_
+  uint64_t count_ = 0;
+  double sum_ = 0;
+};
+
+// The changes of one Service (ns/name) not yet applied.
+struct PendingChange {
+  std::chrono::steady_clock::time_point seen;  // the first unapplied change was seen then
+  // Distinct Endpoints trigger times of the unapplied changes (at most kMaxTriggers, oldest).
+  std::vector<std::chrono::system_clock::time_point> triggers;
+  // False for the objects of the informers' first lists (a start, not a change to measure).
+  bool measure = true;
+};
+
+// Records changes per "ns/name" key; merging keeps the first seen time and every distinct
+// trigger time.
+class ChangeTracker {
+ public:
+  static constexpr size_t kMaxTriggers = 16;
+  void mark(const std::string& key, std::chrono::steady_clock::time_point seen,
+            std::optional<std::chrono::system_clock::time_point> trigger, bool measure);
+  // Puts back changes taken by take() (a failed sync), merged with newer ones.
+  void restore(std::map<std::string, PendingChange> changes);
+  std::map<std::string, PendingChange> take();
+  bool empty() const { return pending_.empty(); }
+  size_t size() const { return pending_.size(); }
+
+ private:
+  void merge(const std::string& key, const PendingChange& c);
+  std::map<std::string, PendingChange> pending_;
+};
+
+// The Endpoints' last-change-trigger-time annotation, when present and RFC 3339.
+std::optional<std::chrono::system_clock::time_point> trigger_time(const nlohmann::json& endpoints);
+
+// The network programming latencies, in seconds, of the changes applied by a sync that returned
+// at `done` (steady) / `done_wall` (system): per trigger time newer than `not_before` (the
+// agent's start: older ones come from the first lists), else from the moment the change was
+// seen. Changes with measure == false give none; negative values (clock skew) are dropped.
+std::vector<double> programming_latencies(const std::map<std::string, PendingChange>& applied,
+                                          std::chrono::steady_clock::time_point done,
+                                          std::chrono::system_clock::time_point done_wall,
+                                          std::chrono::system_clock::time_point not_before);
+
+// The conntrack entries to delete after a sync that went from `before` to `after` and reported
+// `stale` flows: each stale flow (a removed UDP endpoint, on a Service address or a node port),
+// and every entry to the addresses (ClusterIP, external and LoadBalancer IPs) and node port of a
+// UDP ServicePort that had no endpoints in `before` and has some in `after`.
+conntrack::CleanupSpec conntrack_cleanup_spec(const services::ServiceMap& before,
+                                              const services::ServiceMap& after,
+                                              const std::vector<services::StaleUdpFlow>& stale);
+// Adds `more` to `into` (a cleanup that failed is retried with the next one's).
+void merge_cleanup(conntrack::CleanupSpec* into, const conntrack::CleanupSpec& more);
+
+// ---- the agent -------------------------------------------------------------------------------
+
+struct ServiceOptions {
+  std::string node_name;
+  std::string cluster_cidr = "10.244.0.0/16";
+  std::string service_cidr = "10.96.0.0/16";
+  std::chrono::milliseconds full_sync_period{60'000};
+  std::chrono::milliseconds min_sync_interval{20};
+  std::chrono::milliseconds min_retry{500};
+  std::chrono::milliseconds max_retry{30'000};
+  // Deletes conntrack entries; default: a ctnetlink socket opened at the first use.
+  std::function<Status(const conntrack::CleanupSpec&, conntrack::CleanupResult*)> conntrack;
+};
+
+class ServiceAgent {
+ public:
+  // `tables` is not owned and must outlive the agent.
+  ServiceAgent(ServiceOptions opts, std::shared_ptr<client::ApiClient> api, nft::NftTables* tables);
+  ~ServiceAgent();
+
+  // Validates the options, creates the Proxier, starts the informers and the worker. The first
+  // sync waits for both informers' first lists (an empty map would delete every rule).
+  Status start();
+  // Stops the worker and the informers; the rules stay.
+  void stop();
+
+  std::string metrics_text() const;
+  // False when the last sync failed long ago or the worker has not looped for a long time.
+  bool healthy() const;
+
+ private:
+  void mark(const nlohmann::json& obj, bool endpoints);
+  void run(std::stop_token stop);
+  // Applies `changes` (full: rebuilds the map from the caches); returns the sync's status.
+  Status sync(std::map<std::string, PendingChange>& changes, bool full);
+  void cleanup_conntrack();
+
+  ServiceOptions opts_;
+  std::shared_ptr<client::ApiClient> api_;
+  nft::NftTables* tables_;
+  std::unique_ptr<services::Proxier> proxier_;
+  std::unique_ptr<client::Informer> services_, endpoints_;
+  std::unique_ptr<conntrack::Conntrack> ct_;  // opened at the first cleanup
+  std::chrono::system_clock::time_point started_wall_{};
+
+  // Worker thread only.
+  services::ServiceMap map_;
+  conntrack::CleanupSpec pending_cleanup_;
+  std::set<std::string> last_skipped_;  // of the last full sync, logged when they change
+
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  ChangeTracker changes_;
+
+  mutable std::mutex stats_mu_;
+  uint64_t syncs_full_ = 0, syncs_partial_ = 0, sync_errors_ = 0;
+  uint64_t conntrack_deleted_ = 0, conntrack_errors_ = 0;
+  double last_sync_seconds_ = 0;
+  Histogram sync_hist_;
+  Histogram latency_hist_;
+  size_t ports_ = 0, endpoints_count_ = 0, skipped_ = 0;
+  bool synced_ = false;       // the first sync succeeded
+  bool last_failed_ = false;  // the last sync failed
+  std::chrono::steady_clock::time_point last_loop_{}, last_ok_{};
+  std::string last_error_;
+
+  std::jthread worker_;
+};
+
+}  // namespace skiff::netagent
