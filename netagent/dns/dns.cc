@@ -142,24 +142,33 @@ struct DnsServer::Impl {
     lat_sum += secs;
   }
 
+  // The link holding the address: a dummy, as kube-proxy's kube-ipvs0 and NodeLocal DNSCache's
+  // nodelocaldns. Kernels built without CONFIG_DUMMY (EOPNOTSUPP) get an empty bridge of the
+  // same name instead: it holds a local address just as well (no ports, nothing bridged).
   Status ensure_link() {
     netlink::NlError err;
     auto nl = netlink::Netlink::open(&err);
     if (!nl) return Status::io("rtnetlink for the cluster DNS link: " + err.what, err.err);
-    auto link = nl->link(kLinkName, &err);
+    const std::string name = kLinkName;
+    auto link = nl->link(name, &err);
     if (!link && err.err == ENODEV) {
-      if (!nl->create_dummy(kLinkName, &err) && err.err != EEXIST)
+      if (nl->create_dummy(name, &err) || err.err == EEXIST) {
+        spdlog::info("dns: created dummy link {}", name);
+      } else if (err.err == EOPNOTSUPP) {
+        std::string why = err.what;
+        if (!nl->create_bridge(name, 0, "", &err) && err.err != EEXIST)
+          return Status::io("cluster DNS: " + why + "; then " + err.what, err.err);
+        spdlog::info("dns: this kernel has no dummy links ({}); created {} as an empty bridge", why,
+                     name);
+      } else {
         return Status::io("cluster DNS: " + err.what, err.err);
-      spdlog::info("dns: created dummy link {}", kLinkName);
-      link = nl->link(kLinkName, &err);
+      }
+      link = nl->link(name, &err);
     }
-    if (!link)
-      return Status::io("cluster DNS: read link " + std::string(kLinkName) + ": " + err.what,
-                        err.err);
-    if (link->kind != "dummy")
-      return Status::invalid("cluster DNS: link " + std::string(kLinkName) +
-                             " exists with kind \"" + link->kind +
-                             "\", not dummy: not ours, remove it by hand");
+    if (!link) return Status::io("cluster DNS: read link " + name + ": " + err.what, err.err);
+    if (link->kind != "dummy" && link->kind != "bridge")
+      return Status::invalid("cluster DNS: link " + name + " exists with kind \"" + link->kind +
+                             "\", not dummy (or bridge): not ours, remove it by hand");
     if (!link->up && !nl->set_link(link->index, std::nullopt, true, &err))
       return Status::io("cluster DNS: " + err.what, err.err);
     netlink::Ip4 ip{listen_ip.to_uint()};
