@@ -70,11 +70,22 @@ ApiImpl::ApiImpl(const ApiOptions& opts)
       store_(opts.store),
       reg_(proto::Registry::builtin()),
       namespaces_(reg_.find("", "v1", "namespaces")),
+      services_(reg_.find("", "v1", "services")),
+      endpoints_(reg_.find("", "v1", "endpoints")),
       watch_(opts.store, opts.watch_cache_events, opts.bookmark_interval_ms) {}
 
 ApiImpl::~ApiImpl() { shutdown(); }
 
-void ApiImpl::shutdown() { watch_.shutdown(); }
+void ApiImpl::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(k8s_mu_);
+    k8s_stop_ = true;
+  }
+  k8s_cv_.notify_all();
+  if (k8s_thread_.joinable() && k8s_thread_.get_id() != std::this_thread::get_id())
+    k8s_thread_.join();
+  watch_.shutdown();
+}
 
 bool ApiImpl::init(std::string* error) {
   Status st = watch_.start(reg_);
@@ -82,6 +93,7 @@ bool ApiImpl::init(std::string* error) {
     if (error) *error = "starting the watch cache: " + st.to_string();
     return false;
   }
+  if (!init_services(error)) return false;
   if (namespaces_ == nullptr) return true;
   for (const char* name : {"default", "kube-system", "kube-public"}) {
     auto existing = store_->get(object_key(*namespaces_, "", name));

@@ -21,6 +21,10 @@ struct ApiOptions {
   int64_t watch_cache_events = 10000;  // per-resource history window of the watch cache
   int bookmark_interval_ms = 5000;     // BOOKMARK cadence for watches that allow them
   std::string kubelet_token;           // presented to kubelets by the pods/log, pods/exec proxy
+  // Service address allocation (see README "Services"): ClusterIPs and NodePorts.
+  std::string service_cluster_ip_range = "10.96.0.0/16";
+  std::string service_node_port_range = "30000-32767";
+  int kubernetes_service_interval_ms = 10000;  // repair cadence of the `kubernetes` Service
 };
 
 class Api : public Handler {
@@ -30,6 +34,10 @@ class Api : public Handler {
   static std::unique_ptr<Api> create(const ApiOptions& opts, std::string* error);
   // Ends every open watch cleanly (their streams are closed) and refuses new ones. Idempotent.
   virtual void shutdown() = 0;
+  // Creates the `kubernetes` Service in `default` (ClusterIP = the range's first address,
+  // https 443/TCP -> `port`) and its Endpoints (`advertise_ip`:`port`), then repairs both every
+  // kubernetes_service_interval_ms until shutdown(). Call once the server's port is known.
+  virtual void start_kubernetes_service(const std::string& advertise_ip, int port) = 0;
 };
 
 }  // namespace skiff::apiserver

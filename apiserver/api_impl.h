@@ -6,7 +6,10 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include "apiserver/api_util.h"
 #include "apiserver/errors.h"
 #include "apiserver/metrics.h"
+#include "apiserver/service_alloc.h"
 #include "apiserver/watch_cache.h"
 
 namespace skiff::proto {
@@ -62,8 +66,12 @@ class ApiImpl : public Api {
   bool init(std::string* error);
   Response handle(const Request& req) override;
   void shutdown() override;
+  void start_kubernetes_service(const std::string& advertise_ip, int port) override;
+  // One pass of the `kubernetes` Service / Endpoints repair. Error text, or "" when fine.
+  std::string reconcile_kubernetes_service();
 
   WatchCache& watch_cache() { return watch_; }
+  ServiceAllocator* service_allocator() { return svc_alloc_.get(); }
 
  private:
   Response route(const Request& req, std::string* verb, std::string* resource);
@@ -133,11 +141,26 @@ class ApiImpl : public Api {
   ApiResult<json> normalize(const json& in, const proto::ResourceType& rt,
                             const WriteOptions& wo, std::vector<std::string>* warnings);
 
+  // Services (handlers_services.cc): allocator set-up and rebuild from the store.
+  bool init_services(std::string* error);
+  bool is_service(const proto::ResourceType& rt) const { return &rt == services_; }
+
   ApiOptions opts_;
   store::Store* store_;
   const proto::Registry& reg_;
   const proto::ResourceType* namespaces_ = nullptr;
+  const proto::ResourceType* services_ = nullptr;
+  const proto::ResourceType* endpoints_ = nullptr;
+  std::unique_ptr<ServiceAllocator> svc_alloc_;
   WatchCache watch_;
+
+  // The `kubernetes` Service reconciler.
+  std::mutex k8s_mu_;
+  std::condition_variable k8s_cv_;
+  std::thread k8s_thread_;
+  bool k8s_stop_ = false;
+  std::string k8s_ip_;
+  int k8s_port_ = 0;
 };
 
 // Response helpers.

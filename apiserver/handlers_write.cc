@@ -7,6 +7,7 @@
 
 #include "apiserver/api_impl.h"
 #include "apiserver/metrics.h"
+#include "apiserver/protobuf.h"
 #include "apiserver/store/store.h"
 #include "proto/patch.h"
 #include "proto/registry.h"
@@ -152,6 +153,19 @@ std::optional<ApiError> check_json_body(const Request& req) {
   return errors::unsupported_media_type(req.header("content-type"), "application/json");
 }
 
+// The request body as JSON text: JSON as it is, a protobuf body of a kind we can decode
+// (kubectl's typed `create service`) converted; anything else 415.
+static ApiResult<std::string> json_body(const Request& req, const proto::ResourceType& rt) {
+  if (media_type(req.header("content-type")) == kProtobufMediaType && rt.group.empty() &&
+      protobuf_decodable(rt.kind)) {
+    auto j = decode_protobuf_object(req.body);
+    if (!j.ok()) return j.error();
+    return j.value().dump();
+  }
+  if (auto e = check_json_body(req)) return *e;
+  return req.body;
+}
+
 ApiResult<json> ApiImpl::decode_body(const std::string& body, const proto::ResourceType& rt,
                                      const WriteOptions& wo, std::vector<std::string>* warnings) {
   if (body.empty()) return errors::bad_request("the request body is empty: expected a " + rt.kind);
@@ -246,6 +260,16 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
       auto errs = rt.validate(obj, nullptr);
       if (!errs.empty()) return errors::invalid(rt, name, errs);
     }
+    // Services: ClusterIP and node ports are taken before the write (so concurrent creates
+    // never share one) and given back if the write fails; a dry run records nothing.
+    std::optional<AllocTxn> txn;
+    json spec_before;
+    if (is_service(rt) && svc_alloc_) {
+      spec_before = obj.value("spec", json::object());
+      auto a = svc_alloc_->allocate_create(rt, obj, wo.dry_run);
+      if (!a.ok()) return a.error();
+      txn = std::move(a.value());
+    }
     if (wo.dry_run) return obj;
     auto kv = timed("create", [&] {
       return store_->create(object_key(rt, ns, name), stored_form(obj));
@@ -254,6 +278,10 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
       obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
       return obj;
     }
+    if (txn) {
+      svc_alloc_->revert(*txn);
+      obj["spec"] = std::move(spec_before);
+    }
     if (kv.status().code() == Code::kAlreadyExists && generated) continue;  // name collision
     return errors::from_store(kv.status(), rt, name);
   }
@@ -261,11 +289,12 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
 }
 
 Response ApiImpl::create(const Request& req, const Target& t) {
-  if (auto e = check_json_body(req)) return error_response(*e);
+  auto body = json_body(req, *t.rt);
+  if (!body.ok()) return error_response(body.error());
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   std::vector<std::string> warnings;
-  auto obj = decode_body(req.body, *t.rt, wo.value(), &warnings);
+  auto obj = decode_body(body.value(), *t.rt, wo.value(), &warnings);
   if (!obj.ok()) return error_response(obj.error());
   auto made = create_object(*t.rt, t.ns, std::move(obj.value()), wo.value());
   if (!made.ok()) return error_response(made.error());
@@ -305,6 +334,10 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
   const std::string ns = om.value("namespace", "");
   if (&rt == namespaces_) meta["labels"]["kubernetes.io/metadata.name"] = name;
   if (rt.apply_defaults) rt.apply_defaults(obj);
+  const bool svc_alloc = is_service(rt) && svc_alloc_ && sub != "status";
+  // A Service manifest without its allocated values keeps them; values its new type no
+  // longer needs are dropped (before validation, as Kubernetes does).
+  if (svc_alloc) ServiceAllocator::prepare_update(obj, old);
   if (rt.validate) {
     auto errs = rt.validate(obj, &old);
     if (!errs.empty()) return errors::invalid(rt, name, errs);
@@ -320,6 +353,7 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
     if (wo.dry_run) return obj;
     auto kv = timed("delete", [&] { return store_->remove(key, old_rev); });
     if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
+    if (is_service(rt) && svc_alloc_) svc_alloc_->release_service(old);
     obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
     if (rt.namespaced && namespaces_ != nullptr) {
       // The last object of a terminating namespace may be this one.
@@ -334,12 +368,22 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
   json unchanged = old;
   unchanged["metadata"].erase("resourceVersion");
   if (obj == unchanged) return old;  // Kubernetes writes nothing and keeps the resourceVersion
+  std::optional<AllocTxn> txn;
+  if (svc_alloc) {
+    auto a = svc_alloc_->allocate_update(rt, obj, old, wo.dry_run);
+    if (!a.ok()) return a.error();
+    txn = std::move(a.value());
+  }
   if (wo.dry_run) {
     obj["metadata"]["resourceVersion"] = std::to_string(old_rev);
     return obj;
   }
   auto kv = timed("update", [&] { return store_->update(key, stored_form(obj), old_rev); });
-  if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
+  if (!kv.is_ok()) {
+    if (txn) svc_alloc_->revert(*txn);
+    return errors::from_store(kv.status(), rt, name);
+  }
+  if (txn) svc_alloc_->commit(*txn);
   obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
   // A terminating namespace whose own finalizers are now gone can finish.
   if (&rt == namespaces_ && obj["metadata"].contains("deletionTimestamp") &&
@@ -349,11 +393,12 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
 }
 
 Response ApiImpl::update(const Request& req, const Target& t) {
-  if (auto e = check_json_body(req)) return error_response(*e);
+  auto text = json_body(req, *t.rt);
+  if (!text.ok()) return error_response(text.error());
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   std::vector<std::string> warnings;
-  auto body = decode_body(req.body, *t.rt, wo.value(), &warnings);
+  auto body = decode_body(text.value(), *t.rt, wo.value(), &warnings);
   if (!body.ok()) return error_response(body.error());
   json& in = body.value();
   json& meta = meta_of(in);
@@ -557,6 +602,7 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
       if (rm.status().code() == Code::kConflict) continue;
       return errors::from_store(rm.status(), rt, name);
     }
+    if (is_service(rt) && svc_alloc_) svc_alloc_->release_service(obj);
     obj["metadata"]["resourceVersion"] = std::to_string(rm->mod_revision);
     return obj;
   }

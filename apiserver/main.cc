@@ -3,6 +3,9 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -16,6 +19,7 @@
 #include "common/http/certs.h"
 #include "common/http/http_server.h"
 #include "apiserver/pki.h"
+#include "apiserver/service_alloc.h"
 #include "apiserver/store/store.h"
 
 namespace sa = skiff::apiserver;
@@ -60,6 +64,33 @@ skiff::Result<std::string> ensure_kubelet_token(const std::string& path, bool cr
   return t;
 }
 
+bool is_ip(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// The address the `kubernetes` Endpoints advertise when --advertise-address is not given: the
+// listen host unless it is a wildcard, else the first non-loopback IPv4 address that is up.
+std::string default_advertise_ip(const std::string& listen_host) {
+  if (listen_host == "localhost") return "127.0.0.1";
+  if (!listen_host.empty() && listen_host != "0.0.0.0" && listen_host != "::" &&
+      listen_host != "[::]" && is_ip(listen_host))
+    return listen_host;
+  std::string found;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) == 0) {
+    for (ifaddrs* i = list; i != nullptr && found.empty(); i = i->ifa_next) {
+      if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+      if ((i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP)) continue;
+      char buf[INET_ADDRSTRLEN] = {};
+      auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+      if (inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf)) found = buf;
+    }
+    freeifaddrs(list);
+  }
+  return found.empty() ? "127.0.0.1" : found;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -77,6 +108,8 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   size_t watch_buffer_bytes = 4 << 20;
   int64_t compact_keep = 10000;
+  std::string service_cidr = "10.96.0.0/16";
+  std::string node_port_range = "30000-32767";
 
   app.add_option("--listen", listen, "HTTPS address HOST:PORT")->capture_default_str();
   app.add_option("--insecure-listen", insecure_listen,
@@ -95,8 +128,17 @@ int main(int argc, char** argv) {
   app.add_option("--tls-san", tls_sans,
                  "extra DNS name or IP for the serving certificate (repeatable)");
   app.add_option("--advertise-address", advertise,
-                 "host written into the admin kubeconfig (default: the listen host, or "
-                 "127.0.0.1 for a wildcard listen address)");
+                 "IP address of this API server for the cluster: the `kubernetes` Endpoints "
+                 "and the admin kubeconfig (default: the listen host, or for a wildcard listen "
+                 "address the first non-loopback IPv4 address; the kubeconfig then uses "
+                 "127.0.0.1)");
+  app.add_option("--service-cluster-ip-range", service_cidr,
+                 "IPv4 CIDR from which Service ClusterIPs are allocated (its first address is "
+                 "the `kubernetes` Service's)")
+      ->capture_default_str();
+  app.add_option("--service-node-port-range", node_port_range,
+                 "port range FIRST-LAST reserved for Services of type NodePort / LoadBalancer")
+      ->capture_default_str();
   app.add_flag("--anonymous", anonymous,
                "serve requests without credentials as system:anonymous (default: only "
                "/healthz, /readyz, /livez and /version)");
@@ -117,6 +159,13 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+
+  if (auto r = sa::parse_service_cidr(service_cidr); !r.is_ok())
+    return fail("--service-cluster-ip-range: " + r.status().message());
+  if (auto r = sa::parse_port_range(node_port_range); !r.is_ok())
+    return fail("--service-node-port-range: " + r.status().message());
+  if (!advertise.empty() && !is_ip(advertise))
+    return fail("--advertise-address \"" + advertise + "\": not an IP address");
 
   auto logger = spdlog::stderr_color_mt("skiff-apiserver");
   spdlog::set_default_logger(logger);
@@ -185,6 +234,8 @@ int main(int argc, char** argv) {
   api_opts.store = store.get();
   api_opts.watch_buffer_bytes = watch_buffer_bytes;
   api_opts.kubelet_token = *kubelet_token;
+  api_opts.service_cluster_ip_range = service_cidr;
+  api_opts.service_node_port_range = node_port_range;
   std::string api_error;
   auto api = sa::Api::create(api_opts, &api_error);
   if (!api) {
@@ -207,6 +258,9 @@ int main(int argc, char** argv) {
     return fail(server.status().to_string());
   }
 
+  const std::string advertise_ip =
+      advertise.empty() ? default_advertise_ip(listen_hp->first) : advertise;
+  api->start_kubernetes_service(advertise_ip, (*server)->port());
   std::string url = server_url(advertise, listen_hp->first, (*server)->port());
   std::string kubeconfig = data_dir + "/admin.kubeconfig";
   if (auto st = sa::pki::write_kubeconfig(kubeconfig, pki_files->ca_pem, url,

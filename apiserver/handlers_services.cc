@@ -1,0 +1,230 @@
+// Services: the address allocator's set-up (rebuilt from the stored Services at start) and the
+// `kubernetes` Service / Endpoints in `default`, created at start and repaired on a timer like
+// kube-apiserver's controlplane reconciler. The per-write allocation hooks live in
+// handlers_write.cc (create_object, update_object, delete_object).
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "apiserver/api_impl.h"
+#include "apiserver/store/store.h"
+#include "proto/registry.h"
+
+namespace skiff::apiserver {
+
+bool ApiImpl::init_services(std::string* error) {
+  if (services_ == nullptr) return true;
+  auto cidr = parse_service_cidr(opts_.service_cluster_ip_range);
+  if (!cidr.is_ok()) {
+    if (error) *error = "--service-cluster-ip-range: " + cidr.status().message();
+    return false;
+  }
+  auto ports = parse_port_range(opts_.service_node_port_range);
+  if (!ports.is_ok()) {
+    if (error) *error = "--service-node-port-range: " + ports.status().message();
+    return false;
+  }
+  svc_alloc_ = std::make_unique<ServiceAllocator>(*cidr, *ports, std::random_device{}());
+  // The stored Services are the truth: mark what they hold so a restart never hands out an
+  // address twice.
+  auto page = store_->list(list_prefix(*services_, ""), 0, 0, "");
+  if (!page.is_ok()) {
+    if (error)
+      *error = "listing Services to rebuild the address allocator: " + page.status().to_string();
+    return false;
+  }
+  std::vector<json> all;
+  for (const auto& kv : page->items) {
+    auto obj = read_object(kv);
+    if (obj.ok())
+      all.push_back(std::move(obj.value()));
+    else
+      spdlog::warn("rebuilding the service allocator: skipping {}: {}", kv.key,
+                   obj.error().message);
+  }
+  for (const auto& p : svc_alloc_->rebuild(all))
+    spdlog::warn("rebuilding the service allocator: {} (left as it is)", p);
+  spdlog::info("service allocator: {} Services, {} ClusterIPs of {} and {} node ports of {} in use",
+               all.size(), svc_alloc_->ips_used(), cidr->str(), svc_alloc_->ports_used(),
+               ports->str());
+  return true;
+}
+
+namespace {
+
+bool has_label(const json& obj, const char* k, const char* v) {
+  auto m = obj.find("metadata");
+  if (m == obj.end() || !m->is_object()) return false;
+  auto l = m->find("labels");
+  return l != m->end() && l->is_object() && l->value(k, json()) == v;
+}
+
+}  // namespace
+
+std::string ApiImpl::reconcile_kubernetes_service() {
+  if (services_ == nullptr || endpoints_ == nullptr || svc_alloc_ == nullptr) return "";
+  std::string ip;
+  int port = 0;
+  {
+    std::lock_guard<std::mutex> lock(k8s_mu_);
+    ip = k8s_ip_;
+    port = k8s_port_;
+  }
+  std::string problems;
+  auto note = [&](const std::string& what) {
+    if (!problems.empty()) problems += "; ";
+    problems += what;
+  };
+  const json want_ports =
+      json::array({{{"name", "https"}, {"port", 443}, {"protocol", "TCP"}, {"targetPort", port}}});
+  const json labels = {{"component", "apiserver"}, {"provider", "kubernetes"}};
+
+  // The Service.
+  const std::string skey = object_key(*services_, "default", "kubernetes");
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto kv = store_->get(skey);
+    if (!kv.is_ok() && kv.status().code() == Code::kNotFound) {
+      json svc = {
+          {"apiVersion", "v1"},
+          {"kind", "Service"},
+          {"metadata", {{"name", "kubernetes"}, {"namespace", "default"}, {"labels", labels}}},
+          {"spec",
+           {{"type", "ClusterIP"},
+            {"clusterIP", svc_alloc_->first_ip()},
+            {"sessionAffinity", "None"},
+            {"ports", want_ports}}}};
+      auto norm = normalize(svc, *services_, WriteOptions{}, nullptr);
+      if (!norm.ok()) {
+        note("the kubernetes Service: " + norm.error().message);
+        break;
+      }
+      auto made = create_object(*services_, "default", std::move(norm.value()), WriteOptions{});
+      if (made.ok()) {
+        spdlog::info("created the kubernetes Service (ClusterIP {}, 443/TCP -> {})",
+                     svc_alloc_->first_ip(), port);
+        break;
+      }
+      if (made.error().code == 409) continue;
+      note("creating the kubernetes Service: " + made.error().message);
+      break;
+    }
+    if (!kv.is_ok()) {
+      note("reading the kubernetes Service: " + kv.status().to_string());
+      break;
+    }
+    auto old = read_object(*kv);
+    if (!old.ok()) {
+      note("reading the kubernetes Service: " + old.error().message);
+      break;
+    }
+    json cur = old.value();
+    json& spec = cur["spec"];
+    bool ports_ok = spec.value("ports", json()).size() == 1 && [&] {
+      const json& p = spec["ports"][0];
+      return p.value("name", json()) == "https" && p.value("port", json()) == 443 &&
+             p.value("protocol", json()) == "TCP" && p.value("targetPort", json()) == port;
+    }();
+    if (ports_ok && spec.value("type", json()) == "ClusterIP" &&
+        has_label(cur, "component", "apiserver") && has_label(cur, "provider", "kubernetes"))
+      break;
+    spec["type"] = "ClusterIP";
+    spec["ports"] = want_ports;
+    cur["metadata"]["labels"]["component"] = "apiserver";
+    cur["metadata"]["labels"]["provider"] = "kubernetes";
+    auto norm = normalize(cur, *services_, WriteOptions{}, nullptr);
+    if (!norm.ok()) {
+      note("repairing the kubernetes Service: " + norm.error().message);
+      break;
+    }
+    auto up = update_object(*services_, "", std::move(norm.value()), old.value(), kv->mod_revision,
+                            WriteOptions{});
+    if (up.ok()) {
+      spdlog::info("repaired the kubernetes Service (type, ports, labels)");
+      break;
+    }
+    if (up.error().code == 409) continue;
+    note("repairing the kubernetes Service: " + up.error().message);
+    break;
+  }
+
+  // Its Endpoints: the API server's advertise address and port (no selector: nobody else
+  // writes them).
+  const json subsets = json::array(
+      {{{"addresses", json::array({{{"ip", ip}}})},
+        {"ports", json::array({{{"name", "https"}, {"port", port}, {"protocol", "TCP"}}})}}});
+  const std::string ekey = object_key(*endpoints_, "default", "kubernetes");
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto kv = store_->get(ekey);
+    if (!kv.is_ok() && kv.status().code() == Code::kNotFound) {
+      json ep = {{"apiVersion", "v1"},
+                 {"kind", "Endpoints"},
+                 {"metadata",
+                  {{"name", "kubernetes"},
+                   {"namespace", "default"},
+                   {"labels", {{"endpointslice.kubernetes.io/skip-mirror", "true"}}}}},
+                 {"subsets", subsets}};
+      auto norm = normalize(ep, *endpoints_, WriteOptions{}, nullptr);
+      if (!norm.ok()) {
+        note("the kubernetes Endpoints: " + norm.error().message);
+        break;
+      }
+      auto made = create_object(*endpoints_, "default", std::move(norm.value()), WriteOptions{});
+      if (made.ok() || made.error().code != 409) {
+        if (!made.ok()) note("creating the kubernetes Endpoints: " + made.error().message);
+        break;
+      }
+      continue;
+    }
+    if (!kv.is_ok()) {
+      note("reading the kubernetes Endpoints: " + kv.status().to_string());
+      break;
+    }
+    auto old = read_object(*kv);
+    if (!old.ok()) {
+      note("reading the kubernetes Endpoints: " + old.error().message);
+      break;
+    }
+    json cur = old.value();
+    // Compare in normalized form (defaults filled the same way as ours would be).
+    json want = cur;
+    want["subsets"] = subsets;
+    auto norm = normalize(want, *endpoints_, WriteOptions{}, nullptr);
+    if (!norm.ok()) {
+      note("repairing the kubernetes Endpoints: " + norm.error().message);
+      break;
+    }
+    if (norm.value().value("subsets", json()) == cur.value("subsets", json())) break;
+    auto up = update_object(*endpoints_, "", std::move(norm.value()), old.value(), kv->mod_revision,
+                            WriteOptions{});
+    if (up.ok()) {
+      spdlog::info("repaired the kubernetes Endpoints ({}:{})", ip, port);
+      break;
+    }
+    if (up.error().code == 409) continue;
+    note("repairing the kubernetes Endpoints: " + up.error().message);
+    break;
+  }
+  return problems;
+}
+
+void ApiImpl::start_kubernetes_service(const std::string& advertise_ip, int port) {
+  {
+    std::lock_guard<std::mutex> lock(k8s_mu_);
+    if (k8s_stop_ || k8s_thread_.joinable()) return;
+    k8s_ip_ = advertise_ip;
+    k8s_port_ = port;
+  }
+  if (auto err = reconcile_kubernetes_service(); !err.empty()) spdlog::warn("{}", err);
+  k8s_thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(k8s_mu_);
+    while (!k8s_stop_) {
+      k8s_cv_.wait_for(lock, std::chrono::milliseconds(opts_.kubernetes_service_interval_ms));
+      if (k8s_stop_) break;
+      lock.unlock();
+      if (auto err = reconcile_kubernetes_service(); !err.empty()) spdlog::warn("{}", err);
+      lock.lock();
+    }
+  });
+}
+
+}  // namespace skiff::apiserver
