@@ -1,0 +1,266 @@
+// The Proxier on the real kernel (root; each case in a private network namespace, so nothing of
+// the machine's nftables is touched): the table read back with `nft list table ip skiff` equals
+// the fake's listing of the same syncs, and a batch the kernel refuses leaves the previous
+// ruleset intact. Skips (exit 77) without root, nf_tables or the nft binary.
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "netagent/nft/fake.h"
+#include "netagent/nft/skiff_table.h"
+#include "netagent/services/proxier.h"
+#include "netagent/services/testdata.h"
+#include "test/testing.h"
+
+using namespace skiff;
+using namespace skiff::services;
+
+namespace {
+
+// Moves the calling thread into a fresh network namespace and back when destroyed.
+class PrivateNetns {
+ public:
+  PrivateNetns() {
+    saved_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (saved_ < 0) {
+      error_ = std::string("open /proc/thread-self/ns/net: ") + std::strerror(errno);
+    } else if (unshare(CLONE_NEWNET) != 0) {
+      error_ = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
+    } else {
+      entered_ = true;
+    }
+  }
+  ~PrivateNetns() {
+    if (entered_ && setns(saved_, CLONE_NEWNET) != 0) {
+      std::perror("setns back to the original network namespace");
+      std::abort();  // the rest of the tests must not run in the wrong namespace
+    }
+    if (saved_ >= 0) ::close(saved_);
+  }
+  PrivateNetns(const PrivateNetns&) = delete;
+  PrivateNetns& operator=(const PrivateNetns&) = delete;
+  const std::string& error() const { return error_; }
+
+ private:
+  int saved_ = -1;
+  bool entered_ = false;
+  std::string error_;
+};
+
+struct Run {
+  int status;
+  std::string out;
+};
+Run sh(const std::string& cmd) {
+  Run r{-1, ""};
+  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
+  if (!f) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.out.append(buf, n);
+  int st = pclose(f);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string kernel_listing() {
+  Run r = sh("nft list table ip skiff");
+  return r.status == 0 ? r.out : "";
+}
+
+// The kernel in a private namespace, or a skip reason.
+struct Kernel {
+  PrivateNetns ns;
+  std::unique_ptr<nft::NftnlTables> tables;
+  std::string why;
+  Kernel() {
+    if (geteuid() != 0) {
+      why = "needs root (network namespaces, nftables)";
+      return;
+    }
+    if (sh("command -v nft").status != 0) {
+      why = "the nft binary (to read back) is missing";
+      return;
+    }
+    if (!ns.error().empty()) {
+      why = ns.error();
+      return;
+    }
+    auto t = nft::NftnlTables::open();
+    if (!t.is_ok()) {
+      why = "nf_tables unavailable: " + t.status().to_string();
+      return;
+    }
+    tables = std::move(t).value();
+  }
+};
+
+struct Clock {
+  std::chrono::steady_clock::time_point t{std::chrono::hours(1)};
+};
+
+std::unique_ptr<Proxier> make_proxier(nft::NftTables& tables, Clock* clock) {
+  ProxierOptions o;
+  o.cluster_cidr = "10.244.0.0/16";
+  o.now = [clock] { return clock->t; };
+  auto p = Proxier::create(tables, o);
+  REQUIRE(p.is_ok());
+  return std::move(p).value();
+}
+
+// Adds an operation the kernel refuses (deleting a chain that does not exist) to every batch.
+class Sabotaged : public nft::NftTables {
+ public:
+  explicit Sabotaged(nft::NftTables& real) : real_(real) {}
+  Status commit(const nft::Batch& batch) override {
+    nft::Batch b = batch;
+    b.delete_chain("no-such-chain");
+    return real_.commit(b);
+  }
+
+ private:
+  nft::NftTables& real_;
+};
+
+}  // namespace
+
+TEST_CASE("kernel: each reference ruleset reads back as the fake lists it",
+          "[proxier][kernel][root]") {
+  for (const testdata::Golden& g : testdata::goldens()) {
+    DYNAMIC_SECTION(g.name) {
+      Kernel k;
+      if (!k.why.empty()) {
+        testing::skip(k.why);
+        return;
+      }
+      REQUIRE(nft::sync_masquerade(*k.tables, "10.244.0.0/16").is_ok());
+      nft::FakeNftTables fake;
+      REQUIRE(nft::sync_masquerade(fake, "10.244.0.0/16").is_ok());
+      Clock clock;
+      auto kp = make_proxier(*k.tables, &clock);
+      auto fp = make_proxier(fake, &clock);
+      auto r = kp->sync(g.map);
+      INFO(r.status().to_string());
+      REQUIRE(r.is_ok());
+      REQUIRE(fp->sync(g.map).is_ok());
+      CHECK(testdata::canonical(kernel_listing()) == testdata::canonical(fake.list()));
+    }
+  }
+}
+
+TEST_CASE("kernel: incremental syncs, a full re-assert and removal read back like the fake",
+          "[proxier][kernel][root]") {
+  Kernel k;
+  if (!k.why.empty()) {
+    testing::skip(k.why);
+    return;
+  }
+  nft::FakeNftTables fake;
+  Clock clock;
+  auto kp = make_proxier(*k.tables, &clock);
+  auto fp = make_proxier(fake, &clock);
+  ServiceMap m;
+  for (const testdata::Golden& g : testdata::goldens()) m.insert(g.map.begin(), g.map.end());
+  auto step = [&](const char* what) {
+    INFO(what);
+    auto r = kp->sync(m);
+    INFO(r.status().to_string());
+    REQUIRE(r.is_ok());
+    REQUIRE(fp->sync(m).is_ok());
+    CHECK(testdata::canonical(kernel_listing()) == testdata::canonical(fake.list()));
+  };
+  step("everything");
+  ServicePort& web = m.at("default/web:http/TCP");
+  web.endpoints.push_back(testdata::ep("10.244.4.5", 8080, false));
+  step("endpoint added");
+  web.endpoints.erase(web.endpoints.begin());
+  step("endpoint removed");
+  m.at("default/sticky:http/TCP").affinity_timeout_seconds = 600;
+  step("affinity timeout changed");
+  m.at("default/empty:http/TCP").endpoints.push_back(testdata::ep("10.244.1.99", 8080, true));
+  step("a Service gets its first endpoint");
+  m.at("default/np:http/TCP").endpoints.clear();
+  step("a Service loses its last endpoint");
+  m.erase("default/lb:/TCP");
+  step("a Service removed");
+  clock.t += std::chrono::seconds(61);
+  step("periodic full re-assert");
+  m.clear();
+  step("everything removed");
+  // Only the static chains and maps are left.
+  std::string left = kernel_listing();
+  CHECK(left.find("default/") == std::string::npos);  // no chain or set of a Service
+}
+
+TEST_CASE("kernel: a refused batch leaves the previous ruleset intact", "[proxier][kernel][root]") {
+  Kernel k;
+  if (!k.why.empty()) {
+    testing::skip(k.why);
+    return;
+  }
+  Clock clock;
+  ServiceMap m = testdata::goldens().front().map;
+  auto p = make_proxier(*k.tables, &clock);
+  REQUIRE(p->sync(m).is_ok());
+  const std::string before = kernel_listing();
+  REQUIRE_FALSE(before.empty());
+
+  ServiceMap changed = m;
+  changed.begin()->second.endpoints.pop_back();
+  Sabotaged bad(*k.tables);
+  auto bp = make_proxier(bad, &clock);
+  auto r = bp->sync(changed);  // a full sync (first of this proxier) with one bad operation
+  REQUIRE_FALSE(r.is_ok());
+  CHECK_THAT(r.status().message(), Catch::Contains("delete chain ip skiff no-such-chain"));
+  CHECK(r.status().os_errno() == ENOENT);
+  CHECK(kernel_listing() == before);
+
+  // The good proxier's incremental sync of the same change still applies.
+  auto ok = p->sync(changed);
+  REQUIRE(ok.is_ok());
+  CHECK_FALSE(ok->full);
+  CHECK(kernel_listing() != before);
+}
+
+// Not a test: test/integration/svcproxy_traffic_test.sh runs it in a namespace it made (via
+// nsenter) to install the rules for the Services and Endpoints in the JSON file
+// $SKIFF_SVCPROXY_APPLY ({"services": [...], "endpoints": [...]}, node "$SKIFF_SVCPROXY_NODE"),
+// with the masquerade for 10.244.0.0/16, exactly as skiff-netagent would.
+TEST_CASE("apply Services from a file in the current network namespace", "[.][svcproxy-apply]") {
+  const char* path = std::getenv("SKIFF_SVCPROXY_APPLY");
+  REQUIRE(path != nullptr);
+  FILE* f = std::fopen(path, "r");
+  REQUIRE(f != nullptr);
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  REQUIRE_FALSE(j.is_discarded());
+  std::vector<nlohmann::json> services(j["services"].begin(), j["services"].end());
+  std::vector<nlohmann::json> endpoints(j["endpoints"].begin(), j["endpoints"].end());
+  const char* node = std::getenv("SKIFF_SVCPROXY_NODE");
+  std::vector<Skipped> skipped;
+  ServiceMap m = build_service_map(services, endpoints, ModelOptions{node ? node : ""}, &skipped);
+  for (const Skipped& s : skipped)
+    std::printf("skipped %s: %s\n", s.object.c_str(), s.reason.c_str());
+  auto t = nft::NftnlTables::open();
+  REQUIRE(t.is_ok());
+  Status st = nft::sync_masquerade(*t.value(), "10.244.0.0/16");
+  INFO(st.to_string());
+  REQUIRE(st.is_ok());
+  Clock clock;
+  auto p = make_proxier(*t.value(), &clock);
+  auto r = p->sync(m);
+  INFO(r.status().to_string());
+  REQUIRE(r.is_ok());
+  std::printf("applied %zu service ports in %zu operations\n", m.size(), r->batch_ops);
+}

@@ -1,0 +1,374 @@
+// The Proxier against netagent/nft's FakeNftTables: the rendered ruleset compared as text, and
+// what each incremental sync sends (inspected in the recorded batch).
+#include "netagent/services/proxier.h"
+
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "netagent/nft/fake.h"
+#include "netagent/nft/skiff_table.h"
+#include "netagent/services/testdata.h"
+
+using namespace skiff;
+using namespace skiff::services;
+using skiff::nft::Batch;
+using skiff::nft::FakeNftTables;
+
+namespace {
+
+struct Clock {
+  std::chrono::steady_clock::time_point t{std::chrono::hours(1)};
+};
+
+std::unique_ptr<Proxier> make_proxier(nft::NftTables& tables, Clock* clock) {
+  ProxierOptions o;
+  o.cluster_cidr = "10.244.0.0/16";
+  o.now = [clock] { return clock->t; };
+  auto p = Proxier::create(tables, o);
+  REQUIRE(p.is_ok());
+  return std::move(p).value();
+}
+
+// The table a fresh proxier (full sync) makes for `m`: what any sequence of incremental syncs
+// ending at `m` must also have made.
+std::string fresh_listing(const ServiceMap& m) {
+  FakeNftTables fake;
+  Clock clock;
+  auto p = make_proxier(fake, &clock);
+  auto r = p->sync(m);
+  REQUIRE(r.is_ok());
+  return testdata::canonical(fake.list());
+}
+
+// Operation kinds of a batch in order, as "add_chain x" lines (rules: "add_rule x").
+std::multiset<std::string> ops(const Batch& b) {
+  std::multiset<std::string> out;
+  for (size_t i = 0; i < b.ops().size(); ++i) out.insert(b.describe(i));
+  return out;
+}
+
+size_t count_kind(const Batch& b, Batch::Kind k) {
+  size_t n = 0;
+  for (const auto& op : b.ops()) n += op.kind == k;
+  return n;
+}
+
+size_t elements_in(const Batch& b, Batch::Kind k) {
+  size_t n = 0;
+  for (const auto& op : b.ops()) {
+    if (op.kind == k) n += op.elements.size();
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("create validates the cluster CIDR", "[proxier]") {
+  FakeNftTables fake;
+  ProxierOptions o;
+  o.cluster_cidr = "10.244.1.0/16";
+  auto p = Proxier::create(fake, o);
+  REQUIRE_FALSE(p.is_ok());
+  CHECK(p.status().message().find("--cluster-cidr") != std::string::npos);
+}
+
+TEST_CASE("chain names follow kube-proxy's scheme and fit the kernel", "[proxier]") {
+  ServicePort sp = testdata::port("ns1", "svc1", "p80", Protocol::kTcp, "10.96.0.41", 80,
+                                  {{"10.244.1.5", 8080, true}});
+  std::string s = service_chain_name(sp);
+  CHECK(s.rfind("service-", 0) == 0);
+  CHECK(s.size() == 8 + 8 + 1 + std::string("ns1/svc1/tcp/p80").size());
+  CHECK(s.substr(17) == "ns1/svc1/tcp/p80");
+  CHECK(endpoint_chain_name(sp, sp.endpoints[0]).substr(18) == "ns1/svc1/tcp/p80__10.244.1.5/8080");
+  CHECK(external_chain_name(sp).rfind("external-", 0) == 0);
+  ServicePort big = sp;
+  big.ns = std::string(63, 'n');
+  big.name = std::string(63, 's');
+  big.port_name = std::string(15, 'p');
+  CHECK(endpoint_chain_name(big, big.endpoints[0]).size() <= 255);
+  ServicePort huge = big;
+  huge.ns = std::string(250, 'n');  // not a valid namespace, but never over the limit
+  CHECK(endpoint_chain_name(huge, huge.endpoints[0]).size() == 255);
+  ServicePort huge2 = huge;
+  huge2.endpoints[0].port = 8081;
+  CHECK(endpoint_chain_name(huge, huge.endpoints[0]) !=
+        endpoint_chain_name(huge2, huge2.endpoints[0]));
+}
+
+TEST_CASE("the rendered ruleset for the reference Services", "[proxier][golden]") {
+  for (const testdata::Golden& g : testdata::goldens()) {
+    DYNAMIC_SECTION(g.name) {
+      FakeNftTables fake;
+      Clock clock;
+      auto p = make_proxier(fake, &clock);
+      auto r = p->sync(g.map);
+      REQUIRE(r.is_ok());
+      CHECK(r->full);
+      CHECK(fake.committed().size() == 1);
+      CHECK(nft::normalize_listing(fake.list()) == nft::normalize_listing(g.listing));
+      // A second sync with nothing changed sends nothing.
+      auto r2 = p->sync(g.map);
+      REQUIRE(r2.is_ok());
+      CHECK_FALSE(r2->full);
+      CHECK(r2->batch_ops == 0);
+      CHECK(fake.committed().size() == 1);
+    }
+  }
+}
+
+TEST_CASE("incremental syncs send only what changed", "[proxier][incremental]") {
+  FakeNftTables fake;
+  Clock clock;
+  auto p = make_proxier(fake, &clock);
+  ServiceMap m;
+  for (int i = 0; i < 20; ++i) {
+    std::string ip = "10.96.1." + std::to_string(i + 1);
+    ServicePort sp =
+        testdata::port("default", "svc" + std::to_string(i), "http", Protocol::kTcp, ip, 80,
+                       {{"10.244.1." + std::to_string(i + 10), 8080, true},
+                        {"10.244.2." + std::to_string(i + 10), 8080, false}});
+    m[sp.key()] = sp;
+  }
+  REQUIRE(p->sync(m).is_ok());
+  REQUIRE(fake.committed().size() == 1);
+
+  SECTION("one endpoint added") {
+    ServicePort& sp = m.at("default/svc3:http/TCP");
+    sp.endpoints.push_back(testdata::ep("10.244.3.9", 8080, false));
+    auto r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK_FALSE(r->full);
+    CHECK(r->ports_changed == 1);
+    CHECK(r->chains_written == 2);  // the service chain (new numgen) and the new endpoint chain
+    CHECK(r->chains_deleted == 0);
+    CHECK(r->elements_added == 0);  // service-ips already points at the service chain
+    CHECK(r->elements_deleted == 0);
+    const Batch& b = fake.committed().back();
+    std::string ep_chain = endpoint_chain_name(sp, sp.endpoints.back());
+    std::string svc_chain = service_chain_name(sp);
+    CHECK(ops(b) == std::multiset<std::string>{
+                        "add chain ip skiff " + ep_chain, "flush chain ip skiff " + svc_chain,
+                        "add rule ip skiff " + ep_chain, "add rule ip skiff " + ep_chain,
+                        "add rule ip skiff " + svc_chain, "add rule ip skiff " + svc_chain});
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+  }
+  SECTION("one endpoint removed (UDP: its flows reported)") {
+    ServicePort& sp = m.at("default/svc4:http/TCP");
+    ServicePort gone = sp;
+    sp.endpoints.pop_back();
+    auto r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK(r->chains_written == 1);
+    CHECK(r->chains_deleted == 1);
+    CHECK(r->stale_udp.empty());  // TCP
+    const Batch& b = fake.committed().back();
+    std::string ep_chain = endpoint_chain_name(gone, gone.endpoints.back());
+    std::string svc_chain = service_chain_name(sp);
+    CHECK(ops(b) == std::multiset<std::string>{
+                        "flush chain ip skiff " + svc_chain, "add rule ip skiff " + svc_chain,
+                        "add rule ip skiff " + svc_chain, "flush chain ip skiff " + ep_chain,
+                        "delete chain ip skiff " + ep_chain});
+    // The flush of the stale chain comes before its delete, after the service chain's refill.
+    CHECK(b.ops().back().kind == Batch::Kind::kDeleteChain);
+    CHECK_FALSE(fake.has_chain(ep_chain));
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+  }
+  SECTION("one Service added") {
+    ServicePort sp = testdata::port("other", "new", "", Protocol::kTcp, "10.96.2.1", 443,
+                                    {{"10.244.5.1", 8443, false}});
+    m[sp.key()] = sp;
+    auto r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK(r->ports_added == 1);
+    CHECK(r->chains_written == 2);
+    CHECK(r->elements_added == 1);
+    const Batch& b = fake.committed().back();
+    CHECK(count_kind(b, Batch::Kind::kAddChain) == 2);
+    CHECK(elements_in(b, Batch::Kind::kAddElements) == 1);
+    CHECK(count_kind(b, Batch::Kind::kDeleteChain) == 0);
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+  }
+  SECTION("one Service removed") {
+    ServicePort sp = m.at("default/svc7:http/TCP");
+    m.erase(sp.key());
+    auto r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK(r->ports_removed == 1);
+    CHECK(r->chains_deleted == 3);
+    CHECK(r->elements_deleted == 1);
+    const Batch& b = fake.committed().back();
+    CHECK(elements_in(b, Batch::Kind::kDeleteElements) == 1);
+    CHECK(count_kind(b, Batch::Kind::kFlushChain) == 3);
+    CHECK(count_kind(b, Batch::Kind::kDeleteChain) == 3);
+    CHECK(count_kind(b, Batch::Kind::kAddRule) == 0);
+    CHECK_FALSE(fake.has_chain(service_chain_name(sp)));
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+  }
+  SECTION("last endpoint gone: the ClusterIP moves to the reject map, and back") {
+    ServicePort& sp = m.at("default/svc2:http/TCP");
+    auto eps = sp.endpoints;
+    sp.endpoints.clear();
+    auto r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK(r->elements_deleted == 1);
+    CHECK(r->elements_added == 1);
+    CHECK(r->chains_deleted == 3);
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+    CHECK(fake.list().find("10.96.1.3 . tcp . 80 : goto reject-chain") != std::string::npos);
+    sp.endpoints = eps;
+    REQUIRE(p->sync(m).is_ok());
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+  }
+  SECTION("a NodePort and affinity added, then removed") {
+    ServicePort& sp = m.at("default/svc5:http/TCP");
+    ServicePort before = sp;
+    sp.node_port = 30005;
+    sp.affinity_timeout_seconds = 30;
+    REQUIRE(p->sync(m).is_ok());
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+    CHECK(fake.has_set(affinity_set_name(sp, sp.endpoints[0])));
+    sp.affinity_timeout_seconds = 60;  // new sets, old ones deleted
+    REQUIRE(p->sync(m).is_ok());
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+    sp = before;
+    auto r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+  }
+  SECTION("nothing changed: nothing sent, until the periodic full re-assert") {
+    auto r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK(r->batch_ops == 0);
+    clock.t += std::chrono::seconds(61);
+    r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK(r->full);
+    CHECK(r->batch_ops > 0);
+    CHECK(fake.committed().size() == 2);
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+  }
+}
+
+TEST_CASE("UDP endpoints removed are reported for conntrack cleanup", "[proxier][udp]") {
+  FakeNftTables fake;
+  Clock clock;
+  auto p = make_proxier(fake, &clock);
+  ServicePort sp = testdata::port("default", "dns", "dns", Protocol::kUdp, "10.96.0.53", 53,
+                                  {{"10.244.1.2", 5353, true}, {"10.244.2.2", 5353, false}});
+  sp.node_port = 30053;
+  sp.external_ips = {0xc0000209};  // 192.0.2.9
+  ServiceMap m{{sp.key(), sp}};
+  REQUIRE(p->sync(m).is_ok());
+  m.at(sp.key()).endpoints.erase(m.at(sp.key()).endpoints.begin());
+  auto r = p->sync(m);
+  REQUIRE(r.is_ok());
+  std::vector<StaleUdpFlow> want = {{0x0a600035, 53, 0x0af40102, 5353},
+                                    {0xc0000209, 53, 0x0af40102, 5353},
+                                    {0, 30053, 0x0af40102, 5353}};
+  CHECK(r->stale_udp == want);
+  m.clear();
+  r = p->sync(m);
+  REQUIRE(r.is_ok());
+  CHECK(r->stale_udp.size() == 3);  // the other endpoint, on all three addresses
+}
+
+TEST_CASE("a full re-assert repairs drift and removes stale chains", "[proxier][full]") {
+  FakeNftTables fake;
+  Clock clock;
+  auto p = make_proxier(fake, &clock);
+  ServiceMap m = testdata::goldens().front().map;
+  REQUIRE(p->sync(m).is_ok());
+  const std::string want = fake.list();
+  const ServicePort& sp = m.begin()->second;
+
+  // Drift by hand: an element deleted, a service chain flushed, a rule added to `services`,
+  // an endpoint chain emptied.
+  Batch drift(nft::kSkiffFamily, nft::kSkiffTable);
+  nft::Element e;
+  e.key = nft::service_key(sp.cluster_ip, static_cast<uint8_t>(sp.protocol), sp.port);
+  drift.delete_elements(kMapServiceIps, {e});
+  drift.flush_chain(service_chain_name(sp));
+  drift.flush_chain(endpoint_chain_name(sp, sp.endpoints[0]));
+  drift.add_rule(kChainServices, nft::Rule{{nft::Verdict{nft::VerdictCode::kDrop, {}}}, {}});
+  REQUIRE(fake.commit(drift).is_ok());
+  REQUIRE(fake.list() != want);
+
+  // Incremental syncs do not see drift...
+  auto r = p->sync(m);
+  REQUIRE(r.is_ok());
+  CHECK(r->batch_ops == 0);
+  // ...the full re-assert repairs it, in one batch, without deleting the table.
+  p->request_full_sync();
+  r = p->sync(m);
+  REQUIRE(r.is_ok());
+  CHECK(r->full);
+  CHECK(count_kind(fake.committed().back(), Batch::Kind::kDeleteTable) == 0);
+  CHECK(testdata::canonical(fake.list()) == testdata::canonical(want));
+
+  // A port dropped while the next sync is a full one: its chains are removed as stale.
+  ServiceMap fewer = m;
+  fewer.erase(fewer.begin());
+  p->request_full_sync();
+  r = p->sync(fewer);
+  REQUIRE(r.is_ok());
+  CHECK(r->full);
+  CHECK(r->chains_deleted > 0);
+  CHECK_FALSE(fake.has_chain(service_chain_name(sp)));
+  CHECK(testdata::canonical(fake.list()) == fresh_listing(fewer));
+}
+
+TEST_CASE("masquerade's postrouting chain survives every sync", "[proxier][full]") {
+  FakeNftTables fake;
+  REQUIRE(nft::sync_masquerade(fake, "10.244.0.0/16").is_ok());
+  Clock clock;
+  auto p = make_proxier(fake, &clock);
+  ServiceMap m = testdata::goldens().front().map;
+  REQUIRE(p->sync(m).is_ok());
+  p->request_full_sync();
+  REQUIRE(p->sync(m).is_ok());
+  m.clear();
+  REQUIRE(p->sync(m).is_ok());
+  CHECK(fake.rules(nft::kPostroutingChain).size() == 2);
+}
+
+TEST_CASE("a failed commit changes nothing and makes the next sync a full one", "[proxier]") {
+  FakeNftTables fake;
+  Clock clock;
+  auto p = make_proxier(fake, &clock);
+  ServiceMap m = testdata::goldens().front().map;
+  REQUIRE(p->sync(m).is_ok());
+  const std::string before = fake.list();
+  ServiceMap changed = m;
+  changed.begin()->second.endpoints.pop_back();
+  fake.fail_next_commit(Status(Code::kIo, "add rule ip skiff x: No buffer space available", 105));
+  auto r = p->sync(changed);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("sync service rules") != std::string::npos);
+  CHECK(r.status().os_errno() == 105);
+  CHECK(fake.list() == before);
+  CHECK(p->applied() == m);
+  r = p->sync(changed);
+  REQUIRE(r.is_ok());
+  CHECK(r->full);
+  CHECK(testdata::canonical(fake.list()) == fresh_listing(changed));
+}
+
+TEST_CASE("two Services claiming one external IP and port do not break the batch", "[proxier]") {
+  FakeNftTables fake;
+  Clock clock;
+  auto p = make_proxier(fake, &clock);
+  ServicePort a = testdata::port("default", "a", "", Protocol::kTcp, "10.96.0.2", 80,
+                                 {{"10.244.1.2", 80, false}});
+  ServicePort b = testdata::port("default", "b", "", Protocol::kTcp, "10.96.0.3", 80,
+                                 {{"10.244.1.3", 80, false}});
+  a.external_ips = b.external_ips = {0xc0000201};
+  ServiceMap m{{a.key(), a}};
+  REQUIRE(p->sync(m).is_ok());
+  m[b.key()] = b;
+  REQUIRE(p->sync(m).is_ok());  // b's element is not added: a owns it
+  m.erase(a.key());
+  REQUIRE(p->sync(m).is_ok());
+  p->request_full_sync();
+  REQUIRE(p->sync(m).is_ok());  // the full sync gives it to b
+  CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+}
