@@ -187,7 +187,7 @@ TEST_CASE("start refuses bad options", "[announce]") {
 // ---- a runner for test/integration/lb_test.py (hidden: only run when named) ----------------
 // Runs an Announcer for node $SKIFF_LB_NODE on interface $SKIFF_LB_IFACE against the API server
 // of $SKIFF_LB_KUBECONFIG until SIGTERM/SIGINT; writes its metrics to $SKIFF_LB_METRICS (when
-// set) every 200 ms.
+// set) every 200 ms; $SKIFF_LB_GARP_INTERVAL_MS overrides the gratuitous ARP interval.
 TEST_CASE("run an announcer from the environment", "[.run]") {
   const char* kc = std::getenv("SKIFF_LB_KUBECONFIG");
   const char* node_name = std::getenv("SKIFF_LB_NODE");
@@ -212,6 +212,8 @@ TEST_CASE("run an announcer from the environment", "[.run]") {
   an::Options o;
   o.node_name = node_name;
   o.interface = iface;
+  if (const char* g = std::getenv("SKIFF_LB_GARP_INTERVAL_MS"))
+    o.garp_interval = std::chrono::milliseconds(std::atoi(g));
   an::Announcer a(api, o);
   auto st = a.start();
   if (!st) {

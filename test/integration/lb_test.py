@@ -300,7 +300,8 @@ def start_controller(kc):
 def start_announcer(k, kc):
     return start("announcer-" + k, NS[k], [ANN_BIN, "run an announcer from the environment"],
                  {"SKIFF_LB_KUBECONFIG": kc, "SKIFF_LB_NODE": NODE[k], "SKIFF_LB_IFACE": "eth0",
-                  "SKIFF_LB_METRICS": os.path.join(WORKDIR, "metrics-%s.txt" % k)})
+                  "SKIFF_LB_METRICS": os.path.join(WORKDIR, "metrics-%s.txt" % k),
+                  "SKIFF_LB_GARP_INTERVAL_MS": "2000"})
 
 
 def stop(name, sig=signal.SIGTERM):
@@ -406,6 +407,10 @@ def main():
             (metric(hk, "skiff_netagent_lb_arp_replies_total") or 0) >= 1 and
             metric(hk, "skiff_netagent_lb_takeovers_total") == 1 and
             (metric(hk, "skiff_netagent_lb_gratuitous_arp_total") or 0) >= 1, metrics(hk))
+    g1 = metric(hk, "skiff_netagent_lb_gratuitous_arp_total") or 0
+    c.check("the holder repeats its gratuitous ARP (interval set to 2 s here; 30 s by default)",
+            wait_for(lambda: (metric(hk, "skiff_netagent_lb_gratuitous_arp_total") or 0) >= g1 + 2,
+                     10), metrics(hk))
     c.check("the other node holds nothing",
             metric(other, "skiff_netagent_lb_addresses_held") == 0 and
             metric(other, "skiff_netagent_lb_addresses_eligible") == 1, metrics(other))
