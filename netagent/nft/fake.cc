@@ -8,13 +8,18 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 namespace skiff::nft {
 
 // ---------------------------------------------------------------- state
 
+// Chains and sets are shared between a state and its copy until one of them changes them
+// (copy on write), so a commit copies pointers, not the ruleset. References are counted as
+// they are made, so deleting a chain or set does not scan the ruleset.
 struct FakeNftTables::State {
   struct ChainState {
+    uint64_t seq;  // creation order, for printing
     Chain chain;
     std::vector<Rule> rules;
   };
@@ -23,25 +28,39 @@ struct FakeNftTables::State {
     Element element;
   };
   struct SetState {
+    uint64_t seq;
     Set set;
     std::map<Bytes, ElementState> elements;  // by the flat key
     uint64_t next_seq = 0;
   };
   bool exists = false;
-  std::vector<ChainState> chains;
-  std::vector<SetState> sets;
+  uint64_t next_seq = 0;
+  std::unordered_map<std::string, std::shared_ptr<ChainState>> chains;
+  std::unordered_map<std::string, std::shared_ptr<SetState>> sets;
+  // Jumps/gotos (rules of other chains, map elements) to a chain; rules using a set.
+  std::unordered_map<std::string, int> chain_refs;
+  std::unordered_map<std::string, int> set_refs;
 
-  ChainState* chain(const std::string& name) {
-    for (ChainState& c : chains) {
-      if (c.chain.name == name) return &c;
-    }
-    return nullptr;
+  const ChainState* chain(const std::string& name) const {
+    auto it = chains.find(name);
+    return it == chains.end() ? nullptr : it->second.get();
   }
-  SetState* set(const std::string& name) {
-    for (SetState& s : sets) {
-      if (s.set.name == name) return &s;
-    }
-    return nullptr;
+  const SetState* set(const std::string& name) const {
+    auto it = sets.find(name);
+    return it == sets.end() ? nullptr : it->second.get();
+  }
+  // For changing: a private copy if another state shares it.
+  ChainState* mutable_chain(const std::string& name) {
+    auto it = chains.find(name);
+    if (it == chains.end()) return nullptr;
+    if (it->second.use_count() > 1) it->second = std::make_shared<ChainState>(*it->second);
+    return it->second.get();
+  }
+  SetState* mutable_set(const std::string& name) {
+    auto it = sets.find(name);
+    if (it == sets.end()) return nullptr;
+    if (it->second.use_count() > 1) it->second = std::make_shared<SetState>(*it->second);
+    return it->second.get();
   }
 };
 
@@ -86,29 +105,15 @@ void rule_sets(const Rule& r, F f) {
   }
 }
 
-bool chain_referenced(const State& st, const std::string& name) {
-  bool used = false;
-  for (const auto& c : st.chains) {
-    if (c.chain.name == name) continue;  // its own rules go with it
-    for (const Rule& r : c.rules) {
-      rule_targets(r, [&](const std::string& t) { used |= t == name; });
-    }
-  }
-  for (const auto& s : st.sets) {
-    for (const auto& [k, e] : s.elements) {
-      if (const auto* v = std::get_if<Verdict>(&e.element.data))
-        used |= jumps(*v) && v->chain == name;
-    }
-  }
-  return used;
+void count_rule(State& st, const Rule& r, int delta) {
+  rule_targets(r, [&](const std::string& t) { st.chain_refs[t] += delta; });
+  rule_sets(r, [&](const std::string& s) { st.set_refs[s] += delta; });
 }
 
-bool set_referenced(const State& st, const std::string& name) {
-  bool used = false;
-  for (const auto& c : st.chains) {
-    for (const Rule& r : c.rules) rule_sets(r, [&](const std::string& s) { used |= s == name; });
+void count_element(State& st, const Element& e, int delta) {
+  if (const auto* v = std::get_if<Verdict>(&e.data); v && jumps(*v)) {
+    st.chain_refs[v->chain] += delta;
   }
-  return used;
 }
 
 bool same_definition(const Set& a, const Set& b) {
@@ -127,9 +132,9 @@ bool same_data(const Element& a, const Element& b) {
 }
 
 // The errno the kernel gives for a verdict's target, or 0.
-int check_target(State& st, const Verdict& v) {
+int check_target(const State& st, const Verdict& v) {
   if (!jumps(v)) return 0;
-  State::ChainState* c = st.chain(v.chain);
+  const State::ChainState* c = st.chain(v.chain);
   if (!c) return ENOENT;
   if (c->chain.base) return EOPNOTSUPP;  // the kernel refuses jumps to base chains
   return 0;
@@ -162,9 +167,10 @@ int apply(State& st, const Batch::Op& op) {
       st = State{};
       return 0;
     case K::kAddChain: {
-      State::ChainState* c = st.chain(op.chain.name);
+      const State::ChainState* c = st.chain(op.chain.name);
       if (!c) {
-        st.chains.push_back(State::ChainState{op.chain, {}});
+        st.chains[op.chain.name] =
+            std::make_shared<State::ChainState>(State::ChainState{st.next_seq++, op.chain, {}});
         return 0;
       }
       const auto& have = c->chain.base;
@@ -173,24 +179,31 @@ int apply(State& st, const Batch::Op& op) {
       if (!have) return EOPNOTSUPP;
       if (have->type != want->type) return EOPNOTSUPP;
       if (have->hook != want->hook || have->priority != want->priority) return EEXIST;
-      c->chain.base->policy = want->policy;
+      if (have->policy != want->policy) st.mutable_chain(op.chain.name)->chain.base = want;
       return 0;
     }
     case K::kFlushChain: {
-      State::ChainState* c = st.chain(op.chain.name);
+      State::ChainState* c = st.mutable_chain(op.chain.name);
       if (!c) return ENOENT;
+      for (const Rule& r : c->rules) count_rule(st, r, -1);
       c->rules.clear();
       return 0;
     }
     case K::kDeleteChain: {
-      if (!st.chain(op.chain.name)) return ENOENT;
-      if (chain_referenced(st, op.chain.name)) return EBUSY;
-      std::erase_if(st.chains, [&](const auto& c) { return c.chain.name == op.chain.name; });
+      const State::ChainState* c = st.chain(op.chain.name);
+      if (!c) return ENOENT;
+      // Its own rules go with it; what remains refers to it from elsewhere.
+      int own = 0;
+      for (const Rule& r : c->rules) {
+        rule_targets(r, [&](const std::string& t) { own += t == op.chain.name; });
+      }
+      if (st.chain_refs[op.chain.name] - own > 0) return EBUSY;
+      for (const Rule& r : c->rules) count_rule(st, r, -1);
+      st.chains.erase(op.chain.name);
       return 0;
     }
     case K::kAddRule: {
-      State::ChainState* c = st.chain(op.chain.name);
-      if (!c) return ENOENT;
+      if (!st.chain(op.chain.name)) return ENOENT;
       int err = 0;
       rule_targets(op.rule, [&](const std::string& t) {
         if (!err) err = check_target(st, Verdict{VerdictCode::kJump, t});
@@ -198,7 +211,7 @@ int apply(State& st, const Batch::Op& op) {
       if (err) return err;
       for (const Expr& e : op.rule.exprs) {
         if (const auto* l = std::get_if<Lookup>(&e)) {
-          State::SetState* s = st.set(l->set);
+          const State::SetState* s = st.set(l->set);
           if (!s) return ENOENT;
           if (l->dreg) {
             if (!s->set.data) return EINVAL;
@@ -206,36 +219,40 @@ int apply(State& st, const Batch::Op& op) {
             if (vmap != (*l->dreg == Reg::kVerdict)) return EINVAL;
           }
         } else if (const auto* d = std::get_if<Dynset>(&e)) {
-          State::SetState* s = st.set(d->set);
+          const State::SetState* s = st.set(d->set);
           if (!s) return ENOENT;
           if (!s->set.dynamic) return EOPNOTSUPP;
           if (d->timeout_ms && !s->set.timeout) return EINVAL;
         }
       }
-      // The fake lives on after `op`; keep the rule (its chain pointer may have moved).
-      st.chain(op.chain.name)->rules.push_back(op.rule);
+      count_rule(st, op.rule, +1);
+      st.mutable_chain(op.chain.name)->rules.push_back(op.rule);
       return 0;
     }
     case K::kAddSet: {
-      State::SetState* s = st.set(op.set.name);
+      const State::SetState* s = st.set(op.set.name);
       if (s) return same_definition(s->set, op.set) ? 0 : EEXIST;
-      st.sets.push_back(State::SetState{op.set, {}, 0});
+      st.sets[op.set.name] =
+          std::make_shared<State::SetState>(State::SetState{st.next_seq++, op.set, {}, 0});
       return 0;
     }
     case K::kDeleteSet: {
-      if (!st.set(op.set.name)) return ENOENT;
-      if (set_referenced(st, op.set.name)) return EBUSY;
-      std::erase_if(st.sets, [&](const auto& s) { return s.set.name == op.set.name; });
+      const State::SetState* s = st.set(op.set.name);
+      if (!s) return ENOENT;
+      if (st.set_refs[op.set.name] > 0) return EBUSY;
+      for (const auto& [k, e] : s->elements) count_element(st, e.element, -1);
+      st.sets.erase(op.set.name);
       return 0;
     }
     case K::kFlushSet: {
-      State::SetState* s = st.set(op.set.name);
+      State::SetState* s = st.mutable_set(op.set.name);
       if (!s) return ENOENT;
+      for (const auto& [k, e] : s->elements) count_element(st, e.element, -1);
       s->elements.clear();
       return 0;
     }
     case K::kAddElements: {
-      State::SetState* s = st.set(op.set.name);
+      State::SetState* s = st.mutable_set(op.set.name);
       if (!s) return ENOENT;
       for (const Element& e : op.elements) {
         if (int err = check_element_fit(s->set, e, true)) return err;
@@ -249,16 +266,20 @@ int apply(State& st, const Batch::Op& op) {
           if (!same_data(it->second.element, e)) return EEXIST;
           continue;
         }
+        count_element(st, e, +1);
         s->elements.emplace(std::move(key), State::ElementState{s->next_seq++, e});
       }
       return 0;
     }
     case K::kDeleteElements: {
-      State::SetState* s = st.set(op.set.name);
+      State::SetState* s = st.mutable_set(op.set.name);
       if (!s) return ENOENT;
       for (const Element& e : op.elements) {
         if (int err = check_element_fit(s->set, e, false)) return err;
-        if (s->elements.erase(flat(e.key)) == 0) return ENOENT;
+        auto it = s->elements.find(flat(e.key));
+        if (it == s->elements.end()) return ENOENT;
+        count_element(st, it->second.element, -1);
+        s->elements.erase(it);
       }
       return 0;
     }
@@ -266,87 +287,85 @@ int apply(State& st, const Batch::Op& op) {
   return EINVAL;
 }
 
-// Chains a chain's rules continue in: jump/goto targets, inline vmaps, and the verdicts of the
-// elements of the verdict maps its rules look up.
-std::vector<std::string> successors(State& st, const State::ChainState& c) {
-  std::vector<std::string> out;
-  for (const Rule& r : c.rules) {
-    rule_targets(r, [&](const std::string& t) { out.push_back(t); });
-    for (const Expr& e : r.exprs) {
-      const auto* l = std::get_if<Lookup>(&e);
-      if (!l || !l->dreg || *l->dreg != Reg::kVerdict) continue;
-      State::SetState* s = st.set(l->set);
-      if (!s) continue;
-      for (const auto& [k, el] : s->elements) {
-        if (const auto* v = std::get_if<Verdict>(&el.element.data); v && jumps(*v)) {
-          out.push_back(v->chain);
-        }
-      }
-    }
-  }
-  return out;
-}
+// Expressions whose kernel validation restricts the base chains that may reach them.
+enum Restricted : uint32_t { kDnat = 1, kSnat = 2, kMasq = 4, kReject = 8 };
 
 uint32_t hook_bit(Hook h) { return 1u << static_cast<uint32_t>(h); }
 
-// Whether expression e may run in a chain reached from base chain `base` (the kernel's
-// *_validate: nat needs a nat chain on the right hooks, reject certain hooks).
-bool expr_allowed(const Expr& e, const BaseChain& base) {
+// Whether a base chain may reach expressions of kinds `kinds` (the kernel's *_validate: nat
+// needs a nat chain on the right hooks, reject certain hooks).
+bool allowed(uint32_t kinds, const BaseChain& base) {
   const uint32_t hook = hook_bit(base.hook);
-  if (const auto* n = std::get_if<Nat>(&e)) {
-    uint32_t ok = n->type == NatType::kDnat ? hook_bit(Hook::kPrerouting) | hook_bit(Hook::kOutput)
-                                            : hook_bit(Hook::kPostrouting) | hook_bit(Hook::kInput);
-    return base.type == "nat" && (hook & ok);
+  const bool nat = base.type == "nat";
+  if ((kinds & kDnat) &&
+      !(nat && (hook & (hook_bit(Hook::kPrerouting) | hook_bit(Hook::kOutput))))) {
+    return false;
   }
-  if (std::holds_alternative<Masquerade>(e)) {
-    return base.type == "nat" && (hook & hook_bit(Hook::kPostrouting));
+  if ((kinds & kSnat) &&
+      !(nat && (hook & (hook_bit(Hook::kPostrouting) | hook_bit(Hook::kInput))))) {
+    return false;
   }
-  if (std::holds_alternative<Reject>(e)) {
-    return hook & (hook_bit(Hook::kInput) | hook_bit(Hook::kForward) | hook_bit(Hook::kOutput) |
-                   hook_bit(Hook::kPrerouting));
+  if ((kinds & kMasq) && !(nat && (hook & hook_bit(Hook::kPostrouting)))) return false;
+  if ((kinds & kReject) && !(hook & (hook_bit(Hook::kInput) | hook_bit(Hook::kForward) |
+                                     hook_bit(Hook::kOutput) | hook_bit(Hook::kPrerouting)))) {
+    return false;
   }
   return true;
 }
 
-// The kernel's table validation: EOPNOTSUPP when an expression is reachable from a base chain
-// it cannot run in, EMLINK for a jump cycle; 0 when valid.
-int validate(State& st) {
-  std::map<std::string, int> color;  // 0 new, 1 on the DFS stack, 2 done
-  int err = 0;
-  std::function<void(const std::string&)> loops = [&](const std::string& name) {
-    if (err) return;
-    State::ChainState* c = st.chain(name);
-    if (!c) return;
-    color[name] = 1;
-    for (const std::string& next : successors(st, *c)) {
-      int col = color[next];
-      if (col == 1) err = EMLINK;  // the kernel finds cycles by its jump depth limit
-      if (col == 0) loops(next);
-      if (err) return;
-    }
-    color[name] = 2;
+// The kernel's table validation: EOPNOTSUPP when a restricted expression is reachable (through
+// jumps, gotos, inline vmaps, verdict-map elements) from a base chain it cannot run in, EMLINK
+// for a jump cycle (the kernel finds cycles by its jump depth limit); 0 when valid. One
+// depth-first pass computing, per chain, the restricted kinds it reaches.
+int validate(const State& st) {
+  struct Node {
+    int color = 0;  // 0 new, 1 on the stack, 2 done
+    uint32_t kinds = 0;
   };
-  for (const auto& c : st.chains) {
-    if (color[c.chain.name] == 0) loops(c.chain.name);
-    if (err) return err;
-  }
-  for (const auto& base : st.chains) {
-    if (!base.chain.base) continue;
-    std::set<std::string> seen;
-    std::vector<std::string> todo{base.chain.name};
-    while (!todo.empty()) {
-      std::string name = todo.back();
-      todo.pop_back();
-      if (!seen.insert(name).second) continue;
-      State::ChainState* c = st.chain(name);
-      if (!c) continue;
-      for (const Rule& r : c->rules) {
-        for (const Expr& e : r.exprs) {
-          if (!expr_allowed(e, *base.chain.base)) return EOPNOTSUPP;
+  std::unordered_map<const State::ChainState*, Node> nodes;
+  nodes.reserve(st.chains.size());
+  int err = 0;
+  std::function<uint32_t(const State::ChainState*)> visit = [&](const State::ChainState* c) {
+    Node& n = nodes[c];
+    if (n.color == 2) return n.kinds;
+    if (n.color == 1) {
+      err = EMLINK;
+      return 0u;
+    }
+    n.color = 1;
+    uint32_t kinds = 0;
+    auto follow = [&](const std::string& target) {
+      if (err) return;
+      if (const State::ChainState* t = st.chain(target)) kinds |= visit(t);
+    };
+    for (const Rule& r : c->rules) {
+      for (const Expr& e : r.exprs) {
+        if (const auto* nat = std::get_if<Nat>(&e))
+          kinds |= nat->type == NatType::kDnat ? kDnat : kSnat;
+        if (std::holds_alternative<Masquerade>(e)) kinds |= kMasq;
+        if (std::holds_alternative<Reject>(e)) kinds |= kReject;
+        const auto* l = std::get_if<Lookup>(&e);
+        if (l && l->dreg && *l->dreg == Reg::kVerdict) {
+          if (const State::SetState* s = st.set(l->set)) {
+            for (const auto& [k, el] : s->elements) {
+              if (const auto* v = std::get_if<Verdict>(&el.element.data); v && jumps(*v)) {
+                follow(v->chain);
+              }
+            }
+          }
         }
       }
-      for (std::string& next : successors(st, *c)) todo.push_back(std::move(next));
+      rule_targets(r, follow);
     }
+    Node& done = nodes[c];  // the map may have rehashed
+    done.color = 2;
+    done.kinds = kinds;
+    return kinds;
+  };
+  for (const auto& [name, c] : st.chains) {
+    uint32_t kinds = visit(c.get());
+    if (err) return err;
+    if (c->chain.base && !allowed(kinds, *c->chain.base)) return EOPNOTSUPP;
   }
   return 0;
 }
@@ -397,24 +416,16 @@ bool FakeNftTables::has_chain(const std::string& name) const {
 
 bool FakeNftTables::has_set(const std::string& name) const { return state_->set(name) != nullptr; }
 
-std::vector<std::string> FakeNftTables::chains() const {
-  std::vector<std::string> out;
-  for (const auto& c : state_->chains) out.push_back(c.chain.name);
-  return out;
-}
-
-std::vector<std::string> FakeNftTables::sets() const {
-  std::vector<std::string> out;
-  for (const auto& s : state_->sets) out.push_back(s.set.name);
-  return out;
-}
-
-std::vector<Rule> FakeNftTables::rules(const std::string& chain) const {
-  const State::ChainState* c = state_->chain(chain);
-  return c ? c->rules : std::vector<Rule>{};
-}
-
 namespace {
+
+template <typename T>
+std::vector<const T*> by_seq(const std::unordered_map<std::string, std::shared_ptr<T>>& m) {
+  std::vector<const T*> v;
+  v.reserve(m.size());
+  for (const auto& [name, p] : m) v.push_back(p.get());
+  std::sort(v.begin(), v.end(), [](const T* a, const T* b) { return a->seq < b->seq; });
+  return v;
+}
 
 std::vector<Element> ordered_elements(const State::SetState& s) {
   std::vector<const State::ElementState*> v;
@@ -427,6 +438,23 @@ std::vector<Element> ordered_elements(const State::SetState& s) {
 }
 
 }  // namespace
+
+std::vector<std::string> FakeNftTables::chains() const {
+  std::vector<std::string> out;
+  for (const auto* c : by_seq(state_->chains)) out.push_back(c->chain.name);
+  return out;
+}
+
+std::vector<std::string> FakeNftTables::sets() const {
+  std::vector<std::string> out;
+  for (const auto* s : by_seq(state_->sets)) out.push_back(s->set.name);
+  return out;
+}
+
+std::vector<Rule> FakeNftTables::rules(const std::string& chain) const {
+  const State::ChainState* c = state_->chain(chain);
+  return c ? c->rules : std::vector<Rule>{};
+}
 
 std::vector<Element> FakeNftTables::elements(const std::string& set) const {
   const State::SetState* s = state_->set(set);
@@ -993,8 +1021,10 @@ std::string set_to_nft(const Set& set, const std::vector<Element>& elements, int
 std::string FakeNftTables::list() const {
   if (!state_->exists) return "";
   std::vector<std::string> items;
-  for (const auto& s : state_->sets) items.push_back(set_to_nft(s.set, ordered_elements(s), 1));
-  for (const auto& c : state_->chains) items.push_back(chain_text(c.chain, c.rules));
+  for (const auto* s : by_seq(state_->sets)) {
+    items.push_back(set_to_nft(s->set, ordered_elements(*s), 1));
+  }
+  for (const auto* c : by_seq(state_->chains)) items.push_back(chain_text(c->chain, c->rules));
   std::string t = std::string("table ") + family_name(family_) + " " + table_ + " {\n";
   for (size_t i = 0; i < items.size(); ++i) t += (i ? "\n" : "") + items[i];
   return t + "}\n";

@@ -12,7 +12,9 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -858,6 +860,130 @@ TEST_CASE("10,000 map elements in one batch, then 5,000 deleted in one", "[nft][
                                             "file or directory"));
   count = sh("nft list map ip skiff service-ips | grep -o 'goto svc-0' | wc -l");
   CHECK(count.out == "5000\n");
+}
+
+// Not run by default: timings of a kube-proxy-sized ruleset (SKIFF_NFT_PERF_SERVICES services,
+// default 10,000, x 5 endpoints) through NftnlTables, the fake, and `nft -f` of the same
+// script. Prints figures; asserts only that everything is applied.
+TEST_CASE("ruleset programming figures", "[.][perf]") {
+  if (std::string why = kernel_unavailable(); !why.empty()) {
+    testing::skip(why);
+    return;
+  }
+  const char* env = std::getenv("SKIFF_NFT_PERF_SERVICES");
+  const int services = env ? std::atoi(env) : 10000;
+  auto now = [] { return std::chrono::steady_clock::now(); };
+  auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  Batch b(kSkiffFamily, kSkiffTable);
+  b.add_table().add_set(service_ips_map());
+  b.add_chain(Chain{"mark-for-masquerade", std::nullopt});
+  b.add_rule("mark-for-masquerade", rule({set_mark_bits(kMasqueradeMark)}));
+  std::vector<Element> elements;
+  for (int s = 0; s < services; ++s) {
+    std::string svc = "service-" + std::to_string(s) + "-default-web-http";
+    std::vector<std::string> eps;
+    for (int e = 0; e < 5; ++e) {
+      std::string ep = "endpoint-" + std::to_string(s) + "-" + std::to_string(e) + "-default-web";
+      uint32_t addr = ip("10.244.0.0") + static_cast<uint32_t>(s * 5 + e);
+      b.add_chain(Chain{ep, std::nullopt});
+      b.add_rule(ep, rule({match_ipv4(IpField::kSaddr, {addr, 32}),
+                           verdict(VerdictCode::kJump, "mark-for-masquerade")}));
+      b.add_rule(ep, rule({dnat_to(addr, 8080, kTcp)}));
+      eps.push_back(ep);
+    }
+    b.add_chain(Chain{svc, std::nullopt});
+    b.add_rule(svc, rule({match_ipv4(IpField::kSaddr, {ip("10.244.0.0"), 16}, true),
+                          verdict(VerdictCode::kJump, "mark-for-masquerade")}));
+    b.add_rule(svc, rule({numgen_vmap_goto(eps)}));
+    elements.push_back(Element{service_key(ip("10.96.0.0") + static_cast<uint32_t>(s), kTcp, 80),
+                               Verdict{VerdictCode::kGoto, svc},
+                               0,
+                               {}});
+  }
+  b.add_elements("service-ips", elements);
+  b.add_chain(Chain{"services", std::nullopt});
+  b.add_rule("services", rule({vmap_daddr_proto_port("service-ips")}));
+  b.add_chain(Chain{"nat-prerouting",
+                    BaseChain{"nat", Hook::kPrerouting, kPriorityDstNat, VerdictCode::kAccept}});
+  b.add_rule("nat-prerouting", rule({verdict(VerdictCode::kJump, "services")}));
+
+  auto t0 = now();
+  auto enc = b.encode(1);
+  auto t1 = now();
+  REQUIRE(enc.is_ok());
+  std::printf("%d services: %zu ops, %zu bytes encoded in %.1f ms\n", services, b.ops().size(),
+              enc.value().size(), ms(t1 - t0));
+  FakeNftTables fake;
+  t0 = now();
+  REQUIRE(fake.commit(b).is_ok());
+  t1 = now();
+  std::printf("fake cold commit: %.1f ms\n", ms(t1 - t0));
+  Batch one(kSkiffFamily, kSkiffTable);
+  one.flush_chain("endpoint-7-0-default-web");
+  one.add_rule("endpoint-7-0-default-web", rule({dnat_to(ip("10.244.200.1"), 8080, kTcp)}));
+  t0 = now();
+  REQUIRE(fake.commit(one).is_ok());
+  t1 = now();
+  std::printf("fake one-endpoint change: %.1f ms\n", ms(t1 - t0));
+  {
+    PrivateNetns ns;
+    std::unique_ptr<NftnlTables> kernel;
+    REQUIRE(enter_kernel(ns, kernel).empty());
+    t0 = now();
+    Status st = kernel->commit(b);
+    t1 = now();
+    REQUIRE(st.to_string() == "OK");
+    std::printf("NftnlTables cold commit: %.1f ms\n", ms(t1 - t0));
+    t0 = now();
+    REQUIRE(kernel->commit(one).is_ok());
+    t1 = now();
+    std::printf("NftnlTables one-endpoint change: %.1f ms\n", ms(t1 - t0));
+    Batch noop(kSkiffFamily, kSkiffTable);
+    noop.add_table();
+    t0 = now();
+    REQUIRE(kernel->commit(noop).is_ok());
+    t1 = now();
+    std::printf("NftnlTables add table (no-op): %.1f ms\n", ms(t1 - t0));
+    Batch elem(kSkiffFamily, kSkiffTable);
+    elem.add_elements("service-ips",
+                      {Element{service_key(ip("10.97.0.1"), kTcp, 80),
+                               Verdict{VerdictCode::kGoto, "service-3-default-web-http"},
+                               0,
+                               {}}});
+    t0 = now();
+    REQUIRE(kernel->commit(elem).is_ok());
+    t1 = now();
+    std::printf("NftnlTables one map element: %.1f ms\n", ms(t1 - t0));
+    std::string path = "/tmp/skiff-nft-perf1-" + std::to_string(getpid()) + ".nft";
+    FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f);
+    std::fputs(batch_to_nft_script(one).c_str(), f);
+    std::fclose(f);
+    t0 = now();
+    Run r = sh("nft -f " + path);
+    t1 = now();
+    std::remove(path.c_str());
+    REQUIRE(r.status == 0);
+    std::printf("nft -f one-endpoint change: %.1f ms\n", ms(t1 - t0));
+  }
+  {
+    std::string path = "/tmp/skiff-nft-perf-" + std::to_string(getpid()) + ".nft";
+    t0 = now();
+    std::string script = batch_to_nft_script(b);
+    t1 = now();
+    std::printf("nft script: %zu bytes in %.1f ms\n", script.size(), ms(t1 - t0));
+    FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f);
+    std::fputs(script.c_str(), f);
+    std::fclose(f);
+    PrivateNetns ns;
+    t0 = now();
+    Run r = sh("nft -f " + path);
+    t1 = now();
+    std::remove(path.c_str());
+    REQUIRE(r.status == 0);
+    std::printf("nft -f cold: %.1f ms\n", ms(t1 - t0));
+  }
 }
 
 }  // namespace
