@@ -1,6 +1,8 @@
 #include "netagent/dns/zone.h"
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
 
 namespace skiff::dns {
 namespace {
@@ -203,6 +205,47 @@ TEST_CASE("cidrs") {
   CHECK_FALSE(parse_cidr("10.96.0.0"));
   CHECK_FALSE(parse_cidr("10.96.0.0/33"));
   CHECK_FALSE(parse_cidr("10.96.0.0/x"));
+}
+
+}  // namespace
+}  // namespace skiff::dns
+
+namespace skiff::dns {
+namespace {
+
+// Not a timing assertion: prints how long a 10,000-Service zone takes to build and answer.
+// Run by hand: skiff_dns_test "[.bench]".
+TEST_CASE("zone at 10,000 Services", "[.bench]") {
+  std::vector<json> services, endpoints;
+  for (int i = 0; i < 10000; ++i) {
+    std::string name = "svc" + std::to_string(i);
+    bool headless = i % 10 == 0;
+    std::string ip = "10.96." + std::to_string(i / 250 + 1) + "." + std::to_string(i % 250 + 1);
+    services.push_back(svc("ns" + std::to_string(i % 50), name, headless ? "None" : ip,
+                           {{{"name", "http"}, {"port", 80}, {"protocol", "TCP"}}}));
+    json addrs = json::array();
+    for (int k = 0; k < 5; ++k)
+      addrs.push_back({{"ip", "10.244." + std::to_string(i % 200) + "." +
+                                  std::to_string(k + 1 + (i / 200) % 50 * 5)}});
+    endpoints.push_back(
+        eps("ns" + std::to_string(i % 50), name, addrs, {{{"name", "http"}, {"port", 8080}}}));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto z = Zone::build(ZoneConfig{}, services, endpoints);
+  auto t1 = std::chrono::steady_clock::now();
+  int n = 0;
+  for (int i = 0; i < 100000; ++i) {
+    int s = i % 10000;
+    Answer a = z->lookup(
+        {"svc" + std::to_string(s) + ".ns" + std::to_string(s % 50) + ".svc.cluster.local", kA,
+         kClassIN});
+    n += static_cast<int>(a.answers.size());
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  CHECK(n > 100000);
+  using ms = std::chrono::duration<double, std::milli>;
+  std::printf("zone: %zu records, build %.1f ms, lookup %.2f us each\n", z->record_count(),
+              ms(t1 - t0).count(), ms(t2 - t1).count() * 1000 / 100000);
 }
 
 }  // namespace
