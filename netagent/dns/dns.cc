@@ -120,6 +120,7 @@ struct DnsServer::Impl {
   std::optional<tcp::acceptor> acceptor;
   std::thread io_thread;
   bool running = false;
+  bool stopped = false;  // start() after stop() is not supported (the I/O context is spent)
   size_t tcp_conns = 0;  // I/O thread only
   size_t forwards = 0;   // I/O thread only
   std::mt19937 rng{std::random_device{}()};
@@ -484,6 +485,7 @@ DnsServer::~DnsServer() { stop(); }
 Status DnsServer::start() {
   Impl& d = *impl_;
   if (d.running) return Status::ok();
+  if (d.stopped) return Status::internal("cluster DNS: start() after stop(): make a new DnsServer");
   const Options& o = d.opts;
   auto ip = parse_ip4(o.cluster_dns);
   if (!ip)
@@ -594,6 +596,7 @@ void DnsServer::stop() {
   Impl& d = *impl_;
   if (!d.running) return;
   d.running = false;
+  d.stopped = true;
   if (d.svc_inf) d.svc_inf->stop();
   if (d.eps_inf) d.eps_inf->stop();
   if (d.rebuilder.joinable()) {

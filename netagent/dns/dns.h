@@ -54,7 +54,7 @@ class DnsServer {
   // apex records work.
   Status start();
   // Stops the informers and the I/O thread, closes the sockets. Leaves the link in place.
-  // Idempotent.
+  // Idempotent. A stopped server cannot be started again (make a new one).
   void stop();
 
   // Prometheus text: skiff_dns_queries_total{type,rcode}, skiff_dns_forwarded_total,

@@ -286,3 +286,40 @@ TEST_CASE("serve", "[.serve]") {
 
 }  // namespace
 }  // namespace skiff::dns
+
+namespace skiff::dns {
+namespace {
+
+TEST_CASE("an idle TCP client is disconnected; a bad length frame ends the connection") {
+  Options o;
+  o.cluster_dns = "127.0.0.1";
+  o.port = free_port();
+  o.manage_link = false;
+  o.resolv_conf = "/nonexistent/resolv.conf";
+  o.tcp_idle_timeout_ms = 200;
+  DnsServer srv(nullptr, o);
+  REQUIRE(srv.start().is_ok());
+  auto connect_tcp = [&] {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a = loopback(o.port);
+    REQUIRE(connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{5, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return s;
+  };
+  int s = connect_tcp();
+  char c;
+  CHECK(recv(s, &c, 1, 0) == 0);  // closed by the server (not our 5 s receive timeout)
+  close(s);
+  // Garbage inside a well-framed message: FORMERR, or nothing and a hang-up; never a crash.
+  s = connect_tcp();
+  std::string junk("\x00\x03\x01\x02\x03", 5);
+  send(s, junk.data(), junk.size(), MSG_NOSIGNAL);
+  CHECK(recv(s, &c, 1, 0) == 0);
+  close(s);
+  ParseResult r = parse(udp_ask(o.port, query("ns.dns.cluster.local", kA, 5)));
+  CHECK(r.msg.answers.size() == 1);
+}
+
+}  // namespace
+}  // namespace skiff::dns
