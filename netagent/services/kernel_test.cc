@@ -264,3 +264,67 @@ TEST_CASE("apply Services from a file in the current network namespace", "[.][sv
   REQUIRE(r.is_ok());
   std::printf("applied %zu service ports in %zu operations\n", m.size(), r->batch_ops);
 }
+
+// Not a test (no timing assertions): programming times at scale on the kernel, in a private
+// network namespace. SKIFF_SVCPROXY_SCALE=N Services (default 10000) x 5 endpoints.
+TEST_CASE("print programming times at scale", "[.][svcproxy-scale]") {
+  Kernel k;
+  if (!k.why.empty()) {
+    testing::skip(k.why);
+    return;
+  }
+  const char* env = std::getenv("SKIFF_SVCPROXY_SCALE");
+  int n = env ? std::atoi(env) : 10000;
+  ServiceMap m;
+  for (int i = 0; i < n; ++i) {
+    ServicePort sp;
+    sp.ns = "ns" + std::to_string(i % 100);
+    sp.name = "svc" + std::to_string(i);
+    sp.port_name = "http";
+    sp.cluster_ip = 0x0a600000 + 10 + i;  // 10.96.0.10 + i
+    sp.port = 80;
+    for (int e = 0; e < 5; ++e) {
+      sp.endpoints.push_back({0x0af40000u + uint32_t(i) * 8 + e, 8080, e == 0});
+    }
+    m[sp.key()] = sp;
+  }
+  Clock clock;
+  auto p = make_proxier(*k.tables, &clock);
+  auto report = [](const char* what, const Result<SyncResult>& r, double total_ms) {
+    REQUIRE(r.is_ok());
+    std::printf("%-28s total %8.2f ms  build %8.2f ms  commit %8.2f ms  ops %zu\n", what, total_ms,
+                r->build_time.count() / 1e6, r->commit_time.count() / 1e6, r->batch_ops);
+  };
+  auto timed = [&](const char* what) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = p->sync(m);
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    report(what, r, ms);
+  };
+  std::printf("%d Services x 5 endpoints\n", n);
+  timed("cold sync");
+  timed("no-op sync");
+  m.begin()->second.endpoints.back().ip += 7;
+  timed("change one endpoint");
+  m.begin()->second.endpoints.back().ip += 1;
+  {
+    std::vector<std::string> keys{m.begin()->first};
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = p->sync(m, &keys);
+    report(
+        "change one endpoint (hint)", r,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  ServicePort extra = m.begin()->second;
+  extra.name = "extra";
+  extra.cluster_ip = 0x0a60ff00;
+  m[extra.key()] = extra;
+  timed("add one Service");
+  p->request_full_sync();
+  timed("full re-assert");
+  Run r =
+      sh("nft list table ip skiff > /tmp/skiff-svcproxy-scale.nft; wc -l < "
+         "/tmp/skiff-svcproxy-scale.nft");
+  std::printf("listing: %s", r.out.c_str());
+}

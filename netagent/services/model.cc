@@ -319,7 +319,7 @@ ServiceMap build_service_map(const std::vector<json>& services, const std::vecto
 
 bool update_service(ServiceMap* map, std::string_view ns, std::string_view name,
                     const json* service, const json* endpoints, const ModelOptions& opts,
-                    std::vector<Skipped>* skipped) {
+                    std::vector<Skipped>* skipped, std::vector<std::string>* changed_keys) {
   std::vector<ServicePort> ports;
   if (service) ports = service_ports(*service, endpoints, opts, skipped);
   std::string prefix;
@@ -342,10 +342,14 @@ bool update_service(ServiceMap* map, std::string_view ns, std::string_view name,
     }
   }
   if (!changed) return false;
+  if (changed_keys) {
+    for (auto it = first; it != last; ++it) changed_keys->push_back(it->first);
+  }
   map->erase(first, last);
   for (ServicePort& sp : ports) {
     if (sp.ns != ns || sp.name != name) continue;  // metadata disagrees with the key: ignore
     std::string key = sp.key();
+    if (changed_keys) changed_keys->push_back(key);
     map->insert_or_assign(std::move(key), std::move(sp));
   }
   return true;

@@ -520,7 +520,8 @@ struct BatchBuilder {
 
 }  // namespace
 
-Result<SyncResult> Proxier::sync(const ServiceMap& desired) {
+Result<SyncResult> Proxier::sync(const ServiceMap& desired,
+                                 const std::vector<std::string>* changed) {
   using Clock = std::chrono::steady_clock;
   auto t0 = Clock::now();
   SyncResult res;
@@ -534,28 +535,42 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired) {
 
   // The changed ports: (old, new), either may be null.
   std::vector<std::pair<const ServicePort*, const ServicePort*>> changes;
-  {
+  auto classify = [&](const ServicePort* o, const ServicePort* n) {
+    if (!n) {
+      changes.emplace_back(o, nullptr);
+      ++res.ports_removed;
+    } else if (!o) {
+      changes.emplace_back(nullptr, n);
+      ++res.ports_added;
+    } else if (!(*o == *n)) {
+      changes.emplace_back(o, n);
+      ++res.ports_changed;
+    } else if (res.full) {
+      changes.emplace_back(o, n);
+    }
+  };
+  if (changed && !res.full) {
+    std::vector<std::string> keys = *changed;
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    for (const std::string& k : keys) {
+      auto a = applied_.find(k);
+      auto d = desired.find(k);
+      if (a == applied_.end() && d == desired.end()) continue;
+      classify(a == applied_.end() ? nullptr : &a->second,
+               d == desired.end() ? nullptr : &d->second);
+    }
+  } else {
     auto a = applied_.begin();
     auto d = desired.begin();
     while (a != applied_.end() || d != desired.end()) {
       int c = a == applied_.end() ? 1 : d == desired.end() ? -1 : a->first.compare(d->first);
       if (c < 0) {
-        changes.emplace_back(&a->second, nullptr);
-        ++res.ports_removed;
-        ++a;
+        classify(&(a++)->second, nullptr);
       } else if (c > 0) {
-        changes.emplace_back(nullptr, &d->second);
-        ++res.ports_added;
-        ++d;
+        classify(nullptr, &(d++)->second);
       } else {
-        if (!(a->second == d->second)) {
-          changes.emplace_back(&a->second, &d->second);
-          ++res.ports_changed;
-        } else if (res.full) {
-          changes.emplace_back(&a->second, &d->second);
-        }
-        ++a;
-        ++d;
+        classify(&(a++)->second, &(d++)->second);
       }
     }
   }

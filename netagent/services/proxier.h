@@ -110,10 +110,13 @@ ServiceMap build_service_map(const std::vector<nlohmann::json>& services,
 
 // Incremental form for informer events: replaces every entry of Service ns/name in *map with
 // service_ports(*service, endpoints) (service == nullptr: the Service is gone, its entries are
-// removed). Returns true when *map changed. O(ports of that Service + log N).
+// removed). Returns true when *map changed. O(ports of that Service + log N). When it changed
+// and changed_keys is given, the keys of that Service before and after are appended to it (the
+// hint Proxier::sync takes).
 bool update_service(ServiceMap* map, std::string_view ns, std::string_view name,
                     const nlohmann::json* service, const nlohmann::json* endpoints,
-                    const ModelOptions& opts, std::vector<Skipped>* skipped);
+                    const ModelOptions& opts, std::vector<Skipped>* skipped,
+                    std::vector<std::string>* changed_keys = nullptr);
 
 // ---------------------------------------------------------------------------------------------
 // Names (kube-proxy's scheme; public for tests, bench and debugging)
@@ -198,7 +201,13 @@ class Proxier {
   // last applied ones) unless a full re-assert is due. One batch; nothing is committed when
   // nothing changed (batch_ops == 0). On failure the kernel kept the previous ruleset, the
   // Status names the refused operation, and the next sync is a full re-assert.
-  [[nodiscard]] Result<SyncResult> sync(const ServiceMap& desired);
+  //
+  // `changed` (optional) lists the keys that may differ from the last sync (collected from
+  // update_service); the O(N) walk comparing the whole map is then skipped, so an event costs
+  // O(changed). Keys not listed are assumed unchanged until the next full re-assert, which
+  // always walks everything and ignores the hint.
+  [[nodiscard]] Result<SyncResult> sync(const ServiceMap& desired,
+                                        const std::vector<std::string>* changed = nullptr);
   // Makes the next sync a full re-assert (e.g. the agent's resync timer or a suspected drift).
   void request_full_sync() { full_due_ = true; }
   // What the last successful sync applied.

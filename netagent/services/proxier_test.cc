@@ -3,6 +3,7 @@
 #include "netagent/services/proxier.h"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "netagent/nft/fake.h"
@@ -371,4 +372,43 @@ TEST_CASE("two Services claiming one external IP and port do not break the batch
   p->request_full_sync();
   REQUIRE(p->sync(m).is_ok());  // the full sync gives it to b
   CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+}
+
+TEST_CASE("the changed-keys hint from update_service makes the same batch as the full walk",
+          "[proxier][incremental]") {
+  testdata::ApiObjects o;
+  for (int i = 0; i < 5; ++i) {
+    o.add("s" + std::to_string(i),
+          {{"clusterIP", "10.96.3." + std::to_string(i + 1)},
+           {"ports", {{{"name", "http"}, {"port", 80}, {"protocol", "TCP"}}}}},
+          {{"10.244.1." + std::to_string(i + 1), "node1"}}, "http", 8080);
+  }
+  ServiceMap m = o.map();
+  FakeNftTables walk_fake, hint_fake;
+  Clock clock;
+  auto walk = make_proxier(walk_fake, &clock);
+  auto hint = make_proxier(hint_fake, &clock);
+  REQUIRE(walk->sync(m).is_ok());
+  REQUIRE(hint->sync(m).is_ok());
+
+  // s2 gains an endpoint; s4 is deleted.
+  ModelOptions opts{"node1"};
+  std::vector<std::string> keys;
+  nlohmann::json eps = o.endpoints[2];
+  eps["subsets"][0]["addresses"].push_back({{"ip", "10.244.2.9"}, {"nodeName", "node2"}});
+  CHECK(update_service(&m, "default", "s2", &o.services[2], &eps, opts, nullptr, &keys));
+  CHECK(update_service(&m, "default", "s4", nullptr, nullptr, opts, nullptr, &keys));
+  CHECK_FALSE(
+      update_service(&m, "default", "s1", &o.services[1], &o.endpoints[1], opts, nullptr, &keys));
+  CHECK(keys == std::vector<std::string>{"default/s2:http/TCP", "default/s2:http/TCP",
+                                         "default/s4:http/TCP"});
+  auto rw = walk->sync(m);
+  auto rh = hint->sync(m, &keys);
+  REQUIRE(rw.is_ok());
+  REQUIRE(rh.is_ok());
+  CHECK(rh->ports_changed == 1);
+  CHECK(rh->ports_removed == 1);
+  CHECK(ops(walk_fake.committed().back()) == ops(hint_fake.committed().back()));
+  CHECK(hint_fake.list() == walk_fake.list());
+  CHECK(hint->applied() == m);
 }
