@@ -87,6 +87,10 @@ void validate_service(const Service& svc, const Service* old, FieldErrors& errs)
     if (s.cluster_ips[i] != "None" && !is_valid_ip(s.cluster_ips[i]).empty())
       errs.push_back({ErrorType::kInvalid, spec.field("clusterIPs").index(i).str(),
                       "must be 'None' or a valid IP address", quote_value(s.cluster_ips[i])});
+  // Kubernetes: a headless Service has no address for node ports or a load balancer to use.
+  if (headless && node_ports_allowed)
+    errs.push_back({ErrorType::kInvalid, spec.field("clusterIPs").index(0).str(),
+                    "may not be set to 'None' for " + s.type + " services", quote_value("None")});
   if (!s.cluster_ips.empty() && !s.cluster_ip.empty() && s.cluster_ips[0] != s.cluster_ip)
     errs.push_back({ErrorType::kInvalid, spec.field("clusterIPs").index(0).str(),
                     "must be same as `clusterIP`", quote_value(s.cluster_ips[0])});

@@ -373,6 +373,11 @@ TEST_CASE("service validation") {
       "spec":{"type":"ExternalName","externalName":"db.example.com"}})"))
             .empty());
   errs = validate("services", json::parse(R"({"metadata":{"name":"s","namespace":"d"},
+      "spec":{"type":"NodePort","clusterIP":"None","ports":[{"port":80}]}})"));
+  e = find(errs, "spec.clusterIPs[0]", ErrorType::kInvalid);
+  REQUIRE(e);
+  CHECK(e->message() == "Invalid value: \"None\": may not be set to 'None' for NodePort services");
+  errs = validate("services", json::parse(R"({"metadata":{"name":"s","namespace":"d"},
       "spec":{"type":"ExternalName"}})"));
   CHECK(find(errs, "spec.externalName", ErrorType::kRequired));
 

@@ -121,6 +121,17 @@ n["spec"]["ports"][0]["nodePort"] = 8080
 r = c.post(SVCS, n)
 t.check("a nodePort outside the range: 422",
         r.status == 422 and "The range of valid ports is 30000-32767" in r.json["message"], r)
+r = c.post(SVCS, svc("headless", clusterIP="None"))
+t.check("headless: clusterIP None, clusterIPs [None], nothing allocated",
+        r.status == 201 and r.json["spec"]["clusterIP"] == "None" and
+        r.json["spec"]["clusterIPs"] == ["None"], r)
+r = c.post(SVCS, svc("headless-np", "NodePort", clusterIP="None"))
+t.check("headless NodePort: 422 may not be set to 'None' for NodePort services",
+        r.status == 422 and "may not be set to 'None' for NodePort services" in r.json["message"],
+        r)
+r = c.post(SVCS, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
+                  "spec": {"type": "ExternalName", "externalName": "example.com"}})
+t.check("ExternalName: no clusterIP", r.status == 201 and "clusterIP" not in r.json["spec"], r)
 r = c.post(SVCS + "?dryRun=All", svc("dry", clusterIP="10.96.0.20"))
 t.check("dry run answers with the address", r.status == 201 and
         r.json["spec"]["clusterIP"] == "10.96.0.20", r)
