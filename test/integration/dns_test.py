@@ -341,6 +341,8 @@ def run_checks(c, cl, upstream, dns, start_dns, metrics_file):
                          "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]}]})
     create(svc("ext", None, [], typ="ExternalName", external="db.example.com"))
 
+    # The zone follows the API a few ms later: wait for the last object made, then check all.
+    wait_for(lambda: values(udp("ext.default.svc.cluster.local", "A")) or None, 10)
     a = wait_for(lambda: values(udp("web.default.svc.cluster.local", "A")) or None, 10)
     c.eq("A web.default.svc.cluster.local (UDP)", a, ["10.96.0.50"])
     r = udp("WEB.default.SVC.cluster.local", "A")
