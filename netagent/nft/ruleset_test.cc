@@ -894,7 +894,26 @@ TEST_CASE("ruleset programming figures", "[.][perf]") {
     b.add_chain(Chain{svc, std::nullopt});
     b.add_rule(svc, rule({match_ipv4(IpField::kSaddr, {ip("10.244.0.0"), 16}, true),
                           verdict(VerdictCode::kJump, "mark-for-masquerade")}));
-    b.add_rule(svc, rule({numgen_vmap_goto(eps)}));
+    const char* mode = std::getenv("SKIFF_NFT_PERF_VMAP");  // inline (default), named, none
+    if (mode && std::string(mode) == "none") {
+      b.add_rule(svc, rule({verdict(VerdictCode::kGoto, eps[0])}));
+    } else if (mode && std::string(mode) == "named") {
+      Set m;
+      m.name = svc + "-endpoints";
+      m.key = {SetType::kInteger};
+      m.data = SetType::kVerdict;
+      b.add_set(m);
+      std::vector<Element> el;
+      for (size_t e = 0; e < eps.size(); ++e) {
+        el.push_back(Element{
+            {u32_key(static_cast<uint32_t>(e))}, Verdict{VerdictCode::kGoto, eps[e]}, 0, {}});
+      }
+      b.add_elements(m.name, el);
+      b.add_rule(svc,
+                 rule({{Numgen{5, 0, Reg::k1}, Lookup{m.name, Reg::k1, Reg::kVerdict, false}}}));
+    } else {
+      b.add_rule(svc, rule({numgen_vmap_goto(eps)}));
+    }
     elements.push_back(Element{service_key(ip("10.96.0.0") + static_cast<uint32_t>(s), kTcp, 80),
                                Verdict{VerdictCode::kGoto, svc},
                                0,
@@ -966,7 +985,7 @@ TEST_CASE("ruleset programming figures", "[.][perf]") {
     REQUIRE(r.status == 0);
     std::printf("nft -f one-endpoint change: %.1f ms\n", ms(t1 - t0));
   }
-  {
+  if (const char* nft = std::getenv("SKIFF_NFT_PERF_NFT"); !nft || std::string(nft) != "0") {
     std::string path = "/tmp/skiff-nft-perf-" + std::to_string(getpid()) + ".nft";
     t0 = now();
     std::string script = batch_to_nft_script(b);
