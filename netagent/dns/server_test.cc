@@ -323,3 +323,34 @@ TEST_CASE("an idle TCP client is disconnected; a bad length frame ends the conne
 
 }  // namespace
 }  // namespace skiff::dns
+
+namespace skiff::dns {
+namespace {
+
+TEST_CASE("a silent upstream is skipped for the next one") {
+  int silent = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a = loopback(0);
+  REQUIRE(bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
+  FakeUpstream up;
+  Options o;
+  o.cluster_dns = "127.0.0.1";
+  o.port = free_port();
+  o.manage_link = false;
+  o.upstreams = {"127.0.0.1:" + std::to_string(ntohs(a.sin_port)),
+                 "127.0.0.1:" + std::to_string(up.port)};
+  o.upstream_timeout_ms = 200;
+  DnsServer srv(nullptr, o);
+  REQUIRE(srv.start().is_ok());
+  ParseResult r = parse(udp_ask(o.port, query("www.example.com", kA, 31)));
+  CHECK(r.msg.id == 31);
+  REQUIRE(r.msg.answers.size() == 1);
+  CHECK(r.msg.answers[0].a == 0xC0000201);
+  char buf[512];
+  CHECK(recv(silent, buf, sizeof buf, MSG_DONTWAIT) > 12);  // it was asked first
+  close(silent);
+}
+
+}  // namespace
+}  // namespace skiff::dns
