@@ -7,6 +7,7 @@
 #include "common/daemon/daemon.h"
 #include "common/daemon/flags.h"
 #include "controllers/deployment/deployment.h"
+#include "controllers/endpoints/endpoints.h"
 #include "controllers/gc/garbage_collector.h"
 #include "controllers/manager.h"
 #include "controllers/namespace/namespace_controller.h"
@@ -116,6 +117,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::gc::GarbageCollector>());
   manager.add(std::make_unique<controllers::ns::NamespaceController>());
   manager.add(std::make_unique<controllers::nodelifecycle::NodeLifecycleController>(nlo));
+  manager.add(std::make_unique<controllers::endpoints::EndpointsController>());
 
   std::unique_ptr<daemon::StatusServer> http;
   if (sf.port != 0) {
