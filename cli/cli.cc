@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/services.h"
 
 namespace skiff::cli {
 
@@ -119,6 +120,29 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
   add_rollout("pause", "Mark the provided resource as paused");
   add_rollout("resume", "Resume a paused resource");
 
+  ExposeOptions expose;
+  auto* expose_cmd = app.add_subcommand(
+      "expose", "Expose a deployment, replica set or pod as a new Kubernetes service");
+  expose_cmd->add_option("args", expose.args, "TYPE NAME or TYPE/NAME");
+  expose_cmd->add_option("--port", expose.port, "The port that the service should serve on");
+  expose_cmd->add_option("--protocol", expose.protocol,
+                         "The network protocol for the service (TCP, UDP, SCTP)");
+  expose_cmd->add_option("--target-port", expose.target_port,
+                         "Name or number of the port on the container the service directs to");
+  expose_cmd->add_option("--type", expose.type,
+                         "Type for this service: ClusterIP, NodePort, LoadBalancer, ExternalName");
+  expose_cmd->add_option("--name", expose.name, "The name for the newly created object");
+  expose_cmd->add_option("--selector", expose.selector,
+                         "A label selector for the new service (k=v,...); default: the object's");
+  expose_cmd->add_option("-l,--labels", expose.labels, "Labels to apply to the service");
+  expose_cmd->add_option("--external-ip", expose.external_ip,
+                         "An external IP address to accept for the service");
+  expose_cmd->add_option("--load-balancer-ip", expose.load_balancer_ip,
+                         "IP to request for a LoadBalancer service");
+  expose_cmd->add_option("--session-affinity", expose.session_affinity, "None or ClientIP");
+  expose_cmd->add_option("--cluster-ip", expose.cluster_ip,
+                         "ClusterIP to assign to the service ('None': headless)");
+
   bool client_only = false;
   auto* version_cmd = app.add_subcommand("version", "Print client and server versions");
   version_cmd->add_flag("--client", client_only, "Client version only");
@@ -149,6 +173,8 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
     rc = run_scale(ctx, scale);
   else if (rollout_cmd->parsed())
     rc = run_rollout(ctx, rollout);
+  else if (expose_cmd->parsed())
+    rc = run_expose(ctx, expose);
   else if (version_cmd->parsed())
     rc = run_version(ctx, false);
   out.flush();

@@ -79,6 +79,10 @@ struct RolloutOptions {
 int run_rollout(Context& ctx, const RolloutOptions& o);
 int run_version(Context& ctx, bool client_only);
 
+struct ExposeOptions;  // cli/services.h
+// kubectl expose: GET the object, POST the Service generated from it.
+int run_expose(Context& ctx, const ExposeOptions& o);
+
 // The client version we print, and the Kubernetes version line kubectl would show.
 inline constexpr const char* kClientVersion = "v0.1.0";
 

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/describe_writer.h"
 #include "cli/printers.h"
+#include "cli/services.h"
 #include "cli/tabwriter.h"
 #include "cli/workloads.h"
 #include "proto/client/yaml.h"
@@ -219,57 +220,27 @@ void describe_pod(Out& o, const proto::ResourceType& t, const json& pod) {
   }
 }
 
-void describe_service(Context& ctx, Out& o, const proto::ResourceType& t, const json& svc) {
-  const json& spec = obj_at(svc, "spec");
-  describe_meta(o, t, svc);
-  describe_labels(o, svc);
-  const json& sel = obj_at(spec, "selector");
-  o.kv(0, "Selector", sel.is_object() && !sel.empty() ? labels_text(sel) : "<none>");
-  o.kv(0, "Type", s(spec, "type", "ClusterIP"));
-  std::string ip = s(spec, "clusterIP");
-  o.kv(0, "IP", ip.empty() ? "<none>" : ip);
-  const json& ips = obj_at(spec, "clusterIPs");
-  if (ips.is_array() && !ips.empty()) {
-    std::string all;
-    for (const auto& i : ips) all += (all.empty() ? "" : ",") + i.get<std::string>();
-    o.kv(0, "IPs", all);
+void describe_service_of(Context& ctx, Out& o, const json& svc) {
+  const std::string ns = s(obj_at(svc, "metadata"), "namespace");
+  const std::string name = s(obj_at(svc, "metadata"), "name");
+  // kubectl 1.32 lists the Service's EndpointSlices; a server without discovery.k8s.io (404)
+  // gets the Endpoints object instead (kubectl <= 1.31), which says more than kubectl's <none>.
+  json slices;
+  auto r =
+      ctx.rest->request("GET", "/apis/discovery.k8s.io/v1/namespaces/" + ns + "/endpointslices",
+                        {{"labelSelector", "kubernetes.io/service-name=" + name}});
+  if (r && r->ok()) {
+    json list = json::parse(r->body, nullptr, false);
+    slices = list.is_object() && obj_at(list, "items").is_array() ? list["items"] : json::array();
   }
-  // Endpoints: same name, same namespace; absence is normal for a new service.
-  std::string endpoints_text = "<none>";
   json endpoints;
-  if (const auto* et = proto::Registry::builtin().resolve("endpoints")) {
-    auto ep = ctx.api->get(*et, s(obj_at(svc, "metadata"), "namespace"),
-                           s(obj_at(svc, "metadata"), "name"));
-    if (ep) endpoints = std::move(*ep);
-  }
-  const json& ports = obj_at(spec, "ports");
-  if (ports.is_array()) {
-    for (const auto& p : ports) {
-      std::string proto = s(p, "protocol", "TCP");
-      std::string pname = s(p, "name");
-      o.kv(0, "Port", (pname.empty() ? "<unset>" : pname) + "\t" + s(p, "port") + "/" + proto);
-      std::string target = s(p, "targetPort");
-      o.kv(0, "TargetPort", (target.empty() ? s(p, "port") : target) + "/" + proto);
-      if (!s(p, "nodePort").empty()) {
-        o.kv(0, "NodePort",
-             (pname.empty() ? "<unset>" : pname) + "\t" + s(p, "nodePort") + "/" + proto);
-      }
-      std::string eps;
-      for (const auto& subset :
-           obj_at(endpoints, "subsets").is_array() ? obj_at(endpoints, "subsets") : json::array()) {
-        for (const auto& sp :
-             obj_at(subset, "ports").is_array() ? subset["ports"] : json::array()) {
-          if (s(sp, "name") != pname) continue;
-          for (const auto& a :
-               obj_at(subset, "addresses").is_array() ? subset["addresses"] : json::array()) {
-            eps += (eps.empty() ? "" : ",") + s(a, "ip") + ":" + s(sp, "port");
-          }
-        }
-      }
-      o.kv(0, "Endpoints", eps.empty() ? endpoints_text : eps);
+  if (slices.is_null()) {
+    if (const auto* et = proto::Registry::builtin().resolve("endpoints")) {
+      auto ep = ctx.api->get(*et, ns, name);
+      if (ep) endpoints = std::move(*ep);
     }
   }
-  o.kv(0, "Session Affinity", s(spec, "sessionAffinity", "None"));
+  describe_service(o, svc, slices, endpoints);
 }
 
 // Kinds without a dedicated describer: metadata, then every other top-level field as YAML.
@@ -442,7 +413,7 @@ int run_describe(Context& ctx, const std::vector<std::string>& args) {
     if (t.kind == "Pod") {
       describe_pod(o, t, objects[i]);
     } else if (t.kind == "Service") {
-      describe_service(ctx, o, t, objects[i]);
+      describe_service_of(ctx, o, objects[i]);
     } else if (t.kind == "Deployment") {
       describe_deployment_of(ctx, o, objects[i]);
     } else if (t.kind == "ReplicaSet") {
