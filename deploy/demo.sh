@@ -251,7 +251,7 @@ lk() { bash "$src/deploy/lab.sh" exec node1 kubectl -n hello "$@"; }
 if ! "$build/skiff-apiserver" --help 2>&1 | grep -q -- --service-cluster-ip-range; then
   echo "(this build of skiff-apiserver has no Services yet: skipped)"
 else
-  if "$build/skiffctl" expose --help >/dev/null 2>&1; then
+  if "$build/skiffctl" expose --help 2>&1 | grep -q -- --target-port; then
     labx node1 skiffctl expose deployment hello -n hello --port 80 --target-port 8080 \
       --type NodePort
   else
