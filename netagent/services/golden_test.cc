@@ -125,22 +125,22 @@ std::vector<Golden> goldens() {
 
 @STATIC@
   chain endpoint-C3TUYKI3-default/web/tcp/http__10.244.1.5/8080 {
-    ip saddr 10.244.1.5 jump mark-for-masquerade
+    ip saddr 10.244.1.5 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.1.5:8080
   }
 
   chain endpoint-ETFDNHNL-default/web/tcp/http__10.244.3.5/8080 {
-    ip saddr 10.244.3.5 jump mark-for-masquerade
+    ip saddr 10.244.3.5 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.3.5:8080
   }
 
   chain endpoint-JB3KCOE3-default/web/tcp/http__10.244.2.5/8080 {
-    ip saddr 10.244.2.5 jump mark-for-masquerade
+    ip saddr 10.244.2.5 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.2.5:8080
   }
 
   chain service-GB7ZZQEM-default/web/tcp/http {
-    ip daddr 10.96.0.20 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+    ip daddr 10.96.0.20 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
     numgen random mod 3 vmap { 0 : goto endpoint-C3TUYKI3-default/web/tcp/http__10.244.1.5/8080, 1 : goto endpoint-JB3KCOE3-default/web/tcp/http__10.244.2.5/8080, 2 : goto endpoint-ETFDNHNL-default/web/tcp/http__10.244.3.5/8080 }
   }
 }
@@ -174,22 +174,22 @@ std::vector<Golden> goldens() {
 
 @STATIC@
   chain endpoint-35TTZRRU-default/np/tcp/http__10.244.1.6/8080 {
-    ip saddr 10.244.1.6 jump mark-for-masquerade
+    ip saddr 10.244.1.6 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.1.6:8080
   }
 
   chain endpoint-QADJ4I24-default/np/tcp/http__10.244.2.6/8080 {
-    ip saddr 10.244.2.6 jump mark-for-masquerade
+    ip saddr 10.244.2.6 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.2.6:8080
   }
 
   chain external-QU2TOGX4-default/np/tcp/http {
-    jump mark-for-masquerade
+    meta mark set meta mark | 0x00004000
     goto service-QU2TOGX4-default/np/tcp/http
   }
 
   chain service-QU2TOGX4-default/np/tcp/http {
-    ip daddr 10.96.0.21 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+    ip daddr 10.96.0.21 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
     numgen random mod 2 vmap { 0 : goto endpoint-35TTZRRU-default/np/tcp/http__10.244.1.6/8080, 1 : goto endpoint-QADJ4I24-default/np/tcp/http__10.244.2.6/8080 }
   }
 }
@@ -227,17 +227,17 @@ std::vector<Golden> goldens() {
 
 @STATIC@
   chain endpoint-BUX5U4AF-default/lb/tcp/__10.244.2.7/80 {
-    ip saddr 10.244.2.7 jump mark-for-masquerade
+    ip saddr 10.244.2.7 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.2.7:80
   }
 
   chain external-YTST3GUL-default/lb/tcp/ {
-    jump mark-for-masquerade
+    meta mark set meta mark | 0x00004000
     goto service-YTST3GUL-default/lb/tcp/
   }
 
   chain service-YTST3GUL-default/lb/tcp/ {
-    ip daddr 10.96.0.22 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+    ip daddr 10.96.0.22 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
     numgen random mod 1 vmap { 0 : goto endpoint-BUX5U4AF-default/lb/tcp/__10.244.2.7/80 }
   }
 }
@@ -280,18 +280,18 @@ std::vector<Golden> goldens() {
 
 @STATIC@
   chain endpoint-NIB7DQ24-default/local/tcp/http__10.244.2.8/8080 {
-    ip saddr 10.244.2.8 jump mark-for-masquerade
+    ip saddr 10.244.2.8 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.2.8:8080
   }
 
   chain endpoint-WIBLVIOM-default/local/tcp/http__10.244.1.8/8080 {
-    ip saddr 10.244.1.8 jump mark-for-masquerade
+    ip saddr 10.244.1.8 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.1.8:8080
   }
 
   chain external-JQ3LB3W6-default/local/tcp/http {
     ip saddr 10.244.0.0/16 goto service-JQ3LB3W6-default/local/tcp/http comment "short-circuit pod traffic"
-    fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
+    fib saddr type local meta mark set meta mark | 0x00004000 comment "masquerade local traffic"
     fib saddr type local goto service-JQ3LB3W6-default/local/tcp/http comment "short-circuit local traffic"
     goto local-JQ3LB3W6-default/local/tcp/http
   }
@@ -301,18 +301,18 @@ std::vector<Golden> goldens() {
   }
 
   chain service-JQ3LB3W6-default/local/tcp/http {
-    ip daddr 10.96.0.23 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+    ip daddr 10.96.0.23 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
     numgen random mod 2 vmap { 0 : goto endpoint-WIBLVIOM-default/local/tcp/http__10.244.1.8/8080, 1 : goto endpoint-NIB7DQ24-default/local/tcp/http__10.244.2.8/8080 }
   }
 
   chain endpoint-DNCVJ4VC-default/remote/tcp/http__10.244.2.9/8080 {
-    ip saddr 10.244.2.9 jump mark-for-masquerade
+    ip saddr 10.244.2.9 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.2.9:8080
   }
 
   chain external-QEADQSA5-default/remote/tcp/http {
     ip saddr 10.244.0.0/16 goto service-QEADQSA5-default/remote/tcp/http comment "short-circuit pod traffic"
-    fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
+    fib saddr type local meta mark set meta mark | 0x00004000 comment "masquerade local traffic"
     fib saddr type local goto service-QEADQSA5-default/remote/tcp/http comment "short-circuit local traffic"
     goto local-QEADQSA5-default/remote/tcp/http
   }
@@ -322,7 +322,7 @@ std::vector<Golden> goldens() {
   }
 
   chain service-QEADQSA5-default/remote/tcp/http {
-    ip daddr 10.96.0.24 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+    ip daddr 10.96.0.24 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
     numgen random mod 1 vmap { 0 : goto endpoint-DNCVJ4VC-default/remote/tcp/http__10.244.2.9/8080 }
   }
 }
@@ -399,19 +399,19 @@ std::vector<Golden> goldens() {
 
 @STATIC@
   chain endpoint-BZZJNP2N-default/sticky/tcp/http__10.244.1.10/8080 {
-    ip saddr 10.244.1.10 jump mark-for-masquerade
+    ip saddr 10.244.1.10 meta mark set meta mark | 0x00004000
     update @affinity-GWANOPQG-default/sticky/tcp/http__10.244.1.10/8080 { ip saddr }
     meta l4proto tcp dnat to 10.244.1.10:8080
   }
 
   chain endpoint-EKSTVVSK-default/sticky/tcp/http__10.244.2.10/8080 {
-    ip saddr 10.244.2.10 jump mark-for-masquerade
+    ip saddr 10.244.2.10 meta mark set meta mark | 0x00004000
     update @affinity-5ZOHLYQX-default/sticky/tcp/http__10.244.2.10/8080 { ip saddr }
     meta l4proto tcp dnat to 10.244.2.10:8080
   }
 
   chain service-LBIPX4XU-default/sticky/tcp/http {
-    ip daddr 10.96.0.26 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+    ip daddr 10.96.0.26 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
     ip saddr @affinity-GWANOPQG-default/sticky/tcp/http__10.244.1.10/8080 goto endpoint-BZZJNP2N-default/sticky/tcp/http__10.244.1.10/8080
     ip saddr @affinity-5ZOHLYQX-default/sticky/tcp/http__10.244.2.10/8080 goto endpoint-EKSTVVSK-default/sticky/tcp/http__10.244.2.10/8080
     numgen random mod 2 vmap { 0 : goto endpoint-BZZJNP2N-default/sticky/tcp/http__10.244.1.10/8080, 1 : goto endpoint-EKSTVVSK-default/sticky/tcp/http__10.244.2.10/8080 }
@@ -445,12 +445,12 @@ std::vector<Golden> goldens() {
 
 @STATIC@
   chain endpoint-AQDDAWSQ-default/dns/udp/dns__10.244.1.12/5353 {
-    ip saddr 10.244.1.12 jump mark-for-masquerade
+    ip saddr 10.244.1.12 meta mark set meta mark | 0x00004000
     meta l4proto udp dnat to 10.244.1.12:5353
   }
 
   chain service-YJ6LADPD-default/dns/udp/dns {
-    ip daddr 10.96.0.27 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
+    ip daddr 10.96.0.27 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
     numgen random mod 1 vmap { 0 : goto endpoint-AQDDAWSQ-default/dns/udp/dns__10.244.1.12/5353 }
   }
 }
