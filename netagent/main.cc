@@ -59,7 +59,7 @@ class LateAnnouncer {
         auto a = std::make_unique<netagent::announce::Announcer>(api_, o);
         Status s = a->start();
         if (s) {
-          spdlog::info("LoadBalancer announcer started (underlay {}{})", o.underlay_ip,
+          spdlog::info("LoadBalancer announcer is up (underlay {}{})", o.underlay_ip,
                        o.interface.empty() ? "" : " dev " + o.interface);
           std::lock_guard l(mu_);
           ann_ = std::move(a);
