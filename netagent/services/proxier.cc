@@ -657,6 +657,7 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
       }
     }
   } else {
+    std::vector<std::pair<ElemPlan, std::string>> pending_adds;
     for (auto& [o, n] : changes) {
       PortPlan op = o ? plan_port(*o) : PortPlan{};
       PortPlan np = n ? plan_port(*n) : PortPlan{};
@@ -699,12 +700,9 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
           bb.del_elems[static_cast<int>(key_map(e.key))].push_back(to_element(e));
           ++res.elements_deleted;
         };
-        auto add = [&](const ElemPlan& e) {
-          auto [it, inserted] = state_->owner.emplace(e.key, key);
-          if (!inserted && it->second != key) return;  // another port owns it
-          bb.add_elems[static_cast<int>(key_map(e.key))].push_back(to_element(e));
-          ++res.elements_added;
-        };
+        // Adds wait until every port's deletes are done, so a key moving from one port to
+        // another in the same sync (a ClusterIP reused) is free when its new owner claims it.
+        auto add = [&](const ElemPlan& e) { pending_adds.emplace_back(e, key); };
         auto oi = op.elems.begin();
         for (const ElemPlan& e : np.elems) {
           while (oi != op.elems.end() && oi->key < e.key) del(*oi++);
@@ -720,6 +718,12 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
         }
         while (oi != op.elems.end()) del(*oi++);
       }
+    }
+    for (auto& [e, key] : pending_adds) {
+      auto [it, inserted] = state_->owner.emplace(e.key, key);
+      if (!inserted && it->second != key) continue;  // another port owns it
+      bb.add_elems[static_cast<int>(key_map(e.key))].push_back(to_element(e));
+      ++res.elements_added;
     }
     for (nft::Set& s : bb.new_sets) batch.add_set(std::move(s));
     for (const std::string& c : bb.new_chains) batch.add_chain(nft::Chain{c, std::nullopt});

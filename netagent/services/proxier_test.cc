@@ -412,3 +412,21 @@ TEST_CASE("the changed-keys hint from update_service makes the same batch as the
   CHECK(hint_fake.list() == walk_fake.list());
   CHECK(hint->applied() == m);
 }
+
+TEST_CASE("a ClusterIP moving to another Service in one sync is not lost", "[proxier]") {
+  FakeNftTables fake;
+  Clock clock;
+  auto p = make_proxier(fake, &clock);
+  ServicePort old_svc = testdata::port("default", "zzz-old", "", Protocol::kTcp, "10.96.0.9", 80,
+                                       {{"10.244.1.2", 80, false}});
+  ServicePort new_svc = testdata::port("default", "aaa-new", "", Protocol::kTcp, "10.96.0.9", 80,
+                                       {{"10.244.1.3", 80, false}});
+  ServiceMap m{{old_svc.key(), old_svc}};
+  REQUIRE(p->sync(m).is_ok());
+  m = ServiceMap{{new_svc.key(), new_svc}};
+  auto r = p->sync(m);
+  REQUIRE(r.is_ok());
+  CHECK(r->elements_deleted == 1);
+  CHECK(r->elements_added == 1);
+  CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+}
