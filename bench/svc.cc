@@ -17,6 +17,7 @@
 // the namespaces it creates (skiff-bench-svc-<pid>-*), removed at exit (also on SIGINT/TERM).
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -64,8 +65,10 @@ double ms_since(Clock::time_point t0) {
 std::string tmp_dir;
 std::vector<std::string> named_ns;  // ip netns names we made
 int tag = 0;
+std::atomic<pid_t> current_child{0};  // the tool being timed, killed on a signal or the watchdog
 
 void cleanup() {
+  if (pid_t c = current_child.exchange(0); c > 0) kill(c, SIGKILL);
   for (const std::string& n : named_ns) {
     std::string cmd = "ip netns del " + n + " 2>/dev/null";
     if (std::system(cmd.c_str()) != 0) {
@@ -138,8 +141,10 @@ double run_timed(const std::vector<std::string>& argv, const std::string& in, in
     execvp(a[0], a.data());
     _exit(127);
   }
+  current_child = pid;
   int st = 0;
   waitpid(pid, &st, 0);
+  current_child = 0;
   double t = ms_since(t0);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     std::ifstream f(log);
@@ -375,7 +380,7 @@ struct SkiffExtra {
   size_t cold_ops = 0, change_ops = 0, add_ops = 0, noop_ops = 99;
 };
 
-Figures bench_skiff(const std::vector<Step>& steps, SkiffExtra* x) {
+Figures bench_skiff(const std::vector<Step>& steps, bool full_resync, SkiffExtra* x) {
   Figures f;
   FreshNetns ns;
   auto t = nft::NftnlTables::open();
@@ -391,6 +396,9 @@ Figures bench_skiff(const std::vector<Step>& steps, SkiffExtra* x) {
     return f;
   }
   auto p = make_proxier(tables);
+  struct Flush {  // on every path: tear the table down before leaving the namespace
+    ~Flush() { run_timed({"nft", "flush", "ruleset"}, "/dev/null", 600); }
+  } flush;
   for (const Step& s : steps) {
     auto t0 = Clock::now();
     auto r = p->sync(s.map);
@@ -416,10 +424,13 @@ Figures bench_skiff(const std::vector<Step>& steps, SkiffExtra* x) {
       x->noop_ops = std::min(x->noop_ops, sr.batch_ops);
     }
   }
-  // The periodic full re-assert (every 60 s in the agent) over the same state.
-  p->request_full_sync();
-  auto t0 = Clock::now();
-  if (p->sync(steps.back().map).is_ok()) x->full_resync = ms_since(t0);
+  // The periodic full re-assert (every 60 s in the agent) over the same state; minutes at
+  // 10,000 Services, so only up to --full-resync-max.
+  if (full_resync) {
+    p->request_full_sync();
+    auto t0 = Clock::now();
+    if (p->sync(steps.back().map).is_ok()) x->full_resync = ms_since(t0);
+  }
   return f;
 }
 
@@ -467,6 +478,9 @@ Figures bench_nft(const std::vector<Step>& steps, const std::vector<std::string>
                   const std::string& masq, int timeout_s, size_t* cold_bytes) {
   Figures f;
   FreshNetns ns;
+  struct Flush {
+    ~Flush() { run_timed({"nft", "flush", "ruleset"}, "/dev/null", 600); }
+  } flush;
   std::string path = tmp_dir + "/nft.nft";
   write_file(path, masq);
   if (run_timed({"nft", "-f", path}, "/dev/null", timeout_s) < 0) {
@@ -490,6 +504,9 @@ Figures bench_iptables(const std::string& tool, const std::vector<Step>& steps, 
                        size_t* cold_bytes) {
   Figures f;
   FreshNetns ns;
+  struct Flush {  // iptables-nft keeps its tables in nftables; legacy tables go with the netns
+    ~Flush() { run_timed({"nft", "flush", "ruleset"}, "/dev/null", 600); }
+  } flush;
   std::string path = tmp_dir + "/ipt.txt";
   for (const Step& s : steps) {
     std::string text;
@@ -576,7 +593,8 @@ nlohmann::json endpoints_json(const ServicePort& sp, int i) {
                  {"ports", {{{"name", "http"}, {"port", 8080}, {"protocol", "TCP"}}}}}}}};
 }
 
-int rss_child(int n) {
+int rss_child(int n, int timeout_s) {
+  alarm(timeout_s);  // bounds the child (SIGALRM kills it; the parent prints "failed")
   long base = rss_kb();
   std::vector<nlohmann::json> svcs, eps;
   {
@@ -605,8 +623,12 @@ int rss_child(int n) {
     sp.endpoints[0].ip += 1000;
     if (!p->sync(m).is_ok()) return 1;
     after_proxier = rss_kb();
-    std::printf("%zu %ld %ld %ld %ld %ld\n", m.size(), base, after_json, after_model, after_proxier,
-                rss_kb("VmHWM:"));
+    // What is live, without the heap glibc keeps after building the cold batch.
+    malloc_trim(0);
+    long trimmed = rss_kb();
+    std::printf("%zu %ld %ld %ld %ld %ld %ld\n", m.size(), base, after_json, after_model,
+                after_proxier, rss_kb("VmHWM:"), trimmed);
+    run_timed({"nft", "flush", "ruleset"}, "/dev/null", 600);
   }
   return 0;
 }
@@ -722,7 +744,10 @@ struct Args {
   int reps = 3;
   int conn_count = 3000;
   double conn_seconds = 5;
-  int timeout_s = 300;
+  int timeout_s = 300;         // per external tool run and per RSS child
+  int time_limit_s = 2400;     // the whole run (watchdog)
+  int full_resync_max = 1000;  // measure the full re-assert only up to this many Services
+  int rss_services = 0;        // 0 = the largest of sizes
   bool prog = true, rss = true, conn = true;
   std::vector<std::string> ipt_tools{"iptables-nft-restore", "iptables-legacy-restore"};
 };
@@ -737,9 +762,11 @@ std::vector<int> parse_list(const char* s) {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: bench_svc [--quick] [--sizes 1000,10000] [--conn-sizes 0,1000,10000]\n"
+               "usage: bench_svc [--quick] [--services 1000,10000] [--conn-sizes 0,1000,10000]\n"
                "                 [--reps R] [--conn-count N] [--conn-seconds S] [--timeout-s T]\n"
-               "                 [--only prog|rss|conn] [--iptables nft|legacy|both|none]\n");
+               "                 [--time-limit-s T] [--full-resync-max N] [--rss-services N]\n"
+               "                 [--only prog|rss|conn] [--iptables nft|legacy|both|none]\n"
+               "  --quick: 1,000 Services only (programming, RSS, connect), under a minute\n");
   std::exit(2);
 }
 
@@ -759,7 +786,12 @@ std::string fmt_ratio(double a, double b) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::strcmp(argv[1], "--rss-child") == 0) return rss_child(std::atoi(argv[2]));
+  if (argc == 5 && std::strcmp(argv[1], "--rss-child") == 0) {
+    tmp_dir = argv[4];  // the parent's; it removes it
+    int rc = rss_child(std::atoi(argv[2]), std::atoi(argv[3]));
+    tmp_dir.clear();
+    return rc;
+  }
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
@@ -770,11 +802,20 @@ int main(int argc, char** argv) {
     if (f == "--quick") {
       a.sizes = {1000};
       a.conn_sizes = {0, 1000};
+      a.time_limit_s = 300;
       a.conn_count = 1000;
       a.conn_seconds = 2;
       a.reps = 1;
-    } else if (f == "--sizes") {
+    } else if (f == "--sizes" || f == "--services") {
       a.sizes = parse_list(next());
+      a.conn_sizes = {0};
+      for (int n : a.sizes) a.conn_sizes.push_back(n);
+    } else if (f == "--time-limit-s") {
+      a.time_limit_s = std::max(10, std::atoi(next()));
+    } else if (f == "--full-resync-max") {
+      a.full_resync_max = std::atoi(next());
+    } else if (f == "--rss-services") {
+      a.rss_services = std::max(1, std::atoi(next()));
     } else if (f == "--conn-sizes") {
       a.conn_sizes = parse_list(next());
     } else if (f == "--reps") {
@@ -827,6 +868,15 @@ int main(int argc, char** argv) {
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGHUP, on_signal);
+  // Watchdog: the kernel's cost grows superlinearly with the table (minutes at 10,000 Services);
+  // past the limit the run stops, cleans up and says so.
+  std::thread([limit = a.time_limit_s] {
+    std::this_thread::sleep_for(std::chrono::seconds(limit));
+    std::printf("\nstopped: the run exceeded --time-limit-s %d\n", limit);
+    std::fflush(stdout);
+    cleanup();
+    _exit(3);
+  }).detach();
 
   std::string started;
   {
@@ -852,7 +902,7 @@ int main(int argc, char** argv) {
       std::vector<Step> steps = make_steps(n, a.reps);
       SkiffExtra x;
       std::fprintf(stderr, "[prog] %d: skiff Proxier over NftnlTables\n", n);
-      Figures sk = bench_skiff(steps, &x);
+      Figures sk = bench_skiff(steps, n <= a.full_resync_max, &x);
       Figures nf;
       size_t nft_bytes = 0;
       if (have_nft) {
@@ -928,21 +978,24 @@ int main(int argc, char** argv) {
 
   // ---- (2) RSS
   if (a.rss) {
-    int n = 10000;
+    int n = a.rss_services > 0 ? a.rss_services : *std::max_element(a.sizes.begin(), a.sizes.end());
     std::fprintf(stderr, "[rss] child holding %d Services\n", n);
     char self[4096];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     self[len > 0 ? len : 0] = 0;
-    std::string cmd = std::string(self) + " --rss-child " + std::to_string(n);
+    std::string cmd = std::string(self) + " --rss-child " + std::to_string(n) + " " +
+                      std::to_string(a.timeout_s * 2) + " " + tmp_dir;
     FILE* p = popen(cmd.c_str(), "r");
-    long size = 0, base = 0, json = 0, model = 0, prox = 0, hwm = 0;
-    int got =
-        p ? std::fscanf(p, "%ld %ld %ld %ld %ld %ld", &size, &base, &json, &model, &prox, &hwm) : 0;
+    long size = 0, base = 0, json = 0, model = 0, prox = 0, hwm = 0, trimmed = 0;
+    int got = p ? std::fscanf(p, "%ld %ld %ld %ld %ld %ld %ld", &size, &base, &json, &model, &prox,
+                              &hwm, &trimmed)
+                : 0;
     if (p) pclose(p);
     std::printf(
-        "\nmemory (a child process, not skiff-netagent itself): %ld Services x 5 endpoints\n",
-        size);
-    if (got == 6) {
+        "\nmemory (a proxy for skiff-netagent: a child process of this bench, not the agent): "
+        "%d Services x 5 endpoints\n",
+        n);
+    if (got == 7) {
       std::printf(
           "  VmRSS at start %.1f MB; + API JSON of Services+Endpoints (informer cache) %.1f MB;\n"
           "  + ServiceMap %.1f MB; + Proxier synced (cold + 1 change) %.1f MB\n",
@@ -951,6 +1004,10 @@ int main(int argc, char** argv) {
           "  growth: model + Proxier %.1f MB, with the JSON %.1f MB; VmRSS %.1f MB, VmHWM %.1f MB  "
           "(target: netagent RSS <= 40 MB)\n",
           (prox - json) / 1024.0, (prox - base) / 1024.0, prox / 1024.0, hwm / 1024.0);
+      std::printf(
+          "  after malloc_trim(0) (live heap only): VmRSS %.1f MB, growth %.1f MB with the JSON, "
+          "%.1f MB without\n",
+          trimmed / 1024.0, (trimmed - base) / 1024.0, (trimmed - json) / 1024.0);
     } else {
       std::printf("  failed\n");
     }
@@ -994,11 +1051,19 @@ int main(int argc, char** argv) {
       return 1;
     }
     // The Proxier in the router namespace (this thread).
+    auto stop_server = [&] {
+      server_stop = true;
+      server.join();
+    };
     int home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (setns(rfd, CLONE_NEWNET) != 0) return 1;
+    if (setns(rfd, CLONE_NEWNET) != 0) {
+      stop_server();
+      return 1;
+    }
     auto t = nft::NftnlTables::open();
     if (!t.is_ok() || !nft::sync_masquerade(*t.value(), "10.244.0.0/16").is_ok()) {
       std::fprintf(stderr, "bench_svc: nftables in the router namespace failed\n");
+      stop_server();
       return 1;
     }
     auto prox = make_proxier(*t.value());
@@ -1055,10 +1120,10 @@ int main(int argc, char** argv) {
     }
     std::printf(
         "  targets: ClusterIP connect latency <= 1.1x direct, flat in the number of Services\n");
-    if (setns(home, CLONE_NEWNET) != 0) std::perror("setns home");
-    server_stop = true;
-    server.join();
     prox.reset();
+    run_timed({"nft", "flush", "ruleset"}, "/dev/null", 600);  // still in the router netns
+    if (setns(home, CLONE_NEWNET) != 0) std::perror("setns home");
+    stop_server();
     ::close(cfd);
     ::close(rfd);
     ::close(sfd);
