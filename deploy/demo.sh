@@ -14,15 +14,19 @@
 #
 # Usage: deploy/demo.sh [--keep]    (--keep leaves both clusters running; deploy/demo.sh --down
 #                                    removes them)
-# Env:   SKIFF_DEMO_DIR (default /tmp/skiff-demo)
+# Env:   SKIFF_DEMO_DIR (default /tmp/skiff-demo), SKIFF_BUILD_DIR (default <repo>/build),
+#        SKIFF_DEMO_NAME (default skiff-demo: the netns and cgroup name; the lab part is
+#        <name>-lab), so a second demo can run beside another one
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${SKIFF_BUILD_DIR:-$src/build}
 dir=${SKIFF_DEMO_DIR:-/tmp/skiff-demo}
-ns=skiff-demo
+ns=${SKIFF_DEMO_NAME:-skiff-demo}
+[[ "$ns" =~ ^[a-z][a-z0-9-]{0,15}$ ]] ||
+  { echo "SKIFF_DEMO_NAME must be 1-16 of [a-z0-9-], starting with a letter" >&2; exit 2; }
 node=demo-node
-cg=skiff-demo
-lab=skiff-demo-lab  # the three-node part's deploy/lab.sh name (namespaces, cgroups)
+cg=$ns
+lab=$ns-lab  # the three-node part's deploy/lab.sh name (namespaces, cgroups)
 mode=run
 case "${1:-}" in
   --keep) mode=keep ;;
@@ -47,8 +51,11 @@ teardown() {
     pids=$(find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
     [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
   done
-  pkill -9 -f -- "--data-dir $dir/" 2>/dev/null || true  # daemons of an earlier run
-  pkill -9 -f "skiff-shim start $dir/" 2>/dev/null || true
+  # Daemons and shims of an earlier run whose pid files are gone: all run in the demo's netns.
+  if [ -e "/run/netns/$ns" ]; then
+    pids=$(ip netns pids "$ns" 2>/dev/null | xargs)
+    [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  fi
   sleep 0.3
   if [ -d "$dir" ]; then
     awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
