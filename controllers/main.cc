@@ -9,6 +9,7 @@
 #include "controllers/deployment/deployment.h"
 #include "controllers/endpoints/endpoints.h"
 #include "controllers/gc/garbage_collector.h"
+#include "controllers/loadbalancer/load_balancer.h"
 #include "controllers/manager.h"
 #include "controllers/namespace/namespace_controller.h"
 #include "controllers/nodeipam/node_ipam.h"
@@ -57,6 +58,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--node-monitor-period", monitor_period, "how often Node health is checked")
       ->capture_default_str();
+  std::vector<std::string> lb_pool;
+  app.add_option("--lb-pool", lb_pool,
+                 "LoadBalancer address pool: CIDR, A-B range or one address (repeatable; "
+                 "ConfigMap kube-system/skiff-lb-pool key pool adds to it)");
   daemon::add_verbosity_flag(app, verbosity);
   if (auto rc = daemon::parse_flags(app, argc, argv)) return *rc;
   daemon::init_logging(kProgram, verbosity);
@@ -86,6 +91,11 @@ int main(int argc, char** argv) {
   if (lef.id.empty()) lef.id = daemon::default_identity();
   mo.identity = lef.id;
   if (auto s = daemon::check_port(sf.port); !s) return fail(s.message());
+
+  controllers::loadbalancer::LoadBalancerOptions lbo;
+  lbo.pool = lb_pool;
+  auto lb = controllers::loadbalancer::LoadBalancerController::create(std::move(lbo));
+  if (!lb) return fail("--lb-pool: " + lb.status().message());
 
   std::unique_ptr<controllers::nodeipam::NodeIpamController> ipam;
   if (allocate_node_cidrs) {
@@ -118,6 +128,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::ns::NamespaceController>());
   manager.add(std::make_unique<controllers::nodelifecycle::NodeLifecycleController>(nlo));
   manager.add(std::make_unique<controllers::endpoints::EndpointsController>());
+  manager.add(std::move(*lb));
 
   std::unique_ptr<daemon::StatusServer> http;
   if (sf.port != 0) {
