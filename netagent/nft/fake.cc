@@ -388,7 +388,7 @@ Status FakeNftTables::commit(const Batch& batch) {
   }
   if (batch.empty()) return Status::ok();
   // What the kernel would refuse before sending (names, register data, element fit).
-  if (Result<std::vector<uint8_t>> enc = batch.encode(1); !enc) return enc.status();
+  if (Status s = batch.validate(); !s) return s;
   auto next = std::make_shared<State>(*state_);
   for (size_t i = 0; i < batch.ops().size(); ++i) {
     if (int err = apply(*next, batch.ops()[i])) return kernel_error(batch.describe(i), err, "");

@@ -28,7 +28,6 @@
 //  - Not modelled: element expiry, the jump depth limit, counters (always print 0).
 #pragma once
 
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>

@@ -1240,14 +1240,19 @@ std::string Batch::describe(size_t i) const {
   return "?";
 }
 
-Result<std::vector<uint8_t>> Batch::encode(uint32_t first_seq,
-                                           std::vector<size_t>* op_of_message) const {
+Status Batch::validate() const {
   if (Status s = check_name("table", table_); !s) return s;
   std::vector<const Set*> defined;
   for (size_t i = 0; i < ops_.size(); ++i) {
     if (Status s = check_op(ops_[i], family_, defined); !s) return s.with_context(describe(i));
     if (ops_[i].kind == Kind::kAddSet) defined.push_back(&ops_[i].set);
   }
+  return Status::ok();
+}
+
+Result<std::vector<uint8_t>> Batch::encode(uint32_t first_seq,
+                                           std::vector<size_t>* op_of_message) const {
+  if (Status s = validate(); !s) return s;
   if (op_of_message) op_of_message->clear();
   Encoder enc(*this, first_seq, op_of_message);
   enc.put(nftnl_batch_begin(enc.room(), enc.seq()), std::nullopt);

@@ -407,6 +407,8 @@ class Batch {
   // chain, element keys that do not fit the set's key (when the set is defined in this batch).
   [[nodiscard]] Result<std::vector<uint8_t>> encode(
       uint32_t first_seq, std::vector<size_t>* op_of_message = nullptr) const;
+  // Only the checks encode() makes before encoding (what the fake uses).
+  [[nodiscard]] Status validate() const;
 
  private:
   Family family_;
