@@ -11,7 +11,8 @@ group of checks; one failing phase does not stop the next:
   - api: ClusterIPs from 10.96.0.0/16, NodePorts in 30000-32767, the `kubernetes` Service
     10.96.0.1:443 -> node1's 10.250.0.11:6443; Endpoints web = the 3 ready pods (targetRef,
     nodeName, the named target port resolved to 8080);
-  - clusterip-pods: `wget http://<clusterIP>/` from a pod on each node;
+  - clusterip-pods: `wget http://<clusterIP>/` from a pod on each node (7 connections each);
+    hairpin: a web pod reaches itself through the ClusterIP;
   - clusterip-nodes: 30 connections to the ClusterIP from each node's own netns;
   - spread: 3,000 new connections from one client (python in node1's netns): every pod serves
     33% +- 5%;
@@ -23,8 +24,9 @@ group of checks; one failing phase does not stop the next:
     http://web/` through the search path; web-headless = all 3 pod IPs; SRV
     _http._tcp.web... port 80; an unknown name in the cluster domain is NXDOMAIN;
   - netagent-kill: a long-lived connection (pod cli1 -> ClusterIP:9000 echo, one line every
-    50 ms) while skiff-netagent is killed -9 on every node and started again: every line comes
-    back; a new connection while the agents are dead works (the rules stay in the kernel);
+    50 ms, open until every agent is back) while skiff-netagent is killed -9 on every node and
+    started again: every line comes back; the same from node2's netns (python, 20 ms); a new
+    connection while the agents are dead works (the rules stay in the kernel);
   - rolling-update: a new template (maxSurge 1, maxUnavailable 0, readiness probes) under one
     request every 10 ms to the ClusterIP: no request lost;
   - scale-down: 3 -> 1; once Endpoints web lists only the remaining pod, no connection reaches
@@ -530,6 +532,25 @@ class Test(testlib.Checks):
             self.check("pod cli%d on node%d: wget http://%s/ (ClusterIP) answered by %s "
                        "(%.1f s)" % (i, i, self.cip, host, time.time() - t0),
                        host in names, out(r))
+            # then several new connections in one exec, each answered by a web pod
+            r = self.pod_sh("cli%d" % i, "for j in 1 2 3 4 5 6; do timeout 5 wget -qO- "
+                            "http://%s/ || echo FAIL; done" % self.cip)
+            pages = r.stdout.split("\n")
+            hosts = [host_of(x.strip()) for x in pages if x.strip()]
+            self.check("pod cli%d: 6 more connections to %s all answered by web pods: %s" % (
+                i, self.cip, sorted(set(hosts))), len(hosts) == 6 and set(hosts) <= names,
+                out(r))
+        # hairpin: a web pod reaching itself through its Service (masqueraded, so the reply
+        # comes back through the DNAT); new connections until it lands on itself (bounded)
+        me = sorted(self.pods)[0]
+        r = self.pod_sh(me, "for j in $(seq 1 30); do p=$(timeout 5 wget -qO- http://%s/) || "
+                        "p=FAIL; echo \"$p\"; case \"$p\" in *\" %s\") break ;; esac; done" %
+                        (self.cip, me), timeout=120)
+        pages = [x.strip() for x in r.stdout.split("\n") if x.strip()]
+        self.check("hairpin: pod %s reaches itself through %s (%d connections, all answered, "
+                   "the last by itself)" % (me, self.cip, len(pages)),
+                   bool(pages) and host_of(pages[-1]) == me and
+                   all(host_of(x) in names for x in pages), out(r))
 
     def phase_clusterip_nodes(self):
         names = set(self.pods)
@@ -654,8 +675,10 @@ class Test(testlib.Checks):
 
     def phase_netagent_kill(self):
         # a long-lived connection from pod cli1 (node1) through the ClusterIP to an echo server
-        n, interval = 600, 0.05
-        script = ("i=0; while [ $i -lt %d ]; do echo line-$i; i=$((i+1)); sleep %s; done | "
+        # It runs until the agents are back (a stop file), at most n lines; `sent=` on stderr.
+        n, interval = 1200, 0.05
+        script = ("rm -f /tmp/stop-echo; { i=0; while [ $i -lt %d ] && [ ! -e /tmp/stop-echo ]; "
+                  "do echo line-$i; i=$((i+1)); sleep %s; done; echo sent=$i >&2; } | "
                   "nc -w 5 %s 9000" % (n, interval, self.cip))
         p = subprocess.Popen(["bash", LAB, "exec", "node1", "kubectl", "exec", "cli1", "--",
                               "sh", "-c", script], stdout=subprocess.PIPE,
@@ -688,15 +711,22 @@ class Test(testlib.Checks):
                        r.returncode == 0, out(r)[-1500:])
         self.timing("netagents killed -> all restarted", time.time() - t_kill)
         time.sleep(3)  # traffic across the restarted agents' first full syncs
+        alive = p.poll() is None
+        self.check("pod cli1's connection is still open after every netagent restarted",
+                   alive, "exit %s" % p.returncode)
+        self.pod_sh("cli1", "touch /tmp/stop-echo")
         try:
             o, e = p.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             p.kill()
             o, e = p.communicate()
         lines = [l for l in o.splitlines() if l.startswith("line-")]
-        self.check("pod cli1's long-lived connection through %s:9000: all %d lines echoed "
-                   "across the kill -9 and restart of every netagent (got %d)" % (
-                       self.cip, n, len(lines)), len(lines) == n and p.returncode == 0,
+        m = re.search(r"sent=(\d+)", e)
+        sent = int(m.group(1)) if m else -1
+        self.check("pod cli1's long-lived connection through %s:9000: all %d lines sent were "
+                   "echoed across the kill -9 and restart of every netagent (got %d)" % (
+                       self.cip, sent, len(lines)), sent > 100 and
+                   lines == ["line-%d" % k for k in range(sent)] and p.returncode == 0,
                    "exit %s, last lines %s\n%s" % (p.returncode, lines[-3:], e[-800:]))
         try:
             o, e = q.communicate(input="", timeout=30)
