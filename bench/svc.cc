@@ -121,8 +121,8 @@ class FreshNetns {
 };
 
 // Runs argv (in the calling thread's network namespace) with stdin from `in`, stdout and stderr
-// to a log; killed by SIGALRM after timeout_s. Returns the wall time in ms, or -1 on failure
-// (the log's tail on stderr).
+// to a log; killed by SIGALRM after timeout_s. Returns the wall time in ms, -2 when the time
+// limit killed it, or -1 on another failure (the log's tail on stderr).
 double run_timed(const std::vector<std::string>& argv, const std::string& in, int timeout_s) {
   std::string log = tmp_dir + "/cmd.log";
   auto t0 = Clock::now();
@@ -146,6 +146,11 @@ double run_timed(const std::vector<std::string>& argv, const std::string& in, in
   waitpid(pid, &st, 0);
   current_child = 0;
   double t = ms_since(t0);
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
+    std::fprintf(stderr, "bench_svc: %s killed after its time limit (%d s)\n", argv[0].c_str(),
+                 timeout_s);
+    return -2;
+  }
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
     std::ifstream f(log);
     std::string text((std::istreambuf_iterator<char>(f)), {});
@@ -367,6 +372,7 @@ std::string ipt_partial(const ServiceMap& m, const std::vector<const ServicePort
 struct Figures {
   std::map<std::string, std::vector<double>> ms;  // step kind -> times
   bool ok = true;
+  std::string timed_out;  // the step whose tool run exceeded --timeout-s
 };
 
 double median(std::vector<double> v) {
@@ -492,6 +498,7 @@ Figures bench_nft(const std::vector<Step>& steps, const std::vector<std::string>
     if (i == 0) *cold_bytes = scripts[i].size();
     double t = run_timed({"nft", "-f", path}, "/dev/null", timeout_s);
     if (t < 0) {
+      if (t == -2) f.timed_out = steps[i].kind;
       f.ok = false;
       return f;
     }
@@ -525,6 +532,7 @@ Figures bench_iptables(const std::string& tool, const std::vector<Step>& steps, 
     write_file(path, text);
     double t = run_timed({tool, "--noflush", "--counters"}, path, timeout_s);
     if (t < 0) {
+      if (t == -2) f.timed_out = s.kind;
       f.ok = false;
       return f;
     }
@@ -927,7 +935,13 @@ int main(int argc, char** argv) {
       std::printf("  %-34s %10s %10s %10s %10s\n", "", "cold", "add 1 svc", "change 1 ep", "no-op");
       auto row = [&](const std::string& name, const Figures& f) {
         if (!f.ok && f.ms.empty()) {
-          std::printf("  %-34s %10s\n", name.c_str(), "failed");
+          if (!f.timed_out.empty()) {
+            std::printf("  %-34s %10s  (%s step killed after --timeout-s %d s)\n", name.c_str(),
+                        (">" + std::to_string(a.timeout_s * 1000)).c_str(), f.timed_out.c_str(),
+                        a.timeout_s);
+          } else {
+            std::printf("  %-34s %10s\n", name.c_str(), "failed");
+          }
           return;
         }
         auto m = [&](const char* k) {
