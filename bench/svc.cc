@@ -8,13 +8,16 @@
 //     same Proxier commits on a FakeNftTables) and against `iptables-restore` (nft and legacy
 //     backends) of kube-proxy iptables-mode rules for the same Services (full restore, then
 //     kube-proxy's partial --noflush restores).
-// (2) RSS: a child process holds the 10,000 Services and Endpoints as API JSON (what the
-//     informers cache), the ServiceMap and a Proxier synced into a fresh netns; VmRSS growth.
+// (2) RSS: a child process holds the largest size's Services and Endpoints as API JSON (what
+//     the informers cache), the ServiceMap and a Proxier synced into a fresh netns; VmRSS growth
+//     (a proxy for skiff-netagent, labelled so).
 // (3) Connect latency and connections/s client -> ClusterIP vs client -> pod IP through a router
 //     namespace holding the table, with 0, 1,000 and 10,000 Services loaded.
 //
-// Needs root, nft and iptables-restore (Debian's nftables and iptables). Traffic only between
-// the namespaces it creates (skiff-bench-svc-<pid>-*), removed at exit (also on SIGINT/TERM).
+// Bounded: each external tool run by --timeout-s, the whole run by a watchdog (--time-limit-s).
+// Needs root, nft and iptables-restore (Debian's nftables and iptables; installed with apt-get
+// when missing). Traffic only between the namespaces it creates (skiff-bench-svc-<pid>-*),
+// removed at exit (also on SIGINT/TERM).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <malloc.h>
