@@ -270,7 +270,9 @@ void ServiceAgent::run(std::stop_token stop) {
     last_loop_ = steady::now();
   }
   auto next_full = steady::now();
-  std::optional<steady::time_point> retry_at;
+  // After a failed sync: when to retry (steady::time_point::max() = no retry pending). A plain
+  // time point, as g++ 12 -O2 warns (maybe-uninitialized) about an optional one here.
+  steady::time_point retry_at = steady::time_point::max();
   auto retry = opts_.min_retry;
   steady::time_point last_start{};
   while (!stop.stop_requested()) {
@@ -282,8 +284,8 @@ void ServiceAgent::run(std::stop_token stop) {
         if (stop.stop_requested()) return;
         now = steady::now();
         steady::time_point due = next_full;
-        if (retry_at)
-          due = std::min(due, *retry_at);  // after a failure, changes wait for the retry
+        if (retry_at != steady::time_point::max())
+          due = std::min(due, retry_at);  // after a failure, changes wait for the retry
         else if (!changes_.empty())
           due = std::min(due, last_start + opts_.min_sync_interval);
         if (now >= due) break;
@@ -292,7 +294,7 @@ void ServiceAgent::run(std::stop_token stop) {
       }
       changes = changes_.take();
     }
-    const bool full = retry_at.has_value() || now >= next_full;
+    const bool full = retry_at != steady::time_point::max() || now >= next_full;
     last_start = now;
     Status s = sync(changes, full);
     auto end = steady::now();
@@ -301,7 +303,7 @@ void ServiceAgent::run(std::stop_token stop) {
       last_loop_ = end;
     }
     if (s) {
-      retry_at.reset();
+      retry_at = steady::time_point::max();
       retry = opts_.min_retry;
       if (full) next_full = now + opts_.full_sync_period;
     } else {
