@@ -21,6 +21,7 @@
 #include <cstring>
 #include <string>
 
+#include "test/netns.h"
 #include "test/testing.h"
 
 namespace skiff::conntrack {
@@ -183,53 +184,9 @@ TEST_CASE("cleanup selects entries as kube-proxy does", "[conntrack]") {
 
 // ---------------------------------------------------------------- kernel (root)
 
-// Moves the calling thread into a fresh network namespace and back when destroyed; the
-// namespace, its nftables and its conntrack table vanish with it.
-class PrivateNetns {
- public:
-  PrivateNetns() {
-    saved_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (saved_ < 0) {
-      error_ = std::string("open /proc/thread-self/ns/net: ") + std::strerror(errno);
-    } else if (unshare(CLONE_NEWNET) != 0) {
-      error_ = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
-    } else {
-      entered_ = true;
-    }
-  }
-  ~PrivateNetns() {
-    if (entered_ && setns(saved_, CLONE_NEWNET) != 0) {
-      std::perror("setns back to the original network namespace");
-      std::abort();  // the rest of the tests must not run in the wrong namespace
-    }
-    if (saved_ >= 0) ::close(saved_);
-  }
-  PrivateNetns(const PrivateNetns&) = delete;
-  PrivateNetns& operator=(const PrivateNetns&) = delete;
-  const std::string& error() const { return error_; }
-
- private:
-  int saved_ = -1;
-  bool entered_ = false;
-  std::string error_;
-};
-
-struct Run {
-  int status;
-  std::string out;
-};
-// A shell command in the calling thread's network namespace (the child inherits it).
-Run sh(const std::string& cmd) {
-  Run r{-1, ""};
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  if (!f) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.out.append(buf, n);
-  int st = pclose(f);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using skiff::testing::PrivateNetns;
+using skiff::testing::Run;
+using skiff::testing::sh;
 
 class Fd {
  public:

@@ -20,6 +20,7 @@
 
 #include "netagent/nft/masquerade.h"
 #include "netagent/nft/skiff_table.h"
+#include "test/netns.h"
 #include "test/testing.h"
 
 namespace skiff::nft {
@@ -273,53 +274,9 @@ TEST_CASE("the API refuses a bad CIDR before touching the kernel", "[nft]") {
 
 // ---------------------------------------------------------------- kernel (root)
 
-// Moves the calling thread into a fresh network namespace and back when destroyed; the
-// namespace and every nftables object in it vanish with the last reference.
-class PrivateNetns {
- public:
-  PrivateNetns() {
-    saved_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (saved_ < 0) {
-      error_ = std::string("open /proc/thread-self/ns/net: ") + std::strerror(errno);
-    } else if (unshare(CLONE_NEWNET) != 0) {
-      error_ = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
-    } else {
-      entered_ = true;
-    }
-  }
-  ~PrivateNetns() {
-    if (entered_ && setns(saved_, CLONE_NEWNET) != 0) {
-      std::perror("setns back to the original network namespace");
-      std::abort();  // the rest of the tests must not run in the wrong namespace
-    }
-    if (saved_ >= 0) ::close(saved_);
-  }
-  PrivateNetns(const PrivateNetns&) = delete;
-  PrivateNetns& operator=(const PrivateNetns&) = delete;
-  const std::string& error() const { return error_; }
-
- private:
-  int saved_ = -1;
-  bool entered_ = false;
-  std::string error_;
-};
-
-// Runs a shell command in the calling thread's netns; returns its exit status and output.
-struct Run {
-  int status;
-  std::string out;
-};
-Run sh(const std::string& cmd) {
-  Run r{-1, ""};
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  if (!f) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) r.out.append(buf, n);
-  int st = pclose(f);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using skiff::testing::PrivateNetns;
+using skiff::testing::Run;
+using skiff::testing::sh;
 
 bool table_exists(const std::string& family_table) {
   return sh("nft list table " + family_table).status == 0;
