@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/json_path.h"
 #include "netagent/nft/masquerade.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
@@ -22,17 +23,6 @@ namespace {
 const proto::ResourceType& node_type() {
   static const proto::ResourceType t = proto::node_resource();
   return t;
-}
-
-std::string str_at(const json& j, std::initializer_list<const char*> path) {
-  const json* p = &j;
-  for (const char* k : path) {
-    if (!p->is_object()) return "";
-    auto it = p->find(k);
-    if (it == p->end()) return "";
-    p = &*it;
-  }
-  return p->is_string() ? p->get<std::string>() : "";
 }
 
 }  // namespace

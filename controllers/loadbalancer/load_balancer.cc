@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_path.h"
 #include "controllers/workers.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
@@ -23,22 +24,6 @@ const proto::ResourceType& service_type() {
 const proto::ResourceType& configmap_type() {
   static const proto::ResourceType t = proto::configmap_resource();
   return t;
-}
-
-const json* find_path(const json& obj, std::initializer_list<const char*> path) {
-  const json* cur = &obj;
-  for (const char* p : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(p);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-
-std::string str_at(const json& obj, std::initializer_list<const char*> path) {
-  const json* v = find_path(obj, path);
-  return v && v->is_string() ? v->get<std::string>() : "";
 }
 
 // The ingress list of status.loadBalancer (an empty array when absent or malformed).

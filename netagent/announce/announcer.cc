@@ -15,6 +15,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/json_path.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
 #include "proto/client/leader_election.h"
@@ -42,22 +43,6 @@ const proto::ResourceType& endpoints_type() {
 const proto::ResourceType& node_type() {
   static const proto::ResourceType t = proto::node_resource();
   return t;
-}
-
-const json* find_path(const json& obj, std::initializer_list<const char*> path) {
-  const json* cur = &obj;
-  for (const char* p : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(p);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-
-std::string str_at(const json& obj, std::initializer_list<const char*> path) {
-  const json* v = find_path(obj, path);
-  return v && v->is_string() ? v->get<std::string>() : "";
 }
 
 bool handled(const json& svc) {

@@ -68,30 +68,17 @@ int wire_rcode(std::string_view w) {
   return w.size() >= 4 ? (static_cast<uint8_t>(w[3]) & 0xF) : -1;
 }
 
+// type_name for the record types worth a metrics label, "other" for the rest: a client can
+// send any of 65,536 types and each label value is a time series.
 const char* type_label(uint16_t t) {
-  switch (t) {
-    case kA:
-      return "A";
-    case kNS:
-      return "NS";
-    case kCNAME:
-      return "CNAME";
-    case kSOA:
-      return "SOA";
-    case kPTR:
-      return "PTR";
-    case kMX:
-      return "MX";
-    case kTXT:
-      return "TXT";
-    case kAAAA:
-      return "AAAA";
-    case kSRV:
-      return "SRV";
-    case kANY:
-      return "ANY";
-  }
-  return "other";
+  static const std::map<uint16_t, std::string> labels = [] {
+    std::map<uint16_t, std::string> m;
+    for (uint16_t k : {kA, kNS, kCNAME, kSOA, kPTR, kMX, kTXT, kAAAA, kSRV, kANY})
+      m[k] = type_name(k);
+    return m;
+  }();
+  auto it = labels.find(t);
+  return it == labels.end() ? "other" : it->second.c_str();
 }
 
 constexpr std::array<double, 14> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
