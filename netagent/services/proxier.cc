@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "netagent/nft/skiff_table.h"
 
@@ -613,19 +614,19 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
       for (Rule& r : static_rules(c.name)) batch.add_rule(c.name, std::move(r));
     }
     // Stale: chains and sets of the applied ports that the desired ones do not have.
-    std::unordered_map<std::string, bool> wanted_chains, wanted_sets;
+    std::unordered_set<std::string> wanted_chains, wanted_sets;
     std::vector<PortPlan> plans;
     plans.reserve(desired.size());
     for (const auto& [key, sp] : desired) {
       PortPlan p = plan_port(sp);
       for (const SetPlan& s : p.sets) {
         batch.add_set(affinity_set(s));
-        wanted_sets[s.name] = true;
+        wanted_sets.insert(s.name);
       }
       for (const ChainPlan& c : p.chains) {
         batch.add_chain(nft::Chain{c.name, std::nullopt});
         batch.flush_chain(c.name);
-        wanted_chains[c.name] = true;
+        wanted_chains.insert(c.name);
       }
       plans.push_back(std::move(p));
     }
@@ -647,8 +648,11 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
         batch.add_elements(map_name(static_cast<MapId>(m)), std::move(bb.add_elems[m]));
       }
     }
-    for (const auto& [key, sp] : applied_) {
-      PortPlan p = plan_port(sp);
+    // A full sync's changes pair every applied port with its desired one (or none); an
+    // unchanged port plans to the same names, all wanted, so only the others are planned again.
+    for (auto& [o, n] : changes) {
+      if (!o || (n && *o == *n)) continue;
+      PortPlan p = plan_port(*o);
       for (const ChainPlan& c : p.chains) {
         if (!wanted_chains.count(c.name)) bb.stale_chains.push_back(c.name);
       }

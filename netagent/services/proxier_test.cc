@@ -316,6 +316,21 @@ TEST_CASE("a full re-assert repairs drift and removes stale chains", "[proxier][
   CHECK(r->chains_deleted > 0);
   CHECK_FALSE(fake.has_chain(service_chain_name(sp)));
   CHECK(testdata::canonical(fake.list()) == fresh_listing(fewer));
+
+  // An endpoint dropped from a port while the next sync is a full one: only its chain is stale.
+  REQUIRE(p->sync(m).is_ok());
+  ServiceMap changed = m;
+  ServicePort& csp = changed.begin()->second;
+  const std::string gone = endpoint_chain_name(csp, csp.endpoints.back());
+  REQUIRE(fake.has_chain(gone));
+  csp.endpoints.pop_back();
+  p->request_full_sync();
+  r = p->sync(changed);
+  REQUIRE(r.is_ok());
+  CHECK(r->full);
+  CHECK(r->chains_deleted == 1);
+  CHECK_FALSE(fake.has_chain(gone));
+  CHECK(testdata::canonical(fake.list()) == fresh_listing(changed));
 }
 
 TEST_CASE("masquerade's postrouting chain survives every sync", "[proxier][full]") {
