@@ -73,6 +73,28 @@ std::string with_static(std::string text) {
   return text;
 }
 
+// The elements of the four service maps ("" = none), in nft syntax.
+struct Maps {
+  std::string service_ips, nodeports, no_endpoint_services, no_endpoint_nodeports;
+};
+
+// The listing of table ip skiff: the four maps with `maps`' elements, then `rest` (affinity
+// sets, @STATIC@, the service chains and the table's closing brace).
+std::string listing(const Maps& maps, std::string rest) {
+  std::string out = "table ip skiff {\n";
+  auto map = [&](const char* name, const char* type, const std::string& elements) {
+    out.append("  map ").append(name).append(" {\n    type ").append(type);
+    out.append(" : verdict\n");
+    if (!elements.empty()) out.append("    elements = { ").append(elements).append(" }\n");
+    out.append("  }\n\n");
+  };
+  map("service-ips", "ipv4_addr . inet_proto . inet_service", maps.service_ips);
+  map("service-nodeports", "inet_proto . inet_service", maps.nodeports);
+  map("no-endpoint-services", "ipv4_addr . inet_proto . inet_service", maps.no_endpoint_services);
+  map("no-endpoint-nodeports", "inet_proto . inet_service", maps.no_endpoint_nodeports);
+  return out + with_static(std::move(rest));
+}
+
 }  // namespace
 
 std::string canonical(const std::string& listing) {
@@ -105,25 +127,11 @@ std::vector<Golden> goldens() {
     o.add("web", {{"clusterIP", "10.96.0.20"}, {"ports", ports("http", 80)}},
           {{"10.244.1.5", "node1"}, {"10.244.2.5", "node2"}, {"10.244.3.5", "node3"}}, "http",
           8080);
-    out.push_back({"clusterip-3-endpoints", o.map(), with_static(R"(table ip skiff {
-  map service-ips {
-    type ipv4_addr . inet_proto . inet_service : verdict
-    elements = { 10.96.0.20 . tcp . 80 : goto service-GB7ZZQEM-default/web/tcp/http }
-  }
-
-  map service-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-services {
-    type ipv4_addr . inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-@STATIC@
+    out.push_back(
+        {"clusterip-3-endpoints", o.map(),
+         listing(
+             {.service_ips = "10.96.0.20 . tcp . 80 : goto service-GB7ZZQEM-default/web/tcp/http"},
+             R"(@STATIC@
   chain endpoint-C3TUYKI3-default/web/tcp/http__10.244.1.5/8080 {
     ip saddr 10.244.1.5 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.1.5:8080
@@ -153,26 +161,12 @@ std::vector<Golden> goldens() {
            {"type", "NodePort"},
            {"ports", ports("http", 80, "TCP", 30080)}},
           {{"10.244.1.6", "node1"}, {"10.244.2.6", "node2"}}, "http", 8080);
-    out.push_back({"nodeport", o.map(), with_static(R"(table ip skiff {
-  map service-ips {
-    type ipv4_addr . inet_proto . inet_service : verdict
-    elements = { 10.96.0.21 . tcp . 80 : goto service-QU2TOGX4-default/np/tcp/http }
-  }
-
-  map service-nodeports {
-    type inet_proto . inet_service : verdict
-    elements = { tcp . 30080 : goto external-QU2TOGX4-default/np/tcp/http }
-  }
-
-  map no-endpoint-services {
-    type ipv4_addr . inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-@STATIC@
+    out.push_back(
+        {"nodeport", o.map(),
+         listing(
+             {.service_ips = "10.96.0.21 . tcp . 80 : goto service-QU2TOGX4-default/np/tcp/http",
+              .nodeports = "tcp . 30080 : goto external-QU2TOGX4-default/np/tcp/http"},
+             R"(@STATIC@
   chain endpoint-35TTZRRU-default/np/tcp/http__10.244.1.6/8080 {
     ip saddr 10.244.1.6 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.1.6:8080
@@ -204,28 +198,13 @@ std::vector<Golden> goldens() {
            {"ports", ports("", 80, "TCP", 30081)}},
           {{"10.244.2.7", "node2"}}, "", 80, "TCP",
           {{"loadBalancer", {{"ingress", {{{"ip", "10.250.0.200"}}}}}}});
-    out.push_back({"loadbalancer-externalips", o.map(), with_static(R"(table ip skiff {
-  map service-ips {
-    type ipv4_addr . inet_proto . inet_service : verdict
-    elements = { 10.96.0.22 . tcp . 80 : goto service-YTST3GUL-default/lb/tcp/,
-           10.250.0.200 . tcp . 80 : goto external-YTST3GUL-default/lb/tcp/,
-           192.0.2.10 . tcp . 80 : goto external-YTST3GUL-default/lb/tcp/ }
-  }
-
-  map service-nodeports {
-    type inet_proto . inet_service : verdict
-    elements = { tcp . 30081 : goto external-YTST3GUL-default/lb/tcp/ }
-  }
-
-  map no-endpoint-services {
-    type ipv4_addr . inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-@STATIC@
+    out.push_back({"loadbalancer-externalips", o.map(),
+                   listing({.service_ips =
+                                "10.96.0.22 . tcp . 80 : goto service-YTST3GUL-default/lb/tcp/, "
+                                "10.250.0.200 . tcp . 80 : goto external-YTST3GUL-default/lb/tcp/, "
+                                "192.0.2.10 . tcp . 80 : goto external-YTST3GUL-default/lb/tcp/",
+                            .nodeports = "tcp . 30081 : goto external-YTST3GUL-default/lb/tcp/"},
+                           R"(@STATIC@
   chain endpoint-BUX5U4AF-default/lb/tcp/__10.244.2.7/80 {
     ip saddr 10.244.2.7 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.2.7:80
@@ -257,28 +236,14 @@ std::vector<Golden> goldens() {
            {"externalTrafficPolicy", "Local"},
            {"ports", ports("http", 80, "TCP", 30083)}},
           {{"10.244.2.9", "node2"}}, "http", 8080);
-    out.push_back({"external-traffic-policy-local", o.map(), with_static(R"(table ip skiff {
-  map service-ips {
-    type ipv4_addr . inet_proto . inet_service : verdict
-    elements = { 10.96.0.23 . tcp . 80 : goto service-JQ3LB3W6-default/local/tcp/http,
-           10.96.0.24 . tcp . 80 : goto service-QEADQSA5-default/remote/tcp/http }
-  }
-
-  map service-nodeports {
-    type inet_proto . inet_service : verdict
-    elements = { tcp . 30082 : goto external-JQ3LB3W6-default/local/tcp/http,
-           tcp . 30083 : goto external-QEADQSA5-default/remote/tcp/http }
-  }
-
-  map no-endpoint-services {
-    type ipv4_addr . inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-@STATIC@
+    out.push_back(
+        {"external-traffic-policy-local", o.map(),
+         listing({.service_ips =
+                      "10.96.0.23 . tcp . 80 : goto service-JQ3LB3W6-default/local/tcp/http, "
+                      "10.96.0.24 . tcp . 80 : goto service-QEADQSA5-default/remote/tcp/http",
+                  .nodeports = "tcp . 30082 : goto external-JQ3LB3W6-default/local/tcp/http, tcp . "
+                               "30083 : goto external-QEADQSA5-default/remote/tcp/http"},
+                 R"(@STATIC@
   chain endpoint-NIB7DQ24-default/local/tcp/http__10.244.2.8/8080 {
     ip saddr 10.244.2.8 meta mark set meta mark | 0x00004000
     meta l4proto tcp dnat to 10.244.2.8:8080
@@ -335,26 +300,10 @@ std::vector<Golden> goldens() {
            {"type", "NodePort"},
            {"ports", ports("http", 80, "TCP", 30084)}},
           {}, "http", 8080);
-    out.push_back({"no-endpoints-reject", o.map(), with_static(R"(table ip skiff {
-  map service-ips {
-    type ipv4_addr . inet_proto . inet_service : verdict
-  }
-
-  map service-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-services {
-    type ipv4_addr . inet_proto . inet_service : verdict
-    elements = { 10.96.0.25 . tcp . 80 : goto reject-chain }
-  }
-
-  map no-endpoint-nodeports {
-    type inet_proto . inet_service : verdict
-    elements = { tcp . 30084 : goto reject-chain }
-  }
-
-@STATIC@}
+    out.push_back({"no-endpoints-reject", o.map(),
+                   listing({.no_endpoint_services = "10.96.0.25 . tcp . 80 : goto reject-chain",
+                            .no_endpoint_nodeports = "tcp . 30084 : goto reject-chain"},
+                           R"(@STATIC@}
 )")});
   }
   {
@@ -365,25 +314,11 @@ std::vector<Golden> goldens() {
            {"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 300}}}}},
            {"ports", ports("http", 80)}},
           {{"10.244.1.10", "node1"}, {"10.244.2.10", "node2"}}, "http", 8080);
-    out.push_back({"session-affinity", o.map(), with_static(R"(table ip skiff {
-  map service-ips {
-    type ipv4_addr . inet_proto . inet_service : verdict
-    elements = { 10.96.0.26 . tcp . 80 : goto service-LBIPX4XU-default/sticky/tcp/http }
-  }
-
-  map service-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-services {
-    type ipv4_addr . inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-  set affinity-5ZOHLYQX-default/sticky/tcp/http__10.244.2.10/8080 {
+    out.push_back(
+        {"session-affinity", o.map(),
+         listing({.service_ips =
+                      "10.96.0.26 . tcp . 80 : goto service-LBIPX4XU-default/sticky/tcp/http"},
+                 R"(  set affinity-5ZOHLYQX-default/sticky/tcp/http__10.244.2.10/8080 {
     type ipv4_addr
     size 65535
     flags dynamic,timeout
@@ -425,25 +360,11 @@ std::vector<Golden> goldens() {
           {{"10.244.1.11", "node1"}}, "http", 8080);
     o.add("dns", {{"clusterIP", "10.96.0.27"}, {"ports", ports("dns", 53, "UDP")}},
           {{"10.244.1.12", "node1"}}, "dns", 5353, "UDP");
-    out.push_back({"headless-skipped-and-udp", o.map(), with_static(R"(table ip skiff {
-  map service-ips {
-    type ipv4_addr . inet_proto . inet_service : verdict
-    elements = { 10.96.0.27 . udp . 53 : goto service-YJ6LADPD-default/dns/udp/dns }
-  }
-
-  map service-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-services {
-    type ipv4_addr . inet_proto . inet_service : verdict
-  }
-
-  map no-endpoint-nodeports {
-    type inet_proto . inet_service : verdict
-  }
-
-@STATIC@
+    out.push_back(
+        {"headless-skipped-and-udp", o.map(),
+         listing(
+             {.service_ips = "10.96.0.27 . udp . 53 : goto service-YJ6LADPD-default/dns/udp/dns"},
+             R"(@STATIC@
   chain endpoint-AQDDAWSQ-default/dns/udp/dns__10.244.1.12/5353 {
     ip saddr 10.244.1.12 meta mark set meta mark | 0x00004000
     meta l4proto udp dnat to 10.244.1.12:5353
