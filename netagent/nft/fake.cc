@@ -376,7 +376,6 @@ FakeNftTables::FakeNftTables(Family family, std::string table)
     : family_(family), table_(std::move(table)), state_(std::make_shared<State>()) {}
 
 Status FakeNftTables::commit(const Batch& batch) {
-  ++attempts_;
   if (!fail_next_.is_ok()) {
     Status s = std::move(fail_next_);
     fail_next_ = Status::ok();
@@ -438,12 +437,6 @@ std::vector<Element> ordered_elements(const State::SetState& s) {
 }
 
 }  // namespace
-
-std::vector<std::string> FakeNftTables::chains() const {
-  std::vector<std::string> out;
-  for (const auto* c : by_seq(state_->chains)) out.push_back(c->chain.name);
-  return out;
-}
 
 std::vector<std::string> FakeNftTables::sets() const {
   std::vector<std::string> out;
@@ -991,8 +984,6 @@ std::string rule_to_nft(const Rule& rule) {
   if (!rule.comment.empty()) t += " comment " + quoted(rule.comment);
   return t;
 }
-
-std::string element_to_nft(const Set& set, const Element& e) { return element_text(&set, e); }
 
 std::string set_to_nft(const Set& set, const std::vector<Element>& elements, int indent) {
   std::string in(static_cast<size_t>(indent), '\t');

@@ -47,17 +47,14 @@ class FakeNftTables : public NftTables {
 
   // Every batch that was applied successfully, in order.
   const std::vector<Batch>& committed() const { return committed_; }
-  // How many commits were attempted (including refused ones).
-  size_t attempts() const { return attempts_; }
   // The next commit fails with this status without applying anything (tests of error paths).
   void fail_next_commit(Status s) { fail_next_ = std::move(s); }
 
   bool table_exists() const;
   bool has_chain(const std::string& name) const;
   bool has_set(const std::string& name) const;
-  // Chain and set names in creation order; the rules of a chain; the elements of a set in
-  // insertion order (both empty when absent).
-  std::vector<std::string> chains() const;
+  // Set names in creation order; the rules of a chain; the elements of a set in insertion
+  // order (both empty when absent).
   std::vector<std::string> sets() const;
   std::vector<Rule> rules(const std::string& chain) const;
   std::vector<Element> elements(const std::string& set) const;
@@ -73,7 +70,6 @@ class FakeNftTables : public NftTables {
   std::string table_;
   std::shared_ptr<State> state_;  // replaced as a whole by a successful commit
   std::vector<Batch> committed_;
-  size_t attempts_ = 0;
   Status fail_next_;
 };
 
@@ -85,8 +81,6 @@ std::string rule_to_nft(const Rule& rule);
 // One set/map definition in `nft list` syntax (a `set x { ... }` / `map x { ... }` block,
 // with its elements), indented by `indent` tabs.
 std::string set_to_nft(const Set& set, const std::vector<Element>& elements, int indent = 1);
-// One element in nft syntax: `10.96.0.1 . tcp . 443 : goto svc-x`.
-std::string element_to_nft(const Set& set, const Element& e);
 
 // The batch as an `nft -f` script that makes the same changes (the bench feeds it to nft):
 // `add table ip skiff`, `add chain ip skiff x { type nat hook ... }`, `flush chain ...`,
