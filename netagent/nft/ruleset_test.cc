@@ -40,6 +40,11 @@ Rule rule(std::initializer_list<std::vector<Expr>> parts, std::string comment = 
 std::vector<Expr> verdict(VerdictCode c, std::string chain = "") {
   return {Verdict{c, std::move(chain)}};
 }
+// A map element `key : goto chain`, and an element given by its key alone (for deletes).
+Element goto_element(std::vector<Bytes> key, std::string chain) {
+  return Element{std::move(key), Verdict{VerdictCode::kGoto, std::move(chain)}, 0, {}};
+}
+Element key_element(std::vector<Bytes> key) { return Element{std::move(key), {}, 0, {}}; }
 
 Set service_ips_map() {
   Set s;
@@ -118,19 +123,12 @@ Batch representative_batch() {
       rule({match_l4proto(kUdp), match_th_dport(53), {Counter{}}, verdict(VerdictCode::kAccept)}));
   b.add_rule("filter-input", rule({match_mark_bits(kMasqueradeMark), reject_tcp_reset()}));
 
-  b.add_elements(
-      "service-ips",
-      {Element{
-           service_key(ip("10.96.0.20"), kTcp, 80), Verdict{VerdictCode::kGoto, "svc-web"}, 0, {}},
-       Element{service_key(ip("10.96.0.21"), kUdp, 53), Verdict{VerdictCode::kGoto, "svc-web"}, 0,
-               "dns"}});
-  b.add_elements(
-      "service-nodeports",
-      {Element{proto_port_key(kTcp, 30080), Verdict{VerdictCode::kGoto, "svc-web"}, 0, {}}});
-  b.add_elements("no-endpoint-services", {Element{service_key(ip("10.96.0.30"), kTcp, 443),
-                                                  Verdict{VerdictCode::kGoto, "reject-chain"},
-                                                  0,
-                                                  {}}});
+  b.add_elements("service-ips", {goto_element(service_key(ip("10.96.0.20"), kTcp, 80), "svc-web"),
+                                 Element{service_key(ip("10.96.0.21"), kUdp, 53),
+                                         Verdict{VerdictCode::kGoto, "svc-web"}, 0, "dns"}});
+  b.add_elements("service-nodeports", {goto_element(proto_port_key(kTcp, 30080), "svc-web")});
+  b.add_elements("no-endpoint-services",
+                 {goto_element(service_key(ip("10.96.0.30"), kTcp, 443), "reject-chain")});
   b.add_elements("marks", {Element{{ipv4_bytes(ip("1.2.3.4"))}, u32_key(0x10), 0, {}}});
   return b;
 }
@@ -287,11 +285,8 @@ TEST_CASE("10,000 elements are one op in several messages under the attribute li
   b.add_set(service_ips_map());
   std::vector<Element> elements;
   for (uint32_t i = 0; i < 10000; ++i) {
-    elements.push_back(
-        Element{service_key(ip("10.96.0.0") + i, kTcp, 80),
-                Verdict{VerdictCode::kGoto, "service-chain-with-a-long-name-" + std::to_string(i)},
-                0,
-                {}});
+    elements.push_back(goto_element(service_key(ip("10.96.0.0") + i, kTcp, 80),
+                                    "service-chain-with-a-long-name-" + std::to_string(i)));
   }
   b.add_elements("service-ips", elements);
   CHECK(describe_all(b) ==
@@ -333,7 +328,7 @@ TEST_CASE("sets and elements are validated before anything is sent", "[nft][sets
           {ipv4_bytes(1), port_bytes(6), port_bytes(80)}, Verdict{VerdictCode::kDrop}, 0, {}}});
   CHECK_THAT(err(bad_part), Catch::Contains("part 1 is 2 bytes; inet_proto is 1"));
   Batch no_verdict = b;
-  no_verdict.add_elements("service-ips", {Element{service_key(1, kTcp, 80), {}, 0, {}}});
+  no_verdict.add_elements("service-ips", {key_element(service_key(1, kTcp, 80))});
   CHECK_THAT(err(no_verdict), Catch::Contains("without a verdict"));
   Batch no_jump_target = b;
   no_jump_target.add_elements(
@@ -454,7 +449,7 @@ TEST_CASE("the fake applies the kernel's semantics, all or nothing", "[nft][fake
     REQUIRE(f2.commit(full_representative_batch()).is_ok());
     Batch ok = fresh();
     ok.delete_elements("no-endpoint-services",
-                       {Element{service_key(ip("10.96.0.30"), kTcp, 443), {}, 0, {}}});
+                       {key_element(service_key(ip("10.96.0.30"), kTcp, 443))});
     ok.delete_chain("reject-chain");
     CHECK(f2.commit(ok).to_string() == "OK");
     CHECK(!f2.has_chain("reject-chain"));
@@ -467,9 +462,7 @@ TEST_CASE("the fake applies the kernel's semantics, all or nothing", "[nft][fake
           "add rule ip skiff nowhere");
   refused(fresh().add_rule("services", rule({match_saddr_in_set("no-such-set")})), ENOENT,
           "add rule ip skiff services");
-  refused(fresh().add_elements(
-              "service-ips",
-              {Element{service_key(1, kTcp, 1), Verdict{VerdictCode::kGoto, "nowhere"}, 0, {}}}),
+  refused(fresh().add_elements("service-ips", {goto_element(service_key(1, kTcp, 1), "nowhere")}),
           ENOENT, "add 1 element to set ip skiff service-ips");
   refused(fresh().add_rule("services", rule({verdict(VerdictCode::kJump, "nat-prerouting")})),
           EOPNOTSUPP, "add rule ip skiff services");
@@ -485,17 +478,14 @@ TEST_CASE("the fake applies the kernel's semantics, all or nothing", "[nft][fake
   web_b.data = Verdict{VerdictCode::kGoto, "ep-b"};
   refused(fresh().add_elements("service-ips", {web_b}), EEXIST,
           "add 1 element to set ip skiff service-ips");
-  refused(fresh().delete_elements("service-ips", {Element{service_key(9, kTcp, 9), {}, 0, {}}}),
-          ENOENT, "delete 1 element from set ip skiff service-ips");
+  refused(fresh().delete_elements("service-ips", {key_element(service_key(9, kTcp, 9))}), ENOENT,
+          "delete 1 element from set ip skiff service-ips");
   // Table validation (the kernel's, at commit): dnat reached from a filter chain, a cycle.
   refused(fresh().add_rule("filter-input", rule({verdict(VerdictCode::kJump, "ep-a")})), EOPNOTSUPP,
           "add rule ip skiff filter-input");
-  refused(
-      fresh().add_elements("no-endpoint-services", {Element{service_key(ip("10.96.0.31"), kTcp, 80),
-                                                            Verdict{VerdictCode::kGoto, "svc-web"},
-                                                            0,
-                                                            {}}}),
-      EOPNOTSUPP, "add 1 element to set ip skiff no-endpoint-services");
+  refused(fresh().add_elements("no-endpoint-services",
+                               {goto_element(service_key(ip("10.96.0.31"), kTcp, 80), "svc-web")}),
+          EOPNOTSUPP, "add 1 element to set ip skiff no-endpoint-services");
   refused(fresh().add_rule("mark-for-masquerade", rule({verdict(VerdictCode::kJump, "svc-web")})),
           EMLINK, "add rule ip skiff mark-for-masquerade");
   // A set redefined differently.
@@ -546,11 +536,8 @@ TEST_CASE("a batch prints as an nft -f script", "[nft][fake]") {
   b.add_chain(Chain{"pre", BaseChain{"nat", Hook::kPrerouting, -100, VerdictCode::kAccept}});
   b.add_chain(Chain{"svc", std::nullopt});
   b.add_rule("svc", rule({reject_tcp_reset()}, "no endpoints"));
-  b.add_elements(
-      "service-ips",
-      {Element{
-          service_key(ip("10.96.0.1"), kTcp, 443), Verdict{VerdictCode::kGoto, "svc"}, 0, {}}});
-  b.delete_elements("service-ips", {Element{service_key(ip("10.96.0.1"), kTcp, 443), {}, 0, {}}});
+  b.add_elements("service-ips", {goto_element(service_key(ip("10.96.0.1"), kTcp, 443), "svc")});
+  b.delete_elements("service-ips", {key_element(service_key(ip("10.96.0.1"), kTcp, 443))});
   b.add_elements("service-nodeports",
                  {Element{proto_port_key(kUdp, 30053), Verdict{VerdictCode::kDrop}, 0, {}}});
   b.flush_chain("svc").delete_chain("svc").flush_set("aff").delete_set("aff");
@@ -656,14 +643,12 @@ TEST_CASE("the kernel lists what the fake lists; refused batches change nothing"
     b.add_chain(Chain{"ep-c", std::nullopt}).add_chain(Chain{"svc-new", std::nullopt});
     b.add_rule("ep-c", rule({dnat_to(ip("10.244.3.9"), 9090, kTcp)}));
     b.add_rule("svc-new", rule({verdict(VerdictCode::kGoto, "ep-c")}));
-    b.add_elements("service-ips", {Element{service_key(ip("10.96.0.40"), kTcp, 8080),
-                                           Verdict{VerdictCode::kGoto, "svc-new"},
-                                           0,
-                                           {}}});
+    b.add_elements("service-ips",
+                   {goto_element(service_key(ip("10.96.0.40"), kTcp, 8080), "svc-new")});
     b.flush_chain("svc-web");
     b.add_rule("svc-web", rule({numgen_vmap_goto({"ep-a"})}, "web"));
     b.flush_chain("ep-b").delete_chain("ep-b");
-    b.delete_elements("service-ips", {Element{service_key(ip("10.96.0.21"), kUdp, 53), {}, 0, {}}});
+    b.delete_elements("service-ips", {key_element(service_key(ip("10.96.0.21"), kUdp, 53))});
     REQUIRE(commit_both(*kernel, fake, b).to_string() == "OK");
     check_same(fake);
     CHECK_THAT(kernel_listing(), Catch::Contains("numgen random mod 1 vmap { 0 : goto ep-a }"));
@@ -699,10 +684,8 @@ TEST_CASE("the kernel lists what the fake lists; refused batches change nothing"
     };
     Batch missing(kSkiffFamily, kSkiffTable);
     missing.add_chain(Chain{"svc-x", std::nullopt});
-    missing.add_elements(
-        "service-ips",
-        {Element{
-            service_key(ip("10.96.0.50"), kTcp, 80), Verdict{VerdictCode::kGoto, "svc-x"}, 0, {}}});
+    missing.add_elements("service-ips",
+                         {goto_element(service_key(ip("10.96.0.50"), kTcp, 80), "svc-x")});
     missing.add_rule("svc-x", rule({verdict(VerdictCode::kGoto, "no-such-endpoint")}));
     refused(missing, ENOENT);
     Batch busy(kSkiffFamily, kSkiffTable);
@@ -712,25 +695,20 @@ TEST_CASE("the kernel lists what the fake lists; refused batches change nothing"
     busy_set.delete_set("service-nodeports");
     refused(busy_set, EBUSY);
     Batch clash(kSkiffFamily, kSkiffTable);
-    clash.add_elements(
-        "service-ips",
-        {Element{
-            service_key(ip("10.96.0.20"), kTcp, 80), Verdict{VerdictCode::kGoto, "ep-b"}, 0, {}}});
+    clash.add_elements("service-ips",
+                       {goto_element(service_key(ip("10.96.0.20"), kTcp, 80), "ep-b")});
     refused(clash, EEXIST);
     Batch gone(kSkiffFamily, kSkiffTable);
-    gone.delete_elements("service-ips", {Element{service_key(1, kTcp, 1), {}, 0, {}}});
+    gone.delete_elements("service-ips", {key_element(service_key(1, kTcp, 1))});
     refused(gone, ENOENT);
     // Table validation: what a base chain reaches must be allowed in it.
     refused(Batch(kSkiffFamily, kSkiffTable)
                 .add_rule("filter-input", rule({verdict(VerdictCode::kJump, "ep-a")})),
             EOPNOTSUPP);  // dnat reached from a filter chain
-    refused(
-        Batch(kSkiffFamily, kSkiffTable)
-            .add_elements("no-endpoint-services", {Element{service_key(ip("10.96.0.31"), kTcp, 80),
-                                                           Verdict{VerdictCode::kGoto, "svc-web"},
-                                                           0,
-                                                           {}}}),
-        EOPNOTSUPP);  // the same through a verdict map element
+    refused(Batch(kSkiffFamily, kSkiffTable)
+                .add_elements("no-endpoint-services",
+                              {goto_element(service_key(ip("10.96.0.31"), kTcp, 80), "svc-web")}),
+            EOPNOTSUPP);  // the same through a verdict map element
     refused(Batch(kSkiffFamily, kSkiffTable)
                 .add_rule("reject-chain", rule({dnat_to(ip("10.244.9.9"), 80, kTcp)})),
             EOPNOTSUPP);  // a dnat added to a chain the filter chain reaches
@@ -751,7 +729,7 @@ TEST_CASE("the kernel lists what the fake lists; refused batches change nothing"
     Batch ok(kSkiffFamily, kSkiffTable);
     ok.flush_chain("svc-web").delete_chain("ep-b");
     ok.delete_elements("no-endpoint-services",
-                       {Element{service_key(ip("10.96.0.30"), kTcp, 443), {}, 0, {}}});
+                       {key_element(service_key(ip("10.96.0.30"), kTcp, 443))});
     ok.delete_chain("reject-chain");
     REQUIRE(commit_both(*kernel, fake, ok).to_string() == "OK");
     check_same(fake);
@@ -791,11 +769,9 @@ TEST_CASE("10,000 map elements in one batch, then 5,000 deleted in one", "[nft][
   b.add_table().add_set(service_ips_map()).add_chain(Chain{"svc-0", std::nullopt});
   std::vector<Element> elements;
   for (uint32_t i = 0; i < 10000; ++i) {
-    elements.push_back(Element{
+    elements.push_back(goto_element(
         service_key(ip("10.96.0.0") + i, i % 2 ? kUdp : kTcp, static_cast<uint16_t>(1 + i % 60000)),
-        Verdict{VerdictCode::kGoto, "svc-0"},
-        0,
-        {}});
+        "svc-0"));
   }
   b.add_elements("service-ips", elements);
   REQUIRE(commit_both(*kernel, fake, b).to_string() == "OK");
@@ -811,9 +787,7 @@ TEST_CASE("10,000 map elements in one batch, then 5,000 deleted in one", "[nft][
   // A refused element at the end of a large batch: none of it applied.
   Batch bad(kSkiffFamily, kSkiffTable);
   bad.flush_set("service-ips");
-  bad.add_elements(
-      "service-ips",
-      {Element{service_key(1, kTcp, 1), Verdict{VerdictCode::kGoto, "nowhere"}, 0, {}}});
+  bad.add_elements("service-ips", {goto_element(service_key(1, kTcp, 1), "nowhere")});
   Status s = commit_both(*kernel, fake, bad);
   CHECK(s.os_errno() == ENOENT);
   CHECK_THAT(s.message(), Catch::StartsWith("add 1 element to set ip skiff service-ips: No such "
@@ -865,8 +839,7 @@ TEST_CASE("ruleset programming figures", "[.][perf]") {
       b.add_set(m);
       std::vector<Element> el;
       for (size_t e = 0; e < eps.size(); ++e) {
-        el.push_back(Element{
-            {u32_key(static_cast<uint32_t>(e))}, Verdict{VerdictCode::kGoto, eps[e]}, 0, {}});
+        el.push_back(goto_element({u32_key(static_cast<uint32_t>(e))}, eps[e]));
       }
       b.add_elements(m.name, el);
       b.add_rule(svc,
@@ -874,10 +847,8 @@ TEST_CASE("ruleset programming figures", "[.][perf]") {
     } else {
       b.add_rule(svc, rule({numgen_vmap_goto(eps)}));
     }
-    elements.push_back(Element{service_key(ip("10.96.0.0") + static_cast<uint32_t>(s), kTcp, 80),
-                               Verdict{VerdictCode::kGoto, svc},
-                               0,
-                               {}});
+    elements.push_back(
+        goto_element(service_key(ip("10.96.0.0") + static_cast<uint32_t>(s), kTcp, 80), svc));
   }
   b.add_elements("service-ips", elements);
   b.add_chain(Chain{"services", std::nullopt});
@@ -924,11 +895,8 @@ TEST_CASE("ruleset programming figures", "[.][perf]") {
     t1 = now();
     std::printf("NftnlTables add table (no-op): %.1f ms\n", ms(t1 - t0));
     Batch elem(kSkiffFamily, kSkiffTable);
-    elem.add_elements("service-ips",
-                      {Element{service_key(ip("10.97.0.1"), kTcp, 80),
-                               Verdict{VerdictCode::kGoto, "service-3-default-web-http"},
-                               0,
-                               {}}});
+    elem.add_elements("service-ips", {goto_element(service_key(ip("10.97.0.1"), kTcp, 80),
+                                                   "service-3-default-web-http")});
     t0 = now();
     REQUIRE(kernel->commit(elem).is_ok());
     t1 = now();
