@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   controllers::loadbalancer::LoadBalancerOptions lbo;
   lbo.pool = lb_pool;
   auto lb = controllers::loadbalancer::LoadBalancerController::create(std::move(lbo));
-  if (!lb) return fail("--lb-pool: " + lb.status().message());
+  if (!lb) return fail(lb.status().message());  // already says "--lb-pool: ..."
 
   std::unique_ptr<controllers::nodeipam::NodeIpamController> ipam;
   if (allocate_node_cidrs) {
