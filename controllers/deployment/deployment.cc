@@ -587,7 +587,7 @@ struct DeploymentController::Sync {
       int32_t n = replicas_of(*rs);
       // A status that has not caught up with the spec says nothing about health: leave it.
       if (n == 0 || rs->status.observed_generation < rs->metadata.generation) continue;
-      int32_t available = std::min(rs->status.available_replicas, n);
+      int32_t available = countable_available(*rs);
       if (n == available) continue;
       int32_t down = std::min(max_cleanup - total, n - available);
       if (down <= 0) continue;
