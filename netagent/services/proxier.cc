@@ -78,11 +78,6 @@ std::string hashed_name(std::string_view prefix, const std::string& base, uint64
   return n;
 }
 
-std::string local_chain_name(const ServicePort& sp) {
-  std::string b = port_base(sp);
-  return hashed_name("local-", b, fnv1a(b));
-}
-
 // ---- Plans ----
 
 enum class MapId : uint8_t { kServiceIps, kNodePorts, kNoEpServices, kNoEpNodePorts };
@@ -132,6 +127,10 @@ struct PortPlan {
   std::vector<ChainPlan> chains;  // sorted by name
   std::vector<ElemPlan> elems;    // sorted by key
   std::vector<SetPlan> sets;      // sorted by name
+  // The names the rules refer to, built once here so rendering builds none: the service and
+  // local chains, and by endpoint index its chain and (with affinity) its set.
+  std::string svc_chain, loc_chain;
+  std::vector<std::string> ep_chains, ep_sets;
 };
 
 void append_u32(std::string* s, uint32_t v) { s->append(reinterpret_cast<const char*>(&v), 4); }
@@ -151,10 +150,12 @@ PortPlan plan_port(const ServicePort& sp) {
   PortPlan p;
   const std::string base = port_base(sp);
   const uint64_t h = fnv1a(base);
-  const std::string svc_chain = hashed_name("service-", base, h);
+  p.svc_chain = hashed_name("service-", base, h);
+  const std::string& svc_chain = p.svc_chain;
   const bool has_eps = !sp.endpoints.empty();
   const bool local_chain = has_eps && uses_local_chain(sp);
-  const std::string loc_chain = local_chain ? hashed_name("local-", base, h) : std::string();
+  if (local_chain) p.loc_chain = hashed_name("local-", base, h);
+  const std::string& loc_chain = p.loc_chain;
   const std::string ext_chain =
       has_eps && sp.has_external() ? hashed_name("external-", base, h) : std::string();
 
@@ -188,9 +189,11 @@ PortPlan plan_port(const ServicePort& sp) {
       std::string eb = endpoint_base(sp, e);
       ChainPlan c{hashed_name("endpoint-", eb, fnv1a(eb)), ChainKind::kEndpoint, {}, i};
       append_u32(&c.sig, sp.affinity_timeout_seconds);
+      p.ep_chains.push_back(c.name);
       p.chains.push_back(std::move(c));
       if (sp.affinity_timeout_seconds) {
-        p.sets.push_back({affinity_name(sp, e), sp.affinity_timeout_seconds});
+        p.ep_sets.push_back(affinity_name(sp, e));
+        p.sets.push_back({p.ep_sets.back(), sp.affinity_timeout_seconds});
       }
     }
   }
@@ -280,8 +283,9 @@ struct Renderer {
     rules->push_back(mark_for_masquerade(std::move(m)));
   }
 
-  // Affinity look-ups then the random choice among `eps` (or drop when there is none).
-  void pick(const ServicePort& sp, const std::vector<const Endpoint*>& eps,
+  // Affinity look-ups then the random choice among the endpoints at indexes `eps` (or drop
+  // when there is none).
+  void pick(const ServicePort& sp, const PortPlan& p, const std::vector<size_t>& eps,
             std::vector<Rule>* rules) const {
     if (eps.empty()) {
       rules->push_back(Rule{{Verdict{VerdictCode::kDrop, {}}}, "no local endpoints"});
@@ -289,10 +293,10 @@ struct Renderer {
     }
     std::vector<std::string> chains;
     chains.reserve(eps.size());
-    for (const Endpoint* e : eps) chains.push_back(endpoint_chain_name(sp, *e));
+    for (size_t i : eps) chains.push_back(p.ep_chains[i]);
     if (sp.affinity_timeout_seconds) {
       for (size_t i = 0; i < eps.size(); ++i) {
-        Rule r{nft::match_saddr_in_set(affinity_name(sp, *eps[i])), {}};
+        Rule r{nft::match_saddr_in_set(p.ep_sets[eps[i]]), {}};
         r.exprs.push_back(Verdict{VerdictCode::kGoto, chains[i]});
         rules->push_back(std::move(r));
       }
@@ -300,24 +304,24 @@ struct Renderer {
     rules->push_back(Rule{nft::numgen_vmap_goto(chains), {}});
   }
 
-  std::vector<Rule> render(const ServicePort& sp, const ChainPlan& c) const {
+  std::vector<Rule> render(const ServicePort& sp, const PortPlan& p, const ChainPlan& c) const {
     std::vector<Rule> rules;
-    std::vector<const Endpoint*> eps;
+    std::vector<size_t> eps;
     switch (c.kind) {
       case ChainKind::kService:
         masquerade_off_cluster(sp, &rules);
-        for (const Endpoint& e : sp.endpoints) eps.push_back(&e);
-        pick(sp, eps, &rules);
+        for (size_t i = 0; i < sp.endpoints.size(); ++i) eps.push_back(i);
+        pick(sp, p, eps, &rules);
         break;
       case ChainKind::kLocal:
         if (sp.internal_policy_local) masquerade_off_cluster(sp, &rules);
-        for (const Endpoint& e : sp.endpoints) {
-          if (e.local) eps.push_back(&e);
+        for (size_t i = 0; i < sp.endpoints.size(); ++i) {
+          if (sp.endpoints[i].local) eps.push_back(i);
         }
-        pick(sp, eps, &rules);
+        pick(sp, p, eps, &rules);
         break;
       case ChainKind::kExternal: {
-        std::string svc = service_chain_name(sp);
+        const std::string& svc = p.svc_chain;
         if (!sp.external_policy_local) {
           // Traffic from outside reaching an endpoint on another node must come back here.
           rules.push_back(mark_for_masquerade());
@@ -332,7 +336,7 @@ struct Renderer {
         rules.push_back(mark_for_masquerade(match_fib_saddr_local(), "masquerade local traffic"));
         rules.push_back(Rule{match_fib_saddr_local(), "short-circuit local traffic"});
         rules.back().exprs.push_back(Verdict{VerdictCode::kGoto, svc});
-        rules.push_back(Rule{{Verdict{VerdictCode::kGoto, local_chain_name(sp)}}, {}});
+        rules.push_back(Rule{{Verdict{VerdictCode::kGoto, p.loc_chain}}, {}});
         break;
       }
       case ChainKind::kEndpoint: {
@@ -341,7 +345,7 @@ struct Renderer {
         // source, or it would answer itself directly and the client would drop the reply.
         rules.push_back(mark_for_masquerade(nft::match_ipv4(nft::IpField::kSaddr, host(e.ip))));
         if (sp.affinity_timeout_seconds) {
-          rules.push_back(Rule{nft::update_set_saddr(affinity_name(sp, e)), {}});
+          rules.push_back(Rule{nft::update_set_saddr(p.ep_sets[c.ep]), {}});
         }
         rules.push_back(Rule{nft::dnat_to(e.ip, e.port, static_cast<uint8_t>(sp.protocol)), {}});
         break;
@@ -452,7 +456,7 @@ std::vector<Rule> static_rules(std::string_view chain) {
 void stale_udp(const ServicePort& old, const ServicePort* now, std::vector<StaleUdpFlow>* out) {
   if (old.protocol != Protocol::kUdp) return;
   for (const Endpoint& e : old.endpoints) {
-    if (now && now->protocol == Protocol::kUdp) {
+    if (now) {  // same key, so UDP too
       bool kept = std::any_of(now->endpoints.begin(), now->endpoints.end(),
                               [&](const Endpoint& n) { return n.ip == e.ip && n.port == e.port; });
       if (kept) continue;
@@ -522,9 +526,9 @@ struct BatchBuilder {
   std::vector<std::string> stale_chains;
   std::vector<std::string> stale_sets;
 
-  void write_chain(const ServicePort& sp, const ChainPlan& c, bool exists) {
+  void write_chain(const ServicePort& sp, const PortPlan& p, const ChainPlan& c, bool exists) {
     (exists ? flush_chains : new_chains).push_back(c.name);
-    fill.emplace_back(c.name, renderer.render(sp, c));
+    fill.emplace_back(c.name, renderer.render(sp, p, c));
   }
 };
 
@@ -633,7 +637,7 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
     size_t i = 0;
     for (const auto& [key, sp] : desired) {
       for (const ChainPlan& c : plans[i].chains) {
-        for (Rule& r : renderer.render(sp, c)) batch.add_rule(c.name, std::move(r));
+        for (Rule& r : renderer.render(sp, plans[i], c)) batch.add_rule(c.name, std::move(r));
         ++res.chains_written;
       }
       for (const ElemPlan& e : plans[i].elems) {
@@ -687,10 +691,10 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
             bb.stale_chains.push_back((oi++)->name);
           }
           if (oi != op.chains.end() && oi->name == c.name) {
-            if (oi->sig != c.sig || oi->kind != c.kind) bb.write_chain(*n, c, true);
+            if (oi->sig != c.sig) bb.write_chain(*n, np, c, true);
             ++oi;
           } else {
-            bb.write_chain(*n, c, false);
+            bb.write_chain(*n, np, c, false);
           }
         }
         for (; oi != op.chains.end(); ++oi) bb.stale_chains.push_back(oi->name);
