@@ -67,6 +67,7 @@ if len(sys.argv) == 5 and sys.argv[1] == "--arp-probe":
     arp_probe(sys.argv[2], sys.argv[3], sys.argv[4])
     sys.exit(0)
 
+import netlab  # noqa: E402
 import testlib  # noqa: E402
 from testlib import Checks, log, skip  # noqa: E402
 
@@ -79,63 +80,16 @@ API_PORT = 6443
 procs = {}  # name -> (Popen, log path)
 
 
-def sh(cmd, check=True, timeout=30):
-    r = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True,
-                       timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: exit %d: %s" % (cmd, r.returncode, r.stderr.strip()))
-    return r
-
-
-def nsx(ns, cmd, **kw):
-    return sh(["ip", "netns", "exec", ns] + cmd, **kw)
+sh, nsx, setns, tail, wait_for = netlab.sh, netlab.nsx, netlab.setns, netlab.tail, netlab.wait_for
 
 
 def cleanup():
-    for name, (p, _) in list(procs.items()):
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+    netlab.teardown([p for p, _ in procs.values()], NS.values())
     procs.clear()
-    for ns in NS.values():
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def setns(path):
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-            raise OSError(ctypes.get_errno(), "setns " + path)
-    finally:
-        os.close(fd)
-
-
-def tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return ""
 
 
 def build_topology():
-    for ns in NS.values():
-        sh(["ip", "netns", "add", ns])
-        nsx(ns, ["ip", "link", "set", "lo", "up"])
-    lan = NS["lan"]
-    nsx(lan, ["ip", "link", "add", "br0", "type", "bridge"])
-    nsx(lan, ["ip", "link", "set", "br0", "up"])
-    for k in ("api", "n1", "n2", "out"):
-        sh(["ip", "-n", lan, "link", "add", "v-" + k, "type", "veth", "peer", "name", "eth0",
-            "netns", NS[k]])
-        sh(["ip", "-n", lan, "link", "set", "v-" + k, "master", "br0", "up"])
-        sh(["ip", "-n", NS[k], "addr", "add", IPS[k] + "/24", "dev", "eth0"])
-        sh(["ip", "-n", NS[k], "link", "set", "eth0", "up"])
+    netlab.build_lan(NS.values(), NS["lan"], [(k, NS[k], IPS[k]) for k in IPS], veth_prefix="v-")
 
 
 def mac_of(k):
@@ -155,44 +109,12 @@ def start(name, ns, args, env=None):
 
 def start_apiserver():
     data = os.path.join(WORKDIR, "apiserver")
-    p = start("apiserver", NS["api"],
-              [testlib.need_bin("skiff-apiserver"), "--listen", "0.0.0.0:%d" % API_PORT,
-               "--tls-san", IPS["api"], "--advertise-address", IPS["api"], "--data-dir", data])
-    kc = os.path.join(data, "admin.kubeconfig")
-    end = time.time() + 60
-    while time.time() < end:
-        if p.poll() is not None:
-            raise RuntimeError("skiff-apiserver exited: " + tail(procs["apiserver"][1]))
-        if os.path.exists(kc) and os.path.exists(os.path.join(data, "pki", "admin.token")):
-            try:
-                api = Api(data, kc)
-                if api.get("/readyz").status == 200:
-                    return api, kc
-            except OSError:
-                pass
-        time.sleep(0.3)
-    raise RuntimeError("skiff-apiserver not ready in 60 s: " + tail(procs["apiserver"][1]))
+    p = start("apiserver", NS["api"], netlab.apiserver_args(IPS["api"], API_PORT, data))
+    return netlab.wait_apiserver(p, data, API_PORT, procs["apiserver"][1], Api)
 
 
-class Api:
+class Api(netlab.Api):
     """The admin client, from inside the api namespace (the test process setns'd there)."""
-
-    def __init__(self, data, kc):
-        server, ca, _ = testlib.load_kubeconfig(kc)
-        self.ca_file = os.path.join(data, "test-ca.crt")
-        with open(self.ca_file, "wb") as f:
-            f.write(ca or b"")
-        with open(os.path.join(data, "pki", "admin.token")) as f:
-            self.token = f.read().strip()
-        self.port = API_PORT
-        self.c = testlib.Client(self, token=self.token)
-
-    def ssl_context(self):
-        import ssl
-        return ssl.create_default_context(cafile=self.ca_file)
-
-    def get(self, path):
-        return self.c.get(path)
 
     def obj(self, path):
         r = self.c.get(path)
@@ -212,15 +134,6 @@ class Api:
 
     def delete(self, path):
         return self.c.delete(path).status
-
-
-def wait_for(pred, seconds, step=0.3):
-    end = time.time() + seconds
-    while True:
-        v = pred()
-        if v or time.time() >= end:
-            return v
-        time.sleep(step)
 
 
 SVC = "/api/v1/namespaces/default/services"
@@ -367,7 +280,10 @@ def main():
     c.eq("controller exits 0 on SIGTERM", stop("controller"), 0)
     start_controller(kc)
     make_svc(api, "sixth")
-    time.sleep(2)
+    # The pool is still full: the restarted controller's AllocationFailed on sixth shows it has
+    # synced (read every Service) before the addresses are compared.
+    ev = wait_for(lambda: events(api, "default", "sixth", "AllocationFailed"), 20)
+    c.check("the restarted controller synced: AllocationFailed event on sixth", ev, ev)
     after = {n: lb_ip(api, n) for n in ("web", "req", "fifth")}
     c.eq("a restarted controller keeps every address", after, before)
     # The ConfigMap adds to the pool; its bad entry is reported, the good one used.
@@ -433,8 +349,12 @@ def main():
     c.check("after kill -9 of the holder the other node answers within 10 s (%.1f s)" % took,
             got and took <= 10.0)
     c.eq("the Lease names the new holder", lease_holder(api, vip), NODE[other])
+    # The killed announcer's metrics file goes first: the restarted one's own file saying the
+    # address is eligible shows it has synced before the answer is looked at.
+    os.unlink(os.path.join(WORKDIR, "metrics-%s.txt" % hk))
     start_announcer(hk, kc)
-    time.sleep(2)
+    c.check("the restarted announcer synced (the address is eligible on it)", wait_for(
+        lambda: metric(hk, "skiff_netagent_lb_addresses_eligible") == 1, 10), metrics(hk))
     c.eq("the restarted node does not take the address back", probe(vip), [macs[other]])
 
     # externalTrafficPolicy Local: only the node with a ready endpoint is eligible.

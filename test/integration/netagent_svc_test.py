@@ -162,6 +162,7 @@ MODES = {"http-server": lambda a: http_server(a[0], int(a[1])),
 if len(sys.argv) > 1 and sys.argv[1] in MODES:
     sys.exit(MODES[sys.argv[1]](sys.argv[2:]) or 0)
 
+import netlab  # noqa: E402
 import testlib  # noqa: E402
 from testlib import Checks, log, skip  # noqa: E402
 
@@ -179,56 +180,17 @@ PY = sys.executable
 procs = []  # (name, Popen, logfile)
 
 
-def sh(cmd, check=True, timeout=30):
-    r = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True,
-                       timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: exit %d: %s" % (cmd, r.returncode, r.stderr.strip()))
-    return r
-
-
-def nsx(ns, cmd, **kw):
-    return sh(["ip", "netns", "exec", ns] + cmd, **kw)
+sh, nsx, setns, tail, wait_for = netlab.sh, netlab.nsx, netlab.setns, netlab.tail, netlab.wait_for
 
 
 def cleanup():
-    for name, p, f in procs:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+    netlab.teardown([p for _, p, _ in procs], NS.values())
     procs.clear()
-    for ns in NS.values():
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def setns(path):
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-            raise OSError(ctypes.get_errno(), "setns " + path)
-    finally:
-        os.close(fd)
 
 
 def build_topology():
-    for ns in NS.values():
-        sh(["ip", "netns", "add", ns])
-        nsx(ns, ["ip", "link", "set", "lo", "up"])
-    lan = NS["lan"]
-    nsx(lan, ["ip", "link", "add", "br0", "type", "bridge"])
-    nsx(lan, ["ip", "link", "set", "br0", "up"])
-    ends = [(k, NS[k], ip) for k, (_, ip, _, _) in NODES.items()] + [("out", NS["out"], OUT_IP)]
-    for k, ns, ip in ends:
-        sh(["ip", "-n", lan, "link", "add", "veth-" + k, "type", "veth", "peer", "name", "eth0",
-            "netns", ns])
-        sh(["ip", "-n", lan, "link", "set", "veth-" + k, "master", "br0", "up"])
-        sh(["ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0"])
-        sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
+    ends = [(k, NS[k], NODES[k][1]) for k in NODES] + [("out", NS["out"], OUT_IP)]
+    netlab.build_lan(NS.values(), NS["lan"], ends)
     for k, (_, ip, cidr, gw) in NODES.items():
         node = NS[k]
         sh(["ip", "-n", node, "link", "add", "skiff0", "type", "bridge"])
@@ -250,14 +212,6 @@ def build_topology():
         sh(["ip", "-n", pod, "route", "add", "default", "via", gw])
 
 
-def tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "\n".join(f.read().splitlines()[-n:])
-    except OSError:
-        return ""
-
-
 def bg(name, ns, args, workdir):
     logf = open(os.path.join(workdir, name + ".log"), "ab")
     p = subprocess.Popen(["ip", "netns", "exec", ns] + args, stdout=logf,
@@ -266,22 +220,8 @@ def bg(name, ns, args, workdir):
     return p
 
 
-class Api:
+class Api(netlab.Api):
     """The admin client, from inside node a's namespace (the test process setns'd there)."""
-
-    def __init__(self, data, kc):
-        _, ca, _ = testlib.load_kubeconfig(kc)
-        self.ca_file = os.path.join(data, "test-ca.crt")
-        with open(self.ca_file, "wb") as f:
-            f.write(ca or b"")
-        with open(os.path.join(data, "pki", "admin.token")) as f:
-            self.token = f.read().strip()
-        self.port = API_PORT
-        self.c = testlib.Client(self, token=self.token)
-
-    def ssl_context(self):
-        import ssl
-        return ssl.create_default_context(cafile=self.ca_file)
 
     def must(self, r, what):
         if r.status not in (200, 201):
@@ -333,27 +273,8 @@ class Api:
 
 def start_apiserver(workdir):
     data = os.path.join(workdir, "apiserver")
-    logf = open(os.path.join(workdir, "apiserver.log"), "ab")
-    args = ["ip", "netns", "exec", NS["a"], testlib.need_bin("skiff-apiserver"), "--listen",
-            "0.0.0.0:%d" % API_PORT, "--tls-san", NODES["a"][1], "--advertise-address",
-            NODES["a"][1], "--data-dir", data]
-    log("starting " + " ".join(args))
-    p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
-    procs.append(("apiserver", p, logf.name))
-    kc = os.path.join(data, "admin.kubeconfig")
-    end = time.time() + 60
-    while time.time() < end:
-        if p.poll() is not None:
-            raise RuntimeError("skiff-apiserver exited: " + tail(logf.name))
-        if os.path.exists(kc) and os.path.exists(os.path.join(data, "pki", "admin.token")):
-            try:
-                api = Api(data, kc)
-                if api.c.get("/readyz").status == 200:
-                    return api, kc
-            except OSError:
-                pass
-        time.sleep(0.3)
-    raise RuntimeError("skiff-apiserver not ready in 60 s: " + tail(logf.name))
+    p = bg("apiserver", NS["a"], netlab.apiserver_args(NODES["a"][1], API_PORT, data), workdir)
+    return netlab.wait_apiserver(p, data, API_PORT, procs[-1][2], Api)
 
 
 def start_agent(k, kc, workdir):
@@ -380,15 +301,6 @@ def metric(text, name):
             except ValueError:
                 return None
     return None
-
-
-def wait_for(pred, seconds, step=0.3):
-    end = time.time() + seconds
-    while True:
-        v = pred()
-        if v or time.time() > end:
-            return v
-        time.sleep(step)
 
 
 def http_names(pod_or_node_ns, host, port, count=30):
@@ -431,6 +343,10 @@ def main():
     if r.returncode != 0:
         skip("no vxlan support in this kernel: " + r.stderr.strip())
     have_proc_ct = ct.returncode == 0
+    if not have_proc_ct:
+        # Said, not silent: the deletion is still checked through the metric and the traffic.
+        log("skip - the two conntrack table read-backs (no /proc/net/nf_conntrack in a new "
+            "namespace: kernel without CONFIG_NF_CONNTRACK_PROCFS)")
 
     c = Checks()
     workdir = testlib.tmpdir()
@@ -459,7 +375,8 @@ def main():
     for k in ("a", "b"):
         ok = wait_for(lambda: metric(metrics(k), "skiff_netagent_services_synced") == 1, 40)
         if not c.check("node-%s: the first services sync succeeded" % k, ok,
-                       metrics(k)[-1500:] + "\n" + tail(procs[-2 if k == "a" else -1][2], 30)):
+                       metrics(k)[-1500:] + "\n" +
+                       tail(os.path.join(workdir, "netagent-%s.log" % k), 30)):
             return c.finish()
 
     # --- ClusterIP --------------------------------------------------------------------------
@@ -582,8 +499,8 @@ def main():
     c.eq("no services sync errors on node b",
          metric(mb, "skiff_netagent_services_sync_errors_total"), 0.0)
     r = nsx(NS["a"], ["ip", "-j", "addr", "show", "dev", "skiff.dns"], check=False)
-    c.check("node a holds the cluster DNS address 10.96.0.10 on skiff.dns", "10.96.0.10" in r.stdout,
-            r.stdout + r.stderr)
+    c.check("node a holds the cluster DNS address 10.96.0.10 on skiff.dns",
+            "10.96.0.10" in r.stdout, r.stdout + r.stderr)
 
     for k in ("a", "b"):
         agents[k].send_signal(signal.SIGTERM)

@@ -93,65 +93,27 @@ if len(sys.argv) > 1 and sys.argv[1] in ("ping", "tcp-server", "tcp-client"):
         sys.exit(tcp_server(int(sys.argv[2])))
     sys.exit(tcp_client(sys.argv[2], int(sys.argv[3])))
 
+import netlab  # noqa: E402
 import testlib  # noqa: E402
 from testlib import Checks, log, skip  # noqa: E402
 
 SELF = os.path.abspath(__file__)
 PY = sys.executable
 procs = []  # (name, Popen, logfile)
-_orig_netns = None
 
 
-def sh(cmd, check=True, timeout=30):
-    r = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True,
-                       timeout=timeout)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: exit %d: %s" % (cmd, r.returncode, r.stderr.strip()))
-    return r
-
-
-def nsx(ns, cmd, **kw):
-    return sh(["ip", "netns", "exec", ns] + cmd, **kw)
+sh, nsx, setns, tail, wait_for = netlab.sh, netlab.nsx, netlab.setns, netlab.tail, netlab.wait_for
 
 
 def cleanup():
-    for name, p, f in procs:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+    netlab.teardown([p for _, p, _ in procs], NS.values())
     procs.clear()
-    for ns in NS.values():
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def setns(path):
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-            raise OSError(ctypes.get_errno(), "setns " + path)
-    finally:
-        os.close(fd)
 
 
 def build_topology():
-    for ns in NS.values():
-        sh(["ip", "netns", "add", ns])
-        nsx(ns, ["ip", "link", "set", "lo", "up"])
-    lan = NS["lan"]
-    nsx(lan, ["ip", "link", "add", "br0", "type", "bridge"])
-    nsx(lan, ["ip", "link", "set", "br0", "up"])
+    netlab.build_lan(NS.values(), NS["lan"], [(k, NS[k], NODES[k][1]) for k in NODES])
     for k, (_, ip, cidr, gw, pod_ip) in NODES.items():
         node, pod = NS[k], NS["p" + k]
-        sh(["ip", "-n", lan, "link", "add", "veth-" + k, "type", "veth", "peer", "name", "eth0",
-            "netns", node])
-        sh(["ip", "-n", lan, "link", "set", "veth-" + k, "master", "br0", "up"])
-        sh(["ip", "-n", node, "addr", "add", ip + "/24", "dev", "eth0"])
-        sh(["ip", "-n", node, "link", "set", "eth0", "up"])
         # The pod side, as the skiff CNI plugin makes it in vxlan mode (MTU 1500 - 50).
         sh(["ip", "-n", node, "link", "add", "skiff0", "type", "bridge"])
         sh(["ip", "-n", node, "addr", "add", gw + "/24", "dev", "skiff0"])
@@ -167,48 +129,15 @@ def build_topology():
 def start_apiserver(workdir):
     data = os.path.join(workdir, "apiserver")
     logf = open(os.path.join(workdir, "apiserver.log"), "ab")
-    args = ["ip", "netns", "exec", NS["a"], testlib.need_bin("skiff-apiserver"), "--listen",
-            "0.0.0.0:%d" % API_PORT, "--tls-san", NODES["a"][1], "--advertise-address",
-            NODES["a"][1], "--data-dir", data]
+    args = ["ip", "netns", "exec", NS["a"]] + netlab.apiserver_args(NODES["a"][1], API_PORT, data)
     log("starting " + " ".join(args))
     p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
     procs.append(("apiserver", p, logf.name))
-    kc = os.path.join(data, "admin.kubeconfig")
-    end = time.time() + 60
-    while time.time() < end:
-        if p.poll() is not None:
-            raise RuntimeError("skiff-apiserver exited: " + tail(logf.name))
-        if os.path.exists(kc) and os.path.exists(os.path.join(data, "pki", "admin.token")):
-            try:
-                api = Api(data, kc)
-                if api.get("/readyz").status == 200:
-                    return api, kc
-            except OSError:
-                pass
-        time.sleep(0.3)
-    raise RuntimeError("skiff-apiserver not ready in 60 s: " + tail(logf.name))
+    return netlab.wait_apiserver(p, data, API_PORT, logf.name, Api)
 
 
-class Api:
+class Api(netlab.Api):
     """The admin client, from inside node a's namespace (the test process setns'd there)."""
-
-    def __init__(self, data, kc):
-        server, ca, _ = testlib.load_kubeconfig(kc)
-        self.server_url = server
-        self.ca_file = os.path.join(data, "test-ca.crt")
-        with open(self.ca_file, "wb") as f:
-            f.write(ca or b"")
-        with open(os.path.join(data, "pki", "admin.token")) as f:
-            self.token = f.read().strip()
-        self.port = API_PORT
-        self.c = testlib.Client(self, token=self.token)
-
-    def ssl_context(self):
-        import ssl
-        return ssl.create_default_context(cafile=self.ca_file)
-
-    def get(self, path):
-        return self.c.get(path)
 
     def node(self, name):
         r = self.c.get("/api/v1/nodes/" + name)
@@ -233,14 +162,6 @@ class Api:
 
     def delete_node(self, name):
         return self.c.delete("/api/v1/nodes/" + name).status
-
-
-def tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "\n".join(f.read().splitlines()[-n:])
-    except OSError:
-        return ""
 
 
 def start_agent(k, kc, workdir, backend="vxlan"):
@@ -305,17 +226,22 @@ def overlay_state(k):
     return {"routes": routes, "dev": dev, "neigh": neigh, "fdb": fdb, "addrs": addrs}
 
 
-def wait_for(pred, seconds, step=0.3):
-    end = time.time() + seconds
-    while True:
-        v = pred()
-        if v or time.time() > end:
-            return v
-        time.sleep(step)
-
-
 def ping(ns, dst):
     return nsx(ns, [PY, SELF, "ping", dst], check=False, timeout=30).returncode == 0
+
+
+def agent_metrics(k):
+    """node k's skiff-netagent /metrics ("" when it does not answer)."""
+    return nsx(NS[k], [PY, "-c", "import urllib.request as u;"
+                       "print(u.urlopen('http://127.0.0.1:10256/metrics',timeout=5)"
+                       ".read().decode())"], check=False).stdout
+
+
+def agent_syncs(k):
+    for line in agent_metrics(k).splitlines():
+        if line.startswith("skiff_netagent_syncs_total "):
+            return int(float(line.split()[1]))
+    return None
 
 
 def annotations(api, name):
@@ -448,8 +374,12 @@ def main():
     c.eq("SIGTERM: netagent exits 0", rc, 0)
     c.eq("stopped agent leaves its state in place", overlay_state("a"), before)
     c.check("traffic flows while the agent is down", ping(NS["pa"], "10.244.2.2"))
+    syncs_before = agent_syncs("a")
     agents["a"] = start_agent("a", kc, workdir)
-    time.sleep(4)  # more than one resync period
+    # Two syncs of the new process (the counter restarts at 0): its start-up one and the next.
+    c.check("the restarted agent synced twice", wait_for(
+        lambda: (agent_syncs("a") or 0) >= 2, 20), "syncs_total %s before the restart, now %s" % (
+            syncs_before, agent_syncs("a")))
     c.eq("restarted agent changes nothing (same device ifindex/MAC, routes, neigh, fdb)",
          overlay_state("a"), before)
     c.check("no 'applying' in the restarted agent's log",
@@ -458,9 +388,7 @@ def main():
     r = nsx(NS["a"], ["ip", "-j", "route", "show", "10.99.0.0/24"], check=False)
     c.check("the foreign route 10.99.0.0/24 is untouched", "10.250.8.1" in r.stdout, r.stdout)
 
-    metrics = nsx(NS["a"], [PY, "-c", "import urllib.request as u;"
-                            "print(u.urlopen('http://127.0.0.1:10256/metrics',timeout=5)"
-                            ".read().decode())"], check=False).stdout
+    metrics = agent_metrics("a")
     c.check("/metrics reports syncs and 1 peer",
             "skiff_netagent_syncs_total" in metrics and "skiff_netagent_peers 1" in metrics,
             metrics[:400])
@@ -477,11 +405,12 @@ def main():
            "spec": {"podCIDR": "10.244.3.0/24"}}
     r = api.c.post("/api/v1/nodes", bad)
     c.check("create Node node-bad (malformed annotations)", r.status in (200, 201), r.body[:200])
-    time.sleep(4)  # more than one resync period
+    bad_msg = ("not routing node node-bad: skiff.io/underlay-ip \"10.250.8.300\" is not an IPv4 "
+               "address")
+    wait_for(lambda: bad_msg in tail(procs[-1][2], 400).rsplit("started", 1)[-1], 20)
     agent_log = tail(procs[-1][2], 400).rsplit("started", 1)[-1]
     c.check("node-bad is skipped with a reason in the log, the agent keeps running",
-            agents["a"].poll() is None and "not routing node node-bad: skiff.io/underlay-ip "
-            "\"10.250.8.300\" is not an IPv4 address" in agent_log, agent_log[-1500:])
+            agents["a"].poll() is None and bad_msg in agent_log, agent_log[-1500:])
     c.check("node-a keeps exactly its one peer", designed("a", "b") is not None,
             json.dumps(overlay_state("a")))
     api.delete_node("node-bad")
