@@ -224,19 +224,28 @@ ServiceAllocator::ServiceAllocator(const Ipv4Cidr& cidr, const PortRange& ports,
       port_bits_(uint64_t(ports.size), port_band_offset(uint64_t(ports.size))),
       rng_(seed) {}
 
+std::optional<uint64_t> ServiceAllocator::ip_index(const std::string& ip) const {
+  auto v = parse_ipv4(ip);
+  const uint32_t first = cidr_.network + 1;
+  if (!v || *v < first || uint64_t(*v - first) >= ip_bits_.size()) return std::nullopt;
+  return *v - first;
+}
+
+std::optional<uint64_t> ServiceAllocator::port_index(int port) const {
+  if (port < ports_.base || port >= ports_.base + ports_.size) return std::nullopt;
+  return uint64_t(port - ports_.base);
+}
+
 std::string ServiceAllocator::take_ip(const std::string& ip, bool dry_run,
                                       std::vector<std::string>* taken) {
-  auto v = parse_ipv4(ip);
-  uint32_t first = cidr_.network + 1;
-  if (!v || *v < first || uint64_t(*v - first) >= ip_bits_.size())
-    return "provided IP is not in the valid range. The range of valid IPs is " + cidr_.str();
-  uint64_t i = *v - first;
-  if (ip_bits_.has(i)) return "provided IP is already allocated";
+  auto i = ip_index(ip);
+  if (!i) return "provided IP is not in the valid range. The range of valid IPs is " + cidr_.str();
+  if (ip_bits_.has(*i)) return "provided IP is already allocated";
   if (dry_run) {
     if (std::find(taken->begin(), taken->end(), ip) != taken->end())
       return "provided IP is already allocated";
   } else {
-    ip_bits_.set(i);
+    ip_bits_.set(*i);
   }
   taken->push_back(ip);
   return "";
@@ -254,15 +263,15 @@ std::optional<std::string> ServiceAllocator::next_ip(bool dry_run,
 }
 
 std::string ServiceAllocator::take_port(int port, bool dry_run, std::vector<int>* taken) {
-  if (port < ports_.base || port >= ports_.base + ports_.size)
+  auto i = port_index(port);
+  if (!i)
     return "provided port is not in the valid range. The range of valid ports is " + ports_.str();
-  uint64_t i = uint64_t(port - ports_.base);
-  if (port_bits_.has(i)) return "provided port is already allocated";
+  if (port_bits_.has(*i)) return "provided port is already allocated";
   if (dry_run) {
     if (std::find(taken->begin(), taken->end(), port) != taken->end())
       return "provided port is already allocated";
   } else {
-    port_bits_.set(i);
+    port_bits_.set(*i);
   }
   taken->push_back(port);
   return "";
@@ -279,15 +288,11 @@ std::optional<int> ServiceAllocator::next_port(bool dry_run, std::vector<int>* t
 }
 
 void ServiceAllocator::free_ip_locked(const std::string& ip) {
-  auto v = parse_ipv4(ip);
-  uint32_t first = cidr_.network + 1;
-  if (!v || *v < first || uint64_t(*v - first) >= ip_bits_.size()) return;
-  ip_bits_.clear(*v - first);
+  if (auto i = ip_index(ip)) ip_bits_.clear(*i);
 }
 
 void ServiceAllocator::free_port_locked(int port) {
-  if (port < ports_.base || port >= ports_.base + ports_.size) return;
-  port_bits_.clear(uint64_t(port - ports_.base));
+  if (auto i = port_index(port)) port_bits_.clear(*i);
 }
 
 std::optional<ApiError> ServiceAllocator::alloc_cluster_ips(const proto::ResourceType& rt,
@@ -597,16 +602,14 @@ std::vector<std::string> ServiceAllocator::rebuild(const std::vector<json>& serv
 
 bool ServiceAllocator::ip_allocated(const std::string& ip) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto v = parse_ipv4(ip);
-  uint32_t first = cidr_.network + 1;
-  if (!v || *v < first || uint64_t(*v - first) >= ip_bits_.size()) return false;
-  return ip_bits_.has(*v - first);
+  auto i = ip_index(ip);
+  return i && ip_bits_.has(*i);
 }
 
 bool ServiceAllocator::port_allocated(int port) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (port < ports_.base || port >= ports_.base + ports_.size) return false;
-  return port_bits_.has(uint64_t(port - ports_.base));
+  auto i = port_index(port);
+  return i && port_bits_.has(*i);
 }
 
 uint64_t ServiceAllocator::ips_used() const {

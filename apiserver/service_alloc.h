@@ -57,7 +57,6 @@ class BandedBitmap {
   // A free index (not marked), or nullopt when full.
   std::optional<uint64_t> pick_free(std::mt19937_64& rng) const;
   uint64_t size() const { return used_.size(); }
-  uint64_t offset() const { return offset_; }
   uint64_t count() const { return count_; }
 
  private:
@@ -84,8 +83,6 @@ class ServiceAllocator {
  public:
   ServiceAllocator(const Ipv4Cidr& cidr, const PortRange& ports, uint64_t seed);
 
-  const Ipv4Cidr& cidr() const { return cidr_; }
-  const PortRange& ports() const { return ports_; }
   // The first usable address (network + 1): the `kubernetes` Service's ClusterIP.
   std::string first_ip() const { return ipv4_string(cidr_.network + 1); }
 
@@ -115,6 +112,10 @@ class ServiceAllocator {
   uint64_t ports_used() const;
 
  private:
+  // The bitmap index of an address / port, or nullopt when it is outside the range (or not
+  // an IPv4 address). The range check lives only here.
+  std::optional<uint64_t> ip_index(const std::string& ip) const;
+  std::optional<uint64_t> port_index(int port) const;
   // "" or Kubernetes' allocator error text.
   std::string take_ip(const std::string& ip, bool dry_run, std::vector<std::string>* taken);
   std::optional<std::string> next_ip(bool dry_run, std::vector<std::string>* taken);
