@@ -369,10 +369,8 @@ ApiResult<json> decode_protobuf_object(const std::string& body) {
         obj["metadata"] = object_meta(r.bytes());
       else if (f == 2)
         obj["spec"] = service_spec(r.bytes());
-      else if (f == 3)
-        r.bytes();  // status: the main resource ignores it
       else
-        return false;
+        return false;  // status (3) included: the main resource ignores it; parse() skips it
       return true;
     });
     return obj;
