@@ -507,11 +507,19 @@ TEST_CASE("services API: the kubernetes Service and Endpoints are made and repai
   CHECK(e["subsets"][0]["addresses"][0]["ip"] == "10.250.0.11");
   CHECK(e["subsets"][0]["ports"][0]["port"] == 6443);
 
+  // In the steady state a pass writes nothing (the timer runs every 10 s for the server's life).
+  auto& impl = dynamic_cast<ApiImpl&>(*f.api);
+  CHECK(impl.reconcile_kubernetes_service().empty());
+  CHECK(impl.reconcile_kubernetes_service().empty());
+  CHECK(f.call_json("GET", std::string(kSvcs) + "/kubernetes", {},
+                    200)["metadata"]["resourceVersion"] == s["metadata"]["resourceVersion"]);
+  CHECK(f.call_json("GET", "/api/v1/namespaces/default/endpoints/kubernetes", {},
+                    200)["metadata"]["resourceVersion"] == e["metadata"]["resourceVersion"]);
+
   // Deleted or changed: the reconciler (200 ms here) puts it back.
   f.call_json("DELETE", std::string(kSvcs) + "/kubernetes", {}, 200);
   f.call_json("PATCH", "/api/v1/namespaces/default/endpoints/kubernetes",
               {{"subsets", json::array()}}, 200, "application/merge-patch+json");
-  auto& impl = dynamic_cast<ApiImpl&>(*f.api);
   CHECK(impl.reconcile_kubernetes_service().empty());
   s = f.call_json("GET", std::string(kSvcs) + "/kubernetes", {}, 200);
   CHECK(s["spec"]["clusterIP"] == "10.96.0.1");
