@@ -14,6 +14,9 @@
 #include "netagent/netagent.h"
 #include "netagent/nft/nft.h"
 #include "netagent/service_agent.h"
+#include "proto/client/informer.h"
+#include "proto/endpoints.h"
+#include "proto/service.h"
 
 using namespace skiff;
 
@@ -23,14 +26,47 @@ constexpr const char* kProgram = "skiff-netagent";
 
 int fail(const std::string& what) { return daemon::fail(kProgram, what); }
 
+// The Service and Endpoints informers that the service proxy, DNS and the announcer share:
+// one watch and one cache of each per agent. Every user adds its handlers before start().
+struct ServiceInformers {
+  explicit ServiceInformers(std::shared_ptr<client::ApiClient> api)
+      : services(api, service_type()), endpoints(api, endpoints_type()) {}
+  static const proto::ResourceType& service_type() {
+    static const proto::ResourceType t = proto::service_resource();  // the informer keeps a ref
+    return t;
+  }
+  static const proto::ResourceType& endpoints_type() {
+    static const proto::ResourceType t = proto::endpoints_resource();
+    return t;
+  }
+  void start() {
+    services.start();
+    endpoints.start();
+  }
+  void stop() {
+    services.stop();
+    endpoints.stop();
+  }
+  client::Informer services, endpoints;
+};
+
 // The announcer needs this node's underlay address, which (without --node-ip) is known only
 // once the agent has read its Node: it is started then, from its own thread, and retried while
-// it cannot start (the interface may not exist yet).
+// it cannot start (the interface may not exist yet). The shared informers run before it exists,
+// so their events reach it through the handlers added here (an informer takes handlers only
+// before it starts).
 class LateAnnouncer {
  public:
   LateAnnouncer(std::shared_ptr<client::ApiClient> api, netagent::announce::Options opts,
                 const netagent::NetAgent* agent)
-      : api_(std::move(api)), opts_(std::move(opts)), agent_(agent) {}
+      : api_(std::move(api)), opts_(std::move(opts)), agent_(agent) {
+    for (auto* inf : {opts_.services, opts_.endpoints}) {
+      if (!inf) continue;
+      inf->add_handlers({[this](const nlohmann::json&) { kick(); },
+                         [this](const nlohmann::json&, const nlohmann::json&) { kick(); },
+                         [this](const nlohmann::json&) { kick(); }});
+    }
+  }
   ~LateAnnouncer() { stop(); }
 
   void start() {
@@ -47,6 +83,10 @@ class LateAnnouncer {
   std::string metrics_text() const {
     std::lock_guard l(mu_);
     return ann_ ? ann_->metrics_text() : std::string();
+  }
+  void kick() {
+    std::lock_guard l(mu_);
+    if (ann_) ann_->kick();
   }
 
  private:
@@ -167,6 +207,7 @@ int main(int argc, char** argv) {
   if (!kernel) return fail("rtnetlink: " + kernel.status().to_string());
 
   netagent::NetAgent agent(o, *api, kernel->get());
+  ServiceInformers informers(*api);
 
   std::unique_ptr<nft::NftnlTables> tables;
   std::unique_ptr<netagent::ServiceAgent> svc;
@@ -178,6 +219,8 @@ int main(int argc, char** argv) {
     so.node_name = o.node_name;
     so.cluster_cidr = o.cluster_cidr;
     so.service_cidr = service_cidr;
+    so.services = &informers.services;
+    so.endpoints = &informers.endpoints;
     svc = std::make_unique<netagent::ServiceAgent>(so, *api, tables.get());
   }
   std::unique_ptr<dns::DnsServer> dns_server;
@@ -188,6 +231,8 @@ int main(int argc, char** argv) {
     dopt.upstreams = dns_upstreams;
     dopt.service_cidr = service_cidr;
     dopt.cluster_cidr = o.cluster_cidr;
+    dopt.services = &informers.services;
+    dopt.endpoints = &informers.endpoints;
     dns_server = std::make_unique<dns::DnsServer>(*api, dopt);
   }
   std::unique_ptr<LateAnnouncer> announcer;
@@ -196,6 +241,8 @@ int main(int argc, char** argv) {
     ao.node_name = o.node_name;
     ao.interface = o.iface;
     ao.underlay_ip = o.node_ip;
+    ao.services = &informers.services;
+    ao.endpoints = &informers.endpoints;
     auto lease = daemon::make_lease_client(*cc, ao.renew_deadline);
     if (!lease) return fail(lease.status().message());
     ao.lease_api = *lease;
@@ -223,11 +270,14 @@ int main(int argc, char** argv) {
     if (!s) return fail(s.status().message());
     http = std::move(*s);
   }
+  // The shared informers stop last but before any of their users is destroyed (their handlers
+  // call into them).
   auto stop_all = [&] {
     if (announcer) announcer->stop();
     if (dns_server) dns_server->stop();
     if (svc) svc->stop();
     agent.stop();
+    informers.stop();
     if (http) http->shutdown();
   };
   if (auto s = agent.start(); !s) {
@@ -246,6 +296,7 @@ int main(int argc, char** argv) {
       return fail("cluster DNS: " + s.message());
     }
   }
+  if (svc || dns_server || announcer) informers.start();  // after every user added its handlers
   if (announcer) announcer->start();
   spdlog::info(
       "skiff-netagent on node {} ({} backend) started; services {}, DNS {}, LB announce {}",

@@ -219,8 +219,18 @@ Status ServiceAgent::start() {
   proxier_ = std::move(*p);
   started_wall_ = wall::now();
 
-  services_ = std::make_unique<client::Informer>(api_, service_type());
-  endpoints_ = std::make_unique<client::Informer>(api_, endpoints_type());
+  if (!opts_.services != !opts_.endpoints)
+    return Status::invalid(
+        "services: share both the Service and the Endpoints informer, or neither");
+  if (opts_.services) {
+    services_ = opts_.services;
+    endpoints_ = opts_.endpoints;
+  } else {
+    own_services_ = std::make_unique<client::Informer>(api_, service_type());
+    own_endpoints_ = std::make_unique<client::Informer>(api_, endpoints_type());
+    services_ = own_services_.get();
+    endpoints_ = own_endpoints_.get();
+  }
   for (bool is_ep : {false, true}) {
     client::InformerHandlers h;
     h.on_add = [this, is_ep](const json& o) { mark(o, is_ep); };
@@ -228,8 +238,8 @@ Status ServiceAgent::start() {
     h.on_delete = [this, is_ep](const json& o) { mark(o, is_ep); };
     (is_ep ? endpoints_ : services_)->add_handlers(std::move(h));
   }
-  services_->start();
-  endpoints_->start();
+  if (own_services_) own_services_->start();
+  if (own_endpoints_) own_endpoints_->start();
   {
     std::lock_guard l(stats_mu_);
     last_loop_ = last_ok_ = steady::now();
@@ -244,8 +254,8 @@ void ServiceAgent::stop() {
     cv_.notify_all();
     worker_.join();
   }
-  if (services_) services_->stop();
-  if (endpoints_) endpoints_->stop();
+  if (own_services_) own_services_->stop();
+  if (own_endpoints_) own_endpoints_->stop();
 }
 
 void ServiceAgent::mark(const json& obj, bool is_endpoints) {

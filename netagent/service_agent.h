@@ -126,6 +126,11 @@ struct ServiceOptions {
   std::chrono::milliseconds max_retry{30'000};
   // Deletes conntrack entries; default: a ctnetlink socket opened at the first use.
   std::function<Status(const conntrack::CleanupSpec&, conntrack::CleanupResult*)> conntrack;
+  // Service and Endpoints informers shared with the agent's other components (not owned; both
+  // or neither). start() adds handlers to them, so the owner starts them after start() and
+  // stops them after stop(). Null: the agent runs its own.
+  client::Informer* services = nullptr;
+  client::Informer* endpoints = nullptr;
 };
 
 class ServiceAgent {
@@ -155,7 +160,9 @@ class ServiceAgent {
   std::shared_ptr<client::ApiClient> api_;
   nft::NftTables* tables_;
   std::unique_ptr<services::Proxier> proxier_;
-  std::unique_ptr<client::Informer> services_, endpoints_;
+  std::unique_ptr<client::Informer> own_services_, own_endpoints_;  // when none are shared
+  client::Informer* services_ = nullptr;
+  client::Informer* endpoints_ = nullptr;
   std::unique_ptr<conntrack::Conntrack> ct_;  // opened at the first cleanup
   std::chrono::system_clock::time_point started_wall_{};
 

@@ -222,6 +222,9 @@ Status Announcer::start() {
           .with_context("LB announcer"));
   if (opts_.garp_interval <= std::chrono::milliseconds(0))
     return Status::invalid("LB announcer: gratuitous ARP interval must be positive");
+  if (!opts_.services != !opts_.endpoints)
+    return Status::invalid(
+        "LB announcer: share both the Service and the Endpoints informer, or neither");
 
   std::string iface = opts_.interface;
   if (iface.empty()) {
@@ -271,10 +274,18 @@ Status Announcer::start() {
   }
   fd_ = fd;
 
-  services_ = std::make_unique<client::Informer>(api_, service_type());
-  endpoints_ = std::make_unique<client::Informer>(api_, endpoints_type());
+  if (opts_.services) {
+    services_ = opts_.services;
+    endpoints_ = opts_.endpoints;
+  } else {
+    own_services_ = std::make_unique<client::Informer>(api_, service_type());
+    own_endpoints_ = std::make_unique<client::Informer>(api_, endpoints_type());
+    services_ = own_services_.get();
+    endpoints_ = own_endpoints_.get();
+  }
   nodes_ = std::make_unique<client::Informer>(api_, node_type());
-  for (auto* inf : {services_.get(), endpoints_.get(), nodes_.get()}) {
+  for (auto* inf : {own_services_.get(), own_endpoints_.get(), nodes_.get()}) {
+    if (!inf) continue;
     inf->add_handlers({[this](const json&) { kick(); },
                        [this](const json&, const json&) { kick(); },
                        [this](const json&) { kick(); }});
@@ -303,7 +314,7 @@ void Announcer::stop() {
   all.clear();
   arp_thread_.request_stop();
   if (arp_thread_.joinable()) arp_thread_.join();
-  for (auto* inf : {services_.get(), endpoints_.get(), nodes_.get()})
+  for (auto* inf : {own_services_.get(), own_endpoints_.get(), nodes_.get()})
     if (inf) inf->stop();
   if (fd_ >= 0) close(fd_);
   fd_ = -1;

@@ -59,6 +59,11 @@ struct Options {
   // Lease requests go through this client when set (give it short timeouts, e.g.
   // daemon::make_lease_client(cc, renew_deadline)); else through the main client.
   std::shared_ptr<client::ApiClient> lease_api;
+  // Service and Endpoints informers shared with the agent's other components (not owned; both
+  // or neither; they outlive the Announcer). They may be running already, so no handler is added
+  // to them: their owner calls kick() on each of their events. Null: the announcer runs its own.
+  client::Informer* services = nullptr;
+  client::Informer* endpoints = nullptr;
 };
 
 // ---- pure parts (tested in announce_test.cc) -------------------------------------------------
@@ -116,6 +121,9 @@ class Announcer {
   // Addresses this node announces now (sorted).
   std::vector<std::string> held() const;
 
+  // Asks for a reconcile soon (a Service, Endpoints or Node changed). Any thread.
+  void kick();
+
  private:
   struct Election;
   void reconcile_loop(std::stop_token stop);
@@ -124,7 +132,6 @@ class Announcer {
   void garp(uint32_t ip_net);
   void send_frame(const std::vector<uint8_t>& frame);
   void set_held(const std::string& ip, bool held);
-  void kick();
 
   std::shared_ptr<client::ApiClient> api_;
   Options opts_;
@@ -132,7 +139,10 @@ class Announcer {
   uint8_t mac_[6]{};
   int fd_ = -1;
 
-  std::unique_ptr<client::Informer> services_, endpoints_, nodes_;
+  std::unique_ptr<client::Informer> own_services_, own_endpoints_;  // when none are shared
+  client::Informer* services_ = nullptr;
+  client::Informer* endpoints_ = nullptr;
+  std::unique_ptr<client::Informer> nodes_;
 
   mutable std::mutex mu_;
   std::condition_variable_any cv_;

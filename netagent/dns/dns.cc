@@ -96,7 +96,9 @@ struct DnsServer::Impl {
   std::atomic<std::shared_ptr<const Zone>> zone;
   std::atomic<bool> synced{false};
 
-  std::unique_ptr<client::Informer> svc_inf, eps_inf;
+  std::unique_ptr<client::Informer> own_svc_inf, own_eps_inf;  // when none are shared
+  client::Informer* svc_inf = nullptr;
+  client::Informer* eps_inf = nullptr;
   std::mutex dirty_mu;
   std::condition_variable_any dirty_cv;
   bool dirty = true;
@@ -492,6 +494,8 @@ Status DnsServer::start() {
   if (o.ttl_seconds < 0 || o.upstream_timeout_ms < 1 || o.tcp_idle_timeout_ms < 1)
     return Status::invalid(
         "DNS options: ttl, upstream timeout and TCP idle timeout must be positive");
+  if (!o.services != !o.endpoints)
+    return Status::invalid("DNS: share both the Service and the Endpoints informer, or neither");
   d.cfg.domain = domain;
   d.cfg.service_cidr = *scidr;
   d.cfg.cluster_cidr = *ccidr;
@@ -545,18 +549,26 @@ Status DnsServer::start() {
   }
 
   d.zone.store(Zone::build(d.cfg, {}, {}));
-  if (d.api) {
+  if (o.services) {
+    d.svc_inf = o.services;
+    d.eps_inf = o.endpoints;
+  } else if (d.api) {
+    d.own_svc_inf = std::make_unique<client::Informer>(d.api, service_type());
+    d.own_eps_inf = std::make_unique<client::Informer>(d.api, endpoints_type());
+    d.svc_inf = d.own_svc_inf.get();
+    d.eps_inf = d.own_eps_inf.get();
+  }
+  if (d.svc_inf) {
     d.synced = false;
-    d.svc_inf = std::make_unique<client::Informer>(d.api, service_type());
-    d.eps_inf = std::make_unique<client::Informer>(d.api, endpoints_type());
-    for (auto* inf : {d.svc_inf.get(), d.eps_inf.get()}) {
+    for (auto* inf : {d.svc_inf, d.eps_inf}) {
       client::InformerHandlers h;
       h.on_add = [&d](const nlohmann::json&) { d.mark_dirty(); };
       h.on_update = [&d](const nlohmann::json&, const nlohmann::json&) { d.mark_dirty(); };
       h.on_delete = [&d](const nlohmann::json&) { d.mark_dirty(); };
       inf->add_handlers(std::move(h));
-      inf->start();
     }
+    if (d.own_svc_inf) d.own_svc_inf->start();
+    if (d.own_eps_inf) d.own_eps_inf->start();
     d.rebuilder = std::jthread([&d](std::stop_token st) { d.rebuild_loop(st); });
   } else {
     d.synced = true;
@@ -584,8 +596,8 @@ void DnsServer::stop() {
   if (!d.running) return;
   d.running = false;
   d.stopped = true;
-  if (d.svc_inf) d.svc_inf->stop();
-  if (d.eps_inf) d.eps_inf->stop();
+  if (d.own_svc_inf) d.own_svc_inf->stop();
+  if (d.own_eps_inf) d.own_eps_inf->stop();
   if (d.rebuilder.joinable()) {
     d.rebuilder.request_stop();
     d.rebuilder.join();
@@ -597,8 +609,9 @@ void DnsServer::stop() {
   if (d.acceptor) d.acceptor->close(ignored);
   d.udp_sock.reset();
   d.acceptor.reset();
-  d.svc_inf.reset();
-  d.eps_inf.reset();
+  d.svc_inf = d.eps_inf = nullptr;
+  d.own_svc_inf.reset();
+  d.own_eps_inf.reset();
 }
 
 std::string DnsServer::metrics_text() const {

@@ -17,7 +17,8 @@
 
 namespace skiff::client {
 class ApiClient;
-}
+class Informer;
+}  // namespace skiff::client
 
 namespace skiff::dns {
 
@@ -38,6 +39,11 @@ struct Options {
   int ttl_seconds = 5;
   int upstream_timeout_ms = 2000;   // per upstream try (UDP); then the next upstream
   int tcp_idle_timeout_ms = 10000;  // a TCP client idle this long is disconnected
+  // Service and Endpoints informers shared with the agent's other components (not owned; both
+  // or neither). start() adds handlers to them, so the owner starts them after start() and
+  // stops them after stop(). Null: the server runs its own (when it has an API client).
+  client::Informer* services = nullptr;
+  client::Informer* endpoints = nullptr;
 };
 
 class DnsServer {
