@@ -245,3 +245,49 @@ TEST_CASE("conntrack cleanup: removed UDP endpoints and UDP ports that got their
   CHECK(acc.services.size() == 4);
   CHECK(acc.service_endpoints.size() == 1);
 }
+
+TEST_CASE("sync schedule: full at start and every period, changes coalesce per interval") {
+  using std::chrono::milliseconds;
+  const auto t0 = SyncSchedule::Clock::time_point() + std::chrono::hours(1);
+  SyncSchedule s(milliseconds(60'000), milliseconds(20), milliseconds(500), milliseconds(2000), t0);
+  CHECK(s.due(false) == t0);
+  CHECK(s.full(t0));
+  CHECK(s.done(true, t0, t0 + milliseconds(5)) == milliseconds(0));
+  // Changes: at most one sync per interval from the last start; none: the next full one.
+  CHECK(s.due(false) == t0 + milliseconds(60'000));
+  CHECK(s.due(true) == t0 + milliseconds(20));
+  CHECK_FALSE(s.full(t0 + milliseconds(20)));
+  CHECK(s.done(true, t0 + milliseconds(20), t0 + milliseconds(21)) == milliseconds(0));
+  CHECK(s.due(true) == t0 + milliseconds(40));
+  CHECK(s.due(false) == t0 + milliseconds(60'000));
+  CHECK(s.full(t0 + milliseconds(60'000)));
+}
+
+TEST_CASE("sync schedule: a failed sync is retried as a full one with exponential back-off") {
+  using std::chrono::milliseconds;
+  const auto t0 = SyncSchedule::Clock::time_point() + std::chrono::hours(1);
+  SyncSchedule s(milliseconds(60'000), milliseconds(20), milliseconds(500), milliseconds(2000), t0);
+  // The first (full) sync fails: the retry waits min_retry, even though it is a full one.
+  auto end = t0 + milliseconds(10);
+  CHECK(s.done(false, t0, end) == milliseconds(500));
+  CHECK(s.due(false) == end + milliseconds(500));
+  CHECK(s.due(true) == end + milliseconds(500));  // changes wait for the retry
+  CHECK_FALSE(s.full(end + milliseconds(499)));
+  CHECK(s.full(end + milliseconds(500)));
+  // Failing again doubles the delay, up to max_retry.
+  auto t1 = end + milliseconds(500);
+  CHECK(s.done(false, t1, t1) == milliseconds(1000));
+  CHECK(s.due(true) == t1 + milliseconds(1000));
+  auto t2 = t1 + milliseconds(1000);
+  CHECK(s.done(false, t2, t2) == milliseconds(2000));
+  auto t3 = t2 + milliseconds(2000);
+  CHECK(s.done(false, t3, t3) == milliseconds(2000));
+  // A failed partial sync is retried as a full one too.
+  auto t4 = t3 + milliseconds(2000);
+  CHECK(s.done(true, t4, t4) == milliseconds(0));
+  CHECK(s.due(false) == t4 + milliseconds(60'000));
+  CHECK_FALSE(s.full(t4 + milliseconds(20)));
+  CHECK(s.done(false, t4 + milliseconds(20), t4 + milliseconds(20)) == milliseconds(500));
+  CHECK(s.full(t4 + milliseconds(520)));
+  CHECK_FALSE(s.full(t4 + milliseconds(519)));
+}

@@ -195,6 +195,40 @@ void merge_cleanup(conntrack::CleanupSpec* into, const conntrack::CleanupSpec& m
   add(&into->node_ports, more.node_ports);
 }
 
+// ---- SyncSchedule ----------------------------------------------------------------------------
+
+SyncSchedule::SyncSchedule(std::chrono::milliseconds full_period,
+                           std::chrono::milliseconds min_interval,
+                           std::chrono::milliseconds min_retry, std::chrono::milliseconds max_retry,
+                           Clock::time_point start)
+    : full_period_(full_period),
+      min_interval_(min_interval),
+      min_retry_(min_retry),
+      max_retry_(max_retry),
+      next_full_(start),
+      retry_(min_retry) {}
+
+SyncSchedule::Clock::time_point SyncSchedule::due(bool pending) const {
+  if (pending && !failed_) return std::min(next_full_, last_start_ + min_interval_);
+  return next_full_;
+}
+
+std::chrono::milliseconds SyncSchedule::done(bool ok, Clock::time_point start,
+                                             Clock::time_point end) {
+  const bool was_full = full(start);
+  last_start_ = start;
+  failed_ = !ok;
+  if (ok) {
+    retry_ = min_retry_;
+    if (was_full) next_full_ = start + full_period_;
+    return std::chrono::milliseconds(0);
+  }
+  auto delay = retry_;
+  next_full_ = end + delay;
+  retry_ = std::min(retry_ * 2, max_retry_);
+  return delay;
+}
+
 // ---- ServiceAgent ----------------------------------------------------------------------------
 
 ServiceAgent::ServiceAgent(ServiceOptions opts, std::shared_ptr<client::ApiClient> api,
@@ -279,12 +313,8 @@ void ServiceAgent::run(std::stop_token stop) {
     std::lock_guard s(stats_mu_);
     last_loop_ = steady::now();
   }
-  auto next_full = steady::now();
-  // After a failed sync: when to retry (steady::time_point::max() = no retry pending). A plain
-  // time point, as g++ 12 -O2 warns (maybe-uninitialized) about an optional one here.
-  steady::time_point retry_at = steady::time_point::max();
-  auto retry = opts_.min_retry;
-  steady::time_point last_start{};
+  SyncSchedule schedule(opts_.full_sync_period, opts_.min_sync_interval, opts_.min_retry,
+                        opts_.max_retry, steady::now());
   while (!stop.stop_requested()) {
     std::map<std::string, PendingChange> changes;
     steady::time_point now;
@@ -293,38 +323,25 @@ void ServiceAgent::run(std::stop_token stop) {
       for (;;) {
         if (stop.stop_requested()) return;
         now = steady::now();
-        steady::time_point due = next_full;
-        if (retry_at != steady::time_point::max())
-          due = std::min(due, retry_at);  // after a failure, changes wait for the retry
-        else if (!changes_.empty())
-          due = std::min(due, last_start + opts_.min_sync_interval);
+        auto due = schedule.due(!changes_.empty());
         if (now >= due) break;
         size_t before = changes_.size();
         cv_.wait_until(l, stop, due, [&] { return changes_.size() != before; });
       }
       changes = changes_.take();
     }
-    const bool full = retry_at != steady::time_point::max() || now >= next_full;
-    last_start = now;
-    Status s = sync(changes, full);
+    Status s = sync(changes, schedule.full(now));
     auto end = steady::now();
     {
       std::lock_guard l(stats_mu_);
       last_loop_ = end;
     }
-    if (s) {
-      retry_at = steady::time_point::max();
-      retry = opts_.min_retry;
-      if (full) next_full = now + opts_.full_sync_period;
-    } else {
+    auto retry = schedule.done(s.is_ok(), now, end);
+    if (!s) {
       spdlog::warn("services: sync failed (full re-assert in {}ms): {}", retry.count(),
                    s.to_string());
-      {
-        std::lock_guard l(mu_);
-        changes_.restore(std::move(changes));
-      }
-      retry_at = end + retry;
-      retry = std::min(retry * 2, opts_.max_retry);
+      std::lock_guard l(mu_);
+      changes_.restore(std::move(changes));
     }
   }
 }

@@ -114,6 +114,32 @@ conntrack::CleanupSpec conntrack_cleanup_spec(const services::ServiceMap& before
 // Adds `more` to `into` (a cleanup that failed is retried with the next one's).
 void merge_cleanup(conntrack::CleanupSpec* into, const conntrack::CleanupSpec& more);
 
+// When the worker syncs next. A full re-assert is due at the start, every full_period after a
+// full sync that succeeded, and as the retry of a failed sync: min_retry after it, doubling up to
+// max_retry while they keep failing; changes wait for that retry. Otherwise changes are applied
+// at most once per min_interval (from the start of the last sync). Not thread-safe.
+class SyncSchedule {
+ public:
+  using Clock = std::chrono::steady_clock;
+  SyncSchedule(std::chrono::milliseconds full_period, std::chrono::milliseconds min_interval,
+               std::chrono::milliseconds min_retry, std::chrono::milliseconds max_retry,
+               Clock::time_point start);
+  // When the next sync is due; `pending`: changes are waiting.
+  Clock::time_point due(bool pending) const;
+  // Whether a sync starting at `now` re-asserts everything.
+  bool full(Clock::time_point now) const { return now >= next_full_; }
+  // Records a sync that started at `start` and ended at `end`; on failure returns the delay
+  // before the retry.
+  std::chrono::milliseconds done(bool ok, Clock::time_point start, Clock::time_point end);
+
+ private:
+  std::chrono::milliseconds full_period_, min_interval_, min_retry_, max_retry_;
+  Clock::time_point next_full_;  // also the retry after a failure
+  Clock::time_point last_start_{};
+  std::chrono::milliseconds retry_;  // the back-off of the next failure
+  bool failed_ = false;              // the last sync failed: changes wait for the retry
+};
+
 // ---- the agent -------------------------------------------------------------------------------
 
 struct ServiceOptions {
