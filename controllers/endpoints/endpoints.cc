@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "controllers/api_util.h"
 #include "controllers/workers.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
@@ -19,35 +20,11 @@ namespace skiff::controllers::endpoints {
 
 namespace {
 
-const proto::ResourceType& svc_type() {
-  static const proto::ResourceType t = proto::service_resource();
-  return t;
-}
-const proto::ResourceType& pod_type() {
-  static const proto::ResourceType t = proto::pod_resource();
-  return t;
-}
-const proto::ResourceType& ep_type() {
-  static const proto::ResourceType t = proto::endpoints_resource();
-  return t;
-}
-
-const json& at(const json& obj, const char* a) {
-  static const json kNull;
-  if (!obj.is_object()) return kNull;
-  auto i = obj.find(a);
-  return i == obj.end() ? kNull : *i;
-}
-const json& at(const json& obj, const char* a, const char* b) { return at(at(obj, a), b); }
-std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : ""; }
+constexpr auto svc_type = &resource_type<proto::service_resource>;
+constexpr auto pod_type = &resource_type<proto::pod_resource>;
+constexpr auto ep_type = &resource_type<proto::endpoints_resource>;
 
 std::string ns_of(const json& o) { return str(at(o, "metadata", "namespace")); }
-
-// The API server refuses new objects in a namespace being deleted; Kubernetes drops the key.
-bool namespace_terminating(const Status& st) {
-  return st.code() == Code::kForbidden &&
-         st.message().find("because it is being terminated") != std::string::npos;
-}
 
 // Go's time.RFC3339Nano: up to 9 fractional digits, trailing zeros (and a bare dot) dropped.
 std::string rfc3339_nano(WallTime t) {

@@ -5,21 +5,12 @@
 #include <set>
 #include <tuple>
 
+#include "controllers/api_util.h"
 #include "proto/time.h"
 
 namespace skiff::controllers::endpoints {
 
 namespace {
-
-const json& at(const json& obj, const char* a) {
-  static const json kNull;
-  if (!obj.is_object()) return kNull;
-  auto i = obj.find(a);
-  return i == obj.end() ? kNull : *i;
-}
-const json& at(const json& obj, const char* a, const char* b) { return at(at(obj, a), b); }
-
-std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : ""; }
 
 const json& ready_condition(const json& pod) {
   static const json kNull;

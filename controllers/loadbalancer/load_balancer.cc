@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_path.h"
+#include "controllers/api_util.h"
 #include "controllers/workers.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
@@ -16,15 +17,9 @@ namespace skiff::controllers::loadbalancer {
 
 namespace {
 
-const proto::ResourceType& service_type() {
-  static const proto::ResourceType t = proto::service_resource();
-  return t;
-}
+constexpr auto service_type = &resource_type<proto::service_resource>;
 
-const proto::ResourceType& configmap_type() {
-  static const proto::ResourceType t = proto::configmap_resource();
-  return t;
-}
+constexpr auto configmap_type = &resource_type<proto::configmap_resource>;
 
 // The ingress list of status.loadBalancer (an empty array when absent or malformed).
 json ingress_of(const json& svc) {

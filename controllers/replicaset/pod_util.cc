@@ -5,20 +5,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "controllers/api_util.h"
 #include "proto/time.h"
 
 namespace skiff::controllers::replicaset {
 
 namespace {
-
-const json& field(const json& obj, const char* a) {
-  static const json kNull;
-  if (!obj.is_object()) return kNull;
-  auto i = obj.find(a);
-  return i == obj.end() ? kNull : *i;
-}
-
-std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : ""; }
 
 WallTime time_of(const json& j) {
   if (!j.is_string()) return {};
@@ -28,10 +20,10 @@ WallTime time_of(const json& j) {
 
 // The Ready condition, or nullptr.
 const json* ready_condition(const json& pod) {
-  const json& conds = field(field(pod, "status"), "conditions");
+  const json& conds = at(at(pod, "status"), "conditions");
   if (!conds.is_array()) return nullptr;
   for (const auto& c : conds)
-    if (str(field(c, "type")) == "Ready") return &c;
+    if (str(at(c, "type")) == "Ready") return &c;
   return nullptr;
 }
 
@@ -45,8 +37,8 @@ int phase_ordinal(const std::string& phase) {
 // controller.kubernetes.io/pod-deletion-cost; a missing or malformed value counts as 0, as in
 // GetDeletionCostFromPodAnnotations' callers.
 int64_t deletion_cost(const json& pod) {
-  const json& v = field(field(field(pod, "metadata"), "annotations"),
-                        "controller.kubernetes.io/pod-deletion-cost");
+  const json& v =
+      at(at(at(pod, "metadata"), "annotations"), "controller.kubernetes.io/pod-deletion-cost");
   if (!v.is_string()) return 0;
   const std::string s = v.get<std::string>();
   if (s.empty()) return 0;
@@ -62,10 +54,10 @@ int64_t deletion_cost(const json& pod) {
 
 int max_container_restarts(const json& pod) {
   int m = 0;
-  const json& cs = field(field(pod, "status"), "containerStatuses");
+  const json& cs = at(at(pod, "status"), "containerStatuses");
   if (cs.is_array())
     for (const auto& c : cs) {
-      const json& r = field(c, "restartCount");
+      const json& r = at(c, "restartCount");
       if (r.is_number_integer()) m = std::max(m, r.get<int>());
     }
   return m;
@@ -140,32 +132,32 @@ void merge_sort(std::vector<Ranked>& v, size_t lo, size_t hi, std::vector<Ranked
 }  // namespace
 
 const json* controller_ref(const json& obj) {
-  const json& refs = field(field(obj, "metadata"), "ownerReferences");
+  const json& refs = at(at(obj, "metadata"), "ownerReferences");
   if (!refs.is_array()) return nullptr;
   for (const auto& r : refs)
-    if (field(r, "controller").is_boolean() && field(r, "controller").get<bool>()) return &r;
+    if (at(r, "controller").is_boolean() && at(r, "controller").get<bool>()) return &r;
   return nullptr;
 }
 
 bool is_terminating(const json& obj) {
-  const json& d = field(field(obj, "metadata"), "deletionTimestamp");
+  const json& d = at(at(obj, "metadata"), "deletionTimestamp");
   return !d.is_null();
 }
 
 bool is_pod_active(const json& pod) {
-  std::string phase = str(field(field(pod, "status"), "phase"));
+  std::string phase = str(at(at(pod, "status"), "phase"));
   return phase != "Succeeded" && phase != "Failed" && !is_terminating(pod);
 }
 
 bool is_pod_ready(const json& pod) {
   const json* c = ready_condition(pod);
-  return c != nullptr && str(field(*c, "status")) == "True";
+  return c != nullptr && str(at(*c, "status")) == "True";
 }
 
 std::optional<WallTime> pod_ready_since(const json& pod) {
   const json* c = ready_condition(pod);
-  if (c == nullptr || str(field(*c, "status")) != "True") return std::nullopt;
-  WallTime t = time_of(field(*c, "lastTransitionTime"));
+  if (c == nullptr || str(at(*c, "status")) != "True") return std::nullopt;
+  WallTime t = time_of(at(*c, "lastTransitionTime"));
   if (t == WallTime{}) return std::nullopt;
   return t;
 }
@@ -193,20 +185,20 @@ std::vector<json> pods_to_delete(std::vector<json> pods, const std::vector<json>
   if (static_cast<size_t>(diff) > pods.size()) diff = static_cast<int>(pods.size());
   std::map<std::string, int> on_node;
   for (const auto& p : related)
-    if (is_pod_active(p)) ++on_node[str(field(field(p, "spec"), "nodeName"))];
+    if (is_pod_active(p)) ++on_node[str(at(at(p, "spec"), "nodeName"))];
   std::vector<Ranked> ranked;
   ranked.reserve(pods.size());
   for (auto& p : pods) {
     Ranked r;
-    r.node = str(field(field(p, "spec"), "nodeName"));
-    r.uid = str(field(field(p, "metadata"), "uid"));
-    r.phase = phase_ordinal(str(field(field(p, "status"), "phase")));
+    r.node = str(at(at(p, "spec"), "nodeName"));
+    r.uid = str(at(at(p, "metadata"), "uid"));
+    r.phase = phase_ordinal(str(at(at(p, "status"), "phase")));
     r.ready = is_pod_ready(p);
     r.cost = deletion_cost(p);
     r.rank = on_node.count(r.node) ? on_node[r.node] : 0;
     if (r.ready) r.ready_time = pod_ready_since(p).value_or(WallTime{});
     r.restarts = max_container_restarts(p);
-    r.created = time_of(field(field(p, "metadata"), "creationTimestamp"));
+    r.created = time_of(at(at(p, "metadata"), "creationTimestamp"));
     r.pod = std::move(p);
     ranked.push_back(std::move(r));
   }
@@ -219,8 +211,8 @@ std::vector<json> pods_to_delete(std::vector<json> pods, const std::vector<json>
 }
 
 std::string pod_key(const json& pod) {
-  const json& m = field(pod, "metadata");
-  return str(field(m, "namespace")) + "/" + str(field(m, "name"));
+  const json& m = at(pod, "metadata");
+  return str(at(m, "namespace")) + "/" + str(at(m, "name"));
 }
 
 }  // namespace skiff::controllers::replicaset

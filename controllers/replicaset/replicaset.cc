@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "controllers/api_util.h"
 #include "controllers/replicaset/pod_util.h"
 #include "controllers/workers.h"
 #include "proto/client/api_client.h"
@@ -22,25 +23,10 @@ namespace skiff::controllers::replicaset {
 
 namespace {
 
-const proto::ResourceType& rs_type() {
-  static const proto::ResourceType t = proto::replicaset_resource();
-  return t;
-}
+constexpr auto rs_type = &resource_type<proto::replicaset_resource>;
 
-const proto::ResourceType& pod_type() {
-  static const proto::ResourceType t = proto::pod_resource();
-  return t;
-}
+constexpr auto pod_type = &resource_type<proto::pod_resource>;
 
-const json& at(const json& obj, const char* a) {
-  static const json kNull;
-  if (!obj.is_object()) return kNull;
-  auto i = obj.find(a);
-  return i == obj.end() ? kNull : *i;
-}
-const json& at(const json& obj, const char* a, const char* b) { return at(at(obj, a), b); }
-
-std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : ""; }
 int64_t num(const json& j, int64_t dflt = 0) {
   return j.is_number_integer() ? j.get<int64_t>() : dflt;
 }
@@ -85,13 +71,6 @@ Result<json> pod_from_template(const json& rs) {
   json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", std::move(meta)}};
   pod["spec"] = at(tmpl, "spec").is_object() ? at(tmpl, "spec") : json::object();
   return pod;
-}
-
-// The API server refuses new objects in a namespace being deleted; Kubernetes neither reports
-// nor retries that.
-bool namespace_terminating(const Status& st) {
-  return st.code() == Code::kForbidden &&
-         st.message().find("because it is being terminated") != std::string::npos;
 }
 
 // Every label of the template is on the pod (fullyLabeledReplicas).

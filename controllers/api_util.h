@@ -1,0 +1,47 @@
+// Small helpers the controllers share for reading API objects held as JSON (informer caches,
+// API answers), for the built-in resource types they watch, and for API errors they treat
+// specially. Header-only; included by controller .cc files only (it pulls in nlohmann/json).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/json_path.h"
+#include "common/status.h"
+#include "proto/registry.h"
+
+namespace skiff::controllers {
+
+// obj[a], or a null json when absent or obj is not an object: a missing field never throws
+// (objects come from the network), and two absent fields compare equal. A reference-returning
+// layer over find_path (common/json_path.h).
+inline const nlohmann::json& at(const nlohmann::json& obj, const char* a) {
+  static const nlohmann::json kNull;
+  const nlohmann::json* v = find_path(obj, {a});
+  return v ? *v : kNull;
+}
+// obj[a][b], or a null json when either step is absent.
+inline const nlohmann::json& at(const nlohmann::json& obj, const char* a, const char* b) {
+  return at(at(obj, a), b);
+}
+// The string `j` holds, or "" when it is not a string.
+inline std::string str(const nlohmann::json& j) {
+  return j.is_string() ? j.get<std::string>() : "";
+}
+
+// One process-wide copy of a built-in type (proto::pod_resource, ...): building a ResourceType
+// allocates, and controllers name their types on every request.
+template <proto::ResourceType (*Make)()>
+const proto::ResourceType& resource_type() {
+  static const proto::ResourceType t = Make();
+  return t;
+}
+
+// The API server refuses new objects in a namespace being deleted ("... because it is being
+// terminated"); Kubernetes' controllers neither report nor retry that.
+inline bool namespace_terminating(const Status& st) {
+  return st.code() == Code::kForbidden &&
+         st.message().find("because it is being terminated") != std::string::npos;
+}
+
+}  // namespace skiff::controllers
