@@ -227,6 +227,10 @@ def stop(name, sig=signal.SIGTERM):
         return p.wait()
 
 
+def dump_logs():
+    netlab.print_logs((name, path) for name, (_, path) in procs.items())
+
+
 def main():
     global WORKDIR, CTRL_BIN, ANN_BIN
     if os.geteuid() != 0:
@@ -394,31 +398,9 @@ def main():
             got)
 
     if c.failed:
-        for name, (_, path) in procs.items():
-            print("---- %s log (tail) ----\n%s" % (name, tail(path, 40)), flush=True)
+        dump_logs()
     return c.finish()
 
 
 if __name__ == "__main__":
-    def on_alarm(signum, frame):
-        print("FAIL - test exceeded its 300 s limit", flush=True)
-        cleanup()
-        testlib._cleanup_all()
-        os._exit(1)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(300)
-    rc = 1
-    try:
-        rc = main()
-    except SystemExit as e:
-        rc = e.code
-    except Exception:  # a setup failure is a failure, after cleanup
-        import traceback
-        traceback.print_exc()
-        for name, (_, path) in procs.items():
-            print("---- %s log (tail) ----\n%s" % (name, tail(path, 40)), flush=True)
-        rc = 1
-    finally:
-        cleanup()
-    sys.exit(rc)
+    netlab.run_main(main, cleanup, dump_logs)

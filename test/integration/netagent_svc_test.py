@@ -323,6 +323,11 @@ def conntrack_lines(k, needle):
     return [line for line in r.stdout.splitlines() if needle in line]
 
 
+def dump_logs():
+    netlab.print_logs((name, path) for name, _, path in procs
+                      if name.startswith("netagent") or name == "apiserver")
+
+
 def main():
     if os.geteuid() != 0:
         skip("needs root (network namespaces, vxlan, nftables)")
@@ -510,30 +515,9 @@ def main():
             rc = None
         c.eq("netagent %s exits 0 on SIGTERM" % k, rc, 0)
     if c.failed:
-        for name, _, path in procs:
-            if path and (name.startswith("netagent") or name == "apiserver"):
-                print("---- %s log (tail) ----\n%s" % (name, tail(path, 40)), flush=True)
+        dump_logs()
     return c.finish()
 
 
 if __name__ == "__main__":
-    def on_alarm(signum, frame):
-        print("FAIL - test exceeded its 300 s limit", flush=True)
-        cleanup()
-        testlib._cleanup_all()
-        os._exit(1)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(300)
-    try:
-        rc = main()
-    except Exception:  # a setup failure is a failure, after cleanup
-        import traceback
-        traceback.print_exc()
-        for name, _, path in procs:
-            if path and (name.startswith("netagent") or name == "apiserver"):
-                print("---- %s log (tail) ----\n%s" % (name, tail(path, 40)), flush=True)
-        rc = 1
-    finally:
-        cleanup()
-    sys.exit(rc)
+    netlab.run_main(main, cleanup, dump_logs)

@@ -249,6 +249,10 @@ def annotations(api, name):
     return n.get("metadata", {}).get("annotations", {}) or {}
 
 
+def dump_logs():
+    netlab.print_logs((name, path) for name, _, path in procs)
+
+
 def main():
     if os.geteuid() != 0:
         skip("needs root (network namespaces, vxlan)")
@@ -454,30 +458,9 @@ def main():
     for k in ("a", "b"):
         c.eq("netagent %s exits 0 on SIGTERM" % k, stop_agent(agents[k]), 0)
     if c.failed:
-        for name, _, path in procs:
-            if path:
-                print("---- %s log (tail) ----\n%s" % (name, tail(path, 40)), flush=True)
+        dump_logs()
     return c.finish()
 
 
 if __name__ == "__main__":
-    def on_alarm(signum, frame):
-        print("FAIL - test exceeded its 300 s limit", flush=True)
-        cleanup()
-        testlib._cleanup_all()
-        os._exit(1)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(300)
-    try:
-        rc = main()
-    except Exception as e:  # a setup failure is a failure, after cleanup
-        import traceback
-        traceback.print_exc()
-        for name, _, path in procs:
-            if path:
-                print("---- %s log (tail) ----\n%s" % (name, tail(path, 40)), flush=True)
-        rc = 1
-    finally:
-        cleanup()
-    sys.exit(rc)
+    netlab.run_main(main, cleanup, dump_logs)

@@ -6,8 +6,11 @@ from one namespace (the test process setns()es there). Everything here is what n
 netagent_svc_test.py and lb_test.py each used to carry a copy of.
 """
 import os
+import signal
 import subprocess
+import sys
 import time
+import traceback
 
 import testlib
 
@@ -135,3 +138,36 @@ def wait_apiserver(p, data, port, log_path, api_cls=Api, seconds=60):
                 pass
         time.sleep(0.3)
     raise RuntimeError("skiff-apiserver not ready in %d s: %s" % (seconds, tail(log_path)))
+
+
+def print_logs(named_paths):
+    """The tail of each (name, log path) whose path is set, to explain a failure."""
+    for name, path in named_paths:
+        if path:
+            print("---- %s log (tail) ----\n%s" % (name, tail(path, 40)), flush=True)
+
+
+def run_main(main, cleanup, dump_logs, limit=300):
+    """Runs main() (a test's body, returning or exiting with its code) within `limit` seconds and
+    exits with its code. An exception is a failure (traceback, dump_logs()); the limit is a
+    failure too. cleanup() runs in every case."""
+    def on_alarm(signum, frame):
+        print("FAIL - test exceeded its %d s limit" % limit, flush=True)
+        cleanup()
+        testlib._cleanup_all()
+        os._exit(1)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(limit)
+    rc = 1
+    try:
+        rc = main()
+    except SystemExit as e:
+        rc = e.code
+    except Exception:  # a setup failure is a failure, after cleanup
+        traceback.print_exc()
+        dump_logs()
+        rc = 1
+    finally:
+        cleanup()
+    sys.exit(rc)
