@@ -260,8 +260,7 @@ Status EndpointsController::sync(const std::string& key) {
         return Status::ok();
       }
     }
-    json ep = current ? *current : json{{"apiVersion", "v1"}, {"kind", "Endpoints"}};
-    if (!current) ep["metadata"] = {{"name", name}, {"namespace", ns}};
+    json ep = current ? *current : json{{"metadata", {{"name", name}, {"namespace", ns}}}};
     ep["apiVersion"] = "v1";
     ep["kind"] = "Endpoints";
     json& md = ep["metadata"];

@@ -208,6 +208,11 @@ TEST_CASE("endpoints: ready pods are addresses, others notReadyAddresses", "[end
                             {"notReadyAddresses", {addr("b", "10.244.1.2")}},
                             {"ports", {{{"port", 8080}, {"protocol", "TCP"}}}}}});
   CHECK(ep["subsets"] == want);
+  // A created Endpoints carries its type and the Service's name and namespace.
+  CHECK(ep["apiVersion"] == "v1");
+  CHECK(ep["kind"] == "Endpoints");
+  CHECK(ep["metadata"]["name"] == "web");
+  CHECK(ep["metadata"]["namespace"] == "default");
   CHECK(ep["metadata"]["labels"] == json{{"app", "web"}});
   CHECK(ep["metadata"]["annotations"][kTriggerTimeAnnotation] ==
         "2026-12-01T10:00:00Z");  // first sight: the Service's creation
