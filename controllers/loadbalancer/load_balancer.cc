@@ -30,9 +30,7 @@ json ingress_of(const json& svc) {
 // The first ingress entry's ip ("" when none).
 std::string current_ip(const json& svc) {
   for (const auto& i : ingress_of(svc))
-    if (i.is_object() && i.contains("ip") && i["ip"].is_string() &&
-        !i["ip"].get<std::string>().empty())
-      return i["ip"].get<std::string>();
+    if (std::string ip = str_at(i, {"ip"}); !ip.empty()) return ip;
   return "";
 }
 
