@@ -121,16 +121,6 @@ bool same_definition(const Set& a, const Set& b) {
          a.dynamic == b.dynamic && a.constant == b.constant;
 }
 
-bool same_data(const Element& a, const Element& b) {
-  if (a.data.index() != b.data.index()) return false;
-  if (const auto* v = std::get_if<Verdict>(&a.data)) {
-    const auto& w = std::get<Verdict>(b.data);
-    return v->code == w.code && v->chain == w.chain;
-  }
-  if (const auto* d = std::get_if<Bytes>(&a.data)) return *d == std::get<Bytes>(b.data);
-  return true;
-}
-
 // The errno the kernel gives for a verdict's target, or 0.
 int check_target(const State& st, const Verdict& v) {
   if (!jumps(v)) return 0;
@@ -263,7 +253,7 @@ int apply(State& st, const Batch::Op& op) {
         Bytes key = flat(e.key);
         auto it = s->elements.find(key);
         if (it != s->elements.end()) {
-          if (!same_data(it->second.element, e)) return EEXIST;
+          if (it->second.element.data != e.data) return EEXIST;
           continue;
         }
         count_element(st, e, +1);

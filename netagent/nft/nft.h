@@ -136,6 +136,7 @@ struct Counter {};
 struct Verdict {
   VerdictCode code = VerdictCode::kAccept;
   std::string chain;
+  bool operator==(const Verdict&) const = default;
 };
 // dreg = data (1..16 bytes, packet byte order; a mark is host byte order like the kernel's).
 struct Immediate {
