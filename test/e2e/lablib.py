@@ -4,11 +4,16 @@ bounded waits, and snapshots of the host (netns, links, mounts, cgroups) taken b
 compared after `down`. Not a test itself (no _test suffix: CTest does not run it).
 
 Each test calls configure(env) once with its environment before it runs anything."""
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
+import traceback
+
+import testlib  # the tests put test/integration on sys.path before importing lablib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.environ.get("SKIFF_SRC") or os.path.join(HERE, "..", ".."))
@@ -169,3 +174,108 @@ def keep_logs(dest, nodes, log=print):
                 if f.endswith(".log"):
                     shutil.copy(os.path.join(src, f), os.path.join(dest, n, f))
     log("daemon logs copied to %s" % dest)
+
+
+def need_lab(bins):
+    """Exits 77 (testlib.skip, with the reason) unless a lab can run here: root, the host tools
+    lab.sh uses, the binaries `bins` in the build dir, lab.sh, network namespaces and cgroups."""
+    if os.geteuid() != 0:
+        testlib.skip("needs root (namespaces, mounts, cgroups, nftables)")
+    for tool in ("ip", "nsenter", "unshare", "kubectl", "python3", "curl"):
+        if shutil.which(tool) is None:
+            testlib.skip("%s is not installed" % tool)
+    for b in bins:
+        testlib.need_bin(b)
+    if not os.path.exists(LAB):
+        testlib.skip("%s is missing" % LAB)
+    if not os.path.exists("/proc/self/ns/net") or not os.path.isdir("/sys/fs/cgroup"):
+        testlib.skip("no network namespaces or no cgroups")
+
+
+def busybox_image():
+    """BIN/images/busybox.oci.tar (the lab's pod image), built by deploy/images/build.sh when
+    missing; exits 77 when it cannot be built."""
+    img = os.path.join(BIN, "images", "busybox.oci.tar")
+    if not os.path.exists(img):
+        r = subprocess.run(["bash", os.path.join(SRC, "deploy", "images", "build.sh"),
+                            os.path.join(BIN, "images")], capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode != 0:
+            testlib.skip("cannot build the busybox image: %s" % r.stderr[-500:])
+    return img
+
+
+class LabChecks(testlib.Checks):
+    """testlib.Checks with what every e2e test's phases use: a fatal check (ends the body, the
+    teardown still runs), named durations, and `kubectl get -o json`."""
+
+    def __init__(self):
+        super().__init__()
+        self.timings = []
+
+    def fatal(self, desc, detail=""):
+        self.check(desc, False, detail)
+        raise Fatal(desc)
+
+    def timing(self, what, s):
+        self.timings.append((what, s))
+        print("# [%s] %s: %.2f s" % (time.strftime("%H:%M:%S"), what, s), flush=True)
+
+    def get_json(self, *args):
+        """`kubectl get ARGS -o json` parsed; None when kubectl fails or prints no JSON."""
+        r = kubectl("get", *args, "-o", "json")
+        if r.returncode != 0:
+            return None
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+    def dump_logs(self):
+        """Prints the daemons' logs that explain a failure (each test names its own)."""
+
+
+def run_lab_test(t, body, limit, log, nodes=("node1", "node2", "node3")):
+    """Runs body() (which brings the lab up) inside `limit` seconds, after a `lab.sh down` of a
+    leftover lab and a snapshot of the host. Whatever happens in body (a fatal check, the limit,
+    SIGTERM, an exception: each is a failed check), the teardown runs with its own 180 s bound:
+    t.dump_logs() if a check failed, SKIFF_E2E_KEEP_LOGS, `lab.sh down` (a check) and one check
+    per kind of host state that nothing of the lab is left. Ends with the timings."""
+    started = time.time()
+
+    def on_alarm(signum, frame):
+        raise Timeout("test exceeded its %d s limit" % limit)
+
+    def on_term(signum, frame):
+        raise Timeout("terminated (SIGTERM)")
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.alarm(limit)
+    # A lab left by an earlier run goes first, so the snapshot shows the machine without it.
+    lab("down", timeout=120)
+    before = snapshot()
+    try:
+        body()
+    except Fatal:
+        pass
+    except Timeout as e:
+        t.check(str(e), False)
+    except Exception as e:
+        t.check("unexpected %s: %s" % (type(e).__name__, e), False, traceback.format_exc())
+    finally:
+        signal.alarm(0)
+        signal.alarm(180)  # teardown gets its own bound
+        try:
+            if t.failed:
+                t.dump_logs()
+            keep_logs(os.environ.get("SKIFF_E2E_KEEP_LOGS"), nodes, log)
+            t0 = time.time()
+            r = lab("down", timeout=150)
+            t.check("lab.sh down (%.1f s)" % (time.time() - t0), r.returncode == 0, out(r))
+            compare_snapshots(t, before, snapshot(), log)
+        except Timeout as e:
+            t.check("teardown: %s" % e, False)
+        signal.alarm(0)
+    for what, s in t.timings:
+        log("timing: %-60s %7.2f s" % (what, s))
+    log("whole test: %.1f s" % (time.time() - started))

@@ -16,14 +16,13 @@ Shows, each check printed:
 Needs root; exits 77 with the reason otherwise. Env from CTest: SKIFF_BIN (build dir),
 SKIFF_SRC (source dir). Uses a lab of its own (SKIFF_LAB_NAME skiff-nete2e, dir
 /tmp/skiff-nete2e; SKIFF_E2E_LAB_NAME / SKIFF_E2E_LAB_DIR change them), so it runs beside
-anyone else's lab, and always runs `lab.sh down` at the end. Every wait is bounded; all traffic stays inside the lab's
+anyone else's lab, and always runs `lab.sh down` at the end; SKIFF_E2E_KEEP_LOGS=DIR copies
+the daemons' logs there first. Every wait is bounded; all traffic stays inside the lab's
 namespaces (lab.sh documents why nothing can leave them).
 """
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -31,10 +30,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
-import testlib  # noqa: E402
 import lablib  # noqa: E402
-from lablib import (Fatal, Timeout, kubectl, lab, lab_exec, out, snapshot,  # noqa: E402
-                    wait_for)
+from lablib import Fatal, kubectl, lab, lab_exec, out, wait_for  # noqa: E402
 
 SRC, BIN, LAB = lablib.SRC, lablib.BIN, lablib.LAB
 LAB_NAME, LAB_DIR, ENV = lablib.lab_env("skiff-nete2e")
@@ -142,25 +139,8 @@ class TcpServer:
 # the test
 
 
-class Test(testlib.Checks):
-    def __init__(self):
-        super().__init__()
-        self.lab_up = False
-
-    def fatal(self, desc, detail=""):
-        self.check(desc, False, detail)
-        raise Fatal(desc)
-
+class Test(lablib.LabChecks):
     # -- cluster helpers ------------------------------------------------------------------------
-
-    def get_json(self, *args):
-        r = kubectl("get", *args, "-o", "json")
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return None
 
     def pod_ip(self, name):
         p = self.get_json("pod", name) or {}
@@ -228,7 +208,6 @@ class Test(testlib.Checks):
         r = lab("up", "3", "--backend", BACKEND, timeout=400)
         up_s = time.time() - t0
         print(r.stdout[-3000:] + r.stderr[-4000:], flush=True)
-        self.lab_up = True
         if r.returncode != 0:
             self.fatal("lab.sh up 3", out(r)[-3000:])
         self.check("lab.sh up 3 --backend %s: three nodes Ready with a pod CIDR (%.1f s)" % (
@@ -364,66 +343,13 @@ class Test(testlib.Checks):
                           "node1/kubelet.log", "node1/netagent.log", "node2/netagent.log",
                           "node3/kubelet.log", "node3/netagent.log"))
 
-    def compare(self, before, after):
-        lablib.compare_snapshots(self, before, after, log)
-
 
 def main():
-    if os.geteuid() != 0:
-        testlib.skip("needs root (namespaces, mounts, cgroups, nftables)")
-    for tool in ("ip", "nsenter", "unshare", "kubectl", "python3", "curl"):
-        if shutil.which(tool) is None:
-            testlib.skip("%s is not installed" % tool)
-    for b in ("skiff-apiserver", "skiff-kubelet", "skiff-shim", "skiff",
-              "skiff-controller-manager", "skiff-netagent"):
-        testlib.need_bin(b)
-    if not os.path.exists(LAB):
-        testlib.skip("%s is missing" % LAB)
-    if not os.path.exists("/proc/self/ns/net") or not os.path.isdir("/sys/fs/cgroup"):
-        testlib.skip("no network namespaces or no cgroups")
-    img = os.path.join(BIN, "images", "busybox.oci.tar")
-    if not os.path.exists(img):
-        r = subprocess.run(["bash", os.path.join(SRC, "deploy", "images", "build.sh"),
-                            os.path.join(BIN, "images")], capture_output=True, text=True,
-                           timeout=300)
-        if r.returncode != 0:
-            testlib.skip("cannot build the busybox image: %s" % r.stderr[-500:])
-
+    lablib.need_lab(("skiff-apiserver", "skiff-kubelet", "skiff-shim", "skiff",
+                     "skiff-controller-manager", "skiff-netagent"))
+    lablib.busybox_image()
     t = Test()
-
-    def on_alarm(signum, frame):
-        raise Timeout("test exceeded its %d s limit" % LIMIT)
-
-    def on_term(signum, frame):
-        raise Timeout("terminated (SIGTERM)")
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.alarm(LIMIT)
-    # A lab left by someone else goes first, so the snapshot shows the machine without a lab.
-    lab("down", timeout=120)
-    before = snapshot()
-    try:
-        t.body()
-    except Fatal:
-        pass
-    except Timeout as e:
-        t.check(str(e), False)
-    except Exception as e:
-        import traceback
-        t.check("unexpected %s: %s" % (type(e).__name__, e), False, traceback.format_exc())
-    finally:
-        signal.alarm(0)
-        signal.alarm(180)  # teardown gets its own bound
-        try:
-            if t.failed:
-                t.dump_logs()
-            t0 = time.time()
-            r = lab("down", timeout=150)
-            t.check("lab.sh down (%.1f s)" % (time.time() - t0), r.returncode == 0, out(r))
-            t.compare(before, snapshot())
-        except Timeout as e:
-            t.check("teardown: %s" % e, False)
-        signal.alarm(0)
+    lablib.run_lab_test(t, t.body, LIMIT, log)
     t.finish()
 
 

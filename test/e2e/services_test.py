@@ -56,11 +56,9 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 
@@ -69,8 +67,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 import testlib  # noqa: E402
 import lablib  # noqa: E402
-from lablib import (Fatal, Timeout, kubectl, lab, lab_exec, out, snapshot,  # noqa: E402
-                    wait_for)
+from lablib import Fatal, Timeout, kubectl, lab, lab_exec, out, wait_for  # noqa: E402
 
 SRC, BIN, LAB = lablib.SRC, lablib.BIN, lablib.LAB
 LIMIT = 840  # CTest gives 900 s
@@ -264,39 +261,21 @@ def host_of(page):
 # the test
 
 
-class Test(testlib.Checks):
+class Test(lablib.LabChecks):
     def __init__(self, features):
         super().__init__()
         self.features = features
         self.skipped = []
-        self.timings = []
         self.cip = None          # web's ClusterIP
         self.ports = {}          # Service name -> nodePort
         self.pods = {}           # web pod name -> (node, IP), the Deployment's ready pods
         self.via = None          # (netns, host, port) the load clients use for the ClusterIP
 
-    def fatal(self, desc, detail=""):
-        self.check(desc, False, detail)
-        raise Fatal(desc)
-
     def skip(self, what, why):
         self.skipped.append("%s: %s" % (what, why))
         print("skip - %s (%s)" % (what, why), flush=True)
 
-    def timing(self, what, s):
-        self.timings.append((what, s))
-        log("%s: %.2f s" % (what, s))
-
     # -- cluster helpers ------------------------------------------------------------------------
-
-    def get_json(self, *args):
-        r = kubectl("get", *args, "-o", "json")
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return None
 
     def apply(self, obj, what):
         r = kubectl("apply", "-f", "-", input=json.dumps(obj))
@@ -968,71 +947,17 @@ def features():
 
 
 def main():
-    if os.geteuid() != 0:
-        testlib.skip("needs root (namespaces, mounts, cgroups, nftables)")
-    for tool in ("ip", "nsenter", "unshare", "kubectl", "python3", "curl"):
-        if shutil.which(tool) is None:
-            testlib.skip("%s is not installed" % tool)
-    for b in ("skiff-apiserver", "skiff-kubelet", "skiff-shim", "skiff",
-              "skiff-controller-manager", "skiff-netagent", "skiff-scheduler"):
-        testlib.need_bin(b)
-    if not os.path.exists(LAB):
-        testlib.skip("%s is missing" % LAB)
-    if not os.path.exists("/proc/self/ns/net") or not os.path.isdir("/sys/fs/cgroup"):
-        testlib.skip("no network namespaces or no cgroups")
+    lablib.need_lab(("skiff-apiserver", "skiff-kubelet", "skiff-shim", "skiff",
+                     "skiff-controller-manager", "skiff-netagent", "skiff-scheduler"))
     feats = features()
     log("features: %s" % feats)
     if not feats["clusterip"] or not feats["dataplane"]:
         testlib.skip("no Services in this build: %s" % "; ".join(
             FEATURE_TEXT[f] for f in ("clusterip", "dataplane") if not feats[f]))
-    img = os.path.join(BIN, "images", "busybox.oci.tar")
-    if not os.path.exists(img):
-        r = subprocess.run(["bash", os.path.join(SRC, "deploy", "images", "build.sh"),
-                            os.path.join(BIN, "images")], capture_output=True, text=True,
-                           timeout=300)
-        if r.returncode != 0:
-            testlib.skip("cannot build the busybox image: %s" % r.stderr[-500:])
+    lablib.busybox_image()
 
     t = Test(feats)
-    started = time.time()
-
-    def on_alarm(signum, frame):
-        raise Timeout("test exceeded its %d s limit" % LIMIT)
-
-    def on_term(signum, frame):
-        raise Timeout("terminated (SIGTERM)")
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.alarm(LIMIT)
-    # A lab left by an earlier run goes first, so the snapshot shows the machine without it.
-    lab("down", timeout=120)
-    before = snapshot()
-    try:
-        t.body()
-    except Fatal:
-        pass
-    except Timeout as e:
-        t.check(str(e), False)
-    except Exception as e:
-        t.check("unexpected %s: %s" % (type(e).__name__, e), False, traceback.format_exc())
-    finally:
-        signal.alarm(0)
-        signal.alarm(180)  # teardown gets its own bound
-        try:
-            if t.failed:
-                t.dump_logs()
-            lablib.keep_logs(os.environ.get("SKIFF_E2E_KEEP_LOGS"), ("node1", "node2", "node3"),
-                             log)
-            t0 = time.time()
-            r = lab("down", timeout=150)
-            t.check("lab.sh down (%.1f s)" % (time.time() - t0), r.returncode == 0, out(r))
-            lablib.compare_snapshots(t, before, snapshot(), log)
-        except Timeout as e:
-            t.check("teardown: %s" % e, False)
-        signal.alarm(0)
-    for what, s in t.timings:
-        log("timing: %-60s %7.2f s" % (what, s))
-    log("whole test: %.1f s" % (time.time() - started))
+    lablib.run_lab_test(t, t.body, LIMIT, log)
     if t.skipped and not t.failed:
         print("%d/%d checks passed; SKIPPED (not a pass: pieces missing): %s" % (
             t.total, t.total, "; ".join(t.skipped)), flush=True)

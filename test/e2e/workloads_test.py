@@ -44,10 +44,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
-import testlib  # noqa: E402
 import lablib  # noqa: E402
-from lablib import (Fatal, Timeout, kubectl, lab, lab_exec, out, snapshot,  # noqa: E402
-                    wait_for)
+from lablib import Fatal, kubectl, lab, lab_exec, out, wait_for  # noqa: E402
 
 SRC, BIN, LAB = lablib.SRC, lablib.BIN, lablib.LAB
 LIMIT = 840  # CTest gives 900 s
@@ -194,29 +192,8 @@ class Watcher:
 # the test
 
 
-class Test(testlib.Checks):
-    def __init__(self):
-        super().__init__()
-        self.timings = []
-
-    def fatal(self, desc, detail=""):
-        self.check(desc, False, detail)
-        raise Fatal(desc)
-
-    def timing(self, what, s):
-        self.timings.append((what, s))
-        log("%s: %.1f s" % (what, s))
-
+class Test(lablib.LabChecks):
     # -- cluster helpers ------------------------------------------------------------------------
-
-    def get_json(self, *args):
-        r = kubectl("get", *args, "-o", "json")
-        if r.returncode != 0:
-            return None
-        try:
-            return json.loads(r.stdout)
-        except ValueError:
-            return None
 
     def pods(self):
         """The Deployment's pods (None when the API did not answer)."""
@@ -589,9 +566,6 @@ class Test(testlib.Checks):
                           "node2/scheduler.log", "node1/kubelet.log", "node2/kubelet.log",
                           "node3/kubelet.log"))
 
-    def compare(self, before, after):
-        lablib.compare_snapshots(self, before, after, log)
-
 
 def second_tag(src, dst):
     """busybox.oci.tar re-tagged busybox:v2 (the same image under a second name): a rolling
@@ -610,79 +584,21 @@ def second_tag(src, dst):
 
 
 def main():
-    if os.geteuid() != 0:
-        testlib.skip("needs root (namespaces, mounts, cgroups, nftables)")
-    for tool in ("ip", "nsenter", "unshare", "kubectl", "python3", "curl"):
-        if shutil.which(tool) is None:
-            testlib.skip("%s is not installed" % tool)
-    for b in ("skiff-apiserver", "skiff-kubelet", "skiff-shim", "skiff",
-              "skiff-controller-manager", "skiff-netagent", "skiff-scheduler"):
-        testlib.need_bin(b)
-    if not os.path.exists(LAB):
-        testlib.skip("%s is missing" % LAB)
-    if not os.path.exists("/proc/self/ns/net") or not os.path.isdir("/sys/fs/cgroup"):
-        testlib.skip("no network namespaces or no cgroups")
-    img = os.path.join(BIN, "images", "busybox.oci.tar")
-    if not os.path.exists(img):
-        r = subprocess.run(["bash", os.path.join(SRC, "deploy", "images", "build.sh"),
-                            os.path.join(BIN, "images")], capture_output=True, text=True,
-                           timeout=300)
-        if r.returncode != 0:
-            testlib.skip("cannot build the busybox image: %s" % r.stderr[-500:])
+    lablib.need_lab(("skiff-apiserver", "skiff-kubelet", "skiff-shim", "skiff",
+                     "skiff-controller-manager", "skiff-netagent", "skiff-scheduler"))
+    img = lablib.busybox_image()
 
     t = Test()
-    started = time.time()
-
-    def on_alarm(signum, frame):
-        raise Timeout("test exceeded its %d s limit" % LIMIT)
-
-    def on_term(signum, frame):
-        raise Timeout("terminated (SIGTERM)")
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.alarm(LIMIT)
-    # A lab left by an earlier run goes first, so the snapshot shows the machine without it.
-    lab("down", timeout=120)
-    before = snapshot()
     tmp = tempfile.mkdtemp(prefix="skiff-wle2e-")
-    try:
+
+    def body():
         v2 = os.path.join(tmp, "busybox-v2.oci.tar")
         second_tag(img, v2)
         t.body(v2)
-    except Fatal:
-        pass
-    except Timeout as e:
-        t.check(str(e), False)
-    except Exception as e:
-        import traceback
-        t.check("unexpected %s: %s" % (type(e).__name__, e), False, traceback.format_exc())
+    try:
+        lablib.run_lab_test(t, body, LIMIT, log)
     finally:
-        signal.alarm(0)
-        signal.alarm(180)  # teardown gets its own bound
-        try:
-            if t.failed:
-                t.dump_logs()
-            keep = os.environ.get("SKIFF_E2E_KEEP_LOGS")
-            if keep:  # the daemons' logs outlive `down` there (for reading them afterwards)
-                for n in ("node1", "node2", "node3"):
-                    src = os.path.join(LAB_DIR, n)
-                    if os.path.isdir(src):
-                        os.makedirs(os.path.join(keep, n), exist_ok=True)
-                        for f in os.listdir(src):
-                            if f.endswith(".log"):
-                                shutil.copy(os.path.join(src, f), os.path.join(keep, n, f))
-                log("daemon logs copied to %s" % keep)
-            t0 = time.time()
-            r = lab("down", timeout=150)
-            t.check("lab.sh down (%.1f s)" % (time.time() - t0), r.returncode == 0, out(r))
-            t.compare(before, snapshot())
-        except Timeout as e:
-            t.check("teardown: %s" % e, False)
-        signal.alarm(0)
         shutil.rmtree(tmp, ignore_errors=True)
-    for what, s in t.timings:
-        log("timing: %-60s %6.1f s" % (what, s))
-    log("whole test: %.1f s" % (time.time() - started))
     t.finish()
 
 
