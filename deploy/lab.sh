@@ -306,7 +306,7 @@ daemon_args() {
       ;;
     netagent)
       echo "$build/skiff-netagent --kubeconfig $dir/admin.kubeconfig --node-name node$i" \
-        "--backend $BACKEND --cluster-cidr $cluster_cidr --node-ip $ip ${NETAGENT_FLAGS:-}"
+        "--backend $BACKEND --cluster-cidr $cluster_cidr --node-ip $ip"
       ;;
   esac
 }
@@ -441,7 +441,7 @@ up() {
   [ "$kb" = 1 ] || warn "this skiff-kubelet has no --network-backend: started without it"
   # Services (issue 6): each flag is passed only when the binary knows it (an unknown flag makes
   # a daemon exit), so the lab runs with whatever pieces are built; what is left out is said.
-  local api_flags="" cm_flags="" kubelet_flags="" netagent_flags=""
+  local api_flags="" cm_flags="" kubelet_flags=""
   if has_flag skiff-apiserver --service-cluster-ip-range; then
     api_flags="--service-cluster-ip-range $service_cidr"
   else
@@ -457,6 +457,8 @@ up() {
   if has_flag skiff-kubelet --cluster-dns; then
     kubelet_flags="--cluster-dns $cluster_dns --cluster-domain $cluster_domain"
   fi
+  # skiff-netagent's defaults are the lab's values (--services on, --service-cidr
+  # 10.96.0.0/16, --cluster-dns 10.96.0.10): it gets no flag for them, only a word when absent.
   if [ -x "$build/skiff-netagent" ]; then
     has_flag skiff-netagent --services ||
       warn "this skiff-netagent has no --services: no Service dataplane (pod network only)"
@@ -477,7 +479,6 @@ KUBELET_HAS_BACKEND=$kb
 APISERVER_FLAGS=$(printf '%q' "$api_flags")
 CM_SVC_FLAGS=$(printf '%q' "$cm_flags")
 KUBELET_FLAGS=$(printf '%q' "$kubelet_flags")
-NETAGENT_FLAGS=$(printf '%q' "$netagent_flags")
 LAB_CM_FLAGS=$(printf '%q' "${SKIFF_LAB_CM_FLAGS:-}")
 EOF
   load_state
