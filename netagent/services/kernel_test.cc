@@ -2,17 +2,14 @@
 // the machine's nftables is touched): the table read back with `nft list table ip skiff` equals
 // the fake's listing of the same syncs, and a batch the kernel refuses leaves the previous
 // ruleset intact. Skips (exit 77) without root, nf_tables or the nft binary.
-#include <fcntl.h>
-#include <sched.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/files.h"
 #include "netagent/nft/fake.h"
 #include "netagent/nft/skiff_table.h"
 #include "netagent/services/proxier.h"
@@ -195,14 +192,10 @@ TEST_CASE("kernel: a refused batch leaves the previous ruleset intact", "[proxie
 TEST_CASE("apply Services from a file in the current network namespace", "[.][svcproxy-apply]") {
   const char* path = std::getenv("SKIFF_SVCPROXY_APPLY");
   REQUIRE(path != nullptr);
-  FILE* f = std::fopen(path, "r");
-  REQUIRE(f != nullptr);
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  std::fclose(f);
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  auto text = files::read_file(path);
+  INFO(text.status().to_string());
+  REQUIRE(text.is_ok());
+  auto j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   REQUIRE_FALSE(j.is_discarded());
   std::vector<nlohmann::json> services(j["services"].begin(), j["services"].end());
   std::vector<nlohmann::json> endpoints(j["endpoints"].begin(), j["endpoints"].end());
