@@ -51,6 +51,7 @@
 #include "netagent/nft/masquerade.h"
 #include "netagent/nft/skiff_table.h"
 #include "netagent/services/proxier.h"
+#include "test/netns.h"
 
 using namespace skiff;
 using services::Endpoint;
@@ -100,27 +101,19 @@ long rss_kb(const char* field = "VmRSS:") {
   return -1;
 }
 
-// The calling thread enters a fresh network namespace; the destructor returns it to the one it
-// was in (the namespace dies with its last user).
+// The calling thread in a fresh network namespace until the end of the scope (the namespace
+// dies with its last user); the bench exits when the kernel refuses one: every figure needs it.
 class FreshNetns {
  public:
   FreshNetns() {
-    saved_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (saved_ < 0 || unshare(CLONE_NEWNET) != 0) {
-      std::fprintf(stderr, "bench_svc: unshare(CLONE_NEWNET): %s\n", std::strerror(errno));
+    if (!ns_.error().empty()) {
+      std::fprintf(stderr, "bench_svc: %s\n", ns_.error().c_str());
       std::exit(1);
     }
   }
-  ~FreshNetns() {
-    if (setns(saved_, CLONE_NEWNET) != 0) {
-      std::perror("bench_svc: setns back");
-      std::abort();
-    }
-    ::close(saved_);
-  }
 
  private:
-  int saved_ = -1;
+  skiff::testing::PrivateNetns ns_;
 };
 
 // Runs argv (in the calling thread's network namespace) with stdin from `in`, stdout and stderr
