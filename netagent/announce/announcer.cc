@@ -283,7 +283,11 @@ Status Announcer::start() {
     services_ = own_services_.get();
     endpoints_ = own_endpoints_.get();
   }
-  nodes_ = std::make_unique<client::Informer>(api_, node_type());
+  // Only this node's Node is read: watching every Node would reconcile on each kubelet status
+  // update anywhere in the cluster.
+  client::InformerOptions own_node;
+  own_node.field_selector = "metadata.name=" + opts_.node_name;
+  nodes_ = std::make_unique<client::Informer>(api_, node_type(), own_node);
   for (auto* inf : {own_services_.get(), own_endpoints_.get(), nodes_.get()}) {
     if (!inf) continue;
     inf->add_handlers({[this](const json&) { kick(); },
