@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/json_path.h"
 #include "netagent/services/proxier.h"
 
 namespace skiff::services {
@@ -16,11 +17,6 @@ const json* field(const json& j, const char* name) {
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) return nullptr;
   return &*it;
-}
-
-std::string string_field(const json& j, const char* name) {
-  const json* f = field(j, name);
-  return f && f->is_string() ? f->get<std::string>() : std::string();
 }
 
 // An integer field in [lo, hi]; `def` when absent; false when present but not such an integer.
@@ -70,7 +66,7 @@ std::vector<Ipv4> address_list(const json* list, const char* key, const std::str
   for (const json& item : *list) {
     std::string text;
     if (key) {
-      text = string_field(item, key);
+      text = str_at(item, {key});
       if (text.empty()) continue;  // e.g. a hostname-only ingress
     } else if (item.is_string()) {
       text = item.get<std::string>();
@@ -106,9 +102,9 @@ std::vector<Endpoint> endpoints_for(const json& eps, const std::string& port_nam
     if (!ports || !ports->is_array() || !addresses || !addresses->is_array()) continue;
     int64_t port = -1;
     for (const json& p : *ports) {
-      if (string_field(p, "name") != port_name) continue;
+      if (str_at(p, {"name"}) != port_name) continue;
       Protocol proto;
-      if (!parse_protocol(string_field(p, "protocol"), &proto) || proto != protocol) continue;
+      if (!parse_protocol(str_at(p, {"protocol"}), &proto) || proto != protocol) continue;
       int64_t v;
       if (!int_field(p, "port", 1, 65535, -1, &v) || v < 0) {
         skip(skipped, object, "Endpoints port \"" + port_name + "\" has no valid port number");
@@ -120,12 +116,12 @@ std::vector<Endpoint> endpoints_for(const json& eps, const std::string& port_nam
     if (port < 0) continue;
     for (const json& a : *addresses) {
       Ipv4 ip;
-      std::string text = string_field(a, "ip");
+      std::string text = str_at(a, {"ip"});
       if (!parse_ipv4(text, &ip)) {
         skip(skipped, object, "Endpoints address \"" + text.substr(0, 64) + "\" is not IPv4");
         continue;
       }
-      bool local = !opts.node_name.empty() && string_field(a, "nodeName") == opts.node_name;
+      bool local = !opts.node_name.empty() && str_at(a, {"nodeName"}) == opts.node_name;
       out.push_back({ip, static_cast<uint16_t>(port), local});
     }
   }
@@ -199,9 +195,8 @@ std::string ServicePort::key() const {
 std::vector<ServicePort> service_ports(const json& service, const json* endpoints,
                                        const ModelOptions& opts, std::vector<Skipped>* skipped) {
   std::vector<ServicePort> out;
-  const json* meta = field(service, "metadata");
-  std::string ns = meta ? string_field(*meta, "namespace") : "";
-  std::string name = meta ? string_field(*meta, "name") : "";
+  std::string ns = str_at(service, {"metadata", "namespace"});
+  std::string name = str_at(service, {"metadata", "name"});
   if (name.empty()) {
     skip(skipped, "Service " + service.dump().substr(0, 64), "no metadata.name");
     return out;
@@ -213,9 +208,9 @@ std::vector<ServicePort> service_ports(const json& service, const json* endpoint
     skip(skipped, object, "no spec");
     return out;
   }
-  std::string type = string_field(*spec, "type");
+  std::string type = str_at(*spec, {"type"});
   if (type == "ExternalName") return out;
-  std::string cluster_ip_text = string_field(*spec, "clusterIP");
+  std::string cluster_ip_text = str_at(*spec, {"clusterIP"});
   if (cluster_ip_text.empty() || cluster_ip_text == "None") return out;  // headless
   Ipv4 cluster_ip;
   if (!parse_ipv4(cluster_ip_text, &cluster_ip)) {
@@ -224,8 +219,7 @@ std::vector<ServicePort> service_ports(const json& service, const json* endpoint
     return out;
   }
   if (endpoints) {
-    const json* emeta = field(*endpoints, "metadata");
-    if (!emeta || string_field(*emeta, "name") != name) {
+    if (str_at(*endpoints, {"metadata", "name"}) != name) {
       skip(skipped, object, "Endpoints given with another name; ignored");
       endpoints = nullptr;
     }
@@ -243,9 +237,9 @@ std::vector<ServicePort> service_ports(const json& service, const json* endpoint
     base.load_balancer_ips = address_list(lb ? field(*lb, "ingress") : nullptr, "ip", object,
                                           "status.loadBalancer.ingress", skipped);
   }
-  base.external_policy_local = string_field(*spec, "externalTrafficPolicy") == "Local";
-  base.internal_policy_local = string_field(*spec, "internalTrafficPolicy") == "Local";
-  if (string_field(*spec, "sessionAffinity") == "ClientIP") {
+  base.external_policy_local = str_at(*spec, {"externalTrafficPolicy"}) == "Local";
+  base.internal_policy_local = str_at(*spec, {"internalTrafficPolicy"}) == "Local";
+  if (str_at(*spec, {"sessionAffinity"}) == "ClientIP") {
     int64_t timeout = kDefaultAffinityTimeoutSeconds;
     const json* cfg = field(*spec, "sessionAffinityConfig");
     const json* cip = cfg ? field(*cfg, "clientIP") : nullptr;
@@ -265,11 +259,11 @@ std::vector<ServicePort> service_ports(const json& service, const json* endpoint
   }
   for (const json& p : *ports) {
     ServicePort sp = base;
-    sp.port_name = string_field(p, "name");
+    sp.port_name = str_at(p, {"name"});
     std::string port_object = object + ":" + sp.port_name;
-    if (!parse_protocol(string_field(p, "protocol"), &sp.protocol)) {
+    if (!parse_protocol(str_at(p, {"protocol"}), &sp.protocol)) {
       skip(skipped, port_object,
-           "protocol \"" + string_field(p, "protocol").substr(0, 16) + "\" is not TCP/UDP/SCTP");
+           "protocol \"" + str_at(p, {"protocol"}).substr(0, 16) + "\" is not TCP/UDP/SCTP");
       continue;
     }
     int64_t port, node_port;
@@ -298,16 +292,15 @@ ServiceMap build_service_map(const std::vector<json>& services, const std::vecto
   for (const json& e : endpoints) {
     const json* meta = field(e, "metadata");
     if (!meta) continue;
-    std::string ns = string_field(*meta, "namespace");
+    std::string ns = str_at(*meta, {"namespace"});
     if (ns.empty()) ns = "default";
-    eps_by_key[ns + "/" + string_field(*meta, "name")] = &e;
+    eps_by_key[ns + "/" + str_at(*meta, {"name"})] = &e;
   }
   ServiceMap map;
   for (const json& s : services) {
-    const json* meta = field(s, "metadata");
-    std::string ns = meta ? string_field(*meta, "namespace") : "";
+    std::string ns = str_at(s, {"metadata", "namespace"});
     if (ns.empty()) ns = "default";
-    auto it = eps_by_key.find(ns + "/" + (meta ? string_field(*meta, "name") : ""));
+    auto it = eps_by_key.find(ns + "/" + str_at(s, {"metadata", "name"}));
     for (ServicePort& sp :
          service_ports(s, it == eps_by_key.end() ? nullptr : it->second, opts, skipped)) {
       std::string key = sp.key();
