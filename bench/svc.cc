@@ -371,10 +371,12 @@ struct Figures {
   std::string timed_out;  // the step whose tool run exceeded --timeout-s
 };
 
-double median(std::vector<double> v) {
+// The p-quantile of v (nearest rank; p = .5: the lower median); -1 when v is empty.
+double pct(std::vector<double> v, double p) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
-  return v[(v.size() - 1) / 2];
+  size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[std::max<size_t>(1, i) - 1];
 }
 
 struct SkiffExtra {
@@ -733,13 +735,6 @@ void server_loop(int ns_fd, const char* addr, uint16_t port, std::atomic<int>* r
   ::close(s);
 }
 
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return -1;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
-  return v[std::max<size_t>(1, i) - 1];
-}
-
 // ---------------------------------------------------------------------------------------------
 
 struct Args {
@@ -942,7 +937,7 @@ int main(int argc, char** argv) {
         }
         auto m = [&](const char* k) {
           auto it = f.ms.find(k);
-          return it == f.ms.end() ? -1.0 : median(it->second);
+          return it == f.ms.end() ? -1.0 : pct(it->second, .5);
         };
         std::printf("  %-34s %10s %10s %10s %10s%s\n", name.c_str(), fmt_ms(m("cold")).c_str(),
                     fmt_ms(m("add")).c_str(), fmt_ms(m("change")).c_str(),
@@ -950,7 +945,7 @@ int main(int argc, char** argv) {
       };
       auto med = [](const Figures& f, const char* k) {
         auto it = f.ms.find(k);
-        return it == f.ms.end() ? -1.0 : median(it->second);
+        return it == f.ms.end() ? -1.0 : pct(it->second, .5);
       };
       row("skiff Proxier (NftnlTables)", sk);
       row("nft -f (same batches)", nf);
