@@ -3,6 +3,7 @@
 // defaults -> validation -> namespace lifecycle -> store.
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <set>
 
 #include "apiserver/api_impl.h"
@@ -153,17 +154,19 @@ std::optional<ApiError> check_json_body(const Request& req) {
   return errors::unsupported_media_type(req.header("content-type"), "application/json");
 }
 
-// The request body as JSON text: JSON as it is, a protobuf body of a kind we can decode
-// (kubectl's typed `create service`) converted; anything else 415.
-static ApiResult<std::string> json_body(const Request& req, const proto::ResourceType& rt) {
+// A protobuf body of a kind we can decode (kubectl's typed `create service`) converted to JSON
+// text; nullopt for a JSON body, which decode_body then reads in place (every create and update
+// passes here: no copy of it); anything else 415.
+static ApiResult<std::optional<std::string>> converted_body(const Request& req,
+                                                            const proto::ResourceType& rt) {
   if (media_type(req.header("content-type")) == kProtobufMediaType && rt.group.empty() &&
       protobuf_decodable(rt.kind)) {
     auto j = decode_protobuf_object(req.body);
     if (!j.ok()) return j.error();
-    return j.value().dump();
+    return std::optional<std::string>(j.value().dump());
   }
   if (auto e = check_json_body(req)) return *e;
-  return req.body;
+  return std::optional<std::string>();
 }
 
 ApiResult<json> ApiImpl::decode_body(const std::string& body, const proto::ResourceType& rt,
@@ -289,12 +292,13 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
 }
 
 Response ApiImpl::create(const Request& req, const Target& t) {
-  auto body = json_body(req, *t.rt);
-  if (!body.ok()) return error_response(body.error());
+  auto converted = converted_body(req, *t.rt);
+  if (!converted.ok()) return error_response(converted.error());
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   std::vector<std::string> warnings;
-  auto obj = decode_body(body.value(), *t.rt, wo.value(), &warnings);
+  auto obj = decode_body(converted.value() ? *converted.value() : req.body, *t.rt, wo.value(),
+                         &warnings);
   if (!obj.ok()) return error_response(obj.error());
   auto made = create_object(*t.rt, t.ns, std::move(obj.value()), wo.value());
   if (!made.ok()) return error_response(made.error());
@@ -393,12 +397,13 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
 }
 
 Response ApiImpl::update(const Request& req, const Target& t) {
-  auto text = json_body(req, *t.rt);
-  if (!text.ok()) return error_response(text.error());
+  auto converted = converted_body(req, *t.rt);
+  if (!converted.ok()) return error_response(converted.error());
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   std::vector<std::string> warnings;
-  auto body = decode_body(text.value(), *t.rt, wo.value(), &warnings);
+  auto body = decode_body(converted.value() ? *converted.value() : req.body, *t.rt, wo.value(),
+                          &warnings);
   if (!body.ok()) return error_response(body.error());
   json& in = body.value();
   json& meta = meta_of(in);
