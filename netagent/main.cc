@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
     so.service_cidr = service_cidr;
     so.services = &informers.services;
     so.endpoints = &informers.endpoints;
-    svc = std::make_unique<netagent::ServiceAgent>(so, *api, tables.get());
+    svc = std::make_unique<netagent::ServiceAgent>(so, tables.get());
   }
   std::unique_ptr<dns::DnsServer> dns_server;
   if (!cluster_dns.empty()) {

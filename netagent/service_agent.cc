@@ -8,10 +8,7 @@
 #include <sstream>
 
 #include "netagent/nft/nft.h"
-#include "proto/client/api_client.h"
 #include "proto/client/informer.h"
-#include "proto/endpoints.h"
-#include "proto/service.h"
 #include "proto/time.h"
 
 namespace skiff::netagent {
@@ -21,15 +18,6 @@ using steady = std::chrono::steady_clock;
 using wall = std::chrono::system_clock;
 
 namespace {
-
-const proto::ResourceType& service_type() {
-  static const proto::ResourceType t = proto::service_resource();
-  return t;
-}
-const proto::ResourceType& endpoints_type() {
-  static const proto::ResourceType t = proto::endpoints_resource();
-  return t;
-}
 
 // Sync durations: 100 µs .. 10 s.
 std::vector<double> sync_bounds() {
@@ -231,10 +219,8 @@ std::chrono::milliseconds SyncSchedule::done(bool ok, Clock::time_point start,
 
 // ---- ServiceAgent ----------------------------------------------------------------------------
 
-ServiceAgent::ServiceAgent(ServiceOptions opts, std::shared_ptr<client::ApiClient> api,
-                           nft::NftTables* tables)
+ServiceAgent::ServiceAgent(ServiceOptions opts, nft::NftTables* tables)
     : opts_(std::move(opts)),
-      api_(std::move(api)),
       tables_(tables),
       sync_hist_(sync_bounds()),
       latency_hist_(latency_bounds()) {}
@@ -243,6 +229,8 @@ ServiceAgent::~ServiceAgent() { stop(); }
 
 Status ServiceAgent::start() {
   if (opts_.node_name.empty()) return Status::invalid("--node-name: empty");
+  if (!opts_.services || !opts_.endpoints)
+    return Status::invalid("services: no Service or Endpoints informer given");
   if (opts_.full_sync_period <= std::chrono::milliseconds(0))
     return Status::invalid("services: the full sync period must be positive");
   services::ProxierOptions po;
@@ -253,18 +241,8 @@ Status ServiceAgent::start() {
   proxier_ = std::move(*p);
   started_wall_ = wall::now();
 
-  if (!opts_.services != !opts_.endpoints)
-    return Status::invalid(
-        "services: share both the Service and the Endpoints informer, or neither");
-  if (opts_.services) {
-    services_ = opts_.services;
-    endpoints_ = opts_.endpoints;
-  } else {
-    own_services_ = std::make_unique<client::Informer>(api_, service_type());
-    own_endpoints_ = std::make_unique<client::Informer>(api_, endpoints_type());
-    services_ = own_services_.get();
-    endpoints_ = own_endpoints_.get();
-  }
+  services_ = opts_.services;
+  endpoints_ = opts_.endpoints;
   for (bool is_ep : {false, true}) {
     client::InformerHandlers h;
     h.on_add = [this, is_ep](const json& o) { mark(o, is_ep); };
@@ -272,8 +250,6 @@ Status ServiceAgent::start() {
     h.on_delete = [this, is_ep](const json& o) { mark(o, is_ep); };
     (is_ep ? endpoints_ : services_)->add_handlers(std::move(h));
   }
-  if (own_services_) own_services_->start();
-  if (own_endpoints_) own_endpoints_->start();
   {
     std::lock_guard l(stats_mu_);
     last_loop_ = last_ok_ = steady::now();
@@ -288,8 +264,6 @@ void ServiceAgent::stop() {
     cv_.notify_all();
     worker_.join();
   }
-  if (own_services_) own_services_->stop();
-  if (own_endpoints_) own_endpoints_->stop();
 }
 
 void ServiceAgent::mark(const json& obj, bool is_endpoints) {

@@ -1,4 +1,4 @@
-// ServiceAgent: the Service half of skiff-netagent (see netagent/README.md). It watches every
+// ServiceAgent: the Service half of skiff-netagent (see netagent/README.md). It follows every
 // Service and Endpoints, keeps a ServiceMap (netagent/services) up to date, and has the
 // Proxier program table `ip skiff` from it; after each sync it deletes the conntrack entries
 // of UDP flows whose endpoint went away (netagent/conntrack), as kube-proxy does.
@@ -34,9 +34,8 @@
 #include "netagent/services/proxier.h"
 
 namespace skiff::client {
-class ApiClient;
 class Informer;
-}  // namespace skiff::client
+}
 
 namespace skiff::nft {
 class NftTables;
@@ -152,9 +151,9 @@ struct ServiceOptions {
   std::chrono::milliseconds max_retry{30'000};
   // Deletes conntrack entries; default: a ctnetlink socket opened at the first use.
   std::function<Status(const conntrack::CleanupSpec&, conntrack::CleanupResult*)> conntrack;
-  // Service and Endpoints informers shared with the agent's other components (not owned; both
-  // or neither). start() adds handlers to them, so the owner starts them after start() and
-  // stops them after stop(). Null: the agent runs its own.
+  // Required: the Service and Endpoints informers, shared with the agent's other components
+  // (not owned). start() adds handlers to them, so the owner starts them after start() and
+  // stops them after stop() (before destroying the agent).
   client::Informer* services = nullptr;
   client::Informer* endpoints = nullptr;
 };
@@ -162,13 +161,14 @@ struct ServiceOptions {
 class ServiceAgent {
  public:
   // `tables` is not owned and must outlive the agent.
-  ServiceAgent(ServiceOptions opts, std::shared_ptr<client::ApiClient> api, nft::NftTables* tables);
+  ServiceAgent(ServiceOptions opts, nft::NftTables* tables);
   ~ServiceAgent();
 
-  // Validates the options, creates the Proxier, starts the informers and the worker. The first
-  // sync waits for both informers' first lists (an empty map would delete every rule).
+  // Validates the options, creates the Proxier, adds its handlers to the informers and starts
+  // the worker. The first sync waits for both informers' first lists (an empty map would delete
+  // every rule).
   Status start();
-  // Stops the worker and the informers; the rules stay.
+  // Stops the worker; the rules stay.
   void stop();
 
   std::string metrics_text() const;
@@ -183,10 +183,8 @@ class ServiceAgent {
   void cleanup_conntrack();
 
   ServiceOptions opts_;
-  std::shared_ptr<client::ApiClient> api_;
   nft::NftTables* tables_;
   std::unique_ptr<services::Proxier> proxier_;
-  std::unique_ptr<client::Informer> own_services_, own_endpoints_;  // when none are shared
   client::Informer* services_ = nullptr;
   client::Informer* endpoints_ = nullptr;
   std::unique_ptr<conntrack::Conntrack> ct_;  // opened at the first cleanup
