@@ -89,6 +89,15 @@ def wait_for(fn, timeout, interval=0.5):
     return None
 
 
+def is_ready(p):
+    """A pod (API JSON) Running with condition Ready True and not being deleted."""
+    if (p.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    st = p.get("status") or {}
+    return st.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+
+
 def snapshot():
     """The host's network namespaces, links, mounts and cgroup directories, sorted."""
     s = {}

@@ -67,7 +67,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 import testlib  # noqa: E402
 import lablib  # noqa: E402
-from lablib import Fatal, Timeout, kubectl, lab, lab_exec, out, wait_for  # noqa: E402
+from lablib import (Fatal, Timeout, is_ready, kubectl, lab, lab_exec, out,  # noqa: E402
+                    wait_for)
 
 SRC, BIN, LAB = lablib.SRC, lablib.BIN, lablib.LAB
 LIMIT = 840  # CTest gives 900 s
@@ -145,14 +146,6 @@ def client_pod(i):
             "spec": {"nodeName": "node%d" % i, "terminationGracePeriodSeconds": 1,
                      "containers": [{"name": "main", "image": "busybox:1.35",
                                      "command": ["sleep", "3600"]}]}}
-
-
-def is_ready(p):
-    if (p.get("metadata") or {}).get("deletionTimestamp"):
-        return False
-    st = p.get("status") or {}
-    return st.get("phase") == "Running" and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
 
 
 # The load client, run in a lab netns (python3 of the host): `count` new connections to

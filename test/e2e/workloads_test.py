@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 import lablib  # noqa: E402
-from lablib import Fatal, kubectl, lab, lab_exec, out, wait_for  # noqa: E402
+from lablib import Fatal, is_ready, kubectl, lab, lab_exec, out, wait_for  # noqa: E402
 
 SRC, BIN, LAB = lablib.SRC, lablib.BIN, lablib.LAB
 LIMIT = 840  # CTest gives 900 s
@@ -97,14 +97,6 @@ def deployment(replicas, image, version):
                         "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
                                            "periodSeconds": 1, "timeoutSeconds": 3,
                                            "failureThreshold": 3}}]}}}}
-
-
-def is_ready(p):
-    if (p.get("metadata") or {}).get("deletionTimestamp"):
-        return False
-    st = p.get("status") or {}
-    return st.get("phase") == "Running" and any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
 
 
 # The watcher: runs in node1's namespaces (the API server is on the lab LAN), GETs the pods of
