@@ -463,17 +463,7 @@ std::vector<std::string> nft_scripts(const std::vector<Step>& steps, std::string
     for (const nft::Batch::Op& op : b.ops()) {
       if (op.kind == nft::Batch::Kind::kAddSet) known.push_back(op.set);
     }
-    std::string script = nft::batch_to_nft_script(b, known);
-    // batch_to_nft_script writes `flush set` for maps too, which nft refuses (ENOENT): a map
-    // is flushed with `flush map`.
-    for (const nft::Set& set : known) {
-      if (!set.data) continue;
-      std::string from = "flush set ip skiff " + set.name + "\n";
-      std::string to = "flush map ip skiff " + set.name + "\n";
-      for (size_t pos = 0; (pos = script.find(from, pos)) != std::string::npos; pos += to.size())
-        script.replace(pos, from.size(), to);
-    }
-    out.push_back(std::move(script));
+    out.push_back(nft::batch_to_nft_script(b, known));
   }
   return out;
 }

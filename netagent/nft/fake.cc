@@ -1058,11 +1058,15 @@ std::string batch_to_nft_script(const Batch& batch, const std::vector<Set>& know
         break;
       }
       case Batch::Kind::kDeleteSet:
-        out += "delete set " + t + " " + op.set.name + "\n";
+      case Batch::Kind::kFlushSet: {
+        // nft names a map `map` in these commands (`flush set` on a map is ENOENT); the op
+        // carries only the name, so the kind comes from the set's definition.
+        auto it = sets.find(op.set.name);
+        bool is_map = (it != sets.end() && it->second.data) || op.set.data;
+        out += std::string(op.kind == Batch::Kind::kDeleteSet ? "delete " : "flush ") +
+               (is_map ? "map " : "set ") + t + " " + op.set.name + "\n";
         break;
-      case Batch::Kind::kFlushSet:
-        out += "flush set " + t + " " + op.set.name + "\n";
-        break;
+      }
       case Batch::Kind::kAddElements:
       case Batch::Kind::kDeleteElements: {
         if (op.elements.empty()) break;

@@ -541,6 +541,9 @@ TEST_CASE("a batch prints as an nft -f script", "[nft][fake]") {
   b.add_elements("service-nodeports",
                  {Element{proto_port_key(kUdp, 30053), Verdict{VerdictCode::kDrop}, 0, {}}});
   b.flush_chain("svc").delete_chain("svc").flush_set("aff").delete_set("aff");
+  // Maps are flushed and deleted as `map` (nft refuses `flush set` on a map): one defined in the
+  // batch, and one known only from known_sets.
+  b.flush_set("service-ips").flush_set("service-nodeports").delete_set("service-ips");
   CHECK(batch_to_nft_script(b, {nodeports_map()}) ==
         "add table ip skiff\n"
         "add set ip skiff aff { type ipv4_addr; flags dynamic,timeout; timeout 3h; }\n"
@@ -555,7 +558,10 @@ TEST_CASE("a batch prints as an nft -f script", "[nft][fake]") {
         "flush chain ip skiff svc\n"
         "delete chain ip skiff svc\n"
         "flush set ip skiff aff\n"
-        "delete set ip skiff aff\n");
+        "delete set ip skiff aff\n"
+        "flush map ip skiff service-ips\n"
+        "flush map ip skiff service-nodeports\n"
+        "delete map ip skiff service-ips\n");
 }
 
 TEST_CASE("listings normalise whitespace, element order, counters and expiry", "[nft][fake]") {
