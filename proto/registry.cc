@@ -20,6 +20,14 @@ ResourceType event_resource();
 ResourceType lease_resource();
 ResourceType replicaset_resource();
 ResourceType deployment_resource();
+ResourceType statefulset_resource();
+ResourceType daemonset_resource();
+ResourceType controllerrevision_resource();
+ResourceType job_resource();
+ResourceType cronjob_resource();
+ResourceType persistentvolume_resource();
+ResourceType persistentvolumeclaim_resource();
+ResourceType storageclass_resource();
 
 const Registry& Registry::builtin() {
   static const Registry* r = [] {
@@ -35,6 +43,14 @@ const Registry& Registry::builtin() {
     reg->add(lease_resource());
     reg->add(deployment_resource());
     reg->add(replicaset_resource());
+    reg->add(statefulset_resource());
+    reg->add(daemonset_resource());
+    reg->add(controllerrevision_resource());
+    reg->add(job_resource());
+    reg->add(cronjob_resource());
+    reg->add(persistentvolume_resource());
+    reg->add(persistentvolumeclaim_resource());
+    reg->add(storageclass_resource());
     return reg;
   }();
   return *r;
