@@ -38,12 +38,17 @@
 #   Service dataplane (nftables table `ip skiff`) and serves cluster DNS on 10.96.0.10 (a dummy
 #   link `skiff.dns` in the node), which the kubelet writes into pods' resolv.conf
 #   (cluster.local). Each of these flags is passed only when the built binary knows it.
+#   `join` adds node N+1 to a running lab the same way (LAN address 10.250.0.(11+N), its name
+#   appended to the lab's /etc/hosts, a worker from node3 on); `down` removes it with the rest.
 #   Daemon logs: $SKIFF_LAB_DIR/nodeI/<daemon>.log, pid files beside them.
 #   Admin kubeconfig: $SKIFF_LAB_DIR/admin.kubeconfig (server https://10.250.0.11:6443).
 #
 # Usage:
 #   deploy/lab.sh up N [--backend vxlan|host-gw]   (re)create the lab; waits for N Ready nodes
 #                                                   with a pod CIDR and published netagent state
+#   deploy/lab.sh join                             add node N+1 to the running lab (the same
+#                                                   layout, daemons, flags and images as `up`
+#                                                   gives a node); waits until it is Ready
 #   deploy/lab.sh down                             remove everything the lab made (idempotent)
 #   deploy/lab.sh status                           nodes, daemons, `kubectl get nodes -o wide`
 #   deploy/lab.sh exec NODE CMD...                 run CMD in NODE's namespaces (NODE = nodeI,
@@ -57,7 +62,8 @@
 #   SKIFF_LAB_DIR     (default /tmp/<name>)        state, logs, node dirs
 #   SKIFF_BUILD_DIR   (default <repo>/build)       where the binaries are
 #   SKIFF_LAB_NOBUILD=1                            `up` does not run deploy/build.sh
-#   SKIFF_LAB_TIMEOUT (default 120)                seconds `up`/`revive` wait for the nodes
+#   SKIFF_LAB_TIMEOUT (default 120)                seconds `up`/`revive`/`join` wait for the
+#                                                   nodes
 #   SKIFF_LAB_ALLOW_MISSING=1                      start without skiff-controller-manager /
 #                                                   skiff-netagent when they are not built
 #   SKIFF_LAB_CM_FLAGS                             extra skiff-controller-manager flags (both
@@ -65,7 +71,8 @@
 #                                                   "--node-monitor-grace-period 20s
 #                                                    --pod-eviction-timeout 10s"
 #   SKIFF_LAB_IMAGES                               more image tarballs (space-separated paths)
-#                                                   imported on every node at `up`
+#                                                   imported on every node at `up` (kept for
+#                                                   `join`)
 #   SKIFF_LAB_LB_POOL (default                     the controller-manager's --lb-pool
 #     10.250.0.200-10.250.0.250)                    (LoadBalancer addresses; "" = no pool)
 set -euo pipefail
@@ -329,9 +336,10 @@ start_daemon() {
   local args
   args=$(daemon_args "$i" "$name")
   printf '\n==== %s start %s: %s\n' "$name" "$(date -u +%FT%TZ)" "$args" >>"$nd/$name.log"
+  # (9>&-: `join`'s lock fd is not inherited: a daemon would hold the lock for its lifetime)
   # shellcheck disable=SC2086
   setsid nsenter --net="$(netns_path "$i")" --mount="$dir/ns/node$i.mnt" \
-    --uts="$dir/ns/node$i.uts" -- $args >>"$nd/$name.log" 2>&1 </dev/null &
+    --uts="$dir/ns/node$i.uts" -- $args >>"$nd/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$nd/$name.pid"
   disown
 }
@@ -412,6 +420,34 @@ wait_nodes() {
   done
 }
 
+# make_node I: node I's network namespace on the LAN, its mount and UTS namespaces, its dirs.
+make_node() {
+  local i=$1
+  attach "node$i" "$labname-node$i" "$(node_ip "$i")"
+  # A real machine reaches ClusterIPs through its default route (the address is rewritten
+  # on the way out); a lab node has none, so the service CIDR gets a stand-in route on the
+  # LAN (low priority: a route skiff adds wins; unanswered packets stay on the lab LAN).
+  ip -n "$labname-node$i" route add "$service_cidr" dev eth0 metric 1000
+  make_node_ns "$i"
+  mkdir -p "$dir/node$i"/{data,run,log,cni/net.d}
+}
+
+# start_node I: the images imported into node I's kubelet data dir, then its daemons (node1's
+# control plane is started by `up` before the nodes; node2's standby starts here).
+start_node() {
+  local i=$1 img name
+  say "node$i: import busybox, start skiff-kubelet and skiff-netagent ($BACKEND)"
+  for img in "$build/images/busybox.oci.tar" ${LAB_IMAGES:-}; do
+    in_node "$i" "$build/skiff-kubelet" image import "$img" --data-dir "$dir/node$i/data" \
+      >>"$dir/node$i/import.log" 2>&1 ||
+      { tail "$dir/node$i/import.log" >&2; die "node$i: image import of $img failed"; }
+  done
+  for name in $(node_daemons "$i"); do
+    [ "$name" = apiserver ] || { [ "$i" = 1 ] && [ "$name" != kubelet ] &&
+      [ "$name" != netagent ]; } || start_daemon "$i" "$name"
+  done
+}
+
 up() {
   local n=$1 backend=$2 t0=$SECONDS i
   [ "$(id -u)" = 0 ] || die "the lab makes namespaces, mounts and cgroups: run it as root"
@@ -480,6 +516,7 @@ APISERVER_FLAGS=$(printf '%q' "$api_flags")
 CM_SVC_FLAGS=$(printf '%q' "$cm_flags")
 KUBELET_FLAGS=$(printf '%q' "$kubelet_flags")
 LAB_CM_FLAGS=$(printf '%q' "${SKIFF_LAB_CM_FLAGS:-}")
+LAB_IMAGES=$(printf '%q' "${SKIFF_LAB_IMAGES:-}")
 EOF
   load_state
   # unshare(1): the pins of mount namespaces must sit on a private mount.
@@ -496,15 +533,7 @@ EOF
   say "LAN: bridge lab0 in netns $lan_ns (10.250.0.0/24, no route out)"
   make_lan
   attach outside "$out_ns" 10.250.0.100
-  for i in $(seq 1 "$n"); do
-    attach "node$i" "$labname-node$i" "$(node_ip "$i")"
-    # A real machine reaches ClusterIPs through its default route (the address is rewritten
-    # on the way out); a lab node has none, so the service CIDR gets a stand-in route on the
-    # LAN (low priority: a route skiff adds wins; unanswered packets stay on the lab LAN).
-    ip -n "$labname-node$i" route add "$service_cidr" dev eth0 metric 1000
-    make_node_ns "$i"
-    mkdir -p "$dir/node$i"/{data,run,log,cni/net.d}
-  done
+  for i in $(seq 1 "$n"); do make_node "$i"; done
 
   say "node1: skiff-apiserver on $(node_ip 1):6443"
   start_daemon 1 apiserver
@@ -516,27 +545,51 @@ EOF
     say "node1: skiff-$name"
     start_daemon 1 "$name"
   done
-  for i in $(seq 1 "$n"); do
-    say "node$i: import busybox, start skiff-kubelet and skiff-netagent ($backend)"
-    in_node "$i" "$build/skiff-kubelet" image import "$build/images/busybox.oci.tar" \
-      --data-dir "$dir/node$i/data" >>"$dir/node$i/import.log" 2>&1 ||
-      { tail "$dir/node$i/import.log" >&2; die "node$i: image import failed"; }
-    for img in ${SKIFF_LAB_IMAGES:-}; do
-      in_node "$i" "$build/skiff-kubelet" image import "$img" --data-dir "$dir/node$i/data" \
-        >>"$dir/node$i/import.log" 2>&1 ||
-        { tail "$dir/node$i/import.log" >&2; die "node$i: image import of $img failed"; }
-    done
-    for name in $(node_daemons "$i"); do
-      # node1's control plane runs already; node2's standby starts here
-      [ "$name" = apiserver ] || { [ "$i" = 1 ] && [ "$name" != kubelet ] &&
-        [ "$name" != netagent ]; } || start_daemon "$i" "$name"
-    done
-  done
+  for i in $(seq 1 "$n"); do start_node "$i"; done
   say "waiting (up to ${timeout_s}s) for $n nodes Ready with a pod CIDR"
   wait_nodes $(seq 1 "$n")
   kubectl_lab get nodes -o wide
   say "lab up in $((SECONDS - t0))s: $n nodes, backend $backend, dir $dir"
   say "try: deploy/lab.sh exec node1 kubectl get pods -A"
+}
+
+# ---------------------------------------------------------------------------------------------
+# join
+
+# Adds node N+1 to the running lab, as `up` makes a node: a netns on the LAN (veth made in the
+# LAN namespace, as `attach` does), mount + UTS namespaces, the images, skiff-kubelet and
+# skiff-netagent with the lab's flags (from lab.env); a node3 or later is a worker, a node2
+# gets the standby controller-manager and scheduler as `up` gives it. NODES in lab.env grows
+# first, so status/exec/kill/revive know the node even when its start fails half-way (down
+# removes every <name>-nodeI namespace anyway). Nodes cannot leave: `kill` stops one.
+join() {
+  [ "$(id -u)" = 0 ] || die "the lab makes namespaces, mounts and cgroups: run it as root"
+  load_state
+  # A lab from before `join` existed has no LAB_IMAGES: the caller's SKIFF_LAB_IMAGES then.
+  : "${LAB_IMAGES=${SKIFF_LAB_IMAGES:-}}"
+  local t0=$SECONDS i
+  # one join at a time per lab (two would pick the same N)
+  exec 9>"$dir/join.lock"
+  flock -w "$timeout_s" 9 || die "join: another join of this lab holds $dir/join.lock"
+  load_state
+  i=$((NODES + 1))
+  [ "$i" -le 50 ] || die "join: the lab has $NODES nodes already (at most 50)"
+  [ ! -e "$(netns_path "$i")" ] || die "join: $(netns_path "$i") exists already (run: down)"
+  ip netns list | grep -q "^$lan_ns\b" || die "join: no LAN namespace $lan_ns (is the lab up?)"
+  pid_alive "$(daemon_pid 1 apiserver)" || die "join: skiff-apiserver on node1 is not running"
+  for b in skiff-kubelet skiff-shim skiff; do need_bin "$b"; done
+  sed -i "s/^NODES=.*/NODES=$i/" "$dir/lab.env"
+  NODES=$i
+  # The hosts file is bind-mounted into every node: append in place (same inode) so the
+  # running nodes see the new name too.
+  printf '%s\tnode%s\n' "$(node_ip "$i")" "$i" >>"$dir/hosts"
+  say "node$i: joining lab $labname at $(node_ip "$i")"
+  make_node "$i"
+  start_node "$i"
+  say "waiting (up to ${timeout_s}s) for node$i Ready with a pod CIDR"
+  wait_nodes "$i"
+  kubectl_lab get nodes -o wide
+  say "node$i joined in $((SECONDS - t0))s: the lab has $i nodes"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -636,6 +689,7 @@ case "$cmd" in
     done
     up "$n" "$backend"
     ;;
+  join) [ $# = 0 ] || usage; join ;;
   down)
     [ "$(id -u)" = 0 ] || die "run as root"
     down
