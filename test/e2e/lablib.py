@@ -288,3 +288,126 @@ def run_lab_test(t, body, limit, log, nodes=("node1", "node2", "node3")):
     for what, s in t.timings:
         log("timing: %-60s %7.2f s" % (what, s))
     log("whole test: %.1f s" % (time.time() - started))
+
+
+# The API watcher (ApiWatch): runs in node1's namespaces (the API server is on the lab LAN) with
+# the admin kubeconfig's token and CA. For each RES=PATH argument it lists PATH, then watches it
+# from the list's resourceVersion (re-watching from the last one seen when the stream ends,
+# listing again after 410 Gone), and prints one JSON line per object state it sees:
+# {"t": time, "res": RES, "type": LIST|ADDED|MODIFIED|DELETED, "obj": the object}, a
+# {"type": SYNCED, "obj": {"synced": true}} line after each list, and {"res", "err"} lines for
+# errors. Runs at most argv[2] seconds; every read has a timeout.
+WATCH_SCRIPT = r"""
+import base64, http.client, json, re, ssl, sys, threading, time
+kc = open(sys.argv[1]).read()
+token = re.search(r"token:\s*(\S+)", kc).group(1)
+ca = base64.b64decode(re.search(r"certificate-authority-data:\s*(\S+)", kc).group(1)).decode()
+ctx = ssl.create_default_context(cadata=ca)
+end = time.time() + float(sys.argv[2])
+lock = threading.Lock()
+def emit(d):
+    d["t"] = time.time()
+    line = json.dumps(d)
+    with lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+def get(path, timeout):
+    c = http.client.HTTPSConnection("10.250.0.11", 6443, context=ctx, timeout=timeout)
+    c.request("GET", path, headers={"Authorization": "Bearer " + token})
+    return c, c.getresponse()
+def follow(res, path):
+    rv = None
+    for _ in range(10000):
+        if time.time() > end:
+            return
+        try:
+            if rv is None:
+                c, r = get(path, 20)
+                body = r.read()
+                c.close()
+                if r.status != 200:
+                    raise RuntimeError("list: HTTP %d %s" % (r.status, body[:200]))
+                lst = json.loads(body)
+                for o in lst.get("items") or []:
+                    emit({"res": res, "type": "LIST", "obj": o})
+                emit({"res": res, "type": "SYNCED", "obj": {"synced": True}})
+                rv = lst["metadata"]["resourceVersion"]
+            left = int(max(1, min(60, end - time.time())))
+            c, r = get(path + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d"
+                       "&resourceVersion=%s" % (left, rv), left + 30)
+            if r.status == 410:
+                rv = None
+                continue
+            if r.status != 200:
+                raise RuntimeError("watch: HTTP %d %s" % (r.status, r.read()[:200]))
+            for line in r:
+                if time.time() > end:
+                    break
+                if not line.strip():
+                    continue
+                ev = json.loads(line)
+                o = ev.get("object") or {}
+                if ev.get("type") == "ERROR":
+                    if o.get("code") == 410:
+                        rv = None
+                        break
+                    raise RuntimeError("watch ERROR %s" % o)
+                rv = (o.get("metadata") or {}).get("resourceVersion") or rv
+                if ev.get("type") != "BOOKMARK":
+                    emit({"res": res, "type": ev.get("type"), "obj": o})
+            c.close()
+        except Exception as e:
+            emit({"res": res, "err": "%s: %s" % (type(e).__name__, e)})
+            time.sleep(0.5)
+ths = [threading.Thread(target=follow, args=a.split("=", 1), daemon=True) for a in sys.argv[3:]]
+for t in ths:
+    t.start()
+for t in ths:
+    t.join()
+"""
+
+
+class ApiWatch:
+    """Every state the API server reports for some resources (RES=PATH, e.g.
+    pods=/api/v1/namespaces/default/pods), in the order of the watch streams, recorded by
+    WATCH_SCRIPT in node1's namespaces for at most max_s seconds. A watch sees every change
+    a poll could miss (a pod Running for a moment), which is what ordering and "never more
+    than N at once" checks need. stop() ends it; the lab's `down` would too."""
+
+    def __init__(self, lab_dir, resources, max_s=900):
+        import threading
+        self.lock = threading.Lock()
+        self._events = []
+        self.errors = []
+        self.p = subprocess.Popen(
+            ["bash", LAB, "exec", "node1", "python3", "-u", "-c", WATCH_SCRIPT,
+             os.path.join(lab_dir, "admin.kubeconfig"), str(max_s)] +
+            ["%s=%s" % rp for rp in resources],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env)
+        self.th = threading.Thread(target=self._read, daemon=True)
+        self.th.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                e = {"err": line.strip()}
+            with self.lock:
+                (self.errors if "err" in e else self._events).append(e)
+
+    def events(self, res=None, pred=None):
+        """The recorded events (of resource `res`, whose object satisfies pred), in order."""
+        with self.lock:
+            evs = list(self._events)
+        return [e for e in evs if (res is None or e["res"] == res) and
+                (pred is None or pred(e["obj"]))]
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.th.join(timeout=5)
