@@ -25,7 +25,8 @@ run exits 77; sts-create runs whenever a later StatefulSet phase does):
   - sts-delete-pod: `delete pod web-1` -> a new web-1 (new uid) on the same node whose /data/log
     still holds every old line (prefix) and goes on;
   - dns: from a web pod, `nslookup web-0.web.default.svc.cluster.local` (and `web-0.web` via the
-    search path, which busybox's ping follows) = web-0's IP; web-0 deleted -> recreated -> the name resolves to its new IP;
+    search path, which busybox's ping follows) = web-0's IP; web-0 deleted -> recreated -> the
+    name resolves to its new IP;
   - sts-scale: scale 3 -> 1: web-2 goes first, web-1 is deleted only after web-2 is gone; PVCs
     data-web-1/2 kept (same uids, Bound); back to 3: web-1 then web-2, on their volumes' nodes,
     find their old files;
