@@ -117,8 +117,9 @@ void count_element(State& st, const Element& e, int delta) {
 }
 
 bool same_definition(const Set& a, const Set& b) {
-  return a.key == b.key && a.data == b.data && a.interval == b.interval && a.timeout == b.timeout &&
-         a.dynamic == b.dynamic && a.constant == b.constant;
+  return a.key == b.key && a.data == b.data && a.data_concat == b.data_concat &&
+         a.interval == b.interval && a.timeout == b.timeout && a.dynamic == b.dynamic &&
+         a.constant == b.constant;
 }
 
 // The errno the kernel gives for a verdict's target, or 0.
@@ -136,6 +137,12 @@ int check_element_fit(const Set& set, const Element& e, bool with_data) {
     if (e.key[i].size() != set_type_len(set.key[i])) return EINVAL;
   }
   if (!with_data) return 0;
+  if (!set.data_concat.empty()) {
+    size_t len = 0;
+    for (SetType t : set.data_concat) len += (set_type_len(t) + 3) & ~3u;
+    const auto* b = std::get_if<Bytes>(&e.data);
+    return b && b->size() == len ? 0 : EINVAL;
+  }
   if (!set.data) return std::holds_alternative<std::monostate>(e.data) ? 0 : EINVAL;
   if (*set.data == SetType::kVerdict) return std::holds_alternative<Verdict>(e.data) ? 0 : EINVAL;
   const auto* b = std::get_if<Bytes>(&e.data);
@@ -204,8 +211,8 @@ int apply(State& st, const Batch::Op& op) {
           const State::SetState* s = st.set(l->set);
           if (!s) return ENOENT;
           if (l->dreg) {
-            if (!s->set.data) return EINVAL;
-            bool vmap = *s->set.data == SetType::kVerdict;
+            if (!s->set.is_map()) return EINVAL;
+            bool vmap = s->set.data == SetType::kVerdict;
             if (vmap != (*l->dreg == Reg::kVerdict)) return EINVAL;
           }
         } else if (const auto* d = std::get_if<Dynset>(&e)) {
@@ -695,11 +702,26 @@ std::string reject_text(const Reject& r) {
   return std::string("reject with icmpx ") + (r.code < 4 ? kIcmpx[r.code] : "?");
 }
 
+// Whether ex[at...] is loads, a map lookup into a data register and a nat reading it: `dnat ip
+// to <key> map @m`.
+bool nat_from_map_at(const std::vector<Expr>& ex, size_t at) {
+  size_t j = at;
+  while (j < ex.size() && parse_load(ex[j])) ++j;
+  if (j == at || j + 1 >= ex.size()) return false;
+  const auto* lk = std::get_if<Lookup>(&ex[j]);
+  const auto* nat = std::get_if<Nat>(&ex[j + 1]);
+  return lk && lk->dreg && *lk->dreg != Reg::kVerdict && nat &&
+         reg_index32(nat->reg_addr) == reg_index32(*lk->dreg);
+}
+
 // Turns the expressions back into nft statements. Returns the statements; expressions it does
 // not recognise become "<unknown: ...>".
 std::vector<std::string> statements(const std::vector<Expr>& ex) {
   std::vector<std::string> out;
   size_t i = 0;
+  // `meta l4proto tcp` before `dnat ip to ... th dport ... map @m`: nft elides the match and
+  // names the port `tcp dport`.
+  int dep_proto = -1;  // -1: none
   auto unknown = [&](size_t at) { out.push_back("<unknown: " + to_string(ex[at]) + ">"); };
   while (i < ex.size()) {
     const Expr& e = ex[i];
@@ -716,7 +738,12 @@ std::vector<std::string> statements(const std::vector<Expr>& ex) {
         ++j;
       }
       std::string keys;
-      for (const Load& l : loads) keys += (keys.empty() ? "" : " . ") + l.text;
+      for (const Load& l : loads) {
+        std::string text = l.text;
+        if (dep_proto >= 0 && l.kind == Load::kThDport) text = proto_text(dep_proto) + " dport";
+        keys += (keys.empty() ? "" : " . ") + text;
+      }
+      dep_proto = -1;
       const Expr* consumer = j < ex.size() ? &ex[j] : nullptr;
       if (loads.size() == 1 && consumer) {
         const Load& l = loads[0];
@@ -736,6 +763,11 @@ std::vector<std::string> statements(const std::vector<Expr>& ex) {
                 i = j + 3;
                 continue;
               }
+            }
+            if ((proto == kTcp || proto == kUdp || proto == kSctp) && nat_from_map_at(ex, j + 1)) {
+              dep_proto = proto;
+              i = j + 1;
+              continue;
             }
             if (proto == kTcp && j + 1 < ex.size()) {
               const auto* rj = std::get_if<Reject>(&ex[j + 1]);
@@ -803,6 +835,12 @@ std::vector<std::string> statements(const std::vector<Expr>& ex) {
             out.push_back(keys + (lk->invert ? " != @" : " @") + lk->set);
           } else if (*lk->dreg == Reg::kVerdict) {
             out.push_back(keys + " vmap @" + lk->set);
+          } else if (nat_from_map_at(ex, i)) {
+            const auto& nat = std::get<Nat>(ex[j + 1]);
+            out.push_back(std::string(nat.type == NatType::kDnat ? "dnat" : "snat") + " ip to " +
+                          keys + " map @" + lk->set);
+            i = j + 2;
+            continue;
           } else {
             out.push_back(keys + " map @" + lk->set);
           }
@@ -917,8 +955,20 @@ std::string priority_text(Hook hook, int32_t prio) {
 
 std::string set_type_text(const Set& s) {
   std::string t;
-  for (SetType k : s.key) t += (t.empty() ? "" : " . ") + std::string(set_type_name(k));
+  if (!s.typeof_key.empty()) {
+    // `typeof ip daddr . meta l4proto : ip daddr . th dport`
+    for (TypeofExpr k : s.typeof_key)
+      t += (t.empty() ? "typeof " : " . ") + std::string(typeof_text(k));
+    for (size_t i = 0; i < s.typeof_data.size(); ++i) {
+      t += (i ? " . " : " : ") + std::string(typeof_text(s.typeof_data[i]));
+    }
+    return t;
+  }
+  for (SetType k : s.key) t += (t.empty() ? "type " : " . ") + std::string(set_type_name(k));
   if (s.data) t += std::string(" : ") + set_type_name(*s.data);
+  for (size_t i = 0; i < s.data_concat.size(); ++i) {
+    t += (i ? " . " : " : ") + std::string(set_type_name(s.data_concat[i]));
+  }
   return t;
 }
 
@@ -931,6 +981,20 @@ std::string key_text(const Set* set, const std::vector<Bytes>& key) {
   return t;
 }
 
+// A map element's value: one type, or the 4-byte-padded parts of a concatenation.
+std::string data_text(const Set& set, const Bytes& b) {
+  if (set.data) return value_text(*set.data, b);
+  std::string t;
+  size_t at = 0;
+  for (SetType part : set.data_concat) {
+    size_t len = set_type_len(part);
+    if (at + len > b.size()) return hex_bytes(b);
+    t += (t.empty() ? "" : " . ") + value_text(part, Bytes(b.begin() + at, b.begin() + at + len));
+    at += (len + 3) & ~size_t{3};
+  }
+  return t.empty() ? hex_bytes(b) : t;
+}
+
 std::string element_text(const Set* set, const Element& e) {
   std::string t = key_text(set, e.key);
   if (e.timeout_ms) t += " timeout " + time_text(e.timeout_ms);
@@ -938,7 +1002,7 @@ std::string element_text(const Set* set, const Element& e) {
   if (const auto* v = std::get_if<Verdict>(&e.data)) {
     t += " : " + verdict_text(*v);
   } else if (const auto* b = std::get_if<Bytes>(&e.data)) {
-    t += " : " + (set && set->data ? value_text(*set->data, *b) : hex_bytes(*b));
+    t += " : " + (set ? data_text(*set, *b) : hex_bytes(*b));
   }
   return t;
 }
@@ -977,8 +1041,8 @@ std::string rule_to_nft(const Rule& rule) {
 
 std::string set_to_nft(const Set& set, const std::vector<Element>& elements, int indent) {
   std::string in(static_cast<size_t>(indent), '\t');
-  std::string t = in + (set.data ? "map " : "set ") + set.name + " {\n";
-  t += in + "\ttype " + set_type_text(set) + "\n";
+  std::string t = in + (set.is_map() ? "map " : "set ") + set.name + " {\n";
+  t += in + "\t" + set_type_text(set) + "\n";
   // The kernel gives dynamic sets a size of 65535 when none is asked for.
   uint32_t size = set.size ? set.size : set.dynamic ? 65535 : 0;
   if (size) t += in + "\tsize " + std::to_string(size) + "\n";
@@ -1048,7 +1112,7 @@ std::string batch_to_nft_script(const Batch& batch, const std::vector<Set>& know
       case Batch::Kind::kAddSet: {
         const Set& s = op.set;
         sets[s.name] = s;
-        out += std::string("add ") + (s.data ? "map " : "set ") + t + " " + s.name + " { type " +
+        out += std::string("add ") + (s.is_map() ? "map " : "set ") + t + " " + s.name + " { " +
                set_type_text(s) + ";";
         if (s.size) out += " size " + std::to_string(s.size) + ";";
         if (!flags_text(s).empty()) out += " flags " + flags_text(s) + ";";
@@ -1062,7 +1126,7 @@ std::string batch_to_nft_script(const Batch& batch, const std::vector<Set>& know
         // nft names a map `map` in these commands (`flush set` on a map is ENOENT); the op
         // carries only the name, so the kind comes from the set's definition.
         auto it = sets.find(op.set.name);
-        bool is_map = (it != sets.end() && it->second.data) || op.set.data;
+        bool is_map = (it != sets.end() && it->second.is_map()) || op.set.is_map();
         out += std::string(op.kind == Batch::Kind::kDeleteSet ? "delete " : "flush ") +
                (is_map ? "map " : "set ") + t + " " + op.set.name + "\n";
         break;

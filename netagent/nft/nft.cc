@@ -258,6 +258,31 @@ Status check_set(const Set& s) {
     return Status::invalid("interval sets are not supported by this library yet");
   }
   if (s.timeout_ms && !s.timeout) return Status::invalid("a default timeout without flag timeout");
+  if (s.data && !s.data_concat.empty()) {
+    return Status::invalid("map data is either one type or a concatenation, not both");
+  }
+  for (SetType t : s.data_concat) {
+    if (set_type_len(t) == 0) return Status::invalid("map data part of type verdict");
+  }
+  if (s.data_concat.size() == 1) return Status::invalid("concatenated map data of one part");
+  if (key_len(s.data_concat) > 16) return Status::invalid("map data longer than a register");
+  auto typeof_fits = [](const std::vector<TypeofExpr>& exprs, const std::vector<SetType>& types) {
+    if (exprs.size() != types.size()) return false;
+    for (size_t i = 0; i < exprs.size(); ++i) {
+      if (typeof_type(exprs[i]) != types[i]) return false;
+    }
+    return true;
+  };
+  if (!s.typeof_key.empty() || !s.typeof_data.empty()) {
+    // nft's user data is only written for concatenations here (all skiff declares).
+    if (s.typeof_key.size() < 2 || !typeof_fits(s.typeof_key, s.key)) {
+      return Status::invalid("typeof key does not match the key types (a concatenation of 2+)");
+    }
+    if (s.data || (!s.data_concat.empty() && !typeof_fits(s.typeof_data, s.data_concat)) ||
+        (s.data_concat.empty() && !s.typeof_data.empty())) {
+      return Status::invalid("typeof data does not match the map's data");
+    }
+  }
   if (s.comment.size() > kMaxComment) {
     return Status::invalid("set comment longer than " + std::to_string(kMaxComment) + " bytes");
   }
@@ -289,7 +314,13 @@ Status check_element(const Element& e, const Set* set) {
                              std::to_string(set_type_len(set->key[i])));
     }
   }
-  if (!set->data) {
+  if (!set->data_concat.empty()) {
+    const auto* b = std::get_if<Bytes>(&e.data);
+    if (!b || b->size() != key_len(set->data_concat)) {
+      return Status::invalid("element data must be " + std::to_string(key_len(set->data_concat)) +
+                             " bytes (a concatenation)");
+    }
+  } else if (!set->data) {
     if (!std::holds_alternative<std::monostate>(e.data)) {
       return Status::invalid("element with data in a set (not a map)");
     }
@@ -361,6 +392,7 @@ Status check_op(const Batch::Op& op, Family family, const std::vector<const Set*
         Set keys_of_set;
         if (set && op.kind == Batch::Kind::kDeleteElements) {
           keys_of_set.key = set->key;  // data ignored on delete
+          keys_of_set.data = std::nullopt;
           fit = &keys_of_set;
         }
         if (Status s = check_element(checked, fit); !s) {
@@ -503,10 +535,17 @@ ExprPtr build_expr(const Expr& e, uint32_t anon_set_id) {
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_TYPE, static_cast<uint32_t>(n.type));
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
       nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, r(n.reg_addr));
+      uint32_t flags = 0;
+      if (n.from_map) {
+        nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_ADDR_MAX, r(n.reg_addr));
+        flags |= NF_NAT_RANGE_MAP_IPS;
+      }
       if (n.reg_proto) {
         nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_PROTO_MIN, r(*n.reg_proto));
-        nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+        if (n.from_map) nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_REG_PROTO_MAX, r(*n.reg_proto));
+        flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
       }
+      if (flags) nftnl_expr_set_u32(x.get(), NFTNL_EXPR_NAT_FLAGS, flags);
       return x;
     }
     ExprPtr operator()(const Reject& rj) const {
@@ -630,12 +669,58 @@ SetPtr new_set_ref(Encoder& enc, const std::string& name, uint32_t set_id) {
   return s;
 }
 
+// nft's typeof user data (src/*.c *_build_udata, nested nftnl_udata TLVs: type, length,
+// value): a concatenation {0: EXPR_CONCAT, 1: {i: {0: expression type, 1: its fields}}}.
+// Matched byte for byte against what nft 1.0.6 writes for the same declaration.
+Bytes typeof_udata(const std::vector<TypeofExpr>& exprs) {
+  auto tlv = [](uint8_t type, const Bytes& value) {
+    Bytes out{type, static_cast<uint8_t>(value.size())};
+    out.insert(out.end(), value.begin(), value.end());
+    return out;
+  };
+  auto u32 = [&](uint8_t type, uint32_t v) { return tlv(type, u32_key(v)); };
+  auto cat = [](Bytes a, const Bytes& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  constexpr uint32_t kExprPayload = 7, kExprMeta = 9, kExprNumgen = 23, kExprConcat = 13;
+  constexpr uint32_t kProtoDescIp = 12, kProtoDescTh = 11, kIpSaddr = 11, kIpDaddr = 12,
+                     kThDport = 2;
+  Bytes parts;
+  for (size_t i = 0; i < exprs.size(); ++i) {
+    uint32_t type = 0;
+    Bytes fields;
+    switch (exprs[i]) {
+      case TypeofExpr::kIpSaddr:
+      case TypeofExpr::kIpDaddr:
+        type = kExprPayload;
+        fields = cat(u32(0, kProtoDescIp),
+                     u32(1, exprs[i] == TypeofExpr::kIpSaddr ? kIpSaddr : kIpDaddr));
+        break;
+      case TypeofExpr::kThDport:
+        type = kExprPayload;
+        fields = cat(u32(0, kProtoDescTh), u32(1, kThDport));
+        break;
+      case TypeofExpr::kMetaL4proto:
+        type = kExprMeta;
+        fields = u32(0, static_cast<uint32_t>(MetaKey::kL4Proto));
+        break;
+      case TypeofExpr::kNumgen:
+        type = kExprNumgen;  // type random, modulus 1, offset 0 (the template)
+        fields = cat(cat(u32(0, NFT_NG_RANDOM), u32(1, 1)), u32(2, 0));
+        break;
+    }
+    parts = cat(parts, tlv(static_cast<uint8_t>(i), cat(u32(0, type), tlv(1, fields))));
+  }
+  return cat(u32(0, kExprConcat), tlv(1, parts));
+}
+
 bool encode_new_set(Encoder& enc, const Set& def, uint32_t extra_flags, uint32_t set_id,
                     size_t op) {
   SetPtr s = new_set_ref(enc, def.name, set_id);
   if (!s) return false;
   uint32_t flags = extra_flags;
-  if (def.data) flags |= NFT_SET_MAP;
+  if (def.is_map()) flags |= NFT_SET_MAP;
   if (def.interval) flags |= NFT_SET_INTERVAL;
   if (def.timeout) flags |= NFT_SET_TIMEOUT;
   if (def.dynamic) flags |= NFT_SET_EVAL;
@@ -648,6 +733,9 @@ bool encode_new_set(Encoder& enc, const Set& def, uint32_t extra_flags, uint32_t
     nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE,
                       verdict ? NFT_DATA_VERDICT : static_cast<uint32_t>(*def.data));
     nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, verdict ? 0 : set_type_len(*def.data));
+  } else if (!def.data_concat.empty()) {
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, key_type_id(def.data_concat));
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, key_len(def.data_concat));
   }
   if (def.timeout_ms) nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, def.timeout_ms);
   if (def.size) nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, def.size);
@@ -657,6 +745,19 @@ bool encode_new_set(Encoder& enc, const Set& def, uint32_t extra_flags, uint32_t
   nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_KEYBYTEORDER,
                       def.key.size() == 1 ? byteorder(def.key[0]) : 0);
   if (def.data) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, byteorder(*def.data));
+  if (!def.data_concat.empty()) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATABYTEORDER, 0);
+  if (!def.typeof_key.empty()) {
+    Bytes k = typeof_udata(def.typeof_key);
+    nftnl_udata_put(ud.get(), NFTNL_UDATA_SET_KEY_TYPEOF, static_cast<uint32_t>(k.size()),
+                    k.data());
+    if (!def.typeof_data.empty()) {
+      Bytes d = typeof_udata(def.typeof_data);
+      nftnl_udata_put(ud.get(), NFTNL_UDATA_SET_DATA_TYPEOF, static_cast<uint32_t>(d.size()),
+                      d.data());
+    }
+  }
+  // What nft writes for a map with concatenated data: its data is not an interval.
+  if (!def.data_concat.empty()) nftnl_udata_put_u32(ud.get(), NFTNL_UDATA_SET_DATA_INTERVAL, 0);
   if (!def.comment.empty()) {
     nftnl_udata_put_strz(ud.get(), NFTNL_UDATA_SET_COMMENT, def.comment.c_str());
   }
@@ -1120,11 +1221,97 @@ std::vector<Expr> dnat_to(uint32_t addr, uint16_t port, uint8_t proto) {
   return out;
 }
 
+std::vector<Expr> match_daddr_proto_port_in(std::string set) {
+  return {load_ipv4(IpField::kDaddr, Reg::k1), MetaLoad{MetaKey::kL4Proto, reg32(1)},
+          load_th_dport(reg32(2)), Lookup{std::move(set), Reg::k1, std::nullopt, false}};
+}
+
+std::vector<Expr> match_proto_port_in(std::string set) {
+  return {MetaLoad{MetaKey::kL4Proto, Reg::k1}, load_th_dport(reg32(1)),
+          Lookup{std::move(set), Reg::k1, std::nullopt, false}};
+}
+
+std::vector<Expr> match_saddr_daddr_in(std::string set) {
+  return {load_ipv4(IpField::kSaddr, Reg::k1), load_ipv4(IpField::kDaddr, reg32(1)),
+          Lookup{std::move(set), Reg::k1, std::nullopt, false}};
+}
+
+std::vector<Expr> match_fib_saddr_local(bool negate) {
+  return {Fib{kFibSaddr, FibResult::kAddrType, Reg::k1},
+          Cmp{negate ? CmpOp::kNeq : CmpOp::kEq, Reg::k1, u32_key(2 /* RTN_LOCAL */)}};
+}
+
+std::vector<Expr> dnat_numgen_map(std::string map, bool with_daddr, uint8_t proto, uint32_t modulus,
+                                  uint32_t offset) {
+  // What nft generates: the key in 4-byte registers from reg 1 on, the map's data (address,
+  // port) back into reg 1 and the next 4-byte register.
+  std::vector<Expr> out = match_l4proto(proto);
+  int r = 0;
+  auto next = [&r] { return r++ == 0 ? Reg::k1 : reg32(r - 1); };
+  if (with_daddr) out.push_back(load_ipv4(IpField::kDaddr, next()));
+  out.push_back(MetaLoad{MetaKey::kL4Proto, next()});
+  out.push_back(load_th_dport(next()));
+  out.push_back(Numgen{modulus, offset, next()});
+  out.push_back(Lookup{std::move(map), Reg::k1, Reg::k1, false});
+  out.push_back(Nat{NatType::kDnat, Reg::k1, reg32(1), true});
+  return out;
+}
+
 std::vector<Expr> reject_icmp_port_unreachable() { return {Reject{RejectType::kIcmpUnreach, 3}}; }
 
 std::vector<Expr> reject_tcp_reset() {
   std::vector<Expr> out = match_l4proto(kTcp);
   out.push_back(Reject{RejectType::kTcpRst, 0});
+  return out;
+}
+
+const char* typeof_text(TypeofExpr e) {
+  switch (e) {
+    case TypeofExpr::kIpSaddr:
+      return "ip saddr";
+    case TypeofExpr::kIpDaddr:
+      return "ip daddr";
+    case TypeofExpr::kMetaL4proto:
+      return "meta l4proto";
+    case TypeofExpr::kThDport:
+      return "th dport";
+    case TypeofExpr::kNumgen:
+      return "numgen random mod 1";
+  }
+  return "?";
+}
+
+SetType typeof_type(TypeofExpr e) {
+  switch (e) {
+    case TypeofExpr::kIpSaddr:
+    case TypeofExpr::kIpDaddr:
+      return SetType::kIpv4Addr;
+    case TypeofExpr::kMetaL4proto:
+      return SetType::kInetProto;
+    case TypeofExpr::kThDport:
+      return SetType::kInetService;
+    case TypeofExpr::kNumgen:
+      return SetType::kInteger;
+  }
+  return SetType::kInteger;
+}
+
+Set typeof_map(std::string name, std::vector<TypeofExpr> key, std::vector<TypeofExpr> data) {
+  Set s;
+  s.name = std::move(name);
+  for (TypeofExpr e : key) s.key.push_back(typeof_type(e));
+  for (TypeofExpr e : data) s.data_concat.push_back(typeof_type(e));
+  s.typeof_key = std::move(key);
+  s.typeof_data = std::move(data);
+  return s;
+}
+
+Bytes concat_bytes(const std::vector<Bytes>& parts) {
+  Bytes out;
+  for (const Bytes& p : parts) {
+    out.insert(out.end(), p.begin(), p.end());
+    out.resize(out.size() + (round4(static_cast<uint32_t>(p.size())) - p.size()), 0);
+  }
   return out;
 }
 
@@ -1227,7 +1414,7 @@ std::string Batch::describe(size_t i) const {
     case Kind::kAddRule:
       return "add rule " + t + " " + op.chain.name;
     case Kind::kAddSet:
-      return std::string("add ") + (op.set.data ? "map " : "set ") + t + " " + op.set.name;
+      return std::string("add ") + (op.set.is_map() ? "map " : "set ") + t + " " + op.set.name;
     case Kind::kDeleteSet:
       return "delete set " + t + " " + op.set.name;
     case Kind::kFlushSet:

@@ -175,6 +175,9 @@ struct Nat {
   NatType type = NatType::kDnat;
   Reg reg_addr = Reg::k1;
   std::optional<Reg> reg_proto;  // absent: keep the port
+  // The registers hold a map's data (`dnat ip to <key> map @m`): encoded as nft does, with the
+  // same register as min and max and flags MAP_IPS|PROTO_SPECIFIED.
+  bool from_map = false;
 };
 // NFT_REJECT_*: kIcmpUnreach with an ICMP code (3 = port unreachable: plain `reject`),
 // kTcpRst (`reject with tcp reset`; only for TCP: put match_l4proto(kTcp) first), kIcmpxUnreach
@@ -268,6 +271,19 @@ std::vector<Expr> numgen_vmap_goto(const std::vector<std::string>& chains);
 // `[meta l4proto <proto>] dnat to <addr>[:<port>]` (port 0: keep the destination port; the
 // l4proto match is emitted when proto != 0 and is required by the kernel for a port).
 std::vector<Expr> dnat_to(uint32_t addr_host_order, uint16_t port, uint8_t proto);
+// `ip daddr . meta l4proto . th dport @set` / `meta l4proto . th dport @set` /
+// `ip saddr . ip daddr @set` (membership; the rule ends when absent).
+std::vector<Expr> match_daddr_proto_port_in(std::string set);
+std::vector<Expr> match_proto_port_in(std::string set);
+std::vector<Expr> match_saddr_daddr_in(std::string set);
+// `fib saddr type local` / `fib saddr type != local`: the packet comes from this node.
+std::vector<Expr> match_fib_saddr_local(bool negate = false);
+// `meta l4proto <proto> dnat ip to [ip daddr .] meta l4proto . th dport . numgen random mod N
+// [offset O] map @map`: DNAT to the (address . port) data of the map element keyed by the
+// packet's (service address,) protocol, port and a random slot offset..offset+N-1 (the map is
+// typeof [ip daddr .] meta l4proto . th dport . numgen : ip daddr . th dport).
+std::vector<Expr> dnat_numgen_map(std::string map, bool with_daddr, uint8_t proto, uint32_t modulus,
+                                  uint32_t offset);
 // `reject` (ICMP port unreachable) / `reject with tcp reset` (adds `meta l4proto tcp` first).
 std::vector<Expr> reject_icmp_port_unreachable();
 std::vector<Expr> reject_tcp_reset();
@@ -306,19 +322,42 @@ struct Chain {
 
 // ---- Sets and maps ----
 
+// An expression named in a `typeof` set/map declaration (nft stores them in the set's user data
+// so `nft list` prints keys and data by them). numgen's key type is an integer, which a plain
+// `type` declaration cannot name: maps keyed by a random slot need typeof.
+enum class TypeofExpr : uint8_t { kIpSaddr, kIpDaddr, kMetaL4proto, kThDport, kNumgen };
+// "ip daddr", "meta l4proto", "th dport", "numgen random mod 1" (the template nft prints).
+const char* typeof_text(TypeofExpr e);
+// The datatype of the expression's value (kIpv4Addr, kInetProto, kInetService, kInteger).
+SetType typeof_type(TypeofExpr e);
+
 // A named set or map in the table (`nft add set|map`).
 struct Set {
   std::string name;
   std::vector<SetType> key;     // one type or a concatenation (padded parts <= 16 bytes)
   std::optional<SetType> data;  // present: a map (kVerdict: a verdict map)
-  bool interval = false;        // NFT_SET_INTERVAL: refused for now (no range elements yet)
-  bool timeout = false;         // NFT_SET_TIMEOUT: elements may expire
-  bool dynamic = false;         // NFT_SET_EVAL: updated from the packet path (dynset)
-  bool constant = false;        // NFT_SET_CONSTANT
-  uint64_t timeout_ms = 0;      // default element timeout (needs timeout = true); 0: none
-  uint32_t size = 0;            // max elements; 0: unbounded (nft lists `size N` when set)
-  std::string comment;          // at most 127 bytes
+  // Non-empty: a map whose data is this concatenation (e.g. ipv4_addr . inet_service, what
+  // `dnat ip to ... map` reads); `data` stays unset. Element data = concat_bytes of the parts.
+  std::vector<SetType> data_concat;
+  // Non-empty: declared with `typeof` (each concatenation of 2+ parts; key and, for a map with
+  // data_concat, data). The types must agree with key / data_concat (typeof_map fills all).
+  std::vector<TypeofExpr> typeof_key;
+  std::vector<TypeofExpr> typeof_data;
+  bool interval = false;    // NFT_SET_INTERVAL: refused for now (no range elements yet)
+  bool timeout = false;     // NFT_SET_TIMEOUT: elements may expire
+  bool dynamic = false;     // NFT_SET_EVAL: updated from the packet path (dynset)
+  bool constant = false;    // NFT_SET_CONSTANT
+  uint64_t timeout_ms = 0;  // default element timeout (needs timeout = true); 0: none
+  uint32_t size = 0;        // max elements; 0: unbounded (nft lists `size N` when set)
+  std::string comment;      // at most 127 bytes
+
+  bool is_map() const { return data.has_value() || !data_concat.empty(); }
 };
+
+// `map <name> { typeof <key exprs> : <data exprs> }` (data empty: a set), types filled in.
+Set typeof_map(std::string name, std::vector<TypeofExpr> key, std::vector<TypeofExpr> data);
+// Parts padded to 4 bytes each, as the kernel stores a concatenation (concatenated map data).
+Bytes concat_bytes(const std::vector<Bytes>& parts);
 
 // One element: its key (one Bytes per key part, in the byte order of set_type_len's types),
 // and for a map its data: a Verdict for a verdict map, Bytes for a value map.

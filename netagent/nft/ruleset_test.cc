@@ -564,6 +564,161 @@ TEST_CASE("a batch prints as an nft -f script", "[nft][fake]") {
         "delete map ip skiff service-ips\n");
 }
 
+// The constructs of the service proxy's set-dispatch layout: typeof maps keyed by a random slot
+// with concatenated (address . port) data, `dnat ip to ... map`, concatenated sets, fib saddr.
+Batch set_dispatch_batch() {
+  Batch b(kSkiffFamily, kSkiffTable);
+  b.add_table();
+  using T = TypeofExpr;
+  b.add_set(typeof_map("service-endpoints", {T::kIpDaddr, T::kMetaL4proto, T::kThDport, T::kNumgen},
+                       {T::kIpDaddr, T::kThDport}));
+  b.add_set(typeof_map("nodeport-endpoints", {T::kMetaL4proto, T::kThDport, T::kNumgen},
+                       {T::kIpDaddr, T::kThDport}));
+  Set all2;
+  all2.name = "all-2";
+  all2.key = {SetType::kIpv4Addr, SetType::kInetProto, SetType::kInetService};
+  b.add_set(all2);
+  Set hairpin;
+  hairpin.name = "hairpin";
+  hairpin.key = {SetType::kIpv4Addr, SetType::kIpv4Addr};
+  b.add_set(hairpin);
+  Set npset;
+  npset.name = "np-elocal-1";
+  npset.key = {SetType::kInetProto, SetType::kInetService};
+  b.add_set(npset);
+  b.add_chain(Chain{"nat-prerouting",
+                    BaseChain{"nat", Hook::kPrerouting, kPriorityDstNat, VerdictCode::kAccept}});
+  b.add_chain(Chain{"nat-hairpin", BaseChain{"nat", Hook::kPostrouting, kPrioritySrcNat - 1,
+                                             VerdictCode::kAccept}});
+  b.add_chain(Chain{"services", std::nullopt});
+  b.add_chain(Chain{"pick-2", std::nullopt});
+  b.add_chain(Chain{"np-pick-local-1", std::nullopt});
+  for (uint8_t p : {kTcp, kUdp, kSctp}) {
+    b.add_rule("pick-2", rule({dnat_numgen_map("service-endpoints", true, p, 2, 0)}));
+    b.add_rule("np-pick-local-1",
+               rule({dnat_numgen_map("nodeport-endpoints", false, p, 1, 65536)}));
+  }
+  b.add_rule("services",
+             rule({match_daddr_proto_port_in("all-2"), verdict(VerdictCode::kGoto, "pick-2")}));
+  b.add_rule("services",
+             rule({match_ipv4(IpField::kSaddr, *parse_ipv4_prefix("10.244.0.0/16"), true),
+                   match_fib_saddr_local(true), match_proto_port_in("np-elocal-1"),
+                   verdict(VerdictCode::kGoto, "np-pick-local-1")}));
+  b.add_rule("nat-prerouting", rule({verdict(VerdictCode::kJump, "services")}));
+  b.add_rule("nat-hairpin", rule({match_saddr_daddr_in("hairpin"), set_mark_bits(0x4000)}));
+  auto ep = [](const char* a, uint16_t port) {
+    return concat_bytes({ipv4_bytes(ip(a)), port_bytes(port)});
+  };
+  std::vector<Element> slots;
+  for (uint32_t slot : {0u, 1u, 65536u}) {
+    std::vector<Bytes> key = service_key(ip("10.96.0.10"), kTcp, 80);
+    key.push_back(u32_key(slot));
+    slots.push_back(Element{key, ep(slot == 1 ? "10.244.2.3" : "10.244.1.2", 8080), 0, {}});
+  }
+  b.add_elements("service-endpoints", slots);
+  std::vector<Bytes> np = proto_port_key(kUdp, 30053);
+  np.push_back(u32_key(65536));
+  b.add_elements("nodeport-endpoints", {Element{np, ep("10.244.1.2", 53), 0, {}}});
+  b.add_elements("all-2", {key_element(service_key(ip("10.96.0.10"), kTcp, 80))});
+  b.add_elements("hairpin",
+                 {key_element({ipv4_bytes(ip("10.244.1.2")), ipv4_bytes(ip("10.244.1.2"))})});
+  b.add_elements("np-elocal-1", {key_element(proto_port_key(kUdp, 30053))});
+  return b;
+}
+
+const char* const kSetDispatchListing = R"(table ip skiff {
+	map service-endpoints {
+		typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+		elements = { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.2 . 8080,
+			     10.96.0.10 . tcp . 80 . 1 : 10.244.2.3 . 8080,
+			     10.96.0.10 . tcp . 80 . 65536 : 10.244.1.2 . 8080 }
+	}
+
+	map nodeport-endpoints {
+		typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+		elements = { udp . 30053 . 65536 : 10.244.1.2 . 53 }
+	}
+
+	set all-2 {
+		type ipv4_addr . inet_proto . inet_service
+		elements = { 10.96.0.10 . tcp . 80 }
+	}
+
+	set hairpin {
+		type ipv4_addr . ipv4_addr
+		elements = { 10.244.1.2 . 10.244.1.2 }
+	}
+
+	set np-elocal-1 {
+		type inet_proto . inet_service
+		elements = { udp . 30053 }
+	}
+
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		jump services
+	}
+
+	chain nat-hairpin {
+		type nat hook postrouting priority srcnat - 1; policy accept;
+		ip saddr . ip daddr @hairpin meta mark set meta mark | 0x00004000
+	}
+
+	chain services {
+		ip daddr . meta l4proto . th dport @all-2 goto pick-2
+		ip saddr != 10.244.0.0/16 fib saddr type != local meta l4proto . th dport @np-elocal-1 goto np-pick-local-1
+	}
+
+	chain pick-2 {
+		dnat ip to ip daddr . meta l4proto . tcp dport . numgen random mod 2 map @service-endpoints
+		dnat ip to ip daddr . meta l4proto . udp dport . numgen random mod 2 map @service-endpoints
+		dnat ip to ip daddr . meta l4proto . sctp dport . numgen random mod 2 map @service-endpoints
+	}
+
+	chain np-pick-local-1 {
+		dnat ip to meta l4proto . tcp dport . numgen random mod 1 offset 65536 map @nodeport-endpoints
+		dnat ip to meta l4proto . udp dport . numgen random mod 1 offset 65536 map @nodeport-endpoints
+		dnat ip to meta l4proto . sctp dport . numgen random mod 1 offset 65536 map @nodeport-endpoints
+	}
+}
+)";
+
+TEST_CASE("the fake lists the set-dispatch constructs as nft does", "[nft][fake]") {
+  FakeNftTables fake;
+  REQUIRE(fake.commit(set_dispatch_batch()).to_string() == "OK");
+  CHECK(fake.list() == kSetDispatchListing);
+  // Element data must be the concatenation's 8 bytes; a key without its slot does not fit.
+  Batch bad(kSkiffFamily, kSkiffTable);
+  bad.add_elements("service-endpoints",
+                   {Element{service_key(ip("10.96.0.11"), kTcp, 80), ipv4_bytes(1), 0, {}}});
+  CHECK(fake.commit(bad).os_errno() == EINVAL);
+  // Changing a slot's endpoint is delete + add (re-adding the key with other data is EEXIST).
+  std::vector<Bytes> key = service_key(ip("10.96.0.10"), kTcp, 80);
+  key.push_back(u32_key(1));
+  Element moved{key, concat_bytes({ipv4_bytes(ip("10.244.3.4")), port_bytes(8080)}), 0, {}};
+  Batch clash(kSkiffFamily, kSkiffTable);
+  clash.add_elements("service-endpoints", {moved});
+  CHECK(fake.commit(clash).os_errno() == EEXIST);
+  Batch change(kSkiffFamily, kSkiffTable);
+  change.delete_elements("service-endpoints", {key_element(key)});
+  change.add_elements("service-endpoints", {moved});
+  REQUIRE(fake.commit(change).to_string() == "OK");
+  CHECK(fake.list().find("10.96.0.10 . tcp . 80 . 1 : 10.244.3.4 . 8080") != std::string::npos);
+  // A typeof that does not match the key types is refused before sending.
+  Set wrong = typeof_map("x", {TypeofExpr::kIpDaddr, TypeofExpr::kThDport}, {});
+  wrong.key.pop_back();
+  Batch w(kSkiffFamily, kSkiffTable);
+  w.add_set(wrong);
+  CHECK(fake.commit(w).code() == Code::kInvalid);
+  // The nft -f form of the declaration and of an element.
+  std::string script = batch_to_nft_script(set_dispatch_batch());
+  CHECK_THAT(script, Catch::Contains("add map ip skiff service-endpoints { typeof ip daddr . meta "
+                                     "l4proto . th dport . numgen random mod 1 : ip daddr . th "
+                                     "dport; }"));
+  CHECK_THAT(script, Catch::Contains("add element ip skiff nodeport-endpoints { udp . 30053 . "
+                                     "65536 : 10.244.1.2 . 53 }"));
+}
+
 TEST_CASE("listings normalise whitespace, element order, counters and expiry", "[nft][fake]") {
   CHECK(normalize_listing("table ip t {\n\tset s {\n\t\telements = { b expires 1s, a,\n\t\t\t c "
                           "expires 2s }\n\t}\n\tchain c {\n\t\tcounter packets 5 bytes 300 "
@@ -754,6 +909,58 @@ TEST_CASE("the kernel lists what the fake lists; refused batches change nothing"
     Run r = sh("nft -f " + path);
     std::remove(path.c_str());
     INFO(script << r.out);
+    REQUIRE(r.status == 0);
+    check_same(fake);
+  }
+}
+
+TEST_CASE("the kernel lists the set-dispatch constructs as the fake does", "[nft][root]") {
+  if (std::string why = kernel_unavailable(); !why.empty()) {
+    testing::skip(why);
+    return;
+  }
+  PrivateNetns ns;
+  std::unique_ptr<NftnlTables> kernel;
+  if (std::string why = enter_kernel(ns, kernel); !why.empty()) {
+    testing::skip(why);
+    return;
+  }
+  FakeNftTables fake;
+  REQUIRE(commit_both(*kernel, fake, set_dispatch_batch()).to_string() == "OK");
+  CHECK(normalize_listing(kernel_listing()) == normalize_listing(kSetDispatchListing));
+  check_same(fake);
+
+  SECTION("slot changes, a clash and an absent element") {
+    std::vector<Bytes> key = service_key(ip("10.96.0.10"), kTcp, 80);
+    key.push_back(u32_key(1));
+    Element moved{key, concat_bytes({ipv4_bytes(ip("10.244.3.4")), port_bytes(8080)}), 0, {}};
+    Batch clash(kSkiffFamily, kSkiffTable);
+    clash.add_elements("service-endpoints", {moved});
+    CHECK(commit_both(*kernel, fake, clash).os_errno() == EEXIST);
+    Batch change(kSkiffFamily, kSkiffTable);
+    change.delete_elements("service-endpoints", {key_element(key)});
+    change.add_elements("service-endpoints", {moved});
+    change.delete_elements(
+        "hairpin", {key_element({ipv4_bytes(ip("10.244.1.2")), ipv4_bytes(ip("10.244.1.2"))})});
+    REQUIRE(commit_both(*kernel, fake, change).to_string() == "OK");
+    check_same(fake);
+    Batch absent(kSkiffFamily, kSkiffTable);
+    absent.delete_elements("all-2", {key_element(service_key(ip("10.96.9.9"), kTcp, 80))});
+    CHECK(commit_both(*kernel, fake, absent).os_errno() == ENOENT);
+    check_same(fake);
+  }
+
+  SECTION("the same ruleset through nft -f") {
+    std::string path = "/tmp/skiff-nft-test-l3-" + std::to_string(getpid()) + ".nft";
+    FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f);
+    std::fputs(batch_to_nft_script(set_dispatch_batch()).c_str(), f);
+    std::fclose(f);
+    PrivateNetns inner;
+    REQUIRE(inner.error().empty());
+    Run r = sh("nft -f " + path);
+    std::remove(path.c_str());
+    INFO(r.out);
     REQUIRE(r.status == 0);
     check_same(fake);
   }
