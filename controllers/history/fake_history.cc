@@ -168,4 +168,33 @@ Result<ControllerRevision> FakeHistory::release_controller_revision(
   return it->second;
 }
 
+Result<ControllerRevision> FakeHistory::create_exact(const ControllerRevision& revision) {
+  {
+    std::lock_guard lock(mu_);
+    std::string k = key(revision.metadata.namespace_, revision.metadata.name);
+    calls_.push_back("create " + k);
+    if (fail_create_) {
+      Status st = std::move(*fail_create_);
+      fail_create_.reset();
+      return st;
+    }
+    if (objects_.count(k))
+      return Status::already_exists("controllerrevisions.apps \"" + revision.metadata.name +
+                                    "\" already exists");
+  }
+  ControllerRevision clone = revision;
+  clone.metadata.uid.clear();
+  clone.metadata.resource_version.clear();
+  clone.metadata.creation_timestamp.reset();
+  put(clone);
+  return *find(clone.metadata.namespace_, clone.metadata.name);
+}
+
+Result<ControllerRevision> FakeHistory::get_controller_revision(const std::string& ns,
+                                                                const std::string& name) {
+  auto r = find(ns, name);
+  if (!r) return Status::not_found("controllerrevisions.apps \"" + name + "\" not found");
+  return *r;
+}
+
 }  // namespace skiff::controllers::history

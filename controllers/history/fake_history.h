@@ -27,6 +27,9 @@ class FakeHistory : public History {
                                                        const ControllerRevision& revision) override;
   Result<ControllerRevision> release_controller_revision(
       const Parent& parent, const ControllerRevision& revision) override;
+  Result<ControllerRevision> create_exact(const ControllerRevision& revision) override;
+  Result<ControllerRevision> get_controller_revision(const std::string& ns,
+                                                     const std::string& name) override;
 
   // Test set-up and inspection. Stored objects are keyed "ns/name".
   void put(ControllerRevision r);  // as if created by someone else (uid filled when empty)
@@ -36,7 +39,8 @@ class FakeHistory : public History {
   void fail_next_create(Status st);
   void fail_next_update(Status st);
   void fail_next_delete(Status st);
-  // "create ns/name", "update ns/name 3", "delete ns/name", "adopt ns/name", "release ns/name".
+  // "create ns/name", "update ns/name 3", "delete ns/name", "adopt ns/name", "release ns/name"
+  // (create_exact logs "create ns/name" too).
   std::vector<std::string> calls() const;
   void clear_calls();
   // Creation timestamps: `now` is stamped on created objects (default: the epoch + n seconds,

@@ -281,4 +281,32 @@ Result<ControllerRevision> ApiHistory::release_controller_revision(
   return revision_from_json(*r);
 }
 
+Result<ControllerRevision> History::create_exact(const ControllerRevision& revision) {
+  return Status::internal("create controllerrevision " + key_of(revision) +
+                          ": create_exact is not implemented by this History");
+}
+
+Result<ControllerRevision> History::get_controller_revision(const std::string& ns,
+                                                            const std::string& name) {
+  return Status::internal("get controllerrevision " + ns + "/" + name +
+                          ": not implemented by this History");
+}
+
+Result<ControllerRevision> ApiHistory::create_exact(const ControllerRevision& revision) {
+  auto created =
+      api_.create(revision_type(), revision.metadata.namespace_, revision_to_json(revision));
+  if (!created) {
+    if (created.status().code() == Code::kAlreadyExists) return created.status();
+    return created.status().with_context("create controllerrevision " + key_of(revision));
+  }
+  return revision_from_json(*created);
+}
+
+Result<ControllerRevision> ApiHistory::get_controller_revision(const std::string& ns,
+                                                               const std::string& name) {
+  auto got = api_.get(revision_type(), ns, name);
+  if (!got) return got.status();
+  return revision_from_json(*got);
+}
+
 }  // namespace skiff::controllers::history

@@ -113,6 +113,13 @@ class History {
       const Parent& parent, const ControllerRevision& revision) = 0;
   [[nodiscard]] virtual Result<ControllerRevision> release_controller_revision(
       const Parent& parent, const ControllerRevision& revision) = 0;
+  // Not in Kubernetes' interface: the DaemonSet controller names its revisions itself
+  // (`<ds>-<ComputeHash(template, collisionCount)>`) and POSTs them as they are. `create_exact`
+  // returns AlreadyExists unchanged (the caller compares data and bumps its collision count);
+  // `get_controller_revision` is a fresh read from the API server, not a cache.
+  [[nodiscard]] virtual Result<ControllerRevision> create_exact(const ControllerRevision& revision);
+  [[nodiscard]] virtual Result<ControllerRevision> get_controller_revision(const std::string& ns,
+                                                                           const std::string& name);
 };
 
 // History over the API server. Lists come from `cache` (e.g. a shared ControllerRevision
@@ -135,6 +142,9 @@ class ApiHistory : public History {
                                                        const ControllerRevision& revision) override;
   Result<ControllerRevision> release_controller_revision(
       const Parent& parent, const ControllerRevision& revision) override;
+  Result<ControllerRevision> create_exact(const ControllerRevision& revision) override;
+  Result<ControllerRevision> get_controller_revision(const std::string& ns,
+                                                     const std::string& name) override;
 
  private:
   client::ApiClient& api_;

@@ -223,3 +223,17 @@ TEST_CASE("adopt and release patches carry the uid precondition") {
   json rel = release_patch(parent(), r);
   CHECK(rel["metadata"]["ownerReferences"][0] == json({{"$patch", "delete"}, {"uid", "uid-web"}}));
 }
+
+TEST_CASE("FakeHistory create_exact and get: names kept, AlreadyExists passed through") {
+  FakeHistory h;
+  auto r = *new_revision(parent(), {}, data_v(1), 1, 0);
+  r.metadata.name = "ds-abc";
+  auto c = h.create_exact(r);
+  REQUIRE(c);
+  CHECK(c->metadata.name == "ds-abc");
+  CHECK(h.create_exact(r).status().code() == Code::kAlreadyExists);
+  auto g = h.get_controller_revision("default", "ds-abc");
+  REQUIRE(g);
+  CHECK(g->data == data_v(1));
+  CHECK(h.get_controller_revision("default", "nope").status().code() == Code::kNotFound);
+}
