@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/cronjob.h"
 #include "cli/services.h"
 
 namespace skiff::cli {
@@ -52,6 +53,12 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
   auto* create_cmd = app.add_subcommand("create", "Create resources from files");
   create_cmd->add_option("-f,--filename", create.files, "File, directory or - for stdin")
       ->allow_extra_args(false);
+  CreateJobOptions create_job;
+  auto* create_job_cmd = create_cmd->add_subcommand("job", "Create a job with the specified name");
+  create_job_cmd->add_option("args", create_job.args, "NAME [-- COMMAND [ARG...]]");
+  create_job_cmd->add_option("--from", create_job.from,
+                             "The resource to create the job from (only cronjob/NAME)");
+  create_job_cmd->add_option("--image", create_job.image, "Image name to run");
 
   DeleteOptions del;
   auto* delete_cmd = app.add_subcommand("delete", "Delete resources");
@@ -159,6 +166,8 @@ int run(int argc, char** argv, std::istream& in, std::ostream& out, std::ostream
     rc = run_get(ctx, get);
   else if (apply_cmd->parsed())
     rc = run_apply(ctx, apply);
+  else if (create_job_cmd->parsed())
+    rc = run_create_job(ctx, create_job);
   else if (create_cmd->parsed())
     rc = run_apply(ctx, create);
   else if (delete_cmd->parsed())
