@@ -247,6 +247,12 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
   meta["generation"] = 1;
   if (&rt == namespaces_) obj["status"] = {{"phase", "Active"}};
   if (rt.reset_status_on_create) obj.erase("status");
+  // As Kubernetes' Store.Create: the name is generated (like the uid) before the strategy's
+  // defaults run, which may copy both (a Job's generated selector and pod labels).
+  if (generated) {
+    name = generate + random_name_suffix();
+    meta["name"] = name;
+  }
   if (rt.apply_defaults) rt.apply_defaults(obj);
 
   if (rt.namespaced) {
@@ -254,7 +260,7 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
   }
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     json& m = meta_of(obj);
-    if (generated) {
+    if (generated && attempt > 0) {
       name = generate + random_name_suffix();
       m["name"] = name;
     }
