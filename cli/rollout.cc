@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/printers.h"
+#include "cli/statefulset.h"
 #include "cli/workloads.h"
 
 namespace skiff::cli {
@@ -110,6 +111,33 @@ std::optional<std::vector<json>> replicasets_of(Context& ctx, const json& deploy
 }
 
 bool is_deployment(const Workload& w) { return w.type->kind == "Deployment"; }
+// StatefulSets and DaemonSets keep their history in ControllerRevisions.
+bool has_revisions(const Workload& w) {
+  return w.type->group == "apps" && (w.type->kind == "StatefulSet" || w.type->kind == "DaemonSet");
+}
+
+// The ControllerRevisions the object controls, by revision (kubectl lists them by the
+// object's selector, then keeps those it controls).
+std::optional<std::vector<json>> revisions_of(Context& ctx, const json& owner) {
+  const auto* cr_type = proto::Registry::builtin().by_kind("apps/v1", "ControllerRevision");
+  if (!cr_type) {
+    *ctx.err << "error: this skiffctl has no apps/v1 ControllerRevision type\n";
+    return std::nullopt;
+  }
+  client::Query q;
+  std::string sel = selector_query(owner);
+  if (!sel.empty()) q.emplace_back("labelSelector", sel);
+  auto list = call(ctx, "GET", client::resource_path(*cr_type, ctx.namespace_), q);
+  if (!list) return std::nullopt;
+  return controlled_revisions(owner, child(*list, "items"));
+}
+
+// The status line of a Deployment, StatefulSet or DaemonSet (kubectl's StatusViewerFor).
+Result<RolloutStatusView> status_view(const Workload& w, const json& obj, int64_t revision) {
+  if (w.type->kind == "StatefulSet") return statefulset_status_view(obj);
+  if (w.type->kind == "DaemonSet") return daemonset_status_view(obj);
+  return deployment_status_view(obj, revision);
+}
 
 // A timer that requests stop on a stop_source when the deadline passes (0: never).
 class Deadline {
@@ -156,7 +184,7 @@ int cmd_status(Context& ctx, const RolloutOptions& o) {
     return 1;
   }
   const Workload& w = (*targets)[0];
-  if (!is_deployment(w)) {
+  if (!is_deployment(w) && !has_revisions(w)) {
     *ctx.err << "error: no status viewer has been implemented for " << w.type->kind << "."
              << w.type->group << "\n";
     return 1;
@@ -176,7 +204,7 @@ int cmd_status(Context& ctx, const RolloutOptions& o) {
   std::optional<int> result;  // the exit code once decided
   // Prints the status of one observed object; decides the result when done or failed.
   auto observe = [&](const json& obj) {
-    auto view = deployment_status_view(obj, o.revision);
+    auto view = status_view(w, obj, o.revision);
     if (!view) {
       *ctx.err << "error: " << view.status().message() << "\n";
       result = 1;
@@ -237,16 +265,23 @@ int cmd_history(Context& ctx, const RolloutOptions& o) {
   if (!targets) return 1;
   int rc = 0;
   for (const auto& w : *targets) {
-    if (!is_deployment(w)) {
+    if (!is_deployment(w) && !has_revisions(w)) {
       *ctx.err << "error: no history viewer has been implemented for \"" << w.type->kind << "."
                << w.type->group << "\"\n";
       return 1;
     }
     auto d = get_object(ctx, w);
     if (!d) return 1;
-    auto rses = replicasets_of(ctx, *d);
-    if (!rses) return 1;
-    auto text = rollout_history(*rses, o.revision);
+    Result<std::string> text = std::string();
+    if (has_revisions(w)) {
+      auto revs = revisions_of(ctx, *d);
+      if (!revs) return 1;
+      text = revision_history(*revs, o.revision);
+    } else {
+      auto rses = replicasets_of(ctx, *d);
+      if (!rses) return 1;
+      text = rollout_history(*rses, o.revision);
+    }
     if (!text) {
       *ctx.err << "error: " << text.status().message() << "\n";
       return 1;
@@ -259,10 +294,44 @@ int cmd_history(Context& ctx, const RolloutOptions& o) {
   return rc;
 }
 
+// kubectl's StatefulSetRollbacker / DaemonSetRollbacker: the revision's data is the strategic
+// merge patch that puts its template back.
+int undo_from_revisions(Context& ctx, const Workload& w, const RolloutOptions& o) {
+  auto obj = get_object(ctx, w);
+  if (!obj) return 1;
+  auto revs = revisions_of(ctx, *obj);
+  if (!revs) return 1;
+  auto plan = plan_revision_rollback(*obj, *revs, o.to_revision);
+  if (!plan) {
+    *ctx.err << "error: " << plan.status().message() << "\n";
+    return 1;
+  }
+  if (!plan->skipped) {
+    auto r = ctx.rest->request("PATCH", client::resource_path(*w.type, ctx.namespace_, w.name),
+                               {{"fieldManager", "kubectl-rollout"}}, plan->patch.dump(),
+                               "application/strategic-merge-patch+json");
+    if (!r) {
+      ctx.print_error(r.status());
+      return 1;
+    }
+    if (!r->ok()) {
+      *ctx.err << "error: failed restoring revision " << o.to_revision << ": "
+               << client::api_error(*r).message << "\n";
+      return 1;
+    }
+  }
+  *ctx.out << kind_prefix(*w.type) << "/" << w.name << " " << plan->message << "\n";
+  return 0;
+}
+
 int cmd_undo(Context& ctx, const RolloutOptions& o) {
   auto targets = resolve_workloads(ctx, o.args, true);
   if (!targets) return 1;
   for (const auto& w : *targets) {
+    if (has_revisions(w)) {
+      if (undo_from_revisions(ctx, w, o) != 0) return 1;
+      continue;
+    }
     if (!is_deployment(w)) {
       *ctx.err << "error: no rollbacker has been implemented for \"" << w.type->kind << "."
                << w.type->group << "\"\n";
@@ -325,7 +394,7 @@ int cmd_patch(Context& ctx, const RolloutOptions& o) {
     std::string done;
     bool paused = child(*obj, "spec").value("paused", false);
     if (o.verb == "restart") {
-      if (!is_deployment(w)) {
+      if (!is_deployment(w) && !has_revisions(w)) {
         fail("restarting is not supported");
         continue;
       }
@@ -397,7 +466,8 @@ int run_scale(Context& ctx, const ScaleOptions& o) {
   std::vector<Workload> found;
   std::vector<client::Response> missing;
   for (const auto& w : *targets) {
-    if (w.type->kind != "Deployment" && w.type->kind != "ReplicaSet") {
+    if (w.type->kind != "Deployment" && w.type->kind != "ReplicaSet" &&
+        w.type->kind != "StatefulSet") {
       *ctx.err << "error: cannot scale " << w.type->kind << ": it has no scale subresource\n";
       return 1;
     }
