@@ -96,6 +96,18 @@ bool past_backoff_limit_on_failure(const json& job, const std::vector<json>& pod
   return limit == 0 ? restarts > 0 : restarts >= limit;
 }
 
+// `a` is an older version of the object than `b`: skiff's resourceVersions are the store's
+// increasing revisions. Not comparable (not numbers) counts as not older.
+bool older_than(const json& a, const json& b) {
+  const std::string ra = str(at(a, "metadata", "resourceVersion")),
+                    rb = str(at(b, "metadata", "resourceVersion"));
+  auto digits = [](const std::string& s) {
+    return !s.empty() && s.size() < 19 && std::all_of(s.begin(), s.end(), ::isdigit);
+  };
+  if (!digits(ra) || !digits(rb)) return false;
+  return std::stoll(ra) < std::stoll(rb);
+}
+
 const json* find_condition(const json& status, const std::string& type) {
   const json& conds = at(status, "conditions");
   if (!conds.is_array()) return nullptr;
@@ -365,6 +377,7 @@ void JobController::on_job_delete(const json& job) {
     std::lock_guard lock(mu_);
     expect_.erase(client::object_key(job));
     backoff_.erase(client::object_key(job));
+    written_.erase(client::object_key(job));
   }
   enqueue(job);  // the sync removes the finalizers of its pods
 }
@@ -445,6 +458,7 @@ Status JobController::sync(const std::string& key) {
       std::lock_guard lock(mu_);
       expect_.erase(key);
       backoff_.erase(key);
+      written_.erase(key);
     }
     Status first;
     for (const auto& p : listers_->pods(ns)) {
@@ -459,8 +473,21 @@ Status JobController::sync(const std::string& key) {
 
   c.job = *job;
   c.uid = uid_of(*job);
-  c.status = at(*job, "status").is_object() ? at(*job, "status") : json::object();
-  const json& spec = at(*job, "spec");
+  {
+    // The cache may not show our last status write yet (its watch event can come after the pod
+    // events that write caused): counting from an older status would count again or create
+    // too many pods. Kubernetes has the same race; a newer write of ours wins over the cache.
+    std::lock_guard lock(mu_);
+    auto it = written_.find(key);
+    if (it != written_.end()) {
+      if (uid_of(it->second) == c.uid && older_than(*job, it->second))
+        c.job = it->second;
+      else
+        written_.erase(it);
+    }
+  }
+  c.status = at(c.job, "status").is_object() ? at(c.job, "status") : json::object();
+  const json& spec = at(c.job, "spec");
   c.indexed = str(at(spec, "completionMode")) == "Indexed";
   c.completions = at(spec, "completions").is_number_integer()
                       ? static_cast<int>(num(at(spec, "completions")))
@@ -873,9 +900,11 @@ Result<json> JobController::write_status(Ctx& c) {
     (*fresh)["status"] = st;
     r = control_->update_status(*fresh);
   }
+  if (!r && r.status().code() == Code::kNotFound) return c.job;  // deleted: nothing to report
   if (!r) return r.status();
   c.job = *r;
-  c.job["status"] = st;  // what we wrote (the answer may add nothing else)
+  std::lock_guard lock(mu_);
+  written_[c.key] = c.job;
   return c.job;
 }
 

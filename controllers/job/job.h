@@ -171,6 +171,7 @@ class JobController : public Controller {
   std::mutex mu_;
   std::map<std::string, Expect> expect_;    // by Job key; guarded by mu_
   std::map<std::string, Backoff> backoff_;  // by Job key; guarded by mu_
+  std::map<std::string, json> written_;     // our last status write per Job key; mu_
   WorkerStats stats_;
 };
 

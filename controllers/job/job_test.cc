@@ -313,6 +313,30 @@ TEST_CASE("a lagging cache counts a pod once") {
   CHECK(f.status()["succeeded"] == 1);
 }
 
+TEST_CASE("a job cache behind our own status write neither recounts nor over-creates") {
+  Fixture f;
+  f.cluster.add_job(make_job("pi", {{"completions", 2}, {"parallelism", 2}}));
+  f.converge();
+  json stale_job = f.cluster.stored("pi");
+  auto pods = f.cluster.pods_in("Pending");
+  REQUIRE(pods.size() == 2);
+  f.cluster.set_phase(pods[0], "Succeeded");
+  f.cluster.settle(*f.ctl);
+  REQUIRE(f.ctl->sync("default/pi").is_ok());
+  CHECK(f.status()["succeeded"] == 1);
+  CHECK(f.cluster.creates == 2);
+  // The job informer still shows the status before the count; the pod cache is current.
+  json current = f.cluster.stored("pi");
+  f.cluster.stored("pi") = stale_job;
+  f.cluster.settle(*f.ctl);
+  REQUIRE(f.ctl->sync("default/pi").is_ok());
+  CHECK(f.cluster.creates == 2);
+  f.cluster.stored("pi") = current;
+  REQUIRE(f.ctl->sync("default/pi").is_ok());
+  CHECK(f.status()["succeeded"] == 1);
+  CHECK(f.cluster.creates == 2);
+}
+
 TEST_CASE("failed pods back off 10s, 20s before a replacement; backoffLimit fails the job") {
   Fixture f;
   f.cluster.add_job(make_job("pi", {{"backoffLimit", 2}}));
@@ -470,6 +494,7 @@ TEST_CASE("suspend deletes active pods without counting them; resume restarts st
   f.cluster.settle(*f.ctl);
   f.now += 60s;
   f.cluster.stored("pi")["spec"]["suspend"] = true;
+  f.cluster.touch(f.cluster.stored("pi"));  // a spec update: a new resourceVersion
   f.converge();
   CHECK(f.has_condition("Suspended", "JobSuspended"));
   CHECK(f.cluster.pod_api.empty());
@@ -482,6 +507,7 @@ TEST_CASE("suspend deletes active pods without counting them; resume restarts st
   CHECK(f.cluster.creates == 2);
 
   f.cluster.stored("pi")["spec"]["suspend"] = false;
+  f.cluster.touch(f.cluster.stored("pi"));  // a spec update: a new resourceVersion
   f.converge();
   CHECK(f.status()["startTime"] == ts(f.now));
   CHECK_FALSE(f.has_condition("Suspended"));
