@@ -12,6 +12,7 @@
 #include "controllers/history/fake_history.h"
 #include "controllers/statefulset/identity.h"
 #include "proto/registry.h"
+#include "proto/time.h"
 
 namespace skiff::controllers::statefulset {
 namespace {
@@ -505,6 +506,52 @@ TEST_CASE("revision history is truncated to revisionHistoryLimit") {
   REQUIRE(revs.size() == 2);
   std::set<int64_t> numbers = {revs[0].revision, revs[1].revision};
   CHECK(numbers == std::set<int64_t>{3, 4});
+}
+
+TEST_CASE("ordinals.start shifts the ordinals") {
+  Fixture f(2, R"({"ordinals":{"start":5},"podManagementPolicy":"Parallel"})");
+  f.sync();
+  CHECK(f.world.names() == V{"web-5", "web-6"});
+  CHECK(f.world.pod("web-6")["metadata"]["labels"][kPodIndexLabel] == "6");
+  CHECK(f.world.claims.count("www-web-6"));
+  f.world.edit(json::parse(R"({"ordinals":{"start":6}})"));
+  f.world.take_calls();
+  f.sync();
+  CHECK(f.world.take_calls() ==
+        V{"create claim www-web-7", "create pod web-7", "delete pod web-5"});
+}
+
+TEST_CASE("a pod whose identity labels were removed gets them back") {
+  Fixture f(1);
+  f.converge();
+  f.world.pod("web-0")["metadata"]["labels"].erase(kPodNameLabel);
+  f.world.take_calls();
+  f.events.list.clear();
+  f.sync();
+  CHECK(f.world.take_calls() == V{"update pod web-0"});
+  CHECK(f.world.pod("web-0")["metadata"]["labels"][kPodNameLabel] == "web-0");
+  CHECK(f.events.list ==
+        V{"Normal SuccessfulUpdate update Pod web-0 in StatefulSet web successful"});
+}
+
+TEST_CASE("minReadySeconds: the next ordinal waits until its predecessor is available") {
+  Fixture f(2, R"({"minReadySeconds":30})");
+  f.sync();
+  f.world.take_calls();
+  // Ready since 07:00:00; the fake wall clock is far later: available.
+  f.world.ready("web-0");
+  f.sync();
+  CHECK(f.world.take_calls() == V{"create claim www-web-1", "create pod web-1"});
+  // Ready 10 s before "now": not available yet, so the status counts it ready only, and the key
+  // is queued again for when it becomes available.
+  json& p = f.world.pod("web-1");
+  f.world.ready("web-1");
+  p["status"]["conditions"][0]["lastTransitionTime"] =
+      proto::format_rfc3339(kWallNow - std::chrono::seconds(10));
+  f.sync();
+  CHECK(f.status()["readyReplicas"] == 2);
+  CHECK(f.status()["availableReplicas"] == 1);
+  CHECK(f.ctrl.queue().len() == 0);  // delayed, not immediate
 }
 
 TEST_CASE("handlers enqueue the owning set") {
