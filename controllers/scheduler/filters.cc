@@ -149,7 +149,25 @@ bool filter_resources(const PodInfo& pod, const NodeInfo& node, Reasons& reasons
 bool run_filters(const PodInfo& pod, const NodeInfo& node, Reasons& reasons) {
   return filter_ready(node, reasons) && filter_unschedulable(pod, node, reasons) &&
          filter_taints(pod, node, reasons) && filter_node_affinity(pod, node, reasons) &&
-         filter_host_ports(pod, node, reasons) && filter_resources(pod, node, reasons);
+         filter_host_ports(pod, node, reasons) && filter_resources(pod, node, reasons) &&
+         filter_volume_binding(pod, node, reasons);
+}
+
+bool filter_volume_binding(const PodInfo& pod, const NodeInfo& node, Reasons& reasons) {
+  if (pod.volume_pv_missing) {
+    reasons.emplace_back(kReasonPvNotExist);
+    return false;
+  }
+  for (const auto& sel : pod.volume_affinity) {
+    bool any = false;
+    for (const auto& term : sel.node_selector_terms)
+      any = any || match_node_selector_term(term, node);
+    if (!any) {
+      reasons.emplace_back(kReasonVolumeAffinity);
+      return false;
+    }
+  }
+  return true;
 }
 
 void add_reasons(ReasonHistogram& h, const Reasons& reasons) {

@@ -27,6 +27,9 @@ inline constexpr const char* kReasonPorts =
 inline constexpr const char* kReasonTooManyPods = "Too many pods";
 inline constexpr const char* kReasonCpu = "Insufficient cpu";
 inline constexpr const char* kReasonMemory = "Insufficient memory";
+inline constexpr const char* kReasonVolumeAffinity = "node(s) had volume node affinity conflict";
+inline constexpr const char* kReasonPvNotExist =
+    "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
 
 // Condition Ready=True.
 bool filter_ready(const NodeInfo& node, Reasons& reasons);
@@ -40,6 +43,10 @@ bool filter_node_affinity(const PodInfo& pod, const NodeInfo& node, Reasons& rea
 bool filter_host_ports(const PodInfo& pod, const NodeInfo& node, Reasons& reasons);
 // Pod count, cpu and memory requests fit allocatable minus what pods on the node request.
 bool filter_resources(const PodInfo& pod, const NodeInfo& node, Reasons& reasons);
+
+// VolumeBinding: the node matches the required node affinity of every PV bound to the pod's
+// claims (pod.volume_affinity, filled by volume_prefilter in volume_binding.h).
+bool filter_volume_binding(const PodInfo& pod, const NodeInfo& node, Reasons& reasons);
 
 bool run_filters(const PodInfo& pod, const NodeInfo& node, Reasons& reasons);
 

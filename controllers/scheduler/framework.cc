@@ -104,6 +104,8 @@ PodInfo pod_info(const proto::Pod& pod) {
   };
   add_ports(pod.spec.init_containers);
   add_ports(pod.spec.containers);
+  for (const auto& v : pod.spec.volumes)
+    if (v.persistent_volume_claim) p.claims.push_back(v.persistent_volume_claim->claim_name);
   return p;
 }
 

@@ -62,6 +62,14 @@ struct PodInfo {
   std::optional<proto::NodeSelector> required_affinity;
   std::vector<proto::Toleration> tolerations;
   std::vector<HostPort> host_ports;
+  std::vector<std::string> claims;  // spec.volumes[].persistentVolumeClaim.claimName, in order
+
+  // Filled per attempt from the PVC/PV/StorageClass caches by volume_prefilter
+  // (volume_binding.h); empty until then.
+  std::vector<proto::NodeSelector> volume_affinity;  // required node affinity of bound PVs
+  bool volume_pv_missing = false;                    // a bound PVC names a PV that does not exist
+  std::vector<std::string> wffc_claims;  // unbound WaitForFirstConsumer claims: PreBind names
+                                         // the chosen node on them
 };
 
 // Effective requests of a pod spec (Kubernetes' computePodResourceRequest): per resource the

@@ -9,10 +9,12 @@
 #include "controllers/scheduler/filters.h"
 #include "controllers/scheduler/recorder.h"
 #include "controllers/scheduler/scores.h"
+#include "controllers/scheduler/volume_binding.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
 #include "proto/node.h"
 #include "proto/pod.h"
+#include "proto/storage.h"
 
 namespace skiff::scheduler {
 
@@ -131,6 +133,8 @@ void Scheduler::handle_node(const json& obj) {
 
 void Scheduler::handle_node_delete(const json& obj) { cache_.remove_node(client::object_key(obj)); }
 
+void Scheduler::handle_storage_change() { queue_.move_all_on_event(); }
+
 Scheduler::Result Scheduler::find_node(const PodInfo& pod) {
   Result res;
   cache_.with_nodes([&](const std::vector<const NodeInfo*>& nodes) {
@@ -154,7 +158,7 @@ void Scheduler::schedule_one(const QueuedPod& qp) {
     queue_.done(qp.key);
     return;
   }
-  const PodInfo& pod = *p;
+  PodInfo& pod = *p;
   // Bound meanwhile, or assumed with its binding still in flight (an update to the pod may
   // have queued it again).
   if (!needs_scheduling(pod, opts_.scheduler_name) || !cache_.node_of(pod.key).empty()) {
@@ -167,7 +171,16 @@ void Scheduler::schedule_one(const QueuedPod& qp) {
     if (auto conds = st->find("conditions"); conds != st->end() && conds->is_array())
       for (const auto& cond : *conds)
         if (cond.is_object() && cond.value("type", "") == "PodScheduled") scheduled_cond = cond;
-  Result r = find_node(pod);
+  Result r;
+  std::string volume_reason = volume_prefilter(
+      pod,
+      VolumeLookup{.claim = [this](const std::string& k) { return claims_->get(k); },
+                   .volume = [this](const std::string& n) { return volumes_->get(n); },
+                   .storage_class = [this](const std::string& n) { return classes_->get(n); }});
+  if (!volume_reason.empty())
+    r.message = prefilter_message(static_cast<int>(cache_.num_nodes()), volume_reason);
+  else
+    r = find_node(pod);
   if (r.node.empty()) {
     ++unschedulable_;
     queue_.unschedulable(qp.key);
@@ -197,6 +210,65 @@ void Scheduler::bind(const PodInfo& pod, const std::string& node, Clock::time_po
     bind_cv_.wait(lock, [&] { return binds_in_flight_ < opts_.max_binds_in_flight; });
     ++binds_in_flight_;
   }
+  auto claims = std::make_shared<std::vector<std::string>>();
+  for (const auto& c : pod.wffc_claims) {
+    auto pvc = claims_->get(pod.ns + "/" + c);
+    std::string selected;
+    if (pvc) {
+      auto meta = pvc->find("metadata");
+      if (meta != pvc->end() && meta->is_object())
+        if (auto ann = meta->find("annotations"); ann != meta->end() && ann->is_object())
+          selected = ann->value(proto::kAnnSelectedNode, std::string());
+    }
+    if (selected != node) claims->push_back(c);
+  }
+  if (claims->empty()) {
+    post_binding(pod, node, first_seen, set_scheduled_true);
+    return;
+  }
+  annotate_claims(pod.ns, claims, 0, node,
+                  [this, pod, node, first_seen, set_scheduled_true](Status st) {
+                    if (st.is_ok())
+                      post_binding(pod, node, first_seen, set_scheduled_true);
+                    else
+                      binding_failed(pod.key, node,
+                                     "running PreBind plugin \"VolumeBinding\": " + st.message());
+                  });
+}
+
+void Scheduler::annotate_claims(std::string ns, std::shared_ptr<std::vector<std::string>> claims,
+                                size_t i, std::string node, std::function<void(Status)> then) {
+  if (i == claims->size()) {
+    then(Status::ok());
+    return;
+  }
+  client::Request req;
+  req.method = "PATCH";
+  req.path = "/api/v1/namespaces/" + ns + "/persistentvolumeclaims/" + (*claims)[i];
+  req.content_type = "application/merge-patch+json";
+  req.body = json{{"metadata", {{"annotations", {{proto::kAnnSelectedNode, node}}}}}}.dump();
+  api_->rest().request_async(std::move(req), [this, ns, claims, i, node, then = std::move(then)](
+                                                 skiff::Result<client::Response> r) mutable {
+    if (!r.is_ok()) return then(r.status());
+    if (!r->ok()) return then(client::to_status(*r));
+    annotate_claims(std::move(ns), std::move(claims), i + 1, std::move(node), std::move(then));
+  });
+}
+
+void Scheduler::binding_failed(const std::string& key, const std::string& node,
+                               const std::string& why) {
+  ++errors_;
+  spdlog::warn("binding pod {} to node {}: {}", key, node, why);
+  cache_.forget(key);
+  // Conflict "already assigned" / NotFound: the watch will tell; a retry finds out.
+  queue_.backoff(key);
+  std::lock_guard lock(bind_mu_);
+  --binds_in_flight_;
+  bind_cv_.notify_all();
+}
+
+void Scheduler::post_binding(const PodInfo& pod, const std::string& node,
+                             Clock::time_point first_seen, bool set_scheduled_true) {
   client::Request req;
   req.method = "POST";
   req.path = "/api/v1/namespaces/" + pod.ns + "/pods/" + pod.name + "/binding";
@@ -213,21 +285,17 @@ void Scheduler::bind(const PodInfo& pod, const std::string& node, Clock::time_po
       std::move(req), [this, key = pod.key, ns = pod.ns, name = pod.name, uid = pod.uid, node,
                        first_seen, set_scheduled_true](skiff::Result<client::Response> r) {
         bool ok = r.is_ok() && r->ok();
-        if (ok) {
-          ++scheduled_;
-          e2e_.observe(std::chrono::duration<double>(Clock::real().now() - first_seen).count());
-          json ref = {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", uid}}}};
-          recorder_->pod_event(ref, false, "Scheduled",
-                               "Successfully assigned " + ns + "/" + name + " to " + node);
-          if (set_scheduled_true) recorder_->pod_scheduled(ns, name);
-        } else {
-          ++errors_;
-          std::string why = r.is_ok() ? client::to_status(*r).to_string() : r.status().to_string();
-          spdlog::warn("binding pod {} to node {}: {}", key, node, why);
-          cache_.forget(key);
-          // Conflict "already assigned" / NotFound: the watch will tell; a retry finds out.
-          queue_.backoff(key);
+        if (!ok) {
+          binding_failed(key, node,
+                         r.is_ok() ? client::to_status(*r).to_string() : r.status().to_string());
+          return;
         }
+        ++scheduled_;
+        e2e_.observe(std::chrono::duration<double>(Clock::real().now() - first_seen).count());
+        json ref = {{"metadata", {{"name", name}, {"namespace", ns}, {"uid", uid}}}};
+        recorder_->pod_event(ref, false, "Scheduled",
+                             "Successfully assigned " + ns + "/" + name + " to " + node);
+        if (set_scheduled_true) recorder_->pod_scheduled(ns, name);
         std::lock_guard lock(bind_mu_);
         --binds_in_flight_;
         bind_cv_.notify_all();
@@ -242,24 +310,33 @@ void Scheduler::wait_binds(std::chrono::milliseconds timeout) {
 bool Scheduler::run(std::stop_token stop) {
   static const proto::ResourceType pod_type = proto::pod_resource();
   static const proto::ResourceType node_type = proto::node_resource();
+  static const proto::ResourceType pvc_type = proto::persistentvolumeclaim_resource();
+  static const proto::ResourceType pv_type = proto::persistentvolume_resource();
+  static const proto::ResourceType sc_type = proto::storageclass_resource();
   pods_ = std::make_unique<client::Informer>(api_, pod_type);
   nodes_ = std::make_unique<client::Informer>(api_, node_type);
+  claims_ = std::make_unique<client::Informer>(api_, pvc_type);
+  volumes_ = std::make_unique<client::Informer>(api_, pv_type);
+  classes_ = std::make_unique<client::Informer>(api_, sc_type);
+  for (auto* inf : {claims_.get(), volumes_.get(), classes_.get()})
+    inf->add_handlers({[this](const json&) { handle_storage_change(); },
+                       [this](const json&, const json&) { handle_storage_change(); },
+                       [this](const json&) { handle_storage_change(); }});
   pods_->add_handlers({[this](const json& o) { handle_pod_add(o); },
                        [this](const json& a, const json& b) { handle_pod_update(a, b); },
                        [this](const json& o) { handle_pod_delete(o); }});
   nodes_->add_handlers({[this](const json& o) { handle_node(o); },
                         [this](const json&, const json& b) { handle_node(b); },
                         [this](const json& o) { handle_node_delete(o); }});
-  nodes_->start();
-  pods_->start();
+  auto all = {nodes_.get(), pods_.get(), claims_.get(), volumes_.get(), classes_.get()};
+  for (auto* inf : all) inf->start();
   auto end = std::chrono::steady_clock::now() + opts_.informer_sync_timeout;
-  for (auto* inf : {nodes_.get(), pods_.get()}) {
+  for (auto* inf : all) {
     while (!inf->wait_for_sync(std::chrono::milliseconds(200))) {
       if (stop.stop_requested() || std::chrono::steady_clock::now() > end) {
         if (!stop.stop_requested())
           spdlog::error("informers not synced after {} ms", opts_.informer_sync_timeout.count());
-        pods_->stop();
-        nodes_->stop();
+        for (auto* i : all) i->stop();
         recorder_->stop();
         return stop.stop_requested();
       }
@@ -270,8 +347,7 @@ bool Scheduler::run(std::stop_token stop) {
   while (auto qp = queue_.pop(stop)) schedule_one(*qp);
   queue_.shut_down();
   wait_binds(std::chrono::seconds(10));
-  pods_->stop();
-  nodes_->stop();
+  for (auto* inf : all) inf->stop();
   recorder_->stop();
   return true;
 }

@@ -17,12 +17,15 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <stop_token>
 #include <string>
+#include <vector>
 
+#include "common/status.h"
 #include "controllers/scheduler/cache.h"
 #include "controllers/scheduler/queue.h"
 
@@ -82,10 +85,24 @@ class Scheduler {
   void handle_pod_delete(const json& obj);
   void handle_node(const json& obj);
   void handle_node_delete(const json& obj);
+  // A PVC, PV or StorageClass changed: parked pods may fit now (kube-scheduler's queueing
+  // hints for VolumeBinding, coarsely: every change wakes them).
+  void handle_storage_change();
   void schedule_one(const QueuedPod& qp);
   Result find_node(const PodInfo& pod);
+  // Takes a binding slot, runs PreBind (selected-node on the pod's unbound
+  // WaitForFirstConsumer claims), then the binding.
   void bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen,
             bool set_scheduled_true);
+  // PreBind: merge-patches `volume.kubernetes.io/selected-node: node` onto claims[i..], one
+  // after another, then calls `then` (ok, or the first failure). On the client's I/O thread.
+  void annotate_claims(std::string ns, std::shared_ptr<std::vector<std::string>> claims, size_t i,
+                       std::string node, std::function<void(Status)> then);
+  // POST pods/{name}/binding; releases the slot when answered.
+  void post_binding(const PodInfo& pod, const std::string& node, Clock::time_point first_seen,
+                    bool set_scheduled_true);
+  // A failed PreBind or binding: the assumption dropped, the pod retried after back-off.
+  void binding_failed(const std::string& key, const std::string& node, const std::string& why);
   void wait_binds(std::chrono::milliseconds timeout);
 
   std::shared_ptr<client::ApiClient> api_;
@@ -93,7 +110,7 @@ class Scheduler {
   Cache cache_;
   SchedulingQueue queue_;
   std::unique_ptr<Recorder> recorder_;
-  std::unique_ptr<client::Informer> pods_, nodes_;
+  std::unique_ptr<client::Informer> pods_, nodes_, claims_, volumes_, classes_;
   std::mt19937_64 rng_;
   size_t next_start_ = 0;  // node index where the next pod's filtering starts
 
