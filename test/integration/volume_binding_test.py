@@ -13,6 +13,8 @@ leaves the PV Released with its claimRef; a missing PVC and an unbound Immediate
 unschedulable with kube-scheduler's messages; pods using a PVC bound to a PV with nodeAffinity
 for node-b all land on node-b. Loopback only; no root needed."""
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -100,6 +102,33 @@ def ctl(*args):
     p = subprocess.run([CTL, "--kubeconfig", srv.kubeconfig] + list(args), capture_output=True,
                        text=True, timeout=60)
     return p.returncode, p.stdout, p.stderr
+
+
+KUBECTL = shutil.which("kubectl")
+AGE = re.compile(r"^\d+(s|m|m\d+s|h|h\d+m|d|d\d+h|y\d+d)$")
+
+
+def kubectl(*args):
+    cache = os.path.join(srv.dir, "kubectl-cache")
+    p = subprocess.run([KUBECTL, "--kubeconfig", srv.kubeconfig, "--cache-dir", cache] +
+                       list(args), capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def tokens(out):
+    """Each line's words, ages as AGE (the two commands run a second apart at most)."""
+    return [["AGE" if AGE.match(w) else w for w in line.split()] for line in out.splitlines()]
+
+
+def same_as_kubectl(*args):
+    """skiffctl and kubectl 1.32 print the same table (ages aside)."""
+    if not KUBECTL:
+        testlib.log("kubectl not installed: skiffctl %s not compared" % " ".join(args))
+        return
+    a, b = ctl(*args), kubectl(*args)
+    t.check("skiffctl %s prints what kubectl prints" % " ".join(args),
+            a[0] == b[0] and tokens(a[1]) == tokens(b[1]),
+            "skiffctl:\n%s%s\nkubectl:\n%s%s" % (a[1], a[2], b[1], b[2]))
 
 
 def delete(path):
@@ -212,6 +241,10 @@ def main():
         "AGE"] and out.splitlines()[1].split()[:6] == [
         "local-path", "(default)", "skiff.io/local-path", "Delete", "WaitForFirstConsumer",
         "false"], out + err)
+
+    for args in (("get", "pv,pvc"), ("get", "pv", "-o", "wide"), ("get", "pvc", "-o", "wide"),
+                 ("get", "sc"), ("get", "storageclass,pv")):
+        same_as_kubectl(*args)
 
     # -- the claim is protected while web uses it; then Released
     t.check("delete pvc data", delete(PVCS + "/data"))
