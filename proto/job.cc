@@ -93,8 +93,8 @@ void validate_generated_selector(const Job& job, FieldErrors& errs) {
                     go_label_selector(*job.spec.selector)});
 }
 
-void validate_job_spec(const JobSpec& s, FieldErrors& errs) {
-  const Path spec("spec");
+// validateJobSpec: everything but the selector.
+void validate_job_spec_fields(const JobSpec& s, const Path& spec, FieldErrors& errs) {
   if (s.parallelism) non_negative(errs, spec.field("parallelism"), *s.parallelism);
   if (s.completions) non_negative(errs, spec.field("completions"), *s.completions);
   if (s.active_deadline_seconds)
@@ -149,8 +149,12 @@ void validate_job_spec(const JobSpec& s, FieldErrors& errs) {
   if (s.backoff_limit_per_index && rp != "Never")
     errs.push_back({ErrorType::kInvalid, tmpl.field("spec").field("restartPolicy").str(),
                     "must be Never when backoffLimitPerIndex is specified", "\"" + rp + "\""});
+}
 
-  // ValidateJobSpec: a selector is required (generated for most Jobs) and selects the template.
+// ValidateJobSpec: a selector is required (generated for most Jobs) and selects the template.
+void validate_job_spec(const JobSpec& s, FieldErrors& errs) {
+  const Path spec("spec"), tmpl = spec.field("template");
+  validate_job_spec_fields(s, spec, errs);
   if (!s.selector) {
     errs.push_back({ErrorType::kRequired, spec.field("selector").str(), "", ""});
     return;
@@ -255,6 +259,16 @@ json job_row(const Job& j, Clock::time_point now) {
 }
 
 }  // namespace
+
+void validate_job_template_spec(const JobSpec& s, const Path& spec, FieldErrors& errs) {
+  validate_job_spec_fields(s, spec, errs);
+  if (s.selector)
+    errs.push_back({ErrorType::kInvalid, spec.field("selector").str(),
+                    "`selector` will be auto-generated", go_label_selector(*s.selector)});
+  if (s.manual_selector.value_or(false))
+    errs.push_back({ErrorType::kNotSupported, spec.field("manualSelector").str(),
+                    "supported values: \"nil\", \"false\"", "true"});
+}
 
 ResourceType job_resource() {
   KindSpec<Job> k;

@@ -143,6 +143,11 @@ void default_job(Job& job);
 // The "Complete"/"Failed"/... condition of `job` whose status is "True", or nullptr.
 const JobCondition* true_job_condition(const Job& job, const std::string& type);
 
+// ValidateJobTemplateSpec, for a CronJob's spec.jobTemplate.spec at `spec` (e.g.
+// "spec.jobTemplate.spec"): the Job spec rules, and no selector nor manualSelector (the Jobs'
+// selectors are generated).
+void validate_job_template_spec(const JobSpec& spec_, const Path& spec, FieldErrors& errs);
+
 ResourceType job_resource();
 
 }  // namespace skiff::proto

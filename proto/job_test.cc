@@ -244,5 +244,25 @@ TEST_CASE("job table rows as kubectl 1.32") {
   CHECK(t.row_cells(fresh, kNow)[2] == "0/1");
 }
 
+TEST_CASE("job template spec validation (for CronJobs)") {
+  FieldErrors errs;
+  JobSpec s = decode<Job>(job_with("{}"), errs).spec;
+  FieldErrors got;
+  validate_job_template_spec(s, Path("spec.jobTemplate.spec"), got);
+  CHECK(describe(got) ==
+        "spec.jobTemplate.spec.selector: Invalid value: v1.LabelSelector{MatchLabels:"
+        "map[string]string{\"batch.kubernetes.io/controller-uid\":\"u1\"}, MatchExpressions:"
+        "[]v1.LabelSelectorRequirement(nil)}: `selector` will be auto-generated\n");
+  s.selector.reset();
+  s.parallelism = -1;
+  s.template_.spec.restart_policy = "Always";
+  got.clear();
+  validate_job_template_spec(s, Path("spec.jobTemplate.spec"), got);
+  CHECK(describe(got) ==
+        "spec.jobTemplate.spec.parallelism: Invalid value: -1: must be greater than or equal to "
+        "0\nspec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: \"Always\": "
+        "supported values: \"OnFailure\", \"Never\"\n");
+}
+
 }  // namespace
 }  // namespace skiff::proto
