@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/cronjob.h"
 #include "cli/describe_writer.h"
 #include "cli/printers.h"
 #include "cli/services.h"
@@ -418,6 +419,8 @@ int run_describe(Context& ctx, const std::vector<std::string>& args) {
       describe_deployment_of(ctx, o, objects[i]);
     } else if (t.kind == "ReplicaSet") {
       describe_replicaset_of(ctx, o, objects[i]);
+    } else if (t.kind == "CronJob") {
+      describe_cronjob(o, objects[i]);
     } else {
       describe_generic(o, t, objects[i]);
     }

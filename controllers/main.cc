@@ -6,6 +6,7 @@
 
 #include "common/daemon/daemon.h"
 #include "common/daemon/flags.h"
+#include "controllers/cronjob/cronjob.h"
 #include "controllers/deployment/deployment.h"
 #include "controllers/endpoints/endpoints.h"
 #include "controllers/gc/garbage_collector.h"
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::ns::NamespaceController>());
   manager.add(std::make_unique<controllers::nodelifecycle::NodeLifecycleController>(nlo));
   manager.add(std::make_unique<controllers::endpoints::EndpointsController>());
+  manager.add(std::make_unique<controllers::cronjob::CronJobController>());
   manager.add(std::move(*lb));
 
   std::unique_ptr<daemon::StatusServer> http;

@@ -6,7 +6,7 @@ pkgs=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev catch2
   libsqlite3-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
-  openssl curl python3 python3-kubernetes python3-yaml procps
+  openssl curl python3 python3-kubernetes python3-yaml procps tzdata
   # node agent: build libraries, the reference runtimes and registry tools its tests run against
   libarchive-dev libseccomp-dev
   crun runc busybox-static skopeo docker-registry containernetworking-plugins iproute2 util-linux
