@@ -421,7 +421,9 @@ Status VolumeController::sync_claim(const std::string& key) {
   bool done = false;
   if (Status st = claim_protection(pvc, done); !st.is_ok() || done) return st;
 
-  if (claim_class_unset(pvc)) {
+  // Only unbound claims get the default class (Kubernetes' syncUnboundClaim): a claim the user
+  // bound by spec.volumeName keeps matching class-less volumes.
+  if (claim_class_unset(pvc) && str(at(pvc, "spec", "volumeName")).empty()) {
     if (auto def = default_class()) {
       // Retroactive default class (Kubernetes 1.28+): the API server allows setting a nil
       // storageClassName once.

@@ -339,6 +339,15 @@ TEST_CASE("claims and volumes pre-bound by name, missing classes, Delete without
   CHECK(f.pvc()["status"]["phase"] == "Lost");
   CHECK(f.ev.has("ClaimLost"));
 
+  // A class-less claim bound by name to a class-less volume keeps no class.
+  f.c.put_pv(volume("plain-pv", "1Gi", ""));
+  json named = claim("named", std::nullopt);
+  named["spec"]["volumeName"] = "plain-pv";
+  f.c.put_pvc(named);
+  f.sync_all();
+  CHECK(f.pvc("named")["status"]["phase"] == "Bound");
+  CHECK_FALSE(f.pvc("named")["spec"].contains("storageClassName"));
+
   // A class that does not exist; no class at all.
   f.c.put_pvc(claim("ghost", "nope"));
   f.c.put_pvc(claim("plain", ""));
