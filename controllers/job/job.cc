@@ -647,7 +647,14 @@ Status JobController::remove_finalizer(Ctx& c, const json& pod) {
 Status JobController::delete_pods(Ctx& c, const std::vector<json>& pods, int* deleted) {
   *deleted = 0;
   Status first;
+  std::set<std::string> in_flight;
+  {
+    std::lock_guard lock(mu_);
+    in_flight = expect_[c.key].deletes;
+  }
   for (const auto& p : pods) {
+    // Deleted already; the cache has not shown it yet.
+    if (in_flight.count(uid_of(p))) continue;
     // Pods the controller deletes are not failures: the finalizer goes first.
     Status st = has_finalizer(p) ? remove_finalizer(c, p) : Status::ok();
     if (st) {
@@ -778,7 +785,7 @@ Status JobController::manage(Ctx& c) {
     bool busy = !del.is_ok() || !active_pods.empty() || !uid_set(at(unc, "succeeded")).empty() ||
                 !uid_set(at(unc, "failed")).empty();
     for (const auto& p : c.pods)
-      if (deleting(p) && !terminal(p) && has_finalizer(p)) busy = true;
+      if (deleting(p) && !terminal(p)) busy = true;  // Kubernetes waits for terminating pods
     if (busy) return del;
     const json& cond = *find_condition(st, target);
     if (std::string(target) == "FailureTarget") {

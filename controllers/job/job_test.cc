@@ -438,6 +438,33 @@ TEST_CASE("activeDeadlineSeconds fails the job with DeadlineExceeded") {
   CHECK(f.cluster.pod_api.empty());
 }
 
+TEST_CASE("Failed waits for terminating pods; a pod is deleted once") {
+  Fixture f;
+  json j = make_job("pi", {{"activeDeadlineSeconds", 10}});
+  j["spec"]["template"]["metadata"]["finalizers"] = {"example.com/keep"};
+  f.cluster.add_job(j);
+  f.converge();
+  std::string name = f.cluster.pods_in("Pending")[0];
+  f.cluster.set_phase(name, "Running");
+  f.cluster.settle(*f.ctl);
+  f.now += 10s;
+  REQUIRE(f.ctl->sync("default/pi").is_ok());
+  REQUIRE(f.ctl->sync("default/pi").is_ok());  // the cache still shows it running
+  CHECK(f.cluster.deleted_pods == std::vector<std::string>{name});
+  CHECK(f.events.count("SuccessfulDelete") == 1);
+  f.cluster.settle(*f.ctl);
+  f.converge();
+  CHECK(f.has_condition("FailureTarget", "DeadlineExceeded"));
+  CHECK_FALSE(f.has_condition("Failed"));  // still terminating
+  CHECK(f.status()["terminating"] == 1);
+  f.cluster.pod_api.erase("default/" + name);  // the kubelet finished it
+  f.cluster.settle(*f.ctl);
+  f.converge();
+  CHECK(f.has_condition("Failed", "DeadlineExceeded"));
+  CHECK(f.status()["terminating"] == 0);
+  CHECK_FALSE(f.status().contains("failed"));
+}
+
 TEST_CASE("Indexed: one succeeded pod per index, index annotation, label, env, hostname") {
   Fixture f;
   f.cluster.add_job(
