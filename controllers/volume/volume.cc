@@ -353,10 +353,15 @@ void VolumeController::remember(const json& written) {
 void VolumeController::event_once(const json& obj, const std::string& kind, bool warning,
                                   const std::string& reason, const std::string& message) {
   {
+    // Keyed by the object's queue key (dropped when the object is gone), so the map stays as
+    // large as the cluster; the uid tells a re-created object of the same name apart.
+    std::string key =
+        ns_of(obj).empty() ? kVolumePrefix + name_of(obj) : kClaimPrefix + claim_key(obj);
+    std::string said = uid_of(obj) + "|" + reason + "|" + message;
     std::lock_guard lock(mu_);
-    std::string& last = told_[uid_of(obj)];
-    if (last == reason + "|" + message) return;
-    last = reason + "|" + message;
+    std::string& last = told_[key];
+    if (last == said) return;
+    last = said;
   }
   if (events_) events_->event(obj, kind, warning, reason, message);
 }
@@ -414,9 +419,18 @@ Status VolumeController::claim_protection(json& pvc, bool& done) {
   return Status::ok();
 }
 
+void VolumeController::forget(const std::string& key) {
+  std::lock_guard lock(mu_);
+  told_.erase(key);
+  written_.erase(key);
+}
+
 Status VolumeController::sync_claim(const std::string& key) {
   auto cur = current_claim(key);
-  if (!cur) return Status::ok();
+  if (!cur) {
+    forget(kClaimPrefix + key);
+    return Status::ok();
+  }
   json pvc = *cur;
   bool done = false;
   if (Status st = claim_protection(pvc, done); !st.is_ok() || done) return st;
@@ -631,7 +645,10 @@ Status VolumeController::set_volume_phase(json pv, const std::string& phase,
 
 Status VolumeController::sync_volume(const std::string& name) {
   auto cur = current_volume(name);
-  if (!cur) return Status::ok();
+  if (!cur) {
+    forget(kVolumePrefix + name);
+    return Status::ok();
+  }
   json pv = *cur;
 
   if (deleting(pv)) {

@@ -139,6 +139,8 @@ class VolumeController : public Controller {
   std::optional<json> current_claim(const std::string& key);
   std::optional<json> current_volume(const std::string& name);
   void remember(const json& written);
+  // Drops what is kept about a key whose object is gone.
+  void forget(const std::string& key);
   // An event once per (object uid, reason, message) until the object's state changes it.
   void event_once(const json& obj, const std::string& kind, bool warning, const std::string& reason,
                   const std::string& message);
@@ -152,7 +154,7 @@ class VolumeController : public Controller {
   std::unique_ptr<client::WorkQueue> queue_;
   std::mutex mu_;
   std::map<std::string, json> written_;      // "pvc:ns/name" / "pv:name" -> our last write
-  std::map<std::string, std::string> told_;  // object uid -> last event "reason|message"
+  std::map<std::string, std::string> told_;  // key -> last event "uid|reason|message"
   WorkerStats stats_;
 };
 
