@@ -7,6 +7,7 @@
 #include "cli/describe_writer.h"
 #include "cli/printers.h"
 #include "cli/services.h"
+#include "cli/statefulset.h"
 #include "cli/tabwriter.h"
 #include "cli/workloads.h"
 #include "proto/client/yaml.h"
@@ -419,6 +420,8 @@ int run_describe(Context& ctx, const std::vector<std::string>& args) {
       describe_deployment_of(ctx, o, objects[i]);
     } else if (t.kind == "ReplicaSet") {
       describe_replicaset_of(ctx, o, objects[i]);
+    } else if (t.kind == "StatefulSet") {
+      describe_statefulset_of(ctx, o, objects[i]);
     } else if (t.kind == "CronJob") {
       describe_cronjob(o, objects[i]);
     } else {

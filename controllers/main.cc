@@ -16,6 +16,7 @@
 #include "controllers/nodeipam/node_ipam.h"
 #include "controllers/nodelifecycle/node_lifecycle.h"
 #include "controllers/replicaset/replicaset.h"
+#include "controllers/statefulset/statefulset.h"
 #include "proto/client/leader_election.h"
 
 using namespace skiff;
@@ -130,6 +131,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::nodelifecycle::NodeLifecycleController>(nlo));
   manager.add(std::make_unique<controllers::endpoints::EndpointsController>());
   manager.add(std::make_unique<controllers::cronjob::CronJobController>());
+  manager.add(std::make_unique<controllers::statefulset::StatefulSetController>());
   manager.add(std::move(*lb));
 
   std::unique_ptr<daemon::StatusServer> http;
