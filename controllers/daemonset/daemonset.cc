@@ -271,6 +271,12 @@ void DaemonSetController::on_pod_add(const json& pod) {
 void DaemonSetController::on_pod_update(const json& old_pod, const json& pod) {
   const json& old_rv = at(old_pod, "metadata", "resourceVersion");
   if (!old_rv.is_null() && old_rv == at(pod, "metadata", "resourceVersion")) return;
+  if (is_terminating(pod)) {
+    // A graceful deletion has begun: for the expectations it is deleted now (the kubelet
+    // removes the object only later, or never when the node is gone).
+    if (!is_terminating(old_pod)) on_pod_delete(pod);
+    return;
+  }
   const json* old_ref = controller_ref(old_pod);
   const json* cur_ref = controller_ref(pod);
   bool ref_changed =

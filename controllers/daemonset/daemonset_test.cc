@@ -640,3 +640,32 @@ TEST_CASE("handlers enqueue the right DaemonSet") {
   e.c->on_pod_add(pod);
   CHECK(e.c->queue().len() == 0);
 }
+
+TEST_CASE("a pod that starts terminating counts as deleted for the expectations") {
+  Env e;
+  e.put(make_ds());
+  e.listers.node_list = {make_node("n1"), make_node("n2")};
+  REQUIRE(e.sync());
+  e.observe_created();
+  json ds = make_ds("agent:2");
+  ds["metadata"]["generation"] = 2;
+  e.put(ds);
+  REQUIRE(e.sync());
+  REQUIRE(e.control.deleted.size() == 1);
+  CHECK_FALSE(e.c->expectations().satisfied("kube-system/agent"));
+  // The API server sets deletionTimestamp; the object stays until its kubelet confirms.
+  for (auto& p : e.listers.pod_list) {
+    if (p["metadata"]["name"] != e.control.deleted[0]) continue;
+    json old = p;
+    p["metadata"]["deletionTimestamp"] = ts(kT0 + 2h);
+    p["metadata"]["resourceVersion"] = "999";
+    e.c->on_pod_update(old, p);
+  }
+  CHECK(e.c->expectations().satisfied("kube-system/agent"));
+  e.control.deleted.clear();
+  REQUIRE(e.sync());
+  // Its node waits for the terminating pod to go (as Kubernetes), the other old pod stays
+  // while that node counts as unavailable.
+  CHECK(e.control.created.empty());
+  CHECK(e.control.deleted.empty());
+}
