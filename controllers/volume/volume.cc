@@ -537,7 +537,8 @@ Status VolumeController::sync_unbound_claim(json pvc) {
 Status VolumeController::sync_bound_claim(json pvc) {
   const std::string vol = str(at(pvc, "spec", "volumeName"));
   auto pv = current_volume(vol);
-  const bool was_bound = phase_of(pvc) == "Bound" || phase_of(pvc) == "Lost";
+  // Kubernetes' syncBoundClaim: a claim whose bind was completed once.
+  const bool was_bound = annotation(pvc, proto::kAnnBindCompleted) == "yes";
   if (!pv) {
     if (was_bound) {
       if (phase_of(pvc) != "Lost") {
