@@ -245,7 +245,10 @@ void VolumeController::run(std::stop_token stop) {
     std::mutex m;
     std::condition_variable_any cv;
     std::unique_lock lock(m);
-    while (!cv.wait_for(lock, st, opts_.resync, [] { return false; })) {
+    while (true) {
+      // Returns on timeout or at a stop request (the predicate never holds).
+      cv.wait_for(lock, st, opts_.resync, [] { return false; });
+      if (st.stop_requested()) return;
       try_class();
       enqueue_all();
     }

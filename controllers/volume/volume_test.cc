@@ -7,6 +7,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stop_token>
+#include <thread>
 
 namespace skiff::controllers::volume {
 namespace {
@@ -393,6 +395,33 @@ TEST_CASE("handlers queue the related keys") {
   }
   CHECK(keys == std::set<std::string>{"pvc:default/data", "pv:v1", "pv:v2", "pvc:ns2/c2"});
   CHECK(f.ctl.sync("bogus").is_ok());
+}
+
+}  // namespace
+}  // namespace skiff::controllers::volume
+
+namespace skiff::controllers::volume {
+namespace {
+
+TEST_CASE("run() creates the default class, then returns once stopped") {
+  Fixture f;
+  // A stop requested before and one during the run: both must end it (a hang fails the test
+  // by its CTest timeout).
+  for (int i = 0; i < 2; ++i) {
+    VolumeController ctl{VolumeOptions{.workers = 2, .resync = std::chrono::milliseconds(1)}};
+    ctl.set_clients(&f.c, &f.c, &f.ev);
+    std::stop_source src;
+    if (i == 0) src.request_stop();
+    std::thread runner([&] { ctl.run(src.get_token()); });
+    if (i == 1) {
+      // Let the workers and the 1 ms resync loop spin a while (the fake is not thread-safe,
+      // so it is only read after the join).
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      src.request_stop();
+    }
+    runner.join();
+  }
+  CHECK(f.c.scs.count("local-path") == 1);
 }
 
 }  // namespace
