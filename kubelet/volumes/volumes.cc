@@ -115,6 +115,24 @@ Result<PreparedVolume> setup_host_path(const proto::HostPathVolumeSource& src) {
   return PreparedVolume{path, false};
 }
 
+// A persistentVolumeClaim volume: the host directory of the bound PersistentVolume (resolved by
+// the caller), checked (and created for DirectoryOrCreate) as a hostPath of the PV's type.
+Result<PreparedVolume> setup_claim(const proto::PersistentVolumeClaimVolumeSource& src,
+                                   const Sources& sources, const std::string& ns) {
+  if (!sources.persistent_volume_claim)
+    return Status::unavailable("no source for persistentVolumeClaim volumes");
+  if (src.claim_name.empty()) return Status::invalid("persistentVolumeClaim.claimName is empty");
+  auto claim = sources.persistent_volume_claim(ns, src.claim_name);
+  if (!claim) return claim.status();
+  proto::HostPathVolumeSource host;
+  host.path = claim->path;
+  if (!claim->type.empty()) host.type = claim->type;
+  auto r = setup_host_path(host);
+  if (!r) return r.status().with_context("persistentvolume " + quote(claim->volume_name));
+  r->read_only = src.read_only;
+  return r;
+}
+
 // Builds the files of a configMap/secret volume (MakePayload in Kubernetes' configmap and secret
 // plugins): every key, or only `items` (key -> path, per-item mode).
 Result<Payload> make_payload(const std::string& kind,
@@ -248,7 +266,7 @@ Result<std::map<std::string, PreparedVolume>> VolumeManager::setup(const proto::
                            pod.metadata.namespace_, s.secret_name, s.items, s.default_mode,
                            s.optional);
     } else if (v.persistent_volume_claim) {
-      r = Status::invalid("persistentVolumeClaim volumes are not supported yet");
+      r = setup_claim(*v.persistent_volume_claim, sources, pod.metadata.namespace_);
     } else if (!v.projected.is_null()) {
       r = Status::invalid("projected volumes are not supported yet");
     } else if (!v.downward_api.is_null()) {

@@ -177,19 +177,102 @@ TEST_CASE(
   auto r = vm.setup(make_pod({empty_dir("h", "HugePages")}), {});
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().code() == Code::kInvalid);
-  proto::Volume pvc;
-  pvc.name = "data";
-  pvc.persistent_volume_claim.emplace();
-  pvc.persistent_volume_claim->claim_name = "c";
-  r = vm.setup(make_pod({pvc}), {});
+  proto::Volume projected;
+  projected.name = "proj";
+  projected.projected = proto::json::object();
+  r = vm.setup(make_pod({projected}), {});
   REQUIRE_FALSE(r.is_ok());
   CHECK(r.status().code() == Code::kInvalid);
-  CHECK(r.status().message() ==
-        "volume \"data\": persistentVolumeClaim volumes are not supported yet");
+  CHECK(r.status().message() == "volume \"proj\": projected volumes are not supported yet");
   proto::Volume bad;
   bad.name = "../x";
   bad.empty_dir.emplace();
   CHECK(vm.setup(make_pod({bad}), {}).status().code() == Code::kInvalid);
+}
+
+proto::Volume claim_volume(const std::string& name, const std::string& claim, bool read_only) {
+  proto::Volume v;
+  v.name = name;
+  v.persistent_volume_claim.emplace();
+  v.persistent_volume_claim->claim_name = claim;
+  v.persistent_volume_claim->read_only = read_only;
+  return v;
+}
+
+TEST_CASE("persistentVolumeClaim volumes mount the bound volume's host directory") {
+  TempDir tmp;
+  VolumeManager vm(tmp.path + "/pods");
+  const std::string dir = tmp.path + "/storage/pvc-1234";
+  std::vector<std::pair<std::string, std::string>> asked;
+  Sources src;
+  src.persistent_volume_claim = [&](const std::string& ns,
+                                    const std::string& claim) -> Result<ClaimVolume> {
+    asked.emplace_back(ns, claim);
+    if (claim == "data") return ClaimVolume{"pvc-1234", dir, "DirectoryOrCreate"};
+    if (claim == "local") return ClaimVolume{"local-pv", tmp.path + "/missing", "Directory"};
+    if (claim == "pending")
+      return Status::unavailable("persistentvolumeclaim \"pending\" not bound");
+    return Status::not_found("persistentvolumeclaim \"" + claim + "\" not found");
+  };
+
+  SECTION("DirectoryOrCreate creates the directory; readOnly from the volume or the mount") {
+    auto r = vm.setup(
+        make_pod({claim_volume("v", "data", false), claim_volume("ro", "data", true)}), src);
+    REQUIRE(r.is_ok());
+    CHECK(asked.at(0) == std::make_pair(std::string("ns"), std::string("data")));
+    CHECK(r->at("v").host_path == dir);
+    CHECK_FALSE(r->at("v").read_only);
+    CHECK(r->at("ro").read_only);
+    struct stat st;
+    REQUIRE(stat(dir.c_str(), &st) == 0);
+    CHECK(S_ISDIR(st.st_mode));
+    // Nothing for it below the pod's directory: teardown must never reach the volume's data.
+    CHECK_FALSE(exists(tmp.path + "/pods/uid-1/volumes/persistent-volume-claim"));
+
+    proto::Container c;
+    c.name = "c";
+    proto::VolumeMount rw_mount, ro_mount, ro_by_mount;
+    rw_mount.name = "v";
+    rw_mount.mount_path = "/data";
+    ro_mount.name = "ro";
+    ro_mount.mount_path = "/ro";
+    ro_by_mount.name = "v";
+    ro_by_mount.mount_path = "/ro2";
+    ro_by_mount.read_only = true;
+    c.volume_mounts = {rw_mount, ro_mount, ro_by_mount};
+    auto mounts = vm.container_mounts(c, *r);
+    REQUIRE(mounts.is_ok());
+    REQUIRE(mounts->size() == 3);
+    CHECK((*mounts)[0].source == dir);
+    CHECK((*mounts)[0].type == "bind");
+    CHECK((*mounts)[0].options == std::vector<std::string>{"rw"});
+    CHECK((*mounts)[1].options == std::vector<std::string>{"ro"});
+    CHECK((*mounts)[2].options == std::vector<std::string>{"ro"});
+
+    put(dir + "/kept", "data");
+    REQUIRE(vm.teardown("uid-1").is_ok());
+    CHECK(exists(dir + "/kept"));
+  }
+  SECTION("a claim not bound or missing fails with the source's message, retryable") {
+    auto r = vm.setup(make_pod({claim_volume("v", "pending", false)}), src);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == Code::kUnavailable);
+    CHECK(r.status().message() == "volume \"v\": persistentvolumeclaim \"pending\" not bound");
+    r = vm.setup(make_pod({claim_volume("v", "gone", false)}), src);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message() == "volume \"v\": persistentvolumeclaim \"gone\" not found");
+  }
+  SECTION("a local volume must exist") {
+    auto r = vm.setup(make_pod({claim_volume("v", "local", false)}), src);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message() == "volume \"v\": persistentvolume \"local-pv\": hostPath " +
+                                      tmp.path + "/missing: directory does not exist");
+  }
+  SECTION("no resolver, empty claim name") {
+    CHECK_FALSE(vm.setup(make_pod({claim_volume("v", "data", false)}), {}).is_ok());
+    CHECK(vm.setup(make_pod({claim_volume("v", "", false)}), src).status().code() ==
+          Code::kInvalid);
+  }
 }
 
 TEST_CASE("hostPath type checks as Kubernetes") {
