@@ -294,6 +294,15 @@ def main():
         cm.dump_log()
         sched.dump_log()
 
+    # -- both daemons stop cleanly (the volume controller's and the storage informers' threads)
+    for d in (cm, sched):
+        d.proc.terminate()
+        try:
+            rc = d.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            rc = "still running 30 s after SIGTERM"
+        t.eq("%s exits 0 on SIGTERM" % d.ident, rc, 0)
+
 
 try:
     main()
