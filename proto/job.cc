@@ -304,8 +304,16 @@ ResourceType job_resource() {
   k.defaults = default_job;
   k.validate = validate_job;
   k.row = job_row;
-  k.fields = {{"status.successful", "status.succeeded"}};
-  return make_resource(std::move(k));
+  ResourceType rt = make_resource(std::move(k));
+  // JobToSelectableFields: status.successful is strconv.Itoa(status.succeeded), "0" when the
+  // (omitempty) field is absent.
+  rt.field_value = [base = rt.field_value](const json& obj,
+                                           std::string_view field) -> std::optional<std::string> {
+    if (field != "status.successful") return base(obj, field);
+    std::string v = json_field_string(obj, "status.succeeded");
+    return v.empty() ? "0" : v;
+  };
+  return rt;
 }
 
 }  // namespace skiff::proto

@@ -211,6 +211,8 @@ TEST_CASE("job update rules") {
   CHECK(errors_of(j, &idx).empty());
 }
 
+json fresh_job() { return job_with("{}"); }
+
 TEST_CASE("job table rows as kubectl 1.32") {
   const ResourceType& t = jobs();
   std::vector<std::string> names;
@@ -238,6 +240,11 @@ TEST_CASE("job table rows as kubectl 1.32") {
   CHECK(t.row_cells(r, kNow)[1] == "Suspended");
   r["metadata"]["deletionTimestamp"] = "2026-11-25T10:05:00Z";
   CHECK(t.row_cells(r, kNow)[1] == "Terminating");
+  // Field selectors: status.successful reads 0 when succeeded is absent (omitempty).
+  CHECK(t.field_value(f, "status.successful") == "5");
+  CHECK(t.field_value(fresh_job(), "status.successful") == "0");
+  CHECK(t.field_value(f, "metadata.name") == "pi");
+  CHECK_FALSE(t.field_value(f, "spec.completions").has_value());
   // Not started: no duration.
   json fresh = job_with("{}");
   CHECK(t.row_cells(fresh, kNow)[3] == "");
