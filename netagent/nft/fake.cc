@@ -561,7 +561,18 @@ std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 // One value loaded into registers, as nft names it.
 struct Load {
-  enum Kind { kAddr, kThDport, kThSport, kL4proto, kMark, kNumgen, kCtState, kCtMark, kFibType };
+  enum Kind {
+    kAddr,
+    kThDport,
+    kThSport,
+    kL4proto,
+    kMark,
+    kNumgen,
+    kCtState,
+    kCtStatus,
+    kCtMark,
+    kFibType
+  };
   Kind kind;
   std::string text;
   Reg reg;
@@ -599,6 +610,7 @@ std::optional<Load> parse_load(const Expr& e) {
   if (const auto* c = std::get_if<CtLoad>(&e)) {
     if (c->key == CtKey::kState) return Load{Load::kCtState, "ct state", c->dreg};
     if (c->key == CtKey::kMark) return Load{Load::kCtMark, "ct mark", c->dreg};
+    if (c->key == CtKey::kStatus) return Load{Load::kCtStatus, "ct status", c->dreg};
     return std::nullopt;
   }
   if (const auto* f = std::get_if<Fib>(&e)) {
@@ -630,6 +642,19 @@ std::string ct_state_text(uint32_t bits) {
   return s.empty() ? mark_text(bits) : s;
 }
 
+std::string ct_status_text(uint32_t bits) {
+  static const struct {
+    uint32_t bit;
+    const char* name;
+  } kBits[] = {{0x1, "expected"}, {0x2, "seen-reply"}, {0x4, "assured"}, {0x8, "confirmed"},
+               {0x10, "snat"},    {0x20, "dnat"},      {0x200, "dying"}};
+  std::string s;
+  for (const auto& b : kBits) {
+    if (bits & b.bit) s += (s.empty() ? "" : ",") + std::string(b.name);
+  }
+  return s.empty() ? mark_text(bits) : s;
+}
+
 std::string fib_type_text(uint32_t t) {
   static const char* const kNames[] = {"unspec",    "unicast",     "local",
                                        "broadcast", "anycast",     "multicast",
@@ -653,6 +678,8 @@ std::string load_value_text(const Load& l, const Bytes& b) {
       return value_text(SetType::kInteger, b);
     case Load::kCtState:
       return ct_state_text(host_u32(b));
+    case Load::kCtStatus:
+      return ct_status_text(host_u32(b));
     case Load::kFibType:
       return fib_type_text(host_u32(b));
   }
@@ -798,6 +825,12 @@ std::vector<std::string> statements(const std::vector<Expr>& ex) {
           if (c && c->sreg == b->dreg && l.kind == Load::kCtState && xor_zero &&
               c->op == CmpOp::kNeq && host_u32(c->data) == 0) {
             out.push_back("ct state " + ct_state_text(host_u32(b->mask)));
+            i = j + 2;
+            continue;
+          }
+          if (c && c->sreg == b->dreg && l.kind == Load::kCtStatus && xor_zero &&
+              c->op == CmpOp::kNeq && host_u32(c->data) == 0) {
+            out.push_back("ct status " + ct_status_text(host_u32(b->mask)));
             i = j + 2;
             continue;
           }

@@ -1156,6 +1156,11 @@ std::vector<Expr> match_ct_state(uint32_t bits) {
           Cmp{CmpOp::kNeq, Reg::k1, u32_key(0)}};
 }
 
+std::vector<Expr> match_ct_status(uint32_t bits) {
+  return {CtLoad{CtKey::kStatus, Reg::k1}, Bitwise{Reg::k1, Reg::k1, u32_key(bits), u32_key(0)},
+          Cmp{CmpOp::kNeq, Reg::k1, u32_key(0)}};
+}
+
 std::vector<Expr> match_fib_daddr_local() {
   return {Fib{kFibDaddr, FibResult::kAddrType, Reg::k1},
           Cmp{CmpOp::kEq, Reg::k1, u32_key(2 /* RTN_LOCAL */)}};

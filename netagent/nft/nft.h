@@ -250,6 +250,10 @@ std::vector<Expr> match_l4proto(uint8_t proto);
 std::vector<Expr> match_th_dport(uint16_t port);
 // `ct state new` / `ct state established,related` (any of the bits).
 std::vector<Expr> match_ct_state(uint32_t bits);
+// `ct status dnat`: the connection's destination was NATed (IPS_DST_NAT), e.g. by a Service's
+// DNAT; matching it in postrouting restricts a rule to Service traffic.
+inline constexpr uint32_t kCtStatusDnat = 0x20;
+std::vector<Expr> match_ct_status(uint32_t bits);
 // `fib daddr type local`.
 std::vector<Expr> match_fib_daddr_local();
 // `meta mark & bits == bits`.

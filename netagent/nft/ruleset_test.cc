@@ -605,7 +605,8 @@ Batch set_dispatch_batch() {
                    match_fib_saddr_local(true), match_proto_port_in("np-elocal-1"),
                    verdict(VerdictCode::kGoto, "np-pick-local-1")}));
   b.add_rule("nat-prerouting", rule({verdict(VerdictCode::kJump, "services")}));
-  b.add_rule("nat-hairpin", rule({match_saddr_daddr_in("hairpin"), set_mark_bits(0x4000)}));
+  b.add_rule("nat-hairpin", rule({match_ct_status(kCtStatusDnat), match_saddr_daddr_in("hairpin"),
+                                  set_mark_bits(0x4000)}));
   auto ep = [](const char* a, uint16_t port) {
     return concat_bytes({ipv4_bytes(ip(a)), port_bytes(port)});
   };
@@ -661,7 +662,7 @@ const char* const kSetDispatchListing = R"(table ip skiff {
 
 	chain nat-hairpin {
 		type nat hook postrouting priority srcnat - 1; policy accept;
-		ip saddr . ip daddr @hairpin meta mark set meta mark | 0x00004000
+		ct status dnat ip saddr . ip daddr @hairpin meta mark set meta mark | 0x00004000
 	}
 
 	chain services {

@@ -1,6 +1,7 @@
-// The reference Services of testdata.h and the tables they must produce. The expected text was
-// reviewed rule by rule against kube-proxy's nftables layout (pkg/proxy/nftables/proxier.go);
-// the kernel test (kernel_test.cc) checks that the kernel lists the same text.
+// The reference Services of testdata.h and the tables they must produce in the set-dispatch
+// layout (README "Table layout"). The expected text was reviewed element by element against the
+// layout's semantics (kube-proxy's behaviour per Service: masquerade, ETP/ITP Local, reject,
+// affinity chains); the kernel test (kernel_test.cc) checks that the kernel lists the same text.
 #include "netagent/services/testdata.h"
 
 namespace skiff::services::testdata {
@@ -14,7 +15,7 @@ json ports(const std::string& name, int port, const std::string& proto = "TCP", 
   return json::array({p});
 }
 
-// The static chains every table has (between the maps/sets and the service chains).
+// The static chains every table has (compared with testdata::canonical: block order is free).
 constexpr char kStatic[] = R"(  chain mark-for-masquerade {
     meta mark set meta mark | 0x00004000
   }
@@ -26,80 +27,68 @@ constexpr char kStatic[] = R"(  chain mark-for-masquerade {
 
   chain services {
     ip daddr . meta l4proto . th dport vmap @service-ips
-    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
+    ip daddr . meta l4proto . th dport @cluster-masq ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
+    ip daddr . meta l4proto . th dport @external-masq meta mark set meta mark | 0x00004000
+    fib saddr type local ip daddr . meta l4proto . th dport @external-local meta mark set meta mark | 0x00004000
+    ip saddr != 10.244.0.0/16 fib saddr type != local jump external-local-dispatch
+    goto service-dispatch
   }
 
-  chain service-endpoints-check {
-    ip daddr . meta l4proto . th dport vmap @no-endpoint-services
-  }
-
-  chain nodeport-endpoints-check {
-    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports
+  chain nodeports {
+    meta l4proto . th dport vmap @service-nodeports
+    meta l4proto . th dport @np-masq meta mark set meta mark | 0x00004000
+    fib saddr type local meta l4proto . th dport @np-local meta mark set meta mark | 0x00004000
+    ip saddr != 10.244.0.0/16 fib saddr type != local jump np-external-local-dispatch
+    goto nodeport-dispatch
   }
 
   chain nat-prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     jump services
+    fib daddr type local ip daddr != 127.0.0.0/8 jump nodeports
   }
 
   chain nat-output {
     type nat hook output priority -100; policy accept;
     jump services
+    fib daddr type local ip daddr != 127.0.0.0/8 jump nodeports
+  }
+
+  chain nat-hairpin {
+    type nat hook postrouting priority srcnat - 1; policy accept;
+    ct status dnat ip saddr . ip daddr @hairpin meta mark set meta mark | 0x00004000
   }
 
   chain filter-input {
     type filter hook input priority filter; policy accept;
-    ct state new jump service-endpoints-check
-    ct state new jump nodeport-endpoints-check
+    ct state new ip daddr . meta l4proto . th dport @noep-services goto reject-chain
+    ct state new fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @noep-nodeports goto reject-chain
   }
 
   chain filter-forward {
     type filter hook forward priority filter; policy accept;
-    ct state new jump service-endpoints-check
+    ct state new ip daddr . meta l4proto . th dport @noep-services goto reject-chain
   }
 
   chain filter-output {
     type filter hook output priority filter; policy accept;
-    ct state new jump service-endpoints-check
-    ct state new jump nodeport-endpoints-check
+    ct state new ip daddr . meta l4proto . th dport @noep-services goto reject-chain
+    ct state new fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @noep-nodeports goto reject-chain
   }
 )";
 
-// The listing with its @STATIC@ marker replaced (two-space indents: normalize_listing ignores
-// whitespace).
-std::string with_static(std::string text) {
-  size_t at = text.find("@STATIC@");
-  if (at != std::string::npos) text.replace(at, 8, kStatic);
-  return text;
-}
-
-// The elements of the four service maps ("" = none), in nft syntax.
-struct Maps {
-  std::string service_ips, nodeports, no_endpoint_services, no_endpoint_nodeports;
-};
-
-// The listing of table ip skiff: the four maps with `maps`' elements, then `rest` (affinity
-// sets, @STATIC@, the service chains and the table's closing brace).
-std::string listing(const Maps& maps, std::string rest) {
-  std::string out = "table ip skiff {\n";
-  auto map = [&](const char* name, const char* type, const std::string& elements) {
-    out.append("  map ").append(name).append(" {\n    type ").append(type);
-    out.append(" : verdict\n");
-    if (!elements.empty()) out.append("    elements = { ").append(elements).append(" }\n");
-    out.append("  }\n\n");
-  };
-  map("service-ips", "ipv4_addr . inet_proto . inet_service", maps.service_ips);
-  map("service-nodeports", "inet_proto . inet_service", maps.nodeports);
-  map("no-endpoint-services", "ipv4_addr . inet_proto . inet_service", maps.no_endpoint_services);
-  map("no-endpoint-nodeports", "inet_proto . inet_service", maps.no_endpoint_nodeports);
-  return out + with_static(std::move(rest));
+// The listing of table ip skiff: the static chains plus `rest` (every set and map, the dispatch
+// chains, pick chains and affinity Services' chains), two-space indents (whitespace is ignored).
+std::string listing(const std::string& rest) {
+  return "table ip skiff {\n" + rest + "\n\n" + kStatic + "}\n";
 }
 
 }  // namespace
 
 std::string canonical(const std::string& listing) {
   std::vector<std::string> blocks;
-  std::string cur, head;
+  std::vector<std::string> cur;
+  std::string head;
   size_t pos = 0;
   while (pos < listing.size()) {
     size_t nl = listing.find('\n', pos);
@@ -107,11 +96,16 @@ std::string canonical(const std::string& listing) {
     std::string line = listing.substr(pos, nl - pos);
     pos = nl + 1;
     // Block boundaries: a line indented by one tab (or two spaces) opening or closing a block.
+    if (line.rfind("  ", 0) == 0 && line.rfind("    ", 0) != 0) line = "\t" + line.substr(2);
     bool open = (line.rfind("\tchain ", 0) == 0 || line.rfind("\tmap ", 0) == 0 ||
                  line.rfind("\tset ", 0) == 0);
     if (open) cur.clear();
-    cur += line + "\n";
-    if (line == "\t}") blocks.push_back(nft::normalize_listing(cur));
+    cur.push_back(line);
+    if (line == "\t}") {
+      std::string text;
+      for (const std::string& l : cur) text += l + "\n";
+      blocks.push_back(nft::normalize_listing(text));
+    }
     if (line.rfind("table ", 0) == 0) head = line;
   }
   std::sort(blocks.begin(), blocks.end());
@@ -127,31 +121,84 @@ std::vector<Golden> goldens() {
     o.add("web", {{"clusterIP", "10.96.0.20"}, {"ports", ports("http", 80)}},
           {{"10.244.1.5", "node1"}, {"10.244.2.5", "node2"}, {"10.244.3.5", "node3"}}, "http",
           8080);
-    out.push_back(
-        {"clusterip-3-endpoints", o.map(),
-         listing(
-             {.service_ips = "10.96.0.20 . tcp . 80 : goto service-GB7ZZQEM-default/web/tcp/http"},
-             R"(@STATIC@
-  chain endpoint-C3TUYKI3-default/web/tcp/http__10.244.1.5/8080 {
-    ip saddr 10.244.1.5 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.1.5:8080
+    out.push_back({"clusterip-3-endpoints", o.map(), listing(R"(  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
   }
 
-  chain endpoint-ETFDNHNL-default/web/tcp/http__10.244.3.5/8080 {
-    ip saddr 10.244.3.5 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.3.5:8080
+  map service-nodeports {
+    type inet_proto . inet_service : verdict
   }
 
-  chain endpoint-JB3KCOE3-default/web/tcp/http__10.244.2.5/8080 {
-    ip saddr 10.244.2.5 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.2.5:8080
+  set noep-services {
+    type ipv4_addr . inet_proto . inet_service
   }
 
-  chain service-GB7ZZQEM-default/web/tcp/http {
-    ip daddr 10.96.0.20 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
-    numgen random mod 3 vmap { 0 : goto endpoint-C3TUYKI3-default/web/tcp/http__10.244.1.5/8080, 1 : goto endpoint-JB3KCOE3-default/web/tcp/http__10.244.2.5/8080, 2 : goto endpoint-ETFDNHNL-default/web/tcp/http__10.244.3.5/8080 }
+  set noep-nodeports {
+    type inet_proto . inet_service
   }
-}
+
+  set cluster-masq {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.20 . tcp . 80 }
+  }
+
+  set external-masq {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set external-local {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set np-masq {
+    type inet_proto . inet_service
+  }
+
+  set np-local {
+    type inet_proto . inet_service
+  }
+
+  map service-endpoints {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = { 10.96.0.20 . tcp . 80 . 0 : 10.244.1.5 . 8080,
+           10.96.0.20 . tcp . 80 . 1 : 10.244.2.5 . 8080,
+           10.96.0.20 . tcp . 80 . 2 : 10.244.3.5 . 8080 }
+  }
+
+  map nodeport-endpoints {
+    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+  }
+
+  set hairpin {
+    type ipv4_addr . ipv4_addr
+    elements = { 10.244.1.5 . 10.244.1.5,
+           10.244.2.5 . 10.244.2.5,
+           10.244.3.5 . 10.244.3.5 }
+  }
+
+  set all-3 {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.20 . tcp . 80 }
+  }
+
+  chain service-dispatch {
+    ip daddr . meta l4proto . th dport @all-3 goto pick-3
+  }
+
+  chain nodeport-dispatch {
+  }
+
+  chain external-local-dispatch {
+  }
+
+  chain np-external-local-dispatch {
+  }
+
+  chain pick-3 {
+    dnat ip to ip daddr . meta l4proto . tcp dport . numgen random mod 3 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . udp dport . numgen random mod 3 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . sctp dport . numgen random mod 3 map @service-endpoints
+  }
 )")});
   }
   {
@@ -161,32 +208,97 @@ std::vector<Golden> goldens() {
            {"type", "NodePort"},
            {"ports", ports("http", 80, "TCP", 30080)}},
           {{"10.244.1.6", "node1"}, {"10.244.2.6", "node2"}}, "http", 8080);
-    out.push_back(
-        {"nodeport", o.map(),
-         listing(
-             {.service_ips = "10.96.0.21 . tcp . 80 : goto service-QU2TOGX4-default/np/tcp/http",
-              .nodeports = "tcp . 30080 : goto external-QU2TOGX4-default/np/tcp/http"},
-             R"(@STATIC@
-  chain endpoint-35TTZRRU-default/np/tcp/http__10.244.1.6/8080 {
-    ip saddr 10.244.1.6 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.1.6:8080
+    out.push_back({"nodeport", o.map(), listing(R"(  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
   }
 
-  chain endpoint-QADJ4I24-default/np/tcp/http__10.244.2.6/8080 {
-    ip saddr 10.244.2.6 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.2.6:8080
+  map service-nodeports {
+    type inet_proto . inet_service : verdict
   }
 
-  chain external-QU2TOGX4-default/np/tcp/http {
-    meta mark set meta mark | 0x00004000
-    goto service-QU2TOGX4-default/np/tcp/http
+  set noep-services {
+    type ipv4_addr . inet_proto . inet_service
   }
 
-  chain service-QU2TOGX4-default/np/tcp/http {
-    ip daddr 10.96.0.21 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
-    numgen random mod 2 vmap { 0 : goto endpoint-35TTZRRU-default/np/tcp/http__10.244.1.6/8080, 1 : goto endpoint-QADJ4I24-default/np/tcp/http__10.244.2.6/8080 }
+  set noep-nodeports {
+    type inet_proto . inet_service
   }
-}
+
+  set cluster-masq {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.21 . tcp . 80 }
+  }
+
+  set external-masq {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set external-local {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set np-masq {
+    type inet_proto . inet_service
+    elements = { tcp . 30080 }
+  }
+
+  set np-local {
+    type inet_proto . inet_service
+  }
+
+  map service-endpoints {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = { 10.96.0.21 . tcp . 80 . 0 : 10.244.1.6 . 8080,
+           10.96.0.21 . tcp . 80 . 1 : 10.244.2.6 . 8080 }
+  }
+
+  map nodeport-endpoints {
+    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = { tcp . 30080 . 0 : 10.244.1.6 . 8080,
+           tcp . 30080 . 1 : 10.244.2.6 . 8080 }
+  }
+
+  set hairpin {
+    type ipv4_addr . ipv4_addr
+    elements = { 10.244.1.6 . 10.244.1.6,
+           10.244.2.6 . 10.244.2.6 }
+  }
+
+  set all-2 {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.21 . tcp . 80 }
+  }
+
+  set np-all-2 {
+    type inet_proto . inet_service
+    elements = { tcp . 30080 }
+  }
+
+  chain service-dispatch {
+    ip daddr . meta l4proto . th dport @all-2 goto pick-2
+  }
+
+  chain nodeport-dispatch {
+    meta l4proto . th dport @np-all-2 goto np-pick-2
+  }
+
+  chain external-local-dispatch {
+  }
+
+  chain np-external-local-dispatch {
+  }
+
+  chain pick-2 {
+    dnat ip to ip daddr . meta l4proto . tcp dport . numgen random mod 2 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . udp dport . numgen random mod 2 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . sctp dport . numgen random mod 2 map @service-endpoints
+  }
+
+  chain np-pick-2 {
+    dnat ip to meta l4proto . tcp dport . numgen random mod 2 map @nodeport-endpoints
+    dnat ip to meta l4proto . udp dport . numgen random mod 2 map @nodeport-endpoints
+    dnat ip to meta l4proto . sctp dport . numgen random mod 2 map @nodeport-endpoints
+  }
 )")});
   }
   {
@@ -198,28 +310,100 @@ std::vector<Golden> goldens() {
            {"ports", ports("", 80, "TCP", 30081)}},
           {{"10.244.2.7", "node2"}}, "", 80, "TCP",
           {{"loadBalancer", {{"ingress", {{{"ip", "10.250.0.200"}}}}}}});
-    out.push_back({"loadbalancer-externalips", o.map(),
-                   listing({.service_ips =
-                                "10.96.0.22 . tcp . 80 : goto service-YTST3GUL-default/lb/tcp/, "
-                                "10.250.0.200 . tcp . 80 : goto external-YTST3GUL-default/lb/tcp/, "
-                                "192.0.2.10 . tcp . 80 : goto external-YTST3GUL-default/lb/tcp/",
-                            .nodeports = "tcp . 30081 : goto external-YTST3GUL-default/lb/tcp/"},
-                           R"(@STATIC@
-  chain endpoint-BUX5U4AF-default/lb/tcp/__10.244.2.7/80 {
-    ip saddr 10.244.2.7 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.2.7:80
+    out.push_back({"loadbalancer-externalips", o.map(), listing(R"(  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
   }
 
-  chain external-YTST3GUL-default/lb/tcp/ {
-    meta mark set meta mark | 0x00004000
-    goto service-YTST3GUL-default/lb/tcp/
+  map service-nodeports {
+    type inet_proto . inet_service : verdict
   }
 
-  chain service-YTST3GUL-default/lb/tcp/ {
-    ip daddr 10.96.0.22 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
-    numgen random mod 1 vmap { 0 : goto endpoint-BUX5U4AF-default/lb/tcp/__10.244.2.7/80 }
+  set noep-services {
+    type ipv4_addr . inet_proto . inet_service
   }
-}
+
+  set noep-nodeports {
+    type inet_proto . inet_service
+  }
+
+  set cluster-masq {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.22 . tcp . 80 }
+  }
+
+  set external-masq {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.250.0.200 . tcp . 80,
+           192.0.2.10 . tcp . 80 }
+  }
+
+  set external-local {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set np-masq {
+    type inet_proto . inet_service
+    elements = { tcp . 30081 }
+  }
+
+  set np-local {
+    type inet_proto . inet_service
+  }
+
+  map service-endpoints {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = { 10.96.0.22 . tcp . 80 . 0 : 10.244.2.7 . 80,
+           10.250.0.200 . tcp . 80 . 0 : 10.244.2.7 . 80,
+           192.0.2.10 . tcp . 80 . 0 : 10.244.2.7 . 80 }
+  }
+
+  map nodeport-endpoints {
+    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = { tcp . 30081 . 0 : 10.244.2.7 . 80 }
+  }
+
+  set hairpin {
+    type ipv4_addr . ipv4_addr
+    elements = { 10.244.2.7 . 10.244.2.7 }
+  }
+
+  set all-1 {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.22 . tcp . 80,
+           10.250.0.200 . tcp . 80,
+           192.0.2.10 . tcp . 80 }
+  }
+
+  set np-all-1 {
+    type inet_proto . inet_service
+    elements = { tcp . 30081 }
+  }
+
+  chain service-dispatch {
+    ip daddr . meta l4proto . th dport @all-1 goto pick-1
+  }
+
+  chain nodeport-dispatch {
+    meta l4proto . th dport @np-all-1 goto np-pick-1
+  }
+
+  chain external-local-dispatch {
+  }
+
+  chain np-external-local-dispatch {
+  }
+
+  chain pick-1 {
+    dnat ip to ip daddr . meta l4proto . tcp dport . numgen random mod 1 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . udp dport . numgen random mod 1 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . sctp dport . numgen random mod 1 map @service-endpoints
+  }
+
+  chain np-pick-1 {
+    dnat ip to meta l4proto . tcp dport . numgen random mod 1 map @nodeport-endpoints
+    dnat ip to meta l4proto . udp dport . numgen random mod 1 map @nodeport-endpoints
+    dnat ip to meta l4proto . sctp dport . numgen random mod 1 map @nodeport-endpoints
+  }
 )")});
   }
   {
@@ -236,61 +420,145 @@ std::vector<Golden> goldens() {
            {"externalTrafficPolicy", "Local"},
            {"ports", ports("http", 80, "TCP", 30083)}},
           {{"10.244.2.9", "node2"}}, "http", 8080);
-    out.push_back(
-        {"external-traffic-policy-local", o.map(),
-         listing({.service_ips =
-                      "10.96.0.23 . tcp . 80 : goto service-JQ3LB3W6-default/local/tcp/http, "
-                      "10.96.0.24 . tcp . 80 : goto service-QEADQSA5-default/remote/tcp/http",
-                  .nodeports = "tcp . 30082 : goto external-JQ3LB3W6-default/local/tcp/http, tcp . "
-                               "30083 : goto external-QEADQSA5-default/remote/tcp/http"},
-                 R"(@STATIC@
-  chain endpoint-NIB7DQ24-default/local/tcp/http__10.244.2.8/8080 {
-    ip saddr 10.244.2.8 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.2.8:8080
+    out.push_back({"external-traffic-policy-local", o.map(), listing(R"(  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
   }
 
-  chain endpoint-WIBLVIOM-default/local/tcp/http__10.244.1.8/8080 {
-    ip saddr 10.244.1.8 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.1.8:8080
+  map service-nodeports {
+    type inet_proto . inet_service : verdict
   }
 
-  chain external-JQ3LB3W6-default/local/tcp/http {
-    ip saddr 10.244.0.0/16 goto service-JQ3LB3W6-default/local/tcp/http comment "short-circuit pod traffic"
-    fib saddr type local meta mark set meta mark | 0x00004000 comment "masquerade local traffic"
-    fib saddr type local goto service-JQ3LB3W6-default/local/tcp/http comment "short-circuit local traffic"
-    goto local-JQ3LB3W6-default/local/tcp/http
+  set noep-services {
+    type ipv4_addr . inet_proto . inet_service
   }
 
-  chain local-JQ3LB3W6-default/local/tcp/http {
-    numgen random mod 1 vmap { 0 : goto endpoint-WIBLVIOM-default/local/tcp/http__10.244.1.8/8080 }
+  set noep-nodeports {
+    type inet_proto . inet_service
   }
 
-  chain service-JQ3LB3W6-default/local/tcp/http {
-    ip daddr 10.96.0.23 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
-    numgen random mod 2 vmap { 0 : goto endpoint-WIBLVIOM-default/local/tcp/http__10.244.1.8/8080, 1 : goto endpoint-NIB7DQ24-default/local/tcp/http__10.244.2.8/8080 }
+  set cluster-masq {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.23 . tcp . 80,
+           10.96.0.24 . tcp . 80 }
   }
 
-  chain endpoint-DNCVJ4VC-default/remote/tcp/http__10.244.2.9/8080 {
-    ip saddr 10.244.2.9 meta mark set meta mark | 0x00004000
-    meta l4proto tcp dnat to 10.244.2.9:8080
+  set external-masq {
+    type ipv4_addr . inet_proto . inet_service
   }
 
-  chain external-QEADQSA5-default/remote/tcp/http {
-    ip saddr 10.244.0.0/16 goto service-QEADQSA5-default/remote/tcp/http comment "short-circuit pod traffic"
-    fib saddr type local meta mark set meta mark | 0x00004000 comment "masquerade local traffic"
-    fib saddr type local goto service-QEADQSA5-default/remote/tcp/http comment "short-circuit local traffic"
-    goto local-QEADQSA5-default/remote/tcp/http
+  set external-local {
+    type ipv4_addr . inet_proto . inet_service
   }
 
-  chain local-QEADQSA5-default/remote/tcp/http {
-    drop comment "no local endpoints"
+  set np-masq {
+    type inet_proto . inet_service
   }
 
-  chain service-QEADQSA5-default/remote/tcp/http {
-    ip daddr 10.96.0.24 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
-    numgen random mod 1 vmap { 0 : goto endpoint-DNCVJ4VC-default/remote/tcp/http__10.244.2.9/8080 }
+  set np-local {
+    type inet_proto . inet_service
+    elements = { tcp . 30082,
+           tcp . 30083 }
   }
-}
+
+  map service-endpoints {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = { 10.96.0.23 . tcp . 80 . 0 : 10.244.1.8 . 8080,
+           10.96.0.23 . tcp . 80 . 1 : 10.244.2.8 . 8080,
+           10.96.0.24 . tcp . 80 . 0 : 10.244.2.9 . 8080 }
+  }
+
+  map nodeport-endpoints {
+    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = { tcp . 30082 . 0 : 10.244.1.8 . 8080,
+           tcp . 30082 . 1 : 10.244.2.8 . 8080,
+           tcp . 30082 . 65536 : 10.244.1.8 . 8080,
+           tcp . 30083 . 0 : 10.244.2.9 . 8080 }
+  }
+
+  set hairpin {
+    type ipv4_addr . ipv4_addr
+    elements = { 10.244.1.8 . 10.244.1.8,
+           10.244.2.8 . 10.244.2.8,
+           10.244.2.9 . 10.244.2.9 }
+  }
+
+  set all-1 {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.24 . tcp . 80 }
+  }
+
+  set all-2 {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.23 . tcp . 80 }
+  }
+
+  set np-all-1 {
+    type inet_proto . inet_service
+    elements = { tcp . 30083 }
+  }
+
+  set np-all-2 {
+    type inet_proto . inet_service
+    elements = { tcp . 30082 }
+  }
+
+  set np-elocal-0 {
+    type inet_proto . inet_service
+    elements = { tcp . 30083 }
+  }
+
+  set np-elocal-1 {
+    type inet_proto . inet_service
+    elements = { tcp . 30082 }
+  }
+
+  chain service-dispatch {
+    ip daddr . meta l4proto . th dport @all-1 goto pick-1
+    ip daddr . meta l4proto . th dport @all-2 goto pick-2
+  }
+
+  chain nodeport-dispatch {
+    meta l4proto . th dport @np-all-1 goto np-pick-1
+    meta l4proto . th dport @np-all-2 goto np-pick-2
+  }
+
+  chain external-local-dispatch {
+  }
+
+  chain np-external-local-dispatch {
+    meta l4proto . th dport @np-elocal-0 drop comment "no local endpoints"
+    meta l4proto . th dport @np-elocal-1 goto np-pick-local-1
+  }
+
+  chain pick-1 {
+    dnat ip to ip daddr . meta l4proto . tcp dport . numgen random mod 1 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . udp dport . numgen random mod 1 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . sctp dport . numgen random mod 1 map @service-endpoints
+  }
+
+  chain pick-2 {
+    dnat ip to ip daddr . meta l4proto . tcp dport . numgen random mod 2 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . udp dport . numgen random mod 2 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . sctp dport . numgen random mod 2 map @service-endpoints
+  }
+
+  chain np-pick-1 {
+    dnat ip to meta l4proto . tcp dport . numgen random mod 1 map @nodeport-endpoints
+    dnat ip to meta l4proto . udp dport . numgen random mod 1 map @nodeport-endpoints
+    dnat ip to meta l4proto . sctp dport . numgen random mod 1 map @nodeport-endpoints
+  }
+
+  chain np-pick-2 {
+    dnat ip to meta l4proto . tcp dport . numgen random mod 2 map @nodeport-endpoints
+    dnat ip to meta l4proto . udp dport . numgen random mod 2 map @nodeport-endpoints
+    dnat ip to meta l4proto . sctp dport . numgen random mod 2 map @nodeport-endpoints
+  }
+
+  chain np-pick-local-1 {
+    dnat ip to meta l4proto . tcp dport . numgen random mod 1 offset 65536 map @nodeport-endpoints
+    dnat ip to meta l4proto . udp dport . numgen random mod 1 offset 65536 map @nodeport-endpoints
+    dnat ip to meta l4proto . sctp dport . numgen random mod 1 offset 65536 map @nodeport-endpoints
+  }
 )")});
   }
   {
@@ -300,10 +568,67 @@ std::vector<Golden> goldens() {
            {"type", "NodePort"},
            {"ports", ports("http", 80, "TCP", 30084)}},
           {}, "http", 8080);
-    out.push_back({"no-endpoints-reject", o.map(),
-                   listing({.no_endpoint_services = "10.96.0.25 . tcp . 80 : goto reject-chain",
-                            .no_endpoint_nodeports = "tcp . 30084 : goto reject-chain"},
-                           R"(@STATIC@}
+    out.push_back({"no-endpoints-reject", o.map(), listing(R"(  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
+  }
+
+  map service-nodeports {
+    type inet_proto . inet_service : verdict
+  }
+
+  set noep-services {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.25 . tcp . 80 }
+  }
+
+  set noep-nodeports {
+    type inet_proto . inet_service
+    elements = { tcp . 30084 }
+  }
+
+  set cluster-masq {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set external-masq {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set external-local {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set np-masq {
+    type inet_proto . inet_service
+  }
+
+  set np-local {
+    type inet_proto . inet_service
+  }
+
+  map service-endpoints {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+  }
+
+  map nodeport-endpoints {
+    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+  }
+
+  set hairpin {
+    type ipv4_addr . ipv4_addr
+  }
+
+  chain service-dispatch {
+  }
+
+  chain nodeport-dispatch {
+  }
+
+  chain external-local-dispatch {
+  }
+
+  chain np-external-local-dispatch {
+  }
 )")});
   }
   {
@@ -314,11 +639,58 @@ std::vector<Golden> goldens() {
            {"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 300}}}}},
            {"ports", ports("http", 80)}},
           {{"10.244.1.10", "node1"}, {"10.244.2.10", "node2"}}, "http", 8080);
-    out.push_back(
-        {"session-affinity", o.map(),
-         listing({.service_ips =
-                      "10.96.0.26 . tcp . 80 : goto service-LBIPX4XU-default/sticky/tcp/http"},
-                 R"(  set affinity-5ZOHLYQX-default/sticky/tcp/http__10.244.2.10/8080 {
+    out.push_back({"session-affinity", o.map(), listing(R"(  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
+    elements = { 10.96.0.26 . tcp . 80 : goto service-LBIPX4XU-default/sticky/tcp/http }
+  }
+
+  map service-nodeports {
+    type inet_proto . inet_service : verdict
+  }
+
+  set noep-services {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set noep-nodeports {
+    type inet_proto . inet_service
+  }
+
+  set cluster-masq {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set external-masq {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set external-local {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set np-masq {
+    type inet_proto . inet_service
+  }
+
+  set np-local {
+    type inet_proto . inet_service
+  }
+
+  map service-endpoints {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+  }
+
+  map nodeport-endpoints {
+    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+  }
+
+  set hairpin {
+    type ipv4_addr . ipv4_addr
+    elements = { 10.244.1.10 . 10.244.1.10,
+           10.244.2.10 . 10.244.2.10 }
+  }
+
+  set affinity-5ZOHLYQX-default/sticky/tcp/http__10.244.2.10/8080 {
     type ipv4_addr
     size 65535
     flags dynamic,timeout
@@ -332,7 +704,18 @@ std::vector<Golden> goldens() {
     timeout 5m
   }
 
-@STATIC@
+  chain service-dispatch {
+  }
+
+  chain nodeport-dispatch {
+  }
+
+  chain external-local-dispatch {
+  }
+
+  chain np-external-local-dispatch {
+  }
+
   chain endpoint-BZZJNP2N-default/sticky/tcp/http__10.244.1.10/8080 {
     ip saddr 10.244.1.10 meta mark set meta mark | 0x00004000
     update @affinity-GWANOPQG-default/sticky/tcp/http__10.244.1.10/8080 { ip saddr }
@@ -351,7 +734,6 @@ std::vector<Golden> goldens() {
     ip saddr @affinity-5ZOHLYQX-default/sticky/tcp/http__10.244.2.10/8080 goto endpoint-EKSTVVSK-default/sticky/tcp/http__10.244.2.10/8080
     numgen random mod 2 vmap { 0 : goto endpoint-BZZJNP2N-default/sticky/tcp/http__10.244.1.10/8080, 1 : goto endpoint-EKSTVVSK-default/sticky/tcp/http__10.244.2.10/8080 }
   }
-}
 )")});
   }
   {
@@ -360,21 +742,80 @@ std::vector<Golden> goldens() {
           {{"10.244.1.11", "node1"}}, "http", 8080);
     o.add("dns", {{"clusterIP", "10.96.0.27"}, {"ports", ports("dns", 53, "UDP")}},
           {{"10.244.1.12", "node1"}}, "dns", 5353, "UDP");
-    out.push_back(
-        {"headless-skipped-and-udp", o.map(),
-         listing(
-             {.service_ips = "10.96.0.27 . udp . 53 : goto service-YJ6LADPD-default/dns/udp/dns"},
-             R"(@STATIC@
-  chain endpoint-AQDDAWSQ-default/dns/udp/dns__10.244.1.12/5353 {
-    ip saddr 10.244.1.12 meta mark set meta mark | 0x00004000
-    meta l4proto udp dnat to 10.244.1.12:5353
+    out.push_back({"headless-skipped-and-udp", o.map(), listing(R"(  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
   }
 
-  chain service-YJ6LADPD-default/dns/udp/dns {
-    ip daddr 10.96.0.27 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000
-    numgen random mod 1 vmap { 0 : goto endpoint-AQDDAWSQ-default/dns/udp/dns__10.244.1.12/5353 }
+  map service-nodeports {
+    type inet_proto . inet_service : verdict
   }
-}
+
+  set noep-services {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set noep-nodeports {
+    type inet_proto . inet_service
+  }
+
+  set cluster-masq {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.27 . udp . 53 }
+  }
+
+  set external-masq {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set external-local {
+    type ipv4_addr . inet_proto . inet_service
+  }
+
+  set np-masq {
+    type inet_proto . inet_service
+  }
+
+  set np-local {
+    type inet_proto . inet_service
+  }
+
+  map service-endpoints {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+    elements = { 10.96.0.27 . udp . 53 . 0 : 10.244.1.12 . 5353 }
+  }
+
+  map nodeport-endpoints {
+    typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport
+  }
+
+  set hairpin {
+    type ipv4_addr . ipv4_addr
+    elements = { 10.244.1.12 . 10.244.1.12 }
+  }
+
+  set all-1 {
+    type ipv4_addr . inet_proto . inet_service
+    elements = { 10.96.0.27 . udp . 53 }
+  }
+
+  chain service-dispatch {
+    ip daddr . meta l4proto . th dport @all-1 goto pick-1
+  }
+
+  chain nodeport-dispatch {
+  }
+
+  chain external-local-dispatch {
+  }
+
+  chain np-external-local-dispatch {
+  }
+
+  chain pick-1 {
+    dnat ip to ip daddr . meta l4proto . tcp dport . numgen random mod 1 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . udp dport . numgen random mod 1 map @service-endpoints
+    dnat ip to ip daddr . meta l4proto . sctp dport . numgen random mod 1 map @service-endpoints
+  }
 )")});
   }
   return out;

@@ -155,6 +155,59 @@ TEST_CASE("kernel: incremental syncs, a full re-assert and removal read back lik
   CHECK(left.find("default/") == std::string::npos);  // no chain or set of a Service
 }
 
+TEST_CASE("kernel: endpoint moves and count changes are element-only and read back like the fake",
+          "[proxier][kernel][root]") {
+  Kernel k;
+  if (!k.why.empty()) {
+    testing::skip(k.why);
+    return;
+  }
+  nft::FakeNftTables fake;
+  Clock clock;
+  auto kp = make_proxier(*k.tables, &clock);
+  auto fp = make_proxier(fake, &clock);
+  ServiceMap m;
+  auto add = [&](ServicePort sp) { m[sp.key()] = std::move(sp); };
+  add(testdata::port("default", "web", "", Protocol::kTcp, "10.96.100.10", 80,
+                     {{"10.244.1.2", 8080, true}, {"10.244.2.2", 8080, false}}));
+  add(testdata::port("default", "udp", "", Protocol::kUdp, "10.96.100.20", 53,
+                     {{"10.244.1.2", 5353, true}}));
+  add(testdata::port("default", "empty", "", Protocol::kTcp, "10.96.100.40", 80, {}));
+  m.at("default/web:/TCP").node_port = 30080;
+  size_t commits = 0;
+  auto step = [&](const char* what, bool rules_expected) {
+    INFO(what);
+    auto r = kp->sync(m);
+    INFO(r.status().to_string());
+    REQUIRE(r.is_ok());
+    REQUIRE(fp->sync(m).is_ok());
+    CHECK(testdata::canonical(kernel_listing()) == testdata::canonical(fake.list()));
+    if (fake.committed().size() > commits && !rules_expected) {
+      CHECK(fake.committed().back().ops().size() > 0);
+      for (const auto& op : fake.committed().back().ops()) {
+        CHECK(op.kind != nft::Batch::Kind::kAddRule);
+      }
+    }
+    commits = fake.committed().size();
+  };
+  step("first", true);
+  m.at("default/web:/TCP").endpoints = {testdata::ep("10.244.2.2", 8080, false)};
+  step("web 2 -> 1 endpoints (a new count)", true);
+  std::string listing = kernel_listing();
+  CHECK(listing.find("10.96.100.10 . tcp . 80 . 0 : 10.244.2.2 . 8080") != std::string::npos);
+  CHECK(listing.find("10.244.1.2 . 8080") == std::string::npos);
+  m.at("default/udp:/UDP").endpoints = {testdata::ep("10.244.2.2", 5353, false)};
+  step("udp endpoint replaced", false);
+  m.at("default/empty:/TCP").endpoints = {testdata::ep("10.244.1.2", 8080, true)};
+  step("empty gets an endpoint", false);
+  m.at("default/web:/TCP").endpoints.push_back(testdata::ep("10.244.1.2", 8080, true));
+  step("web back to 2 (the count 2 was dropped when web left it: a new count)", true);
+  m.at("default/udp:/UDP").endpoints.push_back(testdata::ep("10.244.1.3", 5353, true));
+  step("udp 1 -> 2 (the count exists: elements only)", false);
+  clock.t += std::chrono::seconds(61);
+  step("full re-assert", true);
+}
+
 TEST_CASE("kernel: a refused batch leaves the previous ruleset intact", "[proxier][kernel][root]") {
   Kernel k;
   if (!k.why.empty()) {

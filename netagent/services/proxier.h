@@ -130,22 +130,40 @@ std::string external_chain_name(const ServicePort& sp);
 std::string endpoint_chain_name(const ServicePort& sp, const Endpoint& ep);
 std::string affinity_set_name(const ServicePort& sp, const Endpoint& ep);
 
-// Static chains and maps (created by every full sync; never deleted; `postrouting` belongs to
-// netagent/nft's sync_masquerade and is never touched here).
+// Static chains, sets and maps of the set-dispatch layout (created by every full sync; never
+// deleted; `postrouting` belongs to netagent/nft's sync_masquerade and is never touched here).
+// See README.md "Table layout".
 inline constexpr char kChainNatPrerouting[] = "nat-prerouting";  // nat prerouting dstnat
 inline constexpr char kChainNatOutput[] = "nat-output";          // nat output dstnat
+inline constexpr char kChainNatHairpin[] = "nat-hairpin";        // nat postrouting srcnat - 1
 inline constexpr char kChainFilterInput[] = "filter-input";
 inline constexpr char kChainFilterForward[] = "filter-forward";
 inline constexpr char kChainFilterOutput[] = "filter-output";
 inline constexpr char kChainServices[] = "services";
+inline constexpr char kChainNodePorts[] = "nodeports";
+inline constexpr char kChainServiceDispatch[] = "service-dispatch";    // all-n / ilocal-n rules
+inline constexpr char kChainNodePortDispatch[] = "nodeport-dispatch";  // np-all-n rules
+inline constexpr char kChainExternalLocal[] = "external-local-dispatch";
+inline constexpr char kChainNodePortExternalLocal[] = "np-external-local-dispatch";
 inline constexpr char kChainMarkForMasquerade[] = "mark-for-masquerade";
-inline constexpr char kChainServiceEndpointsCheck[] = "service-endpoints-check";
-inline constexpr char kChainNodePortEndpointsCheck[] = "nodeport-endpoints-check";
 inline constexpr char kChainReject[] = "reject-chain";
+// Endpoint slots: (address . l4proto . port . slot) : (endpoint . port); slots 0..N-1 all
+// ready endpoints, kLocalSlotBase + 0..L-1 the local ones.
+inline constexpr char kMapServiceEndpoints[] = "service-endpoints";
+inline constexpr char kMapNodePortEndpoints[] = "nodeport-endpoints";  // l4proto . port . slot
+inline constexpr uint32_t kLocalSlotBase = 65536;
+// Verdict maps to the per-Service chains, used only by Services with ClientIP affinity.
 inline constexpr char kMapServiceIps[] = "service-ips";  // daddr . l4proto . dport : verdict
 inline constexpr char kMapServiceNodePorts[] = "service-nodeports";  // l4proto . dport : verdict
-inline constexpr char kMapNoEndpointServices[] = "no-endpoint-services";
-inline constexpr char kMapNoEndpointNodePorts[] = "no-endpoint-nodeports";
+// Plain sets (changing them never makes the kernel re-validate the chain graph).
+inline constexpr char kSetNoEndpointServices[] = "noep-services";    // -> reject
+inline constexpr char kSetNoEndpointNodePorts[] = "noep-nodeports";  // -> reject
+inline constexpr char kSetClusterMasq[] = "cluster-masq";      // ClusterIP keys with endpoints
+inline constexpr char kSetExternalMasq[] = "external-masq";    // external keys, ETP Cluster
+inline constexpr char kSetExternalLocal[] = "external-local";  // external keys, ETP Local
+inline constexpr char kSetNodePortMasq[] = "np-masq";
+inline constexpr char kSetNodePortLocal[] = "np-local";
+inline constexpr char kSetHairpin[] = "hairpin";  // endpoint . endpoint
 
 // ---------------------------------------------------------------------------------------------
 // Proxier
@@ -174,6 +192,8 @@ struct StaleUdpFlow {
 };
 
 struct SyncResult {
+  // Every chain and set the proxier wrote (per-count dispatch chains, affinity Services'
+  // chains) and elements of every set and map count below.
   bool full = false;         // a full re-assert
   size_t ports_added = 0;    // ServicePorts new since the last applied sync
   size_t ports_changed = 0;  // ServicePorts whose rules changed

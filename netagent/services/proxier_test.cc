@@ -106,7 +106,7 @@ TEST_CASE("the rendered ruleset for the reference Services", "[proxier][golden]"
       REQUIRE(r.is_ok());
       CHECK(r->full);
       CHECK(fake.committed().size() == 1);
-      CHECK(nft::normalize_listing(fake.list()) == nft::normalize_listing(g.listing));
+      CHECK(testdata::canonical(fake.list()) == testdata::canonical(g.listing));
       // A second sync with nothing changed sends nothing.
       auto r2 = p->sync(g.map);
       REQUIRE(r2.is_ok());
@@ -133,91 +133,112 @@ TEST_CASE("incremental syncs send only what changed", "[proxier][incremental]") 
   REQUIRE(p->sync(m).is_ok());
   REQUIRE(fake.committed().size() == 1);
 
-  SECTION("one endpoint added") {
+  SECTION("one endpoint added: element changes, and one new count set the first time") {
     ServicePort& sp = m.at("default/svc3:http/TCP");
     sp.endpoints.push_back(testdata::ep("10.244.3.9", 8080, false));
     auto r = p->sync(m);
     REQUIRE(r.is_ok());
     CHECK_FALSE(r->full);
     CHECK(r->ports_changed == 1);
-    CHECK(r->chains_written == 2);  // the service chain (new numgen) and the new endpoint chain
+    CHECK(r->chains_written == 1);  // pick-3: the first Service with 3 endpoints
     CHECK(r->chains_deleted == 0);
-    CHECK(r->elements_added == 0);  // service-ips already points at the service chain
-    CHECK(r->elements_deleted == 0);
+    CHECK(r->elements_deleted == 1);  // the ClusterIP key leaves all-2
+    CHECK(r->elements_added == 3);    // ... joins all-3; slot 2; the hairpin pair
     const Batch& b = fake.committed().back();
-    std::string ep_chain = endpoint_chain_name(sp, sp.endpoints.back());
-    std::string svc_chain = service_chain_name(sp);
-    CHECK(ops(b) == std::multiset<std::string>{
-                        "add chain ip skiff " + ep_chain, "flush chain ip skiff " + svc_chain,
-                        "add rule ip skiff " + ep_chain, "add rule ip skiff " + ep_chain,
-                        "add rule ip skiff " + svc_chain, "add rule ip skiff " + svc_chain});
+    CHECK(ops(b) ==
+          std::multiset<std::string>{
+              "add set ip skiff all-3", "add chain ip skiff pick-3", "add rule ip skiff pick-3",
+              "add rule ip skiff pick-3", "add rule ip skiff pick-3",
+              "flush chain ip skiff service-dispatch", "add rule ip skiff service-dispatch",
+              "add rule ip skiff service-dispatch", "delete 1 element from set ip skiff all-2",
+              "add 1 element to set ip skiff all-3", "add 1 element to set ip skiff hairpin",
+              "add 1 element to set ip skiff service-endpoints"});
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+    // The next Service reaching 3 endpoints: elements only (no rule: the kernel does not
+    // re-validate the chain graph).
+    ServicePort& sp2 = m.at("default/svc8:http/TCP");
+    sp2.endpoints.push_back(testdata::ep("10.244.3.10", 8080, false));
+    r = p->sync(m);
+    REQUIRE(r.is_ok());
+    CHECK(r->chains_written == 0);
+    const Batch& b2 = fake.committed().back();
+    CHECK(count_kind(b2, Batch::Kind::kAddRule) == 0);
+    CHECK(count_kind(b2, Batch::Kind::kAddChain) == 0);
+    CHECK(count_kind(b2, Batch::Kind::kAddSet) == 0);
+    CHECK(b2.ops().size() == 4);  // delete from all-2; add to all-3, service-endpoints, hairpin
     CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
   }
-  SECTION("one endpoint removed (UDP: its flows reported)") {
+  SECTION("one endpoint replaced: its slot's data, the hairpin pairs") {
     ServicePort& sp = m.at("default/svc4:http/TCP");
-    ServicePort gone = sp;
+    sp.endpoints.back() = testdata::ep("10.244.2.99", 8080, false);
+    auto r = p->sync(m);
+    REQUIRE(r.is_ok());
+    const Batch& b = fake.committed().back();
+    CHECK(ops(b) ==
+          std::multiset<std::string>{"delete 1 element from set ip skiff service-endpoints",
+                                     "add 1 element to set ip skiff service-endpoints",
+                                     "delete 1 element from set ip skiff hairpin",
+                                     "add 1 element to set ip skiff hairpin"});
+    CHECK(fake.list().find("10.96.1.5 . tcp . 80 . 1 : 10.244.2.99 . 8080") != std::string::npos);
+    CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
+  }
+  SECTION("one endpoint removed") {
+    ServicePort& sp = m.at("default/svc4:http/TCP");
     sp.endpoints.pop_back();
     auto r = p->sync(m);
     REQUIRE(r.is_ok());
-    CHECK(r->chains_written == 1);
-    CHECK(r->chains_deleted == 1);
-    CHECK(r->stale_udp.empty());  // TCP
-    const Batch& b = fake.committed().back();
-    std::string ep_chain = endpoint_chain_name(gone, gone.endpoints.back());
-    std::string svc_chain = service_chain_name(sp);
-    CHECK(ops(b) == std::multiset<std::string>{
-                        "flush chain ip skiff " + svc_chain, "add rule ip skiff " + svc_chain,
-                        "add rule ip skiff " + svc_chain, "flush chain ip skiff " + ep_chain,
-                        "delete chain ip skiff " + ep_chain});
-    // The flush of the stale chain comes before its delete, after the service chain's refill.
-    CHECK(b.ops().back().kind == Batch::Kind::kDeleteChain);
-    CHECK_FALSE(fake.has_chain(ep_chain));
+    CHECK(r->chains_written == 1);    // pick-1, new
+    CHECK(r->chains_deleted == 0);    // unused count chains go at the next full re-assert
+    CHECK(r->stale_udp.empty());      // TCP
+    CHECK(r->elements_deleted == 3);  // all-2, slot 1, hairpin
+    CHECK(r->elements_added == 1);    // all-1
     CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
   }
-  SECTION("one Service added") {
+  SECTION("one Service added: elements only") {
     ServicePort sp = testdata::port("other", "new", "", Protocol::kTcp, "10.96.2.1", 443,
-                                    {{"10.244.5.1", 8443, false}});
+                                    {{"10.244.5.1", 8443, false}, {"10.244.5.2", 8443, false}});
     m[sp.key()] = sp;
     auto r = p->sync(m);
     REQUIRE(r.is_ok());
     CHECK(r->ports_added == 1);
-    CHECK(r->chains_written == 2);
-    CHECK(r->elements_added == 1);
+    CHECK(r->chains_written == 0);
+    CHECK(r->elements_added == 6);  // cluster-masq, all-2, 2 slots, 2 hairpin pairs
     const Batch& b = fake.committed().back();
-    CHECK(count_kind(b, Batch::Kind::kAddChain) == 2);
-    CHECK(elements_in(b, Batch::Kind::kAddElements) == 1);
-    CHECK(count_kind(b, Batch::Kind::kDeleteChain) == 0);
+    CHECK(count_kind(b, Batch::Kind::kAddRule) == 0);
+    CHECK(count_kind(b, Batch::Kind::kAddChain) == 0);
+    CHECK(elements_in(b, Batch::Kind::kAddElements) == 6);
     CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
   }
-  SECTION("one Service removed") {
+  SECTION("one Service removed: elements only") {
     ServicePort sp = m.at("default/svc7:http/TCP");
     m.erase(sp.key());
     auto r = p->sync(m);
     REQUIRE(r.is_ok());
     CHECK(r->ports_removed == 1);
-    CHECK(r->chains_deleted == 3);
-    CHECK(r->elements_deleted == 1);
+    CHECK(r->chains_deleted == 0);
+    CHECK(r->elements_deleted == 6);
     const Batch& b = fake.committed().back();
-    CHECK(elements_in(b, Batch::Kind::kDeleteElements) == 1);
-    CHECK(count_kind(b, Batch::Kind::kFlushChain) == 3);
-    CHECK(count_kind(b, Batch::Kind::kDeleteChain) == 3);
+    CHECK(elements_in(b, Batch::Kind::kDeleteElements) == 6);
     CHECK(count_kind(b, Batch::Kind::kAddRule) == 0);
-    CHECK_FALSE(fake.has_chain(service_chain_name(sp)));
+    CHECK(b.ops().size() == 4);
     CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
   }
-  SECTION("last endpoint gone: the ClusterIP moves to the reject map, and back") {
+  SECTION("last endpoint gone: the ClusterIP moves to the reject set, and back") {
     ServicePort& sp = m.at("default/svc2:http/TCP");
     auto eps = sp.endpoints;
     sp.endpoints.clear();
     auto r = p->sync(m);
     REQUIRE(r.is_ok());
-    CHECK(r->elements_deleted == 1);
+    CHECK(r->elements_deleted == 6);
     CHECK(r->elements_added == 1);
-    CHECK(r->chains_deleted == 3);
+    CHECK(count_kind(fake.committed().back(), Batch::Kind::kAddRule) == 0);
     CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
-    CHECK(fake.list().find("10.96.1.3 . tcp . 80 : goto reject-chain") != std::string::npos);
+    auto noep = fake.elements(kSetNoEndpointServices);
+    REQUIRE(noep.size() == 1);
+    CHECK(noep[0].key == nft::service_key(sp.cluster_ip, nft::kTcp, 80));
     sp.endpoints = eps;
     REQUIRE(p->sync(m).is_ok());
+    CHECK(fake.elements(kSetNoEndpointServices).empty());
     CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
   }
   SECTION("a NodePort and affinity added, then removed") {
@@ -282,14 +303,14 @@ TEST_CASE("a full re-assert repairs drift and removes stale chains", "[proxier][
   const std::string want = fake.list();
   const ServicePort& sp = m.begin()->second;
 
-  // Drift by hand: an element deleted, a service chain flushed, a rule added to `services`,
-  // an endpoint chain emptied.
+  // Drift by hand: an element deleted, a pick chain flushed, a rule added to `services`, the
+  // hairpin set emptied.
   Batch drift(nft::kSkiffFamily, nft::kSkiffTable);
   nft::Element e;
   e.key = nft::service_key(sp.cluster_ip, static_cast<uint8_t>(sp.protocol), sp.port);
-  drift.delete_elements(kMapServiceIps, {e});
-  drift.flush_chain(service_chain_name(sp));
-  drift.flush_chain(endpoint_chain_name(sp, sp.endpoints[0]));
+  drift.delete_elements(kSetClusterMasq, {e});
+  drift.flush_chain("pick-3");
+  drift.flush_set(kSetHairpin);
   drift.add_rule(kChainServices, nft::Rule{{nft::Verdict{nft::VerdictCode::kDrop, {}}}, {}});
   REQUIRE(fake.commit(drift).is_ok());
   REQUIRE(fake.list() != want);
@@ -313,15 +334,17 @@ TEST_CASE("a full re-assert repairs drift and removes stale chains", "[proxier][
   r = p->sync(fewer);
   REQUIRE(r.is_ok());
   CHECK(r->full);
-  CHECK(r->chains_deleted > 0);
-  CHECK_FALSE(fake.has_chain(service_chain_name(sp)));
+  CHECK(r->chains_deleted == 1);  // pick-3: no Service has 3 endpoints any more
+  CHECK_FALSE(fake.has_chain("pick-3"));
+  CHECK_FALSE(fake.has_set("all-3"));
   CHECK(testdata::canonical(fake.list()) == fresh_listing(fewer));
 
-  // An endpoint dropped from a port while the next sync is a full one: only its chain is stale.
+  // An endpoint dropped from a port while the next sync is a full one: its count's chain is
+  // stale.
   REQUIRE(p->sync(m).is_ok());
   ServiceMap changed = m;
   ServicePort& csp = changed.begin()->second;
-  const std::string gone = endpoint_chain_name(csp, csp.endpoints.back());
+  const std::string gone = "pick-3";
   REQUIRE(fake.has_chain(gone));
   csp.endpoints.pop_back();
   p->request_full_sync();
@@ -441,7 +464,7 @@ TEST_CASE("a ClusterIP moving to another Service in one sync is not lost", "[pro
   m = ServiceMap{{new_svc.key(), new_svc}};
   auto r = p->sync(m);
   REQUIRE(r.is_ok());
-  CHECK(r->elements_deleted == 1);
-  CHECK(r->elements_added == 1);
+  CHECK(r->elements_deleted == 4);  // the old port's cluster-masq, all-1, slot, hairpin pair
+  CHECK(r->elements_added == 4);    // the new port's (it claims the address its owner freed)
   CHECK(testdata::canonical(fake.list()) == fresh_listing(m));
 }
