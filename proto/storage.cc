@@ -244,6 +244,9 @@ void validate_persistentvolume(const PersistentVolume& pv, const PersistentVolum
                                FieldErrors& errs) {
   validate_persistentvolume_spec(pv, errs);
   if (!old) return;
+  PersistentVolume stored = *old;  // read with its defaults, as Kubernetes reads etcd
+  default_persistentvolume(stored);
+  old = &stored;
   if (sources_of(pv.spec) != sources_of(old->spec))
     errs.push_back({ErrorType::kForbidden, "spec.persistentvolumesource",
                     "spec.persistentvolumesource is immutable after creation", ""});
@@ -279,6 +282,11 @@ void validate_persistentvolumeclaim(const PersistentVolumeClaim& pvc,
     not_supported(errs, Path("status").field("phase"), pvc.status.phase,
                   {"Bound", "Lost", "Pending"});
   if (!old) return;
+  // Kubernetes reads stored objects with their defaults applied; objects stored before a
+  // default existed must not look changed.
+  PersistentVolumeClaim stored = *old;
+  default_persistentvolumeclaim(stored);
+  old = &stored;
 
   // The spec is immutable except: volumeName may be set once (by the binder), a nil
   // storageClassName may be set (retroactive default class), and the storage request of a
@@ -341,6 +349,9 @@ void validate_storageclass(const StorageClass& sc, const StorageClass* old, Fiel
     not_supported(errs, Path("volumeBindingMode"), *sc.volume_binding_mode,
                   {"Immediate", "WaitForFirstConsumer"});
   if (!old) return;
+  StorageClass stored = *old;  // read with its defaults, as Kubernetes reads etcd
+  default_storageclass(stored);
+  old = &stored;
   if (sc.parameters != old->parameters)
     errs.push_back(
         {ErrorType::kForbidden, "parameters", "updates to parameters are forbidden.", ""});

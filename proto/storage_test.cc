@@ -201,6 +201,12 @@ TEST_CASE("PersistentVolumeClaim validation and update rules") {
         "spec.resources.requests.storage: Forbidden: field can not be less than previous value\n");
   CHECK(errors_of("pvc", pvc_with(R"({"spec":{"resources":{"requests":{"storage":"3Gi"}}}})"), &old)
             .find("spec: Forbidden: spec is immutable") == 0);
+  // A claim stored before volumeMode was defaulted is read with the default.
+  FieldErrors ignored;
+  json raw = type("pvc").normalize(pvc_with("{}"), ignored, DecodeOptions{});
+  REQUIRE_FALSE(raw["spec"].contains("volumeMode"));
+  json now = defaulted("pvc", pvc_with(R"({"spec":{"volumeName":"pv1"}})"));
+  CHECK(describe(type("pvc").validate(now, &raw)) == "");
 }
 
 TEST_CASE("StorageClass validation and update rules") {
