@@ -633,15 +633,23 @@ Status JobController::track_pods(Ctx& c) {
 }
 
 Status JobController::remove_finalizer(Ctx& c, const json& pod) {
+  // Expected before the call: the informer's update may arrive before the patch returns, and
+  // it is what clears the expectation.
+  const bool track = !c.key.empty() && !c.uid.empty();
+  if (track) {
+    std::lock_guard lock(mu_);
+    expect_[c.key].finalizers_removed.insert(uid_of(pod));
+  }
   json patch = {
       {"metadata",
        {{"$deleteFromPrimitiveList/finalizers", json::array({proto::kJobTrackingFinalizer})}}}};
   auto st = control_->patch_pod(ns_of(pod), name_of(pod), patch);
-  if (!st && st.code() != Code::kNotFound)
-    return st.with_context("removing the finalizer of pod " + name_of(pod));
-  std::lock_guard lock(mu_);
-  if (!c.key.empty() && !c.uid.empty()) expect_[c.key].finalizers_removed.insert(uid_of(pod));
-  return Status::ok();
+  if (st || st.code() == Code::kNotFound) return Status::ok();
+  if (track) {
+    std::lock_guard lock(mu_);
+    expect_[c.key].finalizers_removed.erase(uid_of(pod));
+  }
+  return st.with_context("removing the finalizer of pod " + name_of(pod));
 }
 
 Status JobController::delete_pods(Ctx& c, const std::vector<json>& pods, int* deleted) {
