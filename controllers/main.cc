@@ -7,6 +7,7 @@
 #include "common/daemon/daemon.h"
 #include "common/daemon/flags.h"
 #include "controllers/cronjob/cronjob.h"
+#include "controllers/daemonset/daemonset.h"
 #include "controllers/deployment/deployment.h"
 #include "controllers/endpoints/endpoints.h"
 #include "controllers/gc/garbage_collector.h"
@@ -132,6 +133,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::endpoints::EndpointsController>());
   manager.add(std::make_unique<controllers::cronjob::CronJobController>());
   manager.add(std::make_unique<controllers::statefulset::StatefulSetController>());
+  manager.add(std::make_unique<controllers::daemonset::DaemonSetController>());
   manager.add(std::move(*lb));
 
   std::unique_ptr<daemon::StatusServer> http;

@@ -1,5 +1,7 @@
 #include "proto/controllerrevision.h"
 
+#include <cctype>
+
 #include "proto/kind_util.h"
 #include "proto/resource.h"
 
@@ -17,7 +19,7 @@ void validate_revision(const ControllerRevision& r, const ControllerRevision* ol
     errs.push_back({ErrorType::kInvalid, "data", "field is immutable", ""});
 }
 
-// kubectl: NAME CONTROLLER REVISION AGE; CONTROLLER is "<kind>.<group>/<name>" of the
+// kubectl: NAME CONTROLLER REVISION AGE; CONTROLLER is "<lower-case kind>.<group>/<name>" of the
 // controlling owner ("<none>" without one).
 json revision_row(const ControllerRevision& r, Clock::time_point now) {
   std::string controller = "<none>";
@@ -25,7 +27,9 @@ json revision_row(const ControllerRevision& r, Clock::time_point now) {
     if (!o.controller.value_or(false)) continue;
     auto slash = o.api_version.find('/');
     std::string group = slash == std::string::npos ? "" : o.api_version.substr(0, slash);
-    controller = o.kind + (group.empty() ? "" : "." + group) + "/" + o.name;
+    std::string kind = o.kind;
+    for (auto& ch : kind) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    controller = kind + (group.empty() ? "" : "." + group) + "/" + o.name;
   }
   return json::array({r.metadata.name, controller, r.revision,
                       since(r.metadata.creation_timestamp.value_or(Time{}).value, now)});
