@@ -24,6 +24,7 @@
 #include "proto/node.h"
 #include "proto/pod.h"
 #include "proto/secret.h"
+#include "proto/storage.h"
 
 namespace fs = std::filesystem;
 
@@ -50,6 +51,59 @@ std::string new_container_id() {
 }
 
 std::string pod_cgroup(const std::string& uid) { return "pod" + uid; }
+
+// persistentVolumeClaim volumes: claim -> bound PersistentVolume -> its host directory, read
+// from the API server on every pod sync (a claim bound later is picked up by the sync's retry).
+// Errors are the FailedMount messages; all but a broken PV are retried.
+Result<volumes::ClaimVolume> resolve_claim(client::ApiClient& api, const std::string& ns,
+                                           const std::string& claim) {
+  static const proto::ResourceType pvc_t = proto::persistentvolumeclaim_resource();
+  static const proto::ResourceType pv_t = proto::persistentvolume_resource();
+  const std::string q = "\"" + claim + "\"";
+  auto pvc = api.get(pvc_t, ns, claim);
+  if (!pvc) {
+    if (pvc.status().code() == Code::kNotFound)
+      return Status::not_found("persistentvolumeclaim " + q + " not found");
+    return pvc.status().with_context("get persistentvolumeclaim " + ns + "/" + claim);
+  }
+  const json meta = pvc->value("metadata", json::object());
+  if (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null())
+    return Status::unavailable("persistentvolumeclaim " + q + " is being deleted");
+  const json spec = pvc->value("spec", json::object());
+  const json status = pvc->value("status", json::object());
+  std::string volume = spec.value("volumeName", "");
+  if (status.value("phase", "") != "Bound" || volume.empty())
+    return Status::unavailable("persistentvolumeclaim " + q + " not bound");
+  auto pv = api.get(pv_t, "", volume);
+  if (!pv) {
+    if (pv.status().code() == Code::kNotFound)
+      return Status::not_found("persistentvolume \"" + volume + "\" not found (bound to claim " +
+                               ns + "/" + claim + ")");
+    return pv.status().with_context("get persistentvolume " + volume);
+  }
+  const json pv_spec = pv->value("spec", json::object());
+  // The PV must point back at this claim: a PV re-bound to another claim is not this pod's data.
+  const json ref = pv_spec.value("claimRef", json::object());
+  if (ref.value("uid", "") != meta.value("uid", "") || ref.value("name", "") != claim ||
+      ref.value("namespace", "") != ns)
+    return Status::unavailable("persistentvolume \"" + volume +
+                               "\" is not bound to persistentvolumeclaim " + ns + "/" + claim);
+  volumes::ClaimVolume out;
+  out.volume_name = volume;
+  if (auto hp = pv_spec.find("hostPath"); hp != pv_spec.end() && hp->is_object()) {
+    out.path = hp->value("path", "");
+    out.type = hp->value("type", "");
+  } else if (auto lp = pv_spec.find("local"); lp != pv_spec.end() && lp->is_object()) {
+    out.path = lp->value("path", "");
+    out.type = "Directory";  // a local volume must already exist (Kubernetes' local plugin)
+  } else {
+    return Status::invalid("persistentvolume \"" + volume +
+                           "\": only hostPath and local volumes can be mounted by skiff");
+  }
+  if (out.path.empty())
+    return Status::invalid("persistentvolume \"" + volume + "\" has an empty path");
+  return out;
+}
 
 const proto::Container* find_container(const proto::Pod& pod, const std::string& name,
                                        bool* init = nullptr) {
@@ -199,12 +253,20 @@ Kubelet::Kubelet(KubeletOptions opts, KubeletDeps deps)
     static const proto::ResourceType t = proto::secret_resource();
     return fetch(t, ns, name, true);
   };
+  sources_.persistent_volume_claim = [api](const std::string& ns, const std::string& claim) {
+    return resolve_claim(*api, ns, claim);
+  };
 }
 
 Kubelet::~Kubelet() { stop(); }
 
+std::string Kubelet::local_path_root() const {
+  return opts_.local_path_root.empty() ? opts_.data_dir + "/storage" : opts_.local_path_root;
+}
+
 void Kubelet::stop() {
   startup_thread_ = {};  // asks a pending wait for the pod CIDR to stop, and joins it
+  if (local_path_) local_path_->stop();
   node_thread_ = {};
   relist_thread_ = {};
   if (informer_) informer_->stop();
@@ -505,6 +567,14 @@ void Kubelet::follow_pod_cidr() {
 Status Kubelet::start() {
   events_ = std::make_unique<EventRecorder>(deps_.api, opts_.node_name);
   SKIFF_RETURN_IF_ERROR(register_node());
+  // Provisioning needs no pod network: it starts even while the kubelet waits for the pod CIDR.
+  if (opts_.local_path_provisioner) {
+    localpath::ControllerOptions lo;
+    lo.provisioner.node_name = opts_.node_name;
+    lo.provisioner.storage_root = local_path_root();
+    local_path_ = std::make_unique<localpath::LocalPathController>(deps_.api, lo);
+    local_path_->start();
+  }
   // The Lease and node status keep going while we may wait for the pod CIDR below, so the
   // node is not taken for dead meanwhile.
   node_thread_ = std::jthread([this](std::stop_token st) { node_loop(st); });

@@ -28,6 +28,7 @@
 #include "kubelet/cgroups/cgroups.h"
 #include "kubelet/events.h"
 #include "kubelet/images/image_store.h"
+#include "kubelet/localpath/controller.h"
 #include "kubelet/node_info.h"
 #include "kubelet/pod_state.h"
 #include "kubelet/pod_workers.h"
@@ -67,6 +68,11 @@ struct KubeletOptions {
   std::vector<std::string> insecure_registries;
   std::string registry_ca_file;
   int workers = 8;
+  // The node's local-path provisioner (kubelet/localpath): PVs for claims scheduled here with
+  // storage provisioner skiff.io/local-path, as directories below `local_path_root`
+  // (default <data_dir>/storage).
+  bool local_path_provisioner = true;
+  std::string local_path_root;
   std::chrono::seconds node_status_period{10};
   std::chrono::seconds relist_period{10};
 };
@@ -163,6 +169,7 @@ class Kubelet : public PodLocator {
   void relist_loop(std::stop_token stop);
 
   std::string host_ip() const { return machine_.internal_ip; }
+  std::string local_path_root() const;
   std::string pod_log_dir(const std::string& ns, const std::string& name,
                           const std::string& uid) const;
 
@@ -175,6 +182,7 @@ class Kubelet : public PodLocator {
   std::unique_ptr<probes::Prober> prober_;
   std::unique_ptr<client::Informer> informer_;
   std::unique_ptr<PodWorkers> workers_;
+  std::unique_ptr<localpath::LocalPathController> local_path_;
   Backoff backoff_;
 
   mutable std::mutex mu_;

@@ -126,6 +126,12 @@ int main(int argc, char** argv) {
   app.add_option("--pod-max-pids", o.pod_max_pids,
                  "most processes a pod may run (its cgroup's pids.max); -1: no limit")
       ->capture_default_str();
+  app.add_option("--local-path-provisioner", o.local_path_provisioner,
+                 "run the node's local-path provisioner (storage class provisioner "
+                 "skiff.io/local-path): true|false")
+      ->capture_default_str();
+  app.add_option("--local-path-root", o.local_path_root,
+                 "directory of the local-path volumes (default <data-dir>/storage)");
   app.add_option("-v,--v", o.verbosity,
                  "verbosity: 1 logs a per-stage line for each pod start, 2+ debug");
 
