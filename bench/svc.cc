@@ -737,7 +737,8 @@ struct Args {
   int time_limit_s = 2400;     // the whole run (watchdog)
   int full_resync_max = 1000;  // measure the full re-assert only up to this many Services
   int rss_services = 0;        // 0 = the largest of sizes
-  bool prog = true, rss = true, conn = true;
+  bool prog = true, rss = true, conn = true, agent_rss = true;
+  std::string src;  // source tree (bench/svc_agent_rss.py); --src, $SKIFF_SRC or the cwd
   std::vector<std::string> ipt_tools{"iptables-nft-restore", "iptables-legacy-restore"};
 };
 
@@ -750,12 +751,14 @@ std::vector<int> parse_list(const char* s) {
 }
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: bench_svc [--quick] [--services 1000,10000] [--conn-sizes 0,1000,10000]\n"
-               "                 [--reps R] [--conn-count N] [--conn-seconds S] [--timeout-s T]\n"
-               "                 [--time-limit-s T] [--full-resync-max N] [--rss-services N]\n"
-               "                 [--only prog|rss|conn] [--iptables nft|legacy|both|none]\n"
-               "  --quick: 1,000 Services only (programming, RSS, connect), under a minute\n");
+  std::fprintf(
+      stderr,
+      "usage: bench_svc [--quick] [--services 1000,10000] [--conn-sizes 0,1000,10000]\n"
+      "                 [--reps R] [--conn-count N] [--conn-seconds S] [--timeout-s T]\n"
+      "                 [--time-limit-s T] [--full-resync-max N] [--rss-services N]\n"
+      "                 [--only prog|rss|agent-rss|conn] [--iptables nft|legacy|both|none]\n"
+      "                 [--src SOURCE_DIR]\n"
+      "  --quick: 1,000 Services only (programming, RSS, connect), under a minute\n");
   std::exit(2);
 }
 
@@ -819,8 +822,11 @@ int main(int argc, char** argv) {
       std::string o = next();
       a.prog = o == "prog";
       a.rss = o == "rss";
+      a.agent_rss = o == "agent-rss";
       a.conn = o == "conn";
-      if (!a.prog && !a.rss && !a.conn) usage();
+      if (!a.prog && !a.rss && !a.conn && !a.agent_rss) usage();
+    } else if (f == "--src") {
+      a.src = next();
     } else if (f == "--iptables") {
       std::string o = next();
       if (o == "nft")
@@ -1005,6 +1011,58 @@ int main(int argc, char** argv) {
           trimmed / 1024.0, (trimmed - base) / 1024.0, (trimmed - json) / 1024.0);
     } else {
       std::printf("  failed\n");
+    }
+    std::fflush(stdout);
+  }
+
+  // ---- (2b) the real skiff-netagent's RSS: bench/svc_agent_rss.py runs an apiserver with N
+  // Services x 5 endpoints and the agent against it (all in a namespace of its own).
+  if (a.agent_rss) {
+    int n = a.rss_services > 0 ? a.rss_services : *std::max_element(a.sizes.begin(), a.sizes.end());
+    std::string src = a.src;
+    if (src.empty() && std::getenv("SKIFF_SRC")) src = std::getenv("SKIFF_SRC");
+    if (src.empty()) src = ".";
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[len > 0 ? len : 0] = 0;
+    std::string bin = self;
+    bin = bin.substr(0, bin.rfind('/'));  // build/bench
+    bin = bin.substr(0, bin.rfind('/'));  // build
+    std::string script = src + "/bench/svc_agent_rss.py";
+    std::printf(
+        "\nskiff-netagent (the real agent; a skiff-apiserver with %d Services x 5 endpoints):\n",
+        n);
+    if (access(script.c_str(), R_OK) != 0) {
+      std::printf("  not run: %s not found (give --src or $SKIFF_SRC)\n", script.c_str());
+    } else {
+      std::fprintf(stderr, "[agent-rss] %d Services\n", n);
+      std::string cmd = "python3 " + script + " --bin " + bin + " --services " + std::to_string(n) +
+                        " --time-limit-s " + std::to_string(a.timeout_s * 3);
+      FILE* p = popen(cmd.c_str(), "r");
+      std::string out;
+      char buf[4096];
+      while (p && std::fgets(buf, sizeof buf, p)) out += buf;
+      int rc = p ? pclose(p) : -1;
+      long rss = -1, hwm = -1, rss5 = -1;
+      double sync_s = -1, create_s = -1;
+      auto num = [&](const char* key) -> double {
+        size_t at = out.find(std::string("\"") + key + "\": ");
+        return at == std::string::npos ? -1 : std::atof(out.c_str() + at + std::strlen(key) + 4);
+      };
+      rss = static_cast<long>(num("vmrss_kb_after_sync"));
+      hwm = static_cast<long>(num("vmhwm_kb_after_sync"));
+      rss5 = static_cast<long>(num("vmrss_kb_5s_later"));
+      sync_s = num("agent_first_sync_s");
+      create_s = num("create_s");
+      if (rc != 0 || rss < 0) {
+        std::printf("  failed (exit %d): %s\n", rc, out.c_str());
+      } else {
+        std::printf(
+            "  objects created through the API in %.1f s; agent start to first services sync %.2f "
+            "s\n  VmRSS %.1f MB after the first sync, %.1f MB 5 s later; VmHWM %.1f MB  (target: "
+            "<= 40 MB)\n",
+            create_s, sync_s, rss / 1024.0, rss5 / 1024.0, hwm / 1024.0);
+      }
     }
     std::fflush(stdout);
   }

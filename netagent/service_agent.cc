@@ -1,5 +1,6 @@
 #include "netagent/service_agent.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -408,6 +409,12 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
     last_failed_ = false;
     last_error_.clear();
     last_ok_ = t1;
+  }
+  if (full) {
+    // A full sync copied every Service and Endpoints out of the informer caches and built the
+    // whole ruleset's batch; glibc keeps those freed pages (at 10,000 Services ~100 MB of RSS
+    // the agent never uses again). Give them back.
+    malloc_trim(0);
   }
   merge_cleanup(&pending_cleanup_, first_endpoints);
   merge_cleanup(&pending_cleanup_, conntrack_cleanup_spec({}, {}, r->stale_udp));
