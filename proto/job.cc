@@ -23,6 +23,14 @@ void default_job(Job& job) {
     s.backoff_limit = s.backoff_limit_per_index ? std::numeric_limits<int32_t>::max() : 6;
   if (!s.completion_mode) s.completion_mode = "NonIndexed";
   if (!s.suspend) s.suspend = false;
+  // SetDefaults_Job: a pod failure policy's condition patterns match status True by default.
+  if (s.pod_failure_policy.is_object() && s.pod_failure_policy.contains("rules") &&
+      s.pod_failure_policy["rules"].is_array())
+    for (auto& rule : s.pod_failure_policy["rules"])
+      if (rule.is_object() && rule.contains("onPodConditions") &&
+          rule["onPodConditions"].is_array())
+        for (auto& pc : rule["onPodConditions"])
+          if (pc.is_object() && !pc.contains("status")) pc["status"] = "True";
   if (!s.pod_replacement_policy)
     s.pod_replacement_policy = s.pod_failure_policy.is_null() ? "TerminatingOrFailed" : "Failed";
   default_pod_template(s.template_);
@@ -93,6 +101,92 @@ void validate_generated_selector(const Job& job, FieldErrors& errs) {
                     go_label_selector(*job.spec.selector)});
 }
 
+// validatePodFailurePolicy (the common rules): restartPolicy Never, at most 20 rules, each with a
+// known action and exactly one of onExitCodes (operator In/NotIn, 1..255 sorted unique values,
+// no 0 with In) and onPodConditions (types, status True/False/Unknown).
+void validate_pod_failure_policy(const json& pfp, const std::string& restart_policy,
+                                 const Path& spec, FieldErrors& errs) {
+  const Path path = spec.field("podFailurePolicy");
+  if (!pfp.is_object()) {
+    errs.push_back({ErrorType::kInvalid, path.str(), "must be an object", pfp.dump()});
+    return;
+  }
+  if (restart_policy != "Never")
+    not_supported(errs, spec.field("template").field("spec").field("restartPolicy"), restart_policy,
+                  {"Never"});
+  const Path rules_path = path.field("rules");
+  const json rules = pfp.contains("rules") ? pfp["rules"] : json::array();
+  if (!rules.is_array()) {
+    errs.push_back({ErrorType::kInvalid, rules_path.str(), "must be a list", rules.dump()});
+    return;
+  }
+  if (rules.size() > 20)
+    errs.push_back({ErrorType::kTooMany, rules_path.str(), "must have at most 20 items",
+                    std::to_string(rules.size())});
+  auto text = [](const json& o, const char* k) {
+    return o.is_object() && o.contains(k) && o[k].is_string() ? o[k].get<std::string>() : "";
+  };
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const Path rp = rules_path.index(i);
+    const json& r = rules[i];
+    if (!r.is_object()) {
+      errs.push_back({ErrorType::kInvalid, rp.str(), "must be an object", r.dump()});
+      continue;
+    }
+    required_one_of(errs, rp.field("action"), text(r, "action"),
+                    {"FailJob", "FailIndex", "Ignore", "Count"});
+    const bool codes = r.contains("onExitCodes") && !r["onExitCodes"].is_null();
+    const bool conds = r.contains("onPodConditions") && !r["onPodConditions"].is_null();
+    if (codes && conds)
+      errs.push_back({ErrorType::kInvalid, rp.str(),
+                      "specifying both OnExitCodes and OnPodConditions is not supported", ""});
+    if (!codes && !conds)
+      errs.push_back({ErrorType::kInvalid, rp.str(),
+                      "specifying one of OnExitCodes and OnPodConditions is required", ""});
+    if (codes) {
+      const Path cp = rp.field("onExitCodes");
+      const json& c = r["onExitCodes"];
+      const std::string op = text(c, "operator");
+      required_one_of(errs, cp.field("operator"), op, {"In", "NotIn"});
+      const json values = c.is_object() && c.contains("values") ? c["values"] : json::array();
+      if (!values.is_array() || values.empty()) {
+        errs.push_back({ErrorType::kRequired, cp.field("values").str(), "", ""});
+        continue;
+      }
+      if (values.size() > 255)
+        errs.push_back({ErrorType::kTooMany, cp.field("values").str(),
+                        "must have at most 255 items", std::to_string(values.size())});
+      for (size_t k = 0; k < values.size(); ++k) {
+        const Path vp = cp.field("values").index(k);
+        if (!values[k].is_number_integer()) {
+          errs.push_back({ErrorType::kInvalid, vp.str(), "must be an integer", values[k].dump()});
+          continue;
+        }
+        const int64_t v = values[k].get<int64_t>();
+        if (op == "In" && v == 0)
+          errs.push_back({ErrorType::kInvalid, vp.str(), "must not be 0 for the In operator", "0"});
+        if (k > 0 && values[k - 1].is_number_integer()) {
+          const int64_t prev = values[k - 1].get<int64_t>();
+          if (prev == v)
+            errs.push_back({ErrorType::kDuplicate, vp.str(), "", std::to_string(v)});
+          else if (prev > v)
+            errs.push_back({ErrorType::kInvalid, vp.str(), "must be ordered", std::to_string(v)});
+        }
+      }
+    }
+    if (conds && r["onPodConditions"].is_array()) {
+      const Path cp = rp.field("onPodConditions");
+      const json& pcs = r["onPodConditions"];
+      for (size_t k = 0; k < pcs.size(); ++k) {
+        if (text(pcs[k], "type").empty())
+          errs.push_back({ErrorType::kRequired, cp.index(k).field("type").str(), "", ""});
+        required_one_of(errs, cp.index(k).field("status"), text(pcs[k], "status"),
+                        {"True", "False", "Unknown"});
+      }
+    }
+  }
+}
+
 // validateJobSpec: everything but the selector.
 void validate_job_spec_fields(const JobSpec& s, const Path& spec, FieldErrors& errs) {
   if (s.parallelism) non_negative(errs, spec.field("parallelism"), *s.parallelism);
@@ -137,9 +231,8 @@ void validate_job_spec_fields(const JobSpec& s, const Path& spec, FieldErrors& e
       not_supported(errs, spec.field("podReplacementPolicy"), *s.pod_replacement_policy,
                     {"Failed", "TerminatingOrFailed"});
   }
-  if (!s.pod_failure_policy.is_null() && !s.pod_failure_policy.is_object())
-    errs.push_back({ErrorType::kInvalid, spec.field("podFailurePolicy").str(), "must be an object",
-                    s.pod_failure_policy.dump()});
+  if (!s.pod_failure_policy.is_null())
+    validate_pod_failure_policy(s.pod_failure_policy, s.template_.spec.restart_policy, spec, errs);
 
   const Path tmpl = spec.field("template");
   validate_pod_template(s.template_, tmpl, errs);

@@ -251,6 +251,37 @@ TEST_CASE("job table rows as kubectl 1.32") {
   CHECK(t.row_cells(fresh, kNow)[2] == "0/1");
 }
 
+TEST_CASE("pod failure policy: defaults and validation") {
+  json ok = job_with(R"({"podFailurePolicy":{"rules":[
+      {"action":"FailJob","onExitCodes":{"containerName":"pi","operator":"In","values":[1,42]}},
+      {"action":"Ignore","onPodConditions":[{"type":"DisruptionTarget"}]}]}})");
+  CHECK(ok["spec"]["podFailurePolicy"]["rules"][1]["onPodConditions"][0]["status"] == "True");
+  CHECK(ok["spec"]["podReplacementPolicy"] == "Failed");
+  CHECK(errors_of(ok).empty());
+  json bad = job_with(R"({"podFailurePolicy":{"rules":[
+      {"action":"Explode","onExitCodes":{"operator":"In","values":[0,3,3,2]}},
+      {"action":"Count"},
+      {"action":"Count","onExitCodes":{"operator":"NotIn","values":[1]},
+       "onPodConditions":[{"type":"X"}]}]}})");
+  CHECK(errors_of(bad) ==
+        "spec.podFailurePolicy.rules[0].action: Unsupported value: \"Explode\": supported "
+        "values: \"FailJob\", \"FailIndex\", \"Ignore\", \"Count\"\n"
+        "spec.podFailurePolicy.rules[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 "
+        "for the In operator\n"
+        "spec.podFailurePolicy.rules[0].onExitCodes.values[2]: Duplicate value: 3\n"
+        "spec.podFailurePolicy.rules[0].onExitCodes.values[3]: Invalid value: 2: must be "
+        "ordered\n"
+        "spec.podFailurePolicy.rules[1]: Invalid value: specifying one of OnExitCodes and "
+        "OnPodConditions is required\n"
+        "spec.podFailurePolicy.rules[2]: Invalid value: specifying both OnExitCodes and "
+        "OnPodConditions is not supported\n");
+  json onf = job_with(R"({"podFailurePolicy":{"rules":[]},
+                          "template":{"spec":{"restartPolicy":"OnFailure"}}})");
+  CHECK(errors_of(onf) ==
+        "spec.template.spec.restartPolicy: Unsupported value: \"OnFailure\": supported values: "
+        "\"Never\"\n");
+}
+
 TEST_CASE("job template spec validation (for CronJobs)") {
   FieldErrors errs;
   JobSpec s = decode<Job>(job_with("{}"), errs).spec;

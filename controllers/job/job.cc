@@ -108,6 +108,49 @@ bool older_than(const json& a, const json& b) {
   return std::stoll(ra) < std::stoll(rb);
 }
 
+// The action of the first spec.podFailurePolicy rule a Failed pod matches ("" for none: the
+// failure counts) and, for FailJob, Kubernetes' message naming the match.
+std::pair<std::string, std::string> match_pod_failure_policy(const json& spec, const json& pod) {
+  const json& rules = at(at(spec, "podFailurePolicy"), "rules");
+  if (!rules.is_array()) return {};
+  const std::string who = ns_of(pod) + "/" + name_of(pod);
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const json& r = rules[i];
+    const std::string action = str(at(r, "action"));
+    const std::string rule = " matching " + action + " rule at index " + std::to_string(i);
+    if (const json& codes = at(r, "onExitCodes"); codes.is_object()) {
+      const json& values = at(codes, "values");
+      const bool in = str(at(codes, "operator")) == "In";
+      const std::string only = str(at(codes, "containerName"));
+      for (const char* list : {"containerStatuses", "initContainerStatuses"}) {
+        const json& statuses = at(pod, "status", list);
+        if (!statuses.is_array()) continue;
+        for (const auto& cs : statuses) {
+          const json& code = at(at(cs, "state", "terminated"), "exitCode");
+          if (!code.is_number_integer() || code.get<int64_t>() == 0) continue;
+          if (!only.empty() && str(at(cs, "name")) != only) continue;
+          bool listed =
+              values.is_array() && std::find(values.begin(), values.end(), code) != values.end();
+          if (listed == in)
+            return {action, "Container " + str(at(cs, "name")) + " for pod " + who +
+                                " failed with exit code " + code.dump() + rule};
+        }
+      }
+    }
+    if (const json& patterns = at(r, "onPodConditions"); patterns.is_array()) {
+      const json& conds = at(pod, "status", "conditions");
+      for (const auto& want : patterns)
+        if (conds.is_array())
+          for (const auto& have : conds)
+            if (str(at(have, "type")) == str(at(want, "type")) &&
+                str(at(have, "status")) ==
+                    (str(at(want, "status")).empty() ? "True" : str(at(want, "status"))))
+              return {action, "Pod " + who + " has condition " + str(at(want, "type")) + rule};
+    }
+  }
+  return {};
+}
+
 const json* find_condition(const json& status, const std::string& type) {
   const json& conds = at(status, "conditions");
   if (!conds.is_array()) return nullptr;
@@ -557,6 +600,15 @@ Status JobController::track_pods(Ctx& c) {
       if (c.indexed) {
         int ix = completion_index(p);
         if (ix < 0 || ix >= c.completions) continue;
+      }
+      if (phase_of(p) == "Failed") {
+        auto [action, message] = match_pod_failure_policy(at(c.job, "spec"), p);
+        if (action == "Ignore") continue;  // neither a failure nor a reason to back off
+        if (action == "FailJob" && !condition_true(c.status, "FailureTarget")) {
+          // In the same write as the uncounted pod: the match must not be lost in a crash.
+          set_condition(c.status, "FailureTarget", "True", "PodFailurePolicy", message, c.now);
+          event(c.job, true, "PodFailurePolicy", message);
+        }
       }
       fail.insert(uid);
     }

@@ -379,6 +379,45 @@ TEST_CASE("failed pods back off 10s, 20s before a replacement; backoffLimit fail
   CHECK(f.cluster.creates == 3);
 }
 
+TEST_CASE("podFailurePolicy: FailJob on an exit code, Ignore on a pod condition") {
+  Fixture f;
+  f.cluster.add_job(make_job(
+      "pi", json::parse(R"({"backoffLimit":6,"podReplacementPolicy":"Failed","podFailurePolicy":
+          {"rules":[{"action":"FailJob","onExitCodes":{"containerName":"c","operator":"In",
+                                                       "values":[42]}},
+                    {"action":"Ignore","onPodConditions":[{"type":"DisruptionTarget",
+                                                           "status":"True"}]}]}})")));
+  f.converge();
+  // Disrupted: ignored, replaced at once (no back-off), not counted.
+  std::string first = f.cluster.pods_in("Pending")[0];
+  f.cluster.set_phase(first, "Failed");
+  f.cluster.pod(first)["status"]["conditions"] = {
+      {{"type", "DisruptionTarget"}, {"status", "True"}}};
+  f.cluster.pod(first)["status"]["containerStatuses"] = {
+      {{"name", "c"}, {"state", {{"terminated", {{"exitCode", 137}}}}}}};
+  f.cluster.settle(*f.ctl);
+  f.converge();
+  CHECK_FALSE(f.status().contains("failed"));
+  CHECK(f.cluster.creates == 2);
+  // Exit code 42: the Job fails at once, whatever backoffLimit says.
+  std::string second = f.cluster.pods_in("Pending")[0];
+  f.cluster.set_phase(second, "Failed");
+  f.cluster.pod(second)["status"]["containerStatuses"] = {
+      {{"name", "c"}, {"state", {{"terminated", {{"exitCode", 42}}}}}}};
+  f.cluster.settle(*f.ctl);
+  f.converge();
+  CHECK(f.status()["failed"] == 1);
+  CHECK(f.has_condition("Failed", "PodFailurePolicy"));
+  std::string msg = "Container c for pod default/" + second +
+                    " failed with exit code 42 matching FailJob rule at index 0";
+  for (auto& c : f.status()["conditions"])
+    if (c["type"] == "Failed") CHECK(c["message"] == msg);
+  CHECK(f.events.count("PodFailurePolicy: " + msg) == 1);
+  f.now += 1h;
+  f.converge();
+  CHECK(f.cluster.creates == 2);
+}
+
 TEST_CASE("a success resets the back-off") {
   Fixture f;
   f.cluster.add_job(make_job("pi", {{"completions", 3}}));
