@@ -52,6 +52,10 @@ std::string new_container_id() {
 
 std::string pod_cgroup(const std::string& uid) { return "pod" + uid; }
 
+// How many times in a row a pod waiting for its claims to be bound is retried every second
+// before the usual volume back-off (10 s doubling to 20 s) takes over.
+constexpr int kMaxQuickClaimRetries = 30;
+
 // persistentVolumeClaim volumes: claim -> bound PersistentVolume -> its host directory, read
 // from the API server on every pod sync (a claim bound later is picked up by the sync's retry).
 // Errors are the FailedMount messages; all but a broken PV are retried.
@@ -179,6 +183,7 @@ struct Kubelet::Entry {
   bool terminating = false;
   SteadyClock::time_point term_deadline;
   bool start_reported = false;
+  int claim_waits = 0;  // volume setups in a row that failed on a claim not bound (yet)
 };
 
 struct Kubelet::StageTimes {
@@ -1062,10 +1067,21 @@ void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
     write_status(e, pod, instances, plan, nullptr);
     std::string key = e.uid + "/~volumes";
     backoff_.next(key, now);
-    workers_->enqueue_after(e.uid, std::min<std::chrono::milliseconds>(backoff_.current(key),
-                                                                       std::chrono::seconds(20)));
+    auto delay =
+        std::min<std::chrono::milliseconds>(backoff_.current(key), std::chrono::seconds(20));
+    // A claim of a freshly scheduled pod is usually bound within a second or two (this node's
+    // provisioner and the PV controller are at work): look again every second for a while
+    // instead of backing off to 10-20 s, so the pod starts as soon as its volume exists.
+    bool claim_wait =
+        vols.status().code() == Code::kUnavailable || vols.status().code() == Code::kNotFound;
+    bool has_claim = false;
+    for (const auto& v : pod.spec.volumes) has_claim |= v.persistent_volume_claim.has_value();
+    if (claim_wait && has_claim && ++e.claim_waits <= kMaxQuickClaimRetries)
+      delay = std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(1));
+    workers_->enqueue_after(e.uid, delay);
     return;
   }
+  e.claim_waits = 0;
   backoff_.reset(e.uid + "/~volumes");
   backoff_.reset(e.uid + "/~sandbox");
   times.volumes = ms_since(t);

@@ -9,11 +9,13 @@ an event ProvisioningSucceeded. A pod using the claim before it is bound gets Fa
 `persistentvolumeclaim "data" not bound` (a missing claim: `... not found`) and starts once the
 test completes the binding itself (the PV controller does not run here); it writes a file, a
 second pod mounting the claim readOnly reads it and cannot write. Deleting the claim and
-marking the PV Released removes the directory and the PV; with Retain both stay.
+marking the PV Released removes the directory and the PV; with Retain both stay. A kubelet
+killed and restarted after provisioning does not provision again.
 Needs root (skips with 77 otherwise)."""
 import os
 import stat
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kubelet_lib as kl  # noqa: E402
@@ -100,6 +102,15 @@ def body(t):
             t.eq("event involvedObject kind", ev[0]["involvedObject"].get("kind"),
                  "PersistentVolumeClaim")
 
+        # Restart safety: a kubelet killed and started again finds the claim provisioned (its
+        # PV exists) and does nothing more.
+        c.kill9_kubelet()
+        c.start_kubelet()
+        c.wait_node_ready()
+        again = get(PV_PATH + "/" + pv_name)
+        t.eq("after a kubelet restart: the same PV", (again or {}).get("metadata", {}).get("uid"),
+             pv["metadata"]["uid"])
+
         # Pods before the claim is bound, and for a claim that does not exist.
         c.create_pod(claim_pod("writer", "data", ["sh", "-c", "echo hello > /data/f; "
                                                   "exec sleep 3600"], c.node))
@@ -131,7 +142,9 @@ def body(t):
         pv["status"] = {"phase": "Bound"}
         must(cl.put(PV_PATH + "/" + pv_name + "/status", pv), "set PV status Bound")
 
+        bound_at = time.time()
         c.wait_running("writer", timeout=90)
+        kl.log("writer Running %.1f s after the claim was bound" % (time.time() - bound_at))
         hostfile = os.path.join(vdir, "f")
         ok = c.wait_for(lambda: (kl.read(hostfile) or "").strip() == "hello", 15)
         t.check("the pod's file is in the volume directory on the host", bool(ok), hostfile)
@@ -144,6 +157,13 @@ def body(t):
         t.check("readOnly claim: writing fails", r.returncode != 0, r.stdout + r.stderr)
         t.check("nothing written through the readOnly mount",
                 not os.path.exists(os.path.join(vdir, "g")))
+
+        # Long after the restart (the new provisioner has listed and synced the claim by now).
+        evs = c.events("data")
+        t.eq("after a kubelet restart: one ProvisioningSucceeded, no ProvisioningFailed",
+             sorted(e.get("reason") for e in evs if e.get("reason", "").startswith(
+                 "Provisioning") and e.get("reason") != "Provisioning"),
+             ["ProvisioningSucceeded"])
 
         # A Retain volume for later.
         keep = must(cl.post(PVC_PATH, claim("keep", "local-retain", c.node)), "create PVC keep")
