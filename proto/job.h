@@ -32,7 +32,7 @@ struct JobSpec {
   std::optional<int32_t> parallelism;  // defaulted to 1
   std::optional<int32_t> completions;  // unset = work queue (defaulted to 1 with parallelism)
   std::optional<int64_t> active_deadline_seconds;
-  json pod_failure_policy;               // passed through, not acted on
+  json pod_failure_policy;               // as JSON: validated here, acted on by controllers/job
   json success_policy;                   // passed through, not acted on
   std::optional<int32_t> backoff_limit;  // defaulted to 6 (MaxInt32 with backoffLimitPerIndex)
   std::optional<int32_t> backoff_limit_per_index;
