@@ -196,6 +196,13 @@ class Test(lablib.LabChecks):
         self.nodes = {}          # web pod name -> node, as first placed
         self.logs = {}           # web pod name -> its /data/log as last read
 
+    def check(self, desc, ok, detail=""):
+        """As Checks.check; a callable detail (self.debug) runs only for a failure (each is a
+        kubectl call: not made for every passing check, nor counted in the timings)."""
+        if callable(detail):
+            detail = "" if ok else detail()
+        return super().check(desc, ok, detail)
+
     def skip(self, what, why):
         self.skipped.append("%s: %s" % (what, why))
         print("skip - %s (%s)" % (what, why), flush=True)
@@ -272,7 +279,7 @@ class Test(lablib.LabChecks):
             ok = ok and ready_at is not None and added_at is not None and added_at > ready_at
         self.check("%s: OrderedReady start order %s (%s)" % (what, " -> ".join(names),
                                                              "; ".join(facts)), ok,
-                   self.debug())
+                   self.debug)
 
     def print_times(self, names):
         for n in names:
@@ -346,7 +353,7 @@ class Test(lablib.LabChecks):
         pods = wait_for(lambda: self.web_ready(3), 240, 1)
         if not pods:
             self.fatal("StatefulSet web: web-0, web-1, web-2 Running and Ready within 240 s",
-                       self.debug())
+                       self.debug)
         self.check("StatefulSet web: web-0, web-1, web-2 Running and Ready (%.1f s)" % (
             time.time() - t0), True)
         self.timing("StatefulSet web: 3 pods Ready", time.time() - t0)
@@ -466,7 +473,7 @@ class Test(lablib.LabChecks):
             return p if p and meta(p, "uid") != uid and is_ready(p) else None
         new = wait_for(replaced, 120, 1)
         if not new:
-            self.fatal("a new web-1 Ready within 120 s", self.debug())
+            self.fatal("a new web-1 Ready within 120 s", self.debug)
         self.timing("pod web-1 deleted -> a new web-1 Ready", time.time() - t0)
         new_node = new["spec"].get("nodeName")
         self.check("the new web-1 (uid %s, old %s) runs on the same node: %s (was %s)" % (
@@ -524,7 +531,7 @@ class Test(lablib.LabChecks):
             return p if p and meta(p, "uid") != uid0 and is_ready(p) else None
         new = wait_for(replaced, 120, 1)
         if not new:
-            self.fatal("a new web-0 Ready within 120 s", self.debug())
+            self.fatal("a new web-0 Ready within 120 s", self.debug)
         ip1 = new["status"].get("podIP")
         log("web-0 recreated in %.1f s: uid %s, IP %s (was %s), node %s" % (
             time.time() - t0, meta(new, "uid"), ip1, ip0, new["spec"].get("nodeName")))
@@ -551,7 +558,7 @@ class Test(lablib.LabChecks):
             p for p in self.pods("app=" + STS) or [] if meta(p, "name") != "web-0"] else None,
             120, 1)
         self.check("scaled to 1: only web-0 left, web-1 and web-2 gone (%.1f s)" % (
-            time.time() - t0), bool(one), self.debug())
+            time.time() - t0), bool(one), self.debug)
         if not one:
             return
         self.timing("scale 3 -> 1: web-1 and web-2 gone", time.time() - t0)
@@ -577,7 +584,7 @@ class Test(lablib.LabChecks):
             return
         pods = wait_for(lambda: self.web_ready(3), 180, 1)
         if not pods:
-            self.fatal("scaled back to 3: web-0..2 Ready within 180 s", self.debug())
+            self.fatal("scaled back to 3: web-0..2 Ready within 180 s", self.debug)
         self.timing("scale 1 -> 3: web-1 and web-2 Ready", time.time() - t0)
         # web-0 stayed Ready: web-2 must wait for the new web-1
         self.order_check(self.pod_events(), since, ["web-1", "web-2"], "scale-up")
@@ -626,10 +633,11 @@ class Test(lablib.LabChecks):
         if not ok:
             return
         j = self.wait_job("batch5", "Complete", 180)
-        self.check("Job batch5: condition Complete within 180 s (%.1f s)" % (time.time() - t0),
-                   j is not None, out(kubectl("get", "job", "batch5", "-o", "yaml"))[-2500:])
+        took = time.time() - t0
+        self.check("Job batch5: condition Complete within 180 s (%.1f s)" % took, j is not None,
+                   lambda: out(kubectl("get", "job", "batch5", "-o", "yaml"))[-2500:])
         if j:
-            self.timing("Job batch5 (5 x 3 s, parallelism 2) complete", time.time() - t0)
+            self.timing("Job batch5 (5 x 3 s, parallelism 2) complete", took)
             st = j.get("status") or {}
             self.check("Job batch5 status: succeeded %s failed %s active %s" % (
                 st.get("succeeded"), st.get("failed"), st.get("active")),
@@ -638,7 +646,7 @@ class Test(lablib.LabChecks):
         ps = self.pods("batch.kubernetes.io/job-name=batch5") or []
         phases = sorted((p.get("status") or {}).get("phase") for p in ps)
         self.check("Job batch5: exactly 5 pods, all Succeeded: %s" % phases,
-                   phases == ["Succeeded"] * 5, self.debug())
+                   phases == ["Succeeded"] * 5, self.debug)
         uids, max_active, max_running = self.job_pods_history("batch5")
         log("Job batch5 (watch): %d pods created, at most %d active and %d Running at once" % (
             len(uids), max_active, max_running))
@@ -652,7 +660,7 @@ class Test(lablib.LabChecks):
 
         j = self.wait_job("fail", "Failed", 180)
         self.check("Job fail: condition Failed within 180 s (%.1f s)" % (time.time() - t0),
-                   j is not None, out(kubectl("get", "job", "fail", "-o", "yaml"))[-2500:])
+                   j is not None, lambda: out(kubectl("get", "job", "fail", "-o", "yaml"))[-2500:])
         if j:
             c, st = cond(j, "Failed"), j.get("status") or {}
             self.check("Job fail: Failed reason %s, status.failed %s, active %s" % (
@@ -668,7 +676,7 @@ class Test(lablib.LabChecks):
             s - starts[0] for s in starts])
         self.check("Job fail: 3 pods (1 + backoffLimit 2), all Failed, no 4th created: %s, %d "
                    "seen by the watch" % (phases, len(uids)),
-                   phases == ["Failed"] * 3 and len(uids) == 3, self.debug())
+                   phases == ["Failed"] * 3 and len(uids) == 3, self.debug)
 
     def phase_daemonset(self):
         if not self.apply(daemonset(), "DaemonSet agent"):
@@ -682,7 +690,7 @@ class Test(lablib.LabChecks):
         three = ["node1", "node2", "node3"]
         ps = wait_for(lambda: on_nodes(three), 120, 1)
         self.check("DaemonSet agent: one Ready pod on each of node1..3 (%.1f s)" % (
-            time.time() - t0), bool(ps), self.debug())
+            time.time() - t0), bool(ps), self.debug)
         if ps:
             self.timing("DaemonSet agent: 3 pods Ready", time.time() - t0)
             aff = (ps[0].get("spec") or {}).get("affinity") or {}
@@ -706,7 +714,7 @@ class Test(lablib.LabChecks):
         t2 = time.time()
         ps = wait_for(lambda: on_nodes(three + ["node4"]), 120, 1)
         self.check("DaemonSet agent: a 4th pod, Ready on node4 (%.1f s after the join)" % (
-            time.time() - t2), bool(ps), self.debug())
+            time.time() - t2), bool(ps), self.debug)
         if ps:
             self.timing("node4 joined -> its DaemonSet pod Ready", time.time() - t2)
 
@@ -754,7 +762,7 @@ class Test(lablib.LabChecks):
         log("CronJob %s: Jobs seen %s, completed %s, deleted %s" % (CJ, names, done, deleted))
         self.check("CronJob %s: %d of its Jobs completed within 3 min + 90 s of its creation "
                    "(%d seen)" % (CJ, CJ_WANT, len(names)), bool(done),
-                   self.debug() + "\n" + out(kubectl("get", "cronjob", CJ, "-o", "yaml")))
+                   lambda: self.debug() + "\n" + out(kubectl("get", "cronjob", CJ, "-o", "yaml")))
         minutes = {}
         bad = []
         for n, j in seen.items():
@@ -797,7 +805,7 @@ class Test(lablib.LabChecks):
                                              deleted),
                    left is not None and len(left) == CJ_KEEP and
                    left == sorted(complete, key=lambda n: int(n.split("-")[-1]))[-CJ_KEEP:] and
-                   bool(deleted), out(kubectl("get", "jobs")))
+                   bool(deleted), lambda: out(kubectl("get", "jobs")))
         cj = self.get_json("cronjob", CJ) or {}
         st = cj.get("status") or {}
         latest = max(minutes) if minutes else None
