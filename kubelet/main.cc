@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   app.add_option("--local-path-provisioner", o.local_path_provisioner,
                  "run the node's local-path provisioner (storage class provisioner "
                  "skiff.io/local-path): true|false")
-      ->capture_default_str();
+      ->default_str("true");
   app.add_option("--local-path-root", o.local_path_root,
                  "directory of the local-path volumes (default <data-dir>/storage)");
   app.add_option("-v,--v", o.verbosity,
