@@ -159,15 +159,31 @@ bool filter_volume_binding(const PodInfo& pod, const NodeInfo& node, Reasons& re
     return false;
   }
   for (const auto& sel : pod.volume_affinity) {
-    bool any = false;
-    for (const auto& term : sel.node_selector_terms)
-      any = any || match_node_selector_term(term, node);
-    if (!any) {
+    if (!volume_affinity_matches(sel, node)) {
       reasons.emplace_back(kReasonVolumeAffinity);
       return false;
     }
   }
+  // Unbound WaitForFirstConsumer claims: a class that provisions may put a volume anywhere;
+  // otherwise an Available PV that fits must be usable on this node.
+  for (const auto& claim : pod.wffc) {
+    if (claim.provisionable) continue;
+    bool found = false;
+    for (const auto& v : claim.candidates)
+      found = found || volume_affinity_matches(v.affinity, node);
+    if (!found) {
+      reasons.emplace_back(kReasonBindConflict);
+      return false;
+    }
+  }
   return true;
+}
+
+bool volume_affinity_matches(const std::optional<proto::NodeSelector>& sel, const NodeInfo& node) {
+  if (!sel) return true;
+  for (const auto& term : sel->node_selector_terms)
+    if (match_node_selector_term(term, node)) return true;
+  return false;
 }
 
 void add_reasons(ReasonHistogram& h, const Reasons& reasons) {

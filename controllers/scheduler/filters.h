@@ -30,6 +30,8 @@ inline constexpr const char* kReasonMemory = "Insufficient memory";
 inline constexpr const char* kReasonVolumeAffinity = "node(s) had volume node affinity conflict";
 inline constexpr const char* kReasonPvNotExist =
     "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
+inline constexpr const char* kReasonBindConflict =
+    "node(s) didn't find available persistent volumes to bind";
 
 // Condition Ready=True.
 bool filter_ready(const NodeInfo& node, Reasons& reasons);
@@ -45,13 +47,17 @@ bool filter_host_ports(const PodInfo& pod, const NodeInfo& node, Reasons& reason
 bool filter_resources(const PodInfo& pod, const NodeInfo& node, Reasons& reasons);
 
 // VolumeBinding: the node matches the required node affinity of every PV bound to the pod's
-// claims (pod.volume_affinity, filled by volume_prefilter in volume_binding.h).
+// claims (pod.volume_affinity, filled by volume_prefilter in volume_binding.h), and each unbound
+// WaitForFirstConsumer claim has a fitting Available PV usable on the node or a class that
+// provisions.
 bool filter_volume_binding(const PodInfo& pod, const NodeInfo& node, Reasons& reasons);
 
 bool run_filters(const PodInfo& pod, const NodeInfo& node, Reasons& reasons);
 
 // Helpers the filters use, exposed for tests.
 bool toleration_tolerates(const proto::Toleration& t, const proto::Taint& taint);
+// Whether `sel` (a PV's required node affinity; none = every node) admits the node.
+bool volume_affinity_matches(const std::optional<proto::NodeSelector>& sel, const NodeInfo& node);
 bool match_node_selector_term(const proto::NodeSelectorTerm& term, const NodeInfo& node);
 bool match_requirement(const proto::NodeSelectorRequirement& r,
                        const std::map<std::string, std::string>& labels);

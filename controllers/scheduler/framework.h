@@ -69,7 +69,18 @@ struct PodInfo {
   std::vector<proto::NodeSelector> volume_affinity;  // required node affinity of bound PVs
   bool volume_pv_missing = false;                    // a bound PVC names a PV that does not exist
   std::vector<std::string> wffc_claims;  // unbound WaitForFirstConsumer claims: PreBind names
-                                         // the chosen node on them
+                                         // the chosen node on them (or binds a static PV)
+  // Per entry of wffc_claims: the Available PVs that fit it, smallest first, and whether its
+  // class can provision (provisioner not kubernetes.io/no-provisioner).
+  struct StaticVolume {
+    std::string name;
+    std::optional<proto::NodeSelector> affinity;  // spec.nodeAffinity.required
+  };
+  struct DelayedClaim {
+    std::vector<StaticVolume> candidates;
+    bool provisionable = true;
+  };
+  std::vector<DelayedClaim> wffc;
 };
 
 // Effective requests of a pod spec (Kubernetes' computePodResourceRequest): per resource the

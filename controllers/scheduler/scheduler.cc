@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "controllers/scheduler/algorithm.h"
@@ -173,10 +174,10 @@ void Scheduler::schedule_one(const QueuedPod& qp) {
         if (cond.is_object() && cond.value("type", "") == "PodScheduled") scheduled_cond = cond;
   Result r;
   std::string volume_reason = volume_prefilter(
-      pod,
-      VolumeLookup{.claim = [this](const std::string& k) { return claims_->get(k); },
-                   .volume = [this](const std::string& n) { return volumes_->get(n); },
-                   .storage_class = [this](const std::string& n) { return classes_->get(n); }});
+      pod, VolumeLookup{.claim = [this](const std::string& k) { return claims_->get(k); },
+                        .volume = [this](const std::string& n) { return volumes_->get(n); },
+                        .storage_class = [this](const std::string& n) { return classes_->get(n); },
+                        .volumes = [this] { return volumes_->list(); }});
   if (!volume_reason.empty())
     r.message = prefilter_message(static_cast<int>(cache_.num_nodes()), volume_reason);
   else
@@ -200,58 +201,96 @@ void Scheduler::schedule_one(const QueuedPod& qp) {
   // Kubernetes' binding sets PodScheduled=True; skiff's API server leaves conditions alone, so a
   // pod we had marked False is set True here (the kubelet sets it for every pod it runs).
   bool clear_false = scheduled_cond.is_object() && scheduled_cond.value("status", "") == "False";
-  bind(pod, r.node, qp.first_seen, clear_false);
+  bind(pod, r.node, qp.first_seen, clear_false, static_bindings(pod, r.node));
+}
+
+std::map<std::string, std::string> Scheduler::static_bindings(const PodInfo& pod,
+                                                              const std::string& node) {
+  std::map<std::string, std::string> out;
+  if (pod.wffc.empty()) return out;
+  cache_.with_nodes([&](const std::vector<const NodeInfo*>& nodes) {
+    const NodeInfo* info = nullptr;
+    for (const auto* n : nodes)
+      if (n->name == node) info = n;
+    if (!info) return;
+    std::set<std::string> taken;  // one PV per claim of this pod
+    for (size_t i = 0; i < pod.wffc.size() && i < pod.wffc_claims.size(); ++i)
+      for (const auto& v : pod.wffc[i].candidates)
+        if (!taken.count(v.name) && volume_affinity_matches(v.affinity, *info)) {
+          taken.insert(v.name);
+          out[pod.wffc_claims[i]] = v.name;
+          break;
+        }
+  });
+  return out;
 }
 
 void Scheduler::bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen,
-                     bool set_scheduled_true) {
+                     bool set_scheduled_true,
+                     const std::map<std::string, std::string>& static_pvs) {
   {
     std::unique_lock lock(bind_mu_);
     bind_cv_.wait(lock, [&] { return binds_in_flight_ < opts_.max_binds_in_flight; });
     ++binds_in_flight_;
   }
-  auto claims = std::make_shared<std::vector<std::string>>();
+  // PreBind: static PVs get their claimRef (the PV controller completes the bind), the claims
+  // left to the provisioner get selected-node.
+  auto reqs = std::make_shared<std::vector<client::Request>>();
   for (const auto& c : pod.wffc_claims) {
     auto pvc = claims_->get(pod.ns + "/" + c);
-    std::string selected;
-    if (pvc) {
-      auto meta = pvc->find("metadata");
-      if (meta != pvc->end() && meta->is_object())
-        if (auto ann = meta->find("annotations"); ann != meta->end() && ann->is_object())
-          selected = ann->value(proto::kAnnSelectedNode, std::string());
+    if (!pvc || !pvc->contains("metadata")) continue;  // gone meanwhile: the kubelet will say
+    const json& meta = (*pvc)["metadata"];
+    client::Request req;
+    if (auto it = static_pvs.find(c); it != static_pvs.end()) {
+      auto pv = volumes_->get(it->second);
+      if (!pv) continue;
+      (*pv)["spec"]["claimRef"] = {{"kind", "PersistentVolumeClaim"},
+                                   {"namespace", pod.ns},
+                                   {"name", c},
+                                   {"uid", meta.value("uid", "")},
+                                   {"apiVersion", "v1"},
+                                   {"resourceVersion", meta.value("resourceVersion", "")}};
+      (*pv)["metadata"]["annotations"][proto::kAnnBoundByController] = "yes";
+      req.method = "PUT";
+      req.path = "/api/v1/persistentvolumes/" + it->second;
+      req.content_type = "application/json";
+      req.body = pv->dump();
+    } else {
+      std::string selected;
+      if (auto ann = meta.find("annotations"); ann != meta.end() && ann->is_object())
+        selected = ann->value(proto::kAnnSelectedNode, std::string());
+      if (selected == node) continue;
+      req.method = "PATCH";
+      req.path = "/api/v1/namespaces/" + pod.ns + "/persistentvolumeclaims/" + c;
+      req.content_type = "application/merge-patch+json";
+      req.body = json{{"metadata", {{"annotations", {{proto::kAnnSelectedNode, node}}}}}}.dump();
     }
-    if (selected != node) claims->push_back(c);
+    reqs->push_back(std::move(req));
   }
-  if (claims->empty()) {
+  if (reqs->empty()) {
     post_binding(pod, node, first_seen, set_scheduled_true);
     return;
   }
-  annotate_claims(pod.ns, claims, 0, node,
-                  [this, pod, node, first_seen, set_scheduled_true](Status st) {
-                    if (st.is_ok())
-                      post_binding(pod, node, first_seen, set_scheduled_true);
-                    else
-                      binding_failed(pod.key, node,
-                                     "running PreBind plugin \"VolumeBinding\": " + st.message());
-                  });
+  run_prebind(reqs, 0, [this, pod, node, first_seen, set_scheduled_true](Status st) {
+    if (st.is_ok())
+      post_binding(pod, node, first_seen, set_scheduled_true);
+    else
+      binding_failed(pod.key, node, "running PreBind plugin \"VolumeBinding\": " + st.message());
+  });
 }
 
-void Scheduler::annotate_claims(std::string ns, std::shared_ptr<std::vector<std::string>> claims,
-                                size_t i, std::string node, std::function<void(Status)> then) {
-  if (i == claims->size()) {
+void Scheduler::run_prebind(std::shared_ptr<std::vector<client::Request>> reqs, size_t i,
+                            std::function<void(Status)> then) {
+  if (i == reqs->size()) {
     then(Status::ok());
     return;
   }
-  client::Request req;
-  req.method = "PATCH";
-  req.path = "/api/v1/namespaces/" + ns + "/persistentvolumeclaims/" + (*claims)[i];
-  req.content_type = "application/merge-patch+json";
-  req.body = json{{"metadata", {{"annotations", {{proto::kAnnSelectedNode, node}}}}}}.dump();
-  api_->rest().request_async(std::move(req), [this, ns, claims, i, node, then = std::move(then)](
+  client::Request req = (*reqs)[i];
+  api_->rest().request_async(std::move(req), [this, reqs, i, then = std::move(then)](
                                                  skiff::Result<client::Response> r) mutable {
     if (!r.is_ok()) return then(r.status());
     if (!r->ok()) return then(client::to_status(*r));
-    annotate_claims(std::move(ns), std::move(claims), i + 1, std::move(node), std::move(then));
+    run_prebind(std::move(reqs), i + 1, std::move(then));
   });
 }
 

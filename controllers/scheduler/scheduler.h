@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -32,6 +33,7 @@
 namespace skiff::client {
 class ApiClient;
 class Informer;
+struct Request;
 }  // namespace skiff::client
 
 namespace skiff::scheduler {
@@ -90,14 +92,17 @@ class Scheduler {
   void handle_storage_change();
   void schedule_one(const QueuedPod& qp);
   Result find_node(const PodInfo& pod);
-  // Takes a binding slot, runs PreBind (selected-node on the pod's unbound
-  // WaitForFirstConsumer claims), then the binding.
+  // Takes a binding slot, runs PreBind (claimRef of the chosen static PVs, selected-node on the
+  // other unbound WaitForFirstConsumer claims), then the binding.
   void bind(const PodInfo& pod, const std::string& node, Clock::time_point first_seen,
-            bool set_scheduled_true);
-  // PreBind: merge-patches `volume.kubernetes.io/selected-node: node` onto claims[i..], one
-  // after another, then calls `then` (ok, or the first failure). On the client's I/O thread.
-  void annotate_claims(std::string ns, std::shared_ptr<std::vector<std::string>> claims, size_t i,
-                       std::string node, std::function<void(Status)> then);
+            bool set_scheduled_true, const std::map<std::string, std::string>& static_pvs);
+  // For each unbound WaitForFirstConsumer claim: the smallest fitting Available PV usable on
+  // `node` (claim -> PV name); claims without one are left to the provisioner.
+  std::map<std::string, std::string> static_bindings(const PodInfo& pod, const std::string& node);
+  // PreBind's API writes, one after another, then `then` (ok, or the first failure). On the
+  // client's I/O thread.
+  void run_prebind(std::shared_ptr<std::vector<client::Request>> reqs, size_t i,
+                   std::function<void(Status)> then);
   // POST pods/{name}/binding; releases the slot when answered.
   void post_binding(const PodInfo& pod, const std::string& node, Clock::time_point first_seen,
                     bool set_scheduled_true);

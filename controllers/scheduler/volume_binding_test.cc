@@ -147,3 +147,69 @@ TEST_CASE("volume filter: a bound PV's node affinity decides the node") {
         "0/3 nodes are available: 1 node(s) were not ready, 2 node(s) had volume node affinity "
         "conflict.");
 }
+
+TEST_CASE("WaitForFirstConsumer claims and static PVs") {
+  Store s;
+  s.classes["local"] = {{"metadata", {{"name", "local"}}},
+                        {"provisioner", "kubernetes.io/no-provisioner"},
+                        {"volumeBindingMode", "WaitForFirstConsumer"}};
+  json c = {{"metadata", {{"name", "data"}, {"namespace", "default"}, {"uid", "u1"}}},
+            {"spec",
+             {{"storageClassName", "local"},
+              {"accessModes", {"ReadWriteOnce"}},
+              {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}};
+  s.claims["default/data"] = c;
+  auto available = [&](const std::string& name, const char* size, const std::string& node) {
+    s.volume_on(name, node);
+    s.volumes[name]["spec"]["capacity"] = {{"storage", size}};
+    s.volumes[name]["spec"]["accessModes"] = {"ReadWriteOnce"};
+    s.volumes[name]["spec"]["storageClassName"] = "local";
+    s.volumes[name]["status"] = {{"phase", "Available"}};
+  };
+  available("big-c", "10Gi", "node-c");
+  available("small-b", "2Gi", "node-b");
+  available("tiny-a", "500Mi", "node-a");  // too small
+  available("taken-a", "5Gi", "node-a");
+  s.volumes["taken-a"]["spec"]["claimRef"] = {{"namespace", "default"}, {"name", "other"}};
+  available("rwx-a", "5Gi", "node-a");
+  s.volumes["rwx-a"]["spec"]["accessModes"] = {"ReadWriteMany"};
+
+  auto lookup = s.lookup();
+  lookup.volumes = [&] {
+    std::vector<json> out;
+    for (const auto& [k, v] : s.volumes) out.push_back(v);
+    return out;
+  };
+  PodInfo p = pod_with_claims({"data"});
+  REQUIRE(volume_prefilter(p, lookup) == "");
+  REQUIRE(p.wffc.size() == 1);
+  std::vector<std::string> names;
+  for (const auto& v : p.wffc[0].candidates) names.push_back(v.name);
+  CHECK(names == std::vector<std::string>{"small-b", "big-c"});  // smallest first
+  CHECK_FALSE(p.wffc[0].provisionable);
+
+  // No provisioner: only the nodes of the fitting PVs.
+  std::vector<NodeInfo> ns = {node("node-a"), node("node-b"), node("node-c")};
+  std::vector<const NodeInfo*> ptrs;
+  for (const auto& n : ns) ptrs.push_back(&n);
+  size_t start = 0;
+  std::mt19937_64 rng(1);
+  Reasons r;
+  CHECK_FALSE(filter_volume_binding(p, ns[0], r));
+  CHECK(r == Reasons{"node(s) didn't find available persistent volumes to bind"});
+  for (int i = 0; i < 6; ++i) {
+    std::string n = find_node(p, ptrs, 0, start, rng).node;
+    CHECK((n == "node-b" || n == "node-c"));
+  }
+  // A class that provisions: any node.
+  s.classes["local"]["provisioner"] = "skiff.io/local-path";
+  REQUIRE(volume_prefilter(p, lookup) == "");
+  r.clear();
+  CHECK(filter_volume_binding(p, ns[0], r));
+  // Nothing fits and nothing provisions: the message names it on every node.
+  s.classes["local"]["provisioner"] = "kubernetes.io/no-provisioner";
+  s.volumes.clear();
+  REQUIRE(volume_prefilter(p, lookup) == "");
+  CHECK(find_node(p, ptrs, 0, start, rng).message ==
+        "0/3 nodes are available: 3 node(s) didn't find available persistent volumes to bind.");
+}

@@ -11,7 +11,9 @@ would create (claimRef to the PVC) makes PVC and PV Bound with Kubernetes' annot
 `skiffctl get pv,pvc` and `get sc` print kubectl's columns; deleting the pod then the PVC
 leaves the PV Released with its claimRef; a missing PVC and an unbound Immediate PVC make a pod
 unschedulable with kube-scheduler's messages; pods using a PVC bound to a PV with nodeAffinity
-for node-b all land on node-b. Loopback only; no root needed."""
+for node-b all land on node-b; a WaitForFirstConsumer claim of a class without a provisioner
+sends its pod to the node of the one Available PV that fits, which gets bound to it; both
+daemons exit 0 on SIGTERM. Loopback only; no root needed."""
 import os
 import re
 import shutil
@@ -290,6 +292,38 @@ def main():
     for i in range(4):
         t.eq("b-%d on node-b" % i, wait_for("b-%d bound" % i, lambda: node_of("b-%d" % i),
                                             timeout=30), "node-b")
+    # -- WaitForFirstConsumer without a provisioner: the scheduler picks the static PV's node
+    # and binds the PV to the claim (claimRef); the PV controller completes the bind
+    r = api.post(SCS, {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                       "metadata": {"name": "local-disk"},
+                       "provisioner": "kubernetes.io/no-provisioner",
+                       "volumeBindingMode": "WaitForFirstConsumer"})
+    t.check("create StorageClass local-disk", r.status == 201, r)
+    for name, size, on in (("disk-a", "5Gi", "node-a"), ("disk-tiny-b", "100Mi", "node-b")):
+        r = api.post(PVS, {"apiVersion": "v1", "kind": "PersistentVolume",
+                           "metadata": {"name": name},
+                           "spec": {"capacity": {"storage": size},
+                                    "accessModes": ["ReadWriteOnce"],
+                                    "storageClassName": "local-disk",
+                                    "local": {"path": "/mnt/disks/" + name},
+                                    "nodeAffinity": hostname_affinity(on)}})
+        t.check("create " + name, r.status == 201, r)
+    wait_for("disk-a Available", lambda: phase(get(PVS + "/disk-a")) == "Available")
+    create_pvc("local-data", cls="local-disk")
+    create_pod("local-user", "local-data")
+    t.eq("local-user on the node of the only fitting PV",
+         wait_for("local-user bound", lambda: node_of("local-user"), timeout=30), "node-a")
+    pvc = wait_for("local-data Bound", lambda: (lambda o: o if phase(o) == "Bound" else None)(
+        get(PVCS + "/local-data")), timeout=30)
+    t.eq("local-data bound to disk-a", ((pvc or {}).get("spec") or {}).get("volumeName"),
+         "disk-a")
+    t.eq("no selected-node when a static PV was chosen",
+         ann(pvc, "volume.kubernetes.io/selected-node"), None)
+    pv = get(PVS + "/disk-a")
+    t.eq("disk-a bound-by-controller (the scheduler set its claimRef)",
+         ann(pv, "pv.kubernetes.io/bound-by-controller"), "yes")
+    t.eq("disk-a Bound", phase(pv), "Bound")
+
     if t.failed:
         cm.dump_log()
         sched.dump_log()
