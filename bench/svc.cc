@@ -404,8 +404,13 @@ Figures bench_skiff(const std::vector<Step>& steps, bool full_resync, SkiffExtra
     ~Flush() { run_timed({"nft", "flush", "ruleset"}, "/dev/null", 600); }
   } flush;
   for (const Step& s : steps) {
+    // The keys the step changed, as the agent passes them from update_service (an incremental
+    // sync then costs O(changed), not a walk over every port); none for cold and no-op.
+    std::vector<std::string> keys;
+    if (!s.added.empty()) keys.push_back(s.added);
+    if (!s.changed.empty()) keys.push_back(s.changed);
     auto t0 = Clock::now();
-    auto r = p->sync(s.map);
+    auto r = s.kind == "cold" ? p->sync(s.map) : p->sync(s.map, &keys);
     double dt = ms_since(t0);
     if (!r.is_ok()) {
       std::fprintf(stderr, "bench_svc: skiff %s sync: %s\n", s.kind.c_str(),

@@ -328,6 +328,9 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
   std::vector<services::Skipped> skipped;
   conntrack::CleanupSpec first_endpoints;
   size_t changed = 0;
+  // The ServiceMap keys an incremental sync touched: the Proxier then looks at those only
+  // (O(changed); the walk over 10,000 ports alone was ~9 ms on a loaded machine).
+  std::vector<std::string> changed_keys;
   if (full) {
     map_ = services::build_service_map(services_->list(), endpoints_->list(), mo, &skipped);
     // After a restart nothing was applied by us yet, but the kernel has the rules (and the
@@ -345,7 +348,7 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
       auto ep = endpoints_->get(key);
       services::ServiceMap before = subset(map_, key);
       if (services::update_service(&map_, ns, name, svc ? &*svc : nullptr, ep ? &*ep : nullptr, mo,
-                                   &skipped)) {
+                                   &skipped, &changed_keys)) {
         ++changed;
         merge_cleanup(&first_endpoints, conntrack_cleanup_spec(before, subset(map_, key), {}));
       }
@@ -364,7 +367,7 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
   for (const auto& sk : skipped)
     if (!full) spdlog::info("services: skipping {}: {}", sk.object, sk.reason);
 
-  auto r = proxier_->sync(map_);
+  auto r = proxier_->sync(map_, full ? nullptr : &changed_keys);
   auto t1 = steady::now();
   auto t1_wall = wall::now();
   double secs = seconds(t1 - t0);

@@ -870,6 +870,10 @@ struct Next {
   std::unordered_map<Ipv4, uint32_t> hairpin;
   std::map<CountSet, uint32_t> counts;
   std::set<std::string> picks;
+  // Incremental: what this batch removes (put back if the commit fails, so the full sync
+  // that follows deletes them).
+  std::vector<CountSet> removed_counts;
+  std::vector<std::string> removed_picks;
 };
 
 void full_batch(const ServiceMap& desired, const PortChanges& changes, const Renderer& renderer,
@@ -945,12 +949,21 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
     full_batch(desired, changes, renderer, state_->cluster, state_->counts, state_->picks, bb,
                batch, res, next);
   } else {
-    next.owner = state_->owner;
-    next.hairpin = state_->hairpin;
-    next.counts = state_->counts;
-    next.picks = state_->picks;
+    // Updated in place (swapped, not copied: a copy is O(Services)). A failed commit leaves
+    // them ahead of the kernel, which is harmless: the next sync is a full one, which rebuilds
+    // them, and its stale deletions are safe for names that do not exist.
+    next.owner.swap(state_->owner);
+    next.hairpin.swap(state_->hairpin);
+    next.counts.swap(state_->counts);
+    next.picks.swap(state_->picks);
     incremental_batch(changes, bb, batch, res, next);
   }
+  auto keep = [&] {
+    state_->owner = std::move(next.owner);
+    state_->hairpin = std::move(next.hairpin);
+    state_->counts = std::move(next.counts);
+    state_->picks = std::move(next.picks);
+  };
   // Stale chains: flushed first (so no stale chain still jumps to another), then deleted.
   for (const std::string& c : bb.stale_chains) batch.flush_chain(c);
   for (const std::string& c : bb.stale_chains) batch.delete_chain(c);
@@ -965,15 +978,17 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
     res.commit_time = Clock::now() - t1;
     if (!st.is_ok()) {
       // The kernel kept the previous ruleset; the next sync rebuilds everything.
+      if (!res.full) {
+        for (CountSet c : next.removed_counts) next.counts.emplace(c, 0);
+        for (const std::string& p : next.removed_picks) next.picks.insert(p);
+        keep();
+      }
       full_due_ = true;
       return st.with_context("sync service rules (" + std::to_string(res.batch_ops) +
                              " operations)");
     }
   }
-  state_->owner = std::move(next.owner);
-  state_->hairpin = std::move(next.hairpin);
-  state_->counts = std::move(next.counts);
-  state_->picks = std::move(next.picks);
+  keep();
   if (res.full) {
     applied_ = desired;
     full_due_ = false;
@@ -1206,6 +1221,7 @@ void incremental_batch(const PortChanges& changes, BatchBuilder& bb, Batch& batc
     if (counts.count(c)) continue;
     refill.insert(dispatch_chain(c.kind));
     bb.stale_sets.push_back(count_set_name(c));
+    next.removed_counts.push_back(c);
   }
   for (const char* chain : refill) {
     batch.flush_chain(chain);
@@ -1219,6 +1235,7 @@ void incremental_batch(const PortChanges& changes, BatchBuilder& bb, Batch& batc
       continue;
     }
     bb.stale_chains.push_back(*it);
+    next.removed_picks.push_back(*it);
     it = picks.erase(it);
   }
   for (const auto& [ip, d] : hairpin_delta) {
