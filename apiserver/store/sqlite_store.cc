@@ -3,8 +3,9 @@
 // Every write appends one row to `log` (revision = rowid). The live value of a key is its
 // highest-revision row unless that row is a tombstone (deleted = 1, value = the deleted value).
 // One write connection; whichever caller finds it free commits whatever writes are queued in one
-// transaction on its own thread (group commit: one WAL fsync for the whole batch). Readers use a pool of their own
-// connections; WAL gives each statement a consistent snapshot without blocking the writer.
+// transaction on its own thread (group commit: one WAL fsync for the whole batch). Readers use a
+// pool of their own connections; WAL gives each statement a consistent snapshot without blocking
+// the writer.
 //
 // Compaction to C first records C in `meta` (from then on reads at or below C answer Gone), then
 // deletes, in chunks of revisions between writer batches, the rows no read above C can see: the
@@ -37,13 +38,15 @@ using Clock = std::chrono::steady_clock;
 constexpr int kBusyTimeoutMs = 10000;
 constexpr int64_t kCompactChunk = 5000;  // revisions per compaction transaction
 constexpr size_t kMaxBatch = 4096;
-// What the WAL is pre-sized to: a little over two auto-checkpoint cycles (1000 pages each).
+// What the WAL is pre-sized to: a little over two checkpoint cycles (kCheckpointFrames each).
 constexpr int64_t kWalPreallocBytes = 8 << 20;
+// WAL frames after which the checkpoint thread copies the WAL into the database (SQLite's
+// auto-checkpoint default).
+constexpr int kCheckpointFrames = 1000;
 
 // The store whose writer thread this is: its watch callbacks must not queue writes and wait for
 // the very thread that runs them.
 thread_local const void* tl_writer_of = nullptr;
-
 
 Status sql_status(sqlite3* db, int rc, std::string_view what) {
   std::string m(what);
@@ -268,6 +271,15 @@ class SqliteStore final : public Store {
         "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"));
     // Best effort: a store whose WAL could not be pre-sized works, only with slower commits.
     (void)preallocate_wal(writer_.db(), kWalPreallocBytes);
+    // Checkpoints run on a connection and thread of their own. SQLite's auto-checkpoint would
+    // run them inside the COMMIT of whichever write crosses the threshold: copying ~1000 pages
+    // into the database and fsyncing it while holding the write connection, so every queued
+    // writer waits for it, longest when the disk is busy. A PASSIVE checkpoint on another
+    // connection runs beside the writers (WAL: the checkpointer never blocks a writer) and
+    // syncs the database before SQLite may reuse the WAL (synchronous=FULL on that connection).
+    SKIFF_RETURN_IF_ERROR(checkpointer_.open(opts_.path, false));
+    SKIFF_RETURN_IF_ERROR(checkpointer_.exec("PRAGMA synchronous=FULL"));
+    sqlite3_wal_hook(writer_.db(), &SqliteStore::on_wal_commit, this);
     auto meta = [&](const char* name) -> Result<int64_t> {
       std::string sql = std::string("SELECT value FROM meta WHERE name = '") + name + "'";
       return scalar(sql.c_str());
@@ -286,6 +298,7 @@ class SqliteStore final : public Store {
     dispatch_ = std::make_unique<Dispatcher>(current);
     next_auto_compact_ = Clock::now() + std::chrono::milliseconds(opts_.compact_interval_ms);
     writer_thread_ = std::thread([this] { run_writer(); });
+    checkpoint_thread_ = std::thread([this] { run_checkpointer(); });
     opened_ = true;
     return Status::ok();
   }
@@ -434,6 +447,12 @@ class SqliteStore final : public Store {
     q_cv_.notify_all();
     if (writer_thread_.joinable()) writer_thread_.join();
     {
+      std::lock_guard lock(ckpt_mu_);
+      ckpt_stop_ = true;
+    }
+    ckpt_cv_.notify_all();
+    if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+    {
       // Writes queued before stopping_ are still committed by the leader chain.
       std::unique_lock lock(q_mu_);
       q_cv_.wait(lock, [&] { return !busy_ && queue_.empty(); });
@@ -574,9 +593,14 @@ class SqliteStore final : public Store {
     tl_writer_of = this;  // watch callbacks run here and must not write
     const int64_t compacted_before = compacted_.load();
     if (!batch.empty()) commit_batch(batch);
-    tl_writer_of = outer;
-    // The next leader first: its batch has been queueing during our fsync.
+    // The next leader first: its batch has been queueing during our fsync. Delivery runs after
+    // that, off the connection, so a long fan-out (a watch cache with many watchers) delays
+    // only this batch's acknowledgements, not the next commit. The dispatcher keeps events in
+    // revision order across leaders (one deliverer at a time drains everything published).
     release_connection();
+    // Delivering before acknowledging means a watch cache has seen a write once it returns.
+    dispatch_->deliver();
+    tl_writer_of = outer;
     for (Op* op : batch) op->done.release();
     // A compact() in the batch left rows for the compaction thread to delete.
     if (compacted_.load() != compacted_before) q_cv_.notify_all();
@@ -601,6 +625,39 @@ class SqliteStore final : public Store {
       next->done.release();
     } else {
       q_cv_.notify_all();
+    }
+  }
+
+  // SQLite's WAL hook on the write connection, after each commit: `frames` is the WAL's length.
+  static int on_wal_commit(void* self, sqlite3* /*db*/, const char* /*schema*/, int frames) {
+    if (frames >= kCheckpointFrames) static_cast<SqliteStore*>(self)->request_checkpoint();
+    return SQLITE_OK;
+  }
+
+  void request_checkpoint() {
+    {
+      std::lock_guard lock(ckpt_mu_);
+      if (ckpt_wanted_) return;
+      ckpt_wanted_ = true;
+    }
+    ckpt_cv_.notify_one();
+  }
+
+  void run_checkpointer() {
+    for (;;) {
+      {
+        std::unique_lock lock(ckpt_mu_);
+        ckpt_cv_.wait(lock, [&] { return ckpt_wanted_ || ckpt_stop_; });
+        if (ckpt_stop_) return;
+        ckpt_wanted_ = false;
+      }
+      // Best effort: a checkpoint that fails or cannot finish (a reader still needs old frames)
+      // leaves the WAL longer, and the next commit past the threshold asks again. The next
+      // write transaction after a complete checkpoint restarts the WAL from its start.
+      int log_frames = 0;
+      int copied = 0;
+      (void)sqlite3_wal_checkpoint_v2(checkpointer_.db(), "main", SQLITE_CHECKPOINT_PASSIVE,
+                                      &log_frames, &copied);
     }
   }
 
@@ -638,8 +695,9 @@ class SqliteStore final : public Store {
     }
   }
 
-  // Applies `batch` in one transaction; the caller then releases the ops. Each op is checked against the state including the ops
-  // before it in the batch (the transaction sees its own writes).
+  // Applies `batch` in one transaction and publishes its events; the caller then delivers them
+  // and releases the ops. Each op is checked against the state including the ops before it in
+  // the batch (the transaction sees its own writes).
   void commit_batch(const std::vector<Op*>& batch) {
     std::vector<Event> events;
     events.reserve(batch.size());
@@ -668,9 +726,8 @@ class SqliteStore final : public Store {
     }
     current_.store(rev);
     if (new_compacted > 0) compacted_.store(new_compacted);
+    // Published under the connection, so in revision order; lead_batch() delivers.
     for (Event& ev : events) dispatch_->publish(std::move(ev));
-    // Delivering before acknowledging means a watch cache has seen a write once it returns.
-    dispatch_->deliver();
   }
 
   // Checks `op` against the latest row for its key and appends its row. Logical failures go to
@@ -817,6 +874,12 @@ class SqliteStore final : public Store {
   const SqliteOptions opts_;
   Conn writer_;  // used by open(), then by whoever holds the connection (busy_), then by close()
   std::thread writer_thread_;
+  Conn checkpointer_;  // checkpoint thread only (after open())
+  std::thread checkpoint_thread_;
+  std::mutex ckpt_mu_;  // guards the two members below
+  std::condition_variable ckpt_cv_;
+  bool ckpt_wanted_ = false;
+  bool ckpt_stop_ = false;
   std::atomic<int64_t> current_{0};
   std::atomic<int64_t> compacted_{0};
   int64_t compact_done_ = 0;  // compaction thread only
