@@ -960,13 +960,10 @@ Result<json> JobController::write_status(Ctx& c) {
   json target = c.job;
   target["status"] = st;
   auto r = control_->update_status(target);
-  if (!r && r.status().code() == Code::kConflict) {
-    auto fresh = control_->get_job(c.ns, c.name);
-    if (!fresh) return r.status();
-    if (uid_of(*fresh) != c.uid) return Status::not_found("job " + c.key + " was replaced");
-    (*fresh)["status"] = st;
-    r = control_->update_status(*fresh);
-  }
+  // A conflict is not retried on a fresh read with this status: the status accumulates counts,
+  // and someone else's write (another status writer) must not be overwritten. The key is synced
+  // again; what this sync did is safe to redo (uncounted pods whose finalizer is gone are
+  // counted by the next sync).
   if (!r && r.status().code() == Code::kNotFound) return c.job;  // deleted: nothing to report
   if (!r) return r.status();
   c.job = *r;

@@ -116,7 +116,9 @@ class FakeCluster : public Listers, public JobControl {
   }
 
   // Listers
+  std::optional<json> job_cache;  // when set, what the Job informer shows instead of `jobs`
   std::optional<json> job(const std::string& key) override {
+    if (job_cache) return job_cache;
     auto it = jobs.find(key);
     if (it == jobs.end()) return std::nullopt;
     return it->second;
@@ -335,6 +337,27 @@ TEST_CASE("a job cache behind our own status write neither recounts nor over-cre
   REQUIRE(f.ctl->sync("default/pi").is_ok());
   CHECK(f.status()["succeeded"] == 1);
   CHECK(f.cluster.creates == 2);
+}
+
+TEST_CASE("a status written by someone else meanwhile is not overwritten") {
+  Fixture f;
+  f.cluster.add_job(make_job("pi", {{"completions", 2}}));
+  f.converge();
+  f.cluster.set_phase(f.cluster.pods_in("Pending")[0], "Succeeded");
+  f.cluster.settle(*f.ctl);
+  f.cluster.job_cache = f.cluster.stored("pi");  // what the informer shows
+  // Another writer marks the Job meanwhile.
+  f.cluster.stored("pi")["status"]["conditions"] = {{{"type", "Complete"}, {"status", "True"}}};
+  f.cluster.touch(f.cluster.stored("pi"));
+  auto st = f.ctl->sync("default/pi");
+  CHECK(st.code() == Code::kConflict);
+  CHECK(f.status()["conditions"][0]["type"] == "Complete");
+  CHECK_FALSE(f.status()["uncountedTerminatedPods"].contains("succeeded"));
+  // Once the informer catches up, the Job is finished: nothing more is written.
+  f.cluster.job_cache.reset();
+  size_t writes = f.cluster.status_writes.size();
+  REQUIRE(f.ctl->sync("default/pi").is_ok());
+  CHECK(f.cluster.status_writes.size() == writes);
 }
 
 TEST_CASE("failed pods back off 10s, 20s before a replacement; backoffLimit fails the job") {
