@@ -43,6 +43,13 @@ constexpr int64_t kWalPreallocBytes = 8 << 20;
 // WAL frames after which the checkpoint thread copies the WAL into the database (SQLite's
 // auto-checkpoint default).
 constexpr int kCheckpointFrames = 1000;
+// WAL frames after which the committing writer checkpoints inline. Under steady writes the
+// background checkpoint rarely ends with the whole WAL copied (frames keep arriving while it
+// runs), and SQLite restarts the WAL from its start only then; without a bound the WAL would
+// outgrow its pre-sized part and every commit would append again. The inline checkpoint copies
+// only what the background one has not, and keeps the WAL (4120-byte frames) within
+// kWalPreallocBytes.
+constexpr int kInlineCheckpointFrames = 1900;
 
 // The store whose writer thread this is: its watch callbacks must not queue writes and wait for
 // the very thread that runs them.
@@ -629,8 +636,14 @@ class SqliteStore final : public Store {
   }
 
   // SQLite's WAL hook on the write connection, after each commit: `frames` is the WAL's length.
-  static int on_wal_commit(void* self, sqlite3* /*db*/, const char* /*schema*/, int frames) {
-    if (frames >= kCheckpointFrames) static_cast<SqliteStore*>(self)->request_checkpoint();
+  static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames) {
+    if (frames >= kInlineCheckpointFrames) {
+      // Best effort, as SQLite's own auto-checkpoint: BUSY (the background checkpoint is
+      // running) or a failure only leaves the WAL longer; the commit itself is already durable.
+      (void)sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (frames >= kCheckpointFrames) {
+      static_cast<SqliteStore*>(self)->request_checkpoint();
+    }
     return SQLITE_OK;
   }
 
