@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/cronjob.h"
 #include "cli/daemonset.h"
+#include "cli/job.h"
 #include "cli/describe_writer.h"
 #include "cli/printers.h"
 #include "cli/services.h"
@@ -425,6 +426,8 @@ int run_describe(Context& ctx, const std::vector<std::string>& args) {
       describe_statefulset_of(ctx, o, objects[i]);
     } else if (t.kind == "DaemonSet") {
       describe_daemonset_of(ctx, o, objects[i]);
+    } else if (t.kind == "Job") {
+      describe_job(o, objects[i]);
     } else if (t.kind == "CronJob") {
       describe_cronjob(o, objects[i]);
     } else {

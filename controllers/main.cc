@@ -11,6 +11,7 @@
 #include "controllers/deployment/deployment.h"
 #include "controllers/endpoints/endpoints.h"
 #include "controllers/gc/garbage_collector.h"
+#include "controllers/job/job.h"
 #include "controllers/loadbalancer/load_balancer.h"
 #include "controllers/manager.h"
 #include "controllers/namespace/namespace_controller.h"
@@ -134,6 +135,8 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::cronjob::CronJobController>());
   manager.add(std::make_unique<controllers::statefulset::StatefulSetController>());
   manager.add(std::make_unique<controllers::daemonset::DaemonSetController>());
+  manager.add(std::make_unique<controllers::job::JobController>());
+  manager.add(std::make_unique<controllers::job::TtlAfterFinishedController>());
   manager.add(std::move(*lb));
 
   std::unique_ptr<daemon::StatusServer> http;
