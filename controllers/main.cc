@@ -19,6 +19,7 @@
 #include "controllers/nodelifecycle/node_lifecycle.h"
 #include "controllers/replicaset/replicaset.h"
 #include "controllers/statefulset/statefulset.h"
+#include "controllers/volume/volume.h"
 #include "proto/client/leader_election.h"
 
 using namespace skiff;
@@ -137,6 +138,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::daemonset::DaemonSetController>());
   manager.add(std::make_unique<controllers::job::JobController>());
   manager.add(std::make_unique<controllers::job::TtlAfterFinishedController>());
+  manager.add(std::make_unique<controllers::volume::VolumeController>());
   manager.add(std::move(*lb));
 
   std::unique_ptr<daemon::StatusServer> http;
