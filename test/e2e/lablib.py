@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import traceback
 
@@ -375,7 +376,6 @@ class ApiWatch:
     than N at once" checks need. stop() ends it; the lab's `down` would too."""
 
     def __init__(self, lab_dir, resources, max_s=900):
-        import threading
         self.lock = threading.Lock()
         self._events = []
         self.errors = []
