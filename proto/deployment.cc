@@ -25,48 +25,6 @@ void default_deployment(Deployment& d) {
 
 namespace {
 
-// Go's %#v of an intstr.IntOrString, as Kubernetes prints it in these messages.
-std::string go_int_or_string(const IntOrString& v) {
-  return "intstr.IntOrString{Type:" + std::string(v.is_string ? "1" : "0") +
-         ", IntVal:" + std::to_string(v.int_val) + ", StrVal:\"" + v.str_val + "\"}";
-}
-
-// "25%" -> 25; nullopt when `v` is not a percentage string (validation's getPercentValue).
-std::optional<int> percent_value(const IntOrString& v) {
-  if (!v.is_string || v.str_val.size() < 2 || v.str_val.back() != '%') return std::nullopt;
-  int n = 0;
-  for (size_t i = 0; i + 1 < v.str_val.size(); ++i) {
-    char c = v.str_val[i];
-    if (!std::isdigit(static_cast<unsigned char>(c)) || n > 100000) return std::nullopt;
-    n = n * 10 + (c - '0');
-  }
-  return n;
-}
-
-// getIntOrPercentValue: a percentage's number, an int's value, and (Go's IntValue of a
-// non-numeric string) 0 otherwise.
-int int_or_percent_value(const IntOrString& v) {
-  if (auto p = percent_value(v)) return *p;
-  if (!v.is_string) return v.int_val;
-  try {
-    return std::stoi(v.str_val);
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-
-void validate_positive_int_or_percent(const IntOrString& v, const Path& p, FieldErrors& errs) {
-  if (v.is_string) {
-    if (!percent_value(v))
-      errs.push_back({ErrorType::kInvalid, p.str(),
-                      "a valid percent string must be a numeric string followed by an ending "
-                      "'%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
-                      go_int_or_string(v)});
-  } else {
-    non_negative(errs, p, v.int_val);
-  }
-}
-
 void validate_strategy(const DeploymentStrategy& st, const Path& p, FieldErrors& errs) {
   if (st.type == "Recreate") {
     if (st.rolling_update)

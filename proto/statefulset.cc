@@ -46,24 +46,6 @@ void default_statefulset(StatefulSet& o) {
 
 namespace {
 
-// Go's %#v of an intstr.IntOrString, as Kubernetes prints it in these messages.
-std::string go_int_or_string(const IntOrString& v) {
-  return "intstr.IntOrString{Type:" + std::string(v.is_string ? "1" : "0") +
-         ", IntVal:" + std::to_string(v.int_val) + ", StrVal:\"" + v.str_val + "\"}";
-}
-
-// "25%" -> 25; nullopt when `v` is not a percentage string.
-std::optional<int> percent_value(const IntOrString& v) {
-  if (!v.is_string || v.str_val.size() < 2 || v.str_val.back() != '%') return std::nullopt;
-  int n = 0;
-  for (size_t i = 0; i + 1 < v.str_val.size(); ++i) {
-    char c = v.str_val[i];
-    if (!std::isdigit(static_cast<unsigned char>(c)) || n > 100000) return std::nullopt;
-    n = n * 10 + (c - '0');
-  }
-  return n;
-}
-
 // validateRollingUpdateStatefulSet.
 void validate_rolling_update(const RollingUpdateStatefulSetStrategy& ru, const Path& p,
                              FieldErrors& errs) {

@@ -1,5 +1,8 @@
 #include "proto/workload_util.h"
 
+#include <cctype>
+#include <string>
+
 #include "proto/kind_util.h"
 #include "proto/selector.h"
 
@@ -121,6 +124,52 @@ void validate_status_at_most(const Path& status, const char* field, int32_t v, i
                              const char* why, FieldErrors& errs) {
   if (v > limit)
     errs.push_back({ErrorType::kInvalid, status.field(field).str(), why, std::to_string(v)});
+}
+
+std::string go_int_or_string(const IntOrString& v) {
+  return "intstr.IntOrString{Type:" + std::string(v.is_string ? "1" : "0") +
+         ", IntVal:" + std::to_string(v.int_val) + ", StrVal:\"" + v.str_val + "\"}";
+}
+
+// "25%" -> 25; nullopt when `v` is not a percentage string (validation's getPercentValue).
+std::optional<int> percent_value(const IntOrString& v) {
+  if (!v.is_string || v.str_val.size() < 2 || v.str_val.back() != '%') return std::nullopt;
+  int n = 0;
+  for (size_t i = 0; i + 1 < v.str_val.size(); ++i) {
+    char c = v.str_val[i];
+    if (!std::isdigit(static_cast<unsigned char>(c)) || n > 100000) return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+// getIntOrPercentValue: a percentage's number, an int's value, 0 for anything else.
+int int_or_percent_value(const IntOrString& v) {
+  if (auto p = percent_value(v)) return *p;
+  if (!v.is_string) return v.int_val;
+  try {
+    return std::stoi(v.str_val);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+void validate_positive_int_or_percent(const IntOrString& v, const Path& p, FieldErrors& errs) {
+  if (v.is_string) {
+    if (!percent_value(v))
+      errs.push_back({ErrorType::kInvalid, p.str(),
+                      "a valid percent string must be a numeric string followed by an ending "
+                      "'%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                      go_int_or_string(v)});
+  } else {
+    non_negative(errs, p, v.int_val);
+  }
+}
+
+void not_more_than_100_percent(const IntOrString& v, const Path& p, FieldErrors& errs) {
+  if (auto pct = percent_value(v); pct && *pct > 100)
+    errs.push_back(
+        {ErrorType::kInvalid, p.str(), "must not be greater than 100%", go_int_or_string(v)});
 }
 
 }  // namespace skiff::proto

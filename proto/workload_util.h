@@ -8,6 +8,7 @@
 #include <string>
 
 #include "proto/codec.h"
+#include "proto/intstr.h"
 #include "proto/meta.h"
 #include "proto/pod_template.h"
 
@@ -36,6 +37,18 @@ void validate_selector_immutable(const std::optional<LabelSelectorSpec>& now,
 // `limit`; `why` is Kubernetes' message ("cannot be greater than status.replicas").
 void validate_status_at_most(const Path& status, const char* field, int32_t v, int32_t limit,
                              const char* why, FieldErrors& errs);
+// Go's %#v of an intstr.IntOrString, as Kubernetes prints it in these messages.
+std::string go_int_or_string(const IntOrString& v);
+// "25%" -> 25; nullopt when `v` is not a percentage string (validation's getPercentValue).
+std::optional<int> percent_value(const IntOrString& v);
+// getIntOrPercentValue: a percentage's number, an int's value, and (Go's IntValue of a
+// non-numeric string) 0 otherwise.
+int int_or_percent_value(const IntOrString& v);
+// ValidatePositiveIntOrPercent: a non-negative int or a "[0-9]+%" string.
+void validate_positive_int_or_percent(const IntOrString& v, const Path& p, FieldErrors& errs);
+// IsNotMoreThan100Percent: "must not be greater than 100%" for a percentage above 100.
+void not_more_than_100_percent(const IntOrString& v, const Path& p, FieldErrors& errs);
+
 // The Containers and Images cells of kubectl's wide workload rows ("a,b", "nginx,busybox").
 std::string container_names(const PodTemplateSpec& t);
 std::string container_images(const PodTemplateSpec& t);
