@@ -10,7 +10,8 @@
 # the same Deployment spread over the nodes, pods reaching each other across nodes over VXLAN,
 # and a Service in front of it reached by ClusterIP (from a node), NodePort (from the lab's
 # `outside` namespace on every node's address), by name from a pod (cluster DNS) and by its
-# LoadBalancer address from outside.
+# LoadBalancer address from outside; a StatefulSet whose pods keep their files on local-path
+# volumes across deletion and answer by name, a DaemonSet on every node, and an Indexed Job.
 #
 # Usage: deploy/demo.sh [--keep]    (--keep leaves both clusters running; deploy/demo.sh --down
 #                                    removes them)
@@ -317,6 +318,32 @@ YAML
     echo "(this build of skiff-controller-manager has no --lb-pool yet: LoadBalancer skipped)"
   fi
 fi
+
+step "a StatefulSet with a volume per pod, a DaemonSet on every node, an Indexed Job"
+ls_() { bash "$src/deploy/lab.sh" exec node1 kubectl -n stateful "$@"; }
+bash "$src/deploy/lab.sh" exec node1 kubectl apply -f - <"$src/deploy/examples/stateful.yaml"
+labx node1 kubectl -n stateful rollout status statefulset/web --timeout 180s || exit 1
+labx node1 kubectl -n stateful get statefulset,pods,pvc -o wide
+labx node1 kubectl get pv
+node=$(ls_ get pod web-1 -o jsonpath='{.spec.nodeName}')
+echo "-- web-1 runs on $node; its log on its volume:"
+labx node1 kubectl -n stateful exec web-1 -- cat /data/log
+uid=$(ls_ get pod web-1 -o jsonpath='{.metadata.uid}')
+labx node1 kubectl -n stateful delete pod web-1
+until_ok "a new web-1" 120 sh -c "bash '$src/deploy/lab.sh' exec node1 kubectl -n stateful \
+  get pod web-1 -o jsonpath='{.metadata.uid} {.status.containerStatuses[0].ready}' |
+  grep -v '^$uid' | grep -q ' true$'" >/dev/null || exit 1
+echo "-- the new web-1 (on $(ls_ get pod web-1 -o jsonpath='{.spec.nodeName}')) finds the old log:"
+labx node1 kubectl -n stateful exec web-1 -- cat /data/log
+echo "-- web-0.web resolves to web-0's address, from web-2:"
+labx node1 kubectl -n stateful get pod web-0 -o jsonpath='{.status.podIP}{"\n"}'
+until_ok "web-0.web by name" 20 bash "$src/deploy/lab.sh" exec node1 kubectl -n stateful exec \
+  web-2 -- nslookup -type=a web-0.web.stateful.svc.cluster.local || exit 1
+labx node1 kubectl -n stateful rollout status daemonset/agent --timeout 120s || exit 1
+labx node1 kubectl -n stateful get pods -l app=agent -o wide
+labx node1 kubectl -n stateful wait --for=condition=complete job/count --timeout 120s || exit 1
+labx node1 kubectl -n stateful get job count
+labx node1 kubectl -n stateful logs job/count
 
 if [ "$mode" = keep ]; then
   ctl apply -f "$src/deploy/examples/demo.yaml" >/dev/null
