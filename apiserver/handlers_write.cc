@@ -154,13 +154,13 @@ std::optional<ApiError> check_json_body(const Request& req) {
   return errors::unsupported_media_type(req.header("content-type"), "application/json");
 }
 
-// A protobuf body of a kind we can decode (kubectl's typed `create service`) converted to JSON
+// A protobuf body of a kind we can decode (kubectl's typed `create deployment|service|...`) as JSON
 // text; nullopt for a JSON body, which decode_body then reads in place (every create and update
 // passes here: no copy of it); anything else 415.
 static ApiResult<std::optional<std::string>> converted_body(const Request& req,
                                                             const proto::ResourceType& rt) {
-  if (media_type(req.header("content-type")) == kProtobufMediaType && rt.group.empty() &&
-      protobuf_decodable(rt.kind)) {
+  if (media_type(req.header("content-type")) == kProtobufMediaType &&
+      protobuf_decodable(rt.api_version(), rt.kind)) {
     auto j = decode_protobuf_object(req.body);
     if (!j.ok()) return j.error();
     return std::optional<std::string>(j.value().dump());

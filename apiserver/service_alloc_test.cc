@@ -576,7 +576,7 @@ TEST_CASE("protobuf Service bodies decode to JSON") {
   CHECK(!decode_protobuf_object("k8s").ok());
   CHECK(decode_protobuf_object(body.substr(0, body.size() - 9)).error().code == 400);
   std::string cm = std::string("k8s\0", 4) +
-                   pb_bytes(1, pb_bytes(1, "v1") + pb_bytes(2, "ConfigMap")) + pb_bytes(2, "");
+                   pb_bytes(1, pb_bytes(1, "v1") + pb_bytes(2, "Binding")) + pb_bytes(2, "");
   CHECK(decode_protobuf_object(cm).error().code == 415);
 
   // Through the API: a protobuf POST creates the Service.

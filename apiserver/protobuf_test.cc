@@ -1,0 +1,204 @@
+// Protobuf request bodies, encoded by hand the way go-to-protobuf writes them (every non-pointer
+// field present, zero or not), decoded into the JSON kubectl would have sent.
+#include "apiserver/protobuf.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+namespace skiff::apiserver {
+namespace {
+
+std::string varint(uint64_t v) {
+  std::string s;
+  while (v >= 0x80) {
+    s += char(uint8_t(v) | 0x80);
+    v >>= 7;
+  }
+  s += char(v);
+  return s;
+}
+// Length-delimited field (strings, bytes, messages, map entries).
+std::string ld(int field, const std::string& b) {
+  return varint(uint64_t(field) << 3 | 2) + varint(b.size()) + b;
+}
+std::string num(int field, uint64_t v) { return varint(uint64_t(field) << 3) + varint(v); }
+std::string entry(int field, const std::string& k, const std::string& v) {
+  return ld(field, ld(1, k) + ld(2, v));
+}
+std::string envelope(const std::string& api_version, const std::string& kind,
+                     const std::string& raw) {
+  return std::string("k8s\0", 4) + ld(1, ld(1, api_version) + ld(2, kind)) + ld(2, raw) +
+         ld(3, "") + ld(4, "");
+}
+json decode(const std::string& body) {
+  auto j = decode_protobuf_object(body);
+  if (!j.ok()) FAIL(j.error().message);
+  return j.value();
+}
+// ObjectMeta as client-go writes it: empty strings and a zero creationTimestamp included.
+std::string meta(const std::string& name, const std::string& labels = "") {
+  return ld(1, name) + ld(2, "") + ld(3, "") + ld(4, "") + ld(5, "") + ld(6, "") + num(7, 0) +
+         ld(8, num(1, 0) + num(2, 0)) + labels;
+}
+std::string container(const std::string& name, const std::string& image,
+                      const std::string& extra = "") {
+  return ld(1, name) + ld(2, image) + ld(5, "") + ld(8, "") + ld(13, "") + ld(14, "") + num(16, 0) +
+         num(17, 0) + num(18, 0) + ld(20, "") + extra;
+}
+std::string pod_spec(const std::string& containers, const std::string& extra = "") {
+  return containers + ld(3, "") + ld(6, "") + ld(8, "") + ld(9, "") + ld(10, "") + num(11, 0) +
+         num(12, 0) + num(13, 0) + ld(16, "") + ld(17, "") + ld(19, "") + ld(24, "") + extra;
+}
+
+TEST_CASE("protobuf: kubectl create deployment") {
+  std::string labels = entry(11, "app", "web");
+  std::string port = ld(1, "") + num(2, 0) + num(3, 8080) + ld(4, "TCP") + ld(5, "");
+  std::string tmpl = ld(1, meta("", labels)) +
+                     ld(2, pod_spec(ld(2, container("busybox", "busybox:1.35", ld(6, port)))));
+  std::string spec = num(1, 2) + ld(2, entry(1, "app", "web")) + ld(3, tmpl) + ld(4, ld(1, "")) +
+                     num(5, 0) + num(7, 0);
+  json got =
+      decode(envelope("apps/v1", "Deployment",
+                      ld(1, meta("web", labels)) + ld(2, spec) + ld(3, num(1, 0) + num(2, 0))));
+  CHECK(got == json::parse(R"({"apiVersion":"apps/v1","kind":"Deployment",
+    "metadata":{"name":"web","labels":{"app":"web"}},
+    "spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},"strategy":{},
+      "template":{"metadata":{"labels":{"app":"web"}},
+        "spec":{"containers":[{"name":"busybox","image":"busybox:1.35","resources":{},
+          "ports":[{"containerPort":8080,"protocol":"TCP"}]}]}}}})"));
+  CHECK(protobuf_decodable("apps/v1", "Deployment"));
+  CHECK(!protobuf_decodable("v1", "Deployment"));
+  CHECK(!protobuf_decodable("apps/v1", "StatefulSet"));
+}
+
+TEST_CASE("protobuf: pointer fields keep explicit zeros, plain fields drop them") {
+  // replicas: 0 (*int32) stays; minReadySeconds 0 and paused false (plain) go.
+  json got = decode(envelope(
+      "apps/v1", "Deployment",
+      ld(1, meta("z")) + ld(2, num(1, 0) + num(5, 0) + num(7, 0) + num(6, 0) + num(9, 600))));
+  CHECK(got["spec"] ==
+        json::parse(R"({"replicas":0,"revisionHistoryLimit":0,"progressDeadlineSeconds":600})"));
+  // maxSurge as a percentage, maxUnavailable as an integer (IntOrString).
+  std::string ru = ld(1, num(1, 0) + num(2, 1) + ld(3, "")) + ld(2, num(1, 1) + ld(3, "25%"));
+  got = decode(envelope("apps/v1", "Deployment",
+                        ld(1, meta("s")) + ld(2, ld(4, ld(1, "RollingUpdate") + ld(2, ru)))));
+  CHECK(got["spec"]["strategy"] == json::parse(
+                                       R"({"type":"RollingUpdate",
+        "rollingUpdate":{"maxUnavailable":1,"maxSurge":"25%"}})"));
+}
+
+TEST_CASE("protobuf: job and cronjob") {
+  std::string c = container("x", "busybox", ld(3, "date") + ld(3, "-u"));
+  std::string tmpl = ld(1, meta("")) + ld(2, pod_spec(ld(2, c), "") + ld(3, "Never"));
+  json job = decode(envelope("batch/v1", "Job", ld(1, meta("x")) + ld(2, ld(6, tmpl))));
+  CHECK(job == json::parse(R"({"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"x"},
+    "spec":{"template":{"metadata":{},"spec":{"restartPolicy":"Never","containers":[
+      {"name":"x","image":"busybox","command":["date","-u"],"resources":{}}]}}}})"));
+
+  std::string jt = ld(1, meta("cj")) + ld(2, ld(6, tmpl));
+  json cj = decode(envelope(
+      "batch/v1", "CronJob",
+      ld(1, meta("cj")) + ld(2, ld(1, "*/5 * * * *") + ld(3, "") + ld(5, jt) + num(4, 0))));
+  CHECK(cj["spec"]["schedule"] == "*/5 * * * *");
+  CHECK(cj["spec"]["suspend"] == false);  // *bool: an explicit false stays
+  CHECK(!cj["spec"].contains("concurrencyPolicy"));
+  CHECK(cj["spec"]["jobTemplate"]["metadata"]["name"] == "cj");
+  CHECK(cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] ==
+        json::parse(R"(["date","-u"])"));
+}
+
+TEST_CASE("protobuf: configmap and secret data") {
+  json cm = decode(envelope("v1", "ConfigMap",
+                            ld(1, meta("cfg")) + entry(2, "a", "1") + entry(2, "b", "") +
+                                entry(3, "bin", std::string("\0\xff", 2))));
+  CHECK(cm == json::parse(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cfg"},
+    "data":{"a":"1","b":""},"binaryData":{"bin":"AP8="}})"));
+  json sec = decode(envelope("v1", "Secret",
+                             ld(1, meta("s")) + entry(2, "password", "hunter2") + ld(3, "Opaque")));
+  CHECK(sec == json::parse(R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},
+    "data":{"password":"aHVudGVyMg=="},"type":"Opaque"})"));
+}
+
+TEST_CASE("protobuf: embedded structs are inlined (selectors, volumes, probes)") {
+  std::string env =
+      ld(1, "MODE") + ld(2, "") + ld(3, ld(3, ld(1, ld(1, "cfg")) + ld(2, "mode") + num(3, 1)));
+  std::string probe = ld(1, ld(2, ld(1, "/healthz") + ld(2, num(1, 1) + ld(3, "http")) + ld(3, "") +
+                                      ld(4, "HTTP"))) +
+                      num(2, 5) + num(3, 1) + num(4, 10) + num(5, 1) + num(6, 3);
+  std::string res =
+      ld(1, ld(1, "cpu") + ld(2, ld(1, "500m"))) + ld(2, ld(1, "memory") + ld(2, ld(1, "64Mi")));
+  std::string mount = ld(1, "conf") + num(2, 1) + ld(3, "/etc/conf") + ld(4, "") + ld(6, "");
+  std::string c = container("app", "img", ld(7, env) + ld(11, probe) + ld(9, mount)) + ld(8, res);
+  std::string vol = ld(1, "conf") + ld(2, ld(19, ld(1, ld(1, "cfg")) + num(3, 0644)));
+  std::string sc = num(4, 1000) + num(4, 2000) + num(5, 1000) +  // unpacked repeated
+                   ld(4, varint(3000) + varint(4000));           // packed
+  json sa = decode(envelope("v1", "ServiceAccount", ld(1, meta("sa")) + num(4, 0)));
+  CHECK(sa == json::parse(R"({"apiVersion":"v1","kind":"ServiceAccount",
+    "metadata":{"name":"sa"},"automountServiceAccountToken":false})"));
+
+  std::string tmpl = ld(1, meta("")) + ld(2, pod_spec(ld(2, c), ld(1, vol) + ld(14, sc)));
+  json d = decode(envelope("apps/v1", "Deployment", ld(1, meta("d")) + ld(2, ld(3, tmpl))));
+  json spec = d["spec"]["template"]["spec"];
+  CHECK(spec["volumes"] ==
+        json::parse(R"([{"name":"conf","configMap":{"name":"cfg","defaultMode":420}}])"));
+  CHECK(spec["securityContext"] ==
+        json::parse(R"({"supplementalGroups":[1000,2000,3000,4000],"fsGroup":1000})"));
+  json ctr = spec["containers"][0];
+  CHECK(ctr["env"] == json::parse(R"([{"name":"MODE",
+    "valueFrom":{"configMapKeyRef":{"name":"cfg","key":"mode","optional":true}}}])"));
+  CHECK(ctr["readinessProbe"] == json::parse(R"({"httpGet":{"path":"/healthz","port":"http",
+    "scheme":"HTTP"},"initialDelaySeconds":5,"timeoutSeconds":1,"periodSeconds":10,
+    "successThreshold":1,"failureThreshold":3})"));
+  CHECK(ctr["resources"] ==
+        json::parse(R"({"limits":{"cpu":"500m"},"requests":{"memory":"64Mi"}})"));
+  CHECK(ctr["volumeMounts"] ==
+        json::parse(R"([{"name":"conf","readOnly":true,"mountPath":"/etc/conf"}])"));
+}
+
+TEST_CASE("protobuf: unknown fields are skipped") {
+  // Field 99 (varint), 98 (bytes), 97 (fixed64), 96 (fixed32) in metadata and spec: a newer
+  // client's fields.
+  std::string unknown = num(99, 7) + ld(98, "new") + varint(97 << 3 | 1) + std::string(8, 'x') +
+                        varint(96 << 3 | 5) + std::string(4, 'y');
+  json got = decode(
+      envelope("v1", "ConfigMap", ld(1, meta("u") + unknown) + unknown + entry(2, "k", "v")));
+  CHECK(got == json::parse(R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"u"},
+    "data":{"k":"v"}})"));
+}
+
+TEST_CASE("protobuf: malformed bodies are 400 naming the field") {
+  auto err = [](const std::string& body) {
+    auto r = decode_protobuf_object(body);
+    REQUIRE(!r.ok());
+    CHECK(r.error().code == 400);
+    return r.error().message;
+  };
+  // spec.replicas sent as a string.
+  std::string m = err(envelope("apps/v1", "Deployment", ld(1, meta("x")) + ld(2, ld(1, "2"))));
+  CHECK(m.find("spec: field replicas (1) has wire type 2, expected 0") != std::string::npos);
+  // A container whose image length runs past its message.
+  std::string bad_ctr = ld(1, "c") + varint(2 << 3 | 2) + varint(50) + "busybox";
+  std::string tmpl = ld(2, ld(2, bad_ctr));
+  m = err(envelope("apps/v1", "Deployment", ld(1, meta("x")) + ld(2, ld(3, tmpl))));
+  CHECK(m.find("spec.template.spec.containers[0]: length 50 runs past the end") !=
+        std::string::npos);
+  // A varint cut off at the end of the body.
+  m = err(envelope("batch/v1", "Job", ld(1, meta("x"))) + "\x08\xff");
+  CHECK(m.find("truncated varint") != std::string::npos);
+  // Group wire types (3/4) are not used by Kubernetes.
+  m = err(envelope("v1", "Secret", ld(1, meta("x")) + varint(50 << 3 | 3)));
+  CHECK(m.find("unsupported wire type 3") != std::string::npos);
+  CHECK(err("k8s").find("magic") != std::string::npos);
+  CHECK(err(std::string("k8s\0", 4) + ld(1, ld(1, "v1") + ld(2, "Secret"))).find("no object") !=
+        std::string::npos);
+}
+
+TEST_CASE("protobuf: kinds without a table are 415") {
+  auto r = decode_protobuf_object(envelope("apps/v1", "StatefulSet", ld(1, meta("x"))));
+  REQUIRE(!r.ok());
+  CHECK(r.error().code == 415);
+  CHECK(r.error().message.find("apps/v1 StatefulSet") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace skiff::apiserver
