@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/base64.h"
+#include "common/status.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -66,6 +67,24 @@ Field IOS(int n, const char* name, unsigned fl = 0) { return {n, name, T::kIntOr
 Field Q(int n, const char* name, unsigned fl = 0) { return {n, name, T::kQuantity, fl}; }
 Field TM(int n, const char* name) { return {n, name, T::kTime}; }
 Field MAP(int n, const char* name, T t = T::kMapString) { return {n, name, t}; }
+
+// The kinds a body may carry: apiVersion/kind; the top-level schema has the kind's name.
+constexpr std::pair<std::string_view, std::string_view> kKinds[] = {
+    {"v1", "Service"},   {"v1", "ConfigMap"},      {"v1", "Secret"},
+    {"v1", "Namespace"}, {"v1", "ServiceAccount"}, {"apps/v1", "Deployment"},
+    {"batch/v1", "Job"}, {"batch/v1", "CronJob"},
+};
+
+// Every message a table names, and every kind, has a table: a typo here is a bug of this file,
+// caught on first use (every unit test) instead of surfacing as an odd answer to some request.
+bool complete(const std::map<std::string, Schema, std::less<>>& s) {
+  for (const auto& [name, fields] : s)
+    for (const Field& f : fields)
+      if (f.type == T::kMessage && s.find(std::string_view(f.msg)) == s.end()) return false;
+  for (const auto& [v, k] : kKinds)
+    if (s.find(k) == s.end()) return false;
+  return true;
+}
 
 const std::map<std::string, Schema, std::less<>>& schemas() {
   static const auto* s = new std::map<std::string, Schema, std::less<>>{
@@ -324,16 +343,12 @@ const std::map<std::string, Schema, std::less<>>& schemas() {
         S(8, "timeZone", kKeep)}},
       {"JobTemplateSpec", {M(1, "metadata", "ObjectMeta"), M(2, "spec", "JobSpec")}},
   };
+  static const bool ok = complete(*s);
+  SKIFF_CHECK(ok);
   return *s;
 }
 
-// The kinds a body may carry: apiVersion/kind -> top-level schema (same name).
 bool top_level(std::string_view api_version, std::string_view kind) {
-  static const std::pair<std::string_view, std::string_view> kKinds[] = {
-      {"v1", "Service"},   {"v1", "ConfigMap"},      {"v1", "Secret"},
-      {"v1", "Namespace"}, {"v1", "ServiceAccount"}, {"apps/v1", "Deployment"},
-      {"batch/v1", "Job"}, {"batch/v1", "CronJob"},
-  };
   for (const auto& [v, k] : kKinds)
     if (v == api_version && k == kind) return true;
   return false;
@@ -421,7 +436,7 @@ json decode_message(std::string_view b, const Schema& schema, const std::string&
 
 const Schema& schema_of(const char* name) {
   auto it = schemas().find(std::string_view(name));
-  if (it == schemas().end()) throw Bad{std::string("internal: no protobuf schema ") + name};
+  SKIFF_CHECK(it != schemas().end());  // complete() checked every name
   return it->second;
 }
 
