@@ -647,6 +647,9 @@ ApiResult<json> decode_protobuf_object(const std::string& body) {
     if (!content_encoding.empty())
       return errors::bad_request("protobuf request body: content encoding \"" + content_encoding +
                                  "\" is not supported");
+    if (api_version.empty() || kind.empty())
+      return errors::bad_request(
+          "the protobuf request body names no apiVersion and kind (runtime.Unknown.typeMeta)");
     if (!top_level(api_version, kind))
       return ApiError{415,
                       "UnsupportedMediaType",
