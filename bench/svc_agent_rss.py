@@ -77,9 +77,27 @@ def status_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[k] = int(v.split()[0])
     return out
+
+
+def print_smaps(pid, n):
+    """The n largest mappings by Rss: where the agent's memory is (heap arenas, stacks, text)."""
+    maps, cur = [], None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                cur = {"map": " ".join(head[:1] + head[5:]) or head[0], "rss": 0, "anon": 0}
+                maps.append(cur)
+            elif head[0] == "Rss:":
+                cur["rss"] = int(head[1])
+            elif head[0] == "Anonymous:":
+                cur["anon"] = int(head[1])
+    for m in sorted(maps, key=lambda m: -m["rss"])[:n]:
+        print("svc_agent_rss: smaps %8d kB rss %8d kB anon  %s" % (m["rss"], m["anon"], m["map"]),
+              file=sys.stderr, flush=True)
 
 
 def main():
@@ -89,6 +107,8 @@ def main():
     ap.add_argument("--endpoints", type=int, default=5)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--time-limit-s", type=int, default=900)
+    ap.add_argument("--smaps", type=int, default=0,
+                    help="also print the agent's N largest mappings by Rss (to stderr)")
     a = ap.parse_args()
     os.environ["SKIFF_BIN"] = a.bin
     import netlab  # noqa: E402 (needs SKIFF_BIN)
@@ -189,12 +209,17 @@ def main():
         raise RuntimeError("skiff-netagent did not program %d ports: %s" % (want, tail("netagent")))
     # The agent's own pid (ip netns exec execs it).
     first = status_kb(agent.pid)
+    if a.smaps:
+        print_smaps(agent.pid, a.smaps)
     time.sleep(5)
     later = status_kb(agent.pid)
     print(json.dumps({"services": n, "endpoints_per_service": a.endpoints,
                       "create_s": round(created_s, 1), "agent_first_sync_s": round(synced, 2),
                       "vmrss_kb_after_sync": first["VmRSS"], "vmhwm_kb_after_sync": first["VmHWM"],
                       "vmrss_kb_5s_later": later["VmRSS"], "vmhwm_kb_5s_later": later["VmHWM"],
+                      # Heap and stacks vs the binary's and libraries' mapped pages.
+                      "rssanon_kb_after_sync": first["RssAnon"],
+                      "rssfile_kb_after_sync": first["RssFile"],
                       "log": tail("netagent", 3).strip().splitlines()[-1:]}), flush=True)
 
 

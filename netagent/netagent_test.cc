@@ -147,6 +147,53 @@ TEST_CASE("the trigger time comes from the Endpoints annotation") {
   CHECK_FALSE(trigger_time(json("garbage")));
 }
 
+TEST_CASE("the informer transforms keep what the proxy, DNS and the announcer read") {
+  json svc = json::parse(R"({"apiVersion":"v1","kind":"Service",
+    "metadata":{"name":"web","namespace":"default","uid":"u1","resourceVersion":"7",
+      "labels":{"app":"web"},"annotations":{"a":"b"},"managedFields":[{"manager":"x"}]},
+    "spec":{"type":"LoadBalancer","clusterIP":"10.96.0.5","clusterIPs":["10.96.0.5"],
+      "selector":{"app":"web"},"ipFamilies":["IPv4"],"externalTrafficPolicy":"Local",
+      "ports":[{"name":"http","port":80,"targetPort":8080,"nodePort":30080,"protocol":"TCP",
+                "appProtocol":"http"}]},
+    "status":{"loadBalancer":{"ingress":[{"ip":"10.250.0.200"}]},"conditions":[]}})");
+  json want_svc = json::parse(R"({
+    "metadata":{"name":"web","namespace":"default","uid":"u1","resourceVersion":"7"},
+    "spec":{"type":"LoadBalancer","clusterIP":"10.96.0.5","clusterIPs":["10.96.0.5"],
+      "externalTrafficPolicy":"Local",
+      "ports":[{"name":"http","port":80,"nodePort":30080,"protocol":"TCP"}]},
+    "status":{"loadBalancer":{"ingress":[{"ip":"10.250.0.200"}]}}})");
+  slim_service(svc);
+  CHECK(svc == want_svc);
+
+  json eps = json::parse(R"({"apiVersion":"v1","kind":"Endpoints",
+    "metadata":{"name":"web","namespace":"default","resourceVersion":"8","labels":{"x":"y"},
+      "annotations":{"endpoints.kubernetes.io/last-change-trigger-time":"2026-12-06T09:00:00Z",
+                     "other":"z"}},
+    "subsets":[{"addresses":[{"ip":"10.244.1.2","nodeName":"n1","hostname":"h",
+                              "targetRef":{"kind":"Pod","name":"web-1","uid":"p1"}}],
+                "notReadyAddresses":[{"ip":"10.244.1.3"}],
+                "ports":[{"name":"http","port":8080,"protocol":"TCP","appProtocol":"http"}]}]})");
+  slim_endpoints(eps);
+  CHECK(eps == json::parse(R"({
+    "metadata":{"name":"web","namespace":"default","resourceVersion":"8",
+      "annotations":{"endpoints.kubernetes.io/last-change-trigger-time":"2026-12-06T09:00:00Z"}},
+    "subsets":[{"addresses":[{"ip":"10.244.1.2","nodeName":"n1","hostname":"h"}],
+                "ports":[{"name":"http","port":8080,"protocol":"TCP"}]}]})"));
+  CHECK(trigger_time(eps).has_value());
+
+  // Garbage stays garbage (the model reports it), and nothing throws.
+  json g =
+      json::parse(R"({"metadata":"x","spec":{"ports":[1,"a"]},"subsets":[null,{"addresses":5}]})");
+  json g2 = g;
+  slim_service(g);
+  slim_endpoints(g2);
+  CHECK(g["spec"]["ports"] == json::parse(R"([1,"a"])"));
+  CHECK(g2["subsets"] == json::parse(R"([null,{"addresses":5}])"));
+  json s = "garbage";
+  slim_service(s);
+  CHECK(s == "garbage");
+}
+
 TEST_CASE("changes merge per Service: first seen time, distinct trigger times") {
   ChangeTracker c;
   auto t0 = steady::now();

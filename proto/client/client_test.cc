@@ -452,5 +452,89 @@ TEST_CASE("informer: list, watch from the list's revision, resume, relist on 410
   CHECK(object_key(web[0]) == "default/a");
 }
 
+TEST_CASE("informer: a transform slims cached objects; resourceVersions still drive the watch") {
+  const bool compact = GENERATE(false, true);  // the cache as json, or serialized (CBOR)
+  CAPTURE(compact);
+  std::atomic<int> watches{0};
+  FakeServer server([&](const std::string& target) -> std::pair<int, std::string> {
+    bool watch = target.find("watch=true") != std::string::npos;
+    if (!watch) {
+      // The second list (after the 410) has a unchanged and b gone.
+      nlohmann::json items = watches == 0 ? nlohmann::json{pod("a", "5", "rs-1"), pod("b", "6")}
+                                          : nlohmann::json{pod("a", "11", "rs-1")};
+      nlohmann::json l = {{"kind", "PodList"},
+                          {"metadata", {{"resourceVersion", watches == 0 ? "10" : "13"}}},
+                          {"items", items}};
+      return {200, l.dump()};
+    }
+    int n = watches++;
+    if (n == 0) return {200, event("MODIFIED", pod("a", "11", "rs-1"))};
+    if (n == 1) {
+      return {200, event("ERROR", {{"kind", "Status"}, {"code", 410}, {"reason", "Expired"}})};
+    }
+    return {200, ""};
+  });
+  ClientConfig cfg;
+  cfg.server = server.url();
+  auto rc = RestClient::create(cfg);
+  REQUIRE(rc.is_ok());
+  auto api = std::make_shared<ApiClient>(std::shared_ptr<RestClient>(std::move(*rc)));
+  auto t = pod_type();
+  InformerOptions opts;
+  opts.namespace_ = "default";
+  opts.min_backoff = 10ms;
+  opts.max_backoff = 50ms;
+  opts.compact_cache = compact;
+  // Keeps name, namespace and resourceVersion only; drops apiVersion/kind too.
+  opts.transform = [](json& o) {
+    json md = json::object();
+    for (const char* k : {"name", "namespace", "resourceVersion"})
+      if (o["metadata"].contains(k)) md[k] = o["metadata"][k];
+    o = json{{"metadata", md}, {"slim", true}};
+  };
+  Informer inf(api, t, opts);
+  std::mutex mu;
+  std::vector<std::string> log;
+  bool all_slim = true;
+  auto note = [&](const std::string& what, const json& o) {
+    std::lock_guard l(mu);
+    log.push_back(what + " " + object_key(o));
+    all_slim = all_slim && o.value("slim", false) && !o.contains("spec") && !o.contains("kind");
+  };
+  inf.add_handlers({[&](const json& o) { note("add", o); },
+                    [&](const json&, const json& o) { note("update", o); },
+                    [&](const json& o) { note("delete", o); }});
+  inf.start();
+  REQUIRE(inf.wait_for_sync(10s));
+  REQUIRE(eventually([&] { return inf.list_count() >= 2 && !inf.get("default/b"); }));
+  auto targets = server.targets();
+  inf.stop();
+  {
+    std::lock_guard l(mu);
+    // The relist after the 410 finds a as cached (same slim object): no update reported.
+    CHECK(log == std::vector<std::string>{"add default/a", "add default/b", "update default/a",
+                                          "delete default/b"});
+    CHECK(all_slim);
+  }
+  std::vector<std::string> watch_targets;
+  for (const auto& tg : targets)
+    if (tg.find("watch=true") != std::string::npos) watch_targets.push_back(tg);
+  REQUIRE(watch_targets.size() >= 3);
+  CHECK(watch_targets[0].find("resourceVersion=10") != std::string::npos);
+  CHECK(watch_targets[1].find("resourceVersion=11") != std::string::npos);
+  CHECK(watch_targets[2].find("resourceVersion=13") != std::string::npos);
+  auto snap = inf.snapshot();
+  REQUIRE(snap.size() == 1);
+  CHECK(*snap[0] ==
+        json{{"metadata", {{"name", "a"}, {"namespace", "default"}, {"resourceVersion", "11"}}},
+             {"slim", true}});
+  if (!compact) CHECK(snap[0].get() == inf.snapshot()[0].get());  // shared, not copied
+  std::vector<json> each;
+  inf.for_each([&](const json& o) { each.push_back(o); });
+  CHECK(each == std::vector<json>{*snap[0]});
+  CHECK(inf.get("default/a") == *snap[0]);
+  CHECK(inf.by_owner("rs-1").empty());  // indexes see the slim object
+}
+
 }  // namespace
 }  // namespace skiff::client

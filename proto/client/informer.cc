@@ -13,6 +13,43 @@ const json& metadata(const json& obj) {
 
 std::string md_str(const json& obj, const char* key) { return metadata(obj).value(key, ""); }
 
+struct Fresh {
+  std::string rv;
+  json obj;
+};
+
+// Re-creates the transformed objects once the list they were cut from is freed. Otherwise they
+// stay scattered over the pages of the parsed list (a slim Endpoints keeps a few nodes in
+// ten), and freeing the rest gives few whole pages back. Serialized (CBOR) into one buffer
+// (its own mapping when large) and re-created after the list is gone, they are allocated
+// together.
+// With `keep_packed` each object stays CBOR bytes (json::binary) until relist() handles it.
+void compact(std::map<std::string, Fresh>& fresh, bool keep_packed) {
+  std::vector<uint8_t> packed;
+  std::vector<size_t> ends;
+  ends.reserve(fresh.size());
+  for (auto& [k, f] : fresh) {
+    json::to_cbor(f.obj, packed);
+    ends.push_back(packed.size());
+    f.obj = json();
+  }
+  size_t begin = 0, i = 0;
+  for (auto& [k, f] : fresh) {
+    if (keep_packed) {
+      f.obj = json::binary(std::vector<uint8_t>(packed.begin() + begin, packed.begin() + ends[i]));
+    } else {
+      // Our own encoding of valid JSON: parsing it back cannot fail (no exceptions).
+      f.obj = json::from_cbor(packed.begin() + begin, packed.begin() + ends[i], true, false);
+    }
+    begin = ends[i++];
+  }
+}
+
+json unpack(const json& packed) {
+  if (!packed.is_binary()) return packed;
+  return json::from_cbor(packed.get_binary().begin(), packed.get_binary().end(), true, false);
+}
+
 }  // namespace
 
 std::string object_key(const json& obj) {
@@ -67,15 +104,38 @@ std::optional<json> Informer::get(const std::string& key) const {
   std::lock_guard lock(mu_);
   auto it = cache_.find(key);
   if (it == cache_.end()) return std::nullopt;
-  return it->second;
+  return unpack(*it->second);
 }
 
 std::vector<json> Informer::list() const {
   std::lock_guard lock(mu_);
   std::vector<json> out;
   out.reserve(cache_.size());
-  for (const auto& [k, v] : cache_) out.push_back(v);
+  for (const auto& [k, v] : cache_) out.push_back(unpack(*v));
   return out;
+}
+
+std::shared_ptr<const json> Informer::load(const std::shared_ptr<const json>& entry) const {
+  if (!entry->is_binary()) return entry;
+  return std::make_shared<const json>(unpack(*entry));
+}
+
+std::vector<std::shared_ptr<const json>> Informer::snapshot() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<const json>> out;
+  out.reserve(cache_.size());
+  for (const auto& [k, v] : cache_) out.push_back(load(v));
+  return out;
+}
+
+void Informer::for_each(const std::function<void(const json& obj)>& fn) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [k, v] : cache_) {
+    if (v->is_binary())
+      fn(unpack(*v));
+    else
+      fn(*v);
+  }
 }
 
 std::vector<json> Informer::by_namespace(const std::string& ns) const {
@@ -83,7 +143,7 @@ std::vector<json> Informer::by_namespace(const std::string& ns) const {
   std::vector<json> out;
   auto it = by_ns_.find(ns);
   if (it == by_ns_.end()) return out;
-  for (const auto& k : it->second) out.push_back(cache_.at(k));
+  for (const auto& k : it->second) out.push_back(unpack(*cache_.at(k)));
   return out;
 }
 
@@ -105,9 +165,9 @@ std::vector<json> Informer::by_label(const proto::LabelSelector& sel) const {
     if (sel.matches_json(md.value("labels", json()))) out.push_back(obj);
   };
   if (candidates) {
-    for (const auto& k : *candidates) consider(cache_.at(k));
+    for (const auto& k : *candidates) consider(unpack(*cache_.at(k)));
   } else {
-    for (const auto& [k, v] : cache_) consider(v);
+    for (const auto& [k, v] : cache_) consider(unpack(*v));
   }
   return out;
 }
@@ -117,7 +177,7 @@ std::vector<json> Informer::by_owner(const std::string& owner_uid) const {
   std::vector<json> out;
   auto it = by_owner_.find(owner_uid);
   if (it == by_owner_.end()) return out;
-  for (const auto& k : it->second) out.push_back(cache_.at(k));
+  for (const auto& k : it->second) out.push_back(unpack(*cache_.at(k)));
   return out;
 }
 
@@ -150,49 +210,53 @@ void Informer::set_rv(const std::string& rv) {
   rv_ = rv;
 }
 
-void Informer::upsert(const json& in) {
-  json obj = in;
+std::string Informer::prepare(json& obj, std::string* rv) const {
   // Lists and some watch events leave out apiVersion/kind; handlers expect whole objects.
   if (obj.is_object() && !obj.contains("apiVersion")) obj["apiVersion"] = type_.api_version();
   if (obj.is_object() && !obj.contains("kind")) obj["kind"] = type_.kind;
   std::string key = object_key(obj);
-  std::optional<json> old;
+  *rv = md_str(obj, "resourceVersion");
+  if (opts_.transform) opts_.transform(obj);
+  return key;
+}
+
+void Informer::upsert(const std::string& key, const std::string& rv, json obj) {
+  auto cur = std::make_shared<const json>(std::move(obj));
+  std::shared_ptr<const json> stored = cur;
+  if (opts_.compact_cache) stored = std::make_shared<const json>(json::binary(json::to_cbor(*cur)));
+  std::shared_ptr<const json> old;
   {
     std::lock_guard lock(mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-      old = std::move(it->second);
+    auto& slot = cache_[key];
+    if (slot) {
+      old = load(slot);
       index_locked(key, *old, false);
     }
-    cache_[key] = obj;
-    index_locked(key, obj, true);
-    std::string rv = md_str(obj, "resourceVersion");
+    slot = stored;
+    index_locked(key, *cur, true);
     if (!rv.empty()) rv_ = rv;
   }
   for (const auto& h : handlers_) {
     if (old) {
-      if (h.on_update) h.on_update(*old, obj);
+      if (h.on_update) h.on_update(*old, *cur);
     } else if (h.on_add) {
-      h.on_add(obj);
+      h.on_add(*cur);
     }
   }
 }
 
-void Informer::erase(const json& obj) {
-  std::string key = object_key(obj);
-  json last = obj;
+void Informer::erase(const std::string& key, const std::string& rv, const json& obj) {
   {
     std::lock_guard lock(mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
-      index_locked(key, it->second, false);
+      index_locked(key, *load(it->second), false);
       cache_.erase(it);
     }
-    std::string rv = md_str(obj, "resourceVersion");
     if (!rv.empty()) rv_ = rv;
   }
   for (const auto& h : handlers_) {
-    if (h.on_delete) h.on_delete(last);
+    if (h.on_delete) h.on_delete(obj);
   }
 }
 
@@ -202,30 +266,46 @@ bool Informer::relist(std::stop_token& stop) {
   lo.field_selector = opts_.field_selector;
   auto list = api_->list(type_, opts_.namespace_, lo);
   if (!list) return false;
-  std::map<std::string, json> fresh;
-  for (auto& item : (*list)["items"]) {
-    if (!item.contains("apiVersion")) item["apiVersion"] = type_.api_version();
-    if (!item.contains("kind")) item["kind"] = type_.kind;
-    std::string key = object_key(item);
-    fresh.emplace(std::move(key), std::move(item));
-  }
-  std::vector<json> gone;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [k, v] : cache_) {
-      if (!fresh.count(k)) gone.push_back(v);
+  // Each item is moved out of the list and transformed at once, so the untransformed list
+  // shrinks while the transformed objects grow (a transform that drops most fields keeps the
+  // peak near the size of the list).
+  std::map<std::string, Fresh> fresh;
+  if (auto items = list->find("items"); items != list->end() && items->is_array()) {
+    for (auto& item : *items) {
+      Fresh f{"", std::move(item)};
+      std::string key = prepare(f.obj, &f.rv);
+      fresh.insert_or_assign(std::move(key), std::move(f));
     }
-  }
-  for (const auto& g : gone) erase(g);
-  for (const auto& [k, v] : fresh) {
-    auto cur = get(k);
-    if (!cur || md_str(*cur, "resourceVersion") != md_str(v, "resourceVersion") || *cur != v) {
-      upsert(v);
-    }
+    items->clear();
   }
   std::string rv;
   if (list->contains("metadata") && (*list)["metadata"].is_object()) {
     rv = (*list)["metadata"].value("resourceVersion", "");
+  }
+  if (opts_.transform || opts_.compact_cache) {
+    *list = json();
+    compact(fresh, opts_.compact_cache);
+  }
+  std::vector<std::pair<std::string, std::shared_ptr<const json>>> gone;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [k, v] : cache_) {
+      if (!fresh.count(k)) gone.emplace_back(k, v);
+    }
+  }
+  // The list's resourceVersion (set below) is newer than theirs.
+  for (const auto& [k, g] : gone) erase(k, "", *load(g));
+  for (auto& [k, f] : fresh) {
+    json obj = f.obj.is_binary() ? unpack(f.obj) : std::move(f.obj);
+    f.obj = json();
+    std::shared_ptr<const json> cur;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = cache_.find(k); it != cache_.end()) cur = load(it->second);
+    }
+    if (!cur || md_str(*cur, "resourceVersion") != md_str(obj, "resourceVersion") || *cur != obj) {
+      upsert(k, f.rv, std::move(obj));
+    }
   }
   std::lock_guard lock(mu_);
   if (!rv.empty()) rv_ = rv;
@@ -268,10 +348,14 @@ void Informer::run(std::stop_token stop) {
             std::string t = ev.value("type", "");
             const json& obj = ev.contains("object") ? ev["object"] : json();
             got_event = true;
-            if (t == "ADDED" || t == "MODIFIED") {
-              upsert(obj);
-            } else if (t == "DELETED") {
-              erase(obj);
+            if (t == "ADDED" || t == "MODIFIED" || t == "DELETED") {
+              json o = obj;
+              std::string rv;
+              std::string key = prepare(o, &rv);
+              if (t == "DELETED")
+                erase(key, rv, o);
+              else
+                upsert(key, rv, std::move(o));
             } else if (t == "BOOKMARK") {
               set_rv(md_str(obj, "resourceVersion"));
             } else if (t == "ERROR") {
