@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "integration"))
@@ -194,7 +195,6 @@ def main():
         if agent.poll() is not None:
             raise RuntimeError("skiff-netagent exited: " + tail("netagent"))
         try:
-            import urllib.request
             text = urllib.request.urlopen("http://127.0.0.1:10256/metrics", timeout=5).read()
             for line in text.decode().splitlines():
                 if line.startswith("skiff_netagent_services_programmed "):
@@ -209,10 +209,21 @@ def main():
         raise RuntimeError("skiff-netagent did not program %d ports: %s" % (want, tail("netagent")))
     # The agent's own pid (ip netns exec execs it).
     first = status_kb(agent.pid)
+    heap = {}
     if a.smaps:
         print_smaps(agent.pid, a.smaps)
     time.sleep(5)
     later = status_kb(agent.pid)
+    # The agent's own split of its heap (5 s after the sync): allocated vs free in malloc.
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:10256/metrics", timeout=5).read()
+        for line in text.decode().splitlines():
+            for m in ("skiff_netagent_malloc_in_use_bytes", "skiff_netagent_malloc_free_bytes"):
+                if line.startswith(m + " "):
+                    heap[m[len("skiff_netagent_"):-len("_bytes")] + "_kb"] = \
+                        int(float(line.split()[1])) // 1024
+    except OSError:
+        pass
     print(json.dumps({"services": n, "endpoints_per_service": a.endpoints,
                       "create_s": round(created_s, 1), "agent_first_sync_s": round(synced, 2),
                       "vmrss_kb_after_sync": first["VmRSS"], "vmhwm_kb_after_sync": first["VmHWM"],
@@ -220,6 +231,7 @@ def main():
                       # Heap and stacks vs the binary's and libraries' mapped pages.
                       "rssanon_kb_after_sync": first["RssAnon"],
                       "rssfile_kb_after_sync": first["RssFile"],
+                      "heap_5s_later": heap,
                       "log": tail("netagent", 3).strip().splitlines()[-1:]}), flush=True)
 
 

@@ -530,6 +530,15 @@ void ServiceAgent::cleanup_conntrack() {
 std::string ServiceAgent::metrics_text() const {
   std::lock_guard l(stats_mu_);
   std::ostringstream o;
+  // The heap split into what is allocated and what malloc holds free (bench/svc_agent_rss.py
+  // reads them to tell live data from fragmentation).
+  struct mallinfo2 mi = ::mallinfo2();
+  o << "# HELP skiff_netagent_malloc_in_use_bytes Heap bytes allocated (glibc mallinfo2).\n"
+    << "# TYPE skiff_netagent_malloc_in_use_bytes gauge\n"
+    << "skiff_netagent_malloc_in_use_bytes " << mi.uordblks + mi.hblkhd << "\n"
+    << "# HELP skiff_netagent_malloc_free_bytes Heap bytes free but kept by malloc.\n"
+    << "# TYPE skiff_netagent_malloc_free_bytes gauge\n"
+    << "skiff_netagent_malloc_free_bytes " << mi.fordblks << "\n";
   o << sync_hist_.text("skiff_netagent_services_sync_duration_seconds",
                        "Time a services sync took (model, batch and commit).")
     << "# HELP skiff_netagent_services_last_sync_duration_seconds Time the last services sync "
