@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Jobs whose pods really run: skiff-apiserver + skiff-kubelet (kubelet_lib's netns cluster) +
 skiff-controller-manager. The Job templates name the node (spec.nodeName), so no scheduler is
-needed. Root only (77 otherwise), and 77 while skiff-controller-manager does not run the job
+needed. Root only (77 otherwise); fails when skiff-controller-manager does not run the job
 controller (its /metrics has no name="job").
 
 Checks: an Indexed Job's containers see JOB_COMPLETION_INDEX (resolved by the kubelet from the
@@ -60,8 +60,7 @@ with t.cluster() as c:
             return None
     m = c.wait_for(metrics, 30, "controller-manager /metrics")
     if not m or 'name="job"' not in m:
-        kl.skip("skiff-controller-manager does not run the job controller "
-                "(controllers/main.cc does not register controllers::job::JobController)")
+        t.fatal("skiff-controller-manager runs the job controller", m)
 
     def get(name):
         r = api.get("%s/%s" % (JOBS, name))

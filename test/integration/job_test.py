@@ -3,8 +3,8 @@
 skiff-apiserver.
 
 Loopback only, no root, no kubelet and no scheduler: the test plays the kubelet by writing pod
-phases through pods/status. Skipped (77) when skiff-controller-manager does not run the `job`
-controller (controllers/main.cc not wired yet), which /metrics tells.
+phases through pods/status. Fails at once when skiff-controller-manager does not run the `job`
+controller, which /metrics tells.
 Checks: the API server's Job defaults (generated selector batch.kubernetes.io/controller-uid and
 the four template labels, parallelism/backoffLimit/completionMode/suspend) and validation
 (restartPolicy Always refused with Kubernetes' message); a 3-completion, parallelism-2 Job gets
@@ -84,10 +84,10 @@ cm = ctrl_lib.Daemon(CM, srv, "controller-manager.log",
 try:
     metrics = wait_for("controller-manager /metrics", lambda: cm.get("/metrics")[0] == 200 and
                        cm.get("/metrics")[1])
-    if not metrics or 'name="job"' not in metrics:
+    if not t.check("skiff-controller-manager runs the job controller",
+                   metrics and 'name="job"' in metrics, metrics):
         cm.dump_log()
-        testlib.skip("skiff-controller-manager does not run the job controller "
-                     "(controllers/main.cc does not register controllers::job::JobController)")
+        t.finish()
     t.check("the ttl-after-finished controller runs too", 'name="ttl-after-finished"' in metrics,
             metrics)
     ctrl_lib.create_namespace(api, t, NS)
