@@ -57,20 +57,7 @@ struct DaemonSetSpec {
   }
 };
 
-struct DaemonSetCondition {
-  std::string type;
-  std::string status;  // "True", "False", "Unknown"
-  Time last_transition_time;
-  std::string reason, message;
-  template <class V>
-  void visit(V& v) {
-    v("type", type, kAlways);
-    v("status", status, kAlways);
-    v("lastTransitionTime", last_transition_time);
-    v("reason", reason);
-    v("message", message);
-  }
-};
+using DaemonSetCondition = WorkloadCondition;
 
 struct DaemonSetStatus {
   int32_t current_number_scheduled = 0;  // the first four are always written (no omitempty)

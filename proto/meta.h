@@ -124,6 +124,23 @@ struct LabelSelectorRequirement {
 };
 
 // metav1.LabelSelector; selector.h's LabelSelector::from_json parses it for matching.
+// The condition of the apps/v1 workloads without lastUpdateTime (ReplicaSet, StatefulSet,
+// DaemonSet each have their own Go type of this one shape).
+struct WorkloadCondition {
+  std::string type;
+  std::string status;  // "True", "False", "Unknown"
+  Time last_transition_time;
+  std::string reason, message;
+  template <class V>
+  void visit(V& v) {
+    v("type", type, kAlways);
+    v("status", status, kAlways);
+    v("lastTransitionTime", last_transition_time);
+    v("reason", reason);
+    v("message", message);
+  }
+};
+
 struct LabelSelectorSpec {
   std::map<std::string, std::string> match_labels;
   std::vector<LabelSelectorRequirement> match_expressions;

@@ -34,20 +34,7 @@ struct ReplicaSetSpec {
   }
 };
 
-struct ReplicaSetCondition {
-  std::string type;    // "ReplicaFailure"
-  std::string status;  // "True", "False", "Unknown"
-  Time last_transition_time;
-  std::string reason, message;
-  template <class V>
-  void visit(V& v) {
-    v("type", type, kAlways);
-    v("status", status, kAlways);
-    v("lastTransitionTime", last_transition_time);
-    v("reason", reason);
-    v("message", message);
-  }
-};
+using ReplicaSetCondition = WorkloadCondition;
 
 struct ReplicaSetStatus {
   int32_t replicas = 0;  // always written (no omitempty in Kubernetes)

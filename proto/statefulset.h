@@ -95,20 +95,7 @@ struct StatefulSetSpec {
   }
 };
 
-struct StatefulSetCondition {
-  std::string type;
-  std::string status;  // "True", "False", "Unknown"
-  Time last_transition_time;
-  std::string reason, message;
-  template <class V>
-  void visit(V& v) {
-    v("type", type, kAlways);
-    v("status", status, kAlways);
-    v("lastTransitionTime", last_transition_time);
-    v("reason", reason);
-    v("message", message);
-  }
-};
+using StatefulSetCondition = WorkloadCondition;
 
 struct StatefulSetStatus {
   int64_t observed_generation = 0;
