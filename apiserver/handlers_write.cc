@@ -247,23 +247,22 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
   meta["generation"] = 1;
   if (&rt == namespaces_) obj["status"] = {{"phase", "Active"}};
   if (rt.reset_status_on_create) obj.erase("status");
-  // As Kubernetes' Store.Create: the name is generated (like the uid) before the strategy's
-  // defaults run, which may copy both (a Job's generated selector and pod labels).
-  if (generated) {
-    name = generate + random_name_suffix();
-    meta["name"] = name;
-  }
-  if (rt.apply_defaults) rt.apply_defaults(obj);
-
   if (rt.namespaced) {
     if (auto err = check_namespace_writable(ns)) return *err;
   }
+  // As Kubernetes' Store.Create: a generated name is drawn (like the uid) before the strategy's
+  // defaults run, which may copy it (a Job's pod labels); a retry after a name collision draws
+  // again and defaults again from the object as it was before.
+  std::optional<json> undefaulted;
+  if (generated) undefaulted = obj;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    json& m = meta_of(obj);
-    if (generated && attempt > 0) {
+    if (generated) {
+      if (attempt > 0) obj = *undefaulted;
       name = generate + random_name_suffix();
-      m["name"] = name;
+      meta_of(obj)["name"] = name;
     }
+    if (rt.apply_defaults) rt.apply_defaults(obj);
+    json& m = meta_of(obj);
     if (&rt == namespaces_) m["labels"]["kubernetes.io/metadata.name"] = name;
     if (rt.validate) {
       auto errs = rt.validate(obj, nullptr);
