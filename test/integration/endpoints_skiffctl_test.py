@@ -104,7 +104,6 @@ class IpKubelet(threading.Thread):
 cm = ctrl_lib.controller_manager(CM, srv, "--allocate-node-cidrs=false")
 kubelet = IpKubelet()
 kubelet.start()
-strip_age = lambda text: re.sub(r" +\S+\n", "\n", text)  # noqa: E731 (AGE is the last column)
 try:
     ctrl_lib.create_namespace(api, t, NS)
     r = api.post(D_PATH, {
@@ -170,8 +169,8 @@ try:
         s, k = ctl(*args), kubectl(*args)
         t.check("%s: kubectl's columns" % " ".join(args),
                 s.rc == 0 and s.out.split("\n")[0].split() == k.out.split("\n")[0].split(), s)
-        t.eq("%s: same text as kubectl's (ages aside)" % " ".join(args), strip_age(s.out),
-             strip_age(k.out))
+        t.eq("%s: same text as kubectl's (ages aside)" % " ".join(args), testlib.drop_age(s.out),
+             testlib.drop_age(k.out))
 
     # --- describe ---
     # kubectl 1.32 reads the Endpoints lines from discovery.k8s.io/v1 EndpointSlices. While the

@@ -192,9 +192,8 @@ try:
     if KUBECTL:
         k = kubectl("get", "deploy,rs")
         s = ctl("get", "deploy,rs")
-        strip_age = lambda text: re.sub(r" +\S+\n", "\n", text)  # noqa: E731 (AGE is last)
-        t.eq("get deploy,rs: same text as kubectl's (ages aside)", strip_age(s.out),
-             strip_age(k.out))
+        t.eq("get deploy,rs: same text as kubectl's (ages aside)", testlib.drop_age(s.out),
+             testlib.drop_age(k.out))
 
     # ------------------------------------------------------------ scale
     r = ctl("scale", "deployment/web", "--replicas", "5")

@@ -9,6 +9,7 @@ import http.client
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -486,3 +487,27 @@ def server_flags():
         return out.stdout + out.stderr
     except (OSError, subprocess.TimeoutExpired):
         return ""
+
+
+def drop_age(text):
+    """A printed table without its AGE column, wherever the column is (-o wide puts more after
+    it). Each table's header gives the column's span; the span is cut from every row of that
+    table, so the columns after it stay aligned and still compare byte for byte. Several tables
+    (`get deploy,rs`) are separated by blank lines, each with its own header."""
+    out, span = [], None
+    for line in text.split("\n"):
+        if not line.strip():
+            span = None
+            out.append(line)
+            continue
+        if span is None:
+            m = re.search(r"(?:^|\s)(AGE)(\s+|$)", line)
+            if m is None:
+                out.append(line)
+                continue
+            start = m.start(1)
+            end = m.end(2) if m.group(2) and m.end(2) < len(line) else None
+            span = (start, end)
+        start, end = span
+        out.append((line[:start] + (line[end:] if end is not None else "")).rstrip())
+    return "\n".join(out)
