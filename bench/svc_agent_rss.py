@@ -110,6 +110,11 @@ def main():
     ap.add_argument("--time-limit-s", type=int, default=900)
     ap.add_argument("--smaps", type=int, default=0,
                     help="also print the agent's N largest mappings by Rss (to stderr)")
+    ap.add_argument("--wrap", default="",
+                    help="run the agent under this command (e.g. 'heaptrack -o FILE'); its "
+                         "figures are then the wrapper's, for profiling only")
+    ap.add_argument("--hold-s", type=int, default=0,
+                    help="keep everything running this long after the figures (to inspect)")
     a = ap.parse_args()
     os.environ["SKIFF_BIN"] = a.bin
     import netlab  # noqa: E402 (needs SKIFF_BIN)
@@ -183,7 +188,7 @@ def main():
     print("svc_agent_rss: created %d Services + %d Endpoints in %.1f s" % (n, n, created_s),
           file=sys.stderr, flush=True)
 
-    agent_args = [os.path.join(a.bin, "skiff-netagent"), "--kubeconfig", kc, "--node-name", NODE,
+    agent_args = a.wrap.split() + [os.path.join(a.bin, "skiff-netagent"), "--kubeconfig", kc, "--node-name", NODE,
                   "--backend", "host-gw", "--node-ip", NODE_IP, "--iface", "eth0",
                   "--cluster-cidr", "10.244.0.0/16", "--cluster-dns", "", "--lb-announce=false",
                   "--port", "10256"]
@@ -233,6 +238,10 @@ def main():
                       "rssfile_kb_after_sync": first["RssFile"],
                       "heap_5s_later": heap,
                       "log": tail("netagent", 3).strip().splitlines()[-1:]}), flush=True)
+    if a.hold_s:
+        print("svc_agent_rss: holding %d s (agent pid %d)" % (a.hold_s, agent.pid),
+              file=sys.stderr, flush=True)
+        time.sleep(min(a.hold_s, a.time_limit_s))
 
 
 if __name__ == "__main__":

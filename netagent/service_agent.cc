@@ -394,22 +394,24 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
   // The ServiceMap keys an incremental sync touched: the Proxier then looks at those only
   // (O(changed); the walk over 10,000 ports alone was ~9 ms on a loaded machine).
   std::vector<std::string> changed_keys;
+  // The ports to program: all of them (full), or those of the changed Services. The Proxier's
+  // applied() is the only full map kept between syncs.
+  services::ServiceMap desired;
+  const services::ServiceMap& applied = proxier_->applied();
   if (full) {
     // One Service decoded at a time, with its Endpoints: the caches are compact (CBOR) and a
     // decoded copy of all of them was ~65 MB at 10,000 Services.
-    services::ServiceMap map;
     services_->for_each([&](const json& svc) {
       auto ep = endpoints_->get(client::object_key(svc));
       for (auto& sp : services::service_ports(svc, ep ? &*ep : nullptr, mo, &skipped)) {
         std::string key = sp.key();
-        map.insert_or_assign(std::move(key), std::move(sp));
+        desired.insert_or_assign(std::move(key), std::move(sp));
       }
     });
-    map_ = std::move(map);
     // After a restart nothing was applied by us yet, but the kernel has the rules (and the
     // flows) of the previous run: every UDP port would look new, and deleting its entries would
     // move live flows. Only later full syncs compare.
-    if (synced_) first_endpoints = conntrack_cleanup_spec(proxier_->applied(), map_, {});
+    if (synced_) first_endpoints = conntrack_cleanup_spec(applied, desired, {});
     proxier_->request_full_sync();
     changed = changes.size();
   } else {
@@ -419,11 +421,12 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
       std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
       auto svc = services_->get(key);
       auto ep = endpoints_->get(key);
-      services::ServiceMap before = subset(map_, key);
-      if (services::update_service(&map_, ns, name, svc ? &*svc : nullptr, ep ? &*ep : nullptr, mo,
-                                   &skipped, &changed_keys)) {
+      services::ServiceMap before = subset(applied, key), after = before;
+      if (services::update_service(&after, ns, name, svc ? &*svc : nullptr, ep ? &*ep : nullptr,
+                                   mo, &skipped, &changed_keys)) {
         ++changed;
-        merge_cleanup(&first_endpoints, conntrack_cleanup_spec(before, subset(map_, key), {}));
+        merge_cleanup(&first_endpoints, conntrack_cleanup_spec(before, after, {}));
+        desired.merge(after);
       }
     }
     if (changed == 0) {
@@ -440,7 +443,7 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
   for (const auto& sk : skipped)
     if (!full) spdlog::info("services: skipping {}: {}", sk.object, sk.reason);
 
-  auto r = proxier_->sync(map_, full ? nullptr : &changed_keys);
+  auto r = proxier_->sync(std::move(desired), full ? nullptr : &changed_keys);
   auto t1 = steady::now();
   auto t1_wall = wall::now();
   double secs = seconds(t1 - t0);
@@ -454,10 +457,10 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
     return r.status().with_context(full ? "full services sync" : "services sync");
   }
   size_t eps = 0;
-  for (const auto& [k, sp] : map_) eps += sp.endpoints.size();
+  for (const auto& [k, sp] : applied) eps += sp.endpoints.size();
   if (full && !synced_)
     spdlog::info("services: first sync: {} service ports, {} endpoints, {} ops in {:.1f}ms",
-                 map_.size(), eps, r->batch_ops, secs * 1000);
+                 applied.size(), eps, r->batch_ops, secs * 1000);
   else
     spdlog::debug(
         "services: {} sync of {} changed services: +{} ~{} -{} ports, {} ops, build {}us, "
@@ -478,7 +481,7 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
     sync_hist_.observe(secs);
     last_sync_seconds_ = secs;
     for (double v : lat) latency_hist_.observe(v);
-    ports_ = map_.size();
+    ports_ = applied.size();
     endpoints_count_ = eps;
     if (full) skipped_ = skipped.size();
     synced_ = true;

@@ -206,7 +206,6 @@ class ServiceAgent {
   std::chrono::system_clock::time_point started_wall_{};
 
   // Worker thread only.
-  services::ServiceMap map_;
   conntrack::CleanupSpec pending_cleanup_;
   std::set<std::string> last_skipped_;  // of the last full sync, logged when they change
 

@@ -888,6 +888,15 @@ void incremental_batch(const PortChanges& changes, BatchBuilder& bb, Batch& batc
 
 Result<SyncResult> Proxier::sync(const ServiceMap& desired,
                                  const std::vector<std::string>* changed) {
+  return sync_impl(desired, changed, nullptr);
+}
+
+Result<SyncResult> Proxier::sync(ServiceMap&& desired, const std::vector<std::string>* changed) {
+  return sync_impl(desired, changed, &desired);
+}
+
+Result<SyncResult> Proxier::sync_impl(const ServiceMap& desired,
+                                      const std::vector<std::string>* changed, ServiceMap* take) {
   using Clock = std::chrono::steady_clock;
   auto t0 = Clock::now();
   SyncResult res;
@@ -990,7 +999,11 @@ Result<SyncResult> Proxier::sync(const ServiceMap& desired,
   }
   keep();
   if (res.full) {
-    applied_ = desired;
+    if (take) {
+      applied_ = std::move(*take);
+    } else {
+      applied_ = desired;
+    }
     full_due_ = false;
     last_full_ = now;
   } else {

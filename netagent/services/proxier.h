@@ -226,7 +226,13 @@ class Proxier {
   // update_service); the O(N) walk comparing the whole map is then skipped, so an event costs
   // O(changed). Keys not listed are assumed unchanged until the next full re-assert, which
   // always walks everything and ignores the hint.
+  // With `changed`, only those keys of `desired` are read (unless the sync turns out to be a
+  // full one): a caller may pass a map holding just the changed Services' ports.
   [[nodiscard]] Result<SyncResult> sync(const ServiceMap& desired,
+                                        const std::vector<std::string>* changed = nullptr);
+  // The same with a map the Proxier may keep: a full re-assert moves it into applied() instead
+  // of copying it (one ServiceMap in memory, not two).
+  [[nodiscard]] Result<SyncResult> sync(ServiceMap&& desired,
                                         const std::vector<std::string>* changed = nullptr);
   // Makes the next sync a full re-assert (e.g. the agent's resync timer or a suspected drift).
   void request_full_sync() { full_due_ = true; }
@@ -236,6 +242,8 @@ class Proxier {
  private:
   struct State;
   Proxier(nft::NftTables& tables, ProxierOptions opts);
+  Result<SyncResult> sync_impl(const ServiceMap& desired, const std::vector<std::string>* changed,
+                               ServiceMap* take);
 
   nft::NftTables& tables_;
   ProxierOptions opts_;

@@ -264,28 +264,34 @@ bool Informer::relist(std::stop_token& stop) {
   ListOptions lo;
   lo.label_selector = opts_.label_selector;
   lo.field_selector = opts_.field_selector;
-  auto list = api_->list(type_, opts_.namespace_, lo);
-  if (!list) return false;
-  // Each item is moved out of the list and transformed at once, so the untransformed list
-  // shrinks while the transformed objects grow (a transform that drops most fields keeps the
-  // peak near the size of the list).
+  lo.limit = opts_.page_size;
+  // Each item is moved out of its page and transformed at once, so the untransformed page
+  // shrinks while the transformed objects grow; with pages only one page of untransformed
+  // objects is held at a time. The pages of one list are a snapshot at the first page's
+  // resourceVersion (the continue token carries it); an expired token fails the relist, which
+  // is retried from the start.
   std::map<std::string, Fresh> fresh;
-  if (auto items = list->find("items"); items != list->end() && items->is_array()) {
-    for (auto& item : *items) {
-      Fresh f{"", std::move(item)};
-      std::string key = prepare(f.obj, &f.rv);
-      fresh.insert_or_assign(std::move(key), std::move(f));
-    }
-    items->clear();
-  }
   std::string rv;
-  if (list->contains("metadata") && (*list)["metadata"].is_object()) {
-    rv = (*list)["metadata"].value("resourceVersion", "");
+  for (bool first = true;; first = false) {
+    auto page = api_->list(type_, opts_.namespace_, lo);
+    if (!page) return false;
+    if (auto items = page->find("items"); items != page->end() && items->is_array()) {
+      for (auto& item : *items) {
+        Fresh f{"", std::move(item)};
+        std::string key = prepare(f.obj, &f.rv);
+        fresh.insert_or_assign(std::move(key), std::move(f));
+      }
+    }
+    std::string cont;
+    if (auto md = page->find("metadata"); md != page->end() && md->is_object()) {
+      if (first) rv = md->value("resourceVersion", "");
+      cont = md->value("continue", "");
+    }
+    if (cont.empty() || lo.limit <= 0 || stop.stop_requested()) break;
+    lo.continue_token = std::move(cont);
   }
-  if (opts_.transform || opts_.compact_cache) {
-    *list = json();
-    compact(fresh, opts_.compact_cache);
-  }
+  if (stop.stop_requested()) return false;
+  if (opts_.transform || opts_.compact_cache) compact(fresh, opts_.compact_cache);
   std::vector<std::pair<std::string, std::shared_ptr<const json>>> gone;
   {
     std::lock_guard lock(mu_);

@@ -53,6 +53,10 @@ struct InformerOptions {
   // list(), by_*() return copies as always; snapshot() then decodes everything (avoid it),
   // for_each() one object at a time. Handlers still receive decoded objects.
   bool compact_cache = false;
+  // Lists in pages of this many objects (client-go's reflector uses 500), each handled before
+  // the next is fetched, so a relist holds one page of parsed JSON at a time, not the whole
+  // list. 0 = one request.
+  int64_t page_size = 500;
 };
 
 struct InformerHandlers {
