@@ -40,6 +40,7 @@ struct ServiceInformers {
     client::InformerOptions o;
     o.transform = transform;
     o.compact_cache = true;
+    o.indexes = false;  // no reader asks by namespace, label or owner
     return o;
   }
   static const proto::ResourceType& service_type() {

@@ -152,7 +152,8 @@ TEST_CASE("server on loopback: apex, forwarding, SERVFAIL, TCP, garbage") {
   o.port = free_port();
   o.manage_link = false;
   o.upstreams = {"127.0.0.1:" + std::to_string(up.port)};
-  o.upstream_timeout_ms = 300;
+  // The fake answers at once; a loaded CI machine may still take a while to schedule it.
+  o.upstream_timeout_ms = 3000;
   DnsServer srv(nullptr, o);
   REQUIRE(srv.start().is_ok());
 
@@ -211,10 +212,9 @@ TEST_CASE("no upstream: SERVFAIL at once") {
   o.resolv_conf = "/nonexistent/resolv.conf";
   DnsServer srv(nullptr, o);
   REQUIRE(srv.start().is_ok());
-  auto t0 = std::chrono::steady_clock::now();
   ParseResult r = parse(udp_ask(o.port, query("www.example.com", kA, 3)));
   CHECK(r.msg.rcode == kServFail);
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  CHECK(srv.metrics_text().find("skiff_dns_forwarded_total 0") != std::string::npos);
 }
 
 TEST_CASE("bad options are refused with the reason") {
@@ -340,10 +340,10 @@ TEST_CASE("a silent upstream is skipped for the next one") {
   o.manage_link = false;
   o.upstreams = {"127.0.0.1:" + std::to_string(ntohs(a.sin_port)),
                  "127.0.0.1:" + std::to_string(up.port)};
-  o.upstream_timeout_ms = 200;
+  o.upstream_timeout_ms = 1000;  // the wait for the silent one; the fake then answers at once
   DnsServer srv(nullptr, o);
   REQUIRE(srv.start().is_ok());
-  ParseResult r = parse(udp_ask(o.port, query("www.example.com", kA, 31)));
+  ParseResult r = parse(udp_ask(o.port, query("www.example.com", kA, 31), 5000));
   CHECK(r.msg.id == 31);
   REQUIRE(r.msg.answers.size() == 1);
   CHECK(r.msg.answers[0].a == 0xC0000201);

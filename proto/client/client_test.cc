@@ -406,6 +406,8 @@ TEST_CASE("informer: list, watch from the list's revision, resume, relist on 410
   opts.namespace_ = "default";
   opts.min_backoff = 10ms;
   opts.max_backoff = 50ms;
+  opts.indexes = GENERATE(true, false);  // by_* from the indexes, or by walking the cache
+  CAPTURE(opts.indexes);
   Informer inf(api, t, opts);
   std::mutex mu;
   std::vector<std::string> log;
@@ -450,6 +452,55 @@ TEST_CASE("informer: list, watch from the list's revision, resume, relist on 410
   auto web = inf.by_label(*sel);
   REQUIRE(web.size() == 1);
   CHECK(object_key(web[0]) == "default/a");
+}
+
+TEST_CASE("informer: a relist reads the list in pages and resumes from the first page's revision") {
+  // Five pods in pages of two: limit=2, then continue=p2 and continue=p3. Later pages report a
+  // newer revision (a server may): the watch must start from the snapshot's, the first page's.
+  FakeServer server([&](const std::string& target) -> std::pair<int, std::string> {
+    if (target.find("watch=true") != std::string::npos) return {200, ""};
+    if (target.find("limit=2") == std::string::npos) return {400, "no limit"};
+    int page = target.find("continue=p3") != std::string::npos   ? 3
+               : target.find("continue=p2") != std::string::npos ? 2
+                                                                 : 1;
+    nlohmann::json items = nlohmann::json::array();
+    for (int i = (page - 1) * 2; i < std::min(page * 2, 5); ++i)
+      items.push_back(pod("p" + std::to_string(i), std::to_string(i + 1)));
+    nlohmann::json md = {{"resourceVersion", page == 1 ? "7" : "9"}};
+    if (page < 3) md["continue"] = "p" + std::to_string(page + 1);
+    return {200, nlohmann::json{{"kind", "PodList"}, {"metadata", md}, {"items", items}}.dump()};
+  });
+  ClientConfig cfg;
+  cfg.server = server.url();
+  auto rc = RestClient::create(cfg);
+  REQUIRE(rc.is_ok());
+  auto api = std::make_shared<ApiClient>(std::shared_ptr<RestClient>(std::move(*rc)));
+  auto t = pod_type();
+  InformerOptions opts;
+  opts.namespace_ = "default";
+  opts.min_backoff = 10ms;
+  opts.max_backoff = 50ms;
+  opts.page_size = 2;
+  Informer inf(api, t, opts);
+  inf.start();
+  REQUIRE(inf.wait_for_sync(10s));
+  REQUIRE(eventually([&] {
+    for (const auto& tg : server.targets())
+      if (tg.find("watch=true") != std::string::npos) return true;
+    return false;
+  }));
+  inf.stop();
+  CHECK(inf.snapshot().size() == 5);
+  for (int i = 0; i < 5; ++i) CHECK(inf.get("default/p" + std::to_string(i)).has_value());
+  std::vector<std::string> lists, watches;
+  for (const auto& tg : server.targets())
+    (tg.find("watch=true") != std::string::npos ? watches : lists).push_back(tg);
+  REQUIRE(lists.size() >= 3);
+  CHECK(lists[0].find("continue=") == std::string::npos);
+  CHECK(lists[1].find("continue=p2") != std::string::npos);
+  CHECK(lists[2].find("continue=p3") != std::string::npos);
+  REQUIRE(!watches.empty());
+  CHECK(watches[0].find("resourceVersion=7") != std::string::npos);
 }
 
 TEST_CASE("informer: a transform slims cached objects; resourceVersions still drive the watch") {

@@ -141,6 +141,13 @@ void Informer::for_each(const std::function<void(const json& obj)>& fn) const {
 std::vector<json> Informer::by_namespace(const std::string& ns) const {
   std::lock_guard lock(mu_);
   std::vector<json> out;
+  if (!opts_.indexes) {
+    for (const auto& [k, v] : cache_) {
+      json obj = unpack(*v);
+      if (md_str(obj, "namespace") == ns) out.push_back(std::move(obj));
+    }
+    return out;
+  }
   auto it = by_ns_.find(ns);
   if (it == by_ns_.end()) return out;
   for (const auto& k : it->second) out.push_back(unpack(*cache_.at(k)));
@@ -153,6 +160,7 @@ std::vector<json> Informer::by_label(const proto::LabelSelector& sel) const {
   // Narrow by the first equality requirement through the index, then match fully.
   const std::set<std::string>* candidates = nullptr;
   for (const auto& r : sel.requirements()) {
+    if (!opts_.indexes) break;
     if (r.op == proto::SelectorOp::kEquals && r.values.size() == 1) {
       auto it = by_label_.find(r.key + "=" + r.values[0]);
       if (it == by_label_.end()) return out;
@@ -175,6 +183,21 @@ std::vector<json> Informer::by_label(const proto::LabelSelector& sel) const {
 std::vector<json> Informer::by_owner(const std::string& owner_uid) const {
   std::lock_guard lock(mu_);
   std::vector<json> out;
+  if (!opts_.indexes) {
+    for (const auto& [k, v] : cache_) {
+      json obj = unpack(*v);
+      const json& md = metadata(obj);
+      auto refs = md.find("ownerReferences");
+      if (refs == md.end() || !refs->is_array()) continue;
+      for (const auto& ref : *refs) {
+        if (ref.is_object() && ref.value("uid", "") == owner_uid) {
+          out.push_back(std::move(obj));
+          break;
+        }
+      }
+    }
+    return out;
+  }
   auto it = by_owner_.find(owner_uid);
   if (it == by_owner_.end()) return out;
   for (const auto& k : it->second) out.push_back(unpack(*cache_.at(k)));
@@ -182,6 +205,7 @@ std::vector<json> Informer::by_owner(const std::string& owner_uid) const {
 }
 
 void Informer::index_locked(const std::string& key, const json& obj, bool add) {
+  if (!opts_.indexes) return;
   auto update = [&](std::map<std::string, std::set<std::string>>& idx, const std::string& v) {
     if (add) {
       idx[v].insert(key);
@@ -250,7 +274,7 @@ void Informer::erase(const std::string& key, const std::string& rv, const json& 
     std::lock_guard lock(mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
-      index_locked(key, *load(it->second), false);
+      if (opts_.indexes) index_locked(key, *load(it->second), false);
       cache_.erase(it);
     }
     if (!rv.empty()) rv_ = rv;
