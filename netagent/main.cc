@@ -1,6 +1,5 @@
 // skiff-netagent: the node's network agent (see netagent/README.md): the pod network between
 // nodes, the service proxy, cluster DNS and the LoadBalancer address announcer.
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -142,17 +141,19 @@ class LateAnnouncer {
 
 }  // namespace
 
+// skiff-netagent links jemalloc (CMakeLists.txt) for its memory: a cold sync at 10,000 Services
+// decodes every cached Service and Endpoints and builds a batch of ~50,000 elements, a ~50 MB
+// peak of small objects freed at once. glibc kept ~30 MB of it resident afterwards, in pages
+// pinned by the few long-lived objects allocated among them (malloc_trim could not return them);
+// jemalloc's size-class slabs give them back. One arena (the agent's threads rarely allocate at
+// the same time); freed pages returned after 200 ms by jemalloc's background thread, without
+// the lazy MADV_FREE stage (its pages stay counted in RSS until the kernel needs them).
+// MALLOC_CONF in the environment overrides this.
+extern "C" {
+const char* malloc_conf = "narenas:1,background_thread:true,dirty_decay_ms:200,muzzy_decay_ms:0";
+}
+
 int main(int argc, char** argv) {
-  // A fixed mmap threshold: every allocation from 256 KiB up (list bodies, the informers'
-  // compaction buffer, the cold sync's batch vectors) is its own mapping, returned to the kernel
-  // when freed. glibc's default raises the threshold after such a free (up to 32 MiB), after
-  // which those buffers land in the heap arenas and leave them fragmented.
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-  // Two heap arenas instead of up to 8 per core: each informer thread, the services worker and
-  // the servers otherwise get arenas of their own, each left part-used after its peak (3,000
-  // Services: RSS 36.7 -> 31.8 MB, measured with MALLOC_ARENA_MAX=2). The agent's threads do
-  // not contend on malloc enough to need more.
-  mallopt(M_ARENA_MAX, 2);
   CLI::App app{
       "skiff-netagent: the pod network between nodes (VXLAN or host-gw routes), the service "
       "proxy (nftables), cluster DNS and LoadBalancer address announcement"};

@@ -157,13 +157,16 @@ TEST_CASE("the informer transforms keep what the proxy, DNS and the announcer re
                 "appProtocol":"http"}]},
     "status":{"loadBalancer":{"ingress":[{"ip":"10.250.0.200"}]},"conditions":[]}})");
   json want_svc = json::parse(R"({
-    "metadata":{"name":"web","namespace":"default","uid":"u1","resourceVersion":"7"},
-    "spec":{"type":"LoadBalancer","clusterIP":"10.96.0.5","clusterIPs":["10.96.0.5"],
-      "externalTrafficPolicy":"Local",
+    "metadata":{"name":"web","namespace":"default","resourceVersion":"7"},
+    "spec":{"type":"LoadBalancer","clusterIP":"10.96.0.5","externalTrafficPolicy":"Local",
       "ports":[{"name":"http","port":80,"nodePort":30080,"protocol":"TCP"}]},
     "status":{"loadBalancer":{"ingress":[{"ip":"10.250.0.200"}]}}})");
   slim_service(svc);
   CHECK(svc == want_svc);
+  // clusterIPs stays when it says more than clusterIP (dual-stack).
+  json dual = json::parse(R"({"spec":{"clusterIP":"10.96.0.5","clusterIPs":["10.96.0.5","fd00::5"]}})");
+  slim_service(dual);
+  CHECK(dual["spec"]["clusterIPs"].size() == 2);
 
   json eps = json::parse(R"({"apiVersion":"v1","kind":"Endpoints",
     "metadata":{"name":"web","namespace":"default","resourceVersion":"8","labels":{"x":"y"},

@@ -1,6 +1,5 @@
 #include "netagent/service_agent.h"
 
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/heap.h"
 #include "netagent/nft/nft.h"
 #include "proto/client/informer.h"
 #include "proto/time.h"
@@ -136,8 +136,7 @@ void keep_only(json& j, std::initializer_list<const char*> keys) {
 void slim_metadata(json& obj, bool trigger_annotation) {
   auto md = obj.find("metadata");
   if (md == obj.end()) return;
-  keep_only(*md,
-            {"name", "namespace", "uid", "resourceVersion", "deletionTimestamp", "annotations"});
+  keep_only(*md, {"name", "namespace", "resourceVersion", "deletionTimestamp", "annotations"});
   if (!md->is_object()) return;
   if (auto ann = md->find("annotations"); ann != md->end()) {
     if (trigger_annotation) keep_only(*ann, {kTriggerTimeAnnotation});
@@ -167,6 +166,11 @@ void slim_service(json& svc) {
                       "sessionAffinityConfig", "externalTrafficPolicy", "internalTrafficPolicy",
                       "loadBalancerClass", "externalName"});
     slim_each(member(*spec, "ports"), {"name", "protocol", "port", "nodePort"});
+    // Single-stack: clusterIPs is [clusterIP], which readers fall back to.
+    json* ips = member(*spec, "clusterIPs");
+    json* ip = member(*spec, "clusterIP");
+    if (ips && ip && ips->is_array() && ips->size() == 1 && (*ips)[0] == *ip)
+      spec->erase("clusterIPs");
   }
   if (json* status = member(svc, "status")) keep_only(*status, {"loadBalancer"});
 }
@@ -490,10 +494,10 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
     last_ok_ = t1;
   }
   if (full) {
-    // A full sync copied every Service and Endpoints out of the informer caches and built the
-    // whole ruleset's batch; glibc keeps those freed pages (at 10,000 Services ~100 MB of RSS
-    // the agent never uses again). Give them back.
-    malloc_trim(0);
+    // A full sync decoded every Service and Endpoints out of the informer caches and built the
+    // whole ruleset's batch (at 10,000 Services a ~50 MB peak the agent does not need until the
+    // next one). Give those pages back now rather than when the allocator's decay gets to them.
+    release_free_heap();
   }
   merge_cleanup(&pending_cleanup_, first_endpoints);
   merge_cleanup(&pending_cleanup_, conntrack_cleanup_spec({}, {}, r->stale_udp));
@@ -535,13 +539,14 @@ std::string ServiceAgent::metrics_text() const {
   std::ostringstream o;
   // The heap split into what is allocated and what malloc holds free (bench/svc_agent_rss.py
   // reads them to tell live data from fragmentation).
-  struct mallinfo2 mi = ::mallinfo2();
-  o << "# HELP skiff_netagent_malloc_in_use_bytes Heap bytes allocated (glibc mallinfo2).\n"
+  HeapStats heap = heap_stats();
+  o << "# HELP skiff_netagent_malloc_in_use_bytes Heap bytes allocated (" << heap.allocator
+    << ").\n"
     << "# TYPE skiff_netagent_malloc_in_use_bytes gauge\n"
-    << "skiff_netagent_malloc_in_use_bytes " << mi.uordblks + mi.hblkhd << "\n"
+    << "skiff_netagent_malloc_in_use_bytes " << heap.allocated << "\n"
     << "# HELP skiff_netagent_malloc_free_bytes Heap bytes free but kept by malloc.\n"
     << "# TYPE skiff_netagent_malloc_free_bytes gauge\n"
-    << "skiff_netagent_malloc_free_bytes " << mi.fordblks << "\n";
+    << "skiff_netagent_malloc_free_bytes " << heap.held_free << "\n";
   o << sync_hist_.text("skiff_netagent_services_sync_duration_seconds",
                        "Time a services sync took (model, batch and commit).")
     << "# HELP skiff_netagent_services_last_sync_duration_seconds Time the last services sync "

@@ -98,8 +98,9 @@ std::optional<std::chrono::system_clock::time_point> trigger_time(const nlohmann
 // informers that the proxy, DNS and the LB announcer share: they keep only the fields those
 // read, so 10,000 Services x 5 endpoints cost a few MB of cache instead of ~130 MB. A reader
 // of another field must add it here.
-//   Service:   metadata name/namespace/uid/resourceVersion/deletionTimestamp; spec type,
-//              clusterIP(s), ports (name/protocol/port/nodePort), externalIPs, sessionAffinity
+//   Service:   metadata name/namespace/resourceVersion/deletionTimestamp; spec type,
+//              clusterIP, clusterIPs (unless it is just [clusterIP]), ports
+//              (name/protocol/port/nodePort), externalIPs, sessionAffinity
 //              (+Config), external/internalTrafficPolicy, loadBalancerClass, externalName;
 //              status.loadBalancer.
 //   Endpoints: the same metadata + the trigger-time annotation; subsets' addresses (ip,
