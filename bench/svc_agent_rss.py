@@ -8,7 +8,8 @@ In a network namespace of its own (skiff-bench-rss-<pid>: lo + a veth pair, 10.2
 skiff-apiserver (fresh data dir), a Node with a pod CIDR, N Services (ClusterIP allocated by the
 apiserver, port 80) each with an Endpoints of 5 ready addresses, created through the API on a
 few keep-alive connections; then skiff-netagent (host-gw backend, services on, DNS and the LB
-announcer off) until its first services sync has programmed every port. Prints the agent's
+announcer off unless --dns / --announce) until its first services sync has programmed every
+port. Prints the agent's
 VmRSS/VmHWM (from /proc) right after the first sync and 5 s later, and the time of that sync.
 Everything (processes, namespace, temp dir) is removed at exit, also on failure or SIGTERM.
 Traffic: only loopback inside the namespace.
@@ -113,6 +114,10 @@ def main():
     ap.add_argument("--wrap", default="",
                     help="run the agent under this command (e.g. 'heaptrack -o FILE'); its "
                          "figures are then the wrapper's, for profiling only")
+    ap.add_argument("--dns", action="store_true",
+                    help="run the agent's cluster DNS too (10.96.0.10 on a link in the namespace)")
+    ap.add_argument("--announce", action="store_true",
+                    help="run the agent's LoadBalancer announcer too")
     ap.add_argument("--hold-s", type=int, default=0,
                     help="keep everything running this long after the figures (to inspect)")
     a = ap.parse_args()
@@ -190,7 +195,9 @@ def main():
 
     agent_args = a.wrap.split() + [os.path.join(a.bin, "skiff-netagent"), "--kubeconfig", kc, "--node-name", NODE,
                   "--backend", "host-gw", "--node-ip", NODE_IP, "--iface", "eth0",
-                  "--cluster-cidr", "10.244.0.0/16", "--cluster-dns", "", "--lb-announce=false",
+                  "--cluster-cidr", "10.244.0.0/16",
+                  "--cluster-dns", "10.96.0.10" if a.dns else "",
+                  "--lb-announce=%s" % ("true" if a.announce else "false"),
                   "--port", "10256"]
     t1 = time.time()
     agent = bg("netagent", agent_args)

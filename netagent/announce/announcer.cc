@@ -348,8 +348,16 @@ void Announcer::reconcile_loop(std::stop_token stop) {
 
 void Announcer::reconcile() {
   auto node = nodes_->get(opts_.node_name);
-  auto decisions =
-      decide(services_->list(), endpoints_->list(), node ? &*node : nullptr, opts_.node_name);
+  // Only Services with a LoadBalancer ingress matter, with their Endpoints: the others are
+  // not decoded out of the (compact) caches.
+  std::vector<json> lbs, eps;
+  services_->for_each([&](const json& s) {
+    const json* ingress = find_path(s, {"status", "loadBalancer", "ingress"});
+    if (!ingress || !ingress->is_array() || ingress->empty()) return;
+    if (auto e = endpoints_->get(client::object_key(s))) eps.push_back(std::move(*e));
+    lbs.push_back(s);
+  });
+  auto decisions = decide(lbs, eps, node ? &*node : nullptr, opts_.node_name);
   std::set<std::string> want;
   for (const auto& d : decisions)
     if (d.eligible) want.insert(d.ip);

@@ -194,7 +194,9 @@ struct DnsServer::Impl {
         continue;
       }
       auto t0 = Clock::now();
-      auto z = Zone::build(cfg, svc_inf->list(), eps_inf->list());
+      auto z = Zone::build(
+          cfg, [&](const std::function<void(const nlohmann::json&)>& fn) { svc_inf->for_each(fn); },
+          [&](const std::string& key) { return eps_inf->get(key); });
       size_t n = z->record_count();
       zone.store(std::move(z));
       ++rebuilds;
@@ -548,7 +550,7 @@ Status DnsServer::start() {
                                  std::to_string(o.port) + ": " + ec.message());
   }
 
-  d.zone.store(Zone::build(d.cfg, {}, {}));
+  d.zone.store(Zone::build(d.cfg, std::vector<nlohmann::json>{}, std::vector<nlohmann::json>{}));
   if (o.services) {
     d.svc_inf = o.services;
     d.eps_inf = o.endpoints;

@@ -110,6 +110,25 @@ void Zone::add(const std::string& lname, Record r) {
 
 std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const std::vector<json>& services,
                                         const std::vector<json>& endpoints) {
+  std::map<std::string, const json*> eps;
+  for (const auto& e : endpoints) {
+    const json& md = sub(e, "metadata");
+    eps[str(md, "namespace") + "/" + str(md, "name")] = &e;
+  }
+  return build(
+      cfg,
+      [&](const std::function<void(const json&)>& fn) {
+        for (const auto& svc : services) fn(svc);
+      },
+      [&](const std::string& key) -> std::optional<json> {
+        auto it = eps.find(key);
+        if (it == eps.end()) return std::nullopt;
+        return *it->second;
+      });
+}
+
+std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const ServiceWalk& services,
+                                        const EndpointsLookup& endpoints) {
   std::shared_ptr<Zone> z(new Zone(cfg));
   const std::string& d = z->cfg_.domain;
   const uint32_t ttl = cfg.ttl;
@@ -128,17 +147,11 @@ std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const std::vector
     z->add(apex, target_rec(kNS, "ns.dns." + d, ttl));
   }
 
-  std::map<std::string, const json*> eps;
-  for (const auto& e : endpoints) {
-    const json& md = sub(e, "metadata");
-    eps[str(md, "namespace") + "/" + str(md, "name")] = &e;
-  }
-
-  for (const auto& svc : services) {
+  services([&](const json& svc) {
     const json& md = sub(svc, "metadata");
     const json& spec = sub(svc, "spec");
     std::string ns = lower(str(md, "namespace")), name = lower(str(md, "name"));
-    if (!valid_label(ns) || !valid_label(name)) continue;  // the API validates; stay safe
+    if (!valid_label(ns) || !valid_label(name)) return;  // the API validates; stay safe
     const std::string base = name + "." + ns + ".svc." + d;
     z->exists_.insert(base);
     for (std::string n = ns + ".svc." + d; !n.empty();) {  // ENTs up to the apex
@@ -150,7 +163,7 @@ std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const std::vector
     if (str(spec, "type") == "ExternalName") {
       std::string target = lower(strip_dot(str(spec, "externalName")));
       if (!target.empty()) z->add(base, target_rec(kCNAME, target, ttl));
-      continue;
+      return;
     }
 
     const std::string cluster_ip = str(spec, "clusterIP");
@@ -182,14 +195,14 @@ std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const std::vector
           z->add("_" + pname + "._" + proto + "." + base, r);
         }
       }
-      continue;
+      return;
     }
 
     // Headless: the ready endpoint addresses.
-    auto it = eps.find(str(md, "namespace") + "/" + str(md, "name"));
-    if (it == eps.end()) continue;
-    const json& subsets = sub(*it->second, "subsets");
-    if (!subsets.is_array()) continue;
+    auto ep = endpoints(str(md, "namespace") + "/" + str(md, "name"));
+    if (!ep) return;
+    const json& subsets = sub(*ep, "subsets");
+    if (!subsets.is_array()) return;
     std::map<std::string, std::vector<Record>> srv;  // owner -> records, weights set below
     for (const auto& ss : subsets) {
       const json& addrs = sub(ss, "addresses");
@@ -225,7 +238,7 @@ std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const std::vector
         z->add(owner, r);
       }
     }
-  }
+  });
   return z;
 }
 
