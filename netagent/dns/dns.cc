@@ -196,7 +196,8 @@ struct DnsServer::Impl {
       auto t0 = Clock::now();
       auto z = Zone::build(
           cfg, [&](const std::function<void(const nlohmann::json&)>& fn) { svc_inf->for_each(fn); },
-          [&](const std::string& key) { return eps_inf->get(key); });
+          [svcs = svc_inf](const std::string& key) { return svcs->get(key); },
+          [eps = eps_inf](const std::string& key) { return eps->get(key); });
       size_t n = z->record_count();
       zone.store(std::move(z));
       ++rebuilds;

@@ -91,155 +91,290 @@ Record target_rec(uint16_t type, std::string target, uint32_t ttl) {
 
 }  // namespace
 
-void Zone::add(const std::string& lname, Record r) {
+void Zone::add_fixed(const std::string& lname, Record r) {
   r.name = lname;
-  auto& v = names_[lname];
-  for (const auto& have : v)
-    if (have == r) return;  // the same record twice (an IP in two subsets)
-  v.push_back(std::move(r));
+  fixed_[lname].push_back(std::move(r));
   ++count_;
-  // The owner and every ancestor exist: a query for an empty non-terminal such as
-  // "default.svc.cluster.local" is NODATA, not NXDOMAIN (RFC 8020).
-  std::string n = lname;
-  while (exists_.insert(n).second) {
-    size_t dot = n.find('.');
-    if (dot == std::string::npos) break;
-    n = n.substr(dot + 1);
-  }
+  // Every ancestor exists: a query for an empty non-terminal such as "dns.cluster.local" is
+  // NODATA, not NXDOMAIN (RFC 8020).
+  for (size_t dot = lname.find('.'); dot != std::string::npos; dot = lname.find('.', dot + 1))
+    fixed_ents_.insert(lname.substr(dot + 1));
 }
+
+namespace {
+
+// A named port: the SRV owner prefix and the number.
+struct Port {
+  std::string owner;  // "_<name>._<proto>" (lower case)
+  uint16_t port = 0;
+};
+
+// Named ports with a valid number ("_http._tcp"), in order, from a Service's spec.ports or an
+// Endpoints subset's ports.
+std::vector<Port> named_ports(const json& ports) {
+  std::vector<Port> out;
+  if (!ports.is_array()) return out;
+  for (const auto& p : ports) {
+    std::string pname = lower(str(p, "name"));
+    std::string proto = lower(str(p, "protocol"));
+    if (proto.empty()) proto = "tcp";
+    const json& port = sub(p, "port");
+    if (pname.empty() || !port.is_number_integer()) continue;
+    int pn = port.get<int>();
+    if (pn < 1 || pn > 65535) continue;
+    out.push_back({"_" + pname + "._" + proto, static_cast<uint16_t>(pn)});
+  }
+  return out;
+}
+
+// A ClusterIP Service's IPv4 addresses (clusterIPs, else clusterIP).
+std::vector<uint32_t> cluster_ips(const json& spec) {
+  std::vector<std::string> ips;
+  if (sub(spec, "clusterIPs").is_array())
+    for (const auto& ip : sub(spec, "clusterIPs"))
+      if (ip.is_string()) ips.push_back(ip.get<std::string>());
+  const std::string cluster_ip = str(spec, "clusterIP");
+  if (ips.empty() && !cluster_ip.empty()) ips.push_back(cluster_ip);
+  std::vector<uint32_t> out;
+  for (const auto& s : ips)
+    if (auto ip = parse_ip4(s)) out.push_back(*ip);  // IPv6 and garbage are skipped
+  return out;
+}
+
+// One ready address of a headless Service: its name label and the subset's named ports.
+struct Member {
+  uint32_t ip = 0;
+  std::string label;  // hostname, else a-b-c-d
+  const json* ports = nullptr;
+};
+
+std::vector<Member> members(const json& endpoints) {
+  std::vector<Member> out;
+  const json& subsets = sub(endpoints, "subsets");
+  if (!subsets.is_array()) return out;
+  for (const auto& ss : subsets) {
+    const json& addrs = sub(ss, "addresses");
+    if (!addrs.is_array()) continue;
+    for (const auto& a : addrs) {
+      auto ip = parse_ip4(str(a, "ip"));
+      if (!ip) continue;
+      std::string host = lower(str(a, "hostname"));
+      out.push_back({*ip, valid_label(host) ? host : dashed(*ip), &sub(ss, "ports")});
+    }
+  }
+  return out;
+}
+
+void push_unique(std::vector<Record>* v, Record r) {
+  for (const auto& have : *v)
+    if (have == r) return;  // the same record twice (an IP in two subsets)
+  v->push_back(std::move(r));
+}
+
+}  // namespace
 
 std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const std::vector<json>& services,
                                         const std::vector<json>& endpoints) {
-  std::map<std::string, const json*> eps;
-  for (const auto& e : endpoints) {
-    const json& md = sub(e, "metadata");
-    eps[str(md, "namespace") + "/" + str(md, "name")] = &e;
-  }
+  auto index = [](const std::vector<json>& objs) {
+    auto m = std::make_shared<std::map<std::string, json>>();
+    for (const auto& o : objs) {
+      const json& md = sub(o, "metadata");
+      (*m)[str(md, "namespace") + "/" + str(md, "name")] = o;
+    }
+    return m;
+  };
+  auto lookup = [](std::shared_ptr<std::map<std::string, json>> m) {
+    return [m](const std::string& key) -> std::optional<json> {
+      auto it = m->find(key);
+      if (it == m->end()) return std::nullopt;
+      return it->second;
+    };
+  };
+  auto svcs = index(services);
   return build(
       cfg,
       [&](const std::function<void(const json&)>& fn) {
         for (const auto& svc : services) fn(svc);
       },
-      [&](const std::string& key) -> std::optional<json> {
-        auto it = eps.find(key);
-        if (it == eps.end()) return std::nullopt;
-        return *it->second;
-      });
+      lookup(svcs), lookup(index(endpoints)));
 }
 
-std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const ServiceWalk& services,
-                                        const EndpointsLookup& endpoints) {
+std::shared_ptr<const Zone> Zone::build(const ZoneConfig& cfg, const ServiceWalk& walk,
+                                        ObjectLookup services, ObjectLookup endpoints) {
   std::shared_ptr<Zone> z(new Zone(cfg));
+  z->services_ = std::move(services);
+  z->endpoints_ = std::move(endpoints);
   const std::string& d = z->cfg_.domain;
   const uint32_t ttl = cfg.ttl;
 
   // The apex: SOA and NS, and the name server's own address.
-  z->add(d, [&] {
-    Record r = z->soa(d);
-    return r;
-  }());
-  z->add(d, target_rec(kNS, "ns.dns." + d, ttl));
-  z->add("ns.dns." + d, a_rec(cfg.dns_ip, ttl));
+  z->add_fixed(d, z->soa(d));
+  z->add_fixed(d, target_rec(kNS, "ns.dns." + d, ttl));
+  z->add_fixed("ns.dns." + d, a_rec(cfg.dns_ip, ttl));
   for (const Cidr4& c : {cfg.service_cidr, cfg.cluster_cidr}) {
     std::string apex = z->reverse_apex(reverse_name(c.net));
     if (apex.empty()) continue;
-    z->add(apex, z->soa(apex));
-    z->add(apex, target_rec(kNS, "ns.dns." + d, ttl));
+    z->add_fixed(apex, z->soa(apex));
+    z->add_fixed(apex, target_rec(kNS, "ns.dns." + d, ttl));
   }
 
-  services([&](const json& svc) {
+  // What is not found by name: namespaces and PTR targets. The rest is counted only.
+  auto add_ptr = [&](uint32_t ip, const std::string& target) {
+    auto [lo, hi] = z->ptr_.equal_range(ip);
+    for (auto it = lo; it != hi; ++it)
+      if (it->second == target) return;
+    z->ptr_.emplace(ip, target);
+    ++z->count_;
+  };
+  walk([&](const json& svc) {
     const json& md = sub(svc, "metadata");
     const json& spec = sub(svc, "spec");
     std::string ns = lower(str(md, "namespace")), name = lower(str(md, "name"));
     if (!valid_label(ns) || !valid_label(name)) return;  // the API validates; stay safe
+    z->namespaces_.insert(ns);
     const std::string base = name + "." + ns + ".svc." + d;
-    z->exists_.insert(base);
-    for (std::string n = ns + ".svc." + d; !n.empty();) {  // ENTs up to the apex
-      z->exists_.insert(n);
-      if (n == d) break;
-      n = n.substr(n.find('.') + 1);
-    }
-
     if (str(spec, "type") == "ExternalName") {
-      std::string target = lower(strip_dot(str(spec, "externalName")));
-      if (!target.empty()) z->add(base, target_rec(kCNAME, target, ttl));
+      if (!strip_dot(str(spec, "externalName")).empty()) ++z->count_;
       return;
     }
-
-    const std::string cluster_ip = str(spec, "clusterIP");
-    if (cluster_ip != "None") {
-      std::vector<std::string> ips;
-      if (sub(spec, "clusterIPs").is_array())
-        for (const auto& ip : sub(spec, "clusterIPs"))
-          if (ip.is_string()) ips.push_back(ip.get<std::string>());
-      if (ips.empty() && !cluster_ip.empty()) ips.push_back(cluster_ip);
-      for (const auto& s : ips) {
-        auto ip = parse_ip4(s);
-        if (!ip) continue;  // IPv6 or garbage
-        z->add(base, a_rec(*ip, ttl));
-        z->add(reverse_name(*ip), target_rec(kPTR, base, ttl));
+    if (str(spec, "clusterIP") != "None") {
+      for (uint32_t ip : cluster_ips(spec)) {
+        ++z->count_;
+        add_ptr(ip, base);
       }
-      if (sub(spec, "ports").is_array()) {
-        for (const auto& p : sub(spec, "ports")) {
-          std::string pname = lower(str(p, "name"));
-          std::string proto = lower(str(p, "protocol"));
-          if (proto.empty()) proto = "tcp";
-          const json& port = sub(p, "port");
-          if (pname.empty() || !port.is_number_integer()) continue;
-          int pn = port.get<int>();
-          if (pn < 1 || pn > 65535) continue;
-          Record r = target_rec(kSRV, base, ttl);
-          r.priority = 0;
-          r.weight = 100;
-          r.port = static_cast<uint16_t>(pn);
-          z->add("_" + pname + "._" + proto + "." + base, r);
-        }
-      }
+      z->count_ += named_ports(sub(spec, "ports")).size();
       return;
     }
-
     // Headless: the ready endpoint addresses.
-    auto ep = endpoints(str(md, "namespace") + "/" + str(md, "name"));
+    auto ep = z->endpoints_(str(md, "namespace") + "/" + str(md, "name"));
     if (!ep) return;
-    const json& subsets = sub(*ep, "subsets");
-    if (!subsets.is_array()) return;
-    std::map<std::string, std::vector<Record>> srv;  // owner -> records, weights set below
-    for (const auto& ss : subsets) {
-      const json& addrs = sub(ss, "addresses");
-      if (!addrs.is_array()) continue;
-      for (const auto& a : addrs) {
-        auto ip = parse_ip4(str(a, "ip"));
-        if (!ip) continue;
-        std::string host = lower(str(a, "hostname"));
-        std::string epname = (valid_label(host) ? host : dashed(*ip)) + "." + base;
-        z->add(base, a_rec(*ip, ttl));
-        z->add(epname, a_rec(*ip, ttl));
-        z->add(reverse_name(*ip), target_rec(kPTR, epname, ttl));
-        if (!sub(ss, "ports").is_array()) continue;
-        for (const auto& p : sub(ss, "ports")) {
-          std::string pname = lower(str(p, "name"));
-          std::string proto = lower(str(p, "protocol"));
-          if (proto.empty()) proto = "tcp";
-          const json& port = sub(p, "port");
-          if (pname.empty() || !port.is_number_integer()) continue;
-          int pn = port.get<int>();
-          if (pn < 1 || pn > 65535) continue;
-          Record r = target_rec(kSRV, epname, ttl);
-          r.port = static_cast<uint16_t>(pn);
-          srv["_" + pname + "._" + proto + "." + base].push_back(r);
-        }
-      }
-    }
-    for (auto& [owner, recs] : srv) {
-      // CoreDNS spreads weight 100 over the targets of one name.
-      uint16_t w = static_cast<uint16_t>(std::max<size_t>(1, 100 / recs.size()));
-      for (auto& r : recs) {
-        r.weight = w;
-        z->add(owner, r);
-      }
+    for (const Member& m : members(*ep)) {
+      z->count_ += 2 + named_ports(*m.ports).size();  // A of the Service and of the name, SRV
+      add_ptr(m.ip, m.label + "." + base);
     }
   });
   return z;
+}
+
+bool Zone::service_records(const std::string& rel, std::vector<Record>* out) const {
+  // rel: "svc", "<ns>.svc", "<name>.<ns>.svc", "<label>.<name>.<ns>.svc" or
+  // "_<port>._<proto>.<name>.<ns>.svc".
+  std::vector<std::string> labels;
+  for (size_t start = 0;;) {
+    size_t dot = rel.find('.', start);
+    labels.push_back(rel.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  const size_t n = labels.size();
+  if (labels.back() != "svc" || n > 5) return false;
+  if (n == 1) return !namespaces_.empty();
+  if (n == 2) return namespaces_.count(labels[0]) > 0;
+  const std::string& ns = labels[n - 2];
+  const std::string& name = labels[n - 3];
+  if (!valid_label(ns) || !valid_label(name)) return false;
+  auto svc = services_(ns + "/" + name);
+  if (!svc) return false;
+  const json& spec = sub(*svc, "spec");
+  const std::string& d = cfg_.domain;
+  const std::string base = name + "." + ns + ".svc." + d;
+  const uint32_t ttl = cfg_.ttl;
+  const std::string owner = n == 5 ? labels[0] + "." + labels[1] : n == 4 ? labels[0] : "";
+
+  if (str(spec, "type") == "ExternalName") {
+    if (n != 3) return false;
+    std::string target = lower(strip_dot(str(spec, "externalName")));
+    if (!target.empty()) out->push_back(target_rec(kCNAME, target, ttl));
+    return true;
+  }
+  if (str(spec, "clusterIP") != "None") {
+    auto ports = named_ports(sub(spec, "ports"));
+    if (n == 3) {
+      for (uint32_t ip : cluster_ips(spec)) push_unique(out, a_rec(ip, ttl));
+      return true;
+    }
+    bool found = false;
+    for (const Port& p : ports) {
+      // "_<proto>.<base>" is an empty non-terminal when an SRV name lies under it.
+      if (n == 4 ? !ends_with(p.owner, "." + owner) : p.owner != owner) continue;
+      found = true;
+      if (n == 4) continue;
+      Record r = target_rec(kSRV, base, ttl);
+      r.priority = 0;
+      r.weight = 100;
+      r.port = p.port;
+      push_unique(out, r);
+    }
+    return found;
+  }
+
+  // Headless: the ready endpoint addresses.
+  auto ep = endpoints_(ns + "/" + name);
+  std::vector<Member> ms = ep ? members(*ep) : std::vector<Member>{};
+  if (n == 3) {
+    for (const Member& m : ms) push_unique(out, a_rec(m.ip, ttl));
+    return true;
+  }
+  bool found = false;
+  for (const Member& m : ms) {
+    if (n == 4 && m.label == owner) {  // <hostname>.<base>
+      found = true;
+      push_unique(out, a_rec(m.ip, ttl));
+    }
+    for (const Port& p : named_ports(*m.ports)) {
+      if (n == 4 ? !ends_with(p.owner, "." + owner) : p.owner != owner) continue;
+      found = true;
+      if (n == 4) continue;
+      Record r = target_rec(kSRV, m.label + "." + base, ttl);
+      r.port = p.port;
+      push_unique(out, r);
+    }
+  }
+  if (n == 5) {
+    // CoreDNS spreads weight 100 over the targets of one name.
+    uint16_t w = static_cast<uint16_t>(std::max<size_t>(1, 100 / std::max<size_t>(1, out->size())));
+    for (auto& r : *out) r.weight = w;
+  }
+  return found;
+}
+
+bool Zone::reverse_records(const std::string& l, std::vector<Record>* out) const {
+  static const std::string kArpa = ".in-addr.arpa";
+  if (!ends_with(l, kArpa)) return false;
+  // Octets right to left, strictly decimal (no leading zeros: "010" is another name).
+  std::vector<std::string> labels;
+  std::string rest = l.substr(0, l.size() - kArpa.size());
+  for (size_t start = 0;;) {
+    size_t dot = rest.find('.', start);
+    labels.push_back(rest.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  std::vector<int> octets;  // most significant first
+  for (auto it = labels.rbegin(); it != labels.rend(); ++it) {
+    const std::string& o = *it;
+    if (o.empty() || o.size() > 3 || (o.size() > 1 && o[0] == '0')) return false;
+    int v = 0;
+    for (char c : o) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    if (v > 255) return false;
+    octets.push_back(v);
+  }
+  if (octets.empty() || octets.size() > 4) return false;
+  uint32_t ip = 0;
+  for (size_t i = 0; i < octets.size(); ++i) ip |= static_cast<uint32_t>(octets[i]) << (24 - 8 * i);
+  if (octets.size() < 4) {
+    // An empty non-terminal when some PTR name lies under it.
+    uint32_t span = 32 - 8 * static_cast<uint32_t>(octets.size());
+    uint64_t last = static_cast<uint64_t>(ip) + ((uint64_t{1} << span) - 1);
+    auto it = ptr_.lower_bound(ip);
+    return it != ptr_.end() && it->first <= last;
+  }
+  auto [lo, hi] = ptr_.equal_range(ip);
+  for (auto it = lo; it != hi; ++it) out->push_back(target_rec(kPTR, it->second, cfg_.ttl));
+  return lo != hi;
 }
 
 std::string Zone::reverse_apex(const std::string& lname) const {
@@ -310,8 +445,8 @@ Answer Zone::lookup(const Question& q) const {
   const std::string apex = (l == d || ends_with(l, "." + d)) ? d : reverse_apex(l);
   auto negative = [&](uint8_t rcode) {
     ans.rcode = rcode;
-    auto it = names_.find(apex);
-    if (it != names_.end())
+    auto it = fixed_.find(apex);
+    if (it != fixed_.end())
       for (const auto& r : it->second)
         if (r.type == kSOA) ans.authority.push_back(r);
     return ans;
@@ -343,9 +478,19 @@ Answer Zone::lookup(const Question& q) const {
     return ans;
   }
 
-  auto it = names_.find(l);
-  if (it == names_.end()) return negative(exists_.count(l) ? kNoError : kNxDomain);
-  const auto& recs = it->second;
+  std::vector<Record> recs;
+  bool exists = false;
+  if (auto it = fixed_.find(l); it != fixed_.end()) {
+    recs = it->second;
+    exists = true;
+  } else if (fixed_ents_.count(l)) {
+    exists = true;
+  } else if (apex == d) {
+    exists = l != d && service_records(l.substr(0, l.size() - d.size() - 1), &recs);
+  } else {
+    exists = reverse_records(l, &recs);
+  }
+  if (!exists) return negative(kNxDomain);
   for (const auto& r : recs) {
     if (r.type == kCNAME && q.type != kCNAME) {
       // An alias answers every type with itself; the client follows it (the target is

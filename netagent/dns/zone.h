@@ -1,7 +1,7 @@
-// The cluster zone: an immutable snapshot of the records Kubernetes DNS serves, built from the
-// Service and Endpoints objects (JSON as the API returns them). Pure, so tests feed it objects
-// and compare answers. The server swaps in a new snapshot after informer events; lookups read
-// one snapshot without locks.
+// The cluster zone: the records Kubernetes DNS serves, answered from the Service and Endpoints
+// objects (JSON as the API returns them). Tests feed it lists of objects and compare answers;
+// the server answers from its informers' caches and swaps in a new zone (a new PTR index)
+// after informer events.
 #pragma once
 
 #include <cstdint>
@@ -46,14 +46,18 @@ class Zone {
  public:
   // Calls its argument once per Service.
   using ServiceWalk = std::function<void(const std::function<void(const nlohmann::json&)>&)>;
-  // The Endpoints "namespace/name", if any.
-  using EndpointsLookup = std::function<std::optional<nlohmann::json>(const std::string& key)>;
-  // One Service decoded at a time (the server walks its compact informer caches: all of them
-  // decoded at once were ~60 MB at 10,000 Services); Endpoints are looked up for headless
-  // Services only.
-  static std::shared_ptr<const Zone> build(const ZoneConfig& cfg, const ServiceWalk& services,
-                                           const EndpointsLookup& endpoints);
-  // The same from lists.
+  // The Service or Endpoints "namespace/name", if any.
+  using ObjectLookup = std::function<std::optional<nlohmann::json>(const std::string& key)>;
+
+  // The zone over live Services and Endpoints: like CoreDNS's kubernetes plugin, names under
+  // <domain> are answered from the objects at query time (`services`/`endpoints` look them up,
+  // e.g. in the informers' compact caches), so the zone holds no records per Service. What
+  // cannot be found by name is indexed once here from `walk` (one Service at a time): the
+  // namespaces that have Services (empty non-terminals) and the address -> name map of PTR
+  // records. The lookups must stay valid while the zone is used.
+  static std::shared_ptr<const Zone> build(const ZoneConfig& cfg, const ServiceWalk& walk,
+                                           ObjectLookup services, ObjectLookup endpoints);
+  // The same over lists (copied into the zone).
   static std::shared_ptr<const Zone> build(const ZoneConfig& cfg,
                                            const std::vector<nlohmann::json>& services,
                                            const std::vector<nlohmann::json>& endpoints);
@@ -65,19 +69,28 @@ class Zone {
   // of the answer keep the question's spelling.
   Answer lookup(const Question& q) const;
 
+  // The records the zone would hold if written out (counted when it was built).
   size_t record_count() const { return count_; }
   const ZoneConfig& config() const { return cfg_; }
 
  private:
   explicit Zone(ZoneConfig cfg) : cfg_(std::move(cfg)) {}
-  void add(const std::string& lname, Record r);
+  // The apexes' SOA and NS records and ns.dns.<domain>'s A.
+  void add_fixed(const std::string& lname, Record r);
   // The reverse-zone apex holding `lname` (e.g. "96.10.in-addr.arpa"), or "" if none.
   std::string reverse_apex(const std::string& lname) const;
   Record soa(const std::string& apex) const;
+  // The records of lower-case `l` under the cluster domain (`rel`: l without ".<domain>");
+  // false when the name does not exist.
+  bool service_records(const std::string& rel, std::vector<Record>* out) const;
+  bool reverse_records(const std::string& l, std::vector<Record>* out) const;
 
   ZoneConfig cfg_;
-  std::map<std::string, std::vector<Record>> names_;  // lower-case owner -> records
-  std::set<std::string> exists_;                      // owners and their ancestors (ENTs)
+  ObjectLookup services_, endpoints_;
+  std::map<std::string, std::vector<Record>> fixed_;  // lower-case owner -> records
+  std::set<std::string> fixed_ents_;                   // ancestors of fixed_'s owners
+  std::set<std::string> namespaces_;                   // lower-case, with a valid Service
+  std::multimap<uint32_t, std::string> ptr_;           // address -> PTR target (lower case)
   size_t count_ = 0;
 };
 

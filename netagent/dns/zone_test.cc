@@ -182,6 +182,43 @@ TEST_CASE("pod names and the apex") {
   CHECK(ask("web.default.svc.cluster.local", kANY).answers.size() == 1);
 }
 
+TEST_CASE("reverse empty non-terminals; a reverse label is a decimal octet as written") {
+  CHECK(ask("0.96.10.in-addr.arpa", kPTR).rcode == kNoError);  // 10.96.0.5 lies under it
+  CHECK(ask("0.96.10.in-addr.arpa", kPTR).answers.empty());
+  CHECK(ask("7.96.10.in-addr.arpa", kPTR).rcode == kNxDomain);
+  CHECK(ask("05.0.96.10.in-addr.arpa", kPTR).rcode == kNxDomain);
+  CHECK(ask("x.0.96.10.in-addr.arpa", kPTR).rcode == kNxDomain);
+  CHECK(ask("1.5.0.96.10.in-addr.arpa", kPTR).rcode == kNxDomain);
+}
+
+TEST_CASE("names are answered from the objects as they are now; PTR from the last build") {
+  // The lookups read a map the test changes after the build (the server's are its informers).
+  auto svcs = std::make_shared<std::map<std::string, json>>();
+  (*svcs)["default/web"] = svc("default", "web", "10.96.0.5");
+  auto find = [svcs](const std::string& key) -> std::optional<json> {
+    auto it = svcs->find(key);
+    if (it == svcs->end()) return std::nullopt;
+    return it->second;
+  };
+  auto z = Zone::build(
+      ZoneConfig{},
+      [&](const std::function<void(const json&)>& fn) {
+        for (const auto& [k, v] : *svcs) fn(v);
+      },
+      find, [](const std::string&) { return std::optional<json>(); });
+  auto a = [&](const std::string& name) { return z->lookup({name, kA, kClassIN}); };
+  REQUIRE(a("web.default.svc.cluster.local").answers.size() == 1);
+  CHECK(a("web.default.svc.cluster.local").answers[0].a == 0x0A600005);
+  (*svcs)["default/web"]["spec"]["clusterIP"] = "10.96.0.6";
+  (*svcs)["default/web"]["spec"]["clusterIPs"] = {"10.96.0.6"};
+  REQUIRE(a("web.default.svc.cluster.local").answers.size() == 1);
+  CHECK(a("web.default.svc.cluster.local").answers[0].a == 0x0A600006);
+  svcs->erase("default/web");
+  CHECK(a("web.default.svc.cluster.local").rcode == kNxDomain);
+  // The PTR index is the build's until the next build.
+  CHECK(z->lookup({"5.0.96.10.in-addr.arpa", kPTR, kClassIN}).answers.size() == 1);
+}
+
 TEST_CASE("garbage objects are skipped, never thrown on") {
   std::vector<json> services = {
       json(),
