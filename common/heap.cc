@@ -43,7 +43,10 @@ HeapStats heap_stats() {
 
 void release_free_heap() {
   if (mallctl) {
-    // MALLCTL_ARENAS_ALL is 4096 in jemalloc 5.
+    // The calling thread's cache of freed objects first (after its peak it holds MBs that
+    // jemalloc counts as allocated), then every arena's unused pages (MALLCTL_ARENAS_ALL is
+    // 4096 in jemalloc 5).
+    mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
     mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
     return;
   }

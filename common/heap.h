@@ -14,8 +14,9 @@ struct HeapStats {
 
 HeapStats heap_stats();
 
-// Returns the allocator's unused pages to the kernel now (jemalloc: purges every arena;
-// glibc: malloc_trim(0)). For after a large transient peak.
+// Returns the allocator's unused pages to the kernel now (jemalloc: flushes the calling
+// thread's cache, purges every arena; glibc: malloc_trim(0)). For after a large transient peak,
+// on the thread that had it.
 void release_free_heap();
 
 }  // namespace skiff

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/heap.h"
 #include "common/netlink/netlink.h"
 #include "netagent/dns/message.h"
 #include "netagent/dns/zone.h"
@@ -201,10 +202,13 @@ struct DnsServer::Impl {
       size_t n = z->record_count();
       zone.store(std::move(z));
       ++rebuilds;
-      if (!synced.exchange(true))
+      if (!synced.exchange(true)) {
+        // The first build walked every cached Service at once; give its pages back.
+        release_free_heap();
         spdlog::info(
             "dns: zone ready ({} records, built in {} ms)", n,
             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+      }
       // Coalesce a burst of events (an Endpoints churn) into one rebuild.
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

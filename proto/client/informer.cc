@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/heap.h"
+
 namespace skiff::client {
 namespace {
 
@@ -337,11 +339,16 @@ bool Informer::relist(std::stop_token& stop) {
       upsert(k, f.rv, std::move(obj));
     }
   }
-  std::lock_guard lock(mu_);
-  if (!rv.empty()) rv_ = rv;
-  synced_ = true;
-  ++lists_;
-  cv_.notify_all();
+  {
+    std::lock_guard lock(mu_);
+    if (!rv.empty()) rv_ = rv;
+    synced_ = true;
+    ++lists_;
+    cv_.notify_all();
+  }
+  // The pages were parsed, transformed and compacted on this thread, which goes on to watch
+  // with little to allocate: give back what its allocator cache and the heap kept of them.
+  release_free_heap();
   return true;
 }
 
