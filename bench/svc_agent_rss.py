@@ -10,7 +10,8 @@ apiserver, port 80) each with an Endpoints of 5 ready addresses, created through
 few keep-alive connections; then skiff-netagent (host-gw backend, services on, DNS and the LB
 announcer off unless --dns / --announce) until its first services sync has programmed every
 port. Prints the agent's
-VmRSS/VmHWM (from /proc) right after the first sync and 5 s later, and the time of that sync.
+VmRSS/VmHWM (from /proc) right after the first sync, 5 s and 30 s later, and the time of that
+sync.
 Everything (processes, namespace, temp dir) is removed at exit, also on failure or SIGTERM.
 Traffic: only loopback inside the namespace.
 """
@@ -236,10 +237,14 @@ def main():
                         int(float(line.split()[1])) // 1024
     except OSError:
         pass
-    print(json.dumps({"services": n, "endpoints_per_service": a.endpoints,
+    # Steady state: nothing changes; the allocator has long returned what it will.
+    time.sleep(25)
+    steady = status_kb(agent.pid)
+    print(json.dumps({"services": n, "dns": a.dns, "announce": a.announce, "endpoints_per_service": a.endpoints,
                       "create_s": round(created_s, 1), "agent_first_sync_s": round(synced, 2),
                       "vmrss_kb_after_sync": first["VmRSS"], "vmhwm_kb_after_sync": first["VmHWM"],
                       "vmrss_kb_5s_later": later["VmRSS"], "vmhwm_kb_5s_later": later["VmHWM"],
+                      "vmrss_kb_30s_later": steady["VmRSS"],
                       # Heap and stacks vs the binary's and libraries' mapped pages.
                       "rssanon_kb_after_sync": first["RssAnon"],
                       "rssfile_kb_after_sync": first["RssFile"],

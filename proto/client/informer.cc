@@ -1,6 +1,7 @@
 #include "proto/client/informer.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "common/heap.h"
 
@@ -106,20 +107,39 @@ std::optional<json> Informer::get(const std::string& key) const {
   std::lock_guard lock(mu_);
   auto it = cache_.find(key);
   if (it == cache_.end()) return std::nullopt;
-  return unpack(*it->second);
+  return decode(it->second);
 }
 
 std::vector<json> Informer::list() const {
   std::lock_guard lock(mu_);
   std::vector<json> out;
   out.reserve(cache_.size());
-  for (const auto& [k, v] : cache_) out.push_back(unpack(*v));
+  for (const auto& [k, v] : cache_) out.push_back(decode(v));
   return out;
 }
 
-std::shared_ptr<const json> Informer::load(const std::shared_ptr<const json>& entry) const {
-  if (!entry->is_binary()) return entry;
-  return std::make_shared<const json>(unpack(*entry));
+Informer::Entry Informer::store(const std::shared_ptr<const json>& obj) const {
+  if (!opts_.compact_cache) return obj;
+  std::vector<uint8_t> cbor = json::to_cbor(*obj);
+  auto n = static_cast<uint32_t>(cbor.size());
+  std::shared_ptr<uint8_t[]> buf = std::make_shared_for_overwrite<uint8_t[]>(sizeof n + n);
+  std::memcpy(buf.get(), &n, sizeof n);
+  std::memcpy(buf.get() + sizeof n, cbor.data(), n);
+  return Entry(buf, buf.get());
+}
+
+json Informer::decode(const Entry& entry) const {
+  if (!opts_.compact_cache) return *static_cast<const json*>(entry.get());
+  const auto* p = static_cast<const uint8_t*>(entry.get());
+  uint32_t n;
+  std::memcpy(&n, p, sizeof n);
+  // Our own encoding of valid JSON: parsing it back cannot fail (no exceptions).
+  return json::from_cbor(p + sizeof n, p + sizeof n + n, true, false);
+}
+
+std::shared_ptr<const json> Informer::load(const Entry& entry) const {
+  if (!opts_.compact_cache) return std::static_pointer_cast<const json>(entry);
+  return std::make_shared<const json>(decode(entry));
 }
 
 std::vector<std::shared_ptr<const json>> Informer::snapshot() const {
@@ -133,10 +153,10 @@ std::vector<std::shared_ptr<const json>> Informer::snapshot() const {
 void Informer::for_each(const std::function<void(const json& obj)>& fn) const {
   std::lock_guard lock(mu_);
   for (const auto& [k, v] : cache_) {
-    if (v->is_binary())
-      fn(unpack(*v));
+    if (opts_.compact_cache)
+      fn(decode(v));
     else
-      fn(*v);
+      fn(*static_cast<const json*>(v.get()));
   }
 }
 
@@ -145,14 +165,14 @@ std::vector<json> Informer::by_namespace(const std::string& ns) const {
   std::vector<json> out;
   if (!opts_.indexes) {
     for (const auto& [k, v] : cache_) {
-      json obj = unpack(*v);
+      json obj = decode(v);
       if (md_str(obj, "namespace") == ns) out.push_back(std::move(obj));
     }
     return out;
   }
   auto it = by_ns_.find(ns);
   if (it == by_ns_.end()) return out;
-  for (const auto& k : it->second) out.push_back(unpack(*cache_.at(k)));
+  for (const auto& k : it->second) out.push_back(decode(cache_.at(k)));
   return out;
 }
 
@@ -175,9 +195,9 @@ std::vector<json> Informer::by_label(const proto::LabelSelector& sel) const {
     if (sel.matches_json(md.value("labels", json()))) out.push_back(obj);
   };
   if (candidates) {
-    for (const auto& k : *candidates) consider(unpack(*cache_.at(k)));
+    for (const auto& k : *candidates) consider(decode(cache_.at(k)));
   } else {
-    for (const auto& [k, v] : cache_) consider(unpack(*v));
+    for (const auto& [k, v] : cache_) consider(decode(v));
   }
   return out;
 }
@@ -187,7 +207,7 @@ std::vector<json> Informer::by_owner(const std::string& owner_uid) const {
   std::vector<json> out;
   if (!opts_.indexes) {
     for (const auto& [k, v] : cache_) {
-      json obj = unpack(*v);
+      json obj = decode(v);
       const json& md = metadata(obj);
       auto refs = md.find("ownerReferences");
       if (refs == md.end() || !refs->is_array()) continue;
@@ -202,7 +222,7 @@ std::vector<json> Informer::by_owner(const std::string& owner_uid) const {
   }
   auto it = by_owner_.find(owner_uid);
   if (it == by_owner_.end()) return out;
-  for (const auto& k : it->second) out.push_back(unpack(*cache_.at(k)));
+  for (const auto& k : it->second) out.push_back(decode(cache_.at(k)));
   return out;
 }
 
@@ -248,8 +268,7 @@ std::string Informer::prepare(json& obj, std::string* rv) const {
 
 void Informer::upsert(const std::string& key, const std::string& rv, json obj) {
   auto cur = std::make_shared<const json>(std::move(obj));
-  std::shared_ptr<const json> stored = cur;
-  if (opts_.compact_cache) stored = std::make_shared<const json>(json::binary(json::to_cbor(*cur)));
+  Entry stored = store(cur);
   std::shared_ptr<const json> old;
   {
     std::lock_guard lock(mu_);
@@ -318,7 +337,7 @@ bool Informer::relist(std::stop_token& stop) {
   }
   if (stop.stop_requested()) return false;
   if (opts_.transform || opts_.compact_cache) compact(fresh, opts_.compact_cache);
-  std::vector<std::pair<std::string, std::shared_ptr<const json>>> gone;
+  std::vector<std::pair<std::string, Entry>> gone;
   {
     std::lock_guard lock(mu_);
     for (const auto& [k, v] : cache_) {

@@ -115,8 +115,13 @@ class Informer {
   // Adds apiVersion/kind when missing, then applies the transform. Returns the object's key
   // and sets *rv to its resourceVersion, both read before the transform.
   std::string prepare(json& obj, std::string* rv) const;
-  // The object a cache entry holds (decoded when compact_cache).
-  std::shared_ptr<const json> load(const std::shared_ptr<const json>& entry) const;
+  // A cache entry: the json object, or with compact_cache one allocation holding its CBOR
+  // encoding (a 4-byte length, then the bytes).
+  using Entry = std::shared_ptr<const void>;
+  Entry store(const std::shared_ptr<const json>& obj) const;
+  // The object an entry holds (decoded when compact_cache).
+  json decode(const Entry& entry) const;
+  std::shared_ptr<const json> load(const Entry& entry) const;
   // `obj` is prepared; `key` and `rv` are prepare()'s.
   void upsert(const std::string& key, const std::string& rv, json obj);
   // `obj` is prepared (or a cached object); `key` and `rv` as for upsert.
@@ -132,8 +137,7 @@ class Informer {
 
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  // CBOR bytes (json::binary) when compact_cache.
-  std::map<std::string, std::shared_ptr<const json>> cache_;
+  std::map<std::string, Entry> cache_;
   std::map<std::string, std::set<std::string>> by_ns_;
   std::map<std::string, std::set<std::string>> by_label_;  // "k=v" -> keys
   std::map<std::string, std::set<std::string>> by_owner_;
