@@ -1008,7 +1008,7 @@ int main(int argc, char** argv) {
           base / 1024.0, (json - base) / 1024.0, (model - json) / 1024.0, (prox - model) / 1024.0);
       std::printf(
           "  growth: model + Proxier %.1f MB, with the JSON %.1f MB; VmRSS %.1f MB, VmHWM %.1f MB  "
-          "(target: netagent RSS <= 40 MB)\n",
+          "(the whole API JSON, glibc malloc: not the agent, whose figure is below)\n",
           (prox - json) / 1024.0, (prox - base) / 1024.0, prox / 1024.0, hwm / 1024.0);
       std::printf(
           "  after malloc_trim(0) (live heap only): VmRSS %.1f MB, growth %.1f MB with the JSON, "

@@ -303,7 +303,9 @@ Status ServiceAgent::start() {
     return Status::invalid("services: the full sync period must be positive");
   services::ProxierOptions po;
   po.cluster_cidr = opts_.cluster_cidr;
-  po.full_sync_period = opts_.full_sync_period;
+  // The agent's SyncSchedule decides when a sync is full: an incremental sync hands the
+  // Proxier only the changed Services' ports, which it must never take for the whole map.
+  po.full_sync_period = std::chrono::hours(24 * 365 * 10);
   auto p = services::Proxier::create(*tables_, po);
   if (!p) return p.status().with_context("services");
   proxier_ = std::move(*p);
@@ -390,6 +392,9 @@ void ServiceAgent::run(std::stop_token stop) {
 
 Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool full) {
   auto t0 = steady::now();
+  // A full re-assert the Proxier still owes (its first sync; a failed commit, which the
+  // schedule also retries as a full one) needs the whole map.
+  if (proxier_->full_due()) full = true;
   services::ModelOptions mo;
   mo.node_name = opts_.node_name;
   std::vector<services::Skipped> skipped;

@@ -226,8 +226,9 @@ class Proxier {
   // update_service); the O(N) walk comparing the whole map is then skipped, so an event costs
   // O(changed). Keys not listed are assumed unchanged until the next full re-assert, which
   // always walks everything and ignores the hint.
-  // With `changed`, only those keys of `desired` are read (unless the sync turns out to be a
-  // full one): a caller may pass a map holding just the changed Services' ports.
+  // With `changed`, only those keys of `desired` are read unless the sync is a full one: a
+  // caller may then pass a map holding just the changed Services' ports, provided it checks
+  // full_due() first and sets a full_sync_period it will not reach (it schedules full syncs).
   [[nodiscard]] Result<SyncResult> sync(const ServiceMap& desired,
                                         const std::vector<std::string>* changed = nullptr);
   // The same with a map the Proxier may keep: a full re-assert moves it into applied() instead
@@ -236,6 +237,9 @@ class Proxier {
                                         const std::vector<std::string>* changed = nullptr);
   // Makes the next sync a full re-assert (e.g. the agent's resync timer or a suspected drift).
   void request_full_sync() { full_due_ = true; }
+  // Whether the next sync is a full re-assert whatever it is given: the first sync, after a
+  // failed commit or request_full_sync() (the periodic one aside). It then needs the whole map.
+  bool full_due() const { return full_due_; }
   // What the last successful sync applied.
   const ServiceMap& applied() const { return applied_; }
 
