@@ -372,6 +372,24 @@ TEST_CASE("rest client: watch reads newline-delimited events and stops on reques
   CHECK(types.size() == 1);
 }
 
+// A client of `server` and the options the informer tests share (namespace default, quick
+// back-off).
+std::shared_ptr<ApiClient> informer_api(const FakeServer& server) {
+  ClientConfig cfg;
+  cfg.server = server.url();
+  auto rc = RestClient::create(cfg);
+  REQUIRE(rc.is_ok());
+  return std::make_shared<ApiClient>(std::shared_ptr<RestClient>(std::move(*rc)));
+}
+
+InformerOptions informer_options() {
+  InformerOptions opts;
+  opts.namespace_ = "default";
+  opts.min_backoff = 10ms;
+  opts.max_backoff = 50ms;
+  return opts;
+}
+
 TEST_CASE("informer: list, watch from the list's revision, resume, relist on 410") {
   std::atomic<int> watches{0};
   FakeServer server([&](const std::string& target) -> std::pair<int, std::string> {
@@ -396,16 +414,9 @@ TEST_CASE("informer: list, watch from the list's revision, resume, relist on 410
     }
     return {200, ""};
   });
-  ClientConfig cfg;
-  cfg.server = server.url();
-  auto rc = RestClient::create(cfg);
-  REQUIRE(rc.is_ok());
-  auto api = std::make_shared<ApiClient>(std::shared_ptr<RestClient>(std::move(*rc)));
+  auto api = informer_api(server);
   auto t = pod_type();
-  InformerOptions opts;
-  opts.namespace_ = "default";
-  opts.min_backoff = 10ms;
-  opts.max_backoff = 50ms;
+  InformerOptions opts = informer_options();
   opts.indexes = GENERATE(true, false);  // by_* from the indexes, or by walking the cache
   CAPTURE(opts.indexes);
   Informer inf(api, t, opts);
@@ -470,16 +481,9 @@ TEST_CASE("informer: a relist reads the list in pages and resumes from the first
     if (page < 3) md["continue"] = "p" + std::to_string(page + 1);
     return {200, nlohmann::json{{"kind", "PodList"}, {"metadata", md}, {"items", items}}.dump()};
   });
-  ClientConfig cfg;
-  cfg.server = server.url();
-  auto rc = RestClient::create(cfg);
-  REQUIRE(rc.is_ok());
-  auto api = std::make_shared<ApiClient>(std::shared_ptr<RestClient>(std::move(*rc)));
+  auto api = informer_api(server);
   auto t = pod_type();
-  InformerOptions opts;
-  opts.namespace_ = "default";
-  opts.min_backoff = 10ms;
-  opts.max_backoff = 50ms;
+  InformerOptions opts = informer_options();
   opts.page_size = 2;
   Informer inf(api, t, opts);
   inf.start();
@@ -525,16 +529,9 @@ TEST_CASE("informer: a transform slims cached objects; resourceVersions still dr
     }
     return {200, ""};
   });
-  ClientConfig cfg;
-  cfg.server = server.url();
-  auto rc = RestClient::create(cfg);
-  REQUIRE(rc.is_ok());
-  auto api = std::make_shared<ApiClient>(std::shared_ptr<RestClient>(std::move(*rc)));
+  auto api = informer_api(server);
   auto t = pod_type();
-  InformerOptions opts;
-  opts.namespace_ = "default";
-  opts.min_backoff = 10ms;
-  opts.max_backoff = 50ms;
+  InformerOptions opts = informer_options();
   opts.compact_cache = compact;
   // Keeps name, namespace and resourceVersion only; drops apiVersion/kind too.
   opts.transform = [](json& o) {
