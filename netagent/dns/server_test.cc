@@ -22,16 +22,24 @@
 namespace skiff::dns {
 namespace {
 
+// A loopback port free for both UDP and TCP (the server binds both; a UDP-only probe could hand
+// out a port some TCP socket of another test had, which made start() fail now and then in CI).
 int free_port() {
-  int s = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(u, reinterpret_cast<sockaddr*>(&a), &len);
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    bool both = bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(t);
+    close(u);
+    if (both) return ntohs(a.sin_port);
+  }
+  return 0;
 }
 
 sockaddr_in loopback(int port) {
