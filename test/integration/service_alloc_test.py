@@ -214,10 +214,12 @@ else:
     r = kubectl("create", "service", "clusterip", "kx", "--tcp=80:8080")
     t.check("kubectl create service clusterip kx --tcp=80:8080",
             r.returncode == 0 and "service/kx created" in r.stdout, r.stderr)
-    r = kubectl("create", "service", "nodeport", "kn", "--tcp=80:8080", "--node-port=30999")
-    t.check("kubectl create service nodeport kn --node-port=30999",
+    # 30050 is in the static band (30000-30085): dynamic allocation takes the upper band first,
+    # so none of the ~50 random nodePorts above can hold it (30999 could, ~2% of runs).
+    r = kubectl("create", "service", "nodeport", "kn", "--tcp=80:8080", "--node-port=30050")
+    t.check("kubectl create service nodeport kn --node-port=30050",
             r.returncode == 0 and "service/kn created" in r.stdout, r.stderr)
-    r = kubectl("create", "service", "nodeport", "kn2", "--tcp=80:8080", "--node-port=30999")
+    r = kubectl("create", "service", "nodeport", "kn2", "--tcp=80:8080", "--node-port=30050")
     t.check("kubectl create service nodeport with a taken node port: kube-apiserver's error",
             r.returncode != 0 and "provided port is already allocated" in r.stderr, r.stderr)
     r = kubectl("get", "svc")
@@ -230,8 +232,8 @@ else:
     t.check("kubectl get svc: kx ClusterIP with an address from the range, 80/TCP",
             kx and kx[0][1] == "ClusterIP" and ipaddress.ip_address(kx[0][2]) in NET and
             kx[0][4] == "80/TCP", kx)
-    t.check("kubectl get svc: kn NodePort 80:30999/TCP",
-            kn and kn[0][1] == "NodePort" and kn[0][4] == "80:30999/TCP", kn)
+    t.check("kubectl get svc: kn NodePort 80:30050/TCP",
+            kn and kn[0][1] == "NodePort" and kn[0][4] == "80:30050/TCP", kn)
     t.check("kubectl get svc: kubernetes 10.96.0.1 443/TCP",
             any(line.split()[:3] == ["kubernetes", "ClusterIP", "10.96.0.1"] and
                 "443/TCP" in line for line in lines), r.stdout)
