@@ -41,6 +41,12 @@ auto timed(const char* op, F&& f) {
   return r;
 }
 
+// How often a write without a resourceVersion precondition (PATCH, a PUT without one, the
+// scale subresource, a create drawing a generated name) is re-applied to the newest version
+// after losing a race. Kubernetes' GuaranteedUpdate retries without bound; 16 was exhausted
+// once in CI by 4 threads patching one object 40 times on a loaded machine.
+inline constexpr int kMaxWriteAttempts = 128;
+
 // A resource URL, parsed.
 struct Target {
   const proto::ResourceType* rt = nullptr;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -317,6 +318,8 @@ TEST_CASE("concurrent scale patches without a resourceVersion all succeed (retri
   AppsFixture f;
   REQUIRE(f.call_json("POST", kDeploys, deployment("web"), kJson)["__status"] == 201);
   std::atomic<int> ok{0}, other{0};
+  std::mutex mu;
+  std::string first_other;  // the status and body of the first answer that was not 200
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&, i] {
@@ -324,9 +327,13 @@ TEST_CASE("concurrent scale patches without a resourceVersion all succeed (retri
         std::string body = R"({"spec":{"replicas":)" + std::to_string(i * 10 + k + 1) + "}}";
         Response r = f.call("PATCH", kDeploys + "/web/scale", body, kMerge);
         (r.status == 200 ? ok : other)++;
+        std::lock_guard l(mu);
+        if (r.status != 200 && first_other.empty())
+          first_other = std::to_string(r.status) + " " + r.body;
       }
     });
   for (auto& t : threads) t.join();
+  INFO("first answer other than 200: " << first_other);
   CHECK(ok == 40);
   CHECK(other == 0);
   // Every write that changed replicas bumped the generation exactly once.

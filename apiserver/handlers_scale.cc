@@ -11,8 +11,6 @@
 namespace skiff::apiserver {
 namespace {
 
-constexpr int kMaxAttempts = 16;
-
 // For errors about the Scale itself ("Scale.autoscaling \"web\" is invalid: ...").
 const proto::ResourceType& scale_type() {
   static const proto::ResourceType* t = [] {
@@ -79,7 +77,7 @@ ApiResult<json> ApiImpl::scale_parent(const proto::ResourceType& rt, const Targe
                                       const proto::Scale* put, const WriteOptions& wo,
                                       std::vector<std::string>* warnings) {
   const std::string key = object_key(rt, t.ns, t.name);
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto kv = timed("get", [&] { return store_->get(key); });
     if (!kv.is_ok()) return errors::from_store(kv.status(), rt, t.name);
     auto old = read_object(*kv);

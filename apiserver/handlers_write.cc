@@ -16,8 +16,6 @@
 namespace skiff::apiserver {
 namespace {
 
-constexpr int kMaxAttempts = 16;  // optimistic-concurrency retries for unconditional writes
-
 const std::set<std::string> kProtectedNamespaces = {"default", "kube-system", "kube-public"};
 
 
@@ -255,7 +253,7 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
   // again and defaults again from the object as it was before.
   std::optional<json> undefaulted;
   if (generated) undefaulted = obj;
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     if (generated) {
       if (attempt > 0) obj = *undefaulted;
       name = generate + random_name_suffix();
@@ -427,7 +425,7 @@ Response ApiImpl::update(const Request& req, const Target& t) {
   }
   const std::string want_rv = meta.value("resourceVersion", "");
   const std::string key = object_key(*t.rt, t.ns, t.name);
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto kv = timed("get", [&] { return store_->get(key); });
     if (!kv.is_ok()) return error_response(errors::from_store(kv.status(), *t.rt, t.name));
     if (!want_rv.empty() && want_rv != std::to_string(kv->mod_revision))
@@ -478,7 +476,7 @@ Response ApiImpl::patch(const Request& req, const Target& t) {
 
   std::vector<std::string> warnings;
   const std::string key = object_key(*t.rt, t.ns, t.name);
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto kv = timed("get", [&] { return store_->get(key); });
     if (!kv.is_ok()) return error_response(errors::from_store(kv.status(), *t.rt, t.name));
     auto old = read_object(*kv);
@@ -536,7 +534,7 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
                                        const std::string& propagation) {
   if (&rt == namespaces_) return delete_namespace(name, preconditions, wo);
   const std::string key = object_key(rt, ns, name);
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto kv = timed("get", [&] { return store_->get(key); });
     if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
     auto old = read_object(*kv);
@@ -626,7 +624,7 @@ ApiResult<json> ApiImpl::delete_namespace(const std::string& name, const json& p
     return errors::forbidden("namespaces \"" + name + "\" is forbidden: this namespace may not "
                              "be deleted");
   const std::string key = object_key(rt, "", name);
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto kv = timed("get", [&] { return store_->get(key); });
     if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
     auto old = read_object(*kv);
@@ -677,7 +675,7 @@ void ApiImpl::sweep_namespace(const std::string& ns) {
   if (remaining > 0) return;
   // Empty: the namespace itself goes, unless its own finalizers hold it.
   const std::string key = object_key(*namespaces_, "", ns);
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto kv = store_->get(key);
     if (!kv.is_ok()) return;
     auto obj = read_object(*kv);
@@ -799,7 +797,7 @@ Response ApiImpl::bind(const Request& req, const Target& t) {
     return error_response(errors::invalid(
         binding_rt, t.name, {{proto::ErrorType::kRequired, "target.name", "", ""}}));
   const std::string key = object_key(*t.rt, t.ns, t.name);
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto kv = timed("get", [&] { return store_->get(key); });
     if (!kv.is_ok()) return error_response(errors::from_store(kv.status(), *t.rt, t.name));
     auto old = read_object(*kv);
