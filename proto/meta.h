@@ -123,9 +123,8 @@ struct LabelSelectorRequirement {
   }
 };
 
-// metav1.LabelSelector; selector.h's LabelSelector::from_json parses it for matching.
-// The condition of the apps/v1 workloads without lastUpdateTime (ReplicaSet, StatefulSet,
-// DaemonSet each have their own Go type of this one shape).
+// The condition shape without lastUpdateTime/lastProbeTime: ReplicaSet, StatefulSet, DaemonSet
+// and Namespace each have their own Go type of this one shape.
 struct WorkloadCondition {
   std::string type;
   std::string status;  // "True", "False", "Unknown"
@@ -141,6 +140,7 @@ struct WorkloadCondition {
   }
 };
 
+// metav1.LabelSelector; selector.h's LabelSelector::from_json parses it for matching.
 struct LabelSelectorSpec {
   std::map<std::string, std::string> match_labels;
   std::vector<LabelSelectorRequirement> match_expressions;

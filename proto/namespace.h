@@ -19,19 +19,7 @@ struct NamespaceSpec {
   }
 };
 
-struct NamespaceCondition {
-  std::string type, status;
-  Time last_transition_time;
-  std::string reason, message;
-  template <class V>
-  void visit(V& v) {
-    v("type", type, kAlways);
-    v("status", status, kAlways);
-    v("lastTransitionTime", last_transition_time);
-    v("reason", reason);
-    v("message", message);
-  }
-};
+using NamespaceCondition = WorkloadCondition;  // meta.h: the same fields
 
 struct NamespaceStatus {
   std::string phase;  // Active, Terminating

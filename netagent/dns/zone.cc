@@ -288,13 +288,12 @@ bool Zone::service_records(const std::string& rel, std::vector<Record>* out) con
     return true;
   }
   if (str(spec, "clusterIP") != "None") {
-    auto ports = named_ports(sub(spec, "ports"));
     if (n == 3) {
       for (uint32_t ip : cluster_ips(spec)) push_unique(out, a_rec(ip, ttl));
       return true;
     }
     bool found = false;
-    for (const Port& p : ports) {
+    for (const Port& p : named_ports(sub(spec, "ports"))) {
       // "_<proto>.<base>" is an empty non-terminal when an SRV name lies under it.
       if (n == 4 ? !ends_with(p.owner, "." + owner) : p.owner != owner) continue;
       found = true;

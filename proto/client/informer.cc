@@ -19,6 +19,7 @@ std::string md_str(const json& obj, const char* key) { return metadata(obj).valu
 struct Fresh {
   std::string rv;
   json obj;
+  std::shared_ptr<const void> packed;  // with compact_cache: the cache entry, obj then empty
 };
 
 // Re-creates the transformed objects once the list they were cut from is freed. Otherwise they
@@ -26,8 +27,7 @@ struct Fresh {
 // ten), and freeing the rest gives few whole pages back. Serialized (CBOR) into one buffer
 // (its own mapping when large) and re-created after the list is gone, they are allocated
 // together.
-// With `keep_packed` each object stays CBOR bytes (json::binary) until relist() handles it.
-void compact(std::map<std::string, Fresh>& fresh, bool keep_packed) {
+void compact(std::map<std::string, Fresh>& fresh) {
   std::vector<uint8_t> packed;
   std::vector<size_t> ends;
   ends.reserve(fresh.size());
@@ -38,19 +38,10 @@ void compact(std::map<std::string, Fresh>& fresh, bool keep_packed) {
   }
   size_t begin = 0, i = 0;
   for (auto& [k, f] : fresh) {
-    if (keep_packed) {
-      f.obj = json::binary(std::vector<uint8_t>(packed.begin() + begin, packed.begin() + ends[i]));
-    } else {
-      // Our own encoding of valid JSON: parsing it back cannot fail (no exceptions).
-      f.obj = json::from_cbor(packed.begin() + begin, packed.begin() + ends[i], true, false);
-    }
+    // Our own encoding of valid JSON: parsing it back cannot fail (no exceptions).
+    f.obj = json::from_cbor(packed.begin() + begin, packed.begin() + ends[i], true, false);
     begin = ends[i++];
   }
-}
-
-json unpack(const json& packed) {
-  if (!packed.is_binary()) return packed;
-  return json::from_cbor(packed.get_binary().begin(), packed.get_binary().end(), true, false);
 }
 
 }  // namespace
@@ -119,13 +110,25 @@ std::vector<json> Informer::list() const {
 }
 
 Informer::Entry Informer::store(const std::shared_ptr<const json>& obj) const {
-  if (!opts_.compact_cache) return obj;
-  std::vector<uint8_t> cbor = json::to_cbor(*obj);
+  return opts_.compact_cache ? pack(*obj) : Entry(obj);
+}
+
+Informer::Entry Informer::pack(const json& obj) {
+  std::vector<uint8_t> cbor = json::to_cbor(obj);
   auto n = static_cast<uint32_t>(cbor.size());
   std::shared_ptr<uint8_t[]> buf = std::make_shared_for_overwrite<uint8_t[]>(sizeof n + n);
   std::memcpy(buf.get(), &n, sizeof n);
   std::memcpy(buf.get() + sizeof n, cbor.data(), n);
   return Entry(buf, buf.get());
+}
+
+bool Informer::same_packed(const Entry& a, const Entry& b) {
+  const auto* pa = static_cast<const uint8_t*>(a.get());
+  const auto* pb = static_cast<const uint8_t*>(b.get());
+  uint32_t na, nb;
+  std::memcpy(&na, pa, sizeof na);
+  std::memcpy(&nb, pb, sizeof nb);
+  return na == nb && std::memcmp(pa + sizeof na, pb + sizeof nb, na) == 0;
 }
 
 json Informer::decode(const Entry& entry) const {
@@ -266,9 +269,9 @@ std::string Informer::prepare(json& obj, std::string* rv) const {
   return key;
 }
 
-void Informer::upsert(const std::string& key, const std::string& rv, json obj) {
+void Informer::upsert(const std::string& key, const std::string& rv, json obj, Entry stored) {
   auto cur = std::make_shared<const json>(std::move(obj));
-  Entry stored = store(cur);
+  if (!stored) stored = store(cur);
   std::shared_ptr<const json> old;
   {
     std::lock_guard lock(mu_);
@@ -336,7 +339,15 @@ bool Informer::relist(std::stop_token& stop) {
     lo.continue_token = std::move(cont);
   }
   if (stop.stop_requested()) return false;
-  if (opts_.transform || opts_.compact_cache) compact(fresh, opts_.compact_cache);
+  if (opts_.compact_cache) {
+    // Each object becomes its cache entry at once (a tenth of its decoded size).
+    for (auto& [k, f] : fresh) {
+      f.packed = pack(f.obj);
+      f.obj = json();
+    }
+  } else if (opts_.transform) {
+    compact(fresh);
+  }
   std::vector<std::pair<std::string, Entry>> gone;
   {
     std::lock_guard lock(mu_);
@@ -347,16 +358,23 @@ bool Informer::relist(std::stop_token& stop) {
   // The list's resourceVersion (set below) is newer than theirs.
   for (const auto& [k, g] : gone) erase(k, "", *load(g));
   for (auto& [k, f] : fresh) {
-    json obj = f.obj.is_binary() ? unpack(f.obj) : std::move(f.obj);
-    f.obj = json();
-    std::shared_ptr<const json> cur;
+    Entry cached;
     {
       std::lock_guard lock(mu_);
-      if (auto it = cache_.find(k); it != cache_.end()) cur = load(it->second);
+      if (auto it = cache_.find(k); it != cache_.end()) cached = it->second;
     }
-    if (!cur || md_str(*cur, "resourceVersion") != md_str(obj, "resourceVersion") || *cur != obj) {
-      upsert(k, f.rv, std::move(obj));
+    if (opts_.compact_cache) {
+      // Equal objects have equal encodings: no decoding to compare.
+      if (!cached || !same_packed(cached, f.packed)) upsert(k, f.rv, decode(f.packed), f.packed);
+      f.packed.reset();
+      continue;
     }
+    const json* cur = static_cast<const json*>(cached.get());
+    if (!cur || md_str(*cur, "resourceVersion") != md_str(f.obj, "resourceVersion") ||
+        *cur != f.obj) {
+      upsert(k, f.rv, std::move(f.obj));
+    }
+    f.obj = json();
   }
   {
     std::lock_guard lock(mu_);

@@ -119,11 +119,14 @@ class Informer {
   // encoding (a 4-byte length, then the bytes).
   using Entry = std::shared_ptr<const void>;
   Entry store(const std::shared_ptr<const json>& obj) const;
+  // The compact_cache entry of `obj`, and whether two such entries hold the same bytes.
+  static Entry pack(const json& obj);
+  static bool same_packed(const Entry& a, const Entry& b);
   // The object an entry holds (decoded when compact_cache).
   json decode(const Entry& entry) const;
   std::shared_ptr<const json> load(const Entry& entry) const;
-  // `obj` is prepared; `key` and `rv` are prepare()'s.
-  void upsert(const std::string& key, const std::string& rv, json obj);
+  // `obj` is prepared; `key` and `rv` are prepare()'s; `stored`, when given, is its entry.
+  void upsert(const std::string& key, const std::string& rv, json obj, Entry stored = nullptr);
   // `obj` is prepared (or a cached object); `key` and `rv` as for upsert.
   void erase(const std::string& key, const std::string& rv, const json& obj);
   void index_locked(const std::string& key, const json& obj, bool add);
