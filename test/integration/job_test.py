@@ -204,9 +204,12 @@ try:
             got and "startTime" not in got.get("status", {}) and not pods_of(suid), got)
     r = api.patch("%s/sus" % JOB_PATH, {"spec": {"suspend": False}}, MERGE)
     t.check("resume sus", r.status == 200, r)
+    # The controller creates the pod, then writes status (startTime) in the same sync, as
+    # Kubernetes' does: the pod can be seen a moment before startTime is.
     got = wait_for("a pod of sus", lambda: pods_of(suid))
-    t.check("resumed: a pod, startTime set", got and (get_job("sus") or {}).get("status", {})
-            .get("startTime"), get_job("sus"))
+    started = wait_for("sus startTime", lambda: (get_job("sus") or {}).get("status", {})
+                       .get("startTime"))
+    t.check("resumed: a pod, startTime set", got and started, get_job("sus"))
 
     # --- ttlSecondsAfterFinished 0: deleted once finished, its pods collected
     r = api.post(JOB_PATH, make_job("ttl", ttlSecondsAfterFinished=0))
