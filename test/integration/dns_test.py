@@ -186,6 +186,12 @@ def values(r, rtype=None):
     return sorted(v for (_, t, _, v) in r["answer"] if rtype is None or t == rtype)
 
 
+def asked(name, qtype, **kw):
+    """values() of a UDP query, [] when it got no answer (a wait around it asks again)."""
+    r = udp(name, qtype, **kw)
+    return values(r) if r else []
+
+
 # ---- fake upstream ------------------------------------------------------------------------
 
 class FakeUpstream:
@@ -342,8 +348,8 @@ def run_checks(c, cl, upstream, dns, start_dns, metrics_file):
     create(svc("ext", None, [], typ="ExternalName", external="db.example.com"))
 
     # The zone follows the API a few ms later: wait for the last object made, then check all.
-    wait_for(lambda: values(udp("ext.default.svc.cluster.local", "A")) or None, 10)
-    a = wait_for(lambda: values(udp("web.default.svc.cluster.local", "A")) or None, 10)
+    wait_for(lambda: asked("ext.default.svc.cluster.local", "A") or None, 30)
+    a = wait_for(lambda: asked("web.default.svc.cluster.local", "A") or None, 30)
     c.eq("A web.default.svc.cluster.local (UDP)", a, ["10.96.0.50"])
     r = udp("WEB.default.SVC.cluster.local", "A")
     c.check("case-insensitive, owner as asked, AA, TTL 5",
@@ -358,7 +364,7 @@ def run_checks(c, cl, upstream, dns, start_dns, metrics_file):
             and r["authority"][0][1] == "SOA", r)
     c.eq("A default.svc.cluster.local (empty non-terminal): NOERROR",
          udp("default.svc.cluster.local", "A")["rcode"], "NOERROR")
-    hl = wait_for(lambda: values(udp("db.default.svc.cluster.local", "A")) or None, 10)
+    hl = wait_for(lambda: asked("db.default.svc.cluster.local", "A") or None, 30)
     c.eq("headless db: ready endpoint IPs only", hl, ["10.244.1.5", "10.244.2.6"])
     c.eq("hostname db-1.db.default.svc.cluster.local",
          values(udp("db-1.db.default.svc.cluster.local", "A")), ["10.244.2.6"])
@@ -375,7 +381,7 @@ def run_checks(c, cl, upstream, dns, start_dns, metrics_file):
     # Names are answered from the informers' objects as they are; the PTR index follows on the
     # zone's next rebuild (tens of ms), so the endpoint's PTR may lag its A record a little.
     c.eq("PTR 10.244.1.5 (headless endpoint)",
-         wait_for(lambda: values(udp("5.1.244.10.in-addr.arpa", "PTR")) or None, 10),
+         wait_for(lambda: asked("5.1.244.10.in-addr.arpa", "PTR") or None, 30),
          ["db-0.db.default.svc.cluster.local"])
     c.eq("PTR of an unknown service IP: NXDOMAIN",
          udp("99.0.96.10.in-addr.arpa", "PTR")["rcode"], "NXDOMAIN")
@@ -396,7 +402,8 @@ def run_checks(c, cl, upstream, dns, start_dns, metrics_file):
     create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "big", "namespace": "default"},
             "subsets": [{"addresses": [{"ip": "10.244.9.%d" % i} for i in range(1, 61)],
                          "ports": [{"name": "x", "port": 1, "protocol": "TCP"}]}]})
-    wait_for(lambda: udp("big.default.svc.cluster.local", "A", edns=4096)["answer"], 10)
+    wait_for(lambda: (udp("big.default.svc.cluster.local", "A", edns=4096) or {}).get("answer"),
+             30)
     r = udp("big.default.svc.cluster.local", "A")
     c.check("60 A records over UDP without EDNS: TC=1, no answers", r["tc"] and not r["answer"], r)
     r = udp("big.default.svc.cluster.local", "A", edns=4096)
@@ -434,24 +441,35 @@ def run_checks(c, cl, upstream, dns, start_dns, metrics_file):
             s.sendto(pkt, (DNS_IP, 53))
             s.close()
     loop = struct.pack("!HHHHHH", 99, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01"
-    r = udp(None, None, raw=loop)
+    # The burst above can fill the server's receive queue, and the kernel then drops what comes
+    # next (the query below went unanswered in 2 of 12 runs while a build loaded the machine):
+    # ask again while there is no answer, as any DNS client does. A reply meant for a garbage sender whose
+    # port our new socket reuses is skipped the same way (its id is not 99).
+    r = None
+    for _ in range(10):
+        r = udp(None, None, raw=loop)
+        if r is not None and len(r) >= 12 and parse_msg(r)["id"] == 99:
+            break
     c.check("compression loop: FORMERR", r is not None and parse_msg(r)["rcode"] == "FORMERR"
             and parse_msg(r)["id"] == 99, r)
+    web = wait_for(lambda: asked("web.default.svc.cluster.local", "A"), 30)
     c.check("still serving after 600 garbage packets", dns.poll() is None and
-            values(udp("web.default.svc.cluster.local", "A")) == ["10.96.0.50"])
+            web == ["10.96.0.50"], web)
 
-    # Updates follow Service changes: each must show within the bounded wait (5 s); the measured
-    # delay is printed, not asserted (no timing assertions in tests).
+    # Updates follow Service changes: each must show within the bounded wait (30 s: the API
+    # server, the informer and the zone rebuild share 2 busy cores in CI); the measured delay is
+    # printed, not asserted (no timing assertions in tests). A query that times out (None) is
+    # retried, not a crash.
     t0 = time.time()
     create(svc("late", "10.96.0.77", [{"name": "http", "port": 80, "protocol": "TCP"}]))
-    got = wait_for(lambda: values(udp("late.default.svc.cluster.local", "A", timeout=0.5)) or None, 5,
+    got = wait_for(lambda: asked("late.default.svc.cluster.local", "A", timeout=0.5) or None, 30,
                    0.02)
     dt = time.time() - t0
     c.check("a new Service is answered (after %.0f ms)" % (dt * 1000), got == ["10.96.0.77"], got)
     t0 = time.time()
     r = cl.delete("/api/v1/namespaces/default/services/late")
-    gone = wait_for(lambda: udp("late.default.svc.cluster.local", "A", timeout=0.5)["rcode"]
-                    == "NXDOMAIN", 5, 0.02)
+    gone = wait_for(lambda: (udp("late.default.svc.cluster.local", "A", timeout=0.5) or {}).get(
+        "rcode") == "NXDOMAIN", 30, 0.02)
     dt = time.time() - t0
     c.check("a deleted Service is NXDOMAIN (after %.0f ms)" % (dt * 1000), gone)
     # An Endpoints change for the headless Service.
@@ -460,8 +478,8 @@ def run_checks(c, cl, upstream, dns, start_dns, metrics_file):
     ep["subsets"][0]["notReadyAddresses"] = []
     t0 = time.time()
     r = cl.put("/api/v1/namespaces/default/endpoints/db", ep)
-    got = wait_for(lambda: values(udp("db.default.svc.cluster.local", "A", timeout=0.5)) ==
-                   ["10.244.1.5", "10.244.2.6", "10.244.3.7"], 5, 0.02)
+    got = wait_for(lambda: asked("db.default.svc.cluster.local", "A", timeout=0.5) ==
+                   ["10.244.1.5", "10.244.2.6", "10.244.3.7"], 30, 0.02)
     dt = time.time() - t0
     c.check("an endpoint turned ready is served (after %.0f ms)" % (dt * 1000), got, r.status)
 
