@@ -140,17 +140,19 @@ started = threading.Event()
 
 def watcher():
     w = watch.Watch()
-    started.set()
-    for ev in w.stream(v1.list_namespaced_config_map, NS, timeout_seconds=6):
+    for ev in w.stream(v1.list_namespaced_config_map, NS, timeout_seconds=10):
         events.append((ev["type"], ev["object"].metadata.name,
                        dict(ev["object"].data or {})))
+        started.set()
 
 
 th = threading.Thread(target=watcher, daemon=True)
 t0 = time.time()
 th.start()
-started.wait(10)
-time.sleep(1.0)  # the watch request is open by now; the writes below are live events
+# The watch is open (past its snapshot) once its first event, the synthetic ADDED of 'other', has
+# arrived: only writes made after that are surely live events. (A fixed sleep was not enough
+# when the request took over a second on a busy machine.)
+t.check("Watch.stream delivers its first event", started.wait(30), events)
 v1.create_namespaced_config_map(NS, client.V1ConfigMap(
     metadata=client.V1ObjectMeta(name="live"), data={"v": "1"}))
 v1.patch_namespaced_config_map("live", NS, {"data": {"v": "2"}})
