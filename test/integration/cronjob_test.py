@@ -148,7 +148,9 @@ try:
     ok = ctrl_lib.wait_for("active emptied", lambda: name not in json.dumps(
         status().get("active", [])) and status().get("lastSuccessfulTime"), timeout=30)
     t.check("status: Job gone from active, lastSuccessfulTime set", ok, status())
-    ev = ctrl_lib.events_for(api, "hello", NS, "SawCompletedJob")
+    # Events are posted in the background, after the status write seen above.
+    ev = ctrl_lib.wait_for("SawCompletedJob", lambda: ctrl_lib.events_for(
+        api, "hello", NS, "SawCompletedJob"), timeout=30)
     t.check("event SawCompletedJob", ev and ev[0]["message"].startswith(
         "Saw completed job: " + name), ev)
 except SystemExit:

@@ -108,6 +108,10 @@ r = api.put("/api/v1/nodes/n3", n3)
 t.check("untaint n3", r.status == 200, r)
 got = ctrl_lib.wait_for("n3 pod", lambda: "n3" in [target(p) for p in pods()], 30)
 t.check("an untainted node gets a pod", got, [target(p) for p in pods()])
+# Events are posted in the background, after the pod writes seen above.
+ctrl_lib.wait_for("events", lambda: len(ctrl_lib.events_for(
+    api, "agent", reason="SuccessfulCreate")) >= 3 and len(ctrl_lib.events_for(
+    api, "agent", reason="SuccessfulDelete")) >= 3, 30)
 evs = ctrl_lib.events_for(api, "agent", reason="SuccessfulCreate")
 t.check("SuccessfulCreate events", len(evs) >= 3, len(evs))
 evs = ctrl_lib.events_for(api, "agent", reason="SuccessfulDelete")

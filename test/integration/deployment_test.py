@@ -323,9 +323,18 @@ try:
             r.returncode == 0 and r.stdout.split("\n")[1].split()[1:4] == ["4/4", "4", "4"],
             r.stdout + r.stderr)
 
-    ev = api.get("/api/v1/namespaces/%s/events" % NS)
-    msgs = [e.get("message", "") for e in (ev.json or {}).get("items", [])
-            if e.get("involvedObject", {}).get("kind") == "Deployment"]
+    def deployment_event_msgs():
+        ev = api.get("/api/v1/namespaces/%s/events" % NS)
+        return [e.get("message", "") for e in (ev.json or {}).get("items", [])
+                if e.get("involvedObject", {}).get("kind") == "Deployment"]
+
+    def scaled_both_ways():
+        msgs = deployment_event_msgs()
+        return (any(m.startswith("Scaled up replica set web-") for m in msgs) and
+                any(m.startswith("Scaled down replica set web-") for m in msgs))
+    # Events are posted in the background, after the writes they describe.
+    wait_for("ScalingReplicaSet events", scaled_both_ways)
+    msgs = deployment_event_msgs()
     t.check("ScalingReplicaSet events on the Deployment",
             any(m.startswith("Scaled up replica set web-") for m in msgs) and
             any(m.startswith("Scaled down replica set web-") for m in msgs), msgs[:10])

@@ -150,10 +150,12 @@ try:
     t.check("counted pods lost the tracking finalizer",
             all(FINALIZER not in (p["metadata"].get("finalizers") or [])
                 for p in finished.values()), finished)
-    reasons = [e[0] for e in
-               [(e.get("reason"), e.get("message")) for e in ctrl_lib.events_for(api, "pi", NS)]]
-    t.check("events SuccessfulCreate x3 and Completed", reasons.count("SuccessfulCreate") == 3 and
-            "Completed" in reasons, reasons)
+    # Events are posted in the background after the status write that completes the Job.
+    def reasons():
+        return [e.get("reason") for e in ctrl_lib.events_for(api, "pi", NS)]
+    wait_for("Completed event", lambda: "Completed" in reasons())
+    t.check("events SuccessfulCreate x3 and Completed", reasons().count("SuccessfulCreate") == 3
+            and "Completed" in reasons(), reasons())
 
     # --- Indexed
     r = api.post(JOB_PATH, make_job("idx", completions=2, parallelism=2,

@@ -85,6 +85,14 @@ def sts_events():
     return [e["message"].split(" in StatefulSet")[0] for e in items]
 
 
+def sts_events_after(mark, n):
+    """The set's pod events after the first `mark`, once there are n of them (or after 30 s,
+    what there is). Events are posted in the background after the pod write they describe, so
+    the last one can land after the pods are seen to change."""
+    wait_for("%d events" % n, lambda: len(sts_events()) >= mark + n, timeout=30)
+    return sts_events()[mark:]
+
+
 def image(p):
     return p["spec"]["containers"][0]["image"]
 
@@ -177,13 +185,16 @@ if KUBECTL:
     k = kubectl("rollout", "status", "sts/web", "--timeout", "30s")
     t.eq("kubectl rollout status says the same", (k.returncode, k.stdout), (0, s.stdout))
 
-# Scale down 3 -> 1 with skiffctl.
+# Scale down 3 -> 1 with skiffctl. The creates' events are posted in the background: see the
+# last one before taking the mark.
+wait_for("create event of web-2", lambda: "create Pod web-2" in sts_events(), timeout=30)
 mark = len(sts_events())
 sc = ctl("scale", "sts", "web", "--replicas", "1")
 t.eq("skiffctl scale sts", (sc.returncode, sc.stdout), (0, "statefulset.apps/web scaled\n"))
 ok = wait_for("one pod left", lambda: sorted(pods()) == ["web-0"])
 t.check("scaled down to web-0", ok, sorted(pods()))
-t.eq("web-2 deleted before web-1", sts_events()[mark:], ["delete Pod web-2", "delete Pod web-1"])
+t.eq("web-2 deleted before web-1", sts_events_after(mark, 2),
+     ["delete Pod web-2", "delete Pod web-1"])
 t.eq("claims kept", sorted(claims()), ["www-web-0", "www-web-1", "www-web-2"])
 
 if KUBECTL:
@@ -196,6 +207,9 @@ t.check("scaled back to 3", ok)
 
 # Rolling update.
 rev1 = sts()["status"]["currentRevision"]
+# web-1 and web-2 were created twice so far: both second creates posted before the mark.
+wait_for("second create events", lambda: sts_events().count("create Pod web-1") == 2 and
+         sts_events().count("create Pod web-2") == 2, timeout=30)
 mark = len(sts_events())
 r = api.patch(STS + "/web", {"spec": {"template": {"spec": {"containers": [
     {"name": "nginx", "image": "nginx:1.26"}]}}}}, "application/strategic-merge-patch+json")
@@ -203,7 +217,7 @@ t.check("patch image", r.status == 200, r)
 ok = wait_for("rolled", lambda: all(image(p) == "nginx:1.26" and ctrl_lib.is_ready(p)
                                     for p in pods().values()) and len(pods()) == 3, timeout=90)
 t.check("every pod updated", ok, {n: image(p) for n, p in pods().items()})
-t.eq("updated in reverse ordinal order, one at a time", sts_events()[mark:],
+t.eq("updated in reverse ordinal order, one at a time", sts_events_after(mark, 6),
      ["delete Pod web-2", "create Pod web-2", "delete Pod web-1", "create Pod web-1",
       "delete Pod web-0", "create Pod web-0"])
 s = ctl("rollout", "status", "statefulset/web", "--timeout", "60s")
