@@ -275,7 +275,7 @@ t.check("unreachable NoSchedule and NoExecute taints",
 t.check("its pods become Ready=False",
         wait_for("pods not ready", lambda: all(
             cond(pod(n) or {}, "Ready").get("status") == "False"
-            for n in ("victim", "tolerant")), timeout=10),
+            for n in ("victim", "tolerant")), timeout=30),
         [pod("victim"), pod("tolerant")])
 t.eq("ContainersReady is left as it was",
      cond(pod("tolerant") or {}, "ContainersReady").get("status"), "True")

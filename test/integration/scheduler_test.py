@@ -201,6 +201,9 @@ try:
     # --- only the leader binds
     t.eq("standby sched-b bound nothing",
          b.metric('scheduler_schedule_attempts_total{result="scheduled"}'), 0)
+    # The counter may be bumped a moment after the binding it counts is visible.
+    wait_for("leader's scheduled count", lambda: (a.metric(
+        'scheduler_schedule_attempts_total{result="scheduled"}') or 0) >= 11)
     scheduled = a.metric('scheduler_schedule_attempts_total{result="scheduled"}')
     t.check("leader counted its bindings (%s)" % scheduled, (scheduled or 0) >= 11)
     code, metrics = a.get("/metrics")
@@ -212,10 +215,10 @@ try:
     a.kill9()
     testlib.log("killed sched-a")
     holder = wait_for("sched-b leads", lambda: lease_holder() == "sched-b" and lease_holder(),
-                      timeout=20)
+                      timeout=60)
     t.eq("sched-b took the Lease after kill -9 of sched-a", holder, "sched-b")
     create_pod("after", selector={"zone": "a"})
-    t.eq("pod created after the takeover is bound by sched-b", wait_bound("after"), "n1")
+    t.eq("pod created after the takeover is bound by sched-b", wait_bound("after", timeout=60), "n1")
     ev = wait_for("Scheduled event for after", lambda: events("after", "Scheduled"))
     t.check("its Scheduled event comes from sched-b",
             ev and all(e.get("reportingInstance") == "sched-b" for e in ev), ev)

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
@@ -257,8 +258,15 @@ try:
         t.eq("rollout history: same text as kubectl's", s.out, k.out)
         k = kubectl("rollout", "history", "deployment/web", "--revision=2")
         t.eq("rollout history --revision 2: same text as kubectl's", r2.out, k.out)
-        k = kubectl("describe", "deployment", "web")
-        s = ctl("describe", "deployment", "web")
+        # The controller posts Events in the background (the rollout's last scale-down can land
+        # between the two commands): run the pair again, up to 10 times, until both saw the same
+        # Events. A real difference shows in every round.
+        for _ in range(10):
+            k = kubectl("describe", "deployment", "web")
+            s = ctl("describe", "deployment", "web")
+            if (until_events(s.out), events_of(s.out)) == (until_events(k.out), events_of(k.out)):
+                break
+            time.sleep(1)
         t.eq("describe deployment: same text as kubectl's up to Events", until_events(s.out),
              until_events(k.out))
         t.check("describe deployment has an Events section", "\nEvents:" in s.out, s)
