@@ -114,9 +114,11 @@ class TestServer {
   std::string last_;
 };
 
+// 5 s: the whole probe (up to 11 connections for the redirect loop) to a one-thread server must
+// finish within it on 2 busy CI cores; only the "timeout" section shortens it.
 proto::Probe http_probe(const std::string& path, proto::IntOrString port) {
   proto::Probe p;
-  p.timeout_seconds = 1;
+  p.timeout_seconds = 5;
   p.handler.http_get.emplace();
   p.handler.http_get->path = path;
   p.handler.http_get->port = port;
@@ -180,7 +182,9 @@ TEST_CASE("httpGet probe against a loopback server") {
     CHECK(o.message.find("stopped after 10 redirects") != std::string::npos);
   }
   SECTION("timeout") {
-    o = run_once(http_probe("/slow", port), c, loopback());
+    auto p = http_probe("/slow", port);
+    p.timeout_seconds = 1;  // the server holds /slow for 3 s
+    o = run_once(p, c, loopback());
     CHECK(o.result == Result::kFailure);
     CHECK(o.message == "Get \"http://127.0.0.1:" + std::to_string(srv.port()) +
                            "/slow\": context deadline exceeded (Client.Timeout exceeded while "

@@ -226,15 +226,17 @@ TEST_CASE("leader election: release clears the holder so a standby takes over at
 }
 
 TEST_CASE("leader election: run() leads, loses when renewal fails, releases on stop") {
-  // Real clock, short periods; the assertions wait for outcomes, never for durations.
+  // Real clock, short periods; the assertions wait for outcomes, never for durations. The renew
+  // deadline is 3 s, not less: a renewal thread not scheduled for the deadline loses leadership
+  // by itself, and on 2 busy CI cores a few hundred ms without the CPU do happen.
   auto lock = std::make_shared<FakeLeaseLock>();
   auto run_one = [&](bool fail_renewals) {
     std::atomic<int> started{0}, stopped{0}, leading_ended{0};
     LeaderElectionConfig c;
     c.lock = lock;
     c.identity = "r";
-    c.lease_duration = 1000ms;
-    c.renew_deadline = 300ms;
+    c.lease_duration = 6000ms;
+    c.renew_deadline = 3000ms;
     c.retry_period = 100ms;
     c.callbacks.on_started_leading = [&](std::stop_token st) {
       ++started;
@@ -245,7 +247,7 @@ TEST_CASE("leader election: run() leads, loses when renewal fails, releases on s
     auto le = LeaderElector::create(c).value();
     std::stop_source stop;
     std::thread t([&] { le->run(stop.get_token()); });
-    for (int i = 0; i < 500 && !started; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 3000 && !started; ++i) std::this_thread::sleep_for(10ms);
     REQUIRE(started == 1);
     CHECK(le->is_leader());
     if (fail_renewals) {
@@ -303,7 +305,7 @@ TEST_CASE("leader election: a renewal that completes after the renew deadline lo
   auto le = LeaderElector::create(c).value();
   std::stop_source stop;
   std::thread t([&] { le->run(stop.get_token()); });
-  for (int i = 0; i < 500 && !started; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 3000 && !started; ++i) std::this_thread::sleep_for(10ms);
   REQUIRE(started == 1);
   lock->slow = true;
   t.join();  // returns by itself: leadership lost
