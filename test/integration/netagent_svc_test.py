@@ -480,7 +480,7 @@ def main():
         out = "(still running)"
     c.check("the long-lived connection survived kill -9 and restart of the agent",
             longp.returncode == 0 and out.strip().startswith("ok "), out.strip())
-    r = wait_for(lambda: both(NS["pa2"], WEB_IP, 80) or only_pb(), 10)
+    r = wait_for(lambda: both(NS["pa2"], WEB_IP, 80) or only_pb(), 30)
     c.check("new connections still work after the restart", r is not None)
 
     # --- /metrics --------------------------------------------------------------------------------

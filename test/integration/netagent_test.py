@@ -382,7 +382,7 @@ def main():
     agents["a"] = start_agent("a", kc, workdir)
     # Two syncs of the new process (the counter restarts at 0): its start-up one and the next.
     c.check("the restarted agent synced twice", wait_for(
-        lambda: (agent_syncs("a") or 0) >= 2, 20), "syncs_total %s before the restart, now %s" % (
+        lambda: (agent_syncs("a") or 0) >= 2, 60), "syncs_total %s before the restart, now %s" % (
             syncs_before, agent_syncs("a")))
     c.eq("restarted agent changes nothing (same device ifindex/MAC, routes, neigh, fdb)",
          overlay_state("a"), before)
@@ -411,7 +411,7 @@ def main():
     c.check("create Node node-bad (malformed annotations)", r.status in (200, 201), r.body[:200])
     bad_msg = ("not routing node node-bad: skiff.io/underlay-ip \"10.250.8.300\" is not an IPv4 "
                "address")
-    wait_for(lambda: bad_msg in tail(procs[-1][2], 400).rsplit("started", 1)[-1], 20)
+    wait_for(lambda: bad_msg in tail(procs[-1][2], 400).rsplit("started", 1)[-1], 60)
     agent_log = tail(procs[-1][2], 400).rsplit("started", 1)[-1]
     c.check("node-bad is skipped with a reason in the log, the agent keeps running",
             agents["a"].poll() is None and bad_msg in agent_log, agent_log[-1500:])
@@ -426,7 +426,7 @@ def main():
         "4789", "local", NODES["a"][1], "dev", "eth0"])
     agents["a"] = start_agent("a", kc, workdir)
     ok = wait_for(lambda: (overlay_state("a")["dev"] or {}).get("vni") == 1 and
-                  designed("a", "b"), 20)
+                  designed("a", "b"), 60)
     agent_log = tail(procs[-1][2], 200).rsplit("started", 1)[-1]
     c.check("an existing skiff.vxlan with vni 9, port 4789, learning on is re-created as designed",
             bool(ok) and "incompatible configuration (vni 9, want 1; UDP port 4789, want 8472; "
