@@ -332,7 +332,7 @@ class Test(lablib.LabChecks):
             r = self.pod_http("cli3", ips["srv1"])
             self.check("pod->pod across nodes after revival: cli3 (node3) gets srv1's page",
                        r.returncode == 0 and "hello-from-srv1" in r.stdout, out(r))
-            lg = wait_for(lambda: ip3 in self.server_log("srv1"), 10)
+            lg = wait_for(lambda: ip3 in self.server_log("srv1"), 30)
             self.check("srv1's log shows cli3's own IP %s" % ip3, bool(lg),
                        self.server_log("srv1")[-800:])
         else:

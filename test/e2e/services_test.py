@@ -844,7 +844,7 @@ class Test(lablib.LabChecks):
             s = self.get_json("svc", "web-lb") or {}
             ing = ((s.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
             return ing[0].get("ip") if ing else None
-        ip = wait_for(ingress, 30)
+        ip = wait_for(ingress, 60)
         self.check("web-lb gets status.loadBalancer.ingress from the pool %s-%s: %s (%.1f s)" % (
             LB_POOL[0], LB_POOL[1], ip, time.time() - t0), ip is not None and
             LB_POOL[0] <= ipaddress.ip_address(ip) <= LB_POOL[1],
@@ -859,7 +859,7 @@ class Test(lablib.LabChecks):
             recs = self.hammer("outside", ip, 80, 1, limit=10, tmo=1)
             return recs if recs and not recs[0][1].startswith("!") else None
         t0 = time.time()
-        got = wait_for(answers, 20, 0.2)
+        got = wait_for(answers, 60, 0.2)
         self.check("outside -> http://%s/ (LoadBalancer) answered (%.1f s)" % (
             ip, time.time() - t0), bool(got), out(lab_exec("outside", "ip", "neigh")))
         recs = self.hammer("outside", ip, 80, 30, limit=60)

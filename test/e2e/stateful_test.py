@@ -264,6 +264,14 @@ class Test(lablib.LabChecks):
         """Index of the first event in evs whose object satisfies pred (None if none)."""
         return next((i for i, e in enumerate(evs) if pred(e["obj"])), None)
 
+    def watch_sees(self, since, pred, what, timeout=30):
+        """Waits (bounded) until the watch recorder, which can lag behind the kubectl polls that
+        ended a wait, has an event from index `since` whose object satisfies pred, so that the
+        order checks read a complete record."""
+        if wait_for(lambda: self.first_index(self.pod_events()[since:], pred) is not None,
+                    timeout, 0.5) is None:
+            log("the pod watch has not seen %s within %d s" % (what, timeout))
+
     def order_check(self, evs, since, names, what):
         """OrderedReady: each of `names` (in order) is created only after the one before it was
         Running and Ready — in the watch's order of events from index `since`."""
@@ -360,6 +368,8 @@ class Test(lablib.LabChecks):
         self.sts_ok = True
         names = ["web-0", "web-1", "web-2"]
         self.print_times(names)
+        self.watch_sees(since, lambda o: meta(o, "name") == "web-2" and is_ready(o),
+                        "web-2 Ready")
         self.order_check(self.pod_events(), since, names, "create")
         ct = [ts(meta(pods[n], "creationTimestamp")) for n in names]
         rt = [ts(cond(pods[n], "Ready").get("lastTransitionTime")) for n in names]
@@ -562,6 +572,10 @@ class Test(lablib.LabChecks):
         if not one:
             return
         self.timing("scale 3 -> 1: web-1 and web-2 gone", time.time() - t0)
+        # The poll saw web-1 gone; the watch may deliver its DELETED event a moment later.
+        if wait_for(lambda: any(e["type"] == "DELETED" and meta(e["obj"], "name") == "web-1"
+                                for e in self.pod_events()[since:]), 30, 0.5) is None:
+            log("the pod watch has not seen web-1 DELETED within 30 s")
         evs = self.pod_events()[since:]
         deleting = lambda n: (lambda o: meta(o, "name") == n and bool(  # noqa: E731
             meta(o, "deletionTimestamp")))
@@ -587,6 +601,8 @@ class Test(lablib.LabChecks):
             self.fatal("scaled back to 3: web-0..2 Ready within 180 s", self.debug)
         self.timing("scale 1 -> 3: web-1 and web-2 Ready", time.time() - t0)
         # web-0 stayed Ready: web-2 must wait for the new web-1
+        self.watch_sees(since, lambda o: meta(o, "name") == "web-2" and is_ready(o),
+                        "web-2 Ready")
         self.order_check(self.pod_events(), since, ["web-1", "web-2"], "scale-up")
         time.sleep(3)
         for n in ("web-1", "web-2"):

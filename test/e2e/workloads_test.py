@@ -279,9 +279,11 @@ class Test(lablib.LabChecks):
                                max(gaps) if gaps else 0, len(w.errors),
                                min(x["ready"] for x in s) if s else "-",
                                max(x["active"] for x in s) if s else "-"))
+        # The sampler asks every 100 ms; on 2 busy cores a GET can take a second or more, so
+        # only a stalled sampler (no sample for 5 s) fails this; the largest gap is printed.
         self.check("%s: sampled every 100 ms (%d samples, largest gap %.2f s)" % (
             what, len(s), max(gaps) if gaps else 0), len(s) >= 20 and (
-            max(gaps) if gaps else 9) < 1.0, "\n".join(w.errors[-5:]))
+            max(gaps) if gaps else 9) < 5.0, "\n".join(w.errors[-5:]))
         low = [x for x in s if x["ready"] < floor]
         self.check("%s: never fewer than replicas - maxUnavailable = %d Ready pods (min %s)" % (
             what, floor, min(x["ready"] for x in s) if s else "-"), bool(s) and not low,
