@@ -37,6 +37,23 @@ constexpr size_t kMaxTcpConnections = 256;
 constexpr size_t kMaxForwardsInFlight = 1024;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
+const nlohmann::json* find_object(const nlohmann::json& o, const char* key) {
+  if (!o.is_object()) return nullptr;
+  auto it = o.find(key);
+  return it != o.end() && it->is_object() ? &*it : nullptr;
+}
+
+std::string string_field(const nlohmann::json& o, const char* key) {
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+const nlohmann::json& spec_of(const nlohmann::json& o) {
+  static const nlohmann::json kNone;
+  const nlohmann::json* spec = find_object(o, "spec");
+  return spec ? *spec : kNone;
+}
+
 const proto::ResourceType& service_type() {
   static const proto::ResourceType t = proto::service_resource();
   return t;
@@ -176,6 +193,17 @@ struct DnsServer::Impl {
       dirty = true;
     }
     dirty_cv.notify_one();
+  }
+
+  // An Endpoints object changed: the index holds its addresses only when its Service is
+  // headless. A Service that is not cached yet rebuilds when it arrives.
+  void endpoints_changed(const nlohmann::json& ep) {
+    const nlohmann::json* md = find_object(ep, "metadata");
+    if (!md) return;
+    auto svc = svc_inf->get(string_field(*md, "namespace") + "/" + string_field(*md, "name"));
+    if (!svc) return;
+    const nlohmann::json* spec = find_object(*svc, "spec");
+    if (spec && string_field(*spec, "clusterIP") == "None") mark_dirty();
   }
 
   void rebuild_loop(std::stop_token stop) {
@@ -567,13 +595,22 @@ Status DnsServer::start() {
   }
   if (d.svc_inf) {
     d.synced = false;
-    for (auto* inf : {d.svc_inf, d.eps_inf}) {
-      client::InformerHandlers h;
-      h.on_add = [&d](const nlohmann::json&) { d.mark_dirty(); };
-      h.on_update = [&d](const nlohmann::json&, const nlohmann::json&) { d.mark_dirty(); };
-      h.on_delete = [&d](const nlohmann::json&) { d.mark_dirty(); };
-      inf->add_handlers(std::move(h));
-    }
+    // Names are answered from the caches at query time; only the zone's index (namespaces,
+    // PTR targets, the record count) needs a rebuild, and only a Service's spec or a headless
+    // Service's Endpoints feed it. Endpoints of the other Services churn with every pod and
+    // cost nothing here (a rebuild walks every Service: ~60 ms at 10,000).
+    client::InformerHandlers sh;
+    sh.on_add = [&d](const nlohmann::json&) { d.mark_dirty(); };
+    sh.on_update = [&d](const nlohmann::json& old_obj, const nlohmann::json& new_obj) {
+      if (spec_of(old_obj) != spec_of(new_obj)) d.mark_dirty();
+    };
+    sh.on_delete = [&d](const nlohmann::json&) { d.mark_dirty(); };
+    d.svc_inf->add_handlers(std::move(sh));
+    client::InformerHandlers eh;
+    eh.on_add = [&d](const nlohmann::json& ep) { d.endpoints_changed(ep); };
+    eh.on_update = [&d](const nlohmann::json&, const nlohmann::json& ep) { d.endpoints_changed(ep); };
+    eh.on_delete = [&d](const nlohmann::json& ep) { d.endpoints_changed(ep); };
+    d.eps_inf->add_handlers(std::move(eh));
     if (d.own_svc_inf) d.own_svc_inf->start();
     if (d.own_eps_inf) d.own_eps_inf->start();
     d.rebuilder = std::jthread([&d](std::stop_token st) { d.rebuild_loop(st); });

@@ -482,6 +482,42 @@ def run_checks(c, cl, upstream, dns, start_dns, metrics_file):
                    ["10.244.1.5", "10.244.2.6", "10.244.3.7"], 30, 0.02)
     dt = time.time() - t0
     c.check("an endpoint turned ready is served (after %.0f ms)" % (dt * 1000), got, r.status)
+    c.eq("its PTR follows", wait_for(lambda: asked("7.3.244.10.in-addr.arpa", "PTR") or None, 30),
+         ["db-2.db.default.svc.cluster.local"])
+
+    # Endpoints of a Service with a cluster IP feed no record of the zone's index: their churn
+    # (every pod start and stop) must not rebuild it. Three spaced changes of web's Endpoints,
+    # then one of the headless db's, which does; the counter is read once db's PTR shows (one
+    # watch stream carries both, in order).
+    def rebuilds():
+        time.sleep(0.5)  # the metrics file is rewritten every 200 ms
+        with open(metrics_file) as f:
+            for line in f:
+                if line.startswith("skiff_dns_zone_rebuilds_total "):
+                    return int(float(line.split()[1]))
+        return None
+    before = rebuilds()
+    for i in range(3):
+        body = {"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "web", "namespace": "default"},
+                "subsets": [{"addresses": [{"ip": "10.244.1.%d" % (20 + i)}],
+                             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]}
+        r = cl.post("/api/v1/namespaces/default/endpoints", body) if i == 0 else \
+            cl.put("/api/v1/namespaces/default/endpoints/web",
+                   dict(body, metadata=dict(body["metadata"], resourceVersion=rv)))
+        rv = (r.json or {}).get("metadata", {}).get("resourceVersion")
+        c.check("web's Endpoints changed (%d)" % i, r.status in (200, 201), r.status)
+        time.sleep(0.3)
+    ep = cl.get("/api/v1/namespaces/default/endpoints/db").json
+    ep["subsets"][0]["addresses"].append({"ip": "10.244.3.8", "hostname": "db-3"})
+    r = cl.put("/api/v1/namespaces/default/endpoints/db", ep)
+    c.eq("db's new endpoint gets its PTR",
+         wait_for(lambda: asked("8.3.244.10.in-addr.arpa", "PTR") or None, 30),
+         ["db-3.db.default.svc.cluster.local"])
+    after = rebuilds()
+    c.check("web's Endpoints churn did not rebuild the zone (rebuilds %s -> %s: db's change only)"
+            % (before, after), before is not None and after is not None and
+            1 <= after - before <= 2, (before, after))
 
     # Metrics.
     time.sleep(0.5)
