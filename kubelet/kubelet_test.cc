@@ -675,7 +675,8 @@ TEST_CASE("PodWorkers: one sync at a time per key, bursts collapse") {
   w.enqueue("b");
   w.enqueue_after("c", std::chrono::milliseconds(5));
   release = true;
-  for (int i = 0; i < 2000 && w.pending() > 0; ++i)
+  // Up to 20 s (not 2): the workers' threads may wait for a CPU on a busy CI machine.
+  for (int i = 0; i < 20000 && w.pending() > 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   w.stop();
   std::lock_guard l(mu);

@@ -111,6 +111,9 @@ def run(t, c):
             "CrashLoopBackOff / ContainerCannotRun)",
             {reason, last.get("reason")} & {"StartError", "RunContainerError", "CrashLoopBackOff",
                                             "ContainerCannotRun"}, cs)
+    # The kubelet posts Events from a background thread: they may trail the status.
+    c.wait_for(lambda: "Failed" in c.event_text("nocmd") and
+               "/no/such/binary" in c.event_text("nocmd"), 30)
     t.check("missing command: event says why (Failed ... /no/such/binary)",
             "Failed" in c.event_text("nocmd") and "/no/such/binary" in c.event_text("nocmd"),
             c.event_text("nocmd"))
@@ -127,6 +130,7 @@ def run(t, c):
     text = all_text(c, "noimage")
     t.check("missing image: message names the image and the cause",
             img in text and ("refused" in text.lower() or "connect" in text.lower()), text[-1500:])
+    c.wait_for(lambda: "Failed" in c.event_text("noimage"), 30)
     t.check("missing image: Failed event for the pull", "Failed" in c.event_text("noimage"),
             c.event_text("noimage"))
 

@@ -86,6 +86,9 @@ def body(t):
         last = (cs.get("lastState") or {}).get("terminated") or {}
         t.check("liveness restart: lastState terminated (killed: exit 137 or 143)",
                 last.get("exitCode") in (137, 143), cs.get("lastState"))
+        # The kubelet posts Events from a background thread: they may trail the restart.
+        c.wait_for(lambda: (lambda e: "Unhealthy" in e and "iveness" in e and "Killing" in e)(
+            c.event_text("live")), 30)
         ev = c.event_text("live")
         t.check("liveness: Unhealthy event names the probe", "Unhealthy" in ev and
                 "iveness" in ev, ev)
@@ -111,6 +114,7 @@ def body(t):
                     gaps)
         t.check("CrashLoopBackOff reason seen while waiting", "CrashLoopBackOff" in reasons,
                 reasons)
+        c.wait_for(lambda: "BackOff" in c.event_text("crash"), 30)
         ev = c.event_text("crash")
         t.check("BackOff event", "BackOff" in ev, ev)
         p = c.get_pod("crash")

@@ -74,14 +74,14 @@ def body(t):
         t.eq("hostname is the pod name", r.stdout.strip(), "smoke")
         log = os.path.join(c.log_dir, "pods", "default_smoke_%s" % p["metadata"]["uid"], "b",
                            "0.log")
-        ok = c.wait_for(lambda: "hello from b" in (kl.read(log, "") or ""), 10)
+        ok = c.wait_for(lambda: "hello from b" in (kl.read(log, "") or ""), 30)
         t.check("container log at <log-dir>/pods/<ns>_<pod>_<uid>/<c>/0.log", bool(ok), log)
         reasons = c.wait_for(
             lambda: (lambda rs: rs if {"Pulled", "Created", "Started"} <= rs else None)(
-                {e.get("reason") for e in c.events("smoke")}), 10)
+                {e.get("reason") for e in c.events("smoke")}), 30)
         t.check("events Pulled, Created, Started", bool(reasons), c.event_text("smoke"))
         line = c.wait_for(lambda: re.search(r"pod-start default/smoke .*total_ms=[0-9.]+",
-                                            kl.read(c.kubelet_log, "") or ""), 10)
+                                            kl.read(c.kubelet_log, "") or ""), 30)
         t.check("pod-start stage line logged at --v 1", bool(line))
         if line:
             kl.log(line.group(0))
@@ -89,7 +89,7 @@ def body(t):
         c.delete_pod("smoke")
         gone = c.wait_gone("smoke", timeout=30)
         t.check("deleted pod disappears from the API (kubelet finished the deletion)", gone)
-        left = c.wait_for(lambda: not c.leftovers(p, pids), 15) and []
+        left = c.wait_for(lambda: not c.leftovers(p, pids), 30) and []
         left = c.leftovers(p, pids)
         t.check("nothing left of the pod on the host", not left, "\n".join(left))
         t.check("kubelet still running", c.kubelet_alive())

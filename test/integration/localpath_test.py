@@ -146,7 +146,7 @@ def body(t):
         c.wait_running("writer", timeout=90)
         kl.log("writer Running %.1f s after the claim was bound" % (time.time() - bound_at))
         hostfile = os.path.join(vdir, "f")
-        ok = c.wait_for(lambda: (kl.read(hostfile) or "").strip() == "hello", 15)
+        ok = c.wait_for(lambda: (kl.read(hostfile) or "").strip() == "hello", 30)
         t.check("the pod's file is in the volume directory on the host", bool(ok), hostfile)
 
         c.create_pod(claim_pod("reader", "data", ["sleep", "3600"], c.node, read_only=True))
