@@ -54,10 +54,14 @@ def body(t):
                 (got.get("status") or {}).get("phase", "Pending") == "Pending" and
                 not (got.get("status") or {}).get("containerStatuses"), got.get("status"))
         t.check("no conflist written yet", not os.path.exists(conflist))
+        # The wait's log line and the Lease come from the kubelet's own threads, on their own
+        # schedule: wait for them (bounded) before looking.
+        c.wait_for(lambda: WAIT_MSG in kl.read(c.kubelet_log, ""), 30)
         klog = kl.read(c.kubelet_log, "")
         t.eq("the kubelet logs once that it waits", klog.count(WAIT_MSG), 1)
-        lease = c.client().get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" +
-                               c.node)
+        lease_url = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" + c.node
+        c.wait_for(lambda: c.client().get(lease_url).status == 200, 30)
+        lease = c.client().get(lease_url)
         t.eq("the node Lease exists while waiting", lease.status, 200)
 
         # SIGTERM while waiting: the kubelet stops (exit 0) instead of hanging in the wait.
