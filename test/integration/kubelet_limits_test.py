@@ -81,7 +81,19 @@ def body(t):
             ok, p = c.wait_pod("forky", lambda p: kl.phase(p) in ("Running", "Failed"), 60)
             uid = p["metadata"]["uid"]
             cid = kl.container_id(kl.cstatus(p, "bomb"))
+
+            def pod_logs():
+                out = ""
+                for root, dirs, files in os.walk(c.log_dir):
+                    for f in files:
+                        if uid in root:
+                            out += kl.read(os.path.join(root, f), "")
+                return out
+            # The shell's forks hit the limit within a moment; its complaints reach the CRI log
+            # through the shim. Wait for them (was a fixed 5 s sleep), at least 5 s.
             time.sleep(5)
+            c.wait_for(lambda: "fork" in pod_logs().lower() or
+                       "resource temporarily unavailable" in pod_logs().lower(), 60)
             counts = []
             for h in kl.cgroup_hierarchies():
                 if h.endswith("/pids"):
@@ -95,11 +107,7 @@ def body(t):
             t.check("pids: pids.current stays <= the limit",
                     counts and all(cur.isdigit() and int(cur) <= PIDS_LIMIT for _, _, cur in counts),
                     counts)
-            logs = ""
-            for root, dirs, files in os.walk(c.log_dir):
-                for f in files:
-                    if uid in root:
-                        logs += kl.read(os.path.join(root, f), "")
+            logs = pod_logs()
             t.check("pids: the shell reports failed forks in its log",
                     "fork" in logs.lower() or "resource temporarily unavailable" in logs.lower(),
                     logs[-800:])
