@@ -105,7 +105,7 @@ def real_registry():
                          stdout=logf, stderr=subprocess.STDOUT)
     procs.append(p)
     import urllib.request
-    for _ in range(100):
+    for _ in range(600):  # up to a minute: docker-registry's start on a loaded machine
         try:
             urllib.request.urlopen("http://%s/v2/" % reg, timeout=1)
             break
@@ -245,7 +245,7 @@ def tls_registry():
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(p)
     import socket
-    for _ in range(100):
+    for _ in range(600):  # up to a minute: docker-registry's start on a loaded machine
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
