@@ -658,7 +658,7 @@ def stalled_watcher():
     # Now read what the stalled watcher was given: its stream must end before n_events.
     got = b""
     ended = False
-    stalled.settimeout(5)
+    stalled.settimeout(15)  # a gap this long means the server holds the stream open
     end = time.time() + 60
     while time.time() < end:
         try:
