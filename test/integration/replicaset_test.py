@@ -204,8 +204,11 @@ try:
     t.check("status: replicas 1, readyReplicas 0 (the new pod is not ready)", ok, get_rs("web"))
 
     # --- minReadySeconds: available only after it
-    r = api.post(RS_PATH, make_rs("slow", 2, min_ready=8))
-    t.check("create ReplicaSet slow (replicas 2, minReadySeconds 8)", r.status == 201, r)
+    # 20 s (was 8): "not yet available" is read right after the pods turn Ready, and the status
+    # write that shows them Ready must come before minReadySeconds run out, also on a loaded
+    # machine.
+    r = api.post(RS_PATH, make_rs("slow", 2, min_ready=20))
+    t.check("create ReplicaSet slow (replicas 2, minReadySeconds 20)", r.status == 201, r)
     suid = (r.json or {}).get("metadata", {}).get("uid")
     got = wait_for("2 pods of slow", lambda: len(owned(suid)) == 2 and owned(suid))
     t.eq("slow has 2 pods", len(got or {}), 2)
@@ -213,10 +216,10 @@ try:
         set_ready(n)
     ok = wait_for("slow ready 2", lambda: status_is("slow", readyReplicas=2))
     st = (get_rs("slow") or {}).get("status", {})
-    t.check("status: readyReplicas 2, availableReplicas 0 right after Ready (minReadySeconds 8)",
+    t.check("status: readyReplicas 2, availableReplicas 0 right after Ready (minReadySeconds 20)",
             ok and st.get("availableReplicas", 0) == 0, st)
-    ok = wait_for("slow available 2", lambda: status_is("slow", availableReplicas=2), timeout=30)
-    t.check("status: availableReplicas 2 once the pods have been ready for 8 s", ok,
+    ok = wait_for("slow available 2", lambda: status_is("slow", availableReplicas=2), timeout=60)
+    t.check("status: availableReplicas 2 once the pods have been ready for 20 s", ok,
             get_rs("slow"))
 except SystemExit:
     raise
