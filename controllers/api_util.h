@@ -3,6 +3,7 @@
 // specially. Header-only; included by controller .cc files only (it pulls in nlohmann/json).
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -27,6 +28,23 @@ inline const nlohmann::json& at(const nlohmann::json& obj, const char* a, const 
 // The string `j` holds, or "" when it is not a string.
 inline std::string str(const nlohmann::json& j) {
   return j.is_string() ? j.get<std::string>() : "";
+}
+
+// An integer field, or `dflt` when it is absent or not an integer.
+inline int64_t num(const nlohmann::json& j, int64_t dflt = 0) {
+  return j.is_number_integer() ? j.get<int64_t>() : dflt;
+}
+inline std::string name_of(const nlohmann::json& o) { return str(at(o, "metadata", "name")); }
+inline std::string ns_of(const nlohmann::json& o) { return str(at(o, "metadata", "namespace")); }
+inline std::string uid_of(const nlohmann::json& o) { return str(at(o, "metadata", "uid")); }
+
+// The metadata.ownerReferences entry with controller: true, or nullptr.
+inline const nlohmann::json* controller_ref(const nlohmann::json& obj) {
+  const nlohmann::json& refs = at(obj, "metadata", "ownerReferences");
+  if (!refs.is_array()) return nullptr;
+  for (const auto& r : refs)
+    if (at(r, "controller") == true) return &r;
+  return nullptr;
 }
 
 // One process-wide copy of a built-in type (proto::pod_resource, ...): building a ResourceType

@@ -26,9 +26,6 @@ constexpr auto pod_type = &resource_type<proto::pod_resource>;
 constexpr auto node_type = &resource_type<proto::node_resource>;
 constexpr auto revision_type = &resource_type<proto::controllerrevision_resource>;
 
-std::string name_of(const json& o) { return str(at(o, "metadata", "name")); }
-std::string ns_of(const json& o) { return str(at(o, "metadata", "namespace")); }
-std::string uid_of(const json& o) { return str(at(o, "metadata", "uid")); }
 int min_ready_seconds(const json& ds) {
   const json& v = at(ds, "spec", "minReadySeconds");
   return v.is_number_integer() ? v.get<int>() : 0;

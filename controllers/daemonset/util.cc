@@ -295,13 +295,6 @@ bool pod_less(const json& a, const json& b) {
 
 bool is_terminating(const json& obj) { return !at(obj, "metadata", "deletionTimestamp").is_null(); }
 
-const json* controller_ref(const json& obj) {
-  const json& refs = at(obj, "metadata", "ownerReferences");
-  if (!refs.is_array()) return nullptr;
-  for (const auto& r : refs)
-    if (at(r, "controller") == true) return &r;
-  return nullptr;
-}
 
 namespace {
 

@@ -83,7 +83,6 @@ std::optional<std::chrono::nanoseconds> time_until_available(const json& pod, in
 // podByCreationTimestampAndPhase: scheduled first, then older first, then by name.
 bool pod_less(const json& a, const json& b);
 bool is_terminating(const json& obj);
-const json* controller_ref(const json& obj);
 
 // maxSurge / maxUnavailable resolved against the number of nodes that should run the pod
 // (intstr percentages rounded up); both zero => unavailable 1. OnDelete: (0, 0).

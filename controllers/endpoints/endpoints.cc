@@ -24,7 +24,6 @@ constexpr auto svc_type = &resource_type<proto::service_resource>;
 constexpr auto pod_type = &resource_type<proto::pod_resource>;
 constexpr auto ep_type = &resource_type<proto::endpoints_resource>;
 
-std::string ns_of(const json& o) { return str(at(o, "metadata", "namespace")); }
 
 // Go's time.RFC3339Nano: up to 9 fractional digits, trailing zeros (and a bare dot) dropped.
 std::string rfc3339_nano(WallTime t) {

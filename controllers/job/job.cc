@@ -20,24 +20,11 @@ namespace {
 constexpr auto job_type = &resource_type<proto::job_resource>;
 constexpr auto pod_type = &resource_type<proto::pod_resource>;
 
-int64_t num(const json& j, int64_t dflt = 0) {
-  return j.is_number_integer() ? j.get<int64_t>() : dflt;
-}
-std::string name_of(const json& o) { return str(at(o, "metadata", "name")); }
-std::string ns_of(const json& o) { return str(at(o, "metadata", "namespace")); }
-std::string uid_of(const json& o) { return str(at(o, "metadata", "uid")); }
 std::string phase_of(const json& pod) { return str(at(pod, "status", "phase")); }
 bool deleting(const json& o) { return !at(o, "metadata", "deletionTimestamp").is_null(); }
 bool terminal(const json& pod) { return phase_of(pod) == "Succeeded" || phase_of(pod) == "Failed"; }
 bool active(const json& pod) { return !terminal(pod) && !deleting(pod); }
 
-const json* controller_ref(const json& obj) {
-  const json& refs = at(obj, "metadata", "ownerReferences");
-  if (!refs.is_array()) return nullptr;
-  for (const auto& r : refs)
-    if (at(r, "controller").is_boolean() && at(r, "controller").get<bool>()) return &r;
-  return nullptr;
-}
 
 bool has_finalizer(const json& pod) {
   const json& f = at(pod, "metadata", "finalizers");

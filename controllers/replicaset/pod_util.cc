@@ -131,13 +131,6 @@ void merge_sort(std::vector<Ranked>& v, size_t lo, size_t hi, std::vector<Ranked
 
 }  // namespace
 
-const json* controller_ref(const json& obj) {
-  const json& refs = at(at(obj, "metadata"), "ownerReferences");
-  if (!refs.is_array()) return nullptr;
-  for (const auto& r : refs)
-    if (at(r, "controller").is_boolean() && at(r, "controller").get<bool>()) return &r;
-  return nullptr;
-}
 
 bool is_terminating(const json& obj) {
   const json& d = at(at(obj, "metadata"), "deletionTimestamp");

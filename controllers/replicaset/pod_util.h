@@ -14,8 +14,6 @@ namespace skiff::controllers::replicaset {
 using json = nlohmann::json;
 using WallTime = std::chrono::system_clock::time_point;
 
-// The metadata.ownerReferences entry with controller: true, or nullptr.
-const json* controller_ref(const json& obj);
 // metadata.deletionTimestamp is set.
 bool is_terminating(const json& obj);
 // Counted by a ReplicaSet: not Succeeded, not Failed, not being deleted.

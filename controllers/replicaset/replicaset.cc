@@ -27,13 +27,7 @@ constexpr auto rs_type = &resource_type<proto::replicaset_resource>;
 
 constexpr auto pod_type = &resource_type<proto::pod_resource>;
 
-int64_t num(const json& j, int64_t dflt = 0) {
-  return j.is_number_integer() ? j.get<int64_t>() : dflt;
-}
 
-std::string name_of(const json& o) { return str(at(o, "metadata", "name")); }
-std::string ns_of(const json& o) { return str(at(o, "metadata", "namespace")); }
-std::string uid_of(const json& o) { return str(at(o, "metadata", "uid")); }
 
 int32_t replicas_of(const json& rs) {
   return static_cast<int32_t>(num(at(rs, "spec", "replicas"), 1));

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "controllers/api_util.h"
 #include "controllers/replicaset/expectations.h"
 #include "controllers/replicaset/pod_util.h"
 #include "proto/time.h"

@@ -13,12 +13,6 @@ namespace skiff::controllers::statefulset {
 
 namespace {
 
-int64_t num(const json& j, int64_t dflt = 0) {
-  return j.is_number_integer() ? j.get<int64_t>() : dflt;
-}
-std::string name_of(const json& o) { return str(at(o, "metadata", "name")); }
-std::string ns_of(const json& o) { return str(at(o, "metadata", "namespace")); }
-std::string uid_of(const json& o) { return str(at(o, "metadata", "uid")); }
 
 std::string phase(const json& pod) { return str(at(pod, "status", "phase")); }
 
@@ -195,13 +189,6 @@ void update_storage(const json& set, json& pod) {
   pod["spec"]["volumes"] = std::move(volumes);
 }
 
-const json* controller_ref(const json& obj) {
-  const json& refs = at(obj, "metadata", "ownerReferences");
-  if (!refs.is_array()) return nullptr;
-  for (const auto& r : refs)
-    if (at(r, "controller") == true) return &r;
-  return nullptr;
-}
 
 json owner_ref(const json& owner, const char* api_version, const char* kind, bool controller) {
   json r = {{"apiVersion", api_version},

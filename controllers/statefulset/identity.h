@@ -81,8 +81,6 @@ json revision_data(const json& set);
 // ApplyRevision: the set with its template replaced by the revision data's.
 json apply_revision(const json& set, const json& data);
 
-// The metadata.ownerReferences entry with controller: true, or nullptr.
-const json* controller_ref(const json& obj);
 // An ownerReference (apiVersion, kind, name, uid) to `owner` (optionally the controller one).
 json owner_ref(const json& owner, const char* api_version, const char* kind, bool controller);
 

@@ -28,12 +28,6 @@ constexpr auto pod_type = &resource_type<proto::pod_resource>;
 constexpr auto claim_type = &resource_type<proto::persistentvolumeclaim_resource>;
 constexpr auto revision_type = &resource_type<proto::controllerrevision_resource>;
 
-int64_t num(const json& j, int64_t dflt = 0) {
-  return j.is_number_integer() ? j.get<int64_t>() : dflt;
-}
-std::string name_of(const json& o) { return str(at(o, "metadata", "name")); }
-std::string ns_of(const json& o) { return str(at(o, "metadata", "namespace")); }
-std::string uid_of(const json& o) { return str(at(o, "metadata", "uid")); }
 
 json event_object(const json& set) {
   json o = {{"apiVersion", "apps/v1"}, {"kind", "StatefulSet"}};

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "controllers/api_util.h"
 #include "controllers/history/fake_history.h"
 #include "controllers/statefulset/identity.h"
 #include "proto/registry.h"

@@ -28,9 +28,6 @@ constexpr auto pod_type = &resource_type<proto::pod_resource>;
 constexpr char kClaimPrefix[] = "pvc:";
 constexpr char kVolumePrefix[] = "pv:";
 
-std::string ns_of(const json& o) { return str(at(o, "metadata", "namespace")); }
-std::string name_of(const json& o) { return str(at(o, "metadata", "name")); }
-std::string uid_of(const json& o) { return str(at(o, "metadata", "uid")); }
 std::string claim_key(const json& pvc) { return ns_of(pvc) + "/" + name_of(pvc); }
 bool deleting(const json& o) { return !at(o, "metadata", "deletionTimestamp").is_null(); }
 std::string phase_of(const json& o) { return str(at(o, "status", "phase")); }
