@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -544,6 +545,66 @@ Result<uint64_t> get_field(const std::string& field, const Bounds& r) {
 
 }  // namespace
 
+Result<int64_t> parse_go_duration(std::string_view s) {
+  const std::string orig(s);
+  auto invalid = [&] { return Status::invalid("time: invalid duration \"" + orig + "\""); };
+  bool neg = false;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    neg = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  if (s == "0") return int64_t{0};
+  if (s.empty()) return invalid();
+  static const std::pair<std::string_view, int64_t> kUnits[] = {
+      {"ns", 1},         {"us", 1'000},        {"\u00b5s", 1'000},    {"\u03bcs", 1'000},
+      {"ms", 1'000'000}, {"s", 1'000'000'000}, {"m", 60'000'000'000}, {"h", 3'600'000'000'000}};
+  // Go accumulates exactly in uint64 and refuses anything above 1<<63 - 1 (or 1<<63 negated).
+  const unsigned __int128 limit =
+      neg ? (unsigned __int128)1 << 63 : ((unsigned __int128)1 << 63) - 1;
+  unsigned __int128 total = 0;
+  while (!s.empty()) {
+    // [0-9]*(\.[0-9]*)?
+    if (!(s[0] == '.' || (s[0] >= '0' && s[0] <= '9'))) return invalid();
+    unsigned __int128 whole = 0;
+    size_t i = 0;
+    bool pre = false, post = false;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+      whole = whole * 10 + static_cast<unsigned>(s[i] - '0');
+      if (whole > limit) return invalid();
+      pre = true;
+    }
+    unsigned __int128 frac = 0, scale = 1;
+    if (i < s.size() && s[i] == '.') {
+      for (++i; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+        if (scale < ((unsigned __int128)1 << 80)) {  // more digits add nothing at 1 ns
+          frac = frac * 10 + static_cast<unsigned>(s[i] - '0');
+          scale *= 10;
+        }
+        post = true;
+      }
+    }
+    if (!pre && !post) return invalid();  // no digits, e.g. ".s"
+    size_t u = i;
+    while (u < s.size() && s[u] != '.' && !(s[u] >= '0' && s[u] <= '9')) ++u;
+    std::string_view unit = s.substr(i, u - i);
+    if (unit.empty()) return Status::invalid("time: missing unit in duration \"" + orig + "\"");
+    int64_t mult = 0;
+    for (const auto& [name, m] : kUnits)
+      if (unit == name) mult = m;
+    if (mult == 0)
+      return Status::invalid("time: unknown unit \"" + std::string(unit) + "\" in duration \"" +
+                             orig + "\"");
+    unsigned __int128 v = whole * static_cast<unsigned __int128>(mult);
+    if (v > limit) return invalid();
+    v += frac * static_cast<unsigned __int128>(mult) / scale;  // truncated, as Go does
+    total += v;
+    if (total > limit) return invalid();
+    s.remove_prefix(u);
+  }
+  if (!neg) return static_cast<int64_t>(total);
+  return total == ((unsigned __int128)1 << 63) ? INT64_MIN : -static_cast<int64_t>(total);
+}
+
 Result<Schedule> Schedule::parse(std::string_view spec_in) {
   std::string spec(spec_in);
   if (spec.empty()) return Status::invalid("empty spec string");
@@ -580,9 +641,11 @@ Result<Schedule> Schedule::parse(std::string_view spec_in) {
     } else if (spec == "@hourly") {
       s.hour_ = all_hour, s.dom_ = all_dom, s.month_ = all_month, s.dow_ = all_dow;
     } else if (spec.rfind("@every ", 0) == 0) {
-      return Status::invalid(
-          "unsupported descriptor: " + spec +
-          " (a fixed interval; use a five-field schedule such as \"*/5 * * * *\")");
+      auto d = parse_go_duration(std::string_view(spec).substr(7));
+      if (!d.is_ok())
+        return Status::invalid("failed to parse duration " + spec + ": " + d.status().message());
+      constexpr int64_t kSecond = 1'000'000'000;
+      s.every_seconds_ = *d < kSecond ? 1 : *d / kSecond;  // robfig's Every()
     } else {
       return Status::invalid("unrecognized descriptor: " + spec);
     }
@@ -621,6 +684,8 @@ std::optional<Clock::time_point> Schedule::next(Clock::time_point tp,
                                                 const TimeZone& default_zone) const {
   const TimeZone& z = zone_ ? *zone_ : default_zone;
   using std::chrono::seconds;
+  if (every_seconds_ > 0)  // ConstantDelaySchedule.Next: t - t.Nanosecond() + delay
+    return std::chrono::floor<seconds>(tp) + seconds(every_seconds_);
   int64_t t = std::chrono::floor<seconds>(tp.time_since_epoch()).count() + 1;
   auto fields_of = [&](int64_t u) { return civil_at(u, z.offset_at(u)); };
   auto has = [](uint64_t set, int v) { return (set >> v) & 1; };

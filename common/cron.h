@@ -8,8 +8,9 @@
 // either runs (the classic cron OR rule). Descriptors `@yearly @annually @monthly @weekly @daily
 // @midnight @hourly`. A `TZ=Zone ` or `CRON_TZ=Zone ` prefix is parsed as robfig does (the API
 // validation refuses it; see proto/cronjob.cc). Errors are robfig's words ("expected exactly 5
-// fields, found 1: [x]", "end of range (60) above maximum (59): 60"). One deliberate refusal:
-// `@every <duration>` (a fixed interval, not a calendar schedule) is an error here.
+// fields, found 1: [x]", "end of range (60) above maximum (59): 60"). `@every <duration>` (Go's
+// time.ParseDuration syntax: "90s", "1h30m", "1.5h") is robfig's ConstantDelaySchedule: the
+// duration truncated to whole seconds, at least 1 s, added to the time truncated to the second.
 //
 // Schedule::next(t) is robfig's SpecSchedule.Next in a zone, with its daylight-saving semantics
 // (robfig/cron v3 spec_test.go): a wall-clock time skipped by a spring-forward transition does
@@ -101,6 +102,10 @@ class TimeZone {
   std::unique_ptr<PosixRule> rule_;  // for instants after the last transition
 };
 
+// Go's time.ParseDuration in whole nanoseconds ("1h30m", "1.5h", "-90s", "300ms", "0"); Invalid
+// with Go's message (`time: unknown unit "d" in duration "5d"`).
+Result<int64_t> parse_go_duration(std::string_view s);
+
 class Schedule {
  public:
   // robfig/cron v3 ParseStandard (see the file comment). Invalid with robfig's message.
@@ -116,6 +121,7 @@ class Schedule {
 
  private:
   bool day_matches(const Civil& c) const;
+  int64_t every_seconds_ = 0;  // > 0: an @every schedule, no fields
   uint64_t second_ = 0, minute_ = 0, hour_ = 0, dom_ = 0, month_ = 0, dow_ = 0;
   std::shared_ptr<const TimeZone> zone_;
 };

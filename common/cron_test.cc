@@ -122,7 +122,13 @@ TEST_CASE("cron: parse errors are robfig's") {
   CHECK(parse_error("* * * FOO *") ==
         "failed to parse int from FOO: strconv.Atoi: parsing \"FOO\": invalid syntax");
   CHECK(parse_error("@fortnightly") == "unrecognized descriptor: @fortnightly");
-  CHECK(parse_error("@every 5m").find("unsupported descriptor: @every 5m") == 0);
+  CHECK(parse_error("@every 5x") ==
+        "failed to parse duration @every 5x: time: unknown unit \"x\" in duration \"5x\"");
+  CHECK(parse_error("@every 5") ==
+        "failed to parse duration @every 5: time: missing unit in duration \"5\"");
+  CHECK(parse_error("@every ") == "failed to parse duration @every : time: invalid duration \"\"");
+  CHECK(parse_error("@every 1h-5m") ==
+        "failed to parse duration @every 1h-5m: time: unknown unit \"h-\" in duration \"1h-5m\"");
   CHECK(parse_error("CRON_TZ=Mars/Olympus 0 * * * *") ==
         "provided bad location Mars/Olympus: unknown time zone Mars/Olympus");
 }
@@ -215,6 +221,56 @@ TEST_CASE("cron: Europe/Berlin daylight saving") {
   CHECK(next_in("30 2 * * *", "2024-10-27T02:30:00+0100", b) == "2024-10-28T02:30:00+0100");
   CHECK(next_in("@daily", "2024-10-26T12:00:00+0200", b) == "2024-10-27T00:00:00+0200");
   CHECK(next_in("@daily", "2024-10-27T00:00:00+0200", b) == "2024-10-28T00:00:00+0100");
+}
+
+}  // namespace
+}  // namespace skiff::cron
+
+namespace skiff::cron {
+namespace {
+
+TEST_CASE("cron: Go durations as time.ParseDuration reads them") {
+  constexpr int64_t kS = 1'000'000'000;
+  CHECK(*parse_go_duration("0") == 0);
+  CHECK(*parse_go_duration("90s") == 90 * kS);
+  CHECK(*parse_go_duration("1h30m") == 5400 * kS);
+  CHECK(*parse_go_duration("1.5h") == 5400 * kS);
+  CHECK(*parse_go_duration("+2m") == 120 * kS);
+  CHECK(*parse_go_duration("-1.5s") == -1'500'000'000);
+  CHECK(*parse_go_duration("300ms") == 300'000'000);
+  CHECK(*parse_go_duration("1us2ns") == 1'002);
+  CHECK(*parse_go_duration("3\u00b5s") == 3'000);
+  CHECK_FALSE(parse_go_duration("\u00b5s").is_ok());  // no digits
+  CHECK(*parse_go_duration(".5s") == 500'000'000);
+  CHECK(*parse_go_duration("2562047h47m16.854775807s") == INT64_MAX);
+  CHECK_FALSE(parse_go_duration("2562047h47m16.854775808s").is_ok());
+  CHECK(*parse_go_duration("-2562047h47m16.854775808s") == INT64_MIN);
+  for (const char* bad : {"", "h", ".s", "1..5s", "5", "-", "1h 2m", "1d"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_go_duration(bad).is_ok());
+  }
+}
+
+TEST_CASE("cron: @every is robfig's constant delay, in whole seconds") {
+  const auto at = [](int64_t s, int64_t ms = 0) {
+    return Clock::time_point(std::chrono::seconds(s)) + std::chrono::milliseconds(ms);
+  };
+  const auto secs = [](std::optional<Clock::time_point> t) {
+    return t ? std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count()
+             : int64_t{-1};
+  };
+  auto s = Schedule::parse("@every 1h30m");
+  REQUIRE(s.is_ok());
+  CHECK(secs(s->next(at(1000, 700), *TimeZone::utc())) == 1000 + 5400);
+  auto sub = Schedule::parse("@every 1.9s");  // truncated to 1 s
+  REQUIRE(sub.is_ok());
+  CHECK(secs(sub->next(at(50), *TimeZone::utc())) == 51);
+  auto tiny = Schedule::parse("@every 10ms");  // below a second: 1 s
+  REQUIRE(tiny.is_ok());
+  CHECK(secs(tiny->next(at(50, 999), *TimeZone::utc())) == 51);
+  auto neg = Schedule::parse("@every -5m");  // robfig accepts it, as 1 s
+  REQUIRE(neg.is_ok());
+  CHECK(secs(neg->next(at(7), *TimeZone::utc())) == 8);
 }
 
 }  // namespace

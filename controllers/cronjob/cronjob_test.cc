@@ -204,6 +204,28 @@ TEST_CASE("cronjob: creates the Job at its time, named by minutes since the epoc
   CHECK(h.client.created.size() == 1);
 }
 
+TEST_CASE("cronjob: @every counts from the creation time, then from the last run") {
+  Harness h;
+  h.put(make_cj("@every 90s"));  // created 10:00:30: first at 10:02:00
+  auto after = h.sync();
+  CHECK(h.client.created.empty());
+  REQUIRE(after);
+  CHECK(*after == at("2026-11-25T10:02:00Z") + milliseconds(100) - h.now);
+  h.now = at("2026-11-25T10:02:00Z") + milliseconds(100);
+  after = h.sync();
+  REQUIRE(h.client.created.size() == 1);
+  CHECK(h.client.created[0]["metadata"]["annotations"][kScheduledTimestampAnnotation] ==
+        "2026-11-25T10:02:00Z");
+  REQUIRE(after);
+  CHECK(*after == at("2026-11-25T10:03:30Z") + milliseconds(100) - h.now);
+  // Down for 10 minutes: one run, for the most recent missed time (10:02:00 + 7 x 90 s).
+  h.now = at("2026-11-25T10:12:40Z");
+  h.sync();
+  REQUIRE(h.client.created.size() == 2);
+  CHECK(h.client.created[1]["metadata"]["annotations"][kScheduledTimestampAnnotation] ==
+        "2026-11-25T10:12:30Z");
+}
+
 TEST_CASE("cronjob: a finished Job leaves the active list; success time recorded") {
   Harness h;
   CronJob cj = make_cj("*/5 * * * *");
