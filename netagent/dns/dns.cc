@@ -1,6 +1,7 @@
 #include "netagent/dns/dns.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <atomic>
@@ -565,6 +566,15 @@ Status DnsServer::start() {
   d.udp_sock.emplace(d.io);
   d.udp_sock->open(udp::v4(), ec);
   if (!ec) d.udp_sock->bind(uep, ec);
+  if (!ec) {
+    // Every pod on the node asks here; the default receive buffer (~200 KiB) drops a burst of
+    // a few hundred queries while the one I/O thread is busy. As root SO_RCVBUFFORCE passes
+    // net.core.rmem_max; otherwise the kernel caps SO_RCVBUF at it. Best effort either way.
+    int bytes = 4 << 20;
+    if (::setsockopt(d.udp_sock->native_handle(), SOL_SOCKET, SO_RCVBUFFORCE, &bytes,
+                     sizeof bytes) != 0)
+      ::setsockopt(d.udp_sock->native_handle(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  }
   if (ec) {
     d.udp_sock.reset();
     return Status(Code::kIo, "cluster DNS: bind UDP " + o.cluster_dns + ":" +
@@ -608,7 +618,9 @@ Status DnsServer::start() {
     d.svc_inf->add_handlers(std::move(sh));
     client::InformerHandlers eh;
     eh.on_add = [&d](const nlohmann::json& ep) { d.endpoints_changed(ep); };
-    eh.on_update = [&d](const nlohmann::json&, const nlohmann::json& ep) { d.endpoints_changed(ep); };
+    eh.on_update = [&d](const nlohmann::json&, const nlohmann::json& ep) {
+      d.endpoints_changed(ep);
+    };
     eh.on_delete = [&d](const nlohmann::json& ep) { d.endpoints_changed(ep); };
     d.eps_inf->add_handlers(std::move(eh));
     if (d.own_svc_inf) d.own_svc_inf->start();
