@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Mutation fuzzing of the API server's write paths: valid objects of every kind are mutated
+(fields removed, retyped, duplicated, set to odd values; bodies truncated) and sent as creates,
+updates (also to /status and /scale) and merge, strategic-merge and JSON patches, over
+loopback plain HTTP. Fixed seeds and a request count, so a failure replays; a time cap too.
+
+Checks: the server never dies and never answers 5xx; afterwards every collection still lists
+(200, every stored object decodes), a good object of each kind is still created and read back,
+and after a restart on the same data dir every collection lists the same names."""
+import copy
+import http.client
+import json
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testlib  # noqa: E402
+
+testlib.deadline(600)
+t = testlib.Checks()
+SEEDS = (11, 12)
+COUNT = 4000      # requests per seed
+TIME_CAP = 90     # seconds per seed (a slow machine sends fewer)
+
+srv = testlib.Server(extra=["--anonymous"], insecure=True).start()
+rng = random.Random()
+
+
+def req(method, path, body=None, ctype="application/json"):
+    c = http.client.HTTPConnection("127.0.0.1", srv.insecure_port, timeout=30)
+    try:
+        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogatepass")
+        c.request(method, path, body=data, headers={"Content-Type": ctype} if data else {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+ctr = {"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 1"],
+       "ports": [{"containerPort": 80, "name": "http"}],
+       "env": [{"name": "A", "value": "b"}, {"name": "P", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+       "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}, "requests": {"cpu": "50m"}},
+       "volumeMounts": [{"name": "v", "mountPath": "/data"}],
+       "livenessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 5},
+       "securityContext": {"runAsUser": 1000}}
+podspec = {"containers": [ctr], "volumes": [{"name": "v", "emptyDir": {}}],
+           "nodeSelector": {"a": "b"}, "tolerations": [{"key": "k", "operator": "Exists"}],
+           "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+               "nodeSelectorTerms": [{"matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}]}]}}}}
+tmpl = {"metadata": {"labels": {"app": "x"}}, "spec": podspec}
+sel = {"matchLabels": {"app": "x"}}
+T = {
+    "/api/v1/namespaces/default/pods": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "x"}}, "spec": podspec},
+    "/api/v1/namespaces/default/services": {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"selector": {"app": "x"}, "ports": [{"port": 80, "targetPort": "http", "name": "h"}], "type": "NodePort", "externalTrafficPolicy": "Local", "sessionAffinity": "ClientIP"}},
+    "/api/v1/namespaces/default/configmaps": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "b"}, "binaryData": {"x": "AAAA"}},
+    "/api/v1/namespaces/default/secrets": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"}, "type": "Opaque", "data": {"a": "YmI="}, "stringData": {"c": "d"}},
+    "/api/v1/namespaces/default/endpoints": {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "s"}, "subsets": [{"addresses": [{"ip": "10.0.0.1", "hostname": "h"}], "ports": [{"port": 80, "name": "h"}]}]},
+    "/api/v1/namespaces/default/persistentvolumeclaims": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "pvc"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+    "/api/v1/persistentvolumes": {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/x"}}},
+    "/api/v1/nodes": {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}, "spec": {"podCIDR": "10.244.0.0/24", "taints": [{"key": "a", "effect": "NoSchedule"}]}, "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}], "capacity": {"cpu": "2"}}},
+    "/api/v1/namespaces": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}},
+    "/apis/apps/v1/namespaces/default/deployments": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 2, "selector": sel, "template": tmpl, "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}}}},
+    "/apis/apps/v1/namespaces/default/statefulsets": {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "st"}, "spec": {"replicas": 2, "serviceName": "s", "selector": sel, "template": tmpl, "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}},
+    "/apis/apps/v1/namespaces/default/daemonsets": {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ds"}, "spec": {"selector": sel, "template": tmpl}},
+    "/apis/apps/v1/namespaces/default/replicasets": {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"}, "spec": {"replicas": 1, "selector": sel, "template": tmpl}},
+    "/apis/batch/v1/namespaces/default/jobs": {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"completions": 3, "parallelism": 2, "completionMode": "Indexed", "template": {"spec": dict(podspec, restartPolicy="Never")}}},
+    "/apis/batch/v1/namespaces/default/cronjobs": {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cj"}, "spec": {"schedule": "@every 1m", "timeZone": "Europe/Berlin", "jobTemplate": {"spec": {"template": {"spec": dict(podspec, restartPolicy="Never")}}}}},
+    "/apis/coordination.k8s.io/v1/namespaces/default/leases": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 10}},
+    "/api/v1/namespaces/default/events": {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "R", "message": "m", "type": "Normal", "count": 1},
+    "/apis/storage.k8s.io/v1/storageclasses": {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "sc"}, "provisioner": "x", "volumeBindingMode": "WaitForFirstConsumer"},
+}
+
+VALUES = [None, True, False, 0, -1, 1, 2**31, 2**63, -2**63, 1e308, 0.5, "", "x", "-", "a" * 300,
+          "1Gi", "100m", "25%", "\u00e9\u4e2d", "\x00", "None", "10.0.0.1", "::1", "a/b", [], [1],
+          ["x"], [None], {}, {"a": None}, {"a": {"b": []}}, "2026-01-01T00:00:00Z", "*/5 * * * *"]
+
+
+def paths(o, prefix=()):
+    yield prefix
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from paths(v, prefix + (k,))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from paths(v, prefix + (i,))
+
+
+def setp(o, p, v):
+    if not p:
+        return v
+    cur = o
+    for k in p[:-1]:
+        cur = cur[k]
+    if v is Ellipsis:
+        del cur[p[-1]]
+    else:
+        cur[p[-1]] = v
+    return o
+
+
+def mutate(obj):
+    o = copy.deepcopy(obj)
+    for _ in range(rng.randint(1, 4)):
+        ps = list(paths(o))
+        p = rng.choice(ps)
+        r = rng.random()
+        if r < 0.15 and p:
+            o = setp(o, p, Ellipsis)
+        elif r < 0.25 and p:
+            cur = o
+            for k in p:
+                cur = cur[k]
+            if isinstance(cur, list) and cur:
+                cur.append(copy.deepcopy(cur[0]))
+            elif isinstance(cur, dict):
+                cur[rng.choice(["extra", "name", "x-y", "$patch", "$retainKeys", "metadata"])] = rng.choice(VALUES)
+        else:
+            o = setp(o, p, copy.deepcopy(rng.choice(VALUES)))
+    return o
+
+
+
+def fuzz(seed):
+    rng.seed(seed)
+    codes, bad = {}, {}
+    t_end = time.time() + TIME_CAP
+    n = 0
+    while n < COUNT and time.time() < t_end:
+        n += 1
+        path = rng.choice(list(T))
+        base = T[path]
+        kind = rng.random()
+        try:
+            if kind < 0.45:
+                st, body = req("POST", path, mutate(base))
+            elif kind < 0.6:
+                txt = json.dumps(base)
+                cut = rng.randrange(len(txt))
+                st, body = req("POST", path, txt[:cut] + rng.choice(
+                    ["", "}", "]", "\"", "\\u12", "null", "{\"a\":1}"]))
+            else:
+                good = copy.deepcopy(base)
+                name = "f%d" % rng.randrange(5)
+                good["metadata"]["name"] = name
+                req("POST", path, good)
+                item = path + "/" + name + rng.choice(["", "", "", "/status", "/scale"])
+                r = rng.random()
+                patch = {"metadata": {"labels": {"a": "b"}}, "spec": good.get("spec", {})}
+                if r < 0.3:
+                    m = mutate(good)
+                    if isinstance(m, dict) and isinstance(m.get("metadata"), dict):
+                        m["metadata"]["name"] = name
+                    st, body = req("PUT", item, m)
+                elif r < 0.55:
+                    st, body = req("PATCH", item, mutate(patch), "application/merge-patch+json")
+                elif r < 0.8:
+                    st, body = req("PATCH", item, mutate(patch),
+                                   "application/strategic-merge-patch+json")
+                else:
+                    ops = [{"op": rng.choice(["add", "remove", "replace", "move", "copy", "test",
+                                              "bogus"]),
+                            "path": "/" + "/".join(str(x) for x in rng.choice(list(paths(good)))),
+                            "from": "/" + "/".join(str(x) for x in rng.choice(list(paths(good)))),
+                            "value": rng.choice(VALUES)} for _ in range(rng.randint(1, 3))]
+                    st, body = req("PATCH", item, mutate(ops) if rng.random() < 0.3 else ops,
+                                   "application/json-patch+json")
+        except (OSError, http.client.HTTPException) as e:
+            st, body = -1, str(e).encode()
+        codes[st] = codes.get(st, 0) + 1
+        if st >= 500 or st < 0:
+            bad.setdefault((st, path), body[:300])
+        if srv.proc.poll() is not None:
+            break
+    return n, codes, bad
+
+
+def listing():
+    """name lists per collection, or an error string."""
+    out = {}
+    for path in T:
+        st, body = req("GET", path)
+        try:
+            items = json.loads(body)["items"] if st == 200 else None
+        except (ValueError, KeyError, TypeError):
+            items = None
+        out[path] = sorted(i["metadata"]["name"] for i in items) if items is not None else \
+            "%s %s" % (st, body[:200])
+    return out
+
+
+try:
+    for seed in SEEDS:
+        n, codes, bad = fuzz(seed)
+        testlib.log("seed %d: %d requests, answers %s" % (seed, n, sorted(codes.items())))
+        t.check("seed %d: the server is alive after %d mutated requests" % (seed, n),
+                srv.proc.poll() is None, srv.proc.returncode)
+        t.check("seed %d: no 5xx answer and no dropped connection" % seed, not bad,
+                "\n".join("%s on %s: %r" % (k[0], k[1], v) for k, v in list(bad.items())[:10]))
+        if srv.proc.poll() is not None:
+            break
+    before = listing()
+    broken = {p: v for p, v in before.items() if isinstance(v, str)}
+    t.check("every collection still lists (every stored object decodes)", not broken, broken)
+    ok = []
+    for path, obj in T.items():
+        good = copy.deepcopy(obj)
+        good["metadata"]["name"] = "after-fuzz"
+        st, body = req("POST", path, good)
+        st2, _ = req("GET", path + "/after-fuzz")
+        ok.append((path, st, st2))
+    t.check("a good object of each kind is still created (201) and read back (200)",
+            all(st == 201 and st2 == 200 for _, st, st2 in ok),
+            [x for x in ok if x[1] != 201 or x[2] != 200])
+    before = listing()
+    srv.stop()
+    srv.start()
+    after = listing()
+    t.check("after a restart on the same data dir every collection lists the same names",
+            after == before, {p: (before[p], after[p]) for p in T if before[p] != after[p]})
+except Exception as e:  # noqa: BLE001 - report, never pass silently
+    t.check("unexpected %s: %s" % (type(e).__name__, e), False)
+finally:
+    if t.failed:
+        srv.dump_log(40)
+t.finish()
