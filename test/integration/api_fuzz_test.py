@@ -4,9 +4,11 @@
 updates (also to /status and /scale) and merge, strategic-merge and JSON patches, over
 loopback plain HTTP. Fixed seeds and a request count, so a failure replays; a time cap too.
 
-Checks: the server never dies and never answers 5xx; afterwards every collection still lists
-(200, every stored object decodes), a good object of each kind is still created and read back,
-and after a restart on the same data dir every collection lists the same names."""
+Checks: the server never dies and never answers 5xx; skiff-controller-manager and
+skiff-scheduler, running against it the whole time, reconcile whatever the API accepted and
+never die either; afterwards every collection still lists (200, every stored object decodes),
+a good object of each kind is still created and read back, and after a restart on the same data
+dir every collection lists the same names."""
 import copy
 import http.client
 import json
@@ -17,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
+import ctrl_lib  # noqa: E402
 
 testlib.deadline(600)
 t = testlib.Checks()
@@ -24,7 +27,13 @@ SEEDS = (11, 12)
 COUNT = 4000      # requests per seed
 TIME_CAP = 90     # seconds per seed (a slow machine sends fewer)
 
+CM = testlib.need_bin("skiff-controller-manager")
+SCHED = testlib.need_bin("skiff-scheduler")
 srv = testlib.Server(extra=["--anonymous"], insecure=True).start()
+# The objects the API accepts go on to the controllers: they must not crash on them either.
+daemons = [ctrl_lib.controller_manager(CM, srv),
+           ctrl_lib.Daemon(SCHED, srv, "scheduler.log", ["--leader-elect=false", "--port", "0"],
+                           ident="scheduler")]
 rng = random.Random()
 
 
@@ -203,15 +212,21 @@ try:
                 "\n".join("%s on %s: %r" % (k[0], k[1], v) for k, v in list(bad.items())[:10]))
         if srv.proc.poll() is not None:
             break
+    time.sleep(2)  # the controllers' last reconciles of what the fuzzing left
+    for d in daemons:
+        t.check("%s is alive after reconciling what the fuzzing stored" % d.ident, d.alive(),
+                d.tail(30))
+        d.stop()  # from here on the store changes only by this test's writes
     before = listing()
     broken = {p: v for p, v in before.items() if isinstance(v, str)}
     t.check("every collection still lists (every stored object decodes)", not broken, broken)
     ok = []
-    for path, obj in T.items():
+    for i, (path, obj) in enumerate(T.items()):
+        # One name per kind: the endpoints controller makes Endpoints named after a Service.
         good = copy.deepcopy(obj)
-        good["metadata"]["name"] = "after-fuzz"
+        good["metadata"]["name"] = "after-fuzz-%d" % i
         st, body = req("POST", path, good)
-        st2, _ = req("GET", path + "/after-fuzz")
+        st2, _ = req("GET", path + "/after-fuzz-%d" % i)
         ok.append((path, st, st2))
     t.check("a good object of each kind is still created (201) and read back (200)",
             all(st == 201 and st2 == 200 for _, st, st2 in ok),
@@ -227,4 +242,6 @@ except Exception as e:  # noqa: BLE001 - report, never pass silently
 finally:
     if t.failed:
         srv.dump_log(40)
+        for d in daemons:
+            d.dump_log(30)
 t.finish()
