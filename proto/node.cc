@@ -27,6 +27,23 @@ void validate_node(const Node& node, const Node* old, FieldErrors& errs) {
                       "taints must be unique by key and effect pair",
                       quote_value(t.key + ":" + t.effect)});
   }
+  // Kubernetes validates spec.podCIDRs (spec.podCIDR is its first entry): each a CIDR, and
+  // more than one only as a dual-stack pair.
+  if (node.spec.pod_cidrs.empty() && !node.spec.pod_cidr.empty())
+    add_errors(errs, spec.field("podCIDR"), node.spec.pod_cidr, is_valid_cidr(node.spec.pod_cidr));
+  int v4 = 0, v6 = 0;
+  for (size_t i = 0; i < node.spec.pod_cidrs.size(); ++i) {
+    const std::string& c = node.spec.pod_cidrs[i];
+    auto problems = is_valid_cidr(c);
+    add_errors(errs, spec.field("podCIDRs").index(i), c, problems);
+    if (problems.empty()) ++(c.find(':') == std::string::npos ? v4 : v6);
+  }
+  if (node.spec.pod_cidrs.size() > 2 || v4 > 1 || v6 > 1) {
+    std::string all;
+    for (const auto& c : node.spec.pod_cidrs) all += (all.empty() ? "" : ",") + c;
+    errs.push_back({ErrorType::kInvalid, spec.field("podCIDRs").str(),
+                    "may specify no more than one CIDR for each IP family", quote_value(all)});
+  }
   if (!node.spec.pod_cidr.empty() && !node.spec.pod_cidrs.empty() &&
       node.spec.pod_cidrs[0] != node.spec.pod_cidr)
     errs.push_back({ErrorType::kInvalid, spec.field("podCIDRs").str(),

@@ -218,6 +218,31 @@ const FieldError* find(const FieldErrors& errs, const std::string& field,
   return nullptr;
 }
 
+TEST_CASE("node validation: pod CIDRs are CIDRs, at most one per IP family") {
+  auto node = [](const char* spec) {
+    return json::parse(std::string(R"({"metadata":{"name":"n1"},"spec":)") + spec + "}");
+  };
+  CHECK(validate("nodes", node(R"({"podCIDR":"10.244.1.0/24"})")).empty());
+  CHECK(validate("nodes", node(R"({"podCIDRs":["10.244.1.0/24","fd00:1::/64"]})")).empty());
+  auto errs = validate("nodes", node(R"({"podCIDR":"1Gi"})"));
+  INFO(describe(errs));
+  const FieldError* e = find(errs, "spec.podCIDR");
+  REQUIRE(e);
+  CHECK(e->message() ==
+        "Invalid value: \"1Gi\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)");
+  for (const char* bad :
+       {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0", "fd00::/129", "x/8", "10.0.0.0/2a"}) {
+    INFO(bad);
+    CHECK(find(validate("nodes", node((std::string(R"({"podCIDRs":[")") + bad + "\"]}").c_str())),
+               "spec.podCIDRs[0]"));
+  }
+  errs = validate("nodes", node(R"({"podCIDRs":["10.244.1.0/24","10.244.2.0/24"]})"));
+  e = find(errs, "spec.podCIDRs");
+  REQUIRE(e);
+  CHECK(e->message().find("may specify no more than one CIDR for each IP family") !=
+        std::string::npos);
+}
+
 TEST_CASE("metadata validation") {
   auto errs = validate("pods", json::parse(R"({"metadata":{"name":"Foo_bar","namespace":"default",
       "labels":{"bad key!":"v"},"annotations":{"ok":"v"}},

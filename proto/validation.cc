@@ -238,6 +238,26 @@ std::vector<std::string> is_valid_ip(std::string_view v) {
   return {"must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"};
 }
 
+std::vector<std::string> is_valid_cidr(std::string_view v) {
+  // Kubernetes' IsValidCIDR (netutils.ParseCIDRSloppy): an address, '/', a prefix length of at
+  // most 32 (IPv4) or 128 (IPv6) in decimal digits; host bits may be set.
+  const size_t slash = v.find('/');
+  bool ok = slash != std::string_view::npos && parse_ip(v.substr(0, slash));
+  if (ok) {
+    std::string_view len = v.substr(slash + 1);
+    const int max = v.substr(0, slash).find(':') == std::string_view::npos ? 32 : 128;
+    int n = 0;
+    ok = !len.empty() && len.size() <= 3;
+    for (char c : len) {
+      if (!is_digit(c)) ok = false;
+      n = n * 10 + (c - '0');
+    }
+    ok = ok && n <= max;
+  }
+  if (ok) return {};
+  return {"must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"};
+}
+
 std::vector<std::string> is_c_identifier(std::string_view v) {
   // Kubernetes validates env var names with IsEnvVarName, which relaxed C identifiers to
   // also allow '-' and '.'; that is what callers of this function want.
