@@ -4,9 +4,9 @@
 updates (also to /status and /scale) and merge, strategic-merge and JSON patches, over
 loopback plain HTTP. Fixed seeds and a request count, so a failure replays; a time cap too.
 
-Checks: the server never dies and never answers 5xx; skiff-controller-manager and
-skiff-scheduler, running against it the whole time, reconcile whatever the API accepted and
-never die either; afterwards every collection still lists (200, every stored object decodes),
+Checks: the server never dies and never answers 5xx; skiff-controller-manager,
+skiff-scheduler and (as root) skiff-netagent, running against it the whole time, act on whatever
+the API accepted and never die either; the agent's nftables table still lists; afterwards every collection still lists (200, every stored object decodes),
 a good object of each kind is still created and read back, and after a restart on the same data
 dir every collection lists the same names."""
 import copy
@@ -20,6 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
 import ctrl_lib  # noqa: E402
+import netlab  # noqa: E402
 
 testlib.deadline(600)
 t = testlib.Checks()
@@ -29,6 +30,30 @@ TIME_CAP = 90     # seconds per seed (a slow machine sends fewer)
 
 CM = testlib.need_bin("skiff-controller-manager")
 SCHED = testlib.need_bin("skiff-scheduler")
+AGENT = testlib.bin_path("skiff-netagent")
+NS = "skiff-fuzz-%d" % os.getpid()
+NODE_IP = "10.250.78.1"
+# As root, everything runs inside a network namespace of this test's own (a dummy eth0, no
+# route out), so skiff-netagent can program Services, routes and its DNS link there.
+with_agent = (os.geteuid() == 0 and os.access(AGENT, os.X_OK) and
+              netlab.sh(["which", "nft"], check=False).returncode == 0)
+if with_agent:
+    netlab.teardown([], [NS])
+    netlab.sh(["ip", "netns", "add", NS])
+    try:
+        # eth0 is one end of a veth pair whose other end stays in the namespace too (some
+        # kernels have no dummy links).
+        for cmd in (["link", "set", "lo", "up"],
+                    ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"],
+                    ["addr", "add", NODE_IP + "/24", "dev", "eth0"],
+                    ["link", "set", "eth0-peer", "up"], ["link", "set", "eth0", "up"]):
+            netlab.sh(["ip", "-n", NS] + cmd)
+        netlab.setns("/run/netns/" + NS)
+    except Exception:
+        netlab.teardown([], [NS])
+        raise
+else:
+    testlib.log("skip - skiff-netagent under fuzzed objects (needs root, nft and the binary)")
 srv = testlib.Server(extra=["--anonymous"], insecure=True).start()
 # The objects the API accepts go on to the controllers: they must not crash on them either.
 daemons = [ctrl_lib.controller_manager(CM, srv),
@@ -203,6 +228,15 @@ def listing():
 
 
 try:
+    if with_agent:
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "fuzz-node"},
+                "spec": {"podCIDR": "10.244.77.0/24", "podCIDRs": ["10.244.77.0/24"]},
+                "status": {"addresses": [{"type": "InternalIP", "address": NODE_IP}]}}
+        t.check("create the agent's Node", req("POST", "/api/v1/nodes", node)[0] == 201)
+        daemons.append(ctrl_lib.Daemon(AGENT, srv, "netagent.log", [
+            "--node-name", "fuzz-node", "--backend", "host-gw", "--node-ip", NODE_IP,
+            "--iface", "eth0", "--cluster-cidr", "10.244.0.0/16", "--service-cidr",
+            "10.96.0.0/16", "--dns-upstream", "127.0.0.1:9"], ident="netagent"))
     for seed in SEEDS:
         n, codes, bad = fuzz(seed)
         testlib.log("seed %d: %d requests, answers %s" % (seed, n, sorted(codes.items())))
@@ -216,6 +250,11 @@ try:
     for d in daemons:
         t.check("%s is alive after reconciling what the fuzzing stored" % d.ident, d.alive(),
                 d.tail(30))
+    if with_agent:
+        r = netlab.sh(["nft", "list", "table", "ip", "skiff"], check=False)
+        t.check("the agent's nftables table lists (%d lines)" % r.stdout.count("\n"),
+                r.returncode == 0 and "chain" in r.stdout, r.stderr)
+    for d in daemons:
         d.stop()  # from here on the store changes only by this test's writes
     before = listing()
     broken = {p: v for p, v in before.items() if isinstance(v, str)}
@@ -244,4 +283,9 @@ finally:
         srv.dump_log(40)
         for d in daemons:
             d.dump_log(30)
+    if with_agent:
+        srv.stop()
+        for d in daemons:
+            d.stop()
+        netlab.teardown([], [NS])
 t.finish()
