@@ -25,10 +25,13 @@ void default_cronjob(CronJob& cj) {
   json& js = s.job_template.spec;
   if (js.is_null()) js = json::object();
   if (!js.is_object()) return;
-  FieldErrors ignored;
+  FieldErrors type_errors;
   PodTemplateSpec t;
   if (js.contains(kTemplate))
-    decode_into(js[kTemplate], t, Path(), ignored, DecodeOptions{.report_unknown = false});
+    decode_into(js[kTemplate], t, Path(), type_errors, DecodeOptions{.report_unknown = false});
+  // A template that does not decode (a string where an object belongs) is left as sent, for
+  // validation to report with its path; re-encoding it would silently drop the bad field.
+  if (!type_errors.empty()) return;
   default_pod_template(t);
   js[kTemplate] = encode(t);
 }
@@ -120,8 +123,14 @@ void validate_job_template(const JobTemplateSpec& jt, const Path& p, FieldErrors
     job_int_non_negative(spec, f, sp, errs);
   PodTemplateSpec t;
   const Path tp = sp.field(kTemplate);
+  FieldErrors type_errors;
   if (spec.contains(kTemplate))
-    decode_into(spec[kTemplate], t, tp, errs, DecodeOptions{.report_unknown = false});
+    decode_into(spec[kTemplate], t, tp, type_errors, DecodeOptions{.report_unknown = false});
+  if (!type_errors.empty()) {
+    // Not defaulted (see default_cronjob): the type errors are the whole story.
+    errs.insert(errs.end(), type_errors.begin(), type_errors.end());
+    return;
+  }
   validate_pod_template(t, tp, errs);
   const std::string& rp = t.spec.restart_policy;
   if (rp != "OnFailure" && rp != "Never")

@@ -190,6 +190,14 @@ TEST_CASE("cronjob validation: policy, limits, name, job template") {
   CHECK(e2.find("spec.jobTemplate.spec.selector: Invalid value: ") != std::string::npos);
   CHECK(e2.find("`selector` will be auto-generated") != std::string::npos);
   CHECK(e2.find("spec.jobTemplate.spec.backoffLimit: Invalid value: -1") != std::string::npos);
+
+  // A template field of the wrong type is reported with its path, not dropped by defaulting
+  // (the API stored such a CronJob with `affinity: {}`; a Job with it gets a 400).
+  o = minimal();
+  o["spec"]["jobTemplate"]["spec"]["template"]["spec"]["affinity"] = "x";
+  CHECK(errors_of(o) ==
+        "spec.jobTemplate.spec.template.spec.affinity: Invalid value: \"x\": "
+        "expected object, got string\n");
 }
 
 TEST_CASE("cronjob table: kubectl 1.32 columns and cells") {

@@ -213,6 +213,13 @@ void validate_resources(const ResourceRequirements& r, const Path& p, FieldError
   }
 }
 
+// IsValidUserID / IsValidGroupID.
+void validate_id(const std::optional<int64_t>& id, const Path& p, FieldErrors& errs) {
+  if (id && (*id < 0 || *id > 2147483647))
+    errs.push_back({ErrorType::kInvalid, p.str(), "must be between 0 and 2147483647, inclusive",
+                    std::to_string(*id)});
+}
+
 void validate_containers(const std::vector<Container>& cs, const Path& p, bool init,
                          const std::set<std::string>& volumes, std::set<std::string>& names,
                          FieldErrors& errs) {
@@ -297,6 +304,11 @@ void validate_containers(const std::vector<Container>& cs, const Path& p, bool i
         validate_handler(*c.lifecycle->post_start, cp.field("lifecycle").field("postStart"), errs);
       if (c.lifecycle->pre_stop)
         validate_handler(*c.lifecycle->pre_stop, cp.field("lifecycle").field("preStop"), errs);
+    }
+    if (c.security_context) {
+      const Path sp = cp.field("securityContext");
+      validate_id(c.security_context->run_as_user, sp.field("runAsUser"), errs);
+      validate_id(c.security_context->run_as_group, sp.field("runAsGroup"), errs);
     }
     if (c.security_context && c.security_context->privileged.value_or(false) &&
         !c.security_context->allow_privilege_escalation.value_or(true))
@@ -447,6 +459,15 @@ void validate_pod(const Pod& pod, const Pod* old, FieldErrors& errs) {
                     "must be between 1 and 2147483647, inclusive",
                     std::to_string(*s.active_deadline_seconds)});
   validate_tolerations(s.tolerations, spec.field("tolerations"), errs);
+  if (s.security_context) {
+    const Path sp = spec.field("securityContext");
+    validate_id(s.security_context->run_as_user, sp.field("runAsUser"), errs);
+    validate_id(s.security_context->run_as_group, sp.field("runAsGroup"), errs);
+    validate_id(s.security_context->fs_group, sp.field("fsGroup"), errs);
+    for (size_t i = 0; i < s.security_context->supplemental_groups.size(); ++i)
+      validate_id(s.security_context->supplemental_groups[i],
+                  sp.field("supplementalGroups").index(i), errs);
+  }
   if (s.affinity && s.affinity->node_affinity) {
     Path ap = spec.field("affinity").field("nodeAffinity");
     const auto& na = *s.affinity->node_affinity;

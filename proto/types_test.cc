@@ -292,6 +292,25 @@ TEST_CASE("metadata is immutable on update") {
   CHECK(find(errs, "metadata.name")->message() == "Invalid value: \"b\": field is immutable");
 }
 
+TEST_CASE("pod validation: user and group IDs are 0..2147483647") {
+  auto errs = validate("pods", json::parse(R"({"metadata":{"name":"p","namespace":"default"},
+      "spec":{"securityContext":{"runAsUser":-1,"runAsGroup":2147483648,"fsGroup":0,
+        "supplementalGroups":[5,-5]},
+        "containers":[{"name":"c","image":"i","securityContext":{"runAsUser":2147483648,
+          "runAsGroup":2147483647}}]}})"));
+  INFO(describe(errs));
+  const FieldError* e = find(errs, "spec.securityContext.runAsUser");
+  REQUIRE(e);
+  CHECK(e->message() == "Invalid value: -1: must be between 0 and 2147483647, inclusive");
+  CHECK(find(errs, "spec.securityContext.runAsGroup"));
+  CHECK_FALSE(find(errs, "spec.securityContext.fsGroup"));
+  CHECK(find(errs, "spec.securityContext.supplementalGroups[1]"));
+  CHECK_FALSE(find(errs, "spec.securityContext.supplementalGroups[0]"));
+  CHECK(find(errs, "spec.containers[0].securityContext.runAsUser"));
+  CHECK_FALSE(find(errs, "spec.containers[0].securityContext.runAsGroup"));
+  CHECK(errs.size() == 4);
+}
+
 TEST_CASE("pod validation returns every error with its path") {
   auto errs = validate("pods", json::parse(R"({"metadata":{"name":"p","namespace":"d"},"spec":{
       "restartPolicy":"Sometimes",
