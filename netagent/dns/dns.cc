@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/heap.h"
+#include "common/json_path.h"
 #include "common/netlink/netlink.h"
 #include "netagent/dns/message.h"
 #include "netagent/dns/zone.h"
@@ -38,21 +39,12 @@ constexpr size_t kMaxTcpConnections = 256;
 constexpr size_t kMaxForwardsInFlight = 1024;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-const nlohmann::json* find_object(const nlohmann::json& o, const char* key) {
-  if (!o.is_object()) return nullptr;
-  auto it = o.find(key);
-  return it != o.end() && it->is_object() ? &*it : nullptr;
-}
-
-std::string string_field(const nlohmann::json& o, const char* key) {
-  auto it = o.find(key);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-const nlohmann::json& spec_of(const nlohmann::json& o) {
-  static const nlohmann::json kNone;
-  const nlohmann::json* spec = find_object(o, "spec");
-  return spec ? *spec : kNone;
+// Whether two versions of a Service differ in spec (status and metadata changes do not feed
+// the zone's index).
+bool spec_changed(const nlohmann::json& a, const nlohmann::json& b) {
+  const nlohmann::json* sa = find_path(a, {"spec"});
+  const nlohmann::json* sb = find_path(b, {"spec"});
+  return sa && sb ? *sa != *sb : sa != sb;
 }
 
 const proto::ResourceType& service_type() {
@@ -199,12 +191,9 @@ struct DnsServer::Impl {
   // An Endpoints object changed: the index holds its addresses only when its Service is
   // headless. A Service that is not cached yet rebuilds when it arrives.
   void endpoints_changed(const nlohmann::json& ep) {
-    const nlohmann::json* md = find_object(ep, "metadata");
-    if (!md) return;
-    auto svc = svc_inf->get(string_field(*md, "namespace") + "/" + string_field(*md, "name"));
-    if (!svc) return;
-    const nlohmann::json* spec = find_object(*svc, "spec");
-    if (spec && string_field(*spec, "clusterIP") == "None") mark_dirty();
+    auto svc = svc_inf->get(str_at(ep, {"metadata", "namespace"}) + "/" +
+                            str_at(ep, {"metadata", "name"}));
+    if (svc && str_at(*svc, {"spec", "clusterIP"}) == "None") mark_dirty();
   }
 
   void rebuild_loop(std::stop_token stop) {
@@ -612,7 +601,7 @@ Status DnsServer::start() {
     client::InformerHandlers sh;
     sh.on_add = [&d](const nlohmann::json&) { d.mark_dirty(); };
     sh.on_update = [&d](const nlohmann::json& old_obj, const nlohmann::json& new_obj) {
-      if (spec_of(old_obj) != spec_of(new_obj)) d.mark_dirty();
+      if (spec_changed(old_obj, new_obj)) d.mark_dirty();
     };
     sh.on_delete = [&d](const nlohmann::json&) { d.mark_dirty(); };
     d.svc_inf->add_handlers(std::move(sh));
