@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/base64.h"
+
 namespace skiff::bench {
 namespace {
 
@@ -247,6 +249,122 @@ class Server {
   bool ready_ = false;
 };
 
+// The reference store: an etcd child process (one member, its own data dir, loopback only),
+// written to through its JSON gateway (grpc-gateway, `/v3/kv/txn`) with the transaction
+// kube-apiserver sends for a create: put if the key's mod_revision is 0.
+class Etcd {
+ public:
+  Etcd(const std::string& exe, const fs::path& dir) : dir_(dir / "data-etcd") {
+    fs::create_directories(dir_);
+    port_ = free_port();
+    int peer = free_port();
+    std::string log = (dir / "etcd.log").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::string client = "http://127.0.0.1:" + std::to_string(port_);
+      std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
+      std::string cluster = "bench=" + peer_url;
+      std::string data = dir_.string();
+      ::execl(exe.c_str(), exe.c_str(), "--name", "bench", "--data-dir", data.c_str(),
+              "--listen-client-urls", client.c_str(), "--advertise-client-urls", client.c_str(),
+              "--listen-peer-urls", peer_url.c_str(), "--initial-advertise-peer-urls",
+              peer_url.c_str(), "--initial-cluster", cluster.c_str(), "--logger", "zap",
+              "--log-level", "warn", static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    auto end = Clock::now() + std::chrono::seconds(30);
+    while (Clock::now() < end) {
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      Conn c(port_);
+      std::string body;
+      if (c.request("GET", "/health", "", &body) == 200 &&
+          body.find("\"true\"") != std::string::npos) {
+        ready_ = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!ready_) std::fprintf(stderr, "bench: etcd not ready; see %s\n", log.c_str());
+  }
+  ~Etcd() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  Etcd(const Etcd&) = delete;
+  Etcd& operator=(const Etcd&) = delete;
+  bool ready() const { return ready_; }
+  int port() const { return port_; }
+
+ private:
+  fs::path dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+// The body of kube-apiserver's create transaction for a ConfigMap like the ones POSTed to skiff,
+// as skiff stores it (with the metadata the server adds).
+std::string etcd_create_txn(const std::string& prefix, int64_t i) {
+  std::string name = prefix + std::to_string(i);
+  std::string key = base64_encode("/registry/configmaps/bench/" + name);
+  std::string value =
+      base64_encode(R"({"apiVersion":"v1","data":{"k":"v"},"kind":"ConfigMap","metadata":{)"
+                    R"("creationTimestamp":"2026-12-06T18:00:00Z","name":")" +
+                    name +
+                    R"(","namespace":"bench","resourceVersion":"0",)"
+                    R"("uid":"8f1c2a3e-5b6d-4e7f-9a0b-1c2d3e4f5a6b"}})");
+  return R"({"compare":[{"result":"EQUAL","target":"MOD","key":")" + key +
+         R"(","mod_revision":"0"}],"success":[{"request_put":{"key":")" + key + R"(","value":")" +
+         value + R"("}}],"failure":[{"request_range":{"key":")" + key + R"("}}]})";
+}
+
+// etcd to compare against: --etcd PATH, else `etcd` on PATH, else Debian's etcd-server unpacked
+// (not installed: that would start a system etcd) by test/tools/deb_unpack.sh. "" if none.
+std::string find_etcd(const std::string& flag, std::string* why) {
+  if (!flag.empty()) return flag;
+  if (const char* path = std::getenv("PATH")) {
+    std::string p = path;
+    for (size_t b = 0; b <= p.size();) {
+      size_t e = p.find(':', b);
+      if (e == std::string::npos) e = p.size();
+      fs::path cand = fs::path(p.substr(b, e - b)) / "etcd";
+      if (e > b && ::access(cand.c_str(), X_OK) == 0) return cand.string();
+      b = e + 1;
+    }
+  }
+#ifdef SKIFF_SOURCE_DIR
+  std::string cmd = std::string("bash '") + SKIFF_SOURCE_DIR +
+                    "/test/tools/deb_unpack.sh' etcd-server usr/bin/etcd 2>&1";
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    std::string out;
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, f)) out += buf;
+    int st = ::pclose(f);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    if (st == 0 && ::access(out.c_str(), X_OK) == 0) return out;
+    *why = out.empty() ? "deb_unpack.sh failed" : out;
+    return "";
+  }
+#endif
+  *why = "no etcd on PATH (use --etcd PATH)";
+  return "";
+}
+
 bool make_namespace(int port, const std::string& ns) {
   Conn c(port);
   int s = c.request("POST", "/api/v1/namespaces",
@@ -285,7 +403,7 @@ struct CreateResult {
 // until `total` are done or `max_seconds` pass.
 template <class BodyFn>
 CreateResult run_creates(int port, const std::string& path, int clients, int64_t total,
-                         double max_seconds, BodyFn body) {
+                         double max_seconds, BodyFn body, int ok_status = 201) {
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> errors{0};
   std::vector<std::vector<int64_t>> lat(static_cast<size_t>(clients));
@@ -302,7 +420,7 @@ CreateResult run_creates(int port, const std::string& path, int clients, int64_t
         if (i >= total || Clock::now() > deadline) break;
         int64_t s = now_ns();
         int st = conn.request("POST", path, body(i));
-        if (st == 201) {
+        if (st == ok_status) {
           mine.push_back(now_ns() - s);
         } else if (errors.fetch_add(1) > 100) {
           break;  // the server is failing: stop rather than spin
@@ -514,14 +632,18 @@ std::string find_server(const std::string& flag) {
 void usage() {
   std::printf(
       "usage: bench_api [--server PATH] [--quick] [--tmp DIR] [--only creates|watch|rss]\n"
-      "                 [--watchers N]\n"
+      "                 [--watchers N] [--etcd PATH | --no-etcd]\n"
       "  --server PATH  skiff-apiserver to run (default: next to this program or one dir up)\n"
       "  --quick        smaller counts (a smoke run)\n"
       "  --tmp DIR      where data dirs go (default $TMPDIR or /tmp; the fsync floor is\n"
       "                 measured there, so put it on the disk you care about)\n"
       "  --watchers N   run the watch fan-out with N watchers only (default 1, 100, 1000)\n"
       "  --only PART    run only the floor and creates, only the watch fan-out, or only the\n"
-      "                 RSS measurement (to iterate on one of them)\n");
+      "                 RSS measurement (to iterate on one of them)\n"
+      "  --etcd PATH    the etcd whose creates are measured beside skiff's as the reference\n"
+      "                 (default: etcd on PATH, else Debian's etcd-server unpacked by\n"
+      "                 test/tools/deb_unpack.sh, never installed)\n"
+      "  --no-etcd      skip the etcd reference\n");
 }
 
 int run(int argc, char** argv) {
@@ -530,6 +652,8 @@ int run(int argc, char** argv) {
   bool quick = false;
   std::string only;
   std::vector<int> watcher_counts = {1, 100, 1000};
+  std::string etcd_flag;
+  bool no_etcd = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--server" && i + 1 < argc) {
@@ -538,6 +662,10 @@ int run(int argc, char** argv) {
       tmp_root = argv[++i];
     } else if (a == "--watchers" && i + 1 < argc && std::atoi(argv[i + 1]) > 0) {
       watcher_counts = {std::min(std::atoi(argv[++i]), 5000)};
+    } else if (a == "--etcd" && i + 1 < argc) {
+      etcd_flag = argv[++i];
+    } else if (a == "--no-etcd") {
+      no_etcd = true;
     } else if (a == "--quick") {
       quick = true;
     } else if (a == "--only" && i + 1 < argc &&
@@ -610,16 +738,68 @@ int run(int argc, char** argv) {
       if (store == "sqlite" && clients == 1) floor_after = probe_floor();
     }
   }
-  const double floor = std::max(floor_before, floor_after);
+  // The reference: etcd, the store kube-apiserver (and k3s with --cluster-init) writes to, doing
+  // the same creates on the same disk in the same run.
+  double etcd_single = 0;
+  double etcd_64 = 0;
+  double floor_etcd = 0;
+  if (creates && !no_etcd) {
+    std::string why;
+    std::string etcd = find_etcd(etcd_flag, &why);
+    if (etcd.empty()) {
+      std::printf("  %-42s skipped: %s\n", "etcd (reference)", why.c_str());
+    } else {
+      std::string version = "etcd";
+      if (FILE* f = ::popen(("'" + etcd + "' --version 2>/dev/null").c_str(), "r")) {
+        char buf[256];
+        if (std::fgets(buf, sizeof buf, f)) {
+          std::string line = buf;  // "etcd Version: 3.4.23"
+          if (auto p = line.find(": "); p != std::string::npos) {
+            version = "etcd " + line.substr(p + 2);
+            while (!version.empty() && version.back() == '\n') version.pop_back();
+          }
+        }
+        ::pclose(f);
+      }
+      Etcd e(etcd, dir);
+      if (!e.ready()) {
+        rc = 1;
+      } else {
+        for (int clients : {1, 64}) {
+          int64_t total = static_cast<int64_t>((clients == 1 ? 3000 : 30000) * k);
+          std::string prefix = "e" + std::to_string(clients) + "-";
+          auto r = run_creates(
+              e.port(), "/v3/kv/txn", clients, total, quick ? 5 : 20,
+              [&](int64_t i) { return etcd_create_txn(prefix, i); }, 200);
+          std::printf(
+              "  %-42s %10.0f %9.2f %9.2f %8lld\n",
+              (version + ", " + std::to_string(clients) + " client" + (clients > 1 ? "s" : ""))
+                  .c_str(),
+              r.per_sec, r.p50_ms, r.p99_ms, static_cast<long long>(r.errors));
+          (clients == 1 ? etcd_single : etcd_64) = r.per_sec;
+          if (clients == 1) floor_etcd = probe_floor();
+        }
+        std::printf("  (etcd: kube-apiserver's create transaction through etcd's JSON gateway)\n");
+      }
+    }
+  }
+  const double floor = std::max({floor_before, floor_after, floor_etcd});
   if (floor > 0) {
-    std::printf("\n%-44s %10.0f ops/s before, %.0f after the single-client run\n",
+    std::printf("\n%-44s %10.0f ops/s before, %.0f after the single-client run",
                 "disk floor: 4 KiB append + fdatasync", floor_before, floor_after);
-    std::printf("%-44s %9.0f%%   (target >= 80%%)\n", "sqlite single-client creates / higher floor",
-                100.0 * sqlite_single / floor);
+    if (floor_etcd > 0) std::printf(", %.0f after etcd's", floor_etcd);
+    std::printf("\n%-44s %9.0f%%   (target >= 80%%)\n",
+                "sqlite single-client creates / highest floor", 100.0 * sqlite_single / floor);
+    if (etcd_single > 0)
+      std::printf("%-44s %9.0f%%   (reference)\n", "etcd single-client creates / highest floor",
+                  100.0 * etcd_single / floor);
   }
   if (creates)
     std::printf("%-44s %10.0f   (target >= 5000/s)\n", "sqlite creates/s with 64 clients",
                 sqlite_64);
+  if (etcd_single > 0 && etcd_64 > 0)
+    std::printf("%-44s %9.2fx 1 client, %.2fx 64 clients\n", "skiff sqlite / etcd creates/s",
+                sqlite_single / etcd_single, sqlite_64 / etcd_64);
 
   if (watch) {
     Server s(exe, "sqlite", dir / "watch");
