@@ -18,7 +18,6 @@ namespace {
 
 const std::set<std::string> kProtectedNamespaces = {"default", "kube-system", "kube-public"};
 
-
 json& meta_of(json& obj) {
   json& m = obj["metadata"];
   if (!m.is_object()) m = json::object();
@@ -62,7 +61,9 @@ bool is_terminating(const json& obj) {
   return s != obj.end() && s->is_object() && s->value("phase", "") == "Terminating";
 }
 
-int64_t int_or(const json& j, int64_t def) { return j.is_number_integer() ? j.get<int64_t>() : def; }
+int64_t int_or(const json& j, int64_t def) {
+  return j.is_number_integer() ? j.get<int64_t>() : def;
+}
 
 constexpr const char* kForegroundFinalizer = "foregroundDeletion";
 constexpr const char* kOrphanFinalizer = "orphan";
@@ -85,8 +86,10 @@ bool set_gc_finalizers(json& obj, const std::string& propagation) {
     return a;
   };
   if (sorted(old) == sorted(now)) return false;
-  if (now.empty()) m.erase("finalizers");
-  else m["finalizers"] = std::move(now);
+  if (now.empty())
+    m.erase("finalizers");
+  else
+    m["finalizers"] = std::move(now);
   return true;
 }
 
@@ -99,7 +102,8 @@ int64_t pod_grace_seconds(const json& pod, int64_t requested) {
     return 0;
   if (pod.contains("status")) {
     std::string phase = pod["status"].value("phase", json()).is_string()
-                            ? pod["status"]["phase"].get<std::string>() : "";
+                            ? pod["status"]["phase"].get<std::string>()
+                            : "";
     if (phase == "Succeeded" || phase == "Failed") return 0;
   }
   if (requested >= 0) return requested;
@@ -135,8 +139,7 @@ ApiResult<json> ApiImpl::normalize(const json& in, const proto::ResourceType& rt
   if (!unknown_list.empty()) {
     if (wo.field_validation == FieldValidation::kStrict) {
       std::string msg = "strict decoding error: ";
-      for (size_t i = 0; i < unknown_list.size(); ++i)
-        msg += (i ? ", " : "") + unknown_list[i];
+      for (size_t i = 0; i < unknown_list.size(); ++i) msg += (i ? ", " : "") + unknown_list[i];
       return errors::bad_request(msg);
     }
     if (warnings) warnings->insert(warnings->end(), unknown_list.begin(), unknown_list.end());
@@ -180,7 +183,8 @@ ApiResult<json> ApiImpl::decode_body(const std::string& body, const proto::Resou
   if (!in.is_object())
     return errors::bad_request("the request body must be a JSON object, got " +
                                std::string(in.type_name()));
-  if (auto k = in.find("kind"); k != in.end() && !(k->is_string() && k->get<std::string>().empty())) {
+  if (auto k = in.find("kind");
+      k != in.end() && !(k->is_string() && k->get<std::string>().empty())) {
     if (!k->is_string() || k->get<std::string>() != rt.kind)
       return errors::bad_request("the kind of the object in the request body (" +
                                  (k->is_string() ? k->get<std::string>() : k->dump()) +
@@ -232,9 +236,9 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
   std::string name = meta.value("name", "");
   std::string generate = meta.value("generateName", "");
   if (name.empty() && generate.empty()) {
-    return errors::invalid(rt, "",
-                           {{proto::ErrorType::kRequired, "metadata.name",
-                             "name or generateName is required", ""}});
+    return errors::invalid(
+        rt, "",
+        {{proto::ErrorType::kRequired, "metadata.name", "name or generateName is required", ""}});
   }
   const bool generated = name.empty();
   meta.erase("resourceVersion");
@@ -277,9 +281,8 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
       txn = std::move(a.value());
     }
     if (wo.dry_run) return obj;
-    auto kv = timed("create", [&] {
-      return store_->create(object_key(rt, ns, name), stored_form(obj));
-    });
+    auto kv =
+        timed("create", [&] { return store_->create(object_key(rt, ns, name), stored_form(obj)); });
     if (kv.is_ok()) {
       obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
       return obj;
@@ -300,8 +303,8 @@ Response ApiImpl::create(const Request& req, const Target& t) {
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   std::vector<std::string> warnings;
-  auto obj = decode_body(converted.value() ? *converted.value() : req.body, *t.rt, wo.value(),
-                         &warnings);
+  auto obj =
+      decode_body(converted.value() ? *converted.value() : req.body, *t.rt, wo.value(), &warnings);
   if (!obj.ok()) return error_response(obj.error());
   auto made = create_object(*t.rt, t.ns, std::move(obj.value()), wo.value());
   if (!made.ok()) return error_response(made.error());
@@ -319,22 +322,28 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
   if (sub == "status") {
     // A status write changes only status.
     obj = old;
-    if (candidate.contains("status")) obj["status"] = candidate["status"];
-    else obj.erase("status");
+    if (candidate.contains("status"))
+      obj["status"] = candidate["status"];
+    else
+      obj.erase("status");
   } else {
     obj = std::move(candidate);
     if (has_subresource(rt, "status")) {
       // The main resource does not change status when status is a subresource.
-      if (old.contains("status")) obj["status"] = old["status"];
-      else obj.erase("status");
+      if (old.contains("status"))
+        obj["status"] = old["status"];
+      else
+        obj.erase("status");
     }
   }
   const json& om = old.at("metadata");
   json& meta = meta_of(obj);
   for (const char* k : {"name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
                         "deletionGracePeriodSeconds"}) {
-    if (om.contains(k)) meta[k] = om[k];
-    else meta.erase(k);
+    if (om.contains(k))
+      meta[k] = om[k];
+    else
+      meta.erase(k);
   }
   meta.erase("resourceVersion");
   const std::string name = om.value("name", "");
@@ -355,8 +364,8 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
 
   const std::string key = object_key(rt, ns, name);
   // The last finalizer of an object being deleted is gone: finish the deletion.
-  if (&rt != namespaces_ && obj["metadata"].contains("deletionTimestamp") &&
-      has_finalizers(old) && !has_finalizers(obj)) {
+  if (&rt != namespaces_ && obj["metadata"].contains("deletionTimestamp") && has_finalizers(old) &&
+      !has_finalizers(obj)) {
     if (wo.dry_run) return obj;
     auto kv = timed("delete", [&] { return store_->remove(key, old_rev); });
     if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
@@ -393,8 +402,7 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
   if (txn) svc_alloc_->commit(*txn);
   obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
   // A terminating namespace whose own finalizers are now gone can finish.
-  if (&rt == namespaces_ && obj["metadata"].contains("deletionTimestamp") &&
-      !has_finalizers(obj))
+  if (&rt == namespaces_ && obj["metadata"].contains("deletionTimestamp") && !has_finalizers(obj))
     sweep_namespace(name);
   return obj;
 }
@@ -405,17 +413,18 @@ Response ApiImpl::update(const Request& req, const Target& t) {
   auto wo = write_options(req);
   if (!wo.ok()) return error_response(wo.error());
   std::vector<std::string> warnings;
-  auto body = decode_body(converted.value() ? *converted.value() : req.body, *t.rt, wo.value(),
-                          &warnings);
+  auto body =
+      decode_body(converted.value() ? *converted.value() : req.body, *t.rt, wo.value(), &warnings);
   if (!body.ok()) return error_response(body.error());
   json& in = body.value();
   json& meta = meta_of(in);
   std::string bname = meta.value("name", "");
-  if (bname.empty()) meta["name"] = t.name;
+  if (bname.empty())
+    meta["name"] = t.name;
   else if (bname != t.name)
     return error_response(errors::bad_request("the name of the object (" + bname +
-                                               ") does not match the name on the URL (" +
-                                               t.name + ")"));
+                                              ") does not match the name on the URL (" + t.name +
+                                              ")"));
   if (t.rt->namespaced) {
     std::string bns = meta.value("namespace", "");
     if (!bns.empty() && bns != t.ns)
@@ -452,27 +461,30 @@ Response ApiImpl::patch(const Request& req, const Target& t) {
   const std::string raw_ct = req.header("content-type");
   const std::string ct = media_type(raw_ct);
   enum { kMerge, kJsonPatch, kStrategic } kind;
-  if (ct == "application/merge-patch+json") kind = kMerge;
-  else if (ct == "application/json-patch+json") kind = kJsonPatch;
-  else if (ct == "application/strategic-merge-patch+json") kind = kStrategic;
+  if (ct == "application/merge-patch+json")
+    kind = kMerge;
+  else if (ct == "application/json-patch+json")
+    kind = kJsonPatch;
+  else if (ct == "application/strategic-merge-patch+json")
+    kind = kStrategic;
   else
-    return error_response(errors::unsupported_media_type(
-        raw_ct,
-        "application/json-patch+json, application/merge-patch+json, "
-        "application/strategic-merge-patch+json"));
+    return error_response(
+        errors::unsupported_media_type(raw_ct,
+                                       "application/json-patch+json, application/merge-patch+json, "
+                                       "application/strategic-merge-patch+json"));
 
   json patch_doc;
   try {
     patch_doc = json::parse(req.body);
   } catch (const json::parse_error& e) {
-    return error_response(errors::bad_request("the patch is not valid JSON: " +
-                                              std::string(e.what()) + " (at byte " +
-                                              std::to_string(e.byte) + ")"));
+    return error_response(
+        errors::bad_request("the patch is not valid JSON: " + std::string(e.what()) + " (at byte " +
+                            std::to_string(e.byte) + ")"));
   }
   if (kind == kJsonPatch ? !patch_doc.is_array() : !patch_doc.is_object())
-    return error_response(errors::bad_request(
-        kind == kJsonPatch ? "a JSON patch must be an array of operations"
-                           : "a merge patch must be a JSON object"));
+    return error_response(errors::bad_request(kind == kJsonPatch
+                                                  ? "a JSON patch must be an array of operations"
+                                                  : "a merge patch must be a JSON object"));
 
   std::vector<std::string> warnings;
   const std::string key = object_key(*t.rt, t.ns, t.name);
@@ -481,15 +493,12 @@ Response ApiImpl::patch(const Request& req, const Target& t) {
     if (!kv.is_ok()) return error_response(errors::from_store(kv.status(), *t.rt, t.name));
     auto old = read_object(*kv);
     if (!old.ok()) return error_response(old.error());
-    Result<json> patched = kind == kMerge ? proto::apply_merge_patch(old.value(), patch_doc)
-                           : kind == kJsonPatch
-                               ? proto::apply_json_patch(old.value(), patch_doc)
-                           : t.rt->schema
-                               ? proto::apply_strategic_merge_patch(old.value(), patch_doc,
-                                                                    *t.rt->schema)
-                               : proto::apply_merge_patch(old.value(), patch_doc);
-    if (!patched.is_ok())
-      return error_response({422, "Invalid", patched.status().message(), {}});
+    Result<json> patched =
+        kind == kMerge       ? proto::apply_merge_patch(old.value(), patch_doc)
+        : kind == kJsonPatch ? proto::apply_json_patch(old.value(), patch_doc)
+        : t.rt->schema ? proto::apply_strategic_merge_patch(old.value(), patch_doc, *t.rt->schema)
+                       : proto::apply_merge_patch(old.value(), patch_doc);
+    if (!patched.is_ok()) return error_response({422, "Invalid", patched.status().message(), {}});
     json& p = *patched;
     if (!p.is_object())
       return error_response({422, "Invalid", "the patched object is not a JSON object", {}});
@@ -500,8 +509,8 @@ Response ApiImpl::patch(const Request& req, const Target& t) {
     std::string pname = meta_string(p, "name"), pns = meta_string(p, "namespace");
     if (pname != t.name)
       return error_response(errors::bad_request("the name of the object (" + pname +
-                                                ") does not match the name on the URL (" +
-                                                t.name + ")"));
+                                                ") does not match the name on the URL (" + t.name +
+                                                ")"));
     if (t.rt->namespaced && pns != t.ns)
       return error_response(errors::bad_request(
           "the namespace of the provided object does not match the namespace sent on the "
@@ -542,18 +551,20 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
     json& obj = old.value();
     if (preconditions.is_object()) {
       std::string uid = preconditions.value("uid", json()).is_string()
-                            ? preconditions["uid"].get<std::string>() : "";
+                            ? preconditions["uid"].get<std::string>()
+                            : "";
       std::string rv = preconditions.value("resourceVersion", json()).is_string()
-                           ? preconditions["resourceVersion"].get<std::string>() : "";
+                           ? preconditions["resourceVersion"].get<std::string>()
+                           : "";
       if (!uid.empty() && uid != meta_string(obj, "uid"))
         return errors::conflict(rt, name,
                                 "Precondition failed: UID in precondition: " + uid +
                                     ", UID in object meta: " + meta_string(obj, "uid"));
       if (!rv.empty() && rv != std::to_string(kv->mod_revision))
-        return errors::conflict(rt, name,
-                                "Precondition failed: ResourceVersion in precondition: " + rv +
-                                    ", ResourceVersion in object meta: " +
-                                    std::to_string(kv->mod_revision));
+        return errors::conflict(
+            rt, name,
+            "Precondition failed: ResourceVersion in precondition: " + rv +
+                ", ResourceVersion in object meta: " + std::to_string(kv->mod_revision));
     }
     // Foreground/Orphan: the garbage collector finishes the deletion (it deletes or releases
     // the dependents, then removes its finalizer), so the object is only marked below.
@@ -575,9 +586,8 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
           obj["metadata"]["deletionGracePeriodSeconds"] = grace;
         }
         if (wo.dry_run) return obj;
-        auto up = timed("update", [&] {
-          return store_->update(key, stored_form(obj), kv->mod_revision);
-        });
+        auto up = timed("update",
+                        [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
         if (!up.is_ok()) {
           if (up.status().code() == Code::kConflict) continue;
           return errors::from_store(up.status(), rt, name);
@@ -596,7 +606,8 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
         obj["metadata"]["deletionGracePeriodSeconds"] = grace_seconds < 0 ? 0 : grace_seconds;
       }
       if (wo.dry_run) return obj;
-      auto up = timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
+      auto up =
+          timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
       if (!up.is_ok()) {
         if (up.status().code() == Code::kConflict) continue;
         return errors::from_store(up.status(), rt, name);
@@ -621,7 +632,8 @@ ApiResult<json> ApiImpl::delete_namespace(const std::string& name, const json& p
                                           const WriteOptions& wo) {
   const auto& rt = *namespaces_;
   if (kProtectedNamespaces.count(name))
-    return errors::forbidden("namespaces \"" + name + "\" is forbidden: this namespace may not "
+    return errors::forbidden("namespaces \"" + name +
+                             "\" is forbidden: this namespace may not "
                              "be deleted");
   const std::string key = object_key(rt, "", name);
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
@@ -632,15 +644,17 @@ ApiResult<json> ApiImpl::delete_namespace(const std::string& name, const json& p
     json obj = old.value();
     if (preconditions.is_object() && preconditions.value("uid", json()).is_string() &&
         preconditions["uid"] != obj["metadata"].value("uid", json()))
-      return errors::conflict(rt, name, "Precondition failed: UID in precondition: " +
-                                            preconditions["uid"].get<std::string>() +
-                                            ", UID in object meta: " + meta_string(obj, "uid"));
+      return errors::conflict(
+          rt, name,
+          "Precondition failed: UID in precondition: " + preconditions["uid"].get<std::string>() +
+              ", UID in object meta: " + meta_string(obj, "uid"));
     if (meta_string(obj, "deletionTimestamp").empty()) {
       obj["metadata"]["deletionTimestamp"] = now_rfc3339();
       obj["metadata"]["deletionGracePeriodSeconds"] = 0;
       obj["status"]["phase"] = "Terminating";
       if (wo.dry_run) return obj;
-      auto up = timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
+      auto up =
+          timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
       if (!up.is_ok()) {
         if (up.status().code() == Code::kConflict) continue;
         return errors::from_store(up.status(), rt, name);
@@ -668,8 +682,10 @@ void ApiImpl::sweep_namespace(const std::string& ns) {
     for (const auto& kv : page->items) {
       std::string name = kv.key.substr(list_prefix(rt, ns).size());
       auto res = delete_object(rt, ns, name, json(), 0, WriteOptions{});
-      if (res.ok() && has_finalizers(res.value())) ++remaining;
-      else if (!res.ok() && res.error().code != 404) ++remaining;
+      if (res.ok() && has_finalizers(res.value()))
+        ++remaining;
+      else if (!res.ok() && res.error().code != 404)
+        ++remaining;
     }
   }
   if (remaining > 0) return;
@@ -689,16 +705,30 @@ namespace {
 
 struct DeleteParams {
   json preconditions;
-  int64_t grace = -1;  // -1: not given (pods then use their terminationGracePeriodSeconds)
+  int64_t grace = -1;       // -1: not given (pods then use their terminationGracePeriodSeconds)
   std::string propagation;  // "", "Background", "Foreground" or "Orphan"
+  bool dry_run = false;     // dryRun: ["All"] in the body (the query parameter is WriteOptions')
 };
+
+// The DeleteOptions of the body: JSON, or protobuf from typed clients (`kubectl drain`).
+ApiResult<json> delete_options(const Request& req) {
+  if (media_type(req.header("content-type")) == kProtobufMediaType)
+    return decode_protobuf_delete_options(req.body);
+  json opts = json::parse(req.body, nullptr, false);
+  if (opts.is_discarded() || !opts.is_object())
+    return errors::bad_request("the DeleteOptions in the request body are not a JSON object");
+  return opts;
+}
 
 ApiResult<DeleteParams> delete_params(const Request& req) {
   DeleteParams p;
   if (!req.body.empty()) {
-    json opts = json::parse(req.body, nullptr, false);
-    if (opts.is_discarded() || !opts.is_object())
-      return errors::bad_request("the DeleteOptions in the request body are not a JSON object");
+    auto parsed = delete_options(req);
+    if (!parsed.ok()) return parsed.error();
+    json& opts = parsed.value();
+    if (opts.value("dryRun", json()).is_array())
+      for (const auto& d : opts["dryRun"])
+        if (d == "All") p.dry_run = true;
     if (opts.contains("preconditions")) p.preconditions = opts["preconditions"];
     if (opts.contains("gracePeriodSeconds") && !opts["gracePeriodSeconds"].is_null())
       p.grace = int_or(opts["gracePeriodSeconds"], 0);
@@ -737,12 +767,7 @@ Response ApiImpl::remove(const Request& req, const Target& t) {
   if (!wo.ok()) return error_response(wo.error());
   auto dp = delete_params(req);
   if (!dp.ok()) return error_response(dp.error());
-  if (req.body.find("\"dryRun\"") != std::string::npos) {
-    json opts = json::parse(req.body, nullptr, false);
-    if (opts.is_object() && opts.value("dryRun", json()).is_array())
-      for (const auto& d : opts["dryRun"])
-        if (d == "All") wo.value().dry_run = true;
-  }
+  if (dp.value().dry_run) wo.value().dry_run = true;
   auto res = delete_object(*t.rt, t.ns, t.name, dp.value().preconditions, dp.value().grace,
                            wo.value(), dp.value().propagation);
   if (!res.ok()) return error_response(res.error());
@@ -755,6 +780,7 @@ Response ApiImpl::remove_collection(const Request& req, const Target& t) {
   if (!wo.ok()) return error_response(wo.error());
   auto dp = delete_params(req);
   if (!dp.ok()) return error_response(dp.error());
+  if (dp.value().dry_run) wo.value().dry_run = true;
   auto filter = filter_from(req, t);
   if (!filter.ok()) return error_response(filter.error());
   const std::string prefix = list_prefix(*t.rt, filter.value().ns);
@@ -765,10 +791,12 @@ Response ApiImpl::remove_collection(const Request& req, const Target& t) {
     auto obj = read_object(kv);
     if (!obj.ok() || !filter.value().matches(obj.value())) continue;
     auto res = delete_object(*t.rt, meta_string(obj.value(), "namespace"),
-                             meta_string(obj.value(), "name"), json(), dp.value().grace,
-                             wo.value(), dp.value().propagation);
-    if (res.ok()) items.push_back(std::move(res.value()));
-    else if (res.error().code != 404) return error_response(res.error());
+                             meta_string(obj.value(), "name"), json(), dp.value().grace, wo.value(),
+                             dp.value().propagation);
+    if (res.ok())
+      items.push_back(std::move(res.value()));
+    else if (res.error().code != 404)
+      return error_response(res.error());
   }
   return json_response(200, {{"kind", t.rt->list_kind},
                              {"apiVersion", t.rt->api_version()},
@@ -784,8 +812,9 @@ Response ApiImpl::bind(const Request& req, const Target& t) {
   if (!wo.ok()) return error_response(wo.error());
   json in = json::parse(req.body, nullptr, false);
   if (in.is_discarded() || !in.is_object())
-    return error_response(errors::bad_request("the Binding in the request body is not a JSON "
-                                              "object"));
+    return error_response(
+        errors::bad_request("the Binding in the request body is not a JSON "
+                            "object"));
   std::string node;
   if (in.contains("target") && in["target"].is_object() && in["target"].contains("name") &&
       in["target"]["name"].is_string())
@@ -794,8 +823,8 @@ Response ApiImpl::bind(const Request& req, const Target& t) {
   binding_rt.kind = "Binding";
   binding_rt.plural = t.rt->plural + "/binding";
   if (node.empty())
-    return error_response(errors::invalid(
-        binding_rt, t.name, {{proto::ErrorType::kRequired, "target.name", "", ""}}));
+    return error_response(errors::invalid(binding_rt, t.name,
+                                          {{proto::ErrorType::kRequired, "target.name", "", ""}}));
   const std::string key = object_key(*t.rt, t.ns, t.name);
   for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
     auto kv = timed("get", [&] { return store_->get(key); });
@@ -803,18 +832,18 @@ Response ApiImpl::bind(const Request& req, const Target& t) {
     auto old = read_object(*kv);
     if (!old.ok()) return error_response(old.error());
     json obj = old.value();
-    std::string bound = obj.contains("spec") && obj["spec"].is_object()
-                            ? obj["spec"].value("nodeName", "") : "";
+    std::string bound =
+        obj.contains("spec") && obj["spec"].is_object() ? obj["spec"].value("nodeName", "") : "";
     if (!bound.empty())
-      return error_response(errors::conflict(binding_rt, t.name,
-                                             "pod " + t.name + " is already assigned to node \"" +
-                                                 bound + "\""));
+      return error_response(errors::conflict(
+          binding_rt, t.name, "pod " + t.name + " is already assigned to node \"" + bound + "\""));
     if (!meta_string(obj, "deletionTimestamp").empty())
       return error_response(errors::conflict(
           binding_rt, t.name, "pod " + t.name + " is being deleted, cannot be assigned to a host"));
     obj["spec"]["nodeName"] = node;
     if (!wo.value().dry_run) {
-      auto up = timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
+      auto up =
+          timed("update", [&] { return store_->update(key, stored_form(obj), kv->mod_revision); });
       if (!up.is_ok()) {
         if (up.status().code() == Code::kConflict) continue;
         return error_response(errors::from_store(up.status(), *t.rt, t.name));

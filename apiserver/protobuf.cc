@@ -94,6 +94,12 @@ const std::map<std::string, Schema, std::less<>>& schemas() {
         S(6, "resourceVersion"), I64(7, "generation"), TM(8, "creationTimestamp"),
         TM(9, "deletionTimestamp"), I64(10, "deletionGracePeriodSeconds", kKeep), MAP(11, "labels"),
         MAP(12, "annotations"), R(13, "ownerReferences", "OwnerReference"), RS(14, "finalizers")}},
+      // Deletes from typed clients (`kubectl drain`): every field is a Go pointer, written only
+      // when set, so explicit zeros stay.
+      {"DeleteOptions",
+       {I64(1, "gracePeriodSeconds", kKeep), M(2, "preconditions", "Preconditions"),
+        B(3, "orphanDependents", kKeep), S(4, "propagationPolicy", kKeep), RS(5, "dryRun")}},
+      {"Preconditions", {S(1, "uid", kKeep), S(2, "resourceVersion", kKeep)}},
       {"OwnerReference",
        {S(1, "kind", kKeep), S(3, "name", kKeep), S(4, "uid", kKeep), S(5, "apiVersion", kKeep),
         B(6, "controller", kKeep), B(7, "blockOwnerDeletion", kKeep)}},
@@ -612,7 +618,11 @@ bool protobuf_decodable(const std::string& api_version, const std::string& kind)
   return top_level(api_version, kind);
 }
 
-ApiResult<json> decode_protobuf_object(const std::string& body) {
+namespace {
+
+// The envelope, then the object if `accept` takes its apiVersion and kind (else 415).
+template <typename Accept>
+ApiResult<json> decode_envelope(const std::string& body, Accept accept) {
   static const std::string magic("k8s\0", 4);
   if (body.size() < 4 || body.compare(0, 4, magic) != 0)
     return errors::bad_request(
@@ -650,7 +660,7 @@ ApiResult<json> decode_protobuf_object(const std::string& body) {
     if (api_version.empty() || kind.empty())
       return errors::bad_request(
           "the protobuf request body names no apiVersion and kind (runtime.Unknown.typeMeta)");
-    if (!top_level(api_version, kind))
+    if (!accept(api_version, kind))
       return ApiError{415,
                       "UnsupportedMediaType",
                       "the body of the request was in an unknown format (\"" +
@@ -666,6 +676,21 @@ ApiResult<json> decode_protobuf_object(const std::string& body) {
   } catch (const Bad& b) {
     return errors::bad_request("the protobuf request body is malformed: " + b.what);
   }
+}
+
+}  // namespace
+
+ApiResult<json> decode_protobuf_object(const std::string& body) {
+  return decode_envelope(body, [](std::string_view v, std::string_view k) {
+    return k != "DeleteOptions" && top_level(v, k);
+  });
+}
+
+ApiResult<json> decode_protobuf_delete_options(const std::string& body) {
+  // client-go writes DeleteOptions under the group version of the resource it deletes ("v1",
+  // "apps/v1", ...) or meta.k8s.io/v1: the kind is what matters.
+  return decode_envelope(body,
+                         [](std::string_view, std::string_view k) { return k == "DeleteOptions"; });
 }
 
 }  // namespace skiff::apiserver

@@ -21,5 +21,8 @@ bool protobuf_decodable(const std::string& api_version, const std::string& kind)
 // Decodes the envelope and the object into JSON (apiVersion and kind from the envelope). 400
 // with the field and the problem on malformed input; 415 for a kind without a table.
 ApiResult<json> decode_protobuf_object(const std::string& body);
+// A DeleteOptions body (`kubectl drain` deletes pods through a typed client), under any
+// apiVersion, as the JSON DeleteOptions; 415 for another kind, 400 when malformed.
+ApiResult<json> decode_protobuf_delete_options(const std::string& body);
 
 }  // namespace skiff::apiserver

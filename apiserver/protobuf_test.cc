@@ -221,6 +221,27 @@ TEST_CASE("protobuf: every truncation or corrupted byte is 400 or decodes, never
     }
 }
 
+TEST_CASE("protobuf: DeleteOptions from kubectl drain") {
+  // gracePeriodSeconds 0, preconditions {uid}, propagationPolicy Background, dryRun [All].
+  std::string raw = num(1, 0) + ld(2, ld(1, "u-1")) + ld(4, "Background") + ld(5, "All");
+  json got = decode_protobuf_delete_options(envelope("v1", "DeleteOptions", raw)).value();
+  CHECK(got["gracePeriodSeconds"] == 0);  // a pointer: an explicit 0 is "now"
+  CHECK(got["preconditions"] == json{{"uid", "u-1"}});
+  CHECK(got["propagationPolicy"] == "Background");
+  CHECK(got["dryRun"] == json::array({"All"}));
+  // Any group version; nothing set is an empty DeleteOptions.
+  CHECK(decode_protobuf_delete_options(envelope("meta.k8s.io/v1", "DeleteOptions", "")).ok());
+  CHECK(decode_protobuf_delete_options(envelope("apps/v1", "DeleteOptions", "")).ok());
+  // Another kind where DeleteOptions belong is 415; DeleteOptions is not an object to create.
+  CHECK(decode_protobuf_delete_options(envelope("v1", "Pod", "")).error().code == 415);
+  CHECK(decode_protobuf_object(envelope("v1", "DeleteOptions", "")).error().code == 415);
+  // Malformed: 400 naming the field.
+  auto bad = decode_protobuf_delete_options(envelope("v1", "DeleteOptions", ld(1, "x")));
+  REQUIRE(!bad.ok());
+  CHECK(bad.error().code == 400);
+  CHECK_THAT(bad.error().message, Catch::Contains("gracePeriodSeconds"));
+}
+
 TEST_CASE("protobuf: kinds without a table are 415") {
   auto r = decode_protobuf_object(envelope("apps/v1", "StatefulSet", ld(1, meta("x"))));
   REQUIRE(!r.ok());

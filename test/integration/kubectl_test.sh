@@ -317,6 +317,21 @@ EOF
   wait "$wpid" 2>/dev/null
 }
 
+# kubectl drain deletes through a typed client: protobuf DeleteOptions bodies (1.2x and later).
+# With no kubelet to confirm a graceful delete, --grace-period=0 removes the pod at once.
+drain_check() {
+  printf 'apiVersion: v1\nkind: Node\nmetadata:\n  name: drain-n1\n' >"$M/drain-node.yaml"
+  printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: drain-p1\n  namespace: %s\nspec:\n  nodeName: drain-n1\n  containers:\n  - name: c\n    image: busybox\n' \
+    "$NS" >"$M/drain-pod.yaml"
+  expect_ok "drain: a node and a bare pod on it" "pod/drain-p1 created" \
+    apply -f "$M/drain-node.yaml" -f "$M/drain-pod.yaml"
+  expect_ok "drain --force --grace-period=0 deletes the pod" "pod/drain-p1 deleted" \
+    drain drain-n1 --force --grace-period=0 --timeout=60s
+  expect_ok "drain: the node is cordoned" "SchedulingDisabled" get node drain-n1
+  expect_fail "drain: the pod is gone" "NotFound|not found" get pod drain-p1 -n "$NS"
+  expect_ok "drain: delete the node" "\"drain-n1\" deleted" delete node drain-n1
+}
+
 run_flavour() {
   FLAVOUR=$1
   KUBECTL=$2
@@ -348,6 +363,7 @@ run_flavour() {
   done
   kind_details
   watch_check
+  drain_check
   for k in "${KINDS[@]}"; do
     IFS='|' read -r kind res name namespaced _ <<<"$k"
     [ "$kind" = namespace ] && continue
