@@ -594,6 +594,8 @@ TEST_CASE("finalizers hold deletion until the last one is removed") {
   auto dry = f.call("DELETE", base + "/pre?dryRun=All");
   CHECK(dry.status == 200);
   CHECK(f.call("GET", base + "/pre").status == 200);
+  CHECK(f.call("DELETE", base + "/pre", R"({"dryRun":["All"]})").status == 200);
+  CHECK(f.call("GET", base + "/pre").status == 200);
 }
 
 TEST_CASE("propagationPolicy Foreground/Orphan hold the object with the GC's finalizer") {
@@ -636,6 +638,11 @@ TEST_CASE("deletecollection with a selector") {
   for (const char* n : {"a", "b", "c"})
     REQUIRE(f.call("POST", kPods, pod(n, std::string(R"({"app":")") + (n[0] == 'c' ? "x" : "y") + "\"}"))
                 .status == 201);
+  // dryRun in the DeleteOptions body: the answer lists what would go, nothing goes.
+  auto dry = f.call_json("DELETE", std::string(kPods) + "?labelSelector=app=y",
+                         R"({"kind":"DeleteOptions","apiVersion":"v1","dryRun":["All"]})");
+  CHECK(dry["items"].size() == 2);
+  CHECK(f.call_json("GET", kPods)["items"].size() == 3);
   auto d = f.call_json("DELETE", std::string(kPods) + "?labelSelector=app=y");
   CHECK(d["kind"] == "PodList");
   CHECK(d["items"].size() == 2);
