@@ -36,7 +36,8 @@ void add_warnings(Response& r, const std::vector<std::string>& warnings) {
 ApiResult<WriteOptions> write_options(const Request& req) {
   WriteOptions wo;
   for (auto [it, end] = req.query.equal_range("dryRun"); it != end; ++it) {
-    if (it->second == "All") wo.dry_run = true;
+    if (it->second == "All")
+      wo.dry_run = true;
     else if (!it->second.empty())
       return errors::bad_request("Invalid dry run argument: \"" + it->second +
                                  "\": only \"All\" is supported");
@@ -44,9 +45,12 @@ ApiResult<WriteOptions> write_options(const Request& req) {
   std::string fv = req.q("fieldValidation");
   std::string l;
   for (char c : fv) l += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (l == "strict") wo.field_validation = FieldValidation::kStrict;
-  else if (l == "ignore") wo.field_validation = FieldValidation::kIgnore;
-  else if (l == "warn" || l.empty()) wo.field_validation = FieldValidation::kWarn;
+  if (l == "strict")
+    wo.field_validation = FieldValidation::kStrict;
+  else if (l == "ignore")
+    wo.field_validation = FieldValidation::kIgnore;
+  else if (l == "warn" || l.empty())
+    wo.field_validation = FieldValidation::kWarn;
   else
     return errors::bad_request("fieldValidation parameter unsupported: \"" + fv +
                                "\" (want Ignore, Warn or Strict)");
@@ -99,8 +103,8 @@ bool ApiImpl::init(std::string* error) {
     auto existing = store_->get(object_key(*namespaces_, "", name));
     if (existing.is_ok()) continue;
     if (existing.status().code() != Code::kNotFound) {
-      if (error) *error = "reading namespace " + std::string(name) + ": " +
-                          existing.status().to_string();
+      if (error)
+        *error = "reading namespace " + std::string(name) + ": " + existing.status().to_string();
       return false;
     }
     json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", name}}}};
@@ -126,8 +130,8 @@ Response ApiImpl::handle(const Request& req) {
     r = route(req, &verb, &resource);
   } catch (const std::exception& e) {
     // A library exception (nlohmann on an unexpected shape) must not take the server down.
-    r = error_response(errors::internal(std::string("handling ") + req.method + " " + req.path +
-                                        ": " + e.what()));
+    r = error_response(
+        errors::internal(std::string("handling ") + req.method + " " + req.path + ": " + e.what()));
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (verb.empty()) verb = req.method == "GET" ? "get" : req.method;
@@ -205,8 +209,13 @@ Response ApiImpl::route(const Request& req, std::string* verb, std::string* reso
     if (segs.size() == 1) return discovery_groups();
     if (segs.size() == 2) return discovery_group(segs[1]);
     if (segs.size() == 3) return discovery_resources(segs[1], segs[2]);
-    return route_resource(req, segs[1], segs[2], {segs.begin() + 3, segs.end()}, verb,
-                          resource);
+    if (const ReviewResource* r =
+            segs.size() == 4 ? find_review(segs[1], segs[2], segs[3]) : nullptr) {
+      *verb = "create";
+      *resource = r->plural;
+      return review(req, *r);
+    }
+    return route_resource(req, segs[1], segs[2], {segs.begin() + 3, segs.end()}, verb, resource);
   }
   return error_response(errors::not_found_path());
 }
@@ -265,8 +274,7 @@ Response ApiImpl::route_resource(const Request& req, const std::string& group,
   bool collection = t.name.empty();
   bool want_watch = t.legacy_watch || query_bool(req, "watch");
   if (m == "GET" || m == "HEAD") {
-    if (t.subresource == "binding")
-      return error_response(errors::method_not_allowed(m));
+    if (t.subresource == "binding") return error_response(errors::method_not_allowed(m));
     if (want_watch) {
       *verb = "watch";
       return watch(req, t);
@@ -364,12 +372,14 @@ Response ApiImpl::discovery_groups() {
   // Groups in registration order, each with its versions (the first is preferred).
   std::vector<std::string> order;
   std::map<std::string, std::vector<std::string>> versions;
-  for (const auto& rt : reg_.all()) {
-    if (rt.group.empty()) continue;
-    auto& vs = versions[rt.group];
-    if (vs.empty()) order.push_back(rt.group);
-    if (std::find(vs.begin(), vs.end(), rt.version) == vs.end()) vs.push_back(rt.version);
-  }
+  auto add = [&](const std::string& group, const std::string& version) {
+    auto& vs = versions[group];
+    if (vs.empty()) order.push_back(group);
+    if (std::find(vs.begin(), vs.end(), version) == vs.end()) vs.push_back(version);
+  };
+  for (const auto& rt : reg_.all())
+    if (!rt.group.empty()) add(rt.group, rt.version);
+  for (const auto& r : review_resources()) add(r.group, r.version);
   json groups = json::array();
   for (const auto& g : order) {
     json vs = json::array();
@@ -386,6 +396,9 @@ Response ApiImpl::discovery_group(const std::string& group) {
     if (rt.group != group || !seen.insert(rt.version).second) continue;
     vs.push_back({{"groupVersion", group + "/" + rt.version}, {"version", rt.version}});
   }
+  for (const auto& r : review_resources())
+    if (r.group == group && seen.insert(r.version).second)
+      vs.push_back({{"groupVersion", group + "/" + r.version}, {"version", r.version}});
   for (const auto& [g, v] : kKindOnlyGroupVersions)
     if (g == group && seen.insert(v).second)
       vs.push_back({{"groupVersion", g + "/" + v}, {"version", v}});
@@ -403,6 +416,14 @@ Response ApiImpl::discovery_resources(const std::string& group, const std::strin
     if (rt.group != group || rt.version != version) continue;
     resources.push_back(resource_entry(rt));
     for (const auto& sub : rt.subresources) resources.push_back(subresource_entry(rt, sub));
+  }
+  for (const auto& r : review_resources()) {
+    if (r.group != group || r.version != version) continue;
+    resources.push_back({{"name", r.plural},
+                         {"singularName", ""},
+                         {"namespaced", false},
+                         {"kind", r.kind},
+                         {"verbs", {"create"}}});
   }
   bool kind_only = std::find(kKindOnlyGroupVersions.begin(), kKindOnlyGroupVersions.end(),
                              std::pair{group, version}) != kKindOnlyGroupVersions.end();

@@ -9,14 +9,15 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "apiserver/api.h"
 #include "apiserver/api_util.h"
 #include "apiserver/errors.h"
 #include "apiserver/metrics.h"
+#include "apiserver/reviews.h"
 #include "apiserver/service_alloc.h"
 #include "apiserver/watch_cache.h"
 
@@ -50,9 +51,9 @@ inline constexpr int kMaxWriteAttempts = 128;
 // A resource URL, parsed.
 struct Target {
   const proto::ResourceType* rt = nullptr;
-  std::string ns;           // "" for cluster-scoped types and all-namespace lists
-  std::string name;         // "" for collection URLs
-  std::string subresource;  // "status", "binding", "scale" or ""
+  std::string ns;             // "" for cluster-scoped types and all-namespace lists
+  std::string name;           // "" for collection URLs
+  std::string subresource;    // "status", "binding", "scale" or ""
   bool legacy_watch = false;  // /api/v1/watch/... form
 };
 
@@ -81,10 +82,11 @@ class ApiImpl : public Api {
 
  private:
   Response route(const Request& req, std::string* verb, std::string* resource);
-  Response route_resource(const Request& req, const std::string& group,
-                          const std::string& version, std::vector<std::string> segs,
-                          std::string* verb, std::string* resource);
+  Response route_resource(const Request& req, const std::string& group, const std::string& version,
+                          std::vector<std::string> segs, std::string* verb, std::string* resource);
 
+  // kubectl auth can-i / whoami: the self-reviews, answered, never stored (handlers_write.cc).
+  Response review(const Request& req, const ReviewResource& r);
   // discovery (api.cc)
   Response discovery_core_versions(const Request& req);
   Response discovery_groups();
@@ -119,8 +121,8 @@ class ApiImpl : public Api {
   Response pod_proxy(const Request& req, const Target& t);
 
   // The admission pipeline for a new object; `obj` is already normalized.
-  ApiResult<json> create_object(const proto::ResourceType& rt, const std::string& url_ns,
-                                json obj, const WriteOptions& wo);
+  ApiResult<json> create_object(const proto::ResourceType& rt, const std::string& url_ns, json obj,
+                                const WriteOptions& wo);
   // Stores `candidate` over `old` (read at old_rev): metadata rules, status handling,
   // defaults, validation, generation, finalizer completion. 409 Conflict when the store's
   // revision moved (callers retry when the client did not ask for a specific revision).
@@ -144,8 +146,8 @@ class ApiImpl : public Api {
   // handled per fieldValidation, warnings collected).
   ApiResult<json> decode_body(const std::string& body, const proto::ResourceType& rt,
                               const WriteOptions& wo, std::vector<std::string>* warnings);
-  ApiResult<json> normalize(const json& in, const proto::ResourceType& rt,
-                            const WriteOptions& wo, std::vector<std::string>* warnings);
+  ApiResult<json> normalize(const json& in, const proto::ResourceType& rt, const WriteOptions& wo,
+                            std::vector<std::string>* warnings);
 
   // Services (handlers_services.cc): allocator set-up and rebuild from the store.
   bool init_services(std::string* error);

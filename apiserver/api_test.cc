@@ -913,4 +913,45 @@ TEST_CASE("pod deletion: graceful for pods on a node, immediate otherwise") {
 }
 
 }  // namespace
+TEST_CASE("self reviews: kubectl auth can-i and whoami, answered and never stored") {
+  Fixture f;
+  // Discovered: listed in /apis and in their group versions, create-only.
+  bool authz = false, authn = false;
+  const json groups = f.call_json("GET", "/apis");
+  for (const auto& g : groups["groups"]) {
+    authz |= g["name"] == "authorization.k8s.io";
+    authn |= g["name"] == "authentication.k8s.io";
+  }
+  CHECK(authz);
+  CHECK(authn);
+  auto list = f.call_json("GET", "/apis/authorization.k8s.io/v1");
+  bool ssar = false;
+  for (const auto& r : list["resources"])
+    if (r["name"] == "selfsubjectaccessreviews") {
+      ssar = true;
+      CHECK(r["kind"] == "SelfSubjectAccessReview");
+      CHECK(r["verbs"] == json::array({"create"}));
+    }
+  CHECK(ssar);
+  CHECK(f.call_json("GET", "/apis/authentication.k8s.io")["versions"].size() == 2);
+
+  Response can = f.call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                        R"({"kind":"SelfSubjectAccessReview","apiVersion":"authorization.k8s.io/v1",
+                            "spec":{"resourceAttributes":{"verb":"delete","resource":"nodes"}}})");
+  CHECK(can.status == 201);
+  CHECK(json::parse(can.body)["status"]["allowed"] == true);
+  auto who = f.call_json("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                         R"({"kind":"SelfSubjectReview","apiVersion":"authentication.k8s.io/v1"})");
+  CHECK(who["status"]["userInfo"]["username"] == "admin");
+  // Bad requests say what was wrong; only POST.
+  CHECK(f.call_json("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                    R"({"spec":{}})")["code"] == 422);
+  CHECK(f.call_json("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                    "{not json")["code"] == 400);
+  CHECK(f.call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "").status ==
+        400);
+  CHECK(f.call("GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews").status == 405);
+  CHECK(f.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", "{}").status == 404);
+}
+
 }  // namespace skiff::apiserver

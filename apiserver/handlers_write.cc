@@ -170,6 +170,29 @@ static ApiResult<std::optional<std::string>> converted_body(const Request& req,
   return std::optional<std::string>();
 }
 
+Response ApiImpl::review(const Request& req, const ReviewResource& r) {
+  if (req.method != "POST") return error_response(errors::method_not_allowed(req.method));
+  if (req.body.empty())
+    return error_response(
+        errors::bad_request(std::string("the request body is empty: expected a ") + r.kind));
+  json body;
+  if (media_type(req.header("content-type")) == kProtobufMediaType) {
+    auto j = decode_protobuf_object(req.body);
+    if (!j.ok()) return error_response(j.error());
+    body = std::move(j.value());
+  } else {
+    if (auto e = check_json_body(req)) return error_response(*e);
+    body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded())
+      return error_response(errors::bad_request(std::string("the request body is not valid "
+                                                            "JSON: expected a ") +
+                                                r.kind));
+  }
+  auto answer = answer_review(r, body, Requester{req.user, req.groups});
+  if (!answer.ok()) return error_response(answer.error());
+  return json_response(201, answer.value());
+}
+
 ApiResult<json> ApiImpl::decode_body(const std::string& body, const proto::ResourceType& rt,
                                      const WriteOptions& wo, std::vector<std::string>* warnings) {
   if (body.empty()) return errors::bad_request("the request body is empty: expected a " + rt.kind);

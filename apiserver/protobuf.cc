@@ -70,9 +70,19 @@ Field MAP(int n, const char* name, T t = T::kMapString) { return {n, name, t}; }
 
 // The kinds a body may carry: apiVersion/kind; the top-level schema has the kind's name.
 constexpr std::pair<std::string_view, std::string_view> kKinds[] = {
-    {"v1", "Service"},   {"v1", "ConfigMap"},      {"v1", "Secret"},
-    {"v1", "Namespace"}, {"v1", "ServiceAccount"}, {"apps/v1", "Deployment"},
-    {"batch/v1", "Job"}, {"batch/v1", "CronJob"},
+    {"v1", "Service"},
+    {"v1", "ConfigMap"},
+    {"v1", "Secret"},
+    {"v1", "Namespace"},
+    {"v1", "ServiceAccount"},
+    {"apps/v1", "Deployment"},
+    {"batch/v1", "Job"},
+    {"batch/v1", "CronJob"},
+    // kubectl auth can-i / can-i --list / whoami (apiserver/reviews.h)
+    {"authorization.k8s.io/v1", "SelfSubjectAccessReview"},
+    {"authorization.k8s.io/v1", "SelfSubjectRulesReview"},
+    {"authentication.k8s.io/v1", "SelfSubjectReview"},
+    {"authentication.k8s.io/v1beta1", "SelfSubjectReview"},
 };
 
 // Every message a table names, and every kind, has a table: a typo here is a bug of this file,
@@ -348,6 +358,20 @@ const std::map<std::string, Schema, std::less<>>& schemas() {
         I32(6, "successfulJobsHistoryLimit", kKeep), I32(7, "failedJobsHistoryLimit", kKeep),
         S(8, "timeZone", kKeep)}},
       {"JobTemplateSpec", {M(1, "metadata", "ObjectMeta"), M(2, "spec", "JobSpec")}},
+      // k8s.io/api/authorization/v1, authentication/v1 (the status is the server's to fill)
+      {"SelfSubjectAccessReview",
+       {M(1, "metadata", "ObjectMeta"), M(2, "spec", "SelfSubjectAccessReviewSpec")}},
+      {"SelfSubjectAccessReviewSpec",
+       {M(1, "resourceAttributes", "ResourceAttributes"),
+        M(2, "nonResourceAttributes", "NonResourceAttributes")}},
+      {"ResourceAttributes",
+       {S(1, "namespace"), S(2, "verb"), S(3, "group"), S(4, "version"), S(5, "resource"),
+        S(6, "subresource"), S(7, "name")}},
+      {"NonResourceAttributes", {S(1, "path"), S(2, "verb")}},
+      {"SelfSubjectRulesReview",
+       {M(1, "metadata", "ObjectMeta"), M(2, "spec", "SelfSubjectRulesReviewSpec")}},
+      {"SelfSubjectRulesReviewSpec", {S(1, "namespace")}},
+      {"SelfSubjectReview", {M(1, "metadata", "ObjectMeta")}},
   };
   static const bool ok = complete(*s);
   SKIFF_CHECK(ok);

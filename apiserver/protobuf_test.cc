@@ -242,6 +242,19 @@ TEST_CASE("protobuf: DeleteOptions from kubectl drain") {
   CHECK_THAT(bad.error().message, Catch::Contains("gracePeriodSeconds"));
 }
 
+TEST_CASE("protobuf: kubectl auth can-i's SelfSubjectAccessReview") {
+  std::string attrs = ld(1, "default") + ld(2, "create") + ld(3, "") + ld(4, "") + ld(5, "pods") +
+                      ld(6, "") + ld(7, "");
+  json got = decode(envelope("authorization.k8s.io/v1", "SelfSubjectAccessReview",
+                             ld(1, meta("")) + ld(2, ld(1, attrs)) + ld(3, num(1, 0))));
+  CHECK(got["kind"] == "SelfSubjectAccessReview");
+  CHECK(got["spec"]["resourceAttributes"] ==
+        json({{"namespace", "default"}, {"verb", "create"}, {"resource", "pods"}}));
+  CHECK(!got.contains("status"));  // the server's to fill
+  json who = decode(envelope("authentication.k8s.io/v1", "SelfSubjectReview", ld(1, meta(""))));
+  CHECK(who["kind"] == "SelfSubjectReview");
+}
+
 TEST_CASE("protobuf: kinds without a table are 415") {
   auto r = decode_protobuf_object(envelope("apps/v1", "StatefulSet", ld(1, meta("x"))));
   REQUIRE(!r.ok());

@@ -364,6 +364,12 @@ run_flavour() {
   kind_details
   watch_check
   drain_check
+  # skiff has no authorization yet: everything is allowed, and the server says so.
+  expect_ok "auth can-i delete nodes" "^yes" auth can-i delete nodes
+  expect_ok "auth can-i --list" "\\*\\.\\*" auth can-i --list
+  if [ "$FLAVOUR" != v1.20 ]; then  # whoami came with kubectl 1.26
+    expect_ok "auth whoami" "admin" auth whoami
+  fi
   for k in "${KINDS[@]}"; do
     IFS='|' read -r kind res name namespaced _ <<<"$k"
     [ "$kind" = namespace ] && continue
