@@ -24,12 +24,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/child.h"
 #include "common/base64.h"
 
 namespace skiff::bench {
@@ -50,18 +52,6 @@ double percentile(std::vector<int64_t>& v, double p) {
   size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
   return ms(v[i]);
-}
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 int connect_loopback(int port) {
@@ -177,75 +167,47 @@ class Conn {
   std::string buf_;
 };
 
+// Polls `probe` every 100 ms until it answers true, the child dies or `limit` passes.
+template <class Probe>
+bool wait_ready(const Child& child, Probe probe, std::chrono::seconds limit) {
+  auto end = Clock::now() + limit;
+  while (Clock::now() < end) {
+    if (!child.alive()) return false;
+    if (probe()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 // A skiff-apiserver child process with its own data dir.
 class Server {
  public:
   Server(const std::string& exe, const std::string& store, const fs::path& dir)
-      : dir_(dir / ("data-" + store)) {
+      : dir_(dir / ("data-" + store)), port_(free_port()) {
     fs::create_directories(dir_);
-    port_ = free_port();
-    int tls_port = free_port();
     std::string log = (dir / ("apiserver-" + store + ".log")).string();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      std::string listen = "127.0.0.1:" + std::to_string(tls_port);
-      std::string insecure = "127.0.0.1:" + std::to_string(port_);
-      std::string data = dir_.string();
-      ::execl(exe.c_str(), exe.c_str(), "--store", store.c_str(), "--listen", listen.c_str(),
-              "--insecure-listen", insecure.c_str(), "--anonymous", "--data-dir", data.c_str(),
-              static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
-    auto end = Clock::now() + std::chrono::seconds(60);
-    while (Clock::now() < end) {
-      int st;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      Conn c(port_);
-      if (c.request("GET", "/readyz", "") == 200) {
-        ready_ = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    child_ = std::make_unique<Child>(
+        std::vector<std::string>{exe, "--store", store, "--listen",
+                                 "127.0.0.1:" + std::to_string(free_port()), "--insecure-listen",
+                                 "127.0.0.1:" + std::to_string(port_), "--anonymous", "--data-dir",
+                                 dir_.string()},
+        log);
+    ready_ = wait_ready(
+        *child_, [&] { return Conn(port_).request("GET", "/readyz", "") == 200; },
+        std::chrono::seconds(60));
     if (!ready_)
       std::fprintf(stderr, "bench: server (%s) not ready; see %s\n", store.c_str(), log.c_str());
   }
-  ~Server() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
   bool ready() const { return ready_; }
   int port() const { return port_; }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_->pid(); }
   const fs::path& data_dir() const { return dir_; }
-
-  long rss_kib() const {
-    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
-    std::string line;
-    while (std::getline(f, line)) {
-      if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-    }
-    return -1;
-  }
+  long rss_kib() const { return child_->status_kib("VmRSS:"); }
 
  private:
   fs::path dir_;
-  int port_ = 0;
-  pid_t pid_ = -1;
+  int port_;
+  std::unique_ptr<Child> child_;
   bool ready_ = false;
 };
 
@@ -254,66 +216,35 @@ class Server {
 // kube-apiserver sends for a create: put if the key's mod_revision is 0.
 class Etcd {
  public:
-  Etcd(const std::string& exe, const fs::path& dir) : dir_(dir / "data-etcd") {
-    fs::create_directories(dir_);
-    port_ = free_port();
-    int peer = free_port();
+  Etcd(const std::string& exe, const fs::path& dir) : port_(free_port()) {
+    fs::path data = dir / "data-etcd";
+    fs::create_directories(data);
     std::string log = (dir / "etcd.log").string();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      std::string client = "http://127.0.0.1:" + std::to_string(port_);
-      std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
-      std::string cluster = "bench=" + peer_url;
-      std::string data = dir_.string();
-      ::execl(exe.c_str(), exe.c_str(), "--name", "bench", "--data-dir", data.c_str(),
-              "--listen-client-urls", client.c_str(), "--advertise-client-urls", client.c_str(),
-              "--listen-peer-urls", peer_url.c_str(), "--initial-advertise-peer-urls",
-              peer_url.c_str(), "--initial-cluster", cluster.c_str(), "--logger", "zap",
-              "--log-level", "warn", static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
-    auto end = Clock::now() + std::chrono::seconds(30);
-    while (Clock::now() < end) {
-      int st;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      Conn c(port_);
-      std::string body;
-      if (c.request("GET", "/health", "", &body) == 200 &&
-          body.find("\"true\"") != std::string::npos) {
-        ready_ = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    std::string client = "http://127.0.0.1:" + std::to_string(port_);
+    std::string peer = "http://127.0.0.1:" + std::to_string(free_port());
+    child_ = std::make_unique<Child>(
+        std::vector<std::string>{exe, "--name", "bench", "--data-dir", data.string(),
+                                 "--listen-client-urls", client, "--advertise-client-urls", client,
+                                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                                 "--initial-cluster", "bench=" + peer, "--logger", "zap",
+                                 "--log-level", "warn"},
+        log);
+    ready_ = wait_ready(
+        *child_,
+        [&] {
+          std::string body;
+          return Conn(port_).request("GET", "/health", "", &body) == 200 &&
+                 body.find("\"true\"") != std::string::npos;
+        },
+        std::chrono::seconds(30));
     if (!ready_) std::fprintf(stderr, "bench: etcd not ready; see %s\n", log.c_str());
   }
-  ~Etcd() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  Etcd(const Etcd&) = delete;
-  Etcd& operator=(const Etcd&) = delete;
   bool ready() const { return ready_; }
   int port() const { return port_; }
 
  private:
-  fs::path dir_;
-  int port_ = 0;
-  pid_t pid_ = -1;
+  int port_;
+  std::unique_ptr<Child> child_;
   bool ready_ = false;
 };
 
