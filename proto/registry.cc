@@ -28,6 +28,7 @@ ResourceType cronjob_resource();
 ResourceType persistentvolume_resource();
 ResourceType persistentvolumeclaim_resource();
 ResourceType storageclass_resource();
+ResourceType endpointslice_resource();
 
 const Registry& Registry::builtin() {
   static const Registry* r = [] {
@@ -51,6 +52,7 @@ const Registry& Registry::builtin() {
     reg->add(persistentvolume_resource());
     reg->add(persistentvolumeclaim_resource());
     reg->add(storageclass_resource());
+    reg->add(endpointslice_resource());
     return reg;
   }();
   return *r;
