@@ -10,6 +10,7 @@
 #include "controllers/daemonset/daemonset.h"
 #include "controllers/deployment/deployment.h"
 #include "controllers/endpoints/endpoints.h"
+#include "controllers/endpointslice/endpointslice.h"
 #include "controllers/gc/garbage_collector.h"
 #include "controllers/job/job.h"
 #include "controllers/loadbalancer/load_balancer.h"
@@ -133,6 +134,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::ns::NamespaceController>());
   manager.add(std::make_unique<controllers::nodelifecycle::NodeLifecycleController>(nlo));
   manager.add(std::make_unique<controllers::endpoints::EndpointsController>());
+  manager.add(std::make_unique<controllers::endpointslice::EndpointSliceController>());
   manager.add(std::make_unique<controllers::cronjob::CronJobController>());
   manager.add(std::make_unique<controllers::statefulset::StatefulSetController>());
   manager.add(std::make_unique<controllers::daemonset::DaemonSetController>());
