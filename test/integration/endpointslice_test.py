@@ -4,17 +4,19 @@
 Loopback only, no root, no kubelet: the test writes Endpoints by hand (selector-less Services,
 whose Endpoints belong to the user) and, for one Service with a selector, writes a pod's status
 itself so that the endpoints controller makes the Endpoints.
-Checks: a Service + Endpoints get a discovery.k8s.io/v1 EndpointSlice with the addresses,
-ports, conditions (ready/serving/terminating), nodeName, hostname, targetRef, the
-kubernetes.io/service-name and managed-by labels, generateName `<svc>-` and an ownerReference to
-the Service; an address added, one made not ready and the port changed update that same slice;
-nothing is written while nothing changes; a slice deleted by hand comes back; 150 addresses make
-2 slices (100 + 50); Endpoints labelled skip-mirror (the `kubernetes` Service's) get none; a pod
-behind a selector Service reaches a slice through the Endpoints; deleting the Endpoints deletes
-its slices; discovery lists discovery.k8s.io/v1 endpointslices. With kubectl 1.31+ on the machine
-(/usr/lib/google-cloud-sdk/bin/kubectl.1.3[1-3]): `kubectl describe svc` prints the address:port
-(it reads EndpointSlices; before them it printed <none>) and `kubectl get endpointslices` shows
-kubectl's columns; without it that part prints SKIPPED and the rest still counts."""
+Checks: discovery lists discovery.k8s.io/v1 endpointslices; a Service + Endpoints get an
+EndpointSlice with the addresses, ports, conditions (ready/serving/terminating), nodeName,
+hostname, targetRef, the Endpoints' labels plus kubernetes.io/service-name and managed-by,
+generateName `<svc>-` and an ownerReference to the Service; an address added, one made not
+ready and the port changed update that same slice; nothing is written while nothing changes; a
+slice deleted by hand comes back, one changed by hand is put back; 150 addresses make 2 slices
+(100 + 50); Endpoints labelled skip-mirror (the `kubernetes` Service's) get none; a pod behind
+a selector Service reaches a slice through the Endpoints; deleting the Endpoints deletes its
+slices, and so does deleting a selector Service. With kubectl 1.31+ on the machine
+(/usr/lib/google-cloud-sdk/bin/kubectl.1.3[1-3]): `kubectl describe svc` prints the
+address:port (it reads EndpointSlices; before them it printed <none>) and `kubectl get
+endpointslices` shows kubectl's columns; without it that part prints SKIPPED and the rest
+still counts."""
 import functools
 import os
 import subprocess
@@ -183,6 +185,18 @@ try:
     t.check("a new slice replaces it", len(sl) == 1 and sl[0]["metadata"]["name"] != first_name
             and addrs(sl) == ["10.244.1.5", "10.244.1.6"], sl)
 
+    # ---- a slice changed by hand is put back
+    cur = sl[0] if sl else {}
+    cur_name = cur.get("metadata", {}).get("name")
+    if cur:
+        cur["endpoints"] = [{"addresses": ["10.244.7.7"], "conditions": {"ready": True}}]
+        r = api.put("%s/%s" % (SLICES, cur_name), cur)
+        t.check("change the slice's endpoints by hand", r.status == 200, r)
+    sl = settled("web", lambda s: addrs(s) == ["10.244.1.5", "10.244.1.6"])
+    t.check("the controller puts them back (same slice)",
+            addrs(sl) == ["10.244.1.5", "10.244.1.6"] and
+            [x["metadata"]["name"] for x in sl] == [cur_name], sl)
+
     # ---- more than 100 addresses -> 2 slices
     create_service("big", 80)
     many = [{"ip": "10.245.%d.%d" % (i // 200, i % 200 + 1)} for i in range(150)]
@@ -268,6 +282,11 @@ try:
     t.check("their slices are deleted",
             wait_for("slices gone", lambda: not slices("web") and not slices("big")),
             (slices("web"), slices("big")))
+    # ---- the Service deleted: its Endpoints go (endpoints controller), and so do its slices
+    r = api.delete("%s/sel" % SVC_PATH)
+    t.check("delete Service sel", r.status in (200, 202), r)
+    t.check("sel's slices are deleted", wait_for("sel slices gone", lambda: not slices("sel")),
+            slices("sel"))
     t.check("the controller-manager is still running", cm.alive())
 finally:
     if t.failed:
