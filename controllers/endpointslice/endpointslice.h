@@ -5,8 +5,8 @@
 //
 // sync("ns/name"):
 //   1. The Endpoints from the cache. Absent, labelled endpointslice.kubernetes.io/skip-mirror=true,
-//      or a leader-election lock => every slice of ours labelled kubernetes.io/service-name=name
-//      is deleted (NotFound is fine).
+//      a leader-election lock, or named longer than a label value => every slice of ours labelled
+//      kubernetes.io/service-name=name is deleted (NotFound is fine).
 //   2. Otherwise plan_slices(Endpoints, Service or none, current slices): creates (generateName
 //      `<name>-`), then updates (PUT conditional on the resourceVersion), then deletes. Nothing
 //      is written when the slices already say what the Endpoints says.

@@ -305,6 +305,9 @@ TEST_CASE("plan: placeholder, deletion, skip-mirror, other managers, other addre
   json lock = ep;
   lock["metadata"]["annotations"]["control-plane.alpha.kubernetes.io/leader"] = "{}";
   CHECK_FALSE(should_mirror(lock));
+  json long_name = ep;
+  long_name["metadata"]["name"] = std::string(64, 'a');
+  CHECK_FALSE(should_mirror(long_name));
 }
 
 // ---------------------------------------------------------------------------------------------

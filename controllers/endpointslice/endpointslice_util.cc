@@ -90,6 +90,9 @@ struct Slot {
 }  // namespace
 
 bool should_mirror(const json& ep) {
+  // The name becomes the kubernetes.io/service-name label value (at most 63 characters); a
+  // Service's name always fits, a longer Endpoints name has no Service and could only fail.
+  if (name_of(ep).size() > 63) return false;
   if (str(at(at(ep, "metadata", "labels"), proto::kLabelSkipMirror)) == "true") return false;
   return !at(at(ep, "metadata", "annotations"), kLeaderAnnotation).is_string();
 }

@@ -40,8 +40,9 @@ inline constexpr size_t kMaxEndpointsPerSlice = 100;
 inline constexpr char kTriggerTimeAnnotation[] = "endpoints.kubernetes.io/last-change-trigger-time";
 inline constexpr char kLeaderAnnotation[] = "control-plane.alpha.kubernetes.io/leader";
 
-// False for Endpoints labelled endpointslice.kubernetes.io/skip-mirror=true and for
-// leader-election locks (annotated control-plane.alpha.kubernetes.io/leader).
+// False for Endpoints labelled endpointslice.kubernetes.io/skip-mirror=true, for
+// leader-election locks (annotated control-plane.alpha.kubernetes.io/leader) and for names too
+// long to be a label value (no Service can have them).
 bool should_mirror(const json& endpoints);
 
 // True when `slice` is labelled managed-by endpointslice-controller.k8s.io.
