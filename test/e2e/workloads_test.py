@@ -268,7 +268,12 @@ class Test(lablib.LabChecks):
             self.check("%s: kubectl rollout status returns 0 (%.1f s)" % (what, took),
                        r.returncode == 0, out(r)[-1500:] + "\n" + self.debug())
             self.timing(what + " (apply -> rollout status done)", took)
-            time.sleep(1)  # a few samples after the end
+            # A few samples after the end; a fast rollout (an undo can finish in 0.3 s) must not
+            # leave the sampler-health check below with too few samples to judge.
+            time.sleep(1)
+            end = time.time() + 10
+            while len(w.samples) < 20 and time.time() < end:
+                time.sleep(0.1)
         finally:
             w.stop()
         s = w.samples
