@@ -78,6 +78,11 @@ constexpr std::pair<std::string_view, std::string_view> kKinds[] = {
     {"apps/v1", "Deployment"},
     {"batch/v1", "Job"},
     {"batch/v1", "CronJob"},
+    // kubectl create role|clusterrole|rolebinding|clusterrolebinding (typed clients)
+    {"rbac.authorization.k8s.io/v1", "Role"},
+    {"rbac.authorization.k8s.io/v1", "ClusterRole"},
+    {"rbac.authorization.k8s.io/v1", "RoleBinding"},
+    {"rbac.authorization.k8s.io/v1", "ClusterRoleBinding"},
     // kubectl auth can-i / can-i --list / whoami (apiserver/reviews.h)
     {"authorization.k8s.io/v1", "SelfSubjectAccessReview"},
     {"authorization.k8s.io/v1", "SelfSubjectRulesReview"},
@@ -358,6 +363,21 @@ const std::map<std::string, Schema, std::less<>>& schemas() {
         I32(6, "successfulJobsHistoryLimit", kKeep), I32(7, "failedJobsHistoryLimit", kKeep),
         S(8, "timeZone", kKeep)}},
       {"JobTemplateSpec", {M(1, "metadata", "ObjectMeta"), M(2, "spec", "JobSpec")}},
+      // k8s.io/api/rbac/v1 (RoleRef's fields and Subject's kind and name have no omitempty)
+      {"Role", {M(1, "metadata", "ObjectMeta"), R(2, "rules", "PolicyRule")}},
+      {"ClusterRole",
+       {M(1, "metadata", "ObjectMeta"), R(2, "rules", "PolicyRule"),
+        M(3, "aggregationRule", "AggregationRule")}},
+      {"PolicyRule",
+       {RS(1, "verbs"), RS(2, "apiGroups"), RS(3, "resources"), RS(4, "resourceNames"),
+        RS(5, "nonResourceURLs")}},
+      {"AggregationRule", {R(1, "clusterRoleSelectors", "LabelSelector")}},
+      {"RoleBinding",
+       {M(1, "metadata", "ObjectMeta"), R(2, "subjects", "Subject"), M(3, "roleRef", "RoleRef")}},
+      {"ClusterRoleBinding",
+       {M(1, "metadata", "ObjectMeta"), R(2, "subjects", "Subject"), M(3, "roleRef", "RoleRef")}},
+      {"Subject", {S(1, "kind", kKeep), S(2, "apiGroup"), S(3, "name", kKeep), S(4, "namespace")}},
+      {"RoleRef", {S(1, "apiGroup", kKeep), S(2, "kind", kKeep), S(3, "name", kKeep)}},
       // k8s.io/api/authorization/v1, authentication/v1 (the status is the server's to fill)
       {"SelfSubjectAccessReview",
        {M(1, "metadata", "ObjectMeta"), M(2, "spec", "SelfSubjectAccessReviewSpec")}},

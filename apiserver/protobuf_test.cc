@@ -255,6 +255,49 @@ TEST_CASE("protobuf: kubectl auth can-i's SelfSubjectAccessReview") {
   CHECK(who["kind"] == "SelfSubjectReview");
 }
 
+TEST_CASE("protobuf: kubectl create role, clusterrole, rolebinding, clusterrolebinding") {
+  // kubectl create role r1 --verb=get,list --resource=pods,deployments.apps: one rule per API
+  // group; the core group is the empty string, which a repeated field keeps.
+  std::string pods = ld(1, "get") + ld(1, "list") + ld(2, "") + ld(3, "pods");
+  std::string deploys = ld(1, "get") + ld(1, "list") + ld(2, "apps") + ld(3, "deployments");
+  json role = decode(envelope("rbac.authorization.k8s.io/v1", "Role",
+                              ld(1, meta("r1")) + ld(2, pods) + ld(2, deploys)));
+  CHECK(role == json::parse(R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role",
+    "metadata":{"name":"r1"},"rules":[
+      {"verbs":["get","list"],"apiGroups":[""],"resources":["pods"]},
+      {"verbs":["get","list"],"apiGroups":["apps"],"resources":["deployments"]}]})"));
+  // A ClusterRole with a name holding ':', a non-resource rule and an aggregation rule.
+  json cr =
+      decode(envelope("rbac.authorization.k8s.io/v1", "ClusterRole",
+                      ld(1, meta("system:controller:x")) + ld(2, ld(1, "get") + ld(5, "/healthz")) +
+                          ld(3, ld(1, entry(1, "rbac.example.com/aggregate", "true")))));
+  CHECK(cr == json::parse(R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"ClusterRole",
+    "metadata":{"name":"system:controller:x"},
+    "rules":[{"verbs":["get"],"nonResourceURLs":["/healthz"]}],
+    "aggregationRule":{"clusterRoleSelectors":[
+      {"matchLabels":{"rbac.example.com/aggregate":"true"}}]}})"));
+  // kubectl create rolebinding rb --role=r1 --user=jane --serviceaccount=ci:builder: every
+  // Subject and RoleRef string written, empty ones too; the omitempty ones are dropped.
+  std::string user = ld(1, "User") + ld(2, "rbac.authorization.k8s.io") + ld(3, "jane") + ld(4, "");
+  std::string sa = ld(1, "ServiceAccount") + ld(2, "") + ld(3, "builder") + ld(4, "ci");
+  std::string ref = ld(1, "rbac.authorization.k8s.io") + ld(2, "Role") + ld(3, "r1");
+  json rb = decode(envelope("rbac.authorization.k8s.io/v1", "RoleBinding",
+                            ld(1, meta("rb")) + ld(2, user) + ld(2, sa) + ld(3, ref)));
+  CHECK(rb == json::parse(R"({"apiVersion":"rbac.authorization.k8s.io/v1","kind":"RoleBinding",
+    "metadata":{"name":"rb"},"subjects":[
+      {"kind":"User","apiGroup":"rbac.authorization.k8s.io","name":"jane"},
+      {"kind":"ServiceAccount","name":"builder","namespace":"ci"}],
+    "roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"r1"}})"));
+  // An empty RoleRef keeps its (no-omitempty) fields, so validation names them.
+  json crb = decode(envelope("rbac.authorization.k8s.io/v1", "ClusterRoleBinding",
+                             ld(1, meta("crb")) + ld(3, ld(1, "") + ld(2, "") + ld(3, ""))));
+  CHECK(crb["roleRef"] == json::parse(R"({"apiGroup":"","kind":"","name":""})"));
+  CHECK(!crb.contains("subjects"));
+  for (const char* k : {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
+    CHECK(protobuf_decodable("rbac.authorization.k8s.io/v1", k));
+  CHECK(!protobuf_decodable("rbac.authorization.k8s.io/v1beta1", "Role"));
+}
+
 TEST_CASE("protobuf: kinds without a table are 415") {
   auto r = decode_protobuf_object(envelope("apps/v1", "StatefulSet", ld(1, meta("x"))));
   REQUIRE(!r.ok());

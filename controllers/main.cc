@@ -19,6 +19,7 @@
 #include "controllers/nodeipam/node_ipam.h"
 #include "controllers/nodelifecycle/node_lifecycle.h"
 #include "controllers/replicaset/replicaset.h"
+#include "controllers/serviceaccount/serviceaccount.h"
 #include "controllers/statefulset/statefulset.h"
 #include "controllers/volume/volume.h"
 #include "proto/client/leader_election.h"
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::job::JobController>());
   manager.add(std::make_unique<controllers::job::TtlAfterFinishedController>());
   manager.add(std::make_unique<controllers::volume::VolumeController>());
+  manager.add(std::make_unique<controllers::serviceaccount::ServiceAccountsController>());
   manager.add(std::move(*lb));
 
   std::unique_ptr<daemon::StatusServer> http;

@@ -29,6 +29,11 @@ ResourceType persistentvolume_resource();
 ResourceType persistentvolumeclaim_resource();
 ResourceType storageclass_resource();
 ResourceType endpointslice_resource();
+ResourceType serviceaccount_resource();
+ResourceType role_resource();
+ResourceType clusterrole_resource();
+ResourceType rolebinding_resource();
+ResourceType clusterrolebinding_resource();
 
 const Registry& Registry::builtin() {
   static const Registry* r = [] {
@@ -53,6 +58,11 @@ const Registry& Registry::builtin() {
     reg->add(persistentvolumeclaim_resource());
     reg->add(storageclass_resource());
     reg->add(endpointslice_resource());
+    reg->add(serviceaccount_resource());
+    reg->add(role_resource());
+    reg->add(clusterrole_resource());
+    reg->add(rolebinding_resource());
+    reg->add(clusterrolebinding_resource());
     return reg;
   }();
   return *r;

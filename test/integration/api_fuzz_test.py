@@ -108,6 +108,11 @@ T = {
     "/apis/coordination.k8s.io/v1/namespaces/default/leases": {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 10}},
     "/api/v1/namespaces/default/events": {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "R", "message": "m", "type": "Normal", "count": 1},
     "/apis/storage.k8s.io/v1/storageclasses": {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "sc"}, "provisioner": "x", "volumeBindingMode": "WaitForFirstConsumer"},
+    "/api/v1/namespaces/default/serviceaccounts": {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}, "secrets": [{"name": "s"}], "imagePullSecrets": [{"name": "r"}], "automountServiceAccountToken": False},
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles": {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["p"]}]},
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles": {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:cr"}, "rules": [{"verbs": ["get"], "nonResourceURLs": ["/x"]}], "aggregationRule": {"clusterRoleSelectors": [sel]}},
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings": {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"}, "subjects": [{"kind": "ServiceAccount", "name": "sa"}, {"kind": "User", "name": "u"}], "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}},
+    "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings": {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "system:crb"}, "subjects": [{"kind": "Group", "name": "g"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "default"}], "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:cr"}},
 }
 
 VALUES = [None, True, False, 0, -1, 1, 2**31, 2**63, -2**63, 1e308, 0.5, "", "x", "-", "a" * 300,
