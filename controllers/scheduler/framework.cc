@@ -79,6 +79,7 @@ PodInfo pod_info(const proto::Pod& pod) {
   p.name = pod.metadata.name;
   p.key = p.ns.empty() ? p.name : p.ns + "/" + p.name;
   p.uid = pod.metadata.uid;
+  p.priority = pod.spec.priority.value_or(0);
   for (const auto& o : pod.metadata.owner_references)
     if (o.controller.value_or(false)) {
       p.owner_uid = o.uid;

@@ -63,6 +63,7 @@ struct PodInfo {
   std::vector<proto::Toleration> tolerations;
   std::vector<HostPort> host_ports;
   std::vector<std::string> claims;  // spec.volumes[].persistentVolumeClaim.claimName, in order
+  int32_t priority = 0;             // spec.priority (set by the API server's Priority admission)
 
   // Filled per attempt from the PVC/PV/StorageClass caches by volume_prefilter
   // (volume_binding.h); empty until then.

@@ -1,5 +1,7 @@
 #include "controllers/scheduler/queue.h"
 
+#include <iterator>
+
 namespace skiff::scheduler {
 
 SchedulingQueue::SchedulingQueue(QueueOptions opts)
@@ -11,14 +13,28 @@ std::chrono::nanoseconds SchedulingQueue::backoff_for(int attempts) const {
   return std::min(d, opts_.max_backoff);
 }
 
-void SchedulingQueue::add(const std::string& key) {
+void SchedulingQueue::push_active_locked(const std::string& key) {
+  const int32_t priority = entries_[key].priority;
+  // From the back: with equal priorities (the usual case) this is a push_back.
+  auto pos = active_.end();
+  while (pos != active_.begin()) {
+    auto prev = std::prev(pos);
+    auto it = entries_.find(*prev);
+    if (it == entries_.end() || it->second.priority >= priority) break;
+    pos = prev;
+  }
+  active_.insert(pos, key);
+}
+
+void SchedulingQueue::add(const std::string& key, int32_t priority) {
   std::lock_guard lock(mu_);
   if (shutdown_) return;
   auto [it, inserted] = entries_.try_emplace(key);
   Entry& e = it->second;
+  e.priority = priority;  // immutable on a pod; a re-added key keeps its place
   if (inserted) {
     e.first_seen = clock_.now();
-    active_.push_back(key);
+    push_active_locked(key);
     cv_.notify_one();
     return;
   }
@@ -77,14 +93,14 @@ void SchedulingQueue::promote_locked() {
     if (it->second.last_attempt + backoff_for(it->second.attempts) != node.key()) continue;
     it->second.where = Where::kActive;
     --backoff_count_;
-    active_.push_back(node.mapped());
+    push_active_locked(node.mapped());
   }
   if (!unschedulable_.empty()) {
     for (auto u = unschedulable_.begin(); u != unschedulable_.end();) {
       Entry& e = entries_[*u];
       if (now - e.last_attempt >= opts_.unschedulable_timeout) {
         e.where = Where::kActive;
-        active_.push_back(*u);
+        push_active_locked(*u);
         u = unschedulable_.erase(u);
       } else {
         ++u;

@@ -1,7 +1,9 @@
 // SchedulingQueue: the pods waiting for a node, as kube-scheduler's priority queue without
 // priorities.
 //
-// - active: FIFO of pods ready to be tried (new pods, pods whose back-off is over).
+// - active: pods ready to be tried (new pods, pods whose back-off is over), higher
+//   spec.priority first and FIFO among equal priorities (kube-scheduler's PrioritySort, with
+//   the queue order standing in for its timestamps). No preemption.
 // - back-off: pods that failed, waiting initial_backoff * 2^(attempts-1) (capped at
 //   max_backoff) after their last attempt.
 // - unschedulable: pods no node fits. They stay parked until a cluster event that may make
@@ -52,7 +54,8 @@ class SchedulingQueue {
 
   // A pod that needs scheduling was added or changed. New: active. Parked as unschedulable:
   // moved to back-off (it changed, it may fit now). In flight: remembered (see above).
-  void add(const std::string& key);
+  // `priority` is the pod's spec.priority (0 when unset).
+  void add(const std::string& key, int32_t priority = 0);
   // The pod no longer needs scheduling (bound, deleted): forgotten wherever it is.
   void remove(const std::string& key);
 
@@ -87,7 +90,10 @@ class SchedulingQueue {
     int attempts = 0;
     bool changed_in_flight = false;
     uint64_t popped_at_cycle = 0;
+    int32_t priority = 0;
   };
+  // Queues `key` in active_ behind every pod of the same or a higher priority.
+  void push_active_locked(const std::string& key);
   void to_backoff_locked(const std::string& key, Entry& e);
   void promote_locked();
   std::optional<QueuedPod> take_locked();

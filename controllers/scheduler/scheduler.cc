@@ -79,7 +79,7 @@ void Scheduler::handle_pod_add(const json& obj) {
     return;
   }
   if (needs_scheduling(*p, opts_.scheduler_name))
-    queue_.add(p->key);
+    queue_.add(p->key, p->priority);
   else
     queue_.remove(p->key);
 }

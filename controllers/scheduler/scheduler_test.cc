@@ -405,6 +405,33 @@ TEST_CASE("queue: FIFO, de-duplication, removal") {
   CHECK_FALSE(q.try_pop());
 }
 
+TEST_CASE("queue: higher priority first, FIFO among equals") {
+  client::FakeClock clock;
+  SchedulingQueue q({.initial_backoff = 1s, .max_backoff = 10s, .clock = &clock});
+  q.add("low-1", -5);
+  q.add("mid-1");
+  q.add("high", 1000);
+  q.add("mid-2");
+  q.add("low-2", -5);
+  q.add("critical", 2000000000);
+  std::vector<std::string> order;
+  while (auto p = q.try_pop()) {
+    order.push_back(p->key);
+    q.done(p->key);
+  }
+  CHECK(order == std::vector<std::string>{"critical", "high", "mid-1", "mid-2", "low-1", "low-2"});
+  // A pod back from back-off goes ahead of lower-priority pods already waiting.
+  q.add("h", 10);
+  REQUIRE(q.try_pop());
+  q.backoff("h");
+  q.add("z1");
+  q.add("z2");
+  clock.advance(2s);
+  auto p = q.try_pop();
+  REQUIRE(p);
+  CHECK(p->key == "h");
+}
+
 TEST_CASE("queue: unschedulable pods wait for an event, then their back-off") {
   client::FakeClock clock;
   SchedulingQueue q(
