@@ -265,6 +265,13 @@ Response ApiImpl::route_resource(const Request& req, const std::string& group,
                                                           : "patch";
       return scale(req, t);
     }
+    if (t.subresource == "eviction") {
+      if (t.rt->plural != "pods" || !t.rt->group.empty())
+        return error_response(errors::not_found_path());
+      *resource = "pods/eviction";
+      *verb = "create";
+      return evict(req, t);
+    }
     if (t.subresource != "status" && t.subresource != "binding")
       return error_response(errors::not_found_path());
   }
@@ -345,6 +352,12 @@ json subresource_entry(const proto::ResourceType& rt, const std::string& sub) {
   } else if (sub == "exec") {
     e["kind"] = "PodExecOptions";
     e["verbs"] = {"create", "get"};
+  } else if (sub == "eviction") {
+    // As Kubernetes lists it; kubectl drain evicts (instead of deleting) when it finds this.
+    e["group"] = "policy";
+    e["version"] = "v1";
+    e["kind"] = "Eviction";
+    e["verbs"] = {"create"};
   } else if (sub == "scale") {
     // kubectl scale's discovery-based resolver reads the Scale's group and version here.
     e["group"] = "autoscaling";

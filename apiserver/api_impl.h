@@ -53,7 +53,7 @@ struct Target {
   const proto::ResourceType* rt = nullptr;
   std::string ns;             // "" for cluster-scoped types and all-namespace lists
   std::string name;           // "" for collection URLs
-  std::string subresource;    // "status", "binding", "scale" or ""
+  std::string subresource;    // "status", "binding", "scale", "eviction" or ""
   bool legacy_watch = false;  // /api/v1/watch/... form
 };
 
@@ -116,6 +116,10 @@ class ApiImpl : public Api {
   ApiResult<json> scale_parent(const proto::ResourceType& rt, const Target& t,
                                const json& patch_doc, int patch_kind, const proto::Scale* put,
                                const WriteOptions& wo, std::vector<std::string>* warnings);
+
+  // pods/eviction: delete a pod unless its PodDisruptionBudget forbids it
+  // (handlers_eviction.cc)
+  Response evict(const Request& req, const Target& t);
 
   // pods/log and pods/exec, proxied to the pod's kubelet (handlers_proxy.cc)
   Response pod_proxy(const Request& req, const Target& t);

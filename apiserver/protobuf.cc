@@ -88,6 +88,8 @@ constexpr std::pair<std::string_view, std::string_view> kKinds[] = {
     {"authorization.k8s.io/v1", "SelfSubjectRulesReview"},
     {"authentication.k8s.io/v1", "SelfSubjectReview"},
     {"authentication.k8s.io/v1beta1", "SelfSubjectReview"},
+    // kubectl create poddisruptionbudget (typed client)
+    {"policy/v1", "PodDisruptionBudget"},
 };
 
 // Every message a table names, and every kind, has a table: a typo here is a bug of this file,
@@ -392,6 +394,15 @@ const std::map<std::string, Schema, std::less<>>& schemas() {
        {M(1, "metadata", "ObjectMeta"), M(2, "spec", "SelfSubjectRulesReviewSpec")}},
       {"SelfSubjectRulesReviewSpec", {S(1, "namespace")}},
       {"SelfSubjectReview", {M(1, "metadata", "ObjectMeta")}},
+
+      // k8s.io/api/policy/v1 (the status is dropped on create, so it has no table)
+      {"PodDisruptionBudget",
+       {M(1, "metadata", "ObjectMeta"), M(2, "spec", "PodDisruptionBudgetSpec")}},
+      {"PodDisruptionBudgetSpec",
+       {IOS(1, "minAvailable", kKeep), M(2, "selector", "LabelSelector"),
+        IOS(3, "maxUnavailable", kKeep), S(4, "unhealthyPodEvictionPolicy", kKeep)}},
+      // The pods/eviction body (`kubectl drain`); policy/v1beta1's message is the same.
+      {"Eviction", {M(1, "metadata", "ObjectMeta"), M(2, "deleteOptions", "DeleteOptions")}},
   };
   static const bool ok = complete(*s);
   SKIFF_CHECK(ok);
@@ -726,7 +737,7 @@ ApiResult<json> decode_envelope(const std::string& body, Accept accept) {
 
 ApiResult<json> decode_protobuf_object(const std::string& body) {
   return decode_envelope(body, [](std::string_view v, std::string_view k) {
-    return k != "DeleteOptions" && top_level(v, k);
+    return k != "DeleteOptions" && k != "Eviction" && top_level(v, k);
   });
 }
 
@@ -735,6 +746,12 @@ ApiResult<json> decode_protobuf_delete_options(const std::string& body) {
   // "apps/v1", ...) or meta.k8s.io/v1: the kind is what matters.
   return decode_envelope(body,
                          [](std::string_view, std::string_view k) { return k == "DeleteOptions"; });
+}
+
+ApiResult<json> decode_protobuf_eviction(const std::string& body) {
+  return decode_envelope(body, [](std::string_view v, std::string_view k) {
+    return k == "Eviction" && (v == "policy/v1" || v == "policy/v1beta1");
+  });
 }
 
 }  // namespace skiff::apiserver

@@ -24,5 +24,8 @@ ApiResult<json> decode_protobuf_object(const std::string& body);
 // A DeleteOptions body (`kubectl drain` deletes pods through a typed client), under any
 // apiVersion, as the JSON DeleteOptions; 415 for another kind, 400 when malformed.
 ApiResult<json> decode_protobuf_delete_options(const std::string& body);
+// A pods/eviction body: policy/v1 (or v1beta1, kubectl 1.20) Eviction {metadata,
+// deleteOptions}; 415 for another kind, 400 when malformed.
+ApiResult<json> decode_protobuf_eviction(const std::string& body);
 
 }  // namespace skiff::apiserver

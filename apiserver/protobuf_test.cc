@@ -298,6 +298,34 @@ TEST_CASE("protobuf: kubectl create role, clusterrole, rolebinding, clusterroleb
   CHECK(!protobuf_decodable("rbac.authorization.k8s.io/v1beta1", "Role"));
 }
 
+TEST_CASE("protobuf: kubectl create poddisruptionbudget and drain's Eviction") {
+  // IntOrString {type, intVal, strVal}: --min-available=1, then --max-unavailable=25%.
+  std::string one = num(1, 0) + num(2, 1) + ld(3, "");
+  std::string pct = num(1, 1) + num(2, 0) + ld(3, "25%");
+  std::string sel = entry(1, "app", "a");
+  json pdb = decode(envelope("policy/v1", "PodDisruptionBudget",
+                             ld(1, meta("x")) + ld(2, ld(1, one) + ld(2, sel))));
+  CHECK(pdb == json::parse(R"({"apiVersion":"policy/v1","kind":"PodDisruptionBudget",
+    "metadata":{"name":"x"},"spec":{"minAvailable":1,"selector":{"matchLabels":{"app":"a"}}}})"));
+  pdb = decode(envelope("policy/v1", "PodDisruptionBudget",
+                        ld(1, meta("y")) + ld(2, ld(2, sel) + ld(3, pct) + ld(4, "AlwaysAllow"))));
+  CHECK(pdb["spec"] == json::parse(R"({"maxUnavailable":"25%","selector":{"matchLabels":
+    {"app":"a"}},"unhealthyPodEvictionPolicy":"AlwaysAllow"})"));
+  CHECK(protobuf_decodable("policy/v1", "PodDisruptionBudget"));
+
+  // Eviction {metadata{name, namespace}, deleteOptions{gracePeriodSeconds 0}}, policy/v1 or
+  // the v1beta1 kubectl 1.20 names; only through decode_protobuf_eviction.
+  std::string raw = ld(1, ld(1, "p1") + ld(3, "ns1")) + ld(2, num(1, 0));
+  for (const char* v : {"policy/v1", "policy/v1beta1"}) {
+    auto ev = decode_protobuf_eviction(envelope(v, "Eviction", raw));
+    REQUIRE(ev.ok());
+    CHECK(ev.value()["metadata"] == json::parse(R"({"name":"p1","namespace":"ns1"})"));
+    CHECK(ev.value()["deleteOptions"] == json::parse(R"({"gracePeriodSeconds":0})"));
+  }
+  CHECK(decode_protobuf_eviction(envelope("v1", "DeleteOptions", "")).error().code == 415);
+  CHECK(decode_protobuf_object(envelope("policy/v1", "Eviction", raw)).error().code == 415);
+}
+
 TEST_CASE("protobuf: kinds without a table are 415") {
   auto r = decode_protobuf_object(envelope("apps/v1", "StatefulSet", ld(1, meta("x"))));
   REQUIRE(!r.ok());

@@ -9,6 +9,7 @@
 #include "controllers/cronjob/cronjob.h"
 #include "controllers/daemonset/daemonset.h"
 #include "controllers/deployment/deployment.h"
+#include "controllers/disruption/disruption.h"
 #include "controllers/endpoints/endpoints.h"
 #include "controllers/endpointslice/endpointslice.h"
 #include "controllers/gc/garbage_collector.h"
@@ -143,6 +144,7 @@ int main(int argc, char** argv) {
   manager.add(std::make_unique<controllers::job::TtlAfterFinishedController>());
   manager.add(std::make_unique<controllers::volume::VolumeController>());
   manager.add(std::make_unique<controllers::serviceaccount::ServiceAccountsController>());
+  manager.add(std::make_unique<controllers::disruption::DisruptionController>());
   manager.add(std::move(*lb));
 
   std::unique_ptr<daemon::StatusServer> http;

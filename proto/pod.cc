@@ -598,7 +598,7 @@ ResourceType pod_resource() {
   k.type.singular = "pod";
   k.type.short_names = {"po"};
   k.type.categories = {"all"};
-  k.type.subresources = {"status", "binding", "log", "exec"};
+  k.type.subresources = {"status", "binding", "log", "exec", "eviction"};
   k.type.columns = {
       name_column(),
       column("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),

@@ -34,6 +34,7 @@ ResourceType role_resource();
 ResourceType clusterrole_resource();
 ResourceType rolebinding_resource();
 ResourceType clusterrolebinding_resource();
+ResourceType poddisruptionbudget_resource();
 
 const Registry& Registry::builtin() {
   static const Registry* r = [] {
@@ -63,6 +64,7 @@ const Registry& Registry::builtin() {
     reg->add(clusterrole_resource());
     reg->add(rolebinding_resource());
     reg->add(clusterrolebinding_resource());
+    reg->add(poddisruptionbudget_resource());
     return reg;
   }();
   return *r;

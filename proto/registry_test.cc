@@ -9,7 +9,7 @@ namespace {
 
 TEST_CASE("registry resolves every name a user may type") {
   const Registry& r = Registry::builtin();
-  CHECK(r.all().size() == 25);
+  CHECK(r.all().size() == 26);
   for (const char* name : {"po", "pods", "pod", "Pod", "PODS", "pods."}) {
     INFO(name);
     const ResourceType* t = r.resolve(name);  // "pods." names the core group explicitly
@@ -40,7 +40,8 @@ TEST_CASE("registry lookups by path and by kind") {
   CHECK(pods->list_kind == "PodList");
   CHECK(pods->api_version() == "v1");
   CHECK(pods->categories == std::vector<std::string>{"all"});
-  CHECK(pods->subresources == std::vector<std::string>{"status", "binding", "log", "exec"});
+  CHECK(pods->subresources ==
+        std::vector<std::string>{"status", "binding", "log", "exec", "eviction"});
   REQUIRE(pods->schema);
   CHECK(pods->schema->find("spec"));
   CHECK(r.find("", "v1", "services")->categories == std::vector<std::string>{"all"});
