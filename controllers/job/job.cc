@@ -348,6 +348,10 @@ struct JobController::Ctx {
   int parallelism = 1;
   int64_t backoff_limit = 6;
   std::set<int> completed;  // Indexed: completed indexes
+  // Expectations were met when the sync began, before the pods were listed (Kubernetes reads
+  // them first too): a pod created by the previous sync whose add event lands while this sync
+  // writes status would otherwise meet them too late for `pods`, which lack it: one too many.
+  bool satisfied = true;
 };
 
 JobController::JobController(JobOptions opts)
@@ -517,6 +521,7 @@ Status JobController::sync(const std::string& key) {
     }
   }
   c.status = at(c.job, "status").is_object() ? at(c.job, "status") : json::object();
+  c.satisfied = expectations_met(key);  // before the pods are listed (see Ctx::satisfied)
   const json& spec = at(c.job, "spec");
   c.indexed = str(at(spec, "completionMode")) == "Indexed";
   c.completions = at(spec, "completions").is_number_integer()
@@ -855,7 +860,7 @@ Status JobController::manage(Ctx& c) {
     }
     return del;
   }
-  if (!expectations_met(c.key)) return Status::ok();
+  if (!c.satisfied) return Status::ok();
 
   // Which pods should run: min(parallelism, what remains to complete).
   std::vector<json> surplus;

@@ -1,9 +1,11 @@
 #include "controllers/job/job.h"
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "proto/time.h"
 
@@ -64,6 +66,7 @@ class FakeCluster : public Listers, public JobControl {
   std::map<std::string, json> pod_api, pod_cache;
   std::vector<std::string> deleted_pods, deleted_jobs;
   std::vector<json> status_writes;  // the statuses written, in order
+  std::function<void()> on_status_write;  // runs inside update_status (events landing mid-sync)
   int creates = 0, seq = 0, rv = 100;
   WallTime* now = nullptr;
 
@@ -182,6 +185,7 @@ class FakeCluster : public Listers, public JobControl {
     cur["status"] = j["status"];
     touch(cur);
     status_writes.push_back(j["status"]);
+    if (on_status_write) std::exchange(on_status_write, nullptr)();
     return cur;
   }
   Status delete_job(const std::string&, const std::string& name) override {
@@ -313,6 +317,36 @@ TEST_CASE("a lagging cache counts a pod once") {
   f.cluster.pod_cache = stale;
   REQUIRE(f.ctl->sync("default/pi").is_ok());
   CHECK(f.status()["succeeded"] == 1);
+}
+
+TEST_CASE("a pod whose add event lands during the sync that lists without it is not doubled") {
+  // Seen in CI (e2e stateful_test, Job batch5): a 6th pod for 5 completions. The sync listed
+  // the pods before the last created one was in the cache; while it wrote status, that pod's
+  // add event met the expectations, and the creation decision used the stale list.
+  Fixture f;
+  f.cluster.add_job(make_job("pi", {{"completions", 5}, {"parallelism", 2}}));
+  f.converge();
+  auto running = f.cluster.pods_in("Pending");
+  REQUIRE(running.size() == 2);
+  f.cluster.set_phase(running[0], "Succeeded");
+  f.cluster.settle(*f.ctl);
+  REQUIRE(f.ctl->sync("default/pi").is_ok());  // counts it and creates its replacement
+  REQUIRE(f.cluster.creates == 3);
+  // The second pod ends; the cache shows that but not yet the replacement, whose add event
+  // arrives while the sync writes the status.
+  f.cluster.set_phase(running[1], "Succeeded");
+  const std::string k = "default/" + running[1];
+  json old = f.cluster.pod_cache.at(k);
+  f.cluster.pod_cache[k] = f.cluster.pod_api.at(k);
+  f.ctl->on_pod_update(old, f.cluster.pod_cache[k]);
+  f.cluster.on_status_write = [&] { f.cluster.settle(*f.ctl); };
+  REQUIRE(f.ctl->sync("default/pi").is_ok());
+  CHECK(f.cluster.active_in_api() <= 2);
+  CHECK(f.cluster.creates == 3);  // waits for a sync that sees the replacement
+  f.cluster.settle(*f.ctl);
+  REQUIRE(f.ctl->sync("default/pi").is_ok());
+  CHECK(f.cluster.creates == 4);
+  CHECK(f.cluster.active_in_api() == 2);
 }
 
 TEST_CASE("a job cache behind our own status write neither recounts nor over-creates") {
