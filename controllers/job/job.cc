@@ -25,7 +25,6 @@ bool deleting(const json& o) { return !at(o, "metadata", "deletionTimestamp").is
 bool terminal(const json& pod) { return phase_of(pod) == "Succeeded" || phase_of(pod) == "Failed"; }
 bool active(const json& pod) { return !terminal(pod) && !deleting(pod); }
 
-
 bool has_finalizer(const json& pod) {
   const json& f = at(pod, "metadata", "finalizers");
   if (!f.is_array()) return false;

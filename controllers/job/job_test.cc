@@ -65,7 +65,7 @@ class FakeCluster : public Listers, public JobControl {
   std::map<std::string, json> jobs;  // the Job cache and API (status writes land at once)
   std::map<std::string, json> pod_api, pod_cache;
   std::vector<std::string> deleted_pods, deleted_jobs;
-  std::vector<json> status_writes;  // the statuses written, in order
+  std::vector<json> status_writes;        // the statuses written, in order
   std::function<void()> on_status_write;  // runs inside update_status (events landing mid-sync)
   int creates = 0, seq = 0, rv = 100;
   WallTime* now = nullptr;
