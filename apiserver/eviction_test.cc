@@ -1,7 +1,8 @@
 // pods/eviction through Api::handle over the memory store: no budget, a budget that allows one
 // disruption (then 429 with Kubernetes' cause), a budget not yet observed, terminal and pending
-// pods, unready pods, two budgets (500), dry run, malformed requests, protobuf bodies and the
-// discovery entry kubectl drain looks for.
+// pods, unready pods, two budgets (500), dry run, the DisruptionTarget condition and the
+// preconditions, malformed requests, protobuf bodies and the discovery entry kubectl drain
+// looks for.
 #include <catch2/catch.hpp>
 
 #include "apiserver/api.h"
@@ -224,6 +225,39 @@ TEST_CASE("eviction: dry run changes nothing; deleteOptions are honoured") {
   CHECK(f.pod_exists("p1"));
   // Bad deleteOptions.
   CHECK(f.evict("p2", R"({"propagationPolicy":"Sideways"})").status == 400);
+}
+
+TEST_CASE("eviction: the pod gets the DisruptionTarget condition, then a graceful delete") {
+  Fixture f;
+  f.ok("POST", "/api/v1/namespaces/default/pods",
+       R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"bound"},"spec":{"nodeName":"n1",
+           "containers":[{"name":"c","image":"nginx"}]}})");
+  json p = f.ok("GET", "/api/v1/namespaces/default/pods/bound");
+  p["status"] = {{"phase", "Running"}, {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}};
+  p = f.ok("PUT", "/api/v1/namespaces/default/pods/bound/status", p.dump());
+  // The client's resourceVersion precondition holds (it names the version before the
+  // condition was added); the grace period of the deleteOptions is used.
+  Response r = f.evict("bound", R"({"gracePeriodSeconds":30,"preconditions":{"resourceVersion":")" +
+                                    p["metadata"]["resourceVersion"].get<std::string>() + R"("}})");
+  INFO(r.body);
+  REQUIRE(r.status == 201);
+  json got = f.ok("GET", "/api/v1/namespaces/default/pods/bound");
+  CHECK(got["metadata"]["deletionGracePeriodSeconds"] == 30);
+  json target;
+  for (const auto& c : got["status"]["conditions"])
+    if (c["type"] == "DisruptionTarget") target = c;
+  CHECK(target["status"] == "True");
+  CHECK(target["reason"] == "EvictionByEvictionAPI");
+  CHECK(target["message"] == "Eviction API: evicting");
+  // A stale resourceVersion is a conflict and changes nothing.
+  f.pod("p2", kApp);
+  r = f.evict("p2", R"({"preconditions":{"resourceVersion":"1"}})");
+  CHECK(r.status == 409);
+  json p2 = f.ok("GET", "/api/v1/namespaces/default/pods/p2");
+  CHECK(p2["status"]["conditions"].size() == 1);
+  // A dry run adds nothing.
+  CHECK(f.evict("p2", R"({"dryRun":["All"]})").status == 201);
+  CHECK(f.ok("GET", "/api/v1/namespaces/default/pods/p2")["status"]["conditions"].size() == 1);
 }
 
 TEST_CASE("eviction: malformed requests and protobuf bodies") {

@@ -136,6 +136,30 @@ void set_disruption_condition(json& pdb) {
   st["conditions"].push_back(cond);
 }
 
+// podutil.UpdatePodCondition with Kubernetes' DisruptionTarget condition (PodDisruptionConditions,
+// on by default since 1.26): the transition time moves only when the status changes. False when
+// the pod already had exactly this condition.
+bool set_disruption_target(json& pod) {
+  json& st = pod["status"];
+  if (!st.is_object()) st = json::object();
+  if (!st.contains("conditions") || !st["conditions"].is_array()) st["conditions"] = json::array();
+  json cond = {{"type", "DisruptionTarget"},
+               {"status", "True"},
+               {"reason", "EvictionByEvictionAPI"},
+               {"message", "Eviction API: evicting"},
+               {"lastTransitionTime", now_rfc3339()}};
+  for (auto& c : st["conditions"]) {
+    if (!c.is_object() || c.value("type", json()) != "DisruptionTarget") continue;
+    if (c.value("status", json()) == "True" && c.contains("lastTransitionTime"))
+      cond["lastTransitionTime"] = c["lastTransitionTime"];
+    if (c == cond) return false;
+    c = cond;
+    return true;
+  }
+  st["conditions"].push_back(cond);
+  return true;
+}
+
 }  // namespace
 
 Response ApiImpl::evict(const Request& req, const Target& t) {
@@ -177,7 +201,49 @@ Response ApiImpl::evict(const Request& req, const Target& t) {
   const bool dry_run = wo.value().dry_run;
 
   const proto::ResourceType& pods = *t.rt;
-  auto remove_pod = [&](const json& preconditions) {
+  // addConditionAndDeletePod: unless this is a dry run, the pod first gets the DisruptionTarget
+  // condition (on its newest version, after the preconditions are checked against it), then is
+  // deleted through the ordinary delete; a resourceVersion precondition moves to the version
+  // the condition was written at.
+  auto remove_pod = [&](json preconditions) -> ApiResult<json> {
+    if (!dry_run) {
+      const std::string key = object_key(pods, t.ns, t.name);
+      for (int attempt = 0;; ++attempt) {
+        if (attempt == kMaxWriteAttempts) return errors::conflict(pods, t.name);
+        auto kv = timed("get", [&] { return store_->get(key); });
+        if (!kv.is_ok()) return errors::from_store(kv.status(), pods, t.name);
+        auto latest = read_object(*kv);
+        if (!latest.ok()) return latest.error();
+        const json& old = latest.value();
+        const std::string rv = std::to_string(kv->mod_revision);
+        if (preconditions.is_object()) {
+          const json& uid = preconditions.value("uid", json());
+          if (uid.is_string() && !uid.get<std::string>().empty() && uid != meta_string(old, "uid"))
+            return errors::conflict(pods, t.name,
+                                    "the UID in the precondition (" + uid.get<std::string>() +
+                                        ") does not match the UID in record (" +
+                                        meta_string(old, "uid") +
+                                        "). The object might have been deleted and then recreated");
+          const json& prv = preconditions.value("resourceVersion", json());
+          if (prv.is_string() && !prv.get<std::string>().empty() && prv != rv)
+            return errors::conflict(pods, t.name,
+                                    "the ResourceVersion in the precondition (" +
+                                        prv.get<std::string>() +
+                                        ") does not match the ResourceVersion in record (" + rv +
+                                        "). The object might have been modified");
+        }
+        json marked = old;
+        if (!set_disruption_target(marked)) break;
+        auto up = update_object(pods, "status", marked, old, kv->mod_revision, WriteOptions{});
+        if (!up.ok()) {
+          if (up.error().code == 409 && up.error().reason == "Conflict") continue;
+          return up.error();
+        }
+        if (preconditions.is_object() && preconditions.contains("resourceVersion"))
+          preconditions["resourceVersion"] = meta_string(up.value(), "resourceVersion");
+        break;
+      }
+    }
     return delete_object(pods, t.ns, t.name, preconditions, opts.grace, wo.value(),
                          opts.propagation);
   };
