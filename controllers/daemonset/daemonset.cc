@@ -341,12 +341,16 @@ Status DaemonSetController::sync(const std::string& key) {
   std::string hash =
       label != revs->cur.metadata.labels.end() ? label->second : revs->cur.metadata.name;
 
+  // Read before the pods are listed, as Kubernetes does: a pod created by the previous sync whose
+  // add event lands while this one adopts pods would meet the expectations too late for the
+  // list, which lacks it, and the node would get a second daemon pod.
+  const bool satisfied = expectations_.satisfied(key);
   auto pods = claim_pods(ds);
   if (!pods) return pods.status();
   NodePods by_node = group_by_node(*pods);
 
   Status err;
-  if (expectations_.satisfied(key)) {
+  if (satisfied) {
     err = manage(ds, key, nodes, by_node, hash);
     if (err.is_ok() && expectations_.satisfied(key)) {
       std::string type = str(at(at(ds, "spec", "updateStrategy"), "type"));

@@ -1,8 +1,10 @@
 #include "controllers/daemonset/daemonset.h"
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "controllers/daemonset/util.h"
 #include "controllers/history/fake_history.h"
@@ -68,7 +70,12 @@ class FakeListers : public Listers {
     for (auto& [k, v] : ds) out.push_back(v);
     return out;
   }
-  std::vector<json> pods(const std::string&) override { return pod_list; }
+  std::function<void()> after_pods;  // once, right after a listing (an event landing then)
+  std::vector<json> pods(const std::string&) override {
+    std::vector<json> out = pod_list;
+    if (after_pods) std::exchange(after_pods, nullptr)();
+    return out;
+  }
   std::vector<json> nodes() override { return node_list; }
 };
 
@@ -668,4 +675,21 @@ TEST_CASE("a pod that starts terminating counts as deleted for the expectations"
   // while that node counts as unavailable.
   CHECK(e.control.created.empty());
   CHECK(e.control.deleted.empty());
+}
+
+TEST_CASE("a pod whose add event lands right after the sync listed the pods is not doubled") {
+  // Expectations are read before the listing (as Kubernetes): read after it, the add event of
+  // the pod the previous sync created met them although the list lacked that pod, and its
+  // node got a second daemon pod.
+  Env e;
+  e.put(make_ds());
+  e.listers.node_list = {make_node("n1")};
+  REQUIRE(e.sync());
+  REQUIRE(e.control.created.size() == 1);
+  e.listers.after_pods = [&] { e.observe_created(); };
+  REQUIRE(e.sync());
+  CHECK(e.control.created.empty());  // nothing new: the node has its pod
+  REQUIRE(e.sync());                 // the next sync sees it
+  CHECK(e.control.created.empty());
+  CHECK(e.listers.pod_list.size() == 1);
 }
