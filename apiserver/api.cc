@@ -98,6 +98,7 @@ bool ApiImpl::init(std::string* error) {
     return false;
   }
   if (!init_services(error)) return false;
+  if (!init_priority_classes(error)) return false;
   if (namespaces_ == nullptr) return true;
   for (const char* name : {"default", "kube-system", "kube-public"}) {
     auto existing = store_->get(object_key(*namespaces_, "", name));

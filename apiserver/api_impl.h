@@ -156,6 +156,12 @@ class ApiImpl : public Api {
   // Services (handlers_services.cc): allocator set-up and rebuild from the store.
   bool init_services(std::string* error);
   bool is_service(const proto::ResourceType& rt) const { return &rt == services_; }
+  // PriorityClasses (priority.cc): the built-in system-node-critical and
+  // system-cluster-critical, made when absent.
+  bool init_priority_classes(std::string* error);
+  // The Priority admission for a pod or PriorityClass create (`old` null) or update; nullopt
+  // for other kinds and when admitted.
+  std::optional<ApiError> admit_priority(const proto::ResourceType& rt, json& obj, const json* old);
 
   ApiOptions opts_;
   store::Store* store_;

@@ -8,6 +8,7 @@
 
 #include "apiserver/api_impl.h"
 #include "apiserver/metrics.h"
+#include "apiserver/priority.h"
 #include "apiserver/protobuf.h"
 #include "apiserver/store/store.h"
 #include "proto/patch.h"
@@ -289,6 +290,9 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
     if (rt.apply_defaults) rt.apply_defaults(obj);
     json& m = meta_of(obj);
     if (&rt == namespaces_) m["labels"]["kubernetes.io/metadata.name"] = name;
+    // Kubernetes' Priority admission (mutating, so before validation): a pod's priority from
+    // its PriorityClass (or the default one); at most one default PriorityClass.
+    if (auto err = admit_priority(rt, obj, nullptr)) return *err;
     if (rt.validate) {
       auto errs = rt.validate(obj, nullptr);
       if (!errs.empty()) return errors::invalid(rt, name, errs);
@@ -377,6 +381,9 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
   // A Service manifest without its allocated values keeps them; values its new type no
   // longer needs are dropped (before validation, as Kubernetes does).
   if (svc_alloc) ServiceAllocator::prepare_update(obj, old);
+  if (sub.empty()) {
+    if (auto err = admit_priority(rt, obj, &old)) return *err;
+  }
   if (rt.validate) {
     auto errs = rt.validate(obj, &old);
     if (!errs.empty()) return errors::invalid(rt, name, errs);
@@ -791,6 +798,9 @@ Response ApiImpl::remove(const Request& req, const Target& t) {
   auto dp = delete_params(req);
   if (!dp.ok()) return error_response(dp.error());
   if (dp.value().dry_run) wo.value().dry_run = true;
+  if (is_priorityclass_resource(*t.rt)) {  // the built-ins stay (Kubernetes' storage Delete)
+    if (auto err = check_priorityclass_delete(t.name)) return error_response(*err);
+  }
   auto res = delete_object(*t.rt, t.ns, t.name, dp.value().preconditions, dp.value().grace,
                            wo.value(), dp.value().propagation);
   if (!res.ok()) return error_response(res.error());

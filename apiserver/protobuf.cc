@@ -78,6 +78,8 @@ constexpr std::pair<std::string_view, std::string_view> kKinds[] = {
     {"apps/v1", "Deployment"},
     {"batch/v1", "Job"},
     {"batch/v1", "CronJob"},
+    // kubectl create priorityclass (typed client)
+    {"scheduling.k8s.io/v1", "PriorityClass"},
     // kubectl create role|clusterrole|rolebinding|clusterrolebinding (typed clients)
     {"rbac.authorization.k8s.io/v1", "Role"},
     {"rbac.authorization.k8s.io/v1", "ClusterRole"},
@@ -142,6 +144,10 @@ const std::map<std::string, Schema, std::less<>>& schemas() {
        {S(1, "kind"), S(2, "namespace"), S(3, "name"), S(4, "uid"), S(5, "apiVersion"),
         S(6, "resourceVersion"), S(7, "fieldPath")}},
       {"LocalObjectReference", {S(1, "name")}},
+      // k8s.io/api/scheduling/v1: value is `json:"value"` (an explicit 0 is kept)
+      {"PriorityClass",
+       {M(1, "metadata", "ObjectMeta"), I32(2, "value", kKeep), B(3, "globalDefault"),
+        S(4, "description"), S(5, "preemptionPolicy", kKeep)}},
 
       // core/v1 Service
       {"ServiceSpec",

@@ -221,6 +221,26 @@ TEST_CASE("protobuf: every truncation or corrupted byte is 400 or decodes, never
     }
 }
 
+TEST_CASE("protobuf: kubectl create priorityclass") {
+  // kubectl create priorityclass high --value=1000 --description=x: every plain field written,
+  // globalDefault false; value 0 is kept (`json:"value"`), false/"" plain fields are dropped.
+  json got = decode(envelope(
+      "scheduling.k8s.io/v1", "PriorityClass",
+      ld(1, meta("high")) + num(2, 1000) + num(3, 0) + ld(4, "x") + ld(5, "PreemptLowerPriority")));
+  CHECK(got == json::parse(R"({"apiVersion":"scheduling.k8s.io/v1","kind":"PriorityClass",
+    "metadata":{"name":"high"},"value":1000,"description":"x",
+    "preemptionPolicy":"PreemptLowerPriority"})"));
+  json zero = decode(envelope("scheduling.k8s.io/v1", "PriorityClass",
+                              ld(1, meta("zero")) + num(2, 0) + num(3, 1) + ld(4, "")));
+  CHECK(zero == json::parse(R"({"apiVersion":"scheduling.k8s.io/v1","kind":"PriorityClass",
+    "metadata":{"name":"zero"},"value":0,"globalDefault":true})"));
+  // A negative int32 is a 10-byte varint.
+  json neg = decode(envelope("scheduling.k8s.io/v1", "PriorityClass",
+                             ld(1, meta("neg")) + num(2, uint64_t(int64_t(-5)))));
+  CHECK(neg["value"] == -5);
+  CHECK(protobuf_decodable("scheduling.k8s.io/v1", "PriorityClass"));
+}
+
 TEST_CASE("protobuf: DeleteOptions from kubectl drain") {
   // gracePeriodSeconds 0, preconditions {uid}, propagationPolicy Background, dryRun [All].
   std::string raw = num(1, 0) + ld(2, ld(1, "u-1")) + ld(4, "Background") + ld(5, "All");

@@ -29,6 +29,7 @@ ResourceType persistentvolume_resource();
 ResourceType persistentvolumeclaim_resource();
 ResourceType storageclass_resource();
 ResourceType endpointslice_resource();
+ResourceType priorityclass_resource();
 ResourceType serviceaccount_resource();
 ResourceType role_resource();
 ResourceType clusterrole_resource();
@@ -59,6 +60,7 @@ const Registry& Registry::builtin() {
     reg->add(persistentvolumeclaim_resource());
     reg->add(storageclass_resource());
     reg->add(endpointslice_resource());
+    reg->add(priorityclass_resource());
     reg->add(serviceaccount_resource());
     reg->add(role_resource());
     reg->add(clusterrole_resource());
