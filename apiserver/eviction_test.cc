@@ -152,6 +152,14 @@ TEST_CASE("eviction: a budget the controller has not observed yet is 429") {
   CHECK(json::parse(r.body)["details"]["causes"][0]["message"] ==
         "The disruption budget budget is still being processed by the server.");
   CHECK(f.pod_exists("p1"));
+  // A budget just created (no status at all) is the same 429.
+  f.ok("DELETE", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/budget");
+  f.ok("POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+       R"({"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":"fresh"},
+           "spec":{"maxUnavailable":1,"selector":{"matchLabels":{"app":"a"}}}})");
+  r = f.evict("p1");
+  CHECK(r.status == 429);
+  CHECK(f.pod_exists("p1"));
 }
 
 TEST_CASE("eviction: terminal and pending pods go without consulting the budget") {
@@ -274,6 +282,26 @@ TEST_CASE("eviction: malformed requests and protobuf bodies") {
   r = f.call("POST", url, "[1]");
   CHECK(r.status == 400);
   CHECK(f.call("GET", url).status == 405);
+  // Odd shapes are 4xx, never a crash or a 5xx.
+  for (const char* body :
+       {"", "{", "null", R"({"metadata":5})", R"({"metadata":{"name":5}})",
+        R"({"metadata":{"name":"p1"},"deleteOptions":"x"})",
+        R"({"metadata":{"name":"p1"},"deleteOptions":{"dryRun":"All"}})",
+        R"({"metadata":{"name":"p1"},"deleteOptions":{"dryRun":["Some"]}})",
+        R"({"metadata":{"name":"p1"},"deleteOptions":{"gracePeriodSeconds":"0"}})",
+        R"({"metadata":{"name":"p1"},"deleteOptions":{"preconditions":{"uid":1}}})",
+        R"({"metadata":{"name":"p1","namespace":"other"}})"}) {
+    Response odd = f.call("POST", url, body);
+    INFO(body << " -> " << odd.status << " " << odd.body);
+    CHECK(odd.status >= 400);
+    CHECK(odd.status < 500);
+  }
+  for (const std::string& pb : {std::string("k8s\0", 4) + "garbage", std::string("xyz")}) {
+    Response odd = f.call("POST", url, pb, "application/vnd.kubernetes.protobuf");
+    CHECK(odd.status >= 400);
+    CHECK(odd.status < 500);
+  }
+  CHECK(f.pod_exists("p1"));
   CHECK(f.call("POST", "/api/v1/namespaces/default/configmaps/x/eviction", "{}").status == 404);
   CHECK(f.pod_exists("p1"));
 

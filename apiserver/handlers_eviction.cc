@@ -76,27 +76,49 @@ struct EvictOptions {
   bool user_resource_version = false;  // preconditions.resourceVersion given by the client
 };
 
+// A field of the wrong JSON type: refused as Go's decoder refuses it (a body meant as a dry
+// run must never delete because its dryRun was a string).
+ApiError wrong_type(const char* field, const json& v, const char* go_type) {
+  return errors::bad_request("json: cannot unmarshal " + std::string(v.type_name()) +
+                             " into Go struct field DeleteOptions.deleteOptions." + field +
+                             " of type " + go_type);
+}
+
 ApiResult<EvictOptions> evict_options(const json& eviction) {
   EvictOptions o;
   const json& d = eviction.value("deleteOptions", json());
   if (d.is_null()) return o;
-  if (!d.is_object()) return errors::bad_request("deleteOptions: must be an object");
-  if (d.value("dryRun", json()).is_array())
-    for (const auto& v : d["dryRun"]) {
+  if (!d.is_object())
+    return errors::bad_request("json: cannot unmarshal " + std::string(d.type_name()) +
+                               " into Go struct field Eviction.deleteOptions of type "
+                               "v1.DeleteOptions");
+  const json& dry = d.value("dryRun", json());
+  if (!dry.is_null() && !dry.is_array()) return wrong_type("dryRun", dry, "[]string");
+  if (dry.is_array())
+    for (const auto& v : dry) {
       if (v == "All")
         o.dry_run = true;
       else
         return errors::bad_request("dryRun: Unsupported value: " + v.dump() +
                                    ": supported values: \"All\"");
     }
-  if (d.contains("preconditions") && d["preconditions"].is_object()) {
-    o.preconditions = d["preconditions"];
-    const json& rv = o.preconditions.value("resourceVersion", json());
+  const json& pre = d.value("preconditions", json());
+  if (!pre.is_null() && !pre.is_object())
+    return wrong_type("preconditions", pre, "v1.Preconditions");
+  if (pre.is_object()) {
+    for (const char* k : {"uid", "resourceVersion"}) {
+      const json& v = pre.value(k, json());
+      if (!v.is_null() && !v.is_string()) return wrong_type(k, v, "string");
+    }
+    o.preconditions = pre;
+    const json& rv = pre.value("resourceVersion", json());
     o.user_resource_version = rv.is_string() && !rv.get<std::string>().empty();
   }
   const json& g = d.value("gracePeriodSeconds", json());
+  if (!g.is_null() && !g.is_number_integer()) return wrong_type("gracePeriodSeconds", g, "int64");
   if (g.is_number_integer()) o.grace = g.get<int64_t>();
   const json& pp = d.value("propagationPolicy", json());
+  if (!pp.is_null() && !pp.is_string()) return wrong_type("propagationPolicy", pp, "string");
   if (pp.is_string()) {
     std::string p = pp.get<std::string>();
     if (p != "Background" && p != "Foreground" && p != "Orphan")
@@ -344,7 +366,8 @@ Response ApiImpl::evict(const Request& req, const Target& t) {
         return error_response(
             errors::forbidden("poddisruptionbudgets.policy \"" + pdb_name +
                               "\" is forbidden: pdb disruptions allowed is negative"));
-      const json& disrupted = pdb["status"].value("disruptedPods", json::object());
+      const json& st = pdb.value("status", json::object());
+      const json disrupted = st.is_object() ? st.value("disruptedPods", json()) : json();
       if (disrupted.is_object() && disrupted.size() > kMaxDisruptedPods)
         return error_response(errors::forbidden(
             "poddisruptionbudgets.policy \"" + pdb_name +
