@@ -9,7 +9,9 @@ had; a missing one prints SKIPPED for its half):
 - three Ready pods app=web on a Node; `kubectl apply -f` of a PDB (minAvailable 2) -> created
   (again: unchanged, or configured as kubectl says for PDBs against Kubernetes too);
   the controller writes its status: 3 expected, 3 healthy, 2 desired, 1 disruption allowed;
-- `kubectl get pdb` shows NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE;
+- `kubectl get pdb` shows NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE, and
+  `kubectl describe pdb` the limit, selector and allowed disruptions (the machine's kubectl:
+  1.20 describes through policy/v1beta1, which skiff, like Kubernetes >= 1.25, does not serve);
 - an Eviction (POST pods/NAME/eviction) goes through: 201 Success, the pod is gone, the budget
   has it in disruptedPods; once the controller caught up, a second one is 429 TooManyRequests
   with the DisruptionBudget cause "The disruption budget web needs 2 healthy pods and has 2
@@ -18,7 +20,7 @@ had; a missing one prints SKIPPED for its half):
   exit status non-zero, and both pods stay; after the budget is relaxed (minAvailable 0) the
   same drain evicts them;
 - `kubectl create pdb x --selector=app=a --min-available=1` (the machine's kubectl only:
-  kubectl 1.20 creates policy/v1beta1 budgets, which skiff does not serve).
+  kubectl 1.20 creates policy/v1beta1 budgets).
 Every wait is bounded; nothing is timed."""
 import json
 import os
@@ -166,6 +168,13 @@ spec:
         r.stdout)
     t.check("[%s] get pdb: web 2 N/A 1" % flavour,
             any(re.match(r"^web\s+2\s+N/A\s+1\s+\S+$", ln) for ln in lines), r.stdout)
+
+    if flavour == "current":  # kubectl 1.20 describes through policy/v1beta1 (not served)
+        r = k_ok("kubectl describe pdb", "describe", "pdb", "web", "-n", ns)
+        t.check("[%s] describe pdb: min available, selector, allowed disruptions" % flavour,
+                re.search(r"Min available:\s+2", r.stdout) and
+                re.search(r"Selector:\s+app=web", r.stdout) and
+                re.search(r"Allowed disruptions:\s+1", r.stdout), r.stdout)
 
     # ---- evictions through the API.
     r = api.post(pod_path(ns, "web-0") + "/eviction", eviction(ns, "web-0"))
