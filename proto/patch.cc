@@ -1,6 +1,7 @@
 #include "proto/patch.h"
 
 #include <algorithm>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -304,6 +305,20 @@ Node child(const std::optional<FieldSchema>& fs) {
       return {};
   }
   return {};
+}
+
+// The struct fields declared with set_struct_replace: (parent schema, field name).
+std::mutex g_replace_mu;
+std::set<std::pair<const Schema*, std::string>, std::less<>>& replace_fields() {
+  static auto* s = new std::set<std::pair<const Schema*, std::string>, std::less<>>();
+  return *s;
+}
+
+// Whether field `key` of the struct at `n` is replaced whole (patchStrategy:"replace").
+bool replaces_struct(const Node& n, const std::string& key) {
+  if (n.schema == nullptr) return false;
+  std::lock_guard<std::mutex> g(g_replace_mu);
+  return replace_fields().count({n.schema, key}) > 0;
 }
 
 bool is_merge_list(const std::optional<FieldSchema>& fs) {
@@ -677,7 +692,7 @@ Result<json> merge_map(json original, json patch, const Node& node, const MergeO
       continue;
     }
     Result<json> v = pv;
-    if (pv.is_object())
+    if (pv.is_object() && !replaces_struct(node, k))
       v = merge_map(*cur, pv, child(fs), o);
     else if (pv.is_array() && is_merge_list(fs))
       v = merge_list(*cur, pv, fs, o);
@@ -817,7 +832,10 @@ json diff_maps(const json& original, const json& modified, const Node& node, Dif
     }
     const json& ov = *ov_it;
     auto fs = lookup(node, key);
-    if (ov.is_object()) {
+    if (ov.is_object() && replaces_struct(node, key)) {
+      // handleMapDiff's replace directive: the whole value, changed or not.
+      if (!opts.ignore_changes_and_additions) patch[key] = mv;
+    } else if (ov.is_object()) {
       DiffOpts sub = opts;
       sub.build_retain_keys = fs && (fs->opts.strategy == PatchStrategy::kRetainKeys ||
                                      fs->opts.strategy == PatchStrategy::kMergeRetainKeys);
@@ -916,6 +934,11 @@ Result<json> create_three_way_strategic_patch(const json& original, const json& 
       merge_map(std::move(deletions), std::move(delta), root, MergeOpts{.parallel = false});
   if (!merged) return merged.status().with_context("computing the three-way patch");
   return merged;
+}
+
+void set_struct_replace(const Schema* parent, std::string_view field) {
+  std::lock_guard<std::mutex> g(g_replace_mu);
+  replace_fields().emplace(parent, std::string(field));
 }
 
 }  // namespace skiff::proto

@@ -19,6 +19,13 @@ Result<json> apply_json_patch(const json& original, const json& patch);
 Result<json> apply_strategic_merge_patch(const json& original, const json& patch,
                                          const Schema& schema);
 
+// Kubernetes' patchStrategy:"replace" on a struct-valued field (PodDisruptionBudgetSpec.selector):
+// a strategic merge patch replaces the value whole instead of merging into it, and a computed
+// patch always carries the whole new value (so `kubectl apply` says "configured"). `parent` is
+// the schema of the struct holding `field`. Kind files declare theirs once, when their
+// ResourceType is made; thread-safe.
+void set_struct_replace(const Schema* parent, std::string_view field);
+
 // Computes a JSON merge patch that turns `from` into `to` (nulls for removed keys).
 json create_merge_patch(const json& from, const json& to);
 

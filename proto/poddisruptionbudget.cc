@@ -4,6 +4,7 @@
 #include <set>
 
 #include "proto/kind_util.h"
+#include "proto/patch.h"
 #include "proto/resource.h"
 #include "proto/selector.h"
 #include "proto/validation.h"
@@ -123,6 +124,9 @@ ResourceType poddisruptionbudget_resource() {
       age_column()};
   k.validate = validate_pdb;
   k.row = pdb_row;
+  // `patchStrategy:"replace"` on spec.selector, as k8s.io/api tags it: a selector key removed
+  // by `kubectl apply` must go, not be merged back.
+  set_struct_replace(&schema_of<PodDisruptionBudgetSpec>(), "selector");
   return make_resource(std::move(k));
 }
 

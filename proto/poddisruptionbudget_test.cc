@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "proto/patch.h"
 #include "proto/registry.h"
 
 namespace skiff::proto {
@@ -132,6 +133,34 @@ TEST_CASE("pdb: the registry entry and kubectl's Table cells") {
   row = t.row_cells(other, now);
   CHECK(row[1] == "N/A");
   CHECK(row[2] == "2");
+}
+
+TEST_CASE(
+    "pdb: spec.selector is replaced whole by strategic merge patches (patchStrategy replace)") {
+  const ResourceType& t = pdb_type();  // registering the kind declares the strategy
+  json live = minimal(R"({"minAvailable":1,"selector":{"matchLabels":{"app":"web","tier":"x"}}})");
+  // kubectl apply of a manifest whose selector lost `tier` sends the whole new selector.
+  json patch = json::parse(R"({"spec":{"selector":{"matchLabels":{"app":"web"}}}})");
+  auto got = apply_strategic_merge_patch(live, patch, *t.schema);
+  REQUIRE(got.is_ok());
+  CHECK((*got)["spec"]["selector"] == json::parse(R"({"matchLabels":{"app":"web"}})"));
+  CHECK((*got)["spec"]["minAvailable"] == 1);
+  // Other objects still merge (metadata.labels).
+  live["metadata"]["labels"] = {{"a", "1"}};
+  got = apply_strategic_merge_patch(live, json::parse(R"({"metadata":{"labels":{"b":"2"}}})"),
+                                    *t.schema);
+  REQUIRE(got.is_ok());
+  CHECK((*got)["metadata"]["labels"] == json::parse(R"({"a":"1","b":"2"})"));
+  // The three-way patch (client-side apply) carries the whole selector, even unchanged.
+  json original =
+      minimal(R"({"minAvailable":1,"selector":{"matchLabels":{"app":"web","tier":"x"}}})");
+  json modified = minimal(R"({"minAvailable":1,"selector":{"matchLabels":{"app":"web"}}})");
+  auto p3 = create_three_way_strategic_patch(original, modified, original, *t.schema);
+  REQUIRE(p3.is_ok());
+  CHECK((*p3)["spec"] == json::parse(R"({"selector":{"matchLabels":{"app":"web"}}})"));
+  p3 = create_three_way_strategic_patch(modified, modified, modified, *t.schema);
+  REQUIRE(p3.is_ok());
+  CHECK((*p3)["spec"] == json::parse(R"({"selector":{"matchLabels":{"app":"web"}}})"));
 }
 
 }  // namespace

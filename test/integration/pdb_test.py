@@ -19,6 +19,8 @@ had; a missing one prints SKIPPED for its half):
 - `kubectl drain NODE --force --grace-period=0 --timeout=20s` stops with the budget's message,
   exit status non-zero, and both pods stay; after the budget is relaxed (minAvailable 0) the
   same drain evicts them;
+- `kubectl apply` of a budget whose selector lost a key: the key is gone (the selector's
+  patchStrategy is "replace");
 - `kubectl create pdb x --selector=app=a --min-available=1` (the machine's kubectl only:
   kubectl 1.20 creates policy/v1beta1 budgets).
 Every wait is bounded; nothing is timed."""
@@ -231,6 +233,25 @@ spec:
                     "--max-unavailable=1")
         t.check("[%s] create pdb with both limits is refused" % flavour, r.returncode != 0,
                 r.stdout + r.stderr)
+    # spec.selector is patchStrategy "replace": a key dropped from the manifest goes.
+    sel = """apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: sel
+  namespace: {ns}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app: web{extra}
+"""
+    k_ok("apply a budget selecting app and tier", "apply", "-f", ctrl_lib.write(
+        files, "sel1.yaml", sel.format(ns=ns, extra="\n      tier: x")))
+    k_ok("apply it without tier", "apply", "-f", ctrl_lib.write(
+        files, "sel2.yaml", sel.format(ns=ns, extra="")))
+    got = api.get(pdb_path(ns, "sel"))
+    t.check("[%s] the selector lost tier (replaced, not merged)" % flavour, got.status == 200 and
+            got.json["spec"].get("selector") == {"matchLabels": {"app": "web"}}, got)
     k_ok("delete the pdbs", "delete", "pdb", "--all", "-n", ns)
     r = api.delete("/api/v1/nodes/" + node)
     t.check("[%s] delete node" % flavour, r.status == 200, r)
