@@ -42,5 +42,20 @@ std::string format_labels(const std::map<std::string, std::string>& m) {
   return out;
 }
 
+std::string go_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string go_string_slice(const std::vector<std::string>& v) {
+  if (v.empty()) return "[]string(nil)";
+  std::string out = "[]string{";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + go_quote(v[i]);
+  return out + "}";
+}
 
 }  // namespace skiff::proto

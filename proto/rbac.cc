@@ -7,24 +7,6 @@
 namespace skiff::proto {
 namespace {
 
-// Go's %q for the plain strings these objects hold (quotes and backslashes escaped).
-std::string go_quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-// Go's %#v of a []string, as field.Invalid renders nonResourceURLs.
-std::string go_string_slice(const std::vector<std::string>& v) {
-  if (v.empty()) return "[]string(nil)";
-  std::string out = "[]string{";
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + go_quote(v[i]);
-  return out + "}";
-}
-
 // Go's %#v of the internal rbac.RoleRef, as in Kubernetes' "cannot change roleRef" message.
 std::string go_role_ref(const RoleRef& r) {
   return "rbac.RoleRef{APIGroup:" + go_quote(r.api_group) + ", Kind:" + go_quote(r.kind) +
