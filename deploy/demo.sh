@@ -256,10 +256,10 @@ until_ok() {  # until_ok DESC T CMD...
   return 1
 }
 lk() { bash "$src/deploy/lab.sh" exec node1 kubectl -n hello "$@"; }
-if ! "$build/skiff-apiserver" --help 2>&1 | grep -q -- --service-cluster-ip-range; then
+if ! grep -q -- --service-cluster-ip-range <<<"$("$build/skiff-apiserver" --help 2>&1)"; then
   echo "(this build of skiff-apiserver has no Services yet: skipped)"
 else
-  if "$build/skiffctl" expose --help 2>&1 | grep -q -- --target-port; then
+  if grep -q -- --target-port <<<"$("$build/skiffctl" expose --help 2>&1)"; then
     labx node1 skiffctl expose deployment hello -n hello --port 80 --target-port 8080 \
       --type NodePort
   else
@@ -291,7 +291,7 @@ YAML
     until_ok "NodePort $np on node$i from outside" 20 bash "$src/deploy/lab.sh" exec outside \
       curl -sf --max-time 3 "http://10.250.0.1$i:$np/" || exit 1
   done
-  if "$build/skiff-netagent" --help 2>&1 | grep -q -- --cluster-dns; then
+  if grep -q -- --cluster-dns <<<"$("$build/skiff-netagent" --help 2>&1)"; then
     echo "-- by name, from pod $pod1 (cluster DNS on 10.96.0.10, served by skiff-netagent)"
     labx node1 kubectl -n hello exec "$pod1" -- cat /etc/resolv.conf
     labx node1 kubectl -n hello exec "$pod1" -- nslookup -type=a hello.hello.svc.cluster.local || true

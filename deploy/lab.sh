@@ -231,7 +231,13 @@ down() {
 
 need_bin() { [ -x "$build/$1" ] || die "$build/$1 is not built (run deploy/build.sh)"; }
 # has_flag BINARY FLAG: BINARY's --help lists FLAG.
-has_flag() { "$build/$1" --help 2>&1 | grep -qE -- "(^|[ ,])$2([ =,{:]|\\[|\$)"; }
+# The help text is read whole first: `grep -q` stops at the first match, and with pipefail the
+# writer's SIGPIPE would make a present flag look absent.
+has_flag() {
+  local help
+  help=$("$build/$1" --help 2>&1)
+  grep -qE -- "(^|[ ,])$2([ =,{:]|\\[|\$)" <<<"$help"
+}
 
 make_lan() {
   ip netns add "$lan_ns"
@@ -473,7 +479,7 @@ up() {
   [ -f "$build/images/busybox.oci.tar" ] ||
     die "$build/images/busybox.oci.tar missing (deploy/images/build.sh $build/images)"
   local kb=0
-  "$build/skiff-kubelet" --help 2>&1 | grep -q -- --network-backend && kb=1
+  has_flag skiff-kubelet --network-backend && kb=1
   [ "$kb" = 1 ] || warn "this skiff-kubelet has no --network-backend: started without it"
   # Services (issue 6): each flag is passed only when the binary knows it (an unknown flag makes
   # a daemon exit), so the lab runs with whatever pieces are built; what is left out is said.

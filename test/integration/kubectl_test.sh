@@ -182,7 +182,7 @@ expect_ok() {
   local out rc
   out=$(kc "$@" 2>&1)
   rc=$?
-  if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -Eq -- "$re"; then
+  if [ $rc -eq 0 ] && grep -Eq -- "$re" <<<"$out"; then
     pass "[$FLAVOUR] $desc"
   else
     fail "[$FLAVOUR] $desc: kubectl $* -> exit $rc, wanted output matching /$re/"
@@ -198,7 +198,7 @@ expect_fail() {
   local out rc
   out=$(kc "$@" 2>&1)
   rc=$?
-  if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -Eq -- "$re"; then
+  if [ $rc -ne 0 ] && grep -Eq -- "$re" <<<"$out"; then
     pass "[$FLAVOUR] $desc"
   else
     fail "[$FLAVOUR] $desc: kubectl $* -> exit $rc, wanted failure matching /$re/"
@@ -222,14 +222,14 @@ run_kind() {
     expect_ok "$kind: get shows kubectl's columns" "$header" get $n "$res" "$name"
     local row=$name
     [ "$kind" = event ] && row=pod/web  # events list the object, not their own name
-    if printf '%s\n' "$LAST_OUT" | grep -Eq "(^| )$row( |$)"; then
+    if grep -Eq "(^| )$row( |$)" <<<"$LAST_OUT"; then
       pass "[$FLAVOUR] $kind: get table has a row for $row"
     else
       fail "[$FLAVOUR] $kind: get table has a row for $row"
     fi
     expect_ok "$kind: get (list) as a table" "$header" get $n "$res"
     expect_ok "$kind: get -o yaml" "name: $name" get $n "$res" -o yaml
-    if ! printf '%s\n' "$LAST_OUT" | grep -Eq "resourceVersion: \"[0-9]+\""; then
+    if ! grep -Eq "resourceVersion: \"[0-9]+\"" <<<"$LAST_OUT"; then
       fail "[$FLAVOUR] $kind: get -o yaml carries a numeric resourceVersion"
     fi
     expect_ok "$kind: get -o jsonpath shows the created value" "$v0" \
@@ -247,7 +247,7 @@ run_kind() {
     fi
     expect_ok "$kind: apply -f (changed)" "^$kind(\\.[a-z0-9.]+)?/$name configured" apply -f "$f1"
     expect_ok "$kind: change is stored" "$v1" get $n "$res" "$name" -o "jsonpath=$jp"
-    if printf '%s\n' "$LAST_OUT" | grep -Eqw -- "$v0"; then
+    if grep -Eqw -- "$v0" <<<"$LAST_OUT"; then
       fail "[$FLAVOUR] $kind: old value '$v0' gone after apply (got: $LAST_OUT)"
     fi
     expect_ok "$kind: apply -f (same again) is unchanged" "^$kind(\\.[a-z0-9.]+)?/$name unchanged" \
@@ -351,7 +351,7 @@ run_flavour() {
   # JSON must refuse it as 415 UnsupportedMediaType (then kubectl says so), never 400.
   local out
   out=$(kc create namespace "$NS-imp" 2>&1)
-  if printf '%s\n' "$out" | grep -Eq "namespace/$NS-imp created|UnsupportedMediaType"; then
+  if grep -Eq "namespace/$NS-imp created|UnsupportedMediaType" <<<"$out"; then
     pass "[$FLAVOUR] create namespace (imperative): created, or 415 for a protobuf body"
   else
     fail "[$FLAVOUR] create namespace (imperative): created, or 415 for a protobuf body"

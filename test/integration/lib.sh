@@ -182,7 +182,7 @@ contains() {  # contains HAYSTACK NEEDLE
 }
 
 matches() {  # matches TEXT ERE
-  if printf '%s\n' "$1" | grep -Eq -- "$2"; then return 0; fi
+  if grep -Eq -- "$2" <<<"$1"; then return 0; fi
   echo "expected a line matching: $2"
   echo "in: $1"
   return 1
