@@ -24,11 +24,8 @@ had; a missing one prints SKIPPED for its half):
 - `kubectl create pdb x --selector=app=a --min-available=1` (the machine's kubectl only:
   kubectl 1.20 creates policy/v1beta1 budgets).
 Every wait is bounded; nothing is timed."""
-import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,8 +34,6 @@ import ctrl_lib  # noqa: E402
 
 t = ctrl_lib.begin(420)
 CM = testlib.need_bin("skiff-controller-manager")
-SRC = os.environ.get("SKIFF_SRC") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "..", "..")
 POLICY = "/apis/policy/v1"
 VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
 
@@ -111,17 +106,10 @@ t.check("discovery: /apis lists policy (preferred v1)", any(
 def run_flavour(flavour, exe):
     tag = "cur" if flavour == "current" else "k120"
     ns, node = "pdb-" + tag, "pdb-node-" + tag
-    cache = os.path.join(testlib.tmpdir(), "kube-cache")
     files = testlib.tmpdir()
 
-    def kubectl(*args, timeout=90):
-        return subprocess.run([exe, "--kubeconfig", srv.kubeconfig, "--cache-dir", cache] +
-                              list(args), capture_output=True, text=True, timeout=timeout)
-
-    def k_ok(desc, *args):
-        r = kubectl(*args)
-        t.check("[%s] %s" % (flavour, desc), r.returncode == 0, r.stderr + r.stdout)
-        return r
+    k = testlib.Kubectl(t, flavour, exe, srv.kubeconfig, timeout=90)
+    kubectl, k_ok = k.run, k.ok
 
     ctrl_lib.create_namespace(api, t, ns)
     r = api.post("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
@@ -279,19 +267,9 @@ t.check("invalid pdb: 422 naming spec and spec.maxUnavailable",
 
 # ---- kubectl: the machine's, then Debian's 1.20.
 ran = 0
-if shutil.which("kubectl"):
-    run_flavour("current", shutil.which("kubectl"))
+for flavour, exe in testlib.kubectl_flavours():
+    run_flavour(flavour, exe)
     ran += 1
-else:
-    print("SKIPPED: no kubectl on PATH: the machine-kubectl half", flush=True)
-k120 = subprocess.run(["bash", os.path.join(SRC, "test", "tools", "kubectl120.sh")],
-                      capture_output=True, text=True, timeout=300)
-if k120.returncode == 0 and k120.stdout.strip():
-    run_flavour("v1.20", k120.stdout.strip())
-    ran += 1
-else:
-    print("SKIPPED: Debian's kubectl 1.20 could not be had: that half\n" +
-          "\n".join("       | " + ln for ln in k120.stderr.splitlines()), flush=True)
 
 t.check("skiff-controller-manager still running", cm.alive(), cm.tail())
 if t.failed:

@@ -19,11 +19,10 @@ Through the API directly: discovery (short name pc, cluster-scoped), the global 
 Every wait is bounded; nothing is timed."""
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ctrl_lib  # noqa: E402
 import testlib  # noqa: E402
 
 testlib.ensure_modules("yaml")
@@ -31,8 +30,6 @@ testlib.deadline(300)
 t = testlib.Checks()
 PCS = "/apis/scheduling.k8s.io/v1/priorityclasses"
 PODS = "/api/v1/namespaces/default/pods"
-SRC = os.environ.get("SKIFF_SRC") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "..", "..")
 
 srv = testlib.Server().start()
 api = srv.client()
@@ -56,25 +53,14 @@ spec:{cls}
 
 def run_flavour(flavour, exe):
     tag = "cur" if flavour == "current" else "k120"
-    cache = os.path.join(testlib.tmpdir(), "kube-cache")
     files = testlib.tmpdir()
     high = tag + "-high"
 
-    def kubectl(*args, stdin=None):
-        return subprocess.run([exe, "--kubeconfig", srv.kubeconfig, "--cache-dir", cache] +
-                              list(args), capture_output=True, text=True, timeout=60,
-                              input=stdin)
-
-    def k_ok(desc, *args, stdin=None):
-        r = kubectl(*args, stdin=stdin)
-        t.check("[%s] %s" % (flavour, desc), r.returncode == 0, r.stderr + r.stdout)
-        return r
+    k = testlib.Kubectl(t, flavour, exe, srv.kubeconfig)
+    kubectl, k_ok = k.run, k.ok
 
     def write(name, text):
-        p = os.path.join(files, name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
+        return ctrl_lib.write(files, name, text)
 
     def pc_yaml(value, name=high):
         return """apiVersion: scheduling.k8s.io/v1
@@ -210,19 +196,9 @@ finally:
 
 # ---- kubectl: the machine's, then Debian's 1.20.
 ran = 0
-if shutil.which("kubectl"):
-    run_flavour("current", shutil.which("kubectl"))
+for flavour, exe in testlib.kubectl_flavours():
+    run_flavour(flavour, exe)
     ran += 1
-else:
-    print("SKIPPED: no kubectl on PATH: the machine-kubectl half", flush=True)
-k120 = subprocess.run(["bash", os.path.join(SRC, "test", "tools", "kubectl120.sh")],
-                      capture_output=True, text=True, timeout=300)
-if k120.returncode == 0 and k120.stdout.strip():
-    run_flavour("v1.20", k120.stdout.strip())
-    ran += 1
-else:
-    print("SKIPPED: Debian's kubectl 1.20 could not be had: that half\n" +
-          "\n".join("       | " + ln for ln in k120.stderr.splitlines()), flush=True)
 
 if t.failed:
     srv.dump_log()

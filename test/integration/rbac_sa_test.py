@@ -22,8 +22,6 @@ names, the roleRef PUT. Every wait is bounded; nothing is timed."""
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,8 +31,6 @@ import ctrl_lib  # noqa: E402
 t = ctrl_lib.begin(420)
 CM = testlib.need_bin("skiff-controller-manager")
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
-SRC = os.environ.get("SKIFF_SRC") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "..", "..")
 
 srv = testlib.Server().start()
 api = srv.client()
@@ -133,25 +129,14 @@ def lines_matching(text, pattern):
 def run_flavour(flavour, exe):
     tag = "cur" if flavour == "current" else "k120"
     ns = "rbac-" + tag
-    cache = os.path.join(testlib.tmpdir(), "kube-cache")
     files = testlib.tmpdir()
     cr, crb = "skiff-test:%s:viewer" % tag, "skiff-test:%s:viewers" % tag
 
-    def kubectl(*args, stdin=None):
-        return subprocess.run([exe, "--kubeconfig", srv.kubeconfig, "--cache-dir", cache] +
-                              list(args), capture_output=True, text=True, timeout=60,
-                              input=stdin)
-
-    def k_ok(desc, *args, stdin=None):
-        r = kubectl(*args, stdin=stdin)
-        t.check("[%s] %s" % (flavour, desc), r.returncode == 0, r.stderr + r.stdout)
-        return r
+    k = testlib.Kubectl(t, flavour, exe, srv.kubeconfig)
+    kubectl, k_ok = k.run, k.ok
 
     def write(name, text):
-        p = os.path.join(files, name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
+        return ctrl_lib.write(files, name, text)
 
     base = write("base.yaml", manifest(tag, ns))
     changed = write("changed.yaml", manifest(tag, ns, changed=True))
@@ -408,19 +393,9 @@ t.check("the bootstrap namespaces have theirs (kube-system/default)", r.status =
 
 # ---- kubectl: the machine's, then Debian's 1.20.
 ran = 0
-if shutil.which("kubectl"):
-    run_flavour("current", shutil.which("kubectl"))
+for flavour, exe in testlib.kubectl_flavours():
+    run_flavour(flavour, exe)
     ran += 1
-else:
-    print("SKIPPED: no kubectl on PATH: the machine-kubectl half", flush=True)
-k120 = subprocess.run(["bash", os.path.join(SRC, "test", "tools", "kubectl120.sh")],
-                      capture_output=True, text=True, timeout=300)
-if k120.returncode == 0 and k120.stdout.strip():
-    run_flavour("v1.20", k120.stdout.strip())
-    ran += 1
-else:
-    print("SKIPPED: Debian's kubectl 1.20 could not be had: that half\n" +
-          "\n".join("       | " + ln for ln in k120.stderr.splitlines()), flush=True)
 
 t.check("skiff-controller-manager still running", cm.alive(), cm.tail())
 if t.failed:

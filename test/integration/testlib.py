@@ -131,6 +131,48 @@ def tmpdir():
     return d
 
 
+class Kubectl:
+    """A kubectl binary against the server of `kubeconfig`, with a discovery cache dir of its
+    own; `flavour` ("current", "v1.20") prefixes its check lines."""
+
+    def __init__(self, checks, flavour, exe, kubeconfig, timeout=60):
+        self.t, self.flavour, self.exe, self.kubeconfig = checks, flavour, exe, kubeconfig
+        self.timeout = timeout
+        self.cache = os.path.join(tmpdir(), "kube-cache")
+
+    def run(self, *args, stdin=None, timeout=None):
+        return subprocess.run([self.exe, "--kubeconfig", self.kubeconfig, "--cache-dir",
+                               self.cache] + list(args), capture_output=True, text=True,
+                              timeout=timeout or self.timeout, input=stdin)
+
+    def ok(self, desc, *args, stdin=None, timeout=None):
+        """Runs kubectl and checks it exits 0."""
+        r = self.run(*args, stdin=stdin, timeout=timeout)
+        self.t.check("[%s] %s" % (self.flavour, desc), r.returncode == 0, r.stderr + r.stdout)
+        return r
+
+
+def kubectl_flavours():
+    """[(flavour, path)] of the kubectls a test runs with: the machine's ("current") and
+    Debian's 1.20 ("v1.20", unpacked by test/tools/kubectl120.sh); a SKIPPED line for each
+    that cannot be had."""
+    out = []
+    exe = shutil.which("kubectl")
+    if exe:
+        out.append(("current", exe))
+    else:
+        print("SKIPPED: no kubectl on PATH: the machine-kubectl half", flush=True)
+    src = os.environ.get("SKIFF_SRC") or os.path.join(os.path.dirname(__file__), "..", "..")
+    r = subprocess.run(["bash", os.path.join(src, "test", "tools", "kubectl120.sh")],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode == 0 and r.stdout.strip():
+        out.append(("v1.20", r.stdout.strip()))
+    else:
+        print("SKIPPED: Debian's kubectl 1.20 could not be had: that half\n" +
+              "\n".join("       | " + ln for ln in r.stderr.splitlines()), flush=True)
+    return out
+
+
 def load_kubeconfig(path):
     """Returns (server URL, CA PEM bytes or None, token or None) of the current context."""
     import yaml
