@@ -53,7 +53,9 @@ if with_agent:
         netlab.teardown([], [NS])
         raise
 else:
-    testlib.log("skip - skiff-netagent under fuzzed objects (needs root, nft and the binary)")
+    # A skipped part says so as loudly as testlib.skip does, not as a log line.
+    print("SKIPPED: skiff-netagent under fuzzed objects (needs root, nft and the binary): "
+          "that part", flush=True)
 srv = testlib.Server(extra=["--anonymous"], insecure=True).start()
 # The objects the API accepts go on to the controllers: they must not crash on them either.
 daemons = [ctrl_lib.controller_manager(CM, srv),
