@@ -25,6 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ctrl_lib  # noqa: E402
 import testlib  # noqa: E402
 
+lines_matching = testlib.lines_matching
+
 testlib.ensure_modules("yaml")
 testlib.deadline(300)
 t = testlib.Checks()
@@ -33,10 +35,6 @@ PODS = "/api/v1/namespaces/default/pods"
 
 srv = testlib.Server().start()
 api = srv.client()
-
-
-def lines_matching(text, pattern):
-    return [ln for ln in text.splitlines() if re.search(pattern, ln)]
 
 
 def pod_yaml(name, cls=None):

@@ -28,6 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testlib  # noqa: E402
 import ctrl_lib  # noqa: E402
 
+lines_matching = testlib.lines_matching
+
 t = ctrl_lib.begin(420)
 CM = testlib.need_bin("skiff-controller-manager")
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
@@ -120,10 +122,6 @@ def sa_path(ns, name=""):
 def default_sa_uid(ns):
     r = api.get(sa_path(ns, "default"))
     return r.json["metadata"]["uid"] if r.status == 200 else None
-
-
-def lines_matching(text, pattern):
-    return [ln for ln in text.splitlines() if re.search(pattern, ln)]
 
 
 def run_flavour(flavour, exe):

@@ -152,6 +152,11 @@ class Kubectl:
         return r
 
 
+def lines_matching(text, pattern):
+    """The lines of text that the regular expression pattern matches (kubectl tables)."""
+    return [ln for ln in text.splitlines() if re.search(pattern, ln)]
+
+
 def kubectl_flavours():
     """[(flavour, path)] of the kubectls a test runs with: the machine's ("current") and
     Debian's 1.20 ("v1.20", unpacked by test/tools/kubectl120.sh); a SKIPPED line for each
