@@ -254,7 +254,8 @@ for name in ("a", "b"):
                                        "spec": {"maxUnavailable": 1,
                                                 "selector": {"matchLabels": {"app": "web"}}}})
     t.check("create pdb-api/%s" % name, r.status == 201, r)
-wait_status("pdb-api", "b", disruptionsAllowed=1)
+st = wait_status("pdb-api", "b", disruptionsAllowed=1)
+t.check("pdb-api/b counts solo: 1 disruption allowed", st.get("disruptionsAllowed") == 1, st)
 r = api.post(pod_path("pdb-api", "solo") + "/eviction", eviction("pdb-api", "solo"))
 t.check("two budgets: 500 'more than one PodDisruptionBudget'", r.status == 500 and
         "more than one PodDisruptionBudget" in (r.json or {}).get("message", ""), r)
