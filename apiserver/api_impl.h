@@ -57,6 +57,18 @@ struct Target {
   bool legacy_watch = false;  // /api/v1/watch/... form
 };
 
+// The fields of a metav1.DeleteOptions (a DELETE body, an Eviction's deleteOptions).
+struct DeleteParams {
+  json preconditions;
+  int64_t grace = -1;       // -1: not given (pods then use their terminationGracePeriodSeconds)
+  std::string propagation;  // "", "Background", "Foreground" or "Orphan"
+  bool dry_run = false;     // dryRun: ["All"] (the query parameter is WriteOptions')
+};
+// Reads DeleteOptions `opts` (a JSON object) strictly: a field of the wrong JSON type is a 400
+// with Go's decoder message naming `go_path` + the field ("DeleteOptions.gracePeriodSeconds"),
+// an unsupported dryRun or propagationPolicy value a 400 (handlers_write.cc).
+ApiResult<DeleteParams> parse_delete_options(const json& opts, const std::string& go_path);
+
 enum class FieldValidation { kIgnore, kWarn, kStrict };
 
 struct WriteOptions {

@@ -596,6 +596,19 @@ TEST_CASE("finalizers hold deletion until the last one is removed") {
   CHECK(f.call("GET", base + "/pre").status == 200);
   CHECK(f.call("DELETE", base + "/pre", R"({"dryRun":["All"]})").status == 200);
   CHECK(f.call("GET", base + "/pre").status == 200);
+  // DeleteOptions fields of the wrong type are a 400 (Go's decoder), never a real delete: a
+  // dryRun given as a string, a grace period given as a string (it used to count as 0).
+  for (const char* body : {R"({"dryRun":"All"})", R"({"dryRun":["Some"]})",
+                           R"({"gracePeriodSeconds":"30"})", R"({"propagationPolicy":1})",
+                           R"({"orphanDependents":"yes"})", R"({"preconditions":"x"})"}) {
+    auto bad = f.call_json("DELETE", base + "/pre", body);
+    INFO(body);
+    CHECK(bad["code"] == 400);
+  }
+  CHECK(f.call_json("DELETE", base + "/pre", R"({"dryRun":"All"})")["message"] ==
+        "json: cannot unmarshal string into Go struct field DeleteOptions.dryRun of type "
+        "[]string");
+  CHECK(f.call("GET", base + "/pre").status == 200);
 }
 
 TEST_CASE("propagationPolicy Foreground/Orphan hold the object with the GC's finalizer") {

@@ -67,63 +67,20 @@ int64_t int_field(const json& obj, const char* a, const char* b) {
   return v.is_number_integer() ? v.get<int64_t>() : 0;
 }
 
-// The Eviction's deleteOptions as delete_object takes them.
-struct EvictOptions {
-  json preconditions;
-  int64_t grace = -1;
-  std::string propagation;
-  bool dry_run = false;
-  bool user_resource_version = false;  // preconditions.resourceVersion given by the client
-};
-
-// A field of the wrong JSON type: refused as Go's decoder refuses it (a body meant as a dry
-// run must never delete because its dryRun was a string).
-ApiError wrong_type(const char* field, const json& v, const char* go_type) {
-  return errors::bad_request("json: cannot unmarshal " + std::string(v.type_name()) +
-                             " into Go struct field DeleteOptions.deleteOptions." + field +
-                             " of type " + go_type);
-}
-
-ApiResult<EvictOptions> evict_options(const json& eviction) {
-  EvictOptions o;
+// The Eviction's deleteOptions as delete_object takes them; `user_resource_version` when the
+// client gave a resourceVersion precondition.
+ApiResult<DeleteParams> evict_options(const json& eviction, bool* user_resource_version) {
   const json& d = eviction.value("deleteOptions", json());
-  if (d.is_null()) return o;
+  *user_resource_version = false;
+  if (d.is_null()) return DeleteParams{};
   if (!d.is_object())
     return errors::bad_request("json: cannot unmarshal " + std::string(d.type_name()) +
                                " into Go struct field Eviction.deleteOptions of type "
                                "v1.DeleteOptions");
-  const json& dry = d.value("dryRun", json());
-  if (!dry.is_null() && !dry.is_array()) return wrong_type("dryRun", dry, "[]string");
-  if (dry.is_array())
-    for (const auto& v : dry) {
-      if (v == "All")
-        o.dry_run = true;
-      else
-        return errors::bad_request("dryRun: Unsupported value: " + v.dump() +
-                                   ": supported values: \"All\"");
-    }
-  const json& pre = d.value("preconditions", json());
-  if (!pre.is_null() && !pre.is_object())
-    return wrong_type("preconditions", pre, "v1.Preconditions");
-  if (pre.is_object()) {
-    for (const char* k : {"uid", "resourceVersion"}) {
-      const json& v = pre.value(k, json());
-      if (!v.is_null() && !v.is_string()) return wrong_type(k, v, "string");
-    }
-    o.preconditions = pre;
-    const json& rv = pre.value("resourceVersion", json());
-    o.user_resource_version = rv.is_string() && !rv.get<std::string>().empty();
-  }
-  const json& g = d.value("gracePeriodSeconds", json());
-  if (!g.is_null() && !g.is_number_integer()) return wrong_type("gracePeriodSeconds", g, "int64");
-  if (g.is_number_integer()) o.grace = g.get<int64_t>();
-  const json& pp = d.value("propagationPolicy", json());
-  if (!pp.is_null() && !pp.is_string()) return wrong_type("propagationPolicy", pp, "string");
-  if (pp.is_string()) {
-    std::string p = pp.get<std::string>();
-    if (p != "Background" && p != "Foreground" && p != "Orphan")
-      return errors::bad_request("propagationPolicy: Unsupported value: \"" + p + "\"");
-    o.propagation = p;
+  auto o = parse_delete_options(d, "DeleteOptions.deleteOptions.");
+  if (o.ok() && o.value().preconditions.is_object()) {
+    const json& rv = o.value().preconditions.value("resourceVersion", json());
+    *user_resource_version = rv.is_string() && !rv.get<std::string>().empty();
   }
   return o;
 }
@@ -216,9 +173,10 @@ Response ApiImpl::evict(const Request& req, const Target& t) {
     return error_response(errors::bad_request(
         "the namespace of the provided object does not match the namespace sent on the "
         "request"));
-  auto eo = evict_options(eviction);
+  bool user_resource_version = false;
+  auto eo = evict_options(eviction, &user_resource_version);
   if (!eo.ok()) return error_response(eo.error());
-  EvictOptions opts = eo.value();
+  const DeleteParams& opts = eo.value();
   if (opts.dry_run) wo.value().dry_run = true;
   const bool dry_run = wo.value().dry_run;
 
@@ -272,7 +230,7 @@ Response ApiImpl::evict(const Request& req, const Target& t) {
   // The pod's resourceVersion as a precondition, unless the client gave one: the pod must not
   // have become ready (and so guarded by its budget) since it was read.
   auto with_rv = [&](const json& pod) {
-    if (opts.user_resource_version) return opts.preconditions;
+    if (user_resource_version) return opts.preconditions;
     json p = opts.preconditions.is_object() ? opts.preconditions : json::object();
     p["resourceVersion"] = meta_string(pod, "resourceVersion");
     return p;
@@ -292,7 +250,7 @@ Response ApiImpl::evict(const Request& req, const Target& t) {
     const bool enforce_rv = !terminal(pod) && meta_string(pod, "deletionTimestamp").empty();
     auto res = remove_pod(enforce_rv ? with_rv(pod) : opts.preconditions);
     if (res.ok()) return success();
-    if (res.error().code == 409 && !opts.user_resource_version) continue;
+    if (res.error().code == 409 && !user_resource_version) continue;
     return error_response(res.error());
   }
 
@@ -393,7 +351,7 @@ Response ApiImpl::evict(const Request& req, const Target& t) {
 
   auto res = remove_pod(unhealthy_delete ? with_rv(pod) : opts.preconditions);
   if (!res.ok()) {
-    if (res.error().code == 409 && unhealthy_delete && !opts.user_resource_version)
+    if (res.error().code == 409 && unhealthy_delete && !user_resource_version)
       // The pod changed (it may have become ready) since it was judged: the client retries.
       return error_response(still_processing(meta_string(pdb, "name")));
     return error_response(res.error());

@@ -731,14 +731,55 @@ void ApiImpl::sweep_namespace(const std::string& ns) {
   }
 }
 
-namespace {
+ApiResult<DeleteParams> parse_delete_options(const json& opts, const std::string& go_path) {
+  DeleteParams p;
+  // A field of the wrong JSON type is refused as Go's decoder refuses it: a body meant as a dry
+  // run must never delete because its dryRun was a string, nor a grace period of "30" delete
+  // at once.
+  auto wrong_type = [&](const char* field, const json& v, const char* go_type) {
+    return errors::bad_request("json: cannot unmarshal " + std::string(v.type_name()) +
+                               " into Go struct field " + go_path + field + " of type " + go_type);
+  };
+  const json& dry = opts.value("dryRun", json());
+  if (!dry.is_null() && !dry.is_array()) return wrong_type("dryRun", dry, "[]string");
+  if (dry.is_array())
+    for (const auto& v : dry) {
+      if (v != "All")
+        return errors::bad_request("dryRun: Unsupported value: " + v.dump() +
+                                   ": supported values: \"All\"");
+      p.dry_run = true;
+    }
+  const json& pre = opts.value("preconditions", json());
+  if (!pre.is_null() && !pre.is_object())
+    return wrong_type("preconditions", pre, "v1.Preconditions");
+  if (pre.is_object()) {
+    for (const char* k : {"uid", "resourceVersion"}) {
+      const json& v = pre.value(k, json());
+      if (!v.is_null() && !v.is_string()) return wrong_type(k, v, "string");
+    }
+    p.preconditions = pre;
+  }
+  const json& g = opts.value("gracePeriodSeconds", json());
+  if (!g.is_null() && !g.is_number_integer()) return wrong_type("gracePeriodSeconds", g, "int64");
+  if (g.is_number_integer()) p.grace = g.get<int64_t>();
+  const json& pp = opts.value("propagationPolicy", json());
+  if (!pp.is_null() && !pp.is_string()) return wrong_type("propagationPolicy", pp, "string");
+  if (pp.is_string()) {
+    std::string v = pp.get<std::string>();
+    if (v != "Background" && v != "Foreground" && v != "Orphan")
+      return errors::bad_request("propagationPolicy: Unsupported value: \"" + v + "\"");
+    p.propagation = v;
+  }
+  // The deprecated orphanDependents: true is Orphan, false Background.
+  const json& orphan = opts.value("orphanDependents", json());
+  if (!orphan.is_null() && !orphan.is_boolean())
+    return wrong_type("orphanDependents", orphan, "bool");
+  if (p.propagation.empty() && orphan.is_boolean())
+    p.propagation = orphan.get<bool>() ? "Orphan" : "Background";
+  return p;
+}
 
-struct DeleteParams {
-  json preconditions;
-  int64_t grace = -1;       // -1: not given (pods then use their terminationGracePeriodSeconds)
-  std::string propagation;  // "", "Background", "Foreground" or "Orphan"
-  bool dry_run = false;     // dryRun: ["All"] in the body (the query parameter is WriteOptions')
-};
+namespace {
 
 // The DeleteOptions of the body: JSON, or protobuf from typed clients (`kubectl drain`).
 ApiResult<json> delete_options(const Request& req) {
@@ -755,23 +796,9 @@ ApiResult<DeleteParams> delete_params(const Request& req) {
   if (!req.body.empty()) {
     auto parsed = delete_options(req);
     if (!parsed.ok()) return parsed.error();
-    json& opts = parsed.value();
-    if (opts.value("dryRun", json()).is_array())
-      for (const auto& d : opts["dryRun"])
-        if (d == "All") p.dry_run = true;
-    if (opts.contains("preconditions")) p.preconditions = opts["preconditions"];
-    if (opts.contains("gracePeriodSeconds") && !opts["gracePeriodSeconds"].is_null())
-      p.grace = int_or(opts["gracePeriodSeconds"], 0);
-    if (opts.contains("propagationPolicy") && opts["propagationPolicy"].is_string()) {
-      std::string pp = opts["propagationPolicy"];
-      if (pp != "Background" && pp != "Foreground" && pp != "Orphan")
-        return errors::bad_request("propagationPolicy: Unsupported value: \"" + pp + "\"");
-      p.propagation = pp;
-    }
-    // The deprecated orphanDependents: true is Orphan, false Background.
-    if (p.propagation.empty() && opts.contains("orphanDependents") &&
-        opts["orphanDependents"].is_boolean())
-      p.propagation = opts["orphanDependents"].get<bool>() ? "Orphan" : "Background";
+    auto body = parse_delete_options(parsed.value(), "DeleteOptions.");
+    if (!body.ok()) return body.error();
+    p = std::move(body.value());
   }
   if (req.has_q("gracePeriodSeconds")) {
     try {
