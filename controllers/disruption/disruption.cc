@@ -103,14 +103,29 @@ int32_t expected_by_scale(const std::vector<json>& pods, const ScaleLookup& scal
 
 }  // namespace
 
-std::vector<json> select_pods(const json& pdb, const std::vector<json>& pods) {
+namespace {
+
+// The budget's selector; nullopt when it selects nothing (nil in policy/v1, or malformed).
+std::optional<proto::LabelSelector> selector_of(const json& pdb) {
   const json& sel = at(pdb, "spec", "selector");
-  if (!sel.is_object()) return {};  // nil selects nothing (policy/v1)
+  if (!sel.is_object()) return std::nullopt;
   auto parsed = proto::LabelSelector::from_json(sel);
-  if (!parsed.is_ok()) return {};
+  if (!parsed.is_ok()) return std::nullopt;
+  return std::move(*parsed);
+}
+
+bool selects(const proto::LabelSelector& sel, const json& pod) {
+  return sel.matches_json(at(pod, "metadata", "labels"));
+}
+
+}  // namespace
+
+std::vector<json> select_pods(const json& pdb, const std::vector<json>& pods) {
+  auto sel = selector_of(pdb);
+  if (!sel) return {};
   std::vector<json> out;
   for (const auto& p : pods)
-    if (parsed->matches_json(at(p, "metadata", "labels"))) out.push_back(p);
+    if (selects(*sel, p)) out.push_back(p);
   return out;
 }
 
@@ -226,10 +241,11 @@ void DisruptionController::on_pod(const json* old_pod, const json& pod) {
   if (old_pod && str(at(*old_pod, "metadata", "resourceVersion")) ==
                      str(at(pod, "metadata", "resourceVersion")))
     return;
-  std::vector<json> both = {pod};
-  if (old_pod) both.push_back(*old_pod);
-  for (const auto& pdb : client_->list_pdbs(ns))
-    if (!select_pods(pdb, both).empty()) on_pdb(pdb);
+  // Matched in place: this runs for every pod event, so no copies of the pods.
+  for (const auto& pdb : client_->list_pdbs(ns)) {
+    auto sel = selector_of(pdb);
+    if (sel && (selects(*sel, pod) || (old_pod && selects(*sel, *old_pod)))) on_pdb(pdb);
+  }
 }
 
 std::optional<OwnerScale> DisruptionController::owner_scale(const json& pod) {
