@@ -3,26 +3,16 @@
 #include "proto/poddisruptionbudget.h"
 
 #include <catch2/catch.hpp>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "proto/patch.h"
 #include "proto/registry.h"
+#include "proto/test_util.h"
 
 namespace skiff::proto {
 namespace {
 
-json fixture() {
-  auto path =
-      std::filesystem::path(__FILE__).parent_path() / "testdata" / "poddisruptionbudget.json";
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+json fixture() { return testutil::fixture("poddisruptionbudget"); }
 
 const ResourceType& pdb_type() {
   const ResourceType* t = Registry::builtin().find("policy", "v1", "poddisruptionbudgets");

@@ -7,21 +7,18 @@
 #include <map>
 
 #include "proto/registry.h"
+#include "proto/test_util.h"
 #include "proto/time.h"
 
 namespace skiff::proto {
 namespace {
 
+using testutil::by_field;
+
 const ResourceType& pc_type() {
   const ResourceType* t = Registry::builtin().find("scheduling.k8s.io", "v1", "priorityclasses");
   REQUIRE(t != nullptr);
   return *t;
-}
-
-std::map<std::string, std::string> by_field(const FieldErrors& errs) {
-  std::map<std::string, std::string> m;
-  for (const auto& e : errs) m[e.field] = e.message();
-  return m;
 }
 
 json defaulted(const std::string& body) {

@@ -5,45 +5,25 @@
 #include "proto/rbac.h"
 
 #include <catch2/catch.hpp>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "proto/registry.h"
 #include "proto/serviceaccount.h"
+#include "proto/test_util.h"
 #include "proto/time.h"
 
 namespace skiff::proto {
 namespace {
 
-json fixture(const std::string& name) {
-  auto path = std::filesystem::path(__FILE__).parent_path() / "testdata" / (name + ".json");
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+using testutil::by_field;
+using testutil::describe;
+using testutil::fixture;
 
 const ResourceType& type(const char* plural) {
   const char* group = std::string_view(plural) == "serviceaccounts" ? "" : kRbacGroup;
   const ResourceType* t = Registry::builtin().find(group, "v1", plural);
   REQUIRE(t != nullptr);
   return *t;
-}
-
-std::string describe(const FieldErrors& errs) {
-  std::string s;
-  for (const auto& e : errs) s += e.field + ": " + e.message() + "\n";
-  return s;
-}
-
-// field -> message, for exact checks.
-std::map<std::string, std::string> by_field(const FieldErrors& errs) {
-  std::map<std::string, std::string> m;
-  for (const auto& e : errs) m[e.field] = e.message();
-  return m;
 }
 
 json normalized(const char* plural, const std::string& body) {
@@ -71,24 +51,7 @@ FieldErrors validate(const char* plural, const std::string& body, const std::str
 template <class T>
 void round_trip(const char* plural, const char* file) {
   INFO(file);
-  const ResourceType& t = type(plural);
-  json in = fixture(file);
-  FieldErrors errs;
-  json out = t.normalize(in, errs, DecodeOptions{});
-  INFO(describe(errs));
-  CHECK(errs.empty());
-  INFO(json::diff(in, out).dump(1));
-  CHECK(out == in);
-  T typed = decode<T>(in, errs);
-  CHECK(errs.empty());
-  CHECK(encode(typed) == in);
-  CHECK(encode(decode<T>(encode(typed), errs)) == encode(typed));
-  json d = out;
-  t.apply_defaults(d);
-  CHECK(d == out);  // the fixtures are already defaulted
-  FieldErrors verrs = t.validate(d, nullptr);
-  INFO(describe(verrs));
-  CHECK(verrs.empty());
+  testutil::check_round_trip<T>(type(plural), fixture(file));
 }
 
 const std::string kMeta = R"("metadata":{"name":"x","namespace":"ci"})";

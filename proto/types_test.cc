@@ -1,10 +1,7 @@
 // Codec round-trips, defaulting, validation, Table rows and field selectors for every built-in
 // kind, driven through the registry as the API server drives them.
 #include <catch2/catch.hpp>
-#include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "proto/configmap.h"
 #include "proto/endpoints.h"
@@ -16,18 +13,13 @@
 #include "proto/registry.h"
 #include "proto/secret.h"
 #include "proto/service.h"
+#include "proto/test_util.h"
 
 namespace skiff::proto {
 namespace {
 
-json fixture(const std::string& name) {
-  auto path = std::filesystem::path(__FILE__).parent_path() / "testdata" / (name + ".json");
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+using testutil::describe;
+using testutil::fixture;
 
 const ResourceType& type(const char* name) {
   const ResourceType* t = Registry::builtin().resolve(name);
@@ -35,34 +27,12 @@ const ResourceType& type(const char* name) {
   return *t;
 }
 
-std::string describe(const FieldErrors& errs) {
-  std::string s;
-  for (const auto& e : errs) s += e.field + ": " + e.message() + "\n";
-  return s;
-}
-
-// normalize(fixture) == fixture, and decode -> encode -> decode is stable.
+// normalize(fixture) == fixture, decode -> encode -> decode is stable, and defaulting leaves
+// the fixture unchanged and valid.
 template <class T>
 void check_round_trip(const char* plural, const char* file) {
-  const ResourceType& t = type(plural);
-  json in = fixture(file);
-  FieldErrors errs;
-  json out = t.normalize(in, errs, DecodeOptions{});
-  INFO(describe(errs));
-  CHECK(errs.empty());
-  INFO(json::diff(in, out).dump(1));
-  CHECK(out == in);
-  T typed = decode<T>(in, errs);
-  CHECK(errs.empty());
-  CHECK(encode(typed) == in);
-  T again = decode<T>(encode(typed), errs);
-  CHECK(encode(again) == encode(typed));
-  // A valid fixture stays unchanged by defaulting and passes validation.
-  json defaulted = out;
-  t.apply_defaults(defaulted);
-  FieldErrors verrs = t.validate(defaulted, nullptr);
-  INFO(describe(verrs));
-  CHECK(verrs.empty());
+  INFO(file);
+  testutil::check_round_trip<T>(type(plural), fixture(file));
 }
 
 TEST_CASE("every kind round-trips through the codec") {
