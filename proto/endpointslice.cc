@@ -116,33 +116,22 @@ void too_many(FieldErrors& errs, const Path& p, size_t n, size_t max) {
                   "must have at most " + std::to_string(max) + " items", std::to_string(n)});
 }
 
+// forZones: label values, forNodes: DNS subdomains; each list bounded and its names unique.
 void validate_hints(const EndpointHints& h, const Path& p, FieldErrors& errs) {
-  const Path zp = p.field("forZones");
-  if (h.for_zones.size() > kMaxZoneHints) {
-    too_many(errs, zp, h.for_zones.size(), kMaxZoneHints);
-  } else {
+  auto names = [&](const auto& hints, const char* field, size_t max, auto rule) {
+    const Path hp = p.field(field);
+    if (hints.size() > max) return too_many(errs, hp, hints.size(), max);
     std::set<std::string> seen;
-    for (size_t i = 0; i < h.for_zones.size(); ++i) {
-      const std::string& z = h.for_zones[i].name;
-      Path np = zp.index(i).field("name");
-      if (!seen.insert(z).second)
-        errs.push_back({ErrorType::kDuplicate, np.str(), "", quote_value(z)});
-      add_errors(errs, np, z, is_valid_label_value(z));
-    }
-  }
-  const Path fp = p.field("forNodes");
-  if (h.for_nodes.size() > kMaxNodeHints) {
-    too_many(errs, fp, h.for_nodes.size(), kMaxNodeHints);
-  } else {
-    std::set<std::string> seen;
-    for (size_t i = 0; i < h.for_nodes.size(); ++i) {
-      const std::string& n = h.for_nodes[i].name;
-      Path np = fp.index(i).field("name");
+    for (size_t i = 0; i < hints.size(); ++i) {
+      const std::string& n = hints[i].name;
+      const Path np = hp.index(i).field("name");
       if (!seen.insert(n).second)
         errs.push_back({ErrorType::kDuplicate, np.str(), "", quote_value(n)});
-      add_errors(errs, np, n, is_dns1123_subdomain(n));
+      add_errors(errs, np, n, rule(n));
     }
-  }
+  };
+  names(h.for_zones, "forZones", kMaxZoneHints, is_valid_label_value);
+  names(h.for_nodes, "forNodes", kMaxNodeHints, is_dns1123_subdomain);
 }
 
 void validate_slice_endpoints(const EndpointSlice& s, FieldErrors& errs) {

@@ -3,35 +3,22 @@
 #include "proto/endpointslice.h"
 
 #include <catch2/catch.hpp>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "proto/registry.h"
+#include "proto/test_util.h"
 #include "proto/time.h"
 
 namespace skiff::proto {
 namespace {
 
-json fixture() {
-  auto path = std::filesystem::path(__FILE__).parent_path() / "testdata" / "endpointslice.json";
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+using testutil::describe;
+
+json fixture() { return testutil::fixture("endpointslice"); }
 
 const ResourceType& slices() {
   const ResourceType* t = Registry::builtin().find("discovery.k8s.io", "v1", "endpointslices");
   REQUIRE(t != nullptr);
   return *t;
-}
-
-std::string describe(const FieldErrors& errs) {
-  std::string s;
-  for (const auto& e : errs) s += e.field + ": " + e.message() + "\n";
-  return s;
 }
 
 // normalize + defaults + validate, as the API server's create (or update, with `old`) does.
@@ -55,23 +42,8 @@ std::string slice(const std::string& type, const std::string& endpoints,
 
 TEST_CASE("endpointslice round-trips through the codec and passes validation") {
   const ResourceType& t = slices();
-  json in = fixture();
+  testutil::check_round_trip<EndpointSlice>(t, fixture());
   FieldErrors errs;
-  json out = t.normalize(in, errs, DecodeOptions{});
-  INFO(describe(errs));
-  CHECK(errs.empty());
-  INFO(json::diff(in, out).dump(1));
-  CHECK(out == in);
-  EndpointSlice typed = decode<EndpointSlice>(in, errs);
-  CHECK(errs.empty());
-  CHECK(encode(typed) == in);
-  CHECK(encode(decode<EndpointSlice>(encode(typed), errs)) == encode(typed));
-  json defaulted = out;
-  t.apply_defaults(defaulted);
-  CHECK(defaulted == out);
-  FieldErrors verrs = t.validate(defaulted, nullptr);
-  INFO(describe(verrs));
-  CHECK(verrs.empty());
   // Go's omission rules: optional booleans and pointers are written when set, even when false
   // or ""; addressType, endpoints and ports are always written; conditions is a struct.
   json min =
@@ -158,6 +130,16 @@ TEST_CASE("endpointslice validation: endpoint fields and ports") {
   CHECK(errs[1].detail == "must not contain dots");
   CHECK(errs[2].field == "endpoints[0].hints.forZones[1].name");
   CHECK(errs[2].type == ErrorType::kDuplicate);
+  // More than 8 zone hints: one Too many, the names unchecked; node hints: unique DNS subdomains.
+  errs = validate(slice("IPv4", R"([{"addresses":["10.0.0.1"],"hints":{"forZones":[
+      {"name":"a"},{"name":"a"},{"name":"a"},{"name":"a"},{"name":"a"},{"name":"a"},{"name":"a"},
+      {"name":"a"},{"name":"a"}],"forNodes":[{"name":"n"},{"name":"n"},{"name":"N_1"}]}}])"));
+  REQUIRE(errs.size() == 3);
+  CHECK(describe({errs[0], errs[1]}) ==
+        "endpoints[0].hints.forZones: Too many: 9: must have at most 8 items\n"
+        "endpoints[0].hints.forNodes[1].name: Duplicate value: \"n\"\n");
+  CHECK(errs[2].field == "endpoints[0].hints.forNodes[2].name");
+  CHECK(errs[2].detail.find("RFC 1123 subdomain") != std::string::npos);
 
   errs = validate(slice("IPv4", "[]", R"([{"name":"http","port":80},{"name":"http","port":81},
       {"port":82},{"port":83},{"name":"Bad","port":84,"protocol":"ICMP","appProtocol":"a/b/c"}])"));
