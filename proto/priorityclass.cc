@@ -94,8 +94,6 @@ ResourceType priorityclass_resource() {
   k.type.has_spec = false;
   k.type.namespaced = false;
   k.type.short_names = {"pc"};
-  k.type.categories = {};
-  k.type.subresources = {};
   k.type.columns = {
       name_column(),
       column("Value", "integer",

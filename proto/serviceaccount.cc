@@ -6,8 +6,6 @@
 namespace skiff::proto {
 namespace {
 
-// Kubernetes' ValidateServiceAccount checks only the metadata (name: a DNS-1123 subdomain);
-// secrets and imagePullSecrets are references, not checked for existence.
 json serviceaccount_row(const ServiceAccount& sa, Clock::time_point now) {
   return json::array({sa.metadata.name, static_cast<int64_t>(sa.secrets.size()),
                       since(sa.metadata.creation_timestamp.value_or(Time{}).value, now)});
@@ -31,6 +29,8 @@ ResourceType serviceaccount_resource() {
                            "running using this ServiceAccount are allowed to use."),
                     age_column()};
   k.row = serviceaccount_row;
+  // No validate: Kubernetes' ValidateServiceAccount checks only the metadata (name: a DNS-1123
+  // subdomain); secrets and imagePullSecrets are references, not checked for existence.
   return make_resource(std::move(k));
 }
 
