@@ -8,12 +8,7 @@
 // second from the first to the last binding, the scheduler's CPU time and RSS (and the API
 // server's, for reference). Loopback only; every loop has a count and a time limit; the
 // processes and the temp dir are removed at the end.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,7 +42,6 @@ using skiff::bench::Child;
 using skiff::bench::free_port;
 
 namespace {
-
 
 std::string find_bin(const std::string& flag, const std::string& name) {
   if (!flag.empty()) return flag;
