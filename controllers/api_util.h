@@ -3,8 +3,10 @@
 // specially. Header-only; included by controller .cc files only (it pulls in nlohmann/json).
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "common/json_path.h"
@@ -53,6 +55,15 @@ template <proto::ResourceType (*Make)()>
 const proto::ResourceType& resource_type() {
   static const proto::ResourceType t = Make();
   return t;
+}
+
+// A resourceVersion as a number; nullopt when it is not one (versions are opaque to clients;
+// skiff's grow, which lets a controller tell a cache that has not seen its write yet).
+inline std::optional<uint64_t> rv_number(const std::string& rv) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(rv.data(), rv.data() + rv.size(), v);
+  if (rv.empty() || ec != std::errc() || p != rv.data() + rv.size()) return std::nullopt;
+  return v;
 }
 
 // The API server refuses new objects in a namespace being deleted ("... because it is being

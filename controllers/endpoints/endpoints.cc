@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -23,7 +22,6 @@ namespace {
 constexpr auto svc_type = &resource_type<proto::service_resource>;
 constexpr auto pod_type = &resource_type<proto::pod_resource>;
 constexpr auto ep_type = &resource_type<proto::endpoints_resource>;
-
 
 // Go's time.RFC3339Nano: up to 9 fractional digits, trailing zeros (and a bare dot) dropped.
 std::string rfc3339_nano(WallTime t) {
@@ -196,14 +194,8 @@ std::optional<json> EndpointsController::current_endpoints(const std::string& ke
   const std::string cached_rv = cached ? str(at(*cached, "metadata", "resourceVersion")) : "";
   const std::string written_rv = str(at(it->second.object, "metadata", "resourceVersion"));
   bool lagging;
-  auto num = [](const std::string& rv) -> std::optional<uint64_t> {
-    uint64_t v = 0;
-    auto [p, ec] = std::from_chars(rv.data(), rv.data() + rv.size(), v);
-    if (ec != std::errc() || p != rv.data() + rv.size() || rv.empty()) return std::nullopt;
-    return v;
-  };
-  auto c = cached ? num(cached_rv) : std::optional<uint64_t>(0);
-  auto w = num(written_rv);
+  auto c = cached ? rv_number(cached_rv) : std::optional<uint64_t>(0);
+  auto w = rv_number(written_rv);
   if (c && w) {
     // skiff's resourceVersions grow: an older one in the cache has not seen our write yet.
     lagging = *c < *w;

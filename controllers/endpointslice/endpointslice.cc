@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "controllers/api_util.h"
@@ -26,13 +25,6 @@ constexpr auto slice_type = &resource_type<proto::endpointslice_resource>;
 
 json service_selector(const std::string& service) {
   return {{"matchLabels", {{proto::kLabelServiceName, service}}}};
-}
-
-std::optional<uint64_t> rv_number(const std::string& rv) {
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(rv.data(), rv.data() + rv.size(), v);
-  if (rv.empty() || ec != std::errc() || p != rv.data() + rv.size()) return std::nullopt;
-  return v;
 }
 
 std::string rv_of(const json& o) { return str(at(o, "metadata", "resourceVersion")); }
