@@ -104,6 +104,21 @@ struct SqliteOptions {
 // Opens (creating if needed) the SQLite store at opts.path: WAL, synchronous=FULL, group commit.
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& opts);
 
+struct EtcdOptions {
+  // Client URLs of the etcd members, "http://HOST:PORT" (etcd's v3 API through its JSON
+  // gateway); requests go to the first that answers and move on when it stops answering.
+  std::vector<std::string> endpoints;
+  int64_t keep_revisions = 10000;   // automatic compaction keeps at least this much history
+  int compact_interval_ms = 60000;  // how often automatic compaction runs (0 = never)
+  int request_timeout_ms = 10000;   // one request to etcd, connect to answer
+};
+
+// Opens the etcd store: several API servers may share one etcd cluster (each sees the others'
+// writes through its watch). Revisions are etcd's minus one (a fresh etcd is at revision 1), so
+// they start at 1 like the other backends; they have gaps only if something else writes to the
+// same etcd. Fails if no endpoint answers.
+Result<std::unique_ptr<Store>> open_etcd_store(const EtcdOptions& opts);
+
 // The in-memory store: same semantics, nothing durable. Also the fake for tests.
 std::unique_ptr<Store> make_memory_store(int64_t keep_revisions = 10000);
 
