@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   std::string insecure_listen;
   std::string data_dir = "/var/lib/skiff/apiserver";
   std::string store_kind = "sqlite";
+  std::vector<std::string> etcd_servers;
   std::string token_file;
   std::string kubelet_token_file;
   std::string advertise;
@@ -117,8 +118,12 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "PKI, admin kubeconfig and the SQLite database")
       ->capture_default_str();
   app.add_option("--store", store_kind, "object store backend")
-      ->check(CLI::IsMember({"sqlite", "memory"}))
+      ->check(CLI::IsMember({"sqlite", "memory", "etcd"}))
       ->capture_default_str();
+  app.add_option("--etcd-servers", etcd_servers,
+                 "with --store etcd: etcd client URLs http://HOST:PORT, comma-separated; several "
+                 "API servers may share one etcd cluster")
+      ->delimiter(',');
   app.add_option("--token-auth-file", token_file,
                  "Kubernetes static token file (CSV: token,user,uid,\"group1,group2\")")
       ->check(CLI::ExistingFile);
@@ -219,7 +224,16 @@ int main(int argc, char** argv) {
   auth.add(pki_files->admin_token, sw::Identity{"admin", "admin", {"system:masters"}});
 
   std::unique_ptr<skiff::store::Store> store;
-  if (store_kind == "memory") {
+  if ((store_kind == "etcd") != !etcd_servers.empty())
+    return fail("--etcd-servers goes with --store etcd, and --store etcd needs --etcd-servers");
+  if (store_kind == "etcd") {
+    skiff::store::EtcdOptions eo;
+    eo.endpoints = etcd_servers;
+    eo.keep_revisions = compact_keep;
+    auto s = skiff::store::open_etcd_store(eo);
+    if (!s) return fail(s.status().to_string());
+    store = std::move(*s);
+  } else if (store_kind == "memory") {
     store = skiff::store::make_memory_store(compact_keep);
   } else {
     skiff::store::SqliteOptions so;

@@ -1,0 +1,83 @@
+// Private to apiserver/store: a small blocking HTTP/1.1 client for etcd's v3 JSON gateway
+// (grpc-gateway): keep-alive connections for unary calls (`/v3/kv/range`, `/v3/kv/txn`, ...) and
+// one streaming call per WatchStream (`/v3/watch`, newline-delimited JSON messages in a chunked
+// body). Plain HTTP only. Every call has a deadline; nothing here blocks without one, except a
+// WatchStream's read, which close() (from any thread) interrupts.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace skiff::store::etcd {
+
+struct Endpoint {
+  std::string url;   // as given, for messages
+  std::string host;  // without brackets
+  std::string port;
+};
+
+// Parses "http://HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6 address; no path).
+Result<Endpoint> parse_endpoint(std::string_view url);
+
+class Connection;
+
+// One request/response on a pooled connection to the first endpoint that answers.
+class Client {
+ public:
+  Client(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout);
+  ~Client();
+
+  // POSTs `body` (JSON) to `path`. On a transport failure before any of the answer arrived on a
+  // connection that had served a request before (the server may have closed it while idle), or
+  // when connecting fails, it tries again on a new connection, moving on to the next endpoint;
+  // a request whose answer was cut off is not repeated (etcd may have applied it): Unavailable.
+  // Returns the HTTP status; `out` gets the body.
+  Result<int> post(std::string_view path, std::string_view body, std::string* out);
+
+  // A streaming POST on a new connection (not pooled): the request is sent and the answer's
+  // head read (an HTTP status other than 200 is an error with the body's text).
+  Result<std::unique_ptr<class WatchStream>> stream(std::string_view path, std::string_view body);
+
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+ private:
+  Result<std::unique_ptr<Connection>> connect_any();
+  std::unique_ptr<Connection> take();
+  void give_back(std::unique_ptr<Connection> c);
+
+  const std::vector<Endpoint> endpoints_;
+  const std::chrono::milliseconds timeout_;
+  std::atomic<size_t> current_{0};  // index of the endpoint new connections go to
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+};
+
+// A streaming POST (etcd's watch): sends the request, then yields the body's lines.
+class WatchStream {
+ public:
+  explicit WatchStream(std::unique_ptr<Connection> conn);
+  ~WatchStream();
+
+  Status start(std::string_view path, std::string_view body, std::chrono::milliseconds timeout);
+
+  // The next newline-terminated message (without the newline). Waits up to `timeout`
+  // (Timeout), or indefinitely when timeout is zero; Unavailable when the stream ended or
+  // close() was called.
+  Result<std::string> next(std::chrono::milliseconds timeout);
+
+  // Any thread: makes a blocked or later next() return Unavailable.
+  void close();
+
+ private:
+  std::unique_ptr<Connection> conn_;
+  std::string pending_;  // decoded body bytes not yet returned
+};
+
+}  // namespace skiff::store::etcd
