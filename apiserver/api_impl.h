@@ -182,6 +182,14 @@ class ApiImpl : public Api {
   const proto::ResourceType* services_ = nullptr;
   const proto::ResourceType* endpoints_ = nullptr;
   std::unique_ptr<ServiceAllocator> svc_alloc_;
+  // Service writes from the store (every API server's, when several share etcd) feed the
+  // allocator; events up to the revision it was rebuilt at are already in it.
+  void follow_service_event(const store::Event& ev);
+  void follow_service_event_locked(const store::Event& ev);  // REQUIRES: svc_follow_mu_
+  std::mutex svc_follow_mu_;
+  int64_t svc_follow_after_ = -1;  // -1: rebuilding; events are buffered meanwhile
+  std::vector<store::Event> svc_follow_buffer_;
+  uint64_t svc_follow_sub_ = 0;
   WatchCache watch_;
 
   // The `kubernetes` Service reconciler.

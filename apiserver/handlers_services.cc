@@ -25,6 +25,8 @@ bool ApiImpl::init_services(std::string* error) {
     return false;
   }
   svc_alloc_ = std::make_unique<ServiceAllocator>(*cidr, *ports, std::random_device{}());
+  // Subscribed before the list, so no write between the two is missed (the buffer keeps them).
+  svc_follow_sub_ = store_->subscribe([this](const store::Event& ev) { follow_service_event(ev); });
   // The stored Services are the truth: mark what they hold so a restart never hands out an
   // address twice.
   auto page = store_->list(list_prefix(*services_, ""), 0, 0, "");
@@ -44,10 +46,45 @@ bool ApiImpl::init_services(std::string* error) {
   }
   for (const auto& p : svc_alloc_->rebuild(all))
     spdlog::warn("rebuilding the service allocator: {} (left as it is)", p);
+  {
+    std::lock_guard<std::mutex> lock(svc_follow_mu_);
+    svc_follow_after_ = page->revision;
+    auto buffered = std::move(svc_follow_buffer_);
+    svc_follow_buffer_.clear();
+    for (const auto& ev : buffered)
+      if (ev.revision() > page->revision) follow_service_event_locked(ev);
+  }
   spdlog::info("service allocator: {} Services, {} ClusterIPs of {} and {} node ports of {} in use",
                all.size(), svc_alloc_->ips_used(), cidr->str(), svc_alloc_->ports_used(),
                ports->str());
   return true;
+}
+
+void ApiImpl::follow_service_event(const store::Event& ev) {
+  if (!ev.kv.key.starts_with(list_prefix(*services_, ""))) return;
+  std::lock_guard<std::mutex> lock(svc_follow_mu_);
+  if (svc_follow_after_ < 0) {
+    svc_follow_buffer_.push_back(ev);
+    return;
+  }
+  if (ev.revision() > svc_follow_after_) follow_service_event_locked(ev);
+}
+
+void ApiImpl::follow_service_event_locked(const store::Event& ev) {
+  // Undecodable values were refused on the way in; one that is there anyway changes nothing.
+  auto decode = [&](const store::KeyValue& kv) -> std::optional<json> {
+    auto obj = read_object(kv);
+    if (obj.ok()) return std::move(obj.value());
+    return std::nullopt;
+  };
+  std::optional<json> old = ev.prev ? decode(*ev.prev) : std::nullopt;
+  std::optional<json> now;
+  if (ev.type == store::EventType::kDelete) {
+    if (!old) old = decode(ev.kv);
+  } else {
+    now = decode(ev.kv);
+  }
+  svc_alloc_->follow(old ? &*old : nullptr, now ? &*now : nullptr);
 }
 
 namespace {

@@ -579,6 +579,20 @@ void ServiceAllocator::release_service(const json& svc) {
   for (int p : held_ports(svc)) free_port_locked(p);
 }
 
+void ServiceAllocator::follow(const json* old, const json* now) {
+  std::string now_ip = now ? held_ip(*now) : "";
+  std::set<int> now_ports = now ? held_ports(*now) : std::set<int>{};
+  std::lock_guard<std::mutex> lock(mu_);
+  if (old) {
+    if (std::string ip = held_ip(*old); !ip.empty() && ip != now_ip) free_ip_locked(ip);
+    for (int p : held_ports(*old))
+      if (!now_ports.count(p)) free_port_locked(p);
+  }
+  if (auto i = now_ip.empty() ? std::nullopt : ip_index(now_ip)) ip_bits_.set(*i);
+  for (int p : now_ports)
+    if (auto i = port_index(p)) port_bits_.set(*i);
+}
+
 std::vector<std::string> ServiceAllocator::rebuild(const std::vector<json>& services) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> problems;

@@ -102,6 +102,12 @@ class ServiceAllocator {
   void revert(const AllocTxn& txn);       // the write failed: free what it allocated
   void commit(const AllocTxn& txn);       // the write succeeded: free what it stopped using
   void release_service(const json& svc);  // the Service is gone
+  // A Service write seen in the store, made by this or another API server sharing it (`old`:
+  // the Service before, null for a create; `now`: after, null for a delete): marks what `now`
+  // holds and frees what `old` held that `now` does not. Idempotent, so this server's own
+  // writes (marked at admission) pass through unchanged. Two servers that pick the same free
+  // value before either sees the other's write both keep it: nothing here can tell them apart.
+  void follow(const json* old, const json* now);
   // Marks what stored Services hold. Returns one message per value that could not be marked
   // (outside the ranges, or held twice).
   std::vector<std::string> rebuild(const std::vector<json>& services);
