@@ -88,7 +88,7 @@ void ApiImpl::shutdown() {
   k8s_cv_.notify_all();
   if (k8s_thread_.joinable() && k8s_thread_.get_id() != std::this_thread::get_id())
     k8s_thread_.join();
-  if (svc_follow_sub_ != 0) store_->unsubscribe(std::exchange(svc_follow_sub_, 0));
+  if (follow_sub_ != 0) store_->unsubscribe(std::exchange(follow_sub_, 0));
   watch_.shutdown();
 }
 

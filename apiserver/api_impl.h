@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "apiserver/api.h"
@@ -182,14 +183,19 @@ class ApiImpl : public Api {
   const proto::ResourceType* services_ = nullptr;
   const proto::ResourceType* endpoints_ = nullptr;
   std::unique_ptr<ServiceAllocator> svc_alloc_;
-  // Service writes from the store (every API server's, when several share etcd) feed the
-  // allocator; events up to the revision it was rebuilt at are already in it.
-  void follow_service_event(const store::Event& ev);
-  void follow_service_event_locked(const store::Event& ev);  // REQUIRES: svc_follow_mu_
-  std::mutex svc_follow_mu_;
-  int64_t svc_follow_after_ = -1;  // -1: rebuilding; events are buffered meanwhile
-  std::vector<store::Event> svc_follow_buffer_;
-  uint64_t svc_follow_sub_ = 0;
+  // Followers of the store (every API server's writes, when several share etcd): Service
+  // writes feed the allocator, Namespace writes the set of active namespaces that lets a write
+  // skip reading its namespace. Events up to the revision they were rebuilt at are already in.
+  void follow_store_event(const store::Event& ev);
+  void follow_locked(const store::Event& ev);  // REQUIRES: follow_mu_
+  // True when the namespace is known to exist and not to be terminating; false means "ask the
+  // store" (it may also be one created a moment ago through another API server).
+  bool namespace_known_active(const std::string& ns);
+  std::mutex follow_mu_;
+  int64_t follow_after_ = -1;  // -1: rebuilding; events are buffered meanwhile
+  std::vector<store::Event> follow_buffer_;
+  std::unordered_map<std::string, bool> ns_active_;  // namespace name -> not terminating
+  uint64_t follow_sub_ = 0;
   WatchCache watch_;
 
   // The `kubernetes` Service reconciler.

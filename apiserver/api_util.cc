@@ -111,6 +111,12 @@ std::string meta_string(const json& obj, const char* field) {
   return f != m->end() && f->is_string() ? f->get<std::string>() : "";
 }
 
+bool is_terminating(const json& obj) {
+  if (!meta_string(obj, "deletionTimestamp").empty()) return true;
+  auto s = obj.find("status");
+  return s != obj.end() && s->is_object() && s->value("phase", "") == "Terminating";
+}
+
 // ---- query parameters.
 
 bool parse_bool(std::string_view v) {

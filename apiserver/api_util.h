@@ -45,6 +45,8 @@ std::string new_uid();  // random v4 UUID
 std::string random_name_suffix();  // 5 chars from Kubernetes' alphabet
 // metadata.<field> as a string, or "" when absent / not a string.
 std::string meta_string(const json& obj, const char* field);
+// A deletionTimestamp is set, or (a Namespace) status.phase is Terminating.
+bool is_terminating(const json& obj);
 
 // ---- query parameters.
 // "1", "true", "True", "TRUE", ... are true; anything else false.

@@ -4,7 +4,9 @@
 // handlers_write.cc (create_object, update_object, delete_object).
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <random>
+#include <unordered_map>
 
 #include "apiserver/api_impl.h"
 #include "apiserver/store/store.h"
@@ -25,8 +27,8 @@ bool ApiImpl::init_services(std::string* error) {
     return false;
   }
   svc_alloc_ = std::make_unique<ServiceAllocator>(*cidr, *ports, std::random_device{}());
-  // Subscribed before the list, so no write between the two is missed (the buffer keeps them).
-  svc_follow_sub_ = store_->subscribe([this](const store::Event& ev) { follow_service_event(ev); });
+  // Subscribed before the lists, so no write between them is missed (the buffer keeps them).
+  follow_sub_ = store_->subscribe([this](const store::Event& ev) { follow_store_event(ev); });
   // The stored Services are the truth: mark what they hold so a restart never hands out an
   // address twice.
   auto page = store_->list(list_prefix(*services_, ""), 0, 0, "");
@@ -46,31 +48,44 @@ bool ApiImpl::init_services(std::string* error) {
   }
   for (const auto& p : svc_alloc_->rebuild(all))
     spdlog::warn("rebuilding the service allocator: {} (left as it is)", p);
-  {
-    std::lock_guard<std::mutex> lock(svc_follow_mu_);
-    svc_follow_after_ = page->revision;
-    auto buffered = std::move(svc_follow_buffer_);
-    svc_follow_buffer_.clear();
-    for (const auto& ev : buffered)
-      if (ev.revision() > page->revision) follow_service_event_locked(ev);
-  }
   spdlog::info("service allocator: {} Services, {} ClusterIPs of {} and {} node ports of {} in use",
                all.size(), svc_alloc_->ips_used(), cidr->str(), svc_alloc_->ports_used(),
                ports->str());
+  std::unordered_map<std::string, bool> active;
+  if (namespaces_ != nullptr) {
+    auto nss = store_->list(list_prefix(*namespaces_, ""), page->revision, 0, "");
+    if (!nss.is_ok()) {
+      if (error) *error = "listing Namespaces: " + nss.status().to_string();
+      return false;
+    }
+    for (const auto& kv : nss->items) {
+      auto obj = read_object(kv);
+      if (obj.ok()) active[obj.value()["metadata"].value("name", "")] = !is_terminating(obj.value());
+    }
+  }
+  std::lock_guard<std::mutex> lock(follow_mu_);
+  ns_active_ = std::move(active);
+  follow_after_ = page->revision;
+  auto buffered = std::move(follow_buffer_);
+  follow_buffer_.clear();
+  for (const auto& ev : buffered)
+    if (ev.revision() > page->revision) follow_locked(ev);
   return true;
 }
 
-void ApiImpl::follow_service_event(const store::Event& ev) {
-  if (!ev.kv.key.starts_with(list_prefix(*services_, ""))) return;
-  std::lock_guard<std::mutex> lock(svc_follow_mu_);
-  if (svc_follow_after_ < 0) {
-    svc_follow_buffer_.push_back(ev);
+void ApiImpl::follow_store_event(const store::Event& ev) {
+  const bool svc = ev.kv.key.starts_with(list_prefix(*services_, ""));
+  if (!svc && (namespaces_ == nullptr || !ev.kv.key.starts_with(list_prefix(*namespaces_, ""))))
+    return;
+  std::lock_guard<std::mutex> lock(follow_mu_);
+  if (follow_after_ < 0) {
+    follow_buffer_.push_back(ev);
     return;
   }
-  if (ev.revision() > svc_follow_after_) follow_service_event_locked(ev);
+  if (ev.revision() > follow_after_) follow_locked(ev);
 }
 
-void ApiImpl::follow_service_event_locked(const store::Event& ev) {
+void ApiImpl::follow_locked(const store::Event& ev) {
   // Undecodable values were refused on the way in; one that is there anyway changes nothing.
   auto decode = [&](const store::KeyValue& kv) -> std::optional<json> {
     auto obj = read_object(kv);
@@ -84,7 +99,19 @@ void ApiImpl::follow_service_event_locked(const store::Event& ev) {
   } else {
     now = decode(ev.kv);
   }
-  svc_alloc_->follow(old ? &*old : nullptr, now ? &*now : nullptr);
+  if (ev.kv.key.starts_with(list_prefix(*services_, ""))) {
+    svc_alloc_->follow(old ? &*old : nullptr, now ? &*now : nullptr);
+  } else if (now) {
+    ns_active_[(*now)["metadata"].value("name", "")] = !is_terminating(*now);
+  } else if (old) {
+    ns_active_.erase((*old)["metadata"].value("name", ""));
+  }
+}
+
+bool ApiImpl::namespace_known_active(const std::string& ns) {
+  std::lock_guard<std::mutex> lock(follow_mu_);
+  auto it = ns_active_.find(ns);
+  return follow_after_ >= 0 && it != ns_active_.end() && it->second;
 }
 
 namespace {

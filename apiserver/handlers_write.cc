@@ -56,12 +56,6 @@ bool has_finalizers(const json& obj) {
   return f != m->end() && f->is_array() && !f->empty();
 }
 
-bool is_terminating(const json& obj) {
-  if (!meta_string(obj, "deletionTimestamp").empty()) return true;
-  auto s = obj.find("status");
-  return s != obj.end() && s->is_object() && s->value("phase", "") == "Terminating";
-}
-
 int64_t int_or(const json& j, int64_t def) {
   return j.is_number_integer() ? j.get<int64_t>() : def;
 }
@@ -225,7 +219,7 @@ ApiResult<json> ApiImpl::decode_body(const std::string& body, const proto::Resou
 }
 
 std::optional<ApiError> ApiImpl::check_namespace_writable(const std::string& ns) {
-  if (namespaces_ == nullptr) return std::nullopt;
+  if (namespaces_ == nullptr || namespace_known_active(ns)) return std::nullopt;
   auto kv = timed("get", [&] { return store_->get(object_key(*namespaces_, "", ns)); });
   if (!kv.is_ok()) {
     if (kv.status().code() == Code::kNotFound) return errors::namespace_not_found(ns);
