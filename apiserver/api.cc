@@ -171,6 +171,16 @@ Response ApiImpl::route(const Request& req, std::string* verb, std::string* reso
 
   if (!segs.empty() && (segs[0] == "healthz" || segs[0] == "readyz" || segs[0] == "livez")) {
     if (!get) return error_response(errors::method_not_allowed(req.method));
+    // As kube-apiserver: readiness and health include the store (etcd answering); liveness is
+    // the process alone, so a supervisor does not restart servers while etcd is down.
+    if (segs[0] != "livez") {
+      if (Status st = store_->health(); !st) {
+        Response r = text_response("[+]ping ok\n[-]etcd failed: " + st.message() + "\n" +
+                                   segs[0] + " check failed\n");
+        r.status = 500;
+        return r;
+      }
+    }
     return text_response("ok");
   }
   if (segs.size() == 1 && segs[0] == "version") {

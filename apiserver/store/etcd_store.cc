@@ -261,6 +261,11 @@ class EtcdStore final : public Store {
     return out;
   }
 
+  Status health() override {
+    auto r = fetch_revision();
+    return r ? Status::ok() : r.status();
+  }
+
   uint64_t subscribe(WatchCallback cb) override { return dispatch_->subscribe(std::move(cb)); }
   void unsubscribe(uint64_t id) override { dispatch_->unsubscribe(id); }
 
@@ -390,7 +395,9 @@ class EtcdStore final : public Store {
         if (closed_) return;
         from = delivered_;
       }
-      Status st = watch_once(from);
+      bool started = false;
+      Status st = watch_once(from, &started);
+      if (started) backoff = 100ms;  // it ran: a new break starts the back-off afresh
       {
         std::lock_guard lock(mu_);
         if (closed_) return;
@@ -405,16 +412,16 @@ class EtcdStore final : public Store {
             from, st.to_string());
         std::_Exit(70);
       }
-      spdlog::warn("etcd store: watch stream: {}; resuming after revision {} in {} ms",
-                   st.to_string(), from, backoff.count());
       std::unique_lock lock(mu_);
+      spdlog::warn("etcd store: watch stream: {}; resuming after revision {} in {} ms",
+                   st.to_string(), delivered_, backoff.count());
       cv_.wait_for(lock, backoff, [&] { return closed_; });
       backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
     }
   }
 
   // Follows one watch stream until it breaks. Delivers each response's events in order.
-  Status watch_once(int64_t from) {
+  Status watch_once(int64_t from, bool* started) {
     auto opened = client_.stream("/v3/watch", watch_request(from + 1).dump());
     if (!opened) return opened.status();
     std::shared_ptr<etcd::WatchStream> ws = std::move(opened).value();
@@ -423,6 +430,7 @@ class EtcdStore final : public Store {
       if (closed_) return Status::unavailable("closing");
       stream_ = ws;
     }
+    *started = true;
     for (;;) {
       auto line = ws->next(0ms);
       if (!line) return line.status();

@@ -91,6 +91,9 @@ class Store {
   virtual uint64_t subscribe(WatchCallback cb) = 0;
   virtual void unsubscribe(uint64_t id) = 0;
 
+  // Whether the store can serve now (etcd: a member answers); /readyz and /healthz report it.
+  virtual Status health() { return Status::ok(); }
+
   // Makes everything acknowledged durable and stops background work (compaction). Idempotent.
   virtual Status close() = 0;
 };
