@@ -1,9 +1,15 @@
-// The Store conformance suite: every test runs against every backend.
+// The Store conformance suite: every test runs against every backend. The etcd backend launches
+// a fresh one-member etcd per test case; its cases (names "... - EtcdBackend" and the [etcd]
+// ones) form their own CTest entry, skiff_store_etcd, which reports "skipped" when no etcd can be
+// had without touching the memory/SQLite results (skiff_store excludes them).
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,14 +22,22 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "apiserver/store/dispatcher.h"
 #include "apiserver/store/store.h"
+#include "bench/child.h"
+#include "test/testing.h"
 
 namespace skiff::store {
 namespace {
@@ -33,6 +47,7 @@ using namespace std::chrono_literals;
 struct MemoryBackend {
   static constexpr const char* kName = "memory";
   static constexpr bool kDurable = false;
+  bool ready() { return true; }
   std::unique_ptr<Store> open(int64_t keep = 10000, int compact_interval_ms = 0) {
     (void)compact_interval_ms;  // the memory store compacts on every write
     return make_memory_store(keep);
@@ -52,6 +67,7 @@ struct SqliteBackend {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }
+  bool ready() { return true; }
   std::string path() const { return dir + "/store.db"; }
   std::unique_ptr<Store> open(int64_t keep = 10000, int compact_interval_ms = 0) {
     SqliteOptions opts;
@@ -60,6 +76,246 @@ struct SqliteBackend {
     opts.compact_interval_ms = compact_interval_ms;
     auto r = open_sqlite_store(opts);
     INFO(r.status().to_string());
+    REQUIRE(r.is_ok());
+    return std::move(r).value();
+  }
+};
+
+// ---- etcd: a fresh one-member etcd per test case, on free loopback ports -------------------
+
+using bench::Child;
+using bench::free_port;
+
+// One plain-HTTP request to 127.0.0.1:port (etcd's /health and JSON gateway); the status code
+// (0 if no answer within timeout_ms) and the body. Connection: close, so the body ends at EOF.
+std::pair<int, std::string> http_request(int port, const std::string& method,
+                                         const std::string& path, const std::string& body,
+                                         int timeout_ms = 5000) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {0, "socket failed"};
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return {0, "connect failed"};
+  }
+  std::string req =
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+      "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return {0, "send failed"};
+  }
+  std::string resp;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, 100) <= 0) continue;
+    char buf[8192];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    resp.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  // "HTTP/1.1 200 OK\r\n...\r\n\r\nbody" (the gateway answers with Content-Length, not chunks).
+  if (resp.rfind("HTTP/1.", 0) != 0 || resp.size() < 12) return {0, resp};
+  int status = std::atoi(resp.c_str() + 9);
+  auto head_end = resp.find("\r\n\r\n");
+  return {status, head_end == std::string::npos ? "" : resp.substr(head_end + 4)};
+}
+
+std::string base64(std::string_view in) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string run_command(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) {
+    *status = -1;
+    return "popen failed";
+  }
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, f)) out += buf;
+  *status = ::pclose(f);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+// The etcd binary: $SKIFF_ETCD, else Debian's etcd-server unpacked (never installed: that would
+// start a system etcd) by test/tools/deb_unpack.sh of $SKIFF_SRC or the configured source dir.
+// Looked up once per process. "" and the reason when none can be had.
+const std::pair<std::string, std::string>& etcd_binary() {
+  static const std::pair<std::string, std::string> found =
+      []() -> std::pair<std::string, std::string> {
+    if (const char* e = std::getenv("SKIFF_ETCD"); e != nullptr && *e != '\0') {
+      if (::access(e, X_OK) == 0) return {e, ""};
+      return {"", std::string("SKIFF_ETCD=") + e + " is not an executable"};
+    }
+    std::string src;
+    if (const char* e = std::getenv("SKIFF_SRC"); e != nullptr && *e != '\0') src = e;
+#ifdef SKIFF_SOURCE_DIR
+    if (src.empty()) src = SKIFF_SOURCE_DIR;
+#endif
+    if (src.empty()) return {"", "no etcd: set SKIFF_ETCD or SKIFF_SRC (for deb_unpack.sh)"};
+    int st = 0;
+    std::string out = run_command(
+        "bash '" + src + "/test/tools/deb_unpack.sh' etcd-server usr/bin/etcd 2>&1", &st);
+    if (st == 0 && ::access(out.c_str(), X_OK) == 0) return {out, ""};
+    return {"", "no etcd (set SKIFF_ETCD): deb_unpack.sh etcd-server failed: " + out};
+  }();
+  return found;
+}
+
+// A temporary directory removed (with its contents) on destruction.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const char* prefix) {
+    std::string tmpl = std::string("/tmp/") + prefix + "XXXXXX";
+    if (::mkdtemp(tmpl.data()) != nullptr) path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+// One etcd member on free loopback ports with its data in a mkdtemp dir. The members are
+// destroyed in reverse order: etcd is stopped (SIGTERM, then SIGKILL) before its dir goes, also
+// when the test case fails (Catch unwinds through the destructors).
+class EtcdProcess {
+ public:
+  explicit EtcdProcess(const std::string& exe) : dir_("skiff-store-etcd-") {
+    if (dir_.path.empty()) {
+      error_ = "mkdtemp failed";
+      return;
+    }
+    port_ = free_port();
+    std::string client = url();
+    std::string peer = "http://127.0.0.1:" + std::to_string(free_port());
+    log_ = dir_.path + "/etcd.log";
+    const std::pair<const char*, std::string> flags[] = {
+        {"--name", "skiff-test"},
+        {"--data-dir", dir_.path + "/data"},
+        {"--listen-client-urls", client},
+        {"--advertise-client-urls", client},
+        {"--listen-peer-urls", peer},
+        {"--initial-advertise-peer-urls", peer},
+        {"--initial-cluster", "skiff-test=" + peer},
+        {"--logger", "zap"},
+        {"--log-level", "warn"}};
+    args_ = {exe};
+    for (const auto& [flag, value] : flags) {
+      args_.push_back(flag);
+      args_.push_back(value);
+    }
+    start();
+  }
+  bool ready() const { return ready_; }
+  const std::string& error() const { return error_; }
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  // Stops etcd (SIGTERM, then SIGKILL) and starts it again on the same data and ports.
+  bool restart() {
+    child_.reset();
+    ready_ = false;
+    error_.clear();
+    start();
+    return ready_;
+  }
+
+ private:
+  void start() {
+    child_ = std::make_unique<Child>(args_, log_);
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!child_->alive()) {
+        error_ = "etcd exited during start-up";
+        break;
+      }
+      auto [status, body] = http_request(port_, "GET", "/health", "", 2000);
+      if (status == 200 && body.find("\"true\"") != std::string::npos) {
+        ready_ = true;
+        return;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    if (error_.empty()) error_ = "etcd not healthy within 60 s";
+    std::ifstream f(log_);
+    std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (log.size() > 3000) log = log.substr(log.size() - 3000);
+    error_ += " (" + args_[0] + ", client " + url() + "); its log:\n" + log;
+  }
+
+  TempDir dir_;
+  int port_ = 0;
+  std::string log_;
+  std::vector<std::string> args_;
+  std::unique_ptr<Child> child_;
+  bool ready_ = false;
+  std::string error_;
+};
+
+struct EtcdBackend {
+  static constexpr const char* kName = "etcd";
+  static constexpr bool kDurable = true;
+  std::unique_ptr<EtcdProcess> etcd;
+  std::string skip_reason;
+  EtcdBackend() {
+    const auto& [exe, why] = etcd_binary();
+    if (exe.empty()) {
+      skip_reason = why;
+      return;
+    }
+    etcd = std::make_unique<EtcdProcess>(exe);
+  }
+  // False when the case cannot run: skipped if no etcd binary can be had, failed if the one we
+  // have does not start.
+  bool ready() {
+    if (!etcd) {
+      skiff::testing::skip(skip_reason);
+      return false;
+    }
+    INFO(etcd->error());
+    CHECK(etcd->ready());
+    return etcd->ready();
+  }
+  std::string url() const { return etcd->url(); }
+  EtcdOptions options(int64_t keep = 10000, int compact_interval_ms = 0) const {
+    EtcdOptions opts;
+    opts.endpoints = {url()};
+    opts.keep_revisions = keep;
+    opts.compact_interval_ms = compact_interval_ms;
+    return opts;
+  }
+  std::unique_ptr<Store> open(int64_t keep = 10000, int compact_interval_ms = 0) {
+    auto r = open_etcd_store(options(keep, compact_interval_ms));
+    INFO("open_etcd_store(" << url() << "): " << r.status().to_string());
     REQUIRE(r.is_ok());
     return std::move(r).value();
   }
@@ -96,8 +352,9 @@ std::vector<std::string> keys_of(const ListResult& l) {
 }
 
 TEMPLATE_TEST_CASE("store: create, get, update, delete and their errors", "[store]", MemoryBackend,
-                   SqliteBackend) {
+                   SqliteBackend, EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open();
   CHECK(store->current_revision() == 0);
 
@@ -154,8 +411,9 @@ TEMPLATE_TEST_CASE("store: create, get, update, delete and their errors", "[stor
 }
 
 TEMPLATE_TEST_CASE("store: list by prefix, page and past revision", "[store]", MemoryBackend,
-                   SqliteBackend) {
+                   SqliteBackend, EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open();
   for (const char* k : {"/p/ns1/c", "/p/ns1/a", "/p/ns2/a", "/p/ns1/b", "/q/x", "/p/ns10/z"}) {
     must(store->create(k, std::string("v-") + k));
@@ -234,8 +492,9 @@ TEMPLATE_TEST_CASE("store: list by prefix, page and past revision", "[store]", M
 }
 
 TEMPLATE_TEST_CASE("store: compaction answers Gone below the compaction point", "[store]",
-                   MemoryBackend, SqliteBackend) {
+                   MemoryBackend, SqliteBackend, EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open();
   for (int i = 0; i < 10; ++i) must(store->create("/k/" + std::to_string(i), "v"));
   for (int i = 0; i < 5; ++i) must(store->update("/k/" + std::to_string(i), "w", 0));  // 11..15
@@ -252,8 +511,8 @@ TEMPLATE_TEST_CASE("store: compaction answers Gone below the compaction point", 
   auto ev = must(store->events_since("/k/", 13));
   REQUIRE(ev.size() == 3);
   CHECK(ev[0].revision() == 14);
-  CHECK(ev[0].prev.has_value());
-  CHECK(ev[0].prev->mod_revision == 4);
+  CHECK(ev[0].prev.has_value());  // the predecessor of the first event after the point
+  if (ev[0].prev) CHECK(ev[0].prev->mod_revision == 4);
   CHECK(ev[2].type == EventType::kDelete);
 
   auto at14 = must(store->list("/k/", 14, 0, ""));
@@ -278,8 +537,9 @@ TEMPLATE_TEST_CASE("store: compaction answers Gone below the compaction point", 
 }
 
 TEMPLATE_TEST_CASE("store: automatic compaction keeps keep_revisions of history", "[store]",
-                   MemoryBackend, SqliteBackend) {
+                   MemoryBackend, SqliteBackend, EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open(/*keep=*/20, /*compact_interval_ms=*/10);
   for (int i = 0; i < 30; ++i) must(store->create("/a/" + std::to_string(i), "v"));
   for (int i = 0; i < 30; ++i) must(store->update("/a/" + std::to_string(i), "w", 0));
@@ -296,7 +556,17 @@ TEMPLATE_TEST_CASE("store: automatic compaction keeps keep_revisions of history"
   REQUIRE(live.items.size() == 15);
   for (const auto& kv : live.items) CHECK(kv.value == "w");
 
-  if constexpr (TestType::kDurable) {
+  if constexpr (std::is_same_v<TestType, EtcdBackend>) {
+    // etcd itself compacted (not just the store's view of it): a raw read at etcd revision 2
+    // (the store's revision 1, far below the compaction point) is refused as compacted.
+    std::string body = "{\"key\":\"" + base64("/a/") + "\",\"range_end\":\"" + base64("/a0") +
+                       "\",\"revision\":\"2\"}";
+    auto [status, reply] = http_request(backend.etcd->port(), "POST", "/v3/kv/range", body);
+    INFO("etcd range at revision 2: HTTP " << status << " " << reply);
+    CHECK(status != 200);
+    CHECK(reply.find("compacted") != std::string::npos);
+  }
+  if constexpr (std::is_same_v<TestType, SqliteBackend>) {
     // The superseded rows and old tombstones are gone from the file: what is left is the live
     // rows plus at most the history window.
     store.reset();
@@ -314,8 +584,9 @@ TEMPLATE_TEST_CASE("store: automatic compaction keeps keep_revisions of history"
 }
 
 TEMPLATE_TEST_CASE("store: events_since returns every event in order", "[store]", MemoryBackend,
-                   SqliteBackend) {
+                   SqliteBackend, EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open();
   must(store->create("/e/a", "1"));      // 1
   must(store->create("/other/x", "1"));  // 2
@@ -357,8 +628,9 @@ TEMPLATE_TEST_CASE("store: events_since returns every event in order", "[store]"
 }
 
 TEMPLATE_TEST_CASE("store: subscribers get committed events in order", "[store]", MemoryBackend,
-                   SqliteBackend) {
+                   SqliteBackend, EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open();
   must(store->create("/s/before", "x"));  // before subscribing: not delivered
 
@@ -392,8 +664,10 @@ TEMPLATE_TEST_CASE("store: subscribers get committed events in order", "[store]"
   CHECK(seen.size() == 3);
 }
 
-TEMPLATE_TEST_CASE("store: a watcher may read the store", "[store]", MemoryBackend, SqliteBackend) {
+TEMPLATE_TEST_CASE("store: a watcher may read the store", "[store]", MemoryBackend, SqliteBackend,
+                   EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open();
   std::atomic<int> reads{0};
   store->subscribe([&](const Event& e) {
@@ -405,8 +679,10 @@ TEMPLATE_TEST_CASE("store: a watcher may read the store", "[store]", MemoryBacke
   CHECK(reads.load() == 2);
 }
 
-TEMPLATE_TEST_CASE("store: 32 concurrent writers", "[store]", MemoryBackend, SqliteBackend) {
+TEMPLATE_TEST_CASE("store: 32 concurrent writers", "[store]", MemoryBackend, SqliteBackend,
+                   EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open(/*keep=*/100000);
   constexpr int kThreads = 32;
   constexpr int kPerThread = 200;
@@ -468,8 +744,9 @@ TEMPLATE_TEST_CASE("store: 32 concurrent writers", "[store]", MemoryBackend, Sql
 }
 
 TEMPLATE_TEST_CASE("store: compare-and-swap from racing writers loses no update", "[store]",
-                   MemoryBackend, SqliteBackend) {
+                   MemoryBackend, SqliteBackend, EtcdBackend) {
   TestType backend;
+  if (!backend.ready()) return;
   auto store = backend.open();
   must(store->create("/cas/counter", "0"));
   constexpr int kThreads = 8;
@@ -636,6 +913,315 @@ TEST_CASE("prefix_end", "[store]") {
   CHECK(prefix_end("") == std::nullopt);
   CHECK(prefix_end("a\xff") == std::optional<std::string>("b"));
   CHECK(prefix_end("\xff\xff") == std::nullopt);
+}
+
+// ---- etcd only: several stores on one etcd, unreachable endpoints, failover, reopen --------
+
+TEST_CASE("etcd store: two stores on one etcd see each other's writes", "[etcd]") {
+  EtcdBackend backend;
+  if (!backend.ready()) return;
+  std::mutex mu;
+  std::vector<Event> seen_a, seen_b;  // declared before the stores: they outlive them
+  auto a = backend.open();
+  auto first = must(a->create("/ha/first", "1"));
+  CHECK(first.mod_revision == 1);
+
+  // A store opened on an etcd that already holds data starts at its revision.
+  auto b = backend.open();
+  CHECK(b->current_revision() == 1);
+  CHECK(must(b->get("/ha/first")).mod_revision == 1);
+  b->subscribe([&](const Event& e) {
+    std::lock_guard lock(mu);
+    seen_b.push_back(e);
+  });
+
+  auto c = must(a->create("/ha/x", "1"));  // 2
+  CHECK(c.mod_revision == 2);
+  // Reads go to etcd: the other store sees the write as soon as it is acknowledged.
+  auto got = must(b->get("/ha/x"));
+  CHECK(got.value == "1");
+  CHECK(got.mod_revision == 2);
+  CHECK(got.create_revision == 2);
+  auto l = must(b->list("/ha/", 0, 0, ""));
+  CHECK(keys_of(l) == std::vector<std::string>{"/ha/first", "/ha/x"});
+  CHECK(l.revision == 2);
+  auto u = must(a->update("/ha/x", "2", c.mod_revision));  // 3
+  CHECK(u.mod_revision == 3);
+  auto d = must(a->remove("/ha/x", u.mod_revision));  // 4
+  CHECK(d.mod_revision == 4);
+
+  // The other store's subscriber gets them through its etcd watch, in order, with the revisions
+  // the writer was given.
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mu);
+    return seen_b.size() >= 3;
+  }));
+  {
+    std::lock_guard lock(mu);
+    REQUIRE(seen_b.size() == 3);
+    CHECK(seen_b[0].revision() == 2);
+    CHECK(seen_b[0].type == EventType::kPut);
+    CHECK(seen_b[0].is_create);
+    CHECK(seen_b[0].kv.value == "1");
+    CHECK(seen_b[1].revision() == 3);
+    CHECK(!seen_b[1].is_create);
+    CHECK(seen_b[1].kv.value == "2");
+    REQUIRE(seen_b[1].prev.has_value());
+    CHECK(seen_b[1].prev->value == "1");
+    CHECK(seen_b[1].prev->mod_revision == 2);
+    CHECK(seen_b[2].revision() == 4);
+    CHECK(seen_b[2].type == EventType::kDelete);
+    CHECK(seen_b[2].kv.key == "/ha/x");
+    CHECK(seen_b[2].kv.value == "2");
+  }
+  CHECK(eventually([&] { return b->current_revision() == 4; }));
+  auto ev = must(b->events_since("/ha/", 1));
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[2].type == EventType::kDelete);
+
+  // And the other way round.
+  a->subscribe([&](const Event& e) {
+    std::lock_guard lock(mu);
+    seen_a.push_back(e);
+  });
+  auto y = must(b->create("/ha/y", "b"));  // 5
+  CHECK(y.mod_revision == 5);
+  CHECK(must(a->get("/ha/y")).value == "b");
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mu);
+    return !seen_a.empty();
+  }));
+  {
+    std::lock_guard lock(mu);
+    CHECK(seen_a[0].revision() == 5);
+    CHECK(seen_a[0].kv.key == "/ha/y");
+  }
+  // Compare-and-swap holds across stores: b's revision is stale once a updated the key.
+  must(a->update("/ha/y", "a", y.mod_revision));  // 6
+  CHECK(code_of(b->update("/ha/y", "stale", y.mod_revision)) == Code::kConflict);
+  CHECK(code_of(b->remove("/ha/y", y.mod_revision)) == Code::kConflict);
+  CHECK(code_of(b->create("/ha/y", "dup")) == Code::kAlreadyExists);
+  CHECK(must(b->get("/ha/y")).value == "a");
+  CHECK(a->close().is_ok());
+  CHECK(b->close().is_ok());
+}
+
+TEST_CASE("etcd store: compare-and-swap racing across two stores loses no update", "[etcd]") {
+  EtcdBackend backend;
+  if (!backend.ready()) return;
+  auto a = backend.open();
+  auto b = backend.open();
+  must(a->create("/cas/counter", "0"));
+  constexpr int kThreadsPerStore = 4;
+  constexpr int kIncrements = 25;
+  std::atomic<int> conflicts{0};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2 * kThreadsPerStore; ++t) {
+    Store* store = t % 2 == 0 ? a.get() : b.get();
+    threads.emplace_back([&, store] {
+      for (int done = 0, attempts = 0; done < kIncrements && attempts < 100 * kIncrements;
+           ++attempts) {
+        auto cur = store->get("/cas/counter");
+        if (!cur.is_ok()) {
+          std::lock_guard lock(mu);
+          errors.push_back("get: " + cur.status().to_string());
+          return;
+        }
+        int n = std::stoi(cur->value);
+        auto r = store->update("/cas/counter", std::to_string(n + 1), cur->mod_revision);
+        if (r.is_ok()) {
+          ++done;
+        } else if (r.status().code() == Code::kConflict) {
+          ++conflicts;
+        } else {
+          std::lock_guard lock(mu);
+          errors.push_back("update: " + r.status().to_string());
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& e : errors) FAIL_CHECK(e);
+  auto final_value = must(b->get("/cas/counter"));
+  constexpr int kTotal = 2 * kThreadsPerStore * kIncrements;
+  CHECK(final_value.value == std::to_string(kTotal));
+  CHECK(final_value.mod_revision == 1 + kTotal);  // a failed compare takes no revision
+  CHECK(must(a->get("/cas/counter")).value == std::to_string(kTotal));
+}
+
+// Runs open_etcd_store on a thread of its own and waits at most `limit` for it: a hang becomes a
+// failure of this case instead of a stuck test binary (the thread is then left behind).
+std::optional<Result<std::unique_ptr<Store>>> open_within(const EtcdOptions& opts,
+                                                          std::chrono::seconds limit) {
+  auto done = std::make_shared<std::promise<Result<std::unique_ptr<Store>>>>();
+  auto future = done->get_future();
+  std::thread([opts, done] { done->set_value(open_etcd_store(opts)); }).detach();
+  if (future.wait_for(limit) != std::future_status::ready) return std::nullopt;
+  return future.get();
+}
+
+// A loopback port that accepts connections (the kernel completes the handshake into the
+// backlog) but never answers: an etcd that hangs, which only a request timeout gets past.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_, 64) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentListener() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST_CASE("etcd store: an endpoint that does not answer fails the open, bounded by the timeout",
+          "[etcd]") {
+  // No etcd binary is needed: nothing of etcd runs here.
+  EtcdOptions opts;
+  opts.request_timeout_ms = 2000;
+  opts.compact_interval_ms = 0;
+  SECTION("nothing listens (connection refused)") {
+    std::string dead = "http://127.0.0.1:" + std::to_string(free_port());
+    opts.endpoints = {dead};
+    auto r = open_within(opts, 60s);
+    REQUIRE(r.has_value());  // else: open_etcd_store did not return within 60 s
+    INFO(r->status().to_string());
+    CHECK(!r->is_ok());
+    // The error names what it could not reach.
+    CHECK(r->status().message().find(dead.substr(7)) != std::string::npos);
+  }
+  SECTION("a listener that never answers") {
+    SilentListener silent;
+    REQUIRE(silent.port() != 0);
+    opts.endpoints = {silent.url()};
+    auto r = open_within(opts, 60s);  // 30x request_timeout_ms
+    REQUIRE(r.has_value());           // else: open_etcd_store hung on a silent endpoint
+    INFO(r->status().to_string());
+    CHECK(!r->is_ok());
+    CHECK(r->status().message().find(silent.url().substr(7)) != std::string::npos);
+  }
+  SECTION("no endpoints at all") {
+    opts.endpoints = {};
+    auto r = open_within(opts, 60s);
+    REQUIRE(r.has_value());
+    INFO(r->status().to_string());
+    CHECK(!r->is_ok());
+  }
+}
+
+TEST_CASE("etcd store: endpoints {dead, live} fail over to the live one", "[etcd]") {
+  EtcdBackend backend;
+  if (!backend.ready()) return;
+  SilentListener silent;
+  REQUIRE(silent.port() != 0);
+  std::string refused = "http://127.0.0.1:" + std::to_string(free_port());
+  auto check_works = [&](std::vector<std::string> endpoints, const std::string& key) {
+    INFO("endpoints: " << endpoints[0] << " then " << endpoints.back());
+    EtcdOptions opts = backend.options();
+    opts.endpoints = std::move(endpoints);
+    opts.request_timeout_ms = 2000;
+    auto r = open_within(opts, 60s);
+    REQUIRE(r.has_value());
+    INFO(r->status().to_string());
+    REQUIRE(r->is_ok());
+    auto store = std::move(*r).value();
+    std::atomic<int64_t> last_seen{0};
+    store->subscribe([&](const Event& e) { last_seen = e.revision(); });
+    auto c = must(store->create(key, "v"));
+    CHECK(must(store->get(key)).mod_revision == c.mod_revision);
+    CHECK(keys_of(must(store->list(key, 0, 0, ""))) == std::vector<std::string>{key});
+    auto u = must(store->update(key, "w", c.mod_revision));
+    CHECK(u.mod_revision == c.mod_revision + 1);
+    CHECK(eventually([&] { return last_seen.load() == u.mod_revision; }));
+    CHECK(store->close().is_ok());
+  };
+  SECTION("the first refuses connections") {
+    check_works({refused, backend.url()}, "/failover/refused-first");
+  }
+  SECTION("the first accepts connections but never answers (a hung member)") {
+    check_works({silent.url(), backend.url()}, "/failover/silent-first");
+  }
+  SECTION("the live one first") { check_works({backend.url(), refused}, "/failover/live-first"); }
+}
+
+TEST_CASE("etcd store: subscribers keep receiving after etcd restarts", "[etcd]") {
+  EtcdBackend backend;
+  if (!backend.ready()) return;
+  std::mutex mu;
+  std::vector<int64_t> seen;
+  auto a = backend.open();
+  a->subscribe([&](const Event& e) {
+    std::lock_guard lock(mu);
+    seen.push_back(e.revision());
+  });
+  must(a->create("/r/1", "v"));  // 1
+  must(a->create("/r/2", "v"));  // 2
+  {
+    INFO("restarting etcd: " << backend.etcd->error());
+    REQUIRE(backend.etcd->restart());
+  }
+  // The first requests after the restart may meet a broken pooled connection: retry, bounded.
+  REQUIRE(eventually([&] { return a->get("/r/1").is_ok(); }));
+  // A write through another store after the restart reaches a's subscriber through a's resumed
+  // watch; then a's own.
+  auto b = backend.open();
+  auto w3 = must(b->create("/r/3", "v"));
+  CHECK(w3.mod_revision == 3);
+  auto w4 = must(a->update("/r/1", "w", 1));
+  CHECK(w4.mod_revision == 4);
+  REQUIRE(eventually([&] {
+    std::lock_guard lock(mu);
+    return seen.size() >= 4;
+  }));
+  std::lock_guard lock(mu);
+  CHECK(seen == std::vector<int64_t>{1, 2, 3, 4});  // no gap, no repeat across the restart
+}
+
+TEST_CASE("etcd store: reopen keeps data, revisions and the compaction point", "[etcd]") {
+  EtcdBackend backend;
+  if (!backend.ready()) return;
+  {
+    auto store = backend.open();
+    for (int i = 0; i < 20; ++i) must(store->create("/d/" + std::to_string(i), "v"));
+    must(store->update("/d/3", "w", 0));  // 21
+    must(store->remove("/d/19", 0));      // 22
+    REQUIRE(store->compact(10).is_ok());
+    must(store->remove("/d/18", 0));  // 23
+    REQUIRE(store->compact(23).is_ok());
+    CHECK(store->close().is_ok());
+  }
+  auto store = backend.open();
+  CHECK(store->current_revision() == 23);
+  CHECK(store->compacted_revision() == 23);
+  CHECK(must(store->get("/d/3")).value == "w");
+  CHECK(must(store->get("/d/3")).mod_revision == 21);
+  CHECK(code_of(store->get("/d/19")) == Code::kNotFound);
+  CHECK(must(store->list("/d/", 0, 0, "")).items.size() == 18);
+  CHECK(code_of(store->events_since("", 9)) == Code::kGone);
+  CHECK(code_of(store->list("/d/", 22, 0, "")) == Code::kGone);
+  auto next = must(store->create("/d/new", "v"));
+  CHECK(next.mod_revision == 24);
+  auto ev = must(store->events_since("", 23));
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].kv.key == "/d/new");
 }
 
 // Throughput numbers, not a test: ./skiff_store_test "[.perf]"
