@@ -197,6 +197,82 @@ def load_kubeconfig(path):
     return cluster["server"], ca, user.get("token")
 
 
+def etcd_binary():
+    """etcd to run: $SKIFF_ETCD, else `etcd` on PATH, else Debian's etcd-server unpacked (never
+    installed: the package would start a system etcd) by test/tools/deb_unpack.sh; else skip."""
+    if os.environ.get("SKIFF_ETCD"):
+        return os.environ["SKIFF_ETCD"]
+    found = shutil.which("etcd")
+    if found:
+        return found
+    src = os.environ.get("SKIFF_SRC") or os.path.join(os.path.dirname(__file__), "..", "..")
+    r = subprocess.run(["bash", os.path.join(src, "test", "tools", "deb_unpack.sh"),
+                        "etcd-server", "usr/bin/etcd"], capture_output=True, text=True,
+                       timeout=600)
+    path = r.stdout.strip()
+    if r.returncode != 0 or not os.access(path, os.X_OK):
+        skip("no etcd: deb_unpack.sh etcd-server failed: " + (r.stderr or r.stdout).strip()[-300:])
+    return path
+
+
+class Etcd:
+    """A one-member etcd on free loopback ports with a data dir of its own; stopped at exit."""
+
+    def __init__(self):
+        self.exe = etcd_binary()
+        self.dir = tmpdir()
+        self.proc = None
+        _servers.append(self)
+
+    def start(self, timeout=60):
+        self.port, peer = free_port(), free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        peer_url = "http://127.0.0.1:%d" % peer
+        args = [self.exe, "--name", "test", "--data-dir", os.path.join(self.dir, "data"),
+                "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+                "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                "--initial-cluster", "test=" + peer_url, "--logger", "zap", "--log-level", "warn"]
+        self.logf = open(os.path.join(self.dir, "etcd.log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
+        end = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit("FAIL: etcd exited during start-up (%s); log in %s" %
+                                 (self.proc.returncode, self.dir))
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c.request("GET", "/health")
+                body = c.getresponse().read()
+                c.close()
+                if b'"true"' in body:
+                    break
+            except (OSError, http.client.HTTPException):
+                pass
+            if time.time() > end:
+                raise SystemExit("FAIL: etcd not healthy within %d s" % timeout)
+            time.sleep(0.1)
+        log("etcd ready (pid %d) at %s" % (self.proc.pid, self.url))
+        return self
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self.proc = None
+        self.logf.close()
+
+
+# SKIFF_TEST_STORE=etcd runs every Server that does not choose a store itself on an etcd of its
+# own (one per data dir, so a server restarted on the same data dir finds its objects again).
+_etcd_by_data_dir = {}
+
+
 class Server:
     """One skiff-apiserver on 127.0.0.1: HTTPS on a free port, fresh (or given) data dir."""
 
@@ -205,6 +281,12 @@ class Server:
         self.extra = list(extra)
         self.dir = tmpdir()
         self.data = data_dir or os.path.join(self.dir, "data")
+        if os.environ.get("SKIFF_TEST_STORE") == "etcd" and \
+                not any(a.startswith("--store") for a in self.extra):
+            key = os.path.realpath(self.data)
+            if key not in _etcd_by_data_dir:
+                _etcd_by_data_dir[key] = Etcd().start()
+            self.extra += ["--store", "etcd", "--etcd-servers", _etcd_by_data_dir[key].url]
         self.insecure = insecure
         self.log_path = log_path or os.path.join(self.dir, "apiserver.log")
         self.proc = None
