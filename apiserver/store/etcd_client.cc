@@ -334,8 +334,7 @@ void Client::give_back(std::unique_ptr<Connection> c) {
   if (idle_.size() < 64) idle_.push_back(std::move(c));
 }
 
-Result<std::unique_ptr<Connection>> Client::connect_any() {
-  auto deadline = Clock::now() + timeout_;
+Result<std::unique_ptr<Connection>> Client::connect_any(Clock::time_point deadline) {
   Status last = Status::unavailable("no etcd endpoint");
   size_t start = current_.load();
   for (size_t i = 0; i < endpoints_.size(); ++i) {
@@ -350,31 +349,46 @@ Result<std::unique_ptr<Connection>> Client::connect_any() {
   return last;
 }
 
-Result<int> Client::post(std::string_view path, std::string_view body, std::string* out) {
-  auto deadline = Clock::now() + timeout_;
-  for (int attempt = 0;; ++attempt) {
-    std::unique_ptr<Connection> c = attempt == 0 ? take() : nullptr;
+Result<int> Client::post(std::string_view path, std::string_view body, std::string* out,
+                         bool idempotent) {
+  const auto deadline = Clock::now() + timeout_;
+  const size_t n = endpoints_.size();
+  // A member that accepts but never answers (stopped, cut off) would hold a request for the
+  // whole timeout: with several endpoints, a read gets a share of it per member and moves on.
+  const std::chrono::milliseconds slice =
+      idempotent && n > 1 ? timeout_ / static_cast<int64_t>(n) : timeout_;
+  bool idle_retried = false;
+  size_t moved_on = 0;
+  for (;;) {
+    std::unique_ptr<Connection> c = idle_retried || moved_on > 0 ? nullptr : take();
+    const auto attempt_deadline = std::min(deadline, Clock::now() + slice);
     if (!c) {
-      auto fresh = connect_any();
+      auto fresh = connect_any(attempt_deadline);
       if (!fresh) return fresh.status();
       c = std::move(fresh).value();
     }
     const bool reused = c->served();
     const Endpoint& ep = endpoints_[c->endpoint()];
-    Status st = c->send_request(ep.host + ":" + ep.port, path, body, deadline);
-    Result<int> status = st.is_ok() ? c->read_head(deadline) : Result<int>(st);
-    if (status.is_ok()) st = c->read_body(out, deadline);
+    Status st = c->send_request(ep.host + ":" + ep.port, path, body, attempt_deadline);
+    const bool sent = st.is_ok();
+    Result<int> status = sent ? c->read_head(attempt_deadline) : Result<int>(st);
+    if (status.is_ok()) st = c->read_body(out, attempt_deadline);
     if (status.is_ok() && st.is_ok()) {
       if (c->reusable()) give_back(std::move(c));
       return status;
     }
     Status err = status.is_ok() ? st : status.status();
-    // An idle keep-alive connection the server closed: nothing was answered, try a new one.
-    if (reused && c->received() == 0 && attempt == 0 && err.code() == Code::kUnavailable) continue;
-    if (c->received() == 0 && err.code() != Code::kTimeout && attempt == 0) {
-      // Nothing came back from this endpoint: maybe it is gone; the next one is asked once.
-      current_.store((c->endpoint() + 1) % endpoints_.size());
-      if (endpoints_.size() > 1) continue;
+    const bool silent = c->received() == 0;
+    // An idle keep-alive connection the server had closed: nothing was answered, try anew.
+    if (reused && silent && !idle_retried && err.code() == Code::kUnavailable) {
+      idle_retried = true;
+      continue;
+    }
+    // Nothing came back from this member: later requests go to the next one. This request
+    // goes there too if it cannot have been applied here (a read, or not even sent).
+    if (silent && n > 1) {
+      current_.store((c->endpoint() + 1) % n);
+      if ((idempotent || !sent) && ++moved_on < n && Clock::now() < deadline) continue;
     }
     return Status(err.code() == Code::kTimeout ? Code::kTimeout : Code::kUnavailable,
                   "etcd " + ep.url + std::string(path) + ": " + err.message());
@@ -382,11 +396,18 @@ Result<int> Client::post(std::string_view path, std::string_view body, std::stri
 }
 
 Result<std::unique_ptr<WatchStream>> Client::stream(std::string_view path, std::string_view body) {
-  auto conn = connect_any();
-  if (!conn) return conn.status();
-  auto ws = std::make_unique<WatchStream>(std::move(conn).value());
-  SKIFF_RETURN_IF_ERROR(ws->start(path, body, timeout_));
-  return ws;
+  const size_t n = endpoints_.size();
+  Status last = Status::unavailable("no etcd endpoint");
+  for (size_t i = 0; i < n; ++i) {
+    auto conn = connect_any(Clock::now() + timeout_ / static_cast<int64_t>(n));
+    if (!conn) return conn.status();
+    size_t idx = (*conn)->endpoint();
+    auto ws = std::make_unique<WatchStream>(std::move(conn).value());
+    last = ws->start(path, body, timeout_ / static_cast<int64_t>(n));
+    if (last.is_ok()) return ws;
+    current_.store((idx + 1) % n);  // silent or refusing: the next member
+  }
+  return last;
 }
 
 WatchStream::WatchStream(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}

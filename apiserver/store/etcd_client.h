@@ -34,21 +34,23 @@ class Client {
   Client(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout);
   ~Client();
 
-  // POSTs `body` (JSON) to `path`. On a transport failure before any of the answer arrived on a
-  // connection that had served a request before (the server may have closed it while idle), or
-  // when connecting fails, it tries again on a new connection, moving on to the next endpoint;
-  // a request whose answer was cut off is not repeated (etcd may have applied it): Unavailable.
-  // Returns the HTTP status; `out` gets the body.
-  Result<int> post(std::string_view path, std::string_view body, std::string* out);
+  // POSTs `body` (JSON) to `path` and returns the HTTP status; `out` gets the body. Retries on
+  // a new connection when a reused one turns out closed before answering. When a member says
+  // nothing (refused, reset, silent), later requests go to the next endpoint, and so does this
+  // one if it is `idempotent` (a read) or was not sent: with several endpoints a read gets a
+  // share of the timeout per member. A write whose answer did not come is not repeated (etcd
+  // may have applied it): Unavailable or Timeout.
+  Result<int> post(std::string_view path, std::string_view body, std::string* out, bool idempotent);
 
   // A streaming POST on a new connection (not pooled): the request is sent and the answer's
-  // head read (an HTTP status other than 200 is an error with the body's text).
+  // head read (an HTTP status other than 200 is an error with the body's text). A member that
+  // fails to answer is passed over for the next one.
   Result<std::unique_ptr<class WatchStream>> stream(std::string_view path, std::string_view body);
 
   std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
-  Result<std::unique_ptr<Connection>> connect_any();
+  Result<std::unique_ptr<Connection>> connect_any(std::chrono::steady_clock::time_point deadline);
   std::unique_ptr<Connection> take();
   void give_back(std::unique_ptr<Connection> c);
 

@@ -96,6 +96,7 @@ class EtcdStore final : public Store {
     if (!rev) return rev.status();
     delivered_ = *rev;
     dispatch_.emplace(*rev);
+    SKIFF_RETURN_IF_ERROR(learn_compaction());
     watch_thread_ = std::thread([this] { run_watch(); });
     if (opts_.compact_interval_ms > 0) compact_thread_ = std::thread([this] { run_compactor(); });
     return Status::ok();
@@ -210,9 +211,9 @@ class EtcdStore final : public Store {
     if (revision > *cur)
       return Status::invalid("compact to " + std::to_string(revision) +
                              ": beyond the current revision " + std::to_string(*cur));
-    // etcd keeps the state at its compaction revision readable; ours drops `revision` too, so
-    // compact etcd one further, unless that is the future (the current state stays readable).
-    int64_t etcd_rev = std::min(revision + 1, *cur) + kOffset;
+    // etcd at `revision` (ours): it keeps that state readable, which the first later event
+    // needs for its prev_kv; reads of it are refused here (compacted_), as ours drop it.
+    int64_t etcd_rev = revision + kOffset;
     auto r = call("/v3/kv/compaction", json{{"revision", std::to_string(etcd_rev)}});
     if (!r && r.status().code() != Code::kGone)
       return r.status().with_context("compact to " + std::to_string(revision));
@@ -248,7 +249,7 @@ class EtcdStore final : public Store {
       const json* res = result_of(msg);
       if (res == nullptr) return Status::unavailable(what + ": etcd watch: " + *line);
       if (num(*res, "compact_revision") > 0) {
-        note_compacted(num(*res, "compact_revision") - kOffset - 1);
+        note_compacted(num(*res, "compact_revision") - kOffset);
         return Status::gone(what + ": compacted");
       }
       for (const auto& e : events_of(*res)) {
@@ -287,7 +288,9 @@ class EtcdStore final : public Store {
   // Invalid, anything else → Unavailable with etcd's message.
   Result<json> call(std::string_view path, const json& req) {
     std::string body;
-    auto status = client_.post(path, req.dump(), &body);
+    // Reads and compactions may be repeated on another member; transactions may not.
+    const bool idempotent = path == "/v3/kv/range" || path == "/v3/kv/compaction";
+    auto status = client_.post(path, req.dump(), &body, idempotent);
     if (!status) return status.status();
     json j = json::parse(body, nullptr, false);
     if (*status != 200 || j.is_discarded() || !j.is_object() || j.contains("error")) {
@@ -327,6 +330,31 @@ class EtcdStore final : public Store {
     return Status::conflict(what + ": the object has been modified (revision " +
                             std::to_string(num(kvs[0], "mod_revision") - kOffset) + ", expected " +
                             std::to_string(expected) + ")");
+  }
+
+  // etcd does not say where it was compacted, except to a watch that starts below that point:
+  // one from the first revision, read up to its first events or its compaction notice.
+  Status learn_compaction() {
+    if (delivered_ <= 0) return Status::ok();  // nothing written: nothing compacted
+    auto stream = client_.stream("/v3/watch", watch_request(0).dump());
+    if (!stream) return stream.status().with_context("reading etcd's compaction point");
+    auto deadline = std::chrono::steady_clock::now() + client_.timeout();
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return Status::timeout("reading etcd's compaction point");
+      auto line = (*stream)->next(left);
+      if (!line) return line.status().with_context("reading etcd's compaction point");
+      json msg = json::parse(*line, nullptr, false);
+      const json* res = result_of(msg);
+      if (res == nullptr) return Status::unavailable("etcd watch: " + line->substr(0, 300));
+      if (int64_t c = num(*res, "compact_revision"); c > 0) {
+        note_compacted(c - kOffset);
+        return Status::ok();
+      }
+      if (auto it = res->find("events"); it != res->end() && it->is_array() && !it->empty())
+        return Status::ok();  // history from the start: never compacted
+    }
   }
 
   json watch_request(int64_t start_revision) const {
@@ -438,7 +466,7 @@ class EtcdStore final : public Store {
       const json* res = result_of(msg);
       if (res == nullptr) return Status::unavailable("etcd watch: " + line->substr(0, 300));
       if (num(*res, "compact_revision") > 0) {
-        note_compacted(num(*res, "compact_revision") - kOffset - 1);
+        note_compacted(num(*res, "compact_revision") - kOffset);
         return Status::gone("etcd compacted past revision " + std::to_string(from));
       }
       if (flag(*res, "canceled"))
