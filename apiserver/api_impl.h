@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -183,6 +185,23 @@ class ApiImpl : public Api {
   const proto::ResourceType* services_ = nullptr;
   const proto::ResourceType* endpoints_ = nullptr;
   std::unique_ptr<ServiceAllocator> svc_alloc_;
+  // Shared stores (etcd: several API servers): each ClusterIP and node port a Service holds is
+  // also a key of its own, created before the Service is written, so two servers can never
+  // both hand out a value (handlers_services.cc). reserve(): ok(true) all of `txn` reserved;
+  // ok(false) another server holds one (marked in the allocator; keys made so far removed).
+  ApiResult<bool> reserve(const AllocTxn& txn, const std::string& owner);
+  void unreserve(const std::vector<std::string>& ips, const std::vector<int>& ports);
+  // Runs `allocate` (the allocator on `obj`) and reserves what it took, again while another
+  // server holds a picked value; `obj`'s spec is restored before each new try.
+  ApiResult<AllocTxn> allocate_reserved(json& obj, const std::string& owner, bool dry_run,
+                                        const std::function<ApiResult<AllocTxn>()>& allocate);
+  // A Service is gone or stopped holding values: the allocator and the reservations free them.
+  void release_service_values(const json& svc);
+  // On the reconciler's timer: reservations no stored Service holds, seen so on two passes, are
+  // removed (a server died between reserving and writing); held values without one get one.
+  void repair_reservations();
+  std::map<std::string, int64_t> orphans_seen_;  // reservation key -> its mod_revision (k8s thread)
+
   // Followers of the store (every API server's writes, when several share etcd): Service
   // writes feed the allocator, Namespace writes the set of active namespaces that lets a write
   // skip reading its namespace. Events up to the revision they were rebuilt at are already in.

@@ -4,6 +4,8 @@
 // handlers_write.cc (create_object, update_object, delete_object).
 #include <spdlog/spdlog.h>
 
+#include <functional>
+#include <map>
 #include <optional>
 #include <random>
 #include <unordered_map>
@@ -60,7 +62,8 @@ bool ApiImpl::init_services(std::string* error) {
     }
     for (const auto& kv : nss->items) {
       auto obj = read_object(kv);
-      if (obj.ok()) active[obj.value()["metadata"].value("name", "")] = !is_terminating(obj.value());
+      if (obj.ok())
+        active[obj.value()["metadata"].value("name", "")] = !is_terminating(obj.value());
     }
   }
   std::lock_guard<std::mutex> lock(follow_mu_);
@@ -112,6 +115,131 @@ bool ApiImpl::namespace_known_active(const std::string& ns) {
   std::lock_guard<std::mutex> lock(follow_mu_);
   auto it = ns_active_.find(ns);
   return follow_after_ >= 0 && it != ns_active_.end() && it->second;
+}
+
+namespace {
+
+constexpr const char* kReservations = "/registry/skiff.io/allocations/";
+std::string ip_reservation(const std::string& ip) {
+  return std::string(kReservations) + "clusterips/" + ip;
+}
+std::string port_reservation(int port) {
+  return std::string(kReservations) + "nodeports/" + std::to_string(port);
+}
+
+}  // namespace
+
+ApiResult<bool> ApiImpl::reserve(const AllocTxn& txn, const std::string& owner) {
+  std::vector<std::string> made_ips;
+  std::vector<int> made_ports;
+  auto take = [&](const std::string& key) -> ApiResult<bool> {
+    auto kv = store_->create(key, owner);
+    if (kv.is_ok()) return true;
+    if (kv.status().code() == Code::kAlreadyExists) return false;
+    return errors::from_store(kv.status(), *services_, owner);
+  };
+  auto lost = [&](std::vector<std::string> ips, std::vector<int> ports) {
+    unreserve(made_ips, made_ports);
+    svc_alloc_->hold(ips, ports);
+  };
+  for (const auto& ip : txn.ips) {
+    auto r = take(ip_reservation(ip));
+    if (!r.ok() || !r.value()) {
+      if (r.ok())
+        lost({ip}, {});
+      else
+        unreserve(made_ips, made_ports);
+      return r;
+    }
+    made_ips.push_back(ip);
+  }
+  for (int port : txn.ports) {
+    auto r = take(port_reservation(port));
+    if (!r.ok() || !r.value()) {
+      if (r.ok())
+        lost({}, {port});
+      else
+        unreserve(made_ips, made_ports);
+      return r;
+    }
+    made_ports.push_back(port);
+  }
+  return true;
+}
+
+ApiResult<AllocTxn> ApiImpl::allocate_reserved(
+    json& obj, const std::string& owner, bool dry_run,
+    const std::function<ApiResult<AllocTxn>()>& allocate) {
+  const json spec_before = obj.value("spec", json::object());
+  // On a shared store another server may have taken a picked value first: it is marked held
+  // and the allocation runs again (a requested value then fails as already allocated).
+  for (int tries = 0;; ++tries) {
+    auto txn = allocate();
+    if (!txn.ok() || dry_run || !store_->shared()) return txn;
+    auto r = reserve(txn.value(), owner);
+    if (r.ok() && r.value()) return txn;
+    svc_alloc_->revert(txn.value());
+    obj["spec"] = spec_before;
+    if (!r.ok()) return r.error();
+    if (tries == 8)
+      return errors::internal("allocating addresses for service " + owner +
+                              ": other API servers took every value picked");
+  }
+}
+
+void ApiImpl::unreserve(const std::vector<std::string>& ips, const std::vector<int>& ports) {
+  std::vector<std::string> keys;
+  for (const auto& ip : ips) keys.push_back(ip_reservation(ip));
+  for (int p : ports) keys.push_back(port_reservation(p));
+  for (const auto& key : keys) {
+    auto rm = store_->remove(key, 0);
+    // Left behind, the repair removes it once no Service holds the value.
+    if (!rm.is_ok() && rm.status().code() != Code::kNotFound)
+      spdlog::warn("removing the reservation {}: {}", key, rm.status().to_string());
+  }
+}
+
+void ApiImpl::release_service_values(const json& svc) {
+  svc_alloc_->release_service(svc);
+  if (!store_->shared()) return;
+  std::string ip = ServiceAllocator::held_ip_of(svc);
+  auto ports = ServiceAllocator::held_ports_of(svc);
+  unreserve(ip.empty() ? std::vector<std::string>{} : std::vector<std::string>{ip},
+            std::vector<int>(ports.begin(), ports.end()));
+}
+
+void ApiImpl::repair_reservations() {
+  if (!store_->shared() || svc_alloc_ == nullptr) return;
+  auto svcs = store_->list(list_prefix(*services_, ""), 0, 0, "");
+  if (!svcs.is_ok()) return;
+  auto res = store_->list(kReservations, svcs->revision, 0, "");
+  if (!res.is_ok()) return;
+  std::map<std::string, std::string> held;  // reservation key -> the Service holding it
+  for (const auto& kv : svcs->items) {
+    auto obj = read_object(kv);
+    if (!obj.ok()) continue;
+    std::string owner = kv.key.substr(list_prefix(*services_, "").size());
+    if (std::string ip = ServiceAllocator::held_ip_of(obj.value()); !ip.empty())
+      held[ip_reservation(ip)] = owner;
+    for (int p : ServiceAllocator::held_ports_of(obj.value())) held[port_reservation(p)] = owner;
+  }
+  std::map<std::string, int64_t> orphans;
+  for (const auto& kv : res->items) {
+    if (held.erase(kv.key)) continue;
+    auto seen = orphans_seen_.find(kv.key);
+    if (seen != orphans_seen_.end() && seen->second == kv.mod_revision) {
+      auto rm = store_->remove(kv.key, kv.mod_revision);
+      if (rm.is_ok()) spdlog::info("removed the reservation {}: no Service holds it", kv.key);
+    } else {
+      orphans[kv.key] = kv.mod_revision;
+    }
+  }
+  orphans_seen_ = std::move(orphans);
+  // Values held without a reservation (Services from before reservations existed).
+  for (const auto& [key, owner] : held) {
+    auto made = store_->create(key, owner);
+    if (made.is_ok()) spdlog::info("reserved {} for service {}", key, owner);
+  }
 }
 
 namespace {
@@ -286,6 +414,7 @@ void ApiImpl::start_kubernetes_service(const std::string& advertise_ip, int port
       if (k8s_stop_) break;
       lock.unlock();
       if (auto err = reconcile_kubernetes_service(); !err.empty()) spdlog::warn("{}", err);
+      repair_reservations();
       lock.lock();
     }
   });

@@ -297,7 +297,8 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
     json spec_before;
     if (is_service(rt) && svc_alloc_) {
       spec_before = obj.value("spec", json::object());
-      auto a = svc_alloc_->allocate_create(rt, obj, wo.dry_run);
+      auto a = allocate_reserved(obj, ns + "/" + name, wo.dry_run,
+                                 [&] { return svc_alloc_->allocate_create(rt, obj, wo.dry_run); });
       if (!a.ok()) return a.error();
       txn = std::move(a.value());
     }
@@ -310,6 +311,7 @@ ApiResult<json> ApiImpl::create_object(const proto::ResourceType& rt, const std:
     }
     if (txn) {
       svc_alloc_->revert(*txn);
+      if (store_->shared()) unreserve(txn->ips, txn->ports);
       obj["spec"] = std::move(spec_before);
     }
     if (kv.status().code() == Code::kAlreadyExists && generated) continue;  // name collision
@@ -393,7 +395,7 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
     if (wo.dry_run) return obj;
     auto kv = timed("delete", [&] { return store_->remove(key, old_rev); });
     if (!kv.is_ok()) return errors::from_store(kv.status(), rt, name);
-    if (is_service(rt) && svc_alloc_) svc_alloc_->release_service(old);
+    if (is_service(rt) && svc_alloc_) release_service_values(old);
     obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
     if (rt.namespaced && namespaces_ != nullptr) {
       // The last object of a terminating namespace may be this one.
@@ -410,7 +412,9 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
   if (obj == unchanged) return old;  // Kubernetes writes nothing and keeps the resourceVersion
   std::optional<AllocTxn> txn;
   if (svc_alloc) {
-    auto a = svc_alloc_->allocate_update(rt, obj, old, wo.dry_run);
+    auto a = allocate_reserved(obj, ns + "/" + name, wo.dry_run, [&] {
+      return svc_alloc_->allocate_update(rt, obj, old, wo.dry_run);
+    });
     if (!a.ok()) return a.error();
     txn = std::move(a.value());
   }
@@ -420,10 +424,16 @@ ApiResult<json> ApiImpl::update_object(const proto::ResourceType& rt, const std:
   }
   auto kv = timed("update", [&] { return store_->update(key, stored_form(obj), old_rev); });
   if (!kv.is_ok()) {
-    if (txn) svc_alloc_->revert(*txn);
+    if (txn) {
+      svc_alloc_->revert(*txn);
+      if (store_->shared()) unreserve(txn->ips, txn->ports);
+    }
     return errors::from_store(kv.status(), rt, name);
   }
-  if (txn) svc_alloc_->commit(*txn);
+  if (txn) {
+    svc_alloc_->commit(*txn);
+    if (store_->shared()) unreserve(txn->release_ips, txn->release_ports);
+  }
   obj["metadata"]["resourceVersion"] = std::to_string(kv->mod_revision);
   // A terminating namespace whose own finalizers are now gone can finish.
   if (&rt == namespaces_ && obj["metadata"].contains("deletionTimestamp") && !has_finalizers(obj))
@@ -645,7 +655,7 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
       if (rm.status().code() == Code::kConflict) continue;
       return errors::from_store(rm.status(), rt, name);
     }
-    if (is_service(rt) && svc_alloc_) svc_alloc_->release_service(obj);
+    if (is_service(rt) && svc_alloc_) release_service_values(obj);
     obj["metadata"]["resourceVersion"] = std::to_string(rm->mod_revision);
     return obj;
   }

@@ -579,6 +579,17 @@ void ServiceAllocator::release_service(const json& svc) {
   for (int p : held_ports(svc)) free_port_locked(p);
 }
 
+std::string ServiceAllocator::held_ip_of(const json& svc) { return held_ip(svc); }
+std::set<int> ServiceAllocator::held_ports_of(const json& svc) { return held_ports(svc); }
+
+void ServiceAllocator::hold(const std::vector<std::string>& ips, const std::vector<int>& ports) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& ip : ips)
+    if (auto i = ip_index(ip)) ip_bits_.set(*i);
+  for (int p : ports)
+    if (auto i = port_index(p)) port_bits_.set(*i);
+}
+
 void ServiceAllocator::follow(const json* old, const json* now) {
   std::string now_ip = now ? held_ip(*now) : "";
   std::set<int> now_ports = now ? held_ports(*now) : std::set<int>{};

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,12 @@ class ServiceAllocator {
   void revert(const AllocTxn& txn);       // the write failed: free what it allocated
   void commit(const AllocTxn& txn);       // the write succeeded: free what it stopped using
   void release_service(const json& svc);  // the Service is gone
+  // What a stored Service holds: its ClusterIP ("" for none) and node ports (nodePorts and
+  // healthCheckNodePort).
+  static std::string held_ip_of(const json& svc);
+  static std::set<int> held_ports_of(const json& svc);
+  // Marks values another API server holds (seen as taken in the store before its Service).
+  void hold(const std::vector<std::string>& ips, const std::vector<int>& ports);
   // A Service write seen in the store, made by this or another API server sharing it (`old`:
   // the Service before, null for a create; `now`: after, null for a delete): marks what `now`
   // holds and frees what `old` held that `now` does not. Idempotent, so this server's own

@@ -262,6 +262,8 @@ class EtcdStore final : public Store {
     return out;
   }
 
+  bool shared() const override { return true; }
+
   Status health() override {
     auto r = fetch_revision();
     return r ? Status::ok() : r.status();

@@ -91,6 +91,10 @@ class Store {
   virtual uint64_t subscribe(WatchCallback cb) = 0;
   virtual void unsubscribe(uint64_t id) = 0;
 
+  // Whether other API servers may write to this store too (etcd): then whatever must be unique
+  // across them (ClusterIPs, node ports) is guarded in the store, not only in memory.
+  virtual bool shared() const { return false; }
+
   // Whether the store can serve now (etcd: a member answers); /readyz and /healthz report it.
   virtual Status health() { return Status::ok(); }
 
