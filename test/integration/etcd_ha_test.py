@@ -11,8 +11,9 @@ two allocators that do not see each other's picks collide), also when A and B ar
 same moment for the last free address; after kill -9 of A, B keeps serving reads, writes and
 its watch; A restarted on the same etcd lists what B lists.
 
-etcd: $SKIFF_ETCD, else Debian's etcd-server unpacked by test/tools/deb_unpack.sh (never
-installed). Exit 77 when etcd or skiff-apiserver (with --etcd-servers) cannot be had."""
+etcd: testlib.Etcd ($SKIFF_ETCD, etcd on PATH, else Debian's etcd-server unpacked by
+test/tools/deb_unpack.sh, never installed). Exit 77 when etcd or skiff-apiserver (with
+--etcd-servers) cannot be had."""
 import os
 import shutil
 import subprocess
@@ -32,94 +33,10 @@ SVCS = "/api/v1/namespaces/%s/services" % NS
 SERVICE_RANGE = "10.96.0.0/27"  # 30 addresses: 20 Services collide unless allocation is shared
 
 
-def find_etcd():
-    exe = os.environ.get("SKIFF_ETCD")
-    if exe:
-        if not os.access(exe, os.X_OK):
-            testlib.skip("SKIFF_ETCD=%s is not an executable" % exe)
-        return exe
-    src = os.environ.get("SKIFF_SRC") or os.path.join(os.path.dirname(__file__), "..", "..")
-    try:
-        r = subprocess.run(["bash", os.path.join(src, "test", "tools", "deb_unpack.sh"),
-                            "etcd-server", "usr/bin/etcd"], capture_output=True, text=True,
-                           timeout=400)
-    except subprocess.TimeoutExpired:
-        testlib.skip("no etcd (set SKIFF_ETCD): deb_unpack.sh etcd-server timed out")
-    path = r.stdout.strip()
-    if r.returncode != 0 or not os.access(path, os.X_OK):
-        testlib.skip("no etcd (set SKIFF_ETCD): deb_unpack.sh etcd-server failed: " +
-                     r.stderr.strip())
-    return path
-
-
-class Etcd:
-    """One etcd member on free loopback ports; stopped (SIGTERM, then SIGKILL) by testlib's
-    cleanup, after the API servers (it is kept last in testlib._servers)."""
-
-    def __init__(self, exe):
-        self.dir = testlib.tmpdir()
-        self.port = testlib.free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        peer = "http://127.0.0.1:%d" % testlib.free_port()
-        self.log_path = os.path.join(self.dir, "etcd.log")
-        self.logf = open(self.log_path, "ab")
-        args = [exe, "--name", "ha", "--data-dir", os.path.join(self.dir, "data"),
-                "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", "ha=" + peer, "--logger", "zap", "--log-level", "warn"]
-        testlib.log("starting " + " ".join(args))
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        testlib._servers.append(self)
-        end = time.time() + 60
-        while not self._healthy():
-            if self.proc.poll() is not None or time.time() > end:
-                self.dump_log()
-                raise SystemExit("FAIL: etcd did not become healthy (exit %s)" %
-                                 self.proc.poll())
-            time.sleep(0.1)
-        testlib.log("etcd ready (pid %d) at %s" % (self.proc.pid, self.url))
-
-    def _healthy(self):
-        import http.client
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            c.request("GET", "/health")
-            r = c.getresponse()
-            body = r.read()
-            c.close()
-            return r.status == 200 and b'"true"' in body
-        except (OSError, http.client.HTTPException):
-            return False
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self.proc = None
-        self.logf.close()
-
-    def dump_log(self, lines=30):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                print("---- last lines of the etcd log ----\n" +
-                      "\n".join(f.read().splitlines()[-lines:]), flush=True)
-        except OSError:
-            pass
-
-
 def start_server(etcd, data_dir=None, server=None):
     srv = server or testlib.Server(["--store", "etcd", "--etcd-servers", etcd.url,
                                     "--service-cluster-ip-range", SERVICE_RANGE],
                                    data_dir=data_dir)
-    # Stop the API servers before etcd at cleanup.
-    testlib._servers.remove(etcd)
-    testlib._servers.append(etcd)
     return srv.start()
 
 
@@ -130,7 +47,7 @@ def names_rvs(items):
 exe = testlib.need_bin("skiff-apiserver")
 if "--etcd-servers" not in testlib.server_flags():
     testlib.skip("%s has no --etcd-servers flag yet" % exe)
-etcd = Etcd(find_etcd())
+etcd = testlib.Etcd().start()
 t = testlib.Checks()
 A = start_server(etcd)
 B = start_server(etcd)

@@ -114,7 +114,8 @@ _tmpdirs = []
 
 
 def _cleanup_all():
-    for s in list(_servers):
+    # API servers before the etcd they may be using (a server stopping flushes to its store).
+    for s in sorted(_servers, key=lambda s: isinstance(s, Etcd)):
         s.stop()
     for d in _tmpdirs:
         shutil.rmtree(d, ignore_errors=True)
@@ -123,6 +124,17 @@ def _cleanup_all():
 
 atexit.register(_cleanup_all)
 signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
+
+
+def stop_process(proc):
+    """SIGTERM, then SIGKILL after 10 s; waits for the exit."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def tmpdir():
@@ -237,8 +249,8 @@ class Etcd:
         end = time.time() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise SystemExit("FAIL: etcd exited during start-up (%s); log in %s" %
-                                 (self.proc.returncode, self.dir))
+                self.dump_log()
+                raise SystemExit("FAIL: etcd exited during start-up (%s)" % self.proc.returncode)
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 c.request("GET", "/health")
@@ -249,6 +261,7 @@ class Etcd:
             except (OSError, http.client.HTTPException):
                 pass
             if time.time() > end:
+                self.dump_log()
                 raise SystemExit("FAIL: etcd not healthy within %d s" % timeout)
             time.sleep(0.1)
         log("etcd ready (pid %d) at %s" % (self.proc.pid, self.url))
@@ -257,15 +270,17 @@ class Etcd:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+        stop_process(self.proc)
         self.proc = None
         self.logf.close()
+
+    def dump_log(self, lines=30):
+        try:
+            with open(os.path.join(self.dir, "etcd.log"), errors="replace") as f:
+                print("---- last lines of the etcd log ----\n" +
+                      "\n".join(f.read().splitlines()[-lines:]), flush=True)
+        except OSError:
+            pass
 
 
 # SKIFF_TEST_STORE=etcd runs every Server that does not choose a store itself on an etcd of its
@@ -355,13 +370,7 @@ class Server:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+        stop_process(self.proc)
         self.proc = None
         try:
             self.logf.close()
