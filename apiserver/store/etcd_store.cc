@@ -197,7 +197,12 @@ class EtcdStore final : public Store {
 
   int64_t current_revision() override {
     auto r = fetch_revision();
-    if (r) return *r;
+    if (r) {
+      // Subscribers have seen everything up to the revision returned (the watch cache takes
+      // it as the point from which their events are complete).
+      wait_delivered(*r);
+      return *r;
+    }
     std::lock_guard lock(mu_);
     return delivered_;  // etcd is unreachable: the newest revision this server has seen
   }
