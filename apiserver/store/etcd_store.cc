@@ -35,6 +35,8 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr int64_t kOffset = 1;  // etcd revision = skiff revision + kOffset
+// A watch that has not brought a written revision for this long is taken for stuck.
+constexpr std::chrono::milliseconds kStuckAfter{2000};
 
 // The watch thread of this store, so that a subscriber's write does not wait for itself.
 thread_local const void* tl_watch_thread_of = nullptr;
@@ -415,6 +417,9 @@ class EtcdStore final : public Store {
   void wait_delivered(int64_t rev) {
     if (tl_watch_thread_of == this) return;  // a subscriber's own write: it would wait for itself
     std::unique_lock lock(mu_);
+    if (delivered_ >= rev) return;
+    if (awaited_ <= delivered_) awaited_since_ = std::chrono::steady_clock::now();
+    awaited_ = std::max(awaited_, rev);
     if (!cv_.wait_for(lock, client_.timeout(), [&] { return delivered_ >= rev || closed_; }))
       spdlog::warn("etcd store: revision {} not seen on the watch after {} ms", rev,
                    client_.timeout().count());
@@ -467,7 +472,19 @@ class EtcdStore final : public Store {
     }
     *started = true;
     for (;;) {
-      auto line = ws->next(0ms);
+      auto line = ws->next(kStuckAfter);
+      if (!line && line.status().code() == Code::kTimeout) {
+        // A quiet stream is normal; one that holds back a revision a write is waiting for is
+        // not: its member may be stopped or cut off (TCP alone would not tell). Reconnect,
+        // to whichever member requests now go to.
+        std::lock_guard lock(mu_);
+        if (awaited_ > delivered_ &&
+            std::chrono::steady_clock::now() - awaited_since_ > kStuckAfter)
+          return Status::unavailable("revision " + std::to_string(awaited_) +
+                                     " was written but the watch has not brought it for " +
+                                     std::to_string(kStuckAfter.count()) + " ms");
+        continue;
+      }
       if (!line) return line.status();
       json msg = json::parse(*line, nullptr, false);
       const json* res = result_of(msg);
@@ -518,6 +535,8 @@ class EtcdStore final : public Store {
   std::mutex mu_;  // guards the members below
   std::condition_variable cv_;
   int64_t delivered_ = 0;  // every event up to this revision has reached the subscribers
+  int64_t awaited_ = 0;    // the newest revision a write waits to see delivered
+  std::chrono::steady_clock::time_point awaited_since_;  // when awaited_ got ahead of delivered_
   bool closed_ = false;
   std::shared_ptr<etcd::WatchStream> stream_;
 
