@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
   std::string data_dir = "/var/lib/skiff/apiserver";
   std::string store_kind = "sqlite";
   std::vector<std::string> etcd_servers;
+  std::string etcd_ca, etcd_cert, etcd_key;
   std::string token_file;
   std::string kubelet_token_file;
   std::string advertise;
@@ -121,9 +122,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"sqlite", "memory", "etcd"}))
       ->capture_default_str();
   app.add_option("--etcd-servers", etcd_servers,
-                 "with --store etcd: etcd client URLs http://HOST:PORT, comma-separated; several "
+                 "with --store etcd: etcd client URLs http(s)://HOST:PORT, comma-separated; several "
                  "API servers may share one etcd cluster")
       ->delimiter(',');
+  app.add_option("--etcd-cafile", etcd_ca,
+                 "CA of etcd's serving certificates, for https:// --etcd-servers (default: the "
+                 "system's CAs)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--etcd-certfile", etcd_cert, "client certificate presented to etcd (PEM)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--etcd-keyfile", etcd_key, "key of --etcd-certfile (PEM)")
+      ->check(CLI::ExistingFile);
   app.add_option("--token-auth-file", token_file,
                  "Kubernetes static token file (CSV: token,user,uid,\"group1,group2\")")
       ->check(CLI::ExistingFile);
@@ -229,6 +238,9 @@ int main(int argc, char** argv) {
   if (store_kind == "etcd") {
     skiff::store::EtcdOptions eo;
     eo.endpoints = etcd_servers;
+    eo.ca_file = etcd_ca;
+    eo.cert_file = etcd_cert;
+    eo.key_file = etcd_key;
     eo.keep_revisions = compact_keep;
     auto s = skiff::store::open_etcd_store(eo);
     if (!s) return fail(s.status().to_string());

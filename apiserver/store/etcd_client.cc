@@ -4,9 +4,13 @@
 
 #include "apiserver/store/etcd_client.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,14 +27,18 @@ Result<Endpoint> parse_endpoint(std::string_view url) {
   auto bad = [&](const std::string& why) {
     return Status::invalid("etcd endpoint \"" + std::string(url) + "\": " + why);
   };
-  constexpr std::string_view kScheme = "http://";
-  if (url.starts_with("https://"))
-    return bad("TLS to etcd is not supported yet; use http:// on a trusted network");
-  if (!url.starts_with(kScheme)) return bad("want http://HOST:PORT");
-  std::string_view rest = url.substr(kScheme.size());
+  Endpoint ep;
+  std::string_view rest;
+  if (url.starts_with("http://")) {
+    rest = url.substr(7);
+  } else if (url.starts_with("https://")) {
+    rest = url.substr(8);
+    ep.tls = true;
+  } else {
+    return bad("want http://HOST:PORT or https://HOST:PORT");
+  }
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   if (rest.find('/') != std::string_view::npos) return bad("a path is not allowed");
-  Endpoint ep;
   ep.url = std::string(url);
   size_t colon;
   if (rest.starts_with("[")) {
@@ -53,18 +61,65 @@ Result<Endpoint> parse_endpoint(std::string_view url) {
   return ep;
 }
 
-// One TCP connection and its read buffer.
+std::string tls_error(const char* what) {
+  std::string msg = what;
+  unsigned long e = ERR_get_error();
+  if (e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    msg += std::string(": ") + buf;
+  }
+  ERR_clear_error();
+  return msg;
+}
+
+Result<TlsContext> make_tls_context(const TlsFiles& files) {
+  TlsContext ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  if (!ctx) return Status::internal(tls_error("TLS to etcd: cannot make a context"));
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (files.ca_file.empty()) {
+    SSL_CTX_set_default_verify_paths(ctx.get());
+  } else if (SSL_CTX_load_verify_locations(ctx.get(), files.ca_file.c_str(), nullptr) != 1) {
+    return Status::invalid(tls_error(("--etcd-cafile " + files.ca_file).c_str()));
+  }
+  if (files.cert_file.empty() != files.key_file.empty())
+    return Status::invalid("--etcd-certfile and --etcd-keyfile go together");
+  if (!files.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx.get(), files.cert_file.c_str()) != 1)
+      return Status::invalid(tls_error(("--etcd-certfile " + files.cert_file).c_str()));
+    if (SSL_CTX_use_PrivateKey_file(ctx.get(), files.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+      return Status::invalid(tls_error(("--etcd-keyfile " + files.key_file).c_str()));
+    if (SSL_CTX_check_private_key(ctx.get()) != 1)
+      return Status::invalid(tls_error("--etcd-keyfile does not match --etcd-certfile"));
+  }
+  return ctx;
+}
+
+// One TCP (or TLS) connection and its read buffer.
 class Connection {
  public:
   Connection(int fd, size_t endpoint) : fd_(fd), endpoint_(endpoint) {}
   ~Connection() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
     if (fd_ >= 0) ::close(fd_);
   }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   static Result<std::unique_ptr<Connection>> open(const Endpoint& ep, size_t index,
-                                                  Clock::time_point deadline) {
+                                                  Clock::time_point deadline,
+                                                  const TlsContext& tls) {
+    auto conn = open_tcp(ep, index, deadline);
+    if (!conn || !ep.tls) return conn;
+    if (!tls) return Status::internal("etcd " + ep.url + ": no TLS context");
+    if (auto st = (*conn)->handshake(ep, tls, deadline); !st)
+      return Status(st.code(), "etcd " + ep.url + ": " + st.message());
+    return conn;
+  }
+
+  static Result<std::unique_ptr<Connection>> open_tcp(const Endpoint& ep, size_t index,
+                                                      Clock::time_point deadline) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -103,6 +158,38 @@ class Connection {
     return last;
   }
 
+  // TLS client handshake, verifying the certificate against the endpoint's name or IP.
+  Status handshake(const Endpoint& ep, const TlsContext& tls, Clock::time_point deadline) {
+    ssl_ = SSL_new(tls.get());
+    if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1)
+      return Status::internal(tls_error("TLS: cannot set up"));
+    unsigned char addr[16];
+    const bool is_ip = inet_pton(AF_INET, ep.host.c_str(), addr) == 1 ||
+                       inet_pton(AF_INET6, ep.host.c_str(), addr) == 1;
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+    if (is_ip) {
+      X509_VERIFY_PARAM_set1_ip_asc(param, ep.host.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl_, ep.host.c_str());
+      X509_VERIFY_PARAM_set1_host(param, ep.host.c_str(), 0);
+    }
+    for (;;) {
+      int rc = SSL_connect(ssl_);
+      if (rc == 1) return Status::ok();
+      int e = SSL_get_error(ssl_, rc);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (auto st = wait(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline); !st)
+          return Status::timeout("TLS handshake: " + st.message());
+        continue;
+      }
+      long verify = SSL_get_verify_result(ssl_);
+      if (verify != X509_V_OK)
+        return Status::unavailable(std::string("TLS handshake: certificate verify failed: ") +
+                                   X509_verify_cert_error_string(verify));
+      return Status::unavailable(tls_error("TLS handshake failed"));
+    }
+  }
+
   size_t endpoint() const { return endpoint_; }
   bool reusable() const { return reusable_; }
   bool served() const { return served_; }
@@ -121,16 +208,18 @@ class Connection {
     req.append(std::to_string(body.size())).append("\r\n\r\n").append(body);
     size_t off = 0;
     while (off < req.size()) {
-      ssize_t n = ::send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+      short want = 0;
+      ssize_t n = io(true, req.data() + off, req.size() - off, &want);
       if (n > 0) {
         off += static_cast<size_t>(n);
         continue;
       }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        SKIFF_RETURN_IF_ERROR(wait(POLLOUT, deadline));
+      if (want != 0) {
+        SKIFF_RETURN_IF_ERROR(wait(want, deadline));
         continue;
       }
-      return Status::unavailable(std::string("send: ") + std::strerror(errno));
+      return Status::unavailable(ssl_ ? tls_error("send")
+                                      : std::string("send: ") + std::strerror(errno));
     }
     return Status::ok();
   }
@@ -279,27 +368,49 @@ class Connection {
   Status fill(Clock::time_point deadline) {
     char tmp[16384];
     for (;;) {
-      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+      short want = 0;
+      ssize_t n = io(false, tmp, sizeof tmp, &want);
       if (n > 0) {
         buf_.append(tmp, static_cast<size_t>(n));
         received_ += static_cast<size_t>(n);
         return Status::ok();
       }
-      if (n == 0) {
-        eof_ = true;
-        reusable_ = false;
-        return Status::unavailable("connection closed by etcd");
-      }
-      if (errno == EAGAIN || errno == EINTR) {
-        SKIFF_RETURN_IF_ERROR(wait(POLLIN, deadline));
+      if (want != 0) {
+        SKIFF_RETURN_IF_ERROR(wait(want, deadline));
         continue;
       }
       reusable_ = false;
-      return Status::unavailable(std::string("recv: ") + std::strerror(errno));
+      if (n == 0) {
+        eof_ = true;
+        return Status::unavailable("connection closed by etcd");
+      }
+      return Status::unavailable(ssl_ ? tls_error("recv")
+                                      : std::string("recv: ") + std::strerror(errno));
     }
   }
 
+  // One send or recv, plain or through TLS: > 0 bytes moved; else `want` is the poll event to
+  // wait for (0: the connection is done: 0 = closed, < 0 = failed).
+  ssize_t io(bool write, char* data, size_t len, short* want) {
+    *want = 0;
+    if (ssl_ == nullptr) {
+      ssize_t n = write ? ::send(fd_, data, len, MSG_NOSIGNAL) : ::recv(fd_, data, len, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) *want = write ? POLLOUT : POLLIN;
+      return n;
+    }
+    int n = write ? SSL_write(ssl_, data, static_cast<int>(len))
+                  : SSL_read(ssl_, data, static_cast<int>(len));
+    if (n > 0) return n;
+    int e = SSL_get_error(ssl_, n);
+    if (e == SSL_ERROR_WANT_READ) *want = POLLIN;
+    if (e == SSL_ERROR_WANT_WRITE) *want = POLLOUT;
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    if (e == SSL_ERROR_SYSCALL && n == 0) return 0;  // EOF without close_notify
+    return -1;
+  }
+
   int fd_;
+  SSL* ssl_ = nullptr;
   size_t endpoint_;
   std::string buf_;
   size_t received_ = 0;
@@ -313,8 +424,8 @@ class Connection {
   bool body_done_ = false;
 };
 
-Client::Client(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout)
-    : endpoints_(std::move(endpoints)), timeout_(timeout) {}
+Client::Client(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout, TlsContext tls)
+    : endpoints_(std::move(endpoints)), timeout_(timeout), tls_(std::move(tls)) {}
 
 Client::~Client() = default;
 
@@ -339,7 +450,7 @@ Result<std::unique_ptr<Connection>> Client::connect_any(Clock::time_point deadli
   size_t start = current_.load();
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     size_t idx = (start + i) % endpoints_.size();
-    auto c = Connection::open(endpoints_[idx], idx, deadline);
+    auto c = Connection::open(endpoints_[idx], idx, deadline, tls_);
     if (c.is_ok()) {
       current_.store(idx);
       return std::move(c).value();

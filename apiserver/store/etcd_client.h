@@ -1,8 +1,8 @@
 // Private to apiserver/store: a small blocking HTTP/1.1 client for etcd's v3 JSON gateway
 // (grpc-gateway): keep-alive connections for unary calls (`/v3/kv/range`, `/v3/kv/txn`, ...) and
 // one streaming call per WatchStream (`/v3/watch`, newline-delimited JSON messages in a chunked
-// body). Plain HTTP only. Every call has a deadline; nothing here blocks without one, except a
-// WatchStream's read, which close() (from any thread) interrupts.
+// body). HTTP or HTTPS (OpenSSL, kept out of this header). Every call has a deadline; nothing here
+// blocks without one, except a WatchStream's read, which close() (from any thread) interrupts.
 #pragma once
 
 #include <atomic>
@@ -15,23 +15,37 @@
 
 #include "common/status.h"
 
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
+
 namespace skiff::store::etcd {
 
 struct Endpoint {
   std::string url;   // as given, for messages
   std::string host;  // without brackets
   std::string port;
+  bool tls = false;  // https://
 };
 
-// Parses "http://HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6 address; no path).
+// Parses "http(s)://HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6 address; no
+// path).
 Result<Endpoint> parse_endpoint(std::string_view url);
+
+// TLS to etcd (kube-apiserver's --etcd-cafile/--etcd-certfile/--etcd-keyfile): the server is
+// verified against `ca_file` (the system's CAs when empty) and its name or IP; a client
+// certificate is presented when cert_file and key_file are given.
+struct TlsFiles {
+  std::string ca_file, cert_file, key_file;
+};
+using TlsContext = std::shared_ptr<::ssl_ctx_st>;  // OpenSSL's SSL_CTX
+Result<TlsContext> make_tls_context(const TlsFiles& files);
 
 class Connection;
 
 // One request/response on a pooled connection to the first endpoint that answers.
 class Client {
  public:
-  Client(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout);
+  // `tls` is needed when an endpoint is https:// (null otherwise).
+  Client(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout, TlsContext tls);
   ~Client();
 
   // POSTs `body` (JSON) to `path` and returns the HTTP status; `out` gets the body. Retries on
@@ -56,6 +70,7 @@ class Client {
 
   const std::vector<Endpoint> endpoints_;
   const std::chrono::milliseconds timeout_;
+  const TlsContext tls_;
   std::atomic<size_t> current_{0};  // index of the endpoint new connections go to
   std::mutex mu_;
   std::vector<std::unique_ptr<Connection>> idle_;

@@ -85,10 +85,10 @@ json key_compare(const std::string& key, const char* target, const char* result,
 
 class EtcdStore final : public Store {
  public:
-  EtcdStore(const EtcdOptions& opts, std::vector<etcd::Endpoint> eps)
+  EtcdStore(const EtcdOptions& opts, std::vector<etcd::Endpoint> eps, etcd::TlsContext tls)
       : opts_(opts),
-        client_(std::move(eps), std::chrono::milliseconds(std::max(100, opts.request_timeout_ms))) {
-  }
+        client_(std::move(eps), std::chrono::milliseconds(std::max(100, opts.request_timeout_ms)),
+                std::move(tls)) {}
 
   ~EtcdStore() override { (void)close(); }
 
@@ -554,7 +554,17 @@ Result<std::unique_ptr<Store>> open_etcd_store(const EtcdOptions& opts) {
     if (!ep) return ep.status();
     eps.push_back(std::move(ep).value());
   }
-  auto store = std::make_unique<EtcdStore>(opts, std::move(eps));
+  etcd::TlsContext tls;
+  bool any_tls = false;
+  for (const auto& ep : eps) any_tls |= ep.tls;
+  if (!any_tls && !(opts.ca_file.empty() && opts.cert_file.empty() && opts.key_file.empty()))
+    return Status::invalid("--etcd-cafile/--etcd-certfile/--etcd-keyfile need https:// endpoints");
+  if (any_tls) {
+    auto ctx = etcd::make_tls_context({opts.ca_file, opts.cert_file, opts.key_file});
+    if (!ctx) return ctx.status();
+    tls = std::move(ctx).value();
+  }
+  auto store = std::make_unique<EtcdStore>(opts, std::move(eps), std::move(tls));
   if (auto st = store->open(); !st) {
     std::string urls;
     for (const auto& u : opts.endpoints) urls += (urls.empty() ? "" : ",") + u;

@@ -112,9 +112,13 @@ struct SqliteOptions {
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& opts);
 
 struct EtcdOptions {
-  // Client URLs of the etcd members, "http://HOST:PORT" (etcd's v3 API through its JSON
-  // gateway); requests go to the first that answers and move on when it stops answering.
+  // Client URLs of the etcd members, "http://HOST:PORT" or "https://HOST:PORT" (etcd's v3 API
+  // through its JSON gateway); requests go to the first that answers and move on when it stops
+  // answering.
   std::vector<std::string> endpoints;
+  // For https:// endpoints: the CA that signed etcd's serving certificates (empty: the
+  // system's), and a client certificate and key when etcd asks for one (--client-cert-auth).
+  std::string ca_file, cert_file, key_file;
   int64_t keep_revisions = 10000;   // automatic compaction keeps at least this much history
   int compact_interval_ms = 60000;  // how often automatic compaction runs (0 = never)
   int request_timeout_ms = 10000;   // one request to etcd, connect to answer

@@ -227,23 +227,66 @@ def etcd_binary():
     return path
 
 
-class Etcd:
-    """A one-member etcd on free loopback ports with a data dir of its own; stopped at exit."""
+def make_certs(dir, name, sans=(), issuer=None):
+    """With the openssl CLI: a CA (issuer None: `name` is a self-signed CA) or a certificate for
+    `sans` ("IP:127.0.0.1") signed by `issuer` (a (crt, key) pair). Returns (crt, key)."""
+    crt, key = os.path.join(dir, name + ".crt"), os.path.join(dir, name + ".key")
+    def run(*args):
+        r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise SystemExit("FAIL: openssl %s: %s" % (args[0], r.stderr.strip()[-300:]))
+    if issuer is None:
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+            "-days", "2", "-subj", "/CN=" + name)
+        return crt, key
+    csr, ext = os.path.join(dir, name + ".csr"), os.path.join(dir, name + ".ext")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
+    with open(ext, "w") as f:
+        if sans:
+            f.write("subjectAltName=" + ",".join(sans) + "\n")
+        f.write("extendedKeyUsage=serverAuth,clientAuth\n")
+    run("x509", "-req", "-in", csr, "-CA", issuer[0], "-CAkey", issuer[1], "-CAcreateserial",
+        "-out", crt, "-days", "2", "-extfile", ext)
+    return crt, key
 
-    def __init__(self):
+
+class Etcd:
+    """A one-member etcd on free loopback ports with a data dir of its own; stopped at exit.
+    tls=True: clients reach it over HTTPS and must present a certificate of its CA (made here:
+    self.ca, and self.client = (crt, key) for skiff-apiserver)."""
+
+    def __init__(self, tls=False):
         self.exe = etcd_binary()
         self.dir = tmpdir()
         self.proc = None
+        self.tls = tls
+        if tls:
+            if not shutil.which("openssl"):
+                skip("openssl is not installed (deploy/deps.sh installs it)")
+            self.ca = make_certs(self.dir, "etcd-ca")
+            self.serving = make_certs(self.dir, "etcd", ["IP:127.0.0.1", "DNS:localhost"], self.ca)
+            self.client = make_certs(self.dir, "apiserver", [], self.ca)
         _servers.append(self)
+
+    def apiserver_flags(self):
+        """What skiff-apiserver needs to use this etcd."""
+        flags = ["--store", "etcd", "--etcd-servers", self.url]
+        if self.tls:
+            flags += ["--etcd-cafile", self.ca[0], "--etcd-certfile", self.client[0],
+                      "--etcd-keyfile", self.client[1]]
+        return flags
 
     def start(self, timeout=60):
         self.port, peer = free_port(), free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
         peer_url = "http://127.0.0.1:%d" % peer
         args = [self.exe, "--name", "test", "--data-dir", os.path.join(self.dir, "data"),
                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
                 "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
                 "--initial-cluster", "test=" + peer_url, "--logger", "zap", "--log-level", "warn"]
+        if self.tls:
+            args += ["--cert-file", self.serving[0], "--key-file", self.serving[1],
+                     "--trusted-ca-file", self.ca[0], "--client-cert-auth"]
         self.logf = open(os.path.join(self.dir, "etcd.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
         end = time.time() + timeout
@@ -252,13 +295,18 @@ class Etcd:
                 self.dump_log()
                 raise SystemExit("FAIL: etcd exited during start-up (%s)" % self.proc.returncode)
             try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                if self.tls:
+                    ctx = ssl.create_default_context(cafile=self.ca[0])
+                    ctx.load_cert_chain(self.client[0], self.client[1])
+                    c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=2)
+                else:
+                    c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 c.request("GET", "/health")
                 body = c.getresponse().read()
                 c.close()
                 if b'"true"' in body:
                     break
-            except (OSError, http.client.HTTPException):
+            except (OSError, ssl.SSLError, http.client.HTTPException):
                 pass
             if time.time() > end:
                 self.dump_log()
@@ -301,7 +349,7 @@ class Server:
             key = os.path.realpath(self.data)
             if key not in _etcd_by_data_dir:
                 _etcd_by_data_dir[key] = Etcd().start()
-            self.extra += ["--store", "etcd", "--etcd-servers", _etcd_by_data_dir[key].url]
+            self.extra += _etcd_by_data_dir[key].apiserver_flags()
         self.insecure = insecure
         self.log_path = log_path or os.path.join(self.dir, "apiserver.log")
         self.proc = None
