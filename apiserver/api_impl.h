@@ -188,8 +188,8 @@ class ApiImpl : public Api {
   // Shared stores (etcd: several API servers): each ClusterIP and node port a Service holds is
   // also a key of its own, created before the Service is written, so two servers can never
   // both hand out a value (handlers_services.cc). reserve(): ok(true) all of `txn` reserved;
-  // ok(false) another server holds one (marked in the allocator; keys made so far removed).
-  ApiResult<bool> reserve(const AllocTxn& txn, const std::string& owner);
+  // ok(false) another server holds the value put in `lost` (the keys made so far removed).
+  ApiResult<bool> reserve(const AllocTxn& txn, const std::string& owner, AllocTxn* lost);
   void unreserve(const std::vector<std::string>& ips, const std::vector<int>& ports);
   // Runs `allocate` (the allocator on `obj`) and reserves what it took, again while another
   // server holds a picked value; `obj`'s spec is restored before each new try.

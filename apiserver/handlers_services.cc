@@ -129,7 +129,7 @@ std::string port_reservation(int port) {
 
 }  // namespace
 
-ApiResult<bool> ApiImpl::reserve(const AllocTxn& txn, const std::string& owner) {
+ApiResult<bool> ApiImpl::reserve(const AllocTxn& txn, const std::string& owner, AllocTxn* lost) {
   std::vector<std::string> made_ips;
   std::vector<int> made_ports;
   auto take = [&](const std::string& key) -> ApiResult<bool> {
@@ -138,17 +138,11 @@ ApiResult<bool> ApiImpl::reserve(const AllocTxn& txn, const std::string& owner) 
     if (kv.status().code() == Code::kAlreadyExists) return false;
     return errors::from_store(kv.status(), *services_, owner);
   };
-  auto lost = [&](std::vector<std::string> ips, std::vector<int> ports) {
-    unreserve(made_ips, made_ports);
-    svc_alloc_->hold(ips, ports);
-  };
   for (const auto& ip : txn.ips) {
     auto r = take(ip_reservation(ip));
     if (!r.ok() || !r.value()) {
-      if (r.ok())
-        lost({ip}, {});
-      else
-        unreserve(made_ips, made_ports);
+      unreserve(made_ips, made_ports);
+      if (r.ok()) lost->ips.push_back(ip);
       return r;
     }
     made_ips.push_back(ip);
@@ -156,10 +150,8 @@ ApiResult<bool> ApiImpl::reserve(const AllocTxn& txn, const std::string& owner) 
   for (int port : txn.ports) {
     auto r = take(port_reservation(port));
     if (!r.ok() || !r.value()) {
-      if (r.ok())
-        lost({}, {port});
-      else
-        unreserve(made_ips, made_ports);
+      unreserve(made_ips, made_ports);
+      if (r.ok()) lost->ports.push_back(port);
       return r;
     }
     made_ports.push_back(port);
@@ -176,9 +168,11 @@ ApiResult<AllocTxn> ApiImpl::allocate_reserved(
   for (int tries = 0;; ++tries) {
     auto txn = allocate();
     if (!txn.ok() || dry_run || !store_->shared()) return txn;
-    auto r = reserve(txn.value(), owner);
+    AllocTxn lost;
+    auto r = reserve(txn.value(), owner, &lost);
     if (r.ok() && r.value()) return txn;
     svc_alloc_->revert(txn.value());
+    svc_alloc_->hold(lost.ips, lost.ports);  // after the revert, which would free it again
     obj["spec"] = spec_before;
     if (!r.ok()) return r.error();
     if (tries == 8)
