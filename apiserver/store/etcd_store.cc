@@ -57,6 +57,19 @@ std::string bytes(const json& j, const char* field) {
   return d ? std::move(d).value() : "";
 }
 
+// j[field] and j[i], with anything absent or of another type read as null: etcd's answers are
+// trusted only as far as they parse.
+const json& member(const json& j, const char* field) {
+  static const json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(field);
+  return it == j.end() ? kNull : *it;
+}
+const json& element(const json& j, size_t i) {
+  static const json kNull;
+  return j.is_array() && i < j.size() ? j[i] : kNull;
+}
+
 bool flag(const json& j, const char* field) {
   auto it = j.find(field);
   return it != j.end() && it->is_boolean() && it->get<bool>();
@@ -107,7 +120,7 @@ class EtcdStore final : public Store {
   Result<KeyValue> get(std::string_view key) override {
     auto r = call("/v3/kv/range", json{{"key", base64_encode(key)}});
     if (!r) return r.status().with_context("get " + quote_key(key));
-    const json& kvs = (*r)["kvs"];
+    const json& kvs = member(*r, "kvs");
     if (!kvs.is_array() || kvs.empty())
       return Status::not_found("get " + quote_key(key) + ": not found");
     return to_kv(kvs[0]);
@@ -170,13 +183,13 @@ class EtcdStore final : public Store {
                 {{"key", base64_encode(k)}, {"value", base64_encode(value)}, {"prev_kv", true}}}};
     auto r = guarded("update " + quote_key(key), k, expected_revision, op);
     if (!r) return r.status();
-    const json& resp = (*r)["responses"][0]["response_put"];
+    const json& resp = member(element(member(*r, "responses"), 0), "response_put");
     KeyValue kv;
     kv.key = k;
     kv.value = std::string(value);
     kv.mod_revision = header_revision(*r);
     kv.create_revision = resp.contains("prev_kv")
-                             ? num(resp["prev_kv"], "create_revision") - kOffset
+                             ? num(member(resp, "prev_kv"), "create_revision") - kOffset
                              : kv.mod_revision;
     wait_delivered(kv.mod_revision);
     return kv;
@@ -187,8 +200,8 @@ class EtcdStore final : public Store {
     json op = {{"request_delete_range", {{"key", base64_encode(k)}, {"prev_kv", true}}}};
     auto r = guarded("delete " + quote_key(key), k, expected_revision, op);
     if (!r) return r.status();
-    const json& resp = (*r)["responses"][0]["response_delete_range"];
-    const json& prev = resp["prev_kvs"];
+    const json& resp = member(element(member(*r, "responses"), 0), "response_delete_range");
+    const json& prev = member(resp, "prev_kvs");
     if (!prev.is_array() || prev.empty())  // deleted by someone else between compare and delete
       return Status::not_found("delete " + quote_key(key) + ": not found");
     KeyValue kv = to_kv(prev[0]);
@@ -334,7 +347,7 @@ class EtcdStore final : public Store {
     auto r = call("/v3/kv/txn", txn);
     if (!r) return r.status().with_context(what);
     if (flag(*r, "succeeded")) return r;
-    const json& kvs = (*r)["responses"][0]["response_range"]["kvs"];
+    const json& kvs = member(member(element(member(*r, "responses"), 0), "response_range"), "kvs");
     if (!kvs.is_array() || kvs.empty()) return Status::not_found(what + ": not found");
     return Status::conflict(what + ": the object has been modified (revision " +
                             std::to_string(num(kvs[0], "mod_revision") - kOffset) + ", expected " +
@@ -387,18 +400,18 @@ class EtcdStore final : public Store {
     if (it == res.end() || !it->is_array()) return out;
     for (const auto& e : *it) {
       Event ev;
-      const bool del = e.value("type", "") == "DELETE";
+      const bool del = member(e, "type") == "DELETE";
       ev.type = del ? EventType::kDelete : EventType::kPut;
-      if (e.contains("prev_kv") && e["prev_kv"].is_object()) ev.prev = to_kv(e["prev_kv"]);
+      if (member(e, "prev_kv").is_object()) ev.prev = to_kv(member(e, "prev_kv"));
       if (del) {
         // etcd's delete event has only the key and the delete's revision: the value is the
         // previous one.
-        int64_t rev = num(e["kv"], "mod_revision") - kOffset;
-        ev.kv = ev.prev ? *ev.prev : to_kv(e["kv"]);
+        int64_t rev = num(member(e, "kv"), "mod_revision") - kOffset;
+        ev.kv = ev.prev ? *ev.prev : to_kv(member(e, "kv"));
         ev.kv.mod_revision = rev;
       } else {
-        ev.kv = to_kv(e["kv"]);
-        ev.is_create = num(e["kv"], "version") == 1;
+        ev.kv = to_kv(member(e, "kv"));
+        ev.is_create = num(member(e, "kv"), "version") == 1;
         if (ev.is_create) ev.prev.reset();
       }
       out.push_back(std::move(ev));
@@ -494,7 +507,8 @@ class EtcdStore final : public Store {
         return Status::gone("etcd compacted past revision " + std::to_string(from));
       }
       if (flag(*res, "canceled"))
-        return Status::unavailable("etcd canceled the watch: " + res->value("cancel_reason", ""));
+        return Status::unavailable("etcd canceled the watch: " +
+                                   member(*res, "cancel_reason").dump());
       auto events = events_of(*res);
       if (events.empty()) continue;
       int64_t last = 0;
