@@ -62,6 +62,10 @@
 #   SKIFF_LAB_DIR     (default /tmp/<name>)        state, logs, node dirs
 #   SKIFF_BUILD_DIR   (default <repo>/build)       where the binaries are
 #   SKIFF_LAB_NOBUILD=1                            `up` does not run deploy/build.sh
+#   SKIFF_LAB_STORE   (default sqlite)             etcd: node1 also runs a one-member etcd on
+#                                                   its loopback (127.0.0.1:2379; $SKIFF_ETCD,
+#                                                   or Debian's via test/tools/deb_unpack.sh)
+#                                                   and its API server stores objects there
 #   SKIFF_LAB_TIMEOUT (default 120)                seconds `up`/`revive`/`join` wait for the
 #                                                   nodes
 #   SKIFF_LAB_ALLOW_MISSING=1                      start without skiff-controller-manager /
@@ -299,6 +303,13 @@ daemon_args() {
       echo "$build/skiff-apiserver --listen 0.0.0.0:6443 --tls-san $ip --advertise-address $ip" \
         "--data-dir $nd/apiserver ${APISERVER_FLAGS:-}"
       ;;
+    etcd)  # SKIFF_LAB_STORE=etcd: one member on node1's loopback, for its API server
+      echo "$ETCD_EXE --name node$i --data-dir $nd/etcd" \
+        "--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379" \
+        "--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls" \
+        "http://127.0.0.1:2380 --initial-cluster node$i=http://127.0.0.1:2380" \
+        "--logger zap --log-level warn"
+      ;;
     controller-manager)
       echo "$build/skiff-controller-manager --kubeconfig $dir/admin.kubeconfig" \
         "--cluster-cidr $cluster_cidr --node-cidr-mask-size 24 --id node$i ${CM_SVC_FLAGS:-}" \
@@ -326,6 +337,7 @@ daemon_args() {
 
 node_daemons() {
   local i=$1
+  [ "$i" = 1 ] && [ -n "${ETCD_EXE:-}" ] && echo etcd
   [ "$i" = 1 ] && echo apiserver
   # node1: the control plane; node2: the standby controller-manager and scheduler
   if [ "$i" = 1 ] || [ "$i" = 2 ]; then
@@ -354,6 +366,16 @@ pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' 
 daemon_pid() { cat "$dir/node$1/$2.pid" 2>/dev/null || true; }
 
 kubectl_lab() { in_node 1 kubectl --kubeconfig "$dir/admin.kubeconfig" --request-timeout 5s "$@"; }
+
+wait_etcd() {
+  local end=$((SECONDS + timeout_s))
+  until [[ $(in_node 1 curl -sf --max-time 2 http://127.0.0.1:2379/health 2>/dev/null) == *'"true"'* ]]; do
+    pid_alive "$(daemon_pid 1 etcd)" ||
+      { tail -20 "$dir/node1/etcd.log" >&2; die "etcd on node1 exited (log: $dir/node1/etcd.log)"; }
+    [ $SECONDS -lt $end ] || die "etcd on node1 not healthy within ${timeout_s}s"
+    sleep 0.2
+  done
+}
 
 wait_apiserver() {
   local end=$((SECONDS + timeout_s))
@@ -449,7 +471,7 @@ start_node() {
       { tail "$dir/node$i/import.log" >&2; die "node$i: image import of $img failed"; }
   done
   for name in $(node_daemons "$i"); do
-    [ "$name" = apiserver ] || { [ "$i" = 1 ] && [ "$name" != kubelet ] &&
+    [ "$name" = apiserver ] || [ "$name" = etcd ] || { [ "$i" = 1 ] && [ "$name" != kubelet ] &&
       [ "$name" != netagent ]; } || start_daemon "$i" "$name"
   done
 }
@@ -483,9 +505,20 @@ up() {
   [ "$kb" = 1 ] || warn "this skiff-kubelet has no --network-backend: started without it"
   # Services (issue 6): each flag is passed only when the binary knows it (an unknown flag makes
   # a daemon exit), so the lab runs with whatever pieces are built; what is left out is said.
-  local api_flags="" cm_flags="" kubelet_flags=""
+  local api_flags="" cm_flags="" kubelet_flags="" etcd_exe=""
+  case "${SKIFF_LAB_STORE:-sqlite}" in
+    sqlite) ;;
+    etcd)
+      etcd_exe=${SKIFF_ETCD:-$(command -v etcd || bash "$src/test/tools/deb_unpack.sh" etcd-server usr/bin/etcd)} ||
+        die "SKIFF_LAB_STORE=etcd: no etcd (set SKIFF_ETCD; deb_unpack.sh etcd-server failed)"
+      [ -x "$etcd_exe" ] || die "SKIFF_LAB_STORE=etcd: $etcd_exe is not executable"
+      has_flag skiff-apiserver --etcd-servers || die "this skiff-apiserver has no --etcd-servers"
+      api_flags="--store etcd --etcd-servers http://127.0.0.1:2379 "
+      ;;
+    *) die "SKIFF_LAB_STORE must be sqlite or etcd" ;;
+  esac
   if has_flag skiff-apiserver --service-cluster-ip-range; then
-    api_flags="--service-cluster-ip-range $service_cidr"
+    api_flags+="--service-cluster-ip-range $service_cidr"
   else
     warn "this skiff-apiserver has no --service-cluster-ip-range: no ClusterIPs (Services)"
   fi
@@ -519,6 +552,7 @@ NODES=$n
 BACKEND=$backend
 KUBELET_HAS_BACKEND=$kb
 APISERVER_FLAGS=$(printf '%q' "$api_flags")
+ETCD_EXE=$(printf '%q' "$etcd_exe")
 CM_SVC_FLAGS=$(printf '%q' "$cm_flags")
 KUBELET_FLAGS=$(printf '%q' "$kubelet_flags")
 LAB_CM_FLAGS=$(printf '%q' "${SKIFF_LAB_CM_FLAGS:-}")
@@ -541,13 +575,19 @@ EOF
   attach outside "$out_ns" 10.250.0.100
   for i in $(seq 1 "$n"); do make_node "$i"; done
 
+  if [ -n "${ETCD_EXE:-}" ]; then
+    say "node1: etcd on its loopback 127.0.0.1:2379 ($ETCD_EXE)"
+    start_daemon 1 etcd
+    wait_etcd
+  fi
   say "node1: skiff-apiserver on $(node_ip 1):6443"
   start_daemon 1 apiserver
   wait_apiserver
   sed "s#server: https://[^ ]*#server: https://$(node_ip 1):6443#" \
     "$dir/node1/apiserver/admin.kubeconfig" >"$dir/admin.kubeconfig"
   for name in $(node_daemons 1); do
-    [ "$name" = apiserver ] || [ "$name" = kubelet ] || [ "$name" = netagent ] && continue
+    [ "$name" = etcd ] || [ "$name" = apiserver ] || [ "$name" = kubelet ] ||
+      [ "$name" = netagent ] && continue
     say "node1: skiff-$name"
     start_daemon 1 "$name"
   done
@@ -666,6 +706,7 @@ revive_node() {
     pid_alive "$(daemon_pid "$i" "$name")" && continue
     start_daemon "$i" "$name"
     say "node$i: started skiff-$name ($(daemon_pid "$i" "$name"))"
+    [ "$name" = etcd ] && wait_etcd
     [ "$name" = apiserver ] && wait_apiserver
   done
   wait_nodes "$i"
