@@ -16,6 +16,25 @@
 
 namespace skiff::apiserver {
 
+namespace {
+
+constexpr const char* kReservations = "/registry/skiff.io/allocations/";
+constexpr const char* kIpReservations = "/registry/skiff.io/allocations/clusterips/";
+constexpr const char* kPortReservations = "/registry/skiff.io/allocations/nodeports/";
+std::string ip_reservation(const std::string& ip) { return kIpReservations + ip; }
+std::string port_reservation(int port) { return kPortReservations + std::to_string(port); }
+// The value a reservation key stands for, into `ips` or `ports`.
+void reserved_value(const std::string& key, std::vector<std::string>* ips,
+                    std::vector<int>* ports) {
+  if (key.starts_with(kIpReservations)) {
+    ips->push_back(key.substr(std::string_view(kIpReservations).size()));
+  } else if (key.starts_with(kPortReservations)) {
+    ports->push_back(std::atoi(key.c_str() + std::string_view(kPortReservations).size()));
+  }
+}
+
+}  // namespace
+
 bool ApiImpl::init_services(std::string* error) {
   if (services_ == nullptr) return true;
   auto cidr = parse_service_cidr(opts_.service_cluster_ip_range);
@@ -53,6 +72,18 @@ bool ApiImpl::init_services(std::string* error) {
   spdlog::info("service allocator: {} Services, {} ClusterIPs of {} and {} node ports of {} in use",
                all.size(), svc_alloc_->ips_used(), cidr->str(), svc_alloc_->ports_used(),
                ports->str());
+  // Values other servers reserved for Services not written yet.
+  auto reserved = store_->list(kReservations, page->revision, 0, "");
+  if (!reserved.is_ok()) {
+    if (error) *error = "listing service reservations: " + reserved.status().to_string();
+    return false;
+  }
+  {
+    std::vector<std::string> ips;
+    std::vector<int> ports;
+    for (const auto& kv : reserved->items) reserved_value(kv.key, &ips, &ports);
+    svc_alloc_->hold(ips, ports);
+  }
   std::unordered_map<std::string, bool> active;
   if (namespaces_ != nullptr) {
     auto nss = store_->list(list_prefix(*namespaces_, ""), page->revision, 0, "");
@@ -78,8 +109,8 @@ bool ApiImpl::init_services(std::string* error) {
 
 void ApiImpl::follow_store_event(const store::Event& ev) {
   const bool svc = ev.kv.key.starts_with(list_prefix(*services_, ""));
-  if (!svc && (namespaces_ == nullptr || !ev.kv.key.starts_with(list_prefix(*namespaces_, ""))))
-    return;
+  const bool ns = namespaces_ != nullptr && ev.kv.key.starts_with(list_prefix(*namespaces_, ""));
+  if (!svc && !ns && !ev.kv.key.starts_with(kReservations)) return;
   std::lock_guard<std::mutex> lock(follow_mu_);
   if (follow_after_ < 0) {
     follow_buffer_.push_back(ev);
@@ -89,6 +120,18 @@ void ApiImpl::follow_store_event(const store::Event& ev) {
 }
 
 void ApiImpl::follow_locked(const store::Event& ev) {
+  if (ev.kv.key.starts_with(kReservations)) {
+    // Another server's reservation: its value is taken until the key goes (with its Service,
+    // or removed by the repair), also before this server sees the Service itself.
+    std::vector<std::string> ips;
+    std::vector<int> ports;
+    reserved_value(ev.kv.key, &ips, &ports);
+    if (ev.type == store::EventType::kDelete)
+      svc_alloc_->free(ips, ports);
+    else
+      svc_alloc_->hold(ips, ports);
+    return;
+  }
   // Undecodable values were refused on the way in; one that is there anyway changes nothing.
   auto decode = [&](const store::KeyValue& kv) -> std::optional<json> {
     auto obj = read_object(kv);
@@ -116,18 +159,6 @@ bool ApiImpl::namespace_known_active(const std::string& ns) {
   auto it = ns_active_.find(ns);
   return follow_after_ >= 0 && it != ns_active_.end() && it->second;
 }
-
-namespace {
-
-constexpr const char* kReservations = "/registry/skiff.io/allocations/";
-std::string ip_reservation(const std::string& ip) {
-  return std::string(kReservations) + "clusterips/" + ip;
-}
-std::string port_reservation(int port) {
-  return std::string(kReservations) + "nodeports/" + std::to_string(port);
-}
-
-}  // namespace
 
 ApiResult<bool> ApiImpl::reserve(const AllocTxn& txn, const std::string& owner, AllocTxn* lost) {
   std::vector<std::string> made_ips;

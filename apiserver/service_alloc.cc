@@ -590,6 +590,12 @@ void ServiceAllocator::hold(const std::vector<std::string>& ips, const std::vect
     if (auto i = port_index(p)) port_bits_.set(*i);
 }
 
+void ServiceAllocator::free(const std::vector<std::string>& ips, const std::vector<int>& ports) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& ip : ips) free_ip_locked(ip);
+  for (int p : ports) free_port_locked(p);
+}
+
 void ServiceAllocator::follow(const json* old, const json* now) {
   std::string now_ip = now ? held_ip(*now) : "";
   std::set<int> now_ports = now ? held_ports(*now) : std::set<int>{};

@@ -109,6 +109,8 @@ class ServiceAllocator {
   static std::set<int> held_ports_of(const json& svc);
   // Marks values another API server holds (seen as taken in the store before its Service).
   void hold(const std::vector<std::string>& ips, const std::vector<int>& ports);
+  // Frees values whose reservation is gone (no Service holds them any more).
+  void free(const std::vector<std::string>& ips, const std::vector<int>& ports);
   // A Service write seen in the store, made by this or another API server sharing it (`old`:
   // the Service before, null for a create; `now`: after, null for a delete): marks what `now`
   // holds and frees what `old` held that `now` does not. Idempotent, so this server's own
