@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -20,6 +21,7 @@
 #include "apiserver/api_util.h"
 #include "apiserver/errors.h"
 #include "apiserver/metrics.h"
+#include "apiserver/priority.h"
 #include "apiserver/reviews.h"
 #include "apiserver/service_alloc.h"
 #include "apiserver/watch_cache.h"
@@ -203,8 +205,9 @@ class ApiImpl : public Api {
   std::map<std::string, int64_t> orphans_seen_;  // reservation key -> its mod_revision (k8s thread)
 
   // Followers of the store (every API server's writes, when several share etcd): Service
-  // writes feed the allocator, Namespace writes the set of active namespaces that lets a write
-  // skip reading its namespace. Events up to the revision they were rebuilt at are already in.
+  // writes and reservations feed the allocator, Namespace writes the set of active namespaces
+  // that lets a write skip reading its namespace, PriorityClass writes the classes the Priority
+  // admission reads. Events up to the revision they were rebuilt at are already in.
   void follow_store_event(const store::Event& ev);
   void follow_locked(const store::Event& ev);  // REQUIRES: follow_mu_
   // True when the namespace is known to exist and not to be terminating; false means "ask the
@@ -214,6 +217,11 @@ class ApiImpl : public Api {
   int64_t follow_after_ = -1;  // -1: rebuilding; events are buffered meanwhile
   std::vector<store::Event> follow_buffer_;
   std::unordered_map<std::string, bool> ns_active_;  // namespace name -> not terminating
+  // PriorityClasses as the follower has them, for the Priority admission of pod creates;
+  // nullopt before the follower is ready (admission then reads the store).
+  std::optional<std::map<std::string, PriorityClassInfo>> priority_classes_known();
+  std::map<std::string, PriorityClassInfo> pc_known_;
+  const proto::ResourceType* pcs_ = nullptr;  // scheduling.k8s.io/v1 priorityclasses
   uint64_t follow_sub_ = 0;
   WatchCache watch_;
 

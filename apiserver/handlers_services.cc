@@ -97,8 +97,22 @@ bool ApiImpl::init_services(std::string* error) {
         active[obj.value()["metadata"].value("name", "")] = !is_terminating(obj.value());
     }
   }
+  std::map<std::string, PriorityClassInfo> classes;
+  pcs_ = reg_.find("scheduling.k8s.io", "v1", "priorityclasses");
+  if (pcs_ != nullptr) {
+    auto list = store_->list(list_prefix(*pcs_, ""), page->revision, 0, "");
+    if (!list.is_ok()) {
+      if (error) *error = "listing PriorityClasses: " + list.status().to_string();
+      return false;
+    }
+    for (const auto& kv : list->items) {
+      auto obj = read_object(kv);
+      if (obj.ok()) classes[meta_string(obj.value(), "name")] = priority_class_info(obj.value());
+    }
+  }
   std::lock_guard<std::mutex> lock(follow_mu_);
   ns_active_ = std::move(active);
+  pc_known_ = std::move(classes);
   follow_after_ = page->revision;
   auto buffered = std::move(follow_buffer_);
   follow_buffer_.clear();
@@ -110,7 +124,8 @@ bool ApiImpl::init_services(std::string* error) {
 void ApiImpl::follow_store_event(const store::Event& ev) {
   const bool svc = ev.kv.key.starts_with(list_prefix(*services_, ""));
   const bool ns = namespaces_ != nullptr && ev.kv.key.starts_with(list_prefix(*namespaces_, ""));
-  if (!svc && !ns && !ev.kv.key.starts_with(kReservations)) return;
+  const bool pc = pcs_ != nullptr && ev.kv.key.starts_with(list_prefix(*pcs_, ""));
+  if (!svc && !ns && !pc && !ev.kv.key.starts_with(kReservations)) return;
   std::lock_guard<std::mutex> lock(follow_mu_);
   if (follow_after_ < 0) {
     follow_buffer_.push_back(ev);
@@ -147,11 +162,22 @@ void ApiImpl::follow_locked(const store::Event& ev) {
   }
   if (ev.kv.key.starts_with(list_prefix(*services_, ""))) {
     svc_alloc_->follow(old ? &*old : nullptr, now ? &*now : nullptr);
+  } else if (pcs_ != nullptr && ev.kv.key.starts_with(list_prefix(*pcs_, ""))) {
+    if (now)
+      pc_known_[meta_string(*now, "name")] = priority_class_info(*now);
+    else if (old)
+      pc_known_.erase(meta_string(*old, "name"));
   } else if (now) {
     ns_active_[(*now)["metadata"].value("name", "")] = !is_terminating(*now);
   } else if (old) {
     ns_active_.erase((*old)["metadata"].value("name", ""));
   }
+}
+
+std::optional<std::map<std::string, PriorityClassInfo>> ApiImpl::priority_classes_known() {
+  std::lock_guard<std::mutex> lock(follow_mu_);
+  if (follow_after_ < 0 || pcs_ == nullptr) return std::nullopt;
+  return pc_known_;
 }
 
 bool ApiImpl::namespace_known_active(const std::string& ns) {

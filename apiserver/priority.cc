@@ -22,14 +22,11 @@ ApiError forbidden_for(const std::string& resource, const std::string& group,
   return e;
 }
 
-struct ClassInfo {
-  std::string name;
-  int64_t value = 0;
-  std::optional<std::string> policy;
-  bool global_default = false;
-};
+using ClassInfo = PriorityClassInfo;
 
-ClassInfo info_of(const json& pc) {
+}  // namespace
+
+PriorityClassInfo priority_class_info(const json& pc) {
   ClassInfo c;
   c.name = meta_string(pc, "name");
   if (auto v = pc.find("value"); v != pc.end() && v->is_number_integer())
@@ -40,6 +37,8 @@ ClassInfo info_of(const json& pc) {
   return c;
 }
 
+namespace {
+
 // Every stored class; an unreadable store is a 500.
 ApiResult<std::vector<ClassInfo>> list_classes(store::Store& store,
                                                const proto::ResourceType& pcs) {
@@ -49,7 +48,7 @@ ApiResult<std::vector<ClassInfo>> list_classes(store::Store& store,
   std::vector<ClassInfo> out;
   for (const auto& kv : page->items) {
     auto obj = read_object(kv);
-    if (obj.ok()) out.push_back(info_of(obj.value()));
+    if (obj.ok()) out.push_back(priority_class_info(obj.value()));
   }
   return out;
 }
@@ -60,6 +59,13 @@ std::optional<ClassInfo> default_class(const std::vector<ClassInfo>& all) {
   for (const auto& c : all)
     if (c.global_default && (!best || c.value < best->value)) best = c;
   return best;
+}
+
+const ClassInfo* find_known(const std::map<std::string, ClassInfo>* known,
+                            const std::string& name) {
+  if (known == nullptr) return nullptr;
+  auto it = known->find(name);
+  return it == known->end() ? nullptr : &it->second;
 }
 
 std::string spec_string(const json& spec, const char* field) {
@@ -78,7 +84,8 @@ bool is_priorityclass_resource(const proto::ResourceType& rt) {
 }
 
 std::optional<ApiError> admit_pod_priority(store::Store& store, const proto::ResourceType& pcs,
-                                           json& pod) {
+                                           json& pod,
+                                           const std::map<std::string, PriorityClassInfo>* known) {
   json& spec = pod["spec"];
   if (!spec.is_object()) spec = json::object();
   const std::string pod_name = meta_string(pod, "name");
@@ -86,7 +93,11 @@ std::optional<ApiError> admit_pod_priority(store::Store& store, const proto::Res
   int64_t priority = 0;
   std::optional<std::string> policy = proto::kPreemptLowerPriority;
   if (class_name.empty()) {
-    auto all = list_classes(store, pcs);
+    std::vector<ClassInfo> cached;
+    if (known)
+      for (const auto& [_, c] : *known) cached.push_back(c);
+    auto all =
+        known ? ApiResult<std::vector<ClassInfo>>(std::move(cached)) : list_classes(store, pcs);
     if (!all.ok())
       return errors::internal("failed to get default priority class: " + all.error().message);
     if (auto d = default_class(all.value())) {
@@ -94,6 +105,9 @@ std::optional<ApiError> admit_pod_priority(store::Store& store, const proto::Res
       priority = d->value;
       policy = d->policy;
     }
+  } else if (const ClassInfo* k = find_known(known, class_name)) {
+    priority = k->value;
+    policy = k->policy;
   } else {
     auto kv = store.get(object_key(pcs, "", class_name));
     if (!kv.is_ok()) {
@@ -105,7 +119,7 @@ std::optional<ApiError> admit_pod_priority(store::Store& store, const proto::Res
     }
     auto obj = read_object(*kv);
     if (!obj.ok()) return obj.error();
-    ClassInfo c = info_of(obj.value());
+    ClassInfo c = priority_class_info(obj.value());
     priority = c.value;
     policy = c.policy;
   }
@@ -148,7 +162,7 @@ void keep_pod_priority(json& pod, const json& old) {
 
 std::optional<ApiError> admit_priorityclass(store::Store& store, const proto::ResourceType& pcs,
                                             const json& pc) {
-  ClassInfo me = info_of(pc);
+  ClassInfo me = priority_class_info(pc);
   if (!me.global_default) return std::nullopt;
   auto all = list_classes(store, pcs);
   if (!all.ok())
@@ -179,7 +193,8 @@ std::optional<ApiError> ApiImpl::admit_priority(const proto::ResourceType& rt, j
     }
     const proto::ResourceType* pcs = reg_.find("scheduling.k8s.io", "v1", "priorityclasses");
     if (pcs == nullptr) return std::nullopt;
-    return admit_pod_priority(*store_, *pcs, obj);
+    std::optional<std::map<std::string, PriorityClassInfo>> known = priority_classes_known();
+    return admit_pod_priority(*store_, *pcs, obj, known ? &*known : nullptr);
   }
   if (is_priorityclass_resource(rt)) return admit_priorityclass(*store_, rt, obj);
   return std::nullopt;
