@@ -1,28 +1,19 @@
 // apps/v1 ReplicaSet and Deployment, and autoscaling/v1 Scale: codec, defaulting, validation
 // (paths and messages as Kubernetes gives them), Table rows and the Scale view of a parent.
 #include <catch2/catch.hpp>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "proto/deployment.h"
 #include "proto/registry.h"
 #include "proto/replicaset.h"
 #include "proto/scale.h"
+#include "proto/test_util.h"
 
 namespace skiff::proto {
 namespace {
 
 const Clock::time_point kNow = *parse_rfc3339("2026-11-25T10:10:00Z");
 
-json fixture(const std::string& name) {
-  auto path = std::filesystem::path(__FILE__).parent_path() / "testdata" / (name + ".json");
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+using testutil::fixture;
 
 const ResourceType& type(const char* name) {
   const ResourceType* t = Registry::builtin().resolve(name);

@@ -3,25 +3,16 @@
 #include "proto/cronjob.h"
 
 #include <catch2/catch.hpp>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "proto/registry.h"
+#include "proto/test_util.h"
 
 namespace skiff::proto {
 namespace {
 
 const Clock::time_point kNow = *parse_rfc3339("2026-11-25T10:20:00Z");
 
-json fixture(const std::string& name) {
-  auto path = std::filesystem::path(__FILE__).parent_path() / "testdata" / (name + ".json");
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+using testutil::fixture;
 
 const ResourceType& cj_type() {
   const ResourceType* t = Registry::builtin().resolve("cj");
