@@ -208,6 +208,8 @@ class ApiImpl : public Api {
   // writes and reservations feed the allocator, Namespace writes the set of active namespaces
   // that lets a write skip reading its namespace, PriorityClass writes the classes the Priority
   // admission reads. Events up to the revision they were rebuilt at are already in.
+  enum class Followed { kNone, kService, kNamespace, kPriorityClass, kReservation };
+  Followed followed(const std::string& key) const;
   void follow_store_event(const store::Event& ev);
   void follow_locked(const store::Event& ev);  // REQUIRES: follow_mu_
   // True when the namespace is known to exist and not to be terminating; false means "ask the
@@ -218,10 +220,12 @@ class ApiImpl : public Api {
   std::vector<store::Event> follow_buffer_;
   std::unordered_map<std::string, bool> ns_active_;  // namespace name -> not terminating
   // PriorityClasses as the follower has them, for the Priority admission of pod creates;
-  // nullopt before the follower is ready (admission then reads the store).
-  std::optional<std::map<std::string, PriorityClassInfo>> priority_classes_known();
-  std::map<std::string, PriorityClassInfo> pc_known_;
+  // null before the follower is ready (admission then reads the store).
+  std::shared_ptr<const std::map<std::string, PriorityClassInfo>> priority_classes_known();
+  std::shared_ptr<const std::map<std::string, PriorityClassInfo>> pc_known_;
   const proto::ResourceType* pcs_ = nullptr;  // scheduling.k8s.io/v1 priorityclasses
+  // Key prefixes of what the follower follows ("" = not followed); set before it subscribes.
+  std::string svc_prefix_, ns_prefix_, pc_prefix_;
   uint64_t follow_sub_ = 0;
   WatchCache watch_;
 

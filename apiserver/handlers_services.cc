@@ -48,11 +48,16 @@ bool ApiImpl::init_services(std::string* error) {
     return false;
   }
   svc_alloc_ = std::make_unique<ServiceAllocator>(*cidr, *ports, std::random_device{}());
+  // The followed prefixes are fixed before subscribing: the callback reads them without a lock.
+  pcs_ = reg_.find("scheduling.k8s.io", "v1", "priorityclasses");
+  svc_prefix_ = list_prefix(*services_, "");
+  if (namespaces_ != nullptr) ns_prefix_ = list_prefix(*namespaces_, "");
+  if (pcs_ != nullptr) pc_prefix_ = list_prefix(*pcs_, "");
   // Subscribed before the lists, so no write between them is missed (the buffer keeps them).
   follow_sub_ = store_->subscribe([this](const store::Event& ev) { follow_store_event(ev); });
   // The stored Services are the truth: mark what they hold so a restart never hands out an
   // address twice.
-  auto page = store_->list(list_prefix(*services_, ""), 0, 0, "");
+  auto page = store_->list(svc_prefix_, 0, 0, "");
   if (!page.is_ok()) {
     if (error)
       *error = "listing Services to rebuild the address allocator: " + page.status().to_string();
@@ -84,35 +89,20 @@ bool ApiImpl::init_services(std::string* error) {
     for (const auto& kv : reserved->items) reserved_value(kv.key, &ips, &ports);
     svc_alloc_->hold(ips, ports);
   }
-  std::unordered_map<std::string, bool> active;
-  if (namespaces_ != nullptr) {
-    auto nss = store_->list(list_prefix(*namespaces_, ""), page->revision, 0, "");
-    if (!nss.is_ok()) {
-      if (error) *error = "listing Namespaces: " + nss.status().to_string();
-      return false;
-    }
-    for (const auto& kv : nss->items) {
-      auto obj = read_object(kv);
-      if (obj.ok())
-        active[obj.value()["metadata"].value("name", "")] = !is_terminating(obj.value());
-    }
-  }
-  std::map<std::string, PriorityClassInfo> classes;
-  pcs_ = reg_.find("scheduling.k8s.io", "v1", "priorityclasses");
-  if (pcs_ != nullptr) {
-    auto list = store_->list(list_prefix(*pcs_, ""), page->revision, 0, "");
+  // Namespaces and PriorityClasses at the same revision, through the follower's own code.
+  std::vector<store::Event> listed;
+  for (const std::string& prefix : {ns_prefix_, pc_prefix_}) {
+    if (prefix.empty()) continue;
+    auto list = store_->list(prefix, page->revision, 0, "");
     if (!list.is_ok()) {
-      if (error) *error = "listing PriorityClasses: " + list.status().to_string();
+      if (error) *error = "listing " + prefix + ": " + list.status().to_string();
       return false;
     }
-    for (const auto& kv : list->items) {
-      auto obj = read_object(kv);
-      if (obj.ok()) classes[meta_string(obj.value(), "name")] = priority_class_info(obj.value());
-    }
+    for (auto& kv : list->items) listed.push_back({store::EventType::kPut, std::move(kv)});
   }
   std::lock_guard<std::mutex> lock(follow_mu_);
-  ns_active_ = std::move(active);
-  pc_known_ = std::move(classes);
+  pc_known_ = std::make_shared<const std::map<std::string, PriorityClassInfo>>();
+  for (const auto& ev : listed) follow_locked(ev);
   follow_after_ = page->revision;
   auto buffered = std::move(follow_buffer_);
   follow_buffer_.clear();
@@ -121,11 +111,19 @@ bool ApiImpl::init_services(std::string* error) {
   return true;
 }
 
+ApiImpl::Followed ApiImpl::followed(const std::string& key) const {
+  auto under = [&](const std::string& prefix) {
+    return !prefix.empty() && key.starts_with(prefix);
+  };
+  if (under(svc_prefix_)) return Followed::kService;
+  if (under(ns_prefix_)) return Followed::kNamespace;
+  if (under(pc_prefix_)) return Followed::kPriorityClass;
+  if (key.starts_with(kReservations)) return Followed::kReservation;
+  return Followed::kNone;
+}
+
 void ApiImpl::follow_store_event(const store::Event& ev) {
-  const bool svc = ev.kv.key.starts_with(list_prefix(*services_, ""));
-  const bool ns = namespaces_ != nullptr && ev.kv.key.starts_with(list_prefix(*namespaces_, ""));
-  const bool pc = pcs_ != nullptr && ev.kv.key.starts_with(list_prefix(*pcs_, ""));
-  if (!svc && !ns && !pc && !ev.kv.key.starts_with(kReservations)) return;
+  if (followed(ev.kv.key) == Followed::kNone) return;
   std::lock_guard<std::mutex> lock(follow_mu_);
   if (follow_after_ < 0) {
     follow_buffer_.push_back(ev);
@@ -135,7 +133,8 @@ void ApiImpl::follow_store_event(const store::Event& ev) {
 }
 
 void ApiImpl::follow_locked(const store::Event& ev) {
-  if (ev.kv.key.starts_with(kReservations)) {
+  const Followed what = followed(ev.kv.key);
+  if (what == Followed::kReservation) {
     // Another server's reservation: its value is taken until the key goes (with its Service,
     // or removed by the repair), also before this server sees the Service itself.
     std::vector<std::string> ips;
@@ -160,23 +159,26 @@ void ApiImpl::follow_locked(const store::Event& ev) {
   } else {
     now = decode(ev.kv);
   }
-  if (ev.kv.key.starts_with(list_prefix(*services_, ""))) {
+  if (what == Followed::kService) {
     svc_alloc_->follow(old ? &*old : nullptr, now ? &*now : nullptr);
-  } else if (pcs_ != nullptr && ev.kv.key.starts_with(list_prefix(*pcs_, ""))) {
+  } else if (what == Followed::kPriorityClass) {
+    // Copied on write: admissions keep reading the snapshot they took (classes change rarely).
+    auto next = std::make_shared<std::map<std::string, PriorityClassInfo>>(*pc_known_);
     if (now)
-      pc_known_[meta_string(*now, "name")] = priority_class_info(*now);
+      (*next)[meta_string(*now, "name")] = priority_class_info(*now);
     else if (old)
-      pc_known_.erase(meta_string(*old, "name"));
+      next->erase(meta_string(*old, "name"));
+    pc_known_ = std::move(next);
   } else if (now) {
-    ns_active_[(*now)["metadata"].value("name", "")] = !is_terminating(*now);
+    ns_active_[meta_string(*now, "name")] = !is_terminating(*now);
   } else if (old) {
-    ns_active_.erase((*old)["metadata"].value("name", ""));
+    ns_active_.erase(meta_string(*old, "name"));
   }
 }
 
-std::optional<std::map<std::string, PriorityClassInfo>> ApiImpl::priority_classes_known() {
+std::shared_ptr<const std::map<std::string, PriorityClassInfo>> ApiImpl::priority_classes_known() {
   std::lock_guard<std::mutex> lock(follow_mu_);
-  if (follow_after_ < 0 || pcs_ == nullptr) return std::nullopt;
+  if (follow_after_ < 0 || pcs_ == nullptr) return nullptr;
   return pc_known_;
 }
 
@@ -261,7 +263,7 @@ void ApiImpl::release_service_values(const json& svc) {
 
 void ApiImpl::repair_reservations() {
   if (!store_->shared() || svc_alloc_ == nullptr) return;
-  auto svcs = store_->list(list_prefix(*services_, ""), 0, 0, "");
+  auto svcs = store_->list(svc_prefix_, 0, 0, "");
   if (!svcs.is_ok()) return;
   auto res = store_->list(kReservations, svcs->revision, 0, "");
   if (!res.is_ok()) return;
@@ -269,7 +271,7 @@ void ApiImpl::repair_reservations() {
   for (const auto& kv : svcs->items) {
     auto obj = read_object(kv);
     if (!obj.ok()) continue;
-    std::string owner = kv.key.substr(list_prefix(*services_, "").size());
+    std::string owner = kv.key.substr(svc_prefix_.size());
     if (std::string ip = ServiceAllocator::held_ip_of(obj.value()); !ip.empty())
       held[ip_reservation(ip)] = owner;
     for (int p : ServiceAllocator::held_ports_of(obj.value())) held[port_reservation(p)] = owner;

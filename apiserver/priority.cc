@@ -193,8 +193,8 @@ std::optional<ApiError> ApiImpl::admit_priority(const proto::ResourceType& rt, j
     }
     const proto::ResourceType* pcs = reg_.find("scheduling.k8s.io", "v1", "priorityclasses");
     if (pcs == nullptr) return std::nullopt;
-    std::optional<std::map<std::string, PriorityClassInfo>> known = priority_classes_known();
-    return admit_pod_priority(*store_, *pcs, obj, known ? &*known : nullptr);
+    auto known = priority_classes_known();
+    return admit_pod_priority(*store_, *pcs, obj, known.get());
   }
   if (is_priorityclass_resource(rt)) return admit_priorityclass(*store_, rt, obj);
   return std::nullopt;

@@ -87,7 +87,7 @@ class Store {
                                                   int64_t from_revision) = 0;
 
   // Registers a callback for every committed event from now on (all keys). The returned id
-  // unregisters it. The API server's watch cache is the only intended subscriber.
+  // unregisters it. Subscribers: the API server's watch cache and its store follower.
   virtual uint64_t subscribe(WatchCallback cb) = 0;
   virtual void unsubscribe(uint64_t id) = 0;
 
