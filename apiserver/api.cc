@@ -232,6 +232,17 @@ Response ApiImpl::route(const Request& req, std::string* verb, std::string* reso
   return error_response(errors::not_found_path());
 }
 
+bool handled_quickly(const Request& req) {
+  const std::string& p = req.path;
+  if (!p.starts_with("/api/") && !p.starts_with("/apis/")) return false;
+  if (p.find("/watch/") != std::string::npos || query_bool(req, "watch")) return false;
+  if (p.find("/proxy") != std::string::npos) return false;
+  for (std::string_view slow : {"/log", "/exec", "/attach", "/portforward"}) {
+    if (p.ends_with(slow)) return false;
+  }
+  return true;
+}
+
 Response ApiImpl::route_resource(const Request& req, const std::string& group,
                                  const std::string& version, std::vector<std::string> segs,
                                  std::string* verb, std::string* resource) {

@@ -40,4 +40,9 @@ class Api : public Handler {
   virtual void start_kubernetes_service(const std::string& advertise_ip, int port) = 0;
 };
 
+// Whether `req` is a plain read or write of stored objects, which the transport may handle on
+// its I/O thread (ServerOptions::run_inline): not a watch, and not a subresource that talks to a
+// kubelet (log, exec, attach, portforward, proxy).
+bool handled_quickly(const Request& req);
+
 }  // namespace skiff::apiserver

@@ -968,3 +968,28 @@ TEST_CASE("self reviews: kubectl auth can-i and whoami, answered and never store
 }
 
 }  // namespace skiff::apiserver
+
+namespace skiff::apiserver {
+namespace {
+
+TEST_CASE("handled_quickly: stored-object reads and writes, not watches or kubelet proxies") {
+  auto req = [](std::string method, std::string path, std::string query = "") {
+    Request r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    if (!query.empty()) r.query.emplace(query, "true");
+    return r;
+  };
+  CHECK(handled_quickly(req("POST", "/api/v1/namespaces/default/configmaps")));
+  CHECK(handled_quickly(req("GET", "/apis/apps/v1/deployments")));
+  CHECK(handled_quickly(req("PATCH", "/api/v1/namespaces/default/pods/p/status")));
+  CHECK_FALSE(handled_quickly(req("GET", "/api/v1/pods", "watch")));
+  CHECK_FALSE(handled_quickly(req("GET", "/api/v1/watch/pods")));
+  CHECK_FALSE(handled_quickly(req("GET", "/api/v1/namespaces/default/pods/p/log")));
+  CHECK_FALSE(handled_quickly(req("POST", "/api/v1/namespaces/default/pods/p/exec")));
+  CHECK_FALSE(handled_quickly(req("GET", "/api/v1/nodes/n1/proxy/metrics")));
+  CHECK_FALSE(handled_quickly(req("GET", "/healthz")));
+}
+
+}  // namespace
+}  // namespace skiff::apiserver

@@ -165,6 +165,8 @@ std::string status_json(int code, const std::string& reason, const std::string& 
 
 namespace {
 
+thread_local bool tl_io_thread = false;
+
 Response error_response(int code, const std::string& reason, const std::string& message) {
   Response r;
   r.status = code;
@@ -431,6 +433,32 @@ class ServerImpl : public HttpServer {
   Handler* handler() const { return handler_; }
   asio::thread_pool& pool() { return pool_; }
   bool stopping() const { return stopping_.load(); }
+
+  // Counts handlers running; while one is held, no request is handled inline.
+  class Busy {
+   public:
+    explicit Busy(std::atomic<int>* n) : n_(n) {}
+    Busy(Busy&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+    ~Busy() {
+      if (n_ != nullptr) n_->fetch_sub(1);
+    }
+
+   private:
+    std::atomic<int>* n_;
+  };
+  Busy mark_busy() {
+    running_handlers_.fetch_add(1);
+    return Busy(&running_handlers_);
+  }
+  // A Busy when no handler is running (the caller may then handle inline), else nothing.
+  std::optional<Busy> claim_idle() {
+    int idle = 0;
+    if (!running_handlers_.compare_exchange_strong(idle, 1)) return std::nullopt;
+    return Busy(&running_handlers_);
+  }
+
   void add_conn(ConnBase* c, std::weak_ptr<ConnBase> w) {
     std::lock_guard lk(conns_mu_);
     conns_.emplace(c, std::move(w));
@@ -463,6 +491,7 @@ class ServerImpl : public HttpServer {
   std::unique_ptr<tcp::acceptor> tls_acc_, plain_acc_;
   int port_ = 0, insecure_port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> running_handlers_{0};
   std::once_flag stop_accepting_once_, shutdown_once_;
   mutable std::mutex conns_mu_;
   std::condition_variable conns_cv_;
@@ -606,20 +635,34 @@ awaitable<void> Session<S>::linger() {
   }
 }
 
+// Calls the handler; an exception becomes a 500.
+Response call_handler(Handler* h, const Request& req) {
+  try {
+    return h->handle(req);
+  } catch (const std::exception& e) {
+    spdlog::warn("handler for {} {} threw: {}", req.method, req.raw_target, e.what());
+    return error_response(500, "InternalError", std::string("internal error: ") + e.what());
+  }
+}
+
 template <class S>
 awaitable<Response> Session<S>::run_handler(std::shared_ptr<const Request> req) {
   Handler* h = srv_.handler();
+  const auto& run_inline = srv_.opts().run_inline;
+  if (run_inline && run_inline(*req)) {
+    if (auto slot = srv_.claim_idle()) co_return call_handler(h, *req);
+  }
   asio::thread_pool& pool = srv_.pool();
+  ServerImpl* srv = &srv_;
   co_return co_await asio::async_initiate<decltype(use_awaitable), void(Response)>(
-      [h, &pool](auto handler, std::shared_ptr<const Request> req) {
+      [h, &pool, srv](auto handler, std::shared_ptr<const Request> req) {
         auto ex = asio::get_associated_executor(handler);
-        asio::post(pool, [h, ex, req = std::move(req), handler = std::move(handler)]() mutable {
+        asio::post(pool, [h, ex, srv, req = std::move(req),
+                          handler = std::move(handler)]() mutable {
           Response r;
-          try {
-            r = h->handle(*req);
-          } catch (const std::exception& e) {
-            spdlog::warn("handler for {} {} threw: {}", req->method, req->raw_target, e.what());
-            r = error_response(500, "InternalError", std::string("internal error: ") + e.what());
+          {
+            auto busy = srv->mark_busy();
+            r = call_handler(h, *req);
           }
           asio::post(ex, [handler = std::move(handler), r = std::move(r)]() mutable {
             std::move(handler)(std::move(r));
@@ -892,6 +935,7 @@ Status ServerImpl::init() {
                                  asio::detached);
   for (int i = 0; i < std::max(1, opts_.io_threads); ++i) {
     threads_.emplace_back([this] {
+      tl_io_thread = true;
       for (;;) {
         try {
           ioc_.run();
@@ -1008,5 +1052,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& opts,
   }
   return std::unique_ptr<HttpServer>(std::move(s));
 }
+
+bool on_io_thread() { return tl_io_thread; }
 
 }  // namespace skiff::web

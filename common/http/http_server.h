@@ -42,6 +42,11 @@ struct ServerOptions {
 
   int io_threads = 2;
   int worker_threads = 64;  // handlers run here and may block on the store
+  // Requests for which this returns true are handled on the I/O thread that read them when no
+  // other handler is running anywhere in the server (a lone client): that saves the two thread
+  // hand-offs (to a worker and back), a wake-up of a sleeping thread each. Only for handlers
+  // that finish without waiting on other requests or on the network. Unset = never.
+  std::function<bool(const Request&)> run_inline;
 
   std::chrono::milliseconds handshake_timeout{10'000};  // TLS handshake
   std::chrono::milliseconds header_timeout{30'000};     // first byte to end of request headers
@@ -56,6 +61,9 @@ struct ServerOptions {
   int max_connections = 20000;           // further accepted connections are closed at once
   int socket_send_buffer = 0;            // SO_SNDBUF for accepted sockets; 0 = system default
 };
+
+// True on an HttpServer's I/O threads (where a handler runs when run_inline allowed it).
+bool on_io_thread();
 
 class HttpServer {
  public:

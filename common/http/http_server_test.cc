@@ -58,6 +58,10 @@ class FakeHandler : public Handler {
                " path=" + req.path;
       return r;
     }
+    if (req.path.starts_with("/where")) {
+      r.body = on_io_thread() ? "io" : "worker";
+      return r;
+    }
     if (req.path.starts_with("/stream/")) {
       std::string name = req.path.substr(8);
       r.streamer = [this, name](std::shared_ptr<Stream> s) {
@@ -665,4 +669,31 @@ TEST_CASE("graceful shutdown: in-flight answered, streams ended, idle closed", "
   CHECK(closed_error(idle.read_until_closed()));
   stopper.join();
   CHECK(f.server->open_connections() == 0);
+}
+
+TEST_CASE("run_inline: a lone request is handled on the I/O thread, never beside another",
+          "[http]") {
+  Fixture f;
+  f.opts.run_inline = [](const Request& req) { return req.path == "/where/inline"; };
+  f.start();
+  TestClient c(f.server->port(), true);
+  REQUIRE_FALSE(c.connect());
+  // Nothing else running: handled on the I/O thread that read it, request after request.
+  for (int i = 0; i < 3; ++i)
+    CHECK(c.request("GET", "/where/inline", "", "secret-token").body() == "io");
+  CHECK(c.request("GET", "/where/pool", "", "secret-token").body() == "worker");
+
+  // While another handler runs (blocked on a worker), the same request goes to a worker.
+  TestClient busy(f.server->port(), true);
+  REQUIRE_FALSE(busy.connect());
+  REQUIRE_FALSE(busy.send("GET", "/block", "", "secret-token"));
+  REQUIRE(f.handler.wait_blocked());
+  CHECK(c.request("GET", "/where/inline", "", "secret-token").body() == "worker");
+  f.handler.release();
+  http::response<http::string_body> res;
+  REQUIRE_FALSE(busy.read(res));
+  CHECK(res.body() == "released");
+  // The blocked handler finished: inline again.
+  CHECK(eventually(
+      [&] { return c.request("GET", "/where/inline", "", "secret-token").body() == "io"; }));
 }
