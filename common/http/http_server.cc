@@ -1,6 +1,8 @@
 // The HTTP transport: one coroutine per connection on its own strand, plus a watchdog coroutine
 // that closes the socket when the connection's current deadline passes (the pattern of Asio's
-// cpp20 timeout example). Handlers run on a worker pool; answers come back to the strand.
+// cpp20 timeout example). Handlers run on a worker pool; answers come back to the strand. With
+// run_inline, a request that arrives while no handler runs anywhere is handled right on the
+// strand (one at a time: running_handlers_ counts pool and inline handlers alike).
 //
 // Streams: a StreamImpl is a mutex-guarded queue shared between handler threads (write/close)
 // and the connection strand (which drains it, one write in flight). Writers post a wake-up to

@@ -3,7 +3,8 @@
 //
 // It owns the sockets, TLS, per-connection deadlines and size limits, authentication, and the
 // hand-off to the Handler: every request is parsed and authenticated on an I/O thread, handled on
-// a worker thread (handlers may block), and answered on the connection's strand. Streaming
+// a worker thread (handlers may block; or on the I/O thread, see run_inline), and answered on
+// the connection's strand. Streaming
 // responses (Response::streamer) are sent chunked through a Stream with a bounded queue. No Asio
 // or Beast type appears here; see http_server.cc for the machinery.
 //
