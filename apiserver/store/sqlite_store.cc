@@ -640,14 +640,27 @@ class SqliteStore final : public Store {
     }
   }
 
-  // SQLite's WAL hook on the write connection, after each commit: `frames` is the WAL's length.
+  // SQLite's WAL hook on the write connection, after each commit (whoever holds the connection
+  // runs it): `frames` is the WAL's length. One cycle of the WAL: past kCheckpointFrames the
+  // checkpoint thread copies the WAL into the database, off the write path; the WAL is still
+  // growing meanwhile, so that checkpoint is rarely complete, and SQLite restarts the WAL from
+  // its start only after a complete one. The first commit after it has run therefore copies the
+  // few frames left inline, and the next write restarts the WAL. (Asking the thread again
+  // instead kept it chasing the writer: a checkpoint, two fsyncs, every two or three commits of
+  // a lone client, each one contending for the disk with the commits.)
   static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames) {
-    if (frames >= kInlineCheckpointFrames) {
-      // Best effort, as SQLite's own auto-checkpoint: BUSY (the background checkpoint is
-      // running) or a failure only leaves the WAL longer; the commit itself is already durable.
+    auto* store = static_cast<SqliteStore*>(self);
+    if (frames < store->wal_frames_) store->ckpt_cycle_.store(CkptCycle::kIdle);  // restarted
+    store->wal_frames_ = frames;
+    if (frames < kCheckpointFrames) return SQLITE_OK;
+    CkptCycle idle = CkptCycle::kIdle;
+    if (frames < kInlineCheckpointFrames &&
+        store->ckpt_cycle_.compare_exchange_strong(idle, CkptCycle::kRequested)) {
+      store->request_checkpoint();
+    } else if (frames >= kInlineCheckpointFrames || idle == CkptCycle::kCopied) {
+      // Best effort, as SQLite's own auto-checkpoint: BUSY (the checkpoint thread is running)
+      // or a failure only leaves the WAL longer; the commit itself is already durable.
       (void)sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (frames >= kCheckpointFrames) {
-      static_cast<SqliteStore*>(self)->request_checkpoint();
     }
     return SQLITE_OK;
   }
@@ -676,6 +689,8 @@ class SqliteStore final : public Store {
       int copied = 0;
       (void)sqlite3_wal_checkpoint_v2(checkpointer_.db(), "main", SQLITE_CHECKPOINT_PASSIVE,
                                       &log_frames, &copied);
+      CkptCycle requested = CkptCycle::kRequested;
+      ckpt_cycle_.compare_exchange_strong(requested, CkptCycle::kCopied);
     }
   }
 
@@ -898,6 +913,11 @@ class SqliteStore final : public Store {
   std::condition_variable ckpt_cv_;
   bool ckpt_wanted_ = false;
   bool ckpt_stop_ = false;
+  // Where the WAL is in its cycle (on_wal_commit): nothing asked yet, the checkpoint thread
+  // asked, or it has copied (the next commit finishes the checkpoint inline).
+  enum class CkptCycle { kIdle, kRequested, kCopied };
+  std::atomic<CkptCycle> ckpt_cycle_{CkptCycle::kIdle};
+  int wal_frames_ = 0;  // the WAL's length at the last commit; whoever holds the connection
   std::atomic<int64_t> current_{0};
   std::atomic<int64_t> compacted_{0};
   int64_t compact_done_ = 0;  // compaction thread only
