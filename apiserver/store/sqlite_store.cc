@@ -614,9 +614,8 @@ class SqliteStore final : public Store {
   }
 
   // Passes the connection to the compaction thread if it asked, else to the oldest queued
-  // caller, else frees it.
-  // Wakes nobody when nobody waits: the compaction thread sleeps on q_cv_ for work, and waking
-  // it after every commit cost a lone client's create a context switch on the other CPU.
+  // caller, else frees it. Wakes nobody when nobody waits: the compaction thread sleeps on q_cv_
+  // for work too, and waking it after every commit cost a lone client's create a context switch.
   void release_connection() {
     Op* next = nullptr;
     bool wake = false;
