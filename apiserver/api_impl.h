@@ -211,7 +211,8 @@ class ApiImpl : public Api {
   enum class Followed { kNone, kService, kNamespace, kPriorityClass, kReservation };
   Followed followed(const std::string& key) const;
   void follow_store_event(const store::Event& ev);
-  void follow_locked(const store::Event& ev);  // REQUIRES: follow_mu_
+  // `what`: followed(ev.kv.key), classified once by the caller. REQUIRES: follow_mu_
+  void follow_locked(const store::Event& ev, Followed what);
   // True when the namespace is known to exist and not to be terminating; false means "ask the
   // store" (it may also be one created a moment ago through another API server).
   bool namespace_known_active(const std::string& ns);

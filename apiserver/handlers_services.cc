@@ -102,12 +102,12 @@ bool ApiImpl::init_services(std::string* error) {
   }
   std::lock_guard<std::mutex> lock(follow_mu_);
   pc_known_ = std::make_shared<const std::map<std::string, PriorityClassInfo>>();
-  for (const auto& ev : listed) follow_locked(ev);
+  for (const auto& ev : listed) follow_locked(ev, followed(ev.kv.key));
   follow_after_ = page->revision;
   auto buffered = std::move(follow_buffer_);
   follow_buffer_.clear();
   for (const auto& ev : buffered)
-    if (ev.revision() > page->revision) follow_locked(ev);
+    if (ev.revision() > page->revision) follow_locked(ev, followed(ev.kv.key));
   return true;
 }
 
@@ -123,17 +123,17 @@ ApiImpl::Followed ApiImpl::followed(const std::string& key) const {
 }
 
 void ApiImpl::follow_store_event(const store::Event& ev) {
-  if (followed(ev.kv.key) == Followed::kNone) return;
+  const Followed what = followed(ev.kv.key);
+  if (what == Followed::kNone) return;
   std::lock_guard<std::mutex> lock(follow_mu_);
   if (follow_after_ < 0) {
     follow_buffer_.push_back(ev);
     return;
   }
-  if (ev.revision() > follow_after_) follow_locked(ev);
+  if (ev.revision() > follow_after_) follow_locked(ev, what);
 }
 
-void ApiImpl::follow_locked(const store::Event& ev) {
-  const Followed what = followed(ev.kv.key);
+void ApiImpl::follow_locked(const store::Event& ev, Followed what) {
   if (what == Followed::kReservation) {
     // Another server's reservation: its value is taken until the key goes (with its Service,
     // or removed by the repair), also before this server sees the Service itself.
