@@ -16,7 +16,10 @@
 # Usage: bench/net.sh [--quick] [--seconds S] [--only cni|lab|local] [--backends "vxlan host-gw"]
 #                     [--cni-runs N] [--rounds R] [--rr PATH] [--force]
 #   --quick       2 s per measurement, 1 round, 20 CNI runs
-#   --rounds R    data-path rounds per lab (default 3; medians are printed)
+#   --rounds R    data-path rounds per lab, 1..10 (default 5). Printed: the median over rounds
+#                 of each absolute figure, and per path the median of the per-round paired
+#                 ratios (path / the same round's floor; floor / path for RTT p50) with their
+#                 range over rounds, e.g. 0.88x (0.79-0.95); no range with 1 round
 #   --only local  (2) between two network namespaces joined by a veth pair instead of the lab:
 #                 checks the measuring itself
 #   --rr PATH     bench_net_rr (default: BUILD/bench/bench_net_rr)
@@ -40,7 +43,7 @@ export SKIFF_LAB_DIR=$lab_dir
 lab_marker=/run/skiff-lab/$SKIFF_LAB_NAME.dir
 secs=5
 cni_runs=50
-rounds=3
+rounds=5
 only=""
 backends="vxlan host-gw"
 force=0
@@ -159,6 +162,7 @@ PY
 # (2) throughput and request/response between two endpoints
 
 declare -A tput=() rate=() p50=() n_ok=()
+declare -A x_tput=() x_rate=() x_p50=()  # per path: "median (lo-hi)" of the per-round ratios
 port=5300
 
 # measure KEY SERVER_IP "SERVER_PREFIX" "CLIENT_PREFIX": iperf3 then bench_net_rr, the server
@@ -204,6 +208,22 @@ measure() {
 median() {
   [ $# -gt 0 ] || { echo ""; return; }
   printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"
+}
+
+# div A B: A / B to 4 places, "" if either is empty or B is not > 0.
+div() {
+  [ -n "$1" ] && [ -n "$2" ] || return 0
+  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.4f", a / b }'
+}
+
+# pratio R...: the median (the lower middle one for an even count, like median) of the per-round
+# ratios given and, with more than one, their range: "0.88x (0.79-0.95)"; "" if none.
+pratio() {
+  [ $# -gt 0 ] || { echo ""; return; }
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    s = sprintf("%.2fx", v[int((NR + 1) / 2)])
+    if (NR > 1) s = s sprintf(" (%.2f-%.2f)", v[1], v[NR])
+    print s }'
 }
 
 # Local: two namespaces and a veth pair (what any path below adds to).
@@ -275,9 +295,12 @@ bench_lab() {  # bench_lab BACKEND
   local pc="$lab_dir/node2/run/pods/$uidc/ns/net"
   sleep 3  # let the kubelets finish their pod-start work before the floor is measured
   # Rounds interleave the paths, so load from the rest of the machine hits all alike; each
-  # figure printed is the median over the rounds.
-  local r k
-  declare -A all_t=() all_r=() all_p=()
+  # absolute figure printed is the median over the rounds. Each ratio is paired: a round's path
+  # figure over the same round's floor (floor over path for RTT p50), so what moves a whole
+  # round cancels; printed is the median of those per-round ratios and their range. A round
+  # where the floor or the path failed gives that path no ratio.
+  local r k f="$be:floor"
+  declare -A all_t=() all_r=() all_p=() rat_t=() rat_r=() rat_p=()
   for r in $(seq 1 "$rounds"); do
     if ! lab_is_mine; then
       log "$be lab: gone or replaced ($lab_marker: $(cat "$lab_marker" 2>/dev/null || echo none)) during round $r: stopping"
@@ -288,14 +311,27 @@ bench_lab() {  # bench_lab BACKEND
     measure "$be:floor" 10.250.0.12 "bash $lab exec node2" "bash $lab exec node1"
     measure "$be:same-node" "$ipb" "bash $lab exec node1 nsenter --net=$pb" "bash $lab exec node1 nsenter --net=$pa"
     measure "$be:cross-node" "$ipc" "bash $lab exec node2 nsenter --net=$pc" "bash $lab exec node1 nsenter --net=$pa"
-    for k in "$be:floor" "$be:same-node" "$be:cross-node"; do
+    for k in "$f" "$be:same-node" "$be:cross-node"; do
       all_t[$k]+=" ${tput[$k]}" all_r[$k]+=" ${rate[$k]}" all_p[$k]+=" ${p50[$k]}"
+      [ "$k" = "$f" ] && continue
+      rat_t[$k]+=" $(div "${tput[$k]}" "${tput[$f]}")"
+      rat_r[$k]+=" $(div "${rate[$k]}" "${rate[$f]}")"
+      rat_p[$k]+=" $(div "${p50[$f]}" "${p50[$k]}")"
     done
   done
+  local nt nr
   for k in "${!all_t[@]}"; do
     # shellcheck disable=SC2086  # word splitting of the lists is the point
     tput[$k]=$(median ${all_t[$k]}) rate[$k]=$(median ${all_r[$k]}) p50[$k]=$(median ${all_p[$k]})
-    n_ok[$k]=$(wc -w <<<"${all_r[$k]}")
+    if [ "$k" = "$f" ]; then
+      nt=$(wc -w <<<"${all_t[$k]}") nr=$(wc -w <<<"${all_r[$k]}")
+    else
+      # shellcheck disable=SC2086
+      x_tput[$k]=$(pratio ${rat_t[$k]}) x_rate[$k]=$(pratio ${rat_r[$k]}) x_p50[$k]=$(pratio ${rat_p[$k]})
+      nt=$(wc -w <<<"${rat_t[$k]}") nr=$(wc -w <<<"${rat_r[$k]}")
+    fi
+    # The rounds the row's figures rest on: the fewest of its columns.
+    n_ok[$k]=$((nt < nr ? nt : nr))
   done
   [ "$lab_up" = 1 ] || return 1
   # The pod's MTU through netlink (`ip`): /sys in the node's mount namespace shows the node's
@@ -333,7 +369,7 @@ fi
 
 ratio() { [ -n "$1" ] && [ -n "$2" ] && python3 -c "print('%.2fx' % ($1 / $2))" || echo "-"; }
 echo
-echo "bench/net  ($started; $(nproc) CPUs; $(uname -r); $secs s per measurement, median of $rounds rounds)"
+echo "bench/net  ($started; $(nproc) CPUs; $(uname -r); $secs s per measurement, $rounds round$([ "$rounds" = 1 ] || echo s))"
 if [ ${#cni_lines[@]} -gt 0 ]; then
   echo
   echo "CNI plugin latency (ms, wall, exec included)        runs    p50     p90     max"
@@ -347,15 +383,24 @@ if [ ${#cni_lines[@]} -gt 0 ]; then
 fi
 if [ ${#tput[@]} -gt 0 ]; then
   echo
-  printf '%-36s %10s %7s %12s %7s %8s %7s  %s\n' "path" "TCP Gbit/s" "/floor" "round trip/s" "/floor" \
-    "RTT p50" "floor/" "target"
+  # Ratio columns: "0.88x (0.79-0.95)" with more than one round, "0.88x" with one.
+  w=7 rh1="/floor" rh2="floor/"
+  [ "$rounds" -gt 1 ] && w=17 rh1="/floor (range)" rh2="floor/ (range)"
+  fmt="%-37s %10s %${w}s %12s %${w}s %8s %${w}s  %s\n"
+  # shellcheck disable=SC2059  # the format is built above
+  printf "$fmt" "path" "TCP Gbit/s" "$rh1" "round trip/s" "$rh1" "RTT p50" "$rh2" "target"
   row() {  # row LABEL KEY FLOORKEY TARGET
-    local note=""
+    local note="" rt rr rp
     [ -z "${n_ok[$2]:-}" ] || [ "${n_ok[$2]}" = "$rounds" ] || note="  (only ${n_ok[$2]} of $rounds rounds)"
+    if [ "$2" = "$3" ]; then  # the floor itself (or the local check, measured once)
+      rt=$(ratio "${tput[$2]:-}" "${tput[$3]:-}") rr=$(ratio "${rate[$2]:-}" "${rate[$3]:-}")
+      rp=$(ratio "${p50[$3]:-}" "${p50[$2]:-}")
+    else  # medians of the per-round paired ratios, with their range (bench_lab)
+      rt=${x_tput[$2]:--} rr=${x_rate[$2]:--} rp=${x_p50[$2]:--}
+    fi
     # Latency ratio floor/path, so that like the others higher is better.
-    printf '%-36s %10s %7s %12s %7s %8s %7s  %s\n' "$1" "${tput[$2]:--}" "$(ratio "${tput[$2]:-}" "${tput[$3]:-}")" \
-      "${rate[$2]:--}" "$(ratio "${rate[$2]:-}" "${rate[$3]:-}")" "${p50[$2]:--}" \
-      "$(ratio "${p50[$3]:-}" "${p50[$2]:-}")" "$4$note"
+    # shellcheck disable=SC2059
+    printf "$fmt" "$1" "${tput[$2]:--}" "$rt" "${rate[$2]:--}" "$rr" "${p50[$2]:--}" "$rp" "$4$note"
   }
   [ -n "${tput[local:veth]+x}" ] && row "netns <-> netns, one veth pair" local:veth local:veth "(local check)"
   for be in $backends; do
@@ -374,11 +419,13 @@ fi
 if [ ${#tput[@]} -gt 0 ]; then
   echo
   echo "TCP: iperf3, 1 stream, $secs s, receiver's rate. Round trips: bench_net_rr, 1 byte each way,"
-  echo "one connection, TCP_NODELAY, up to $rr_count or $secs s. Ratios against the floor measured in"
-  echo "the same lab; the LAN is a veth + bridge inside one kernel, so 'the floor' is what that kernel"
-  echo "path costs, and every ratio is what skiff's path adds on top. RTT p50 in us; 'floor/' is"
-  echo "floor RTT p50 / path RTT p50 (higher is better, like the other ratios): on a busy machine"
-  echo "the p50 moves least, while throughput and round trips/s also carry scheduling noise."
+  echo "one connection, TCP_NODELAY, up to $rr_count or $secs s. Absolute figures are medians over the"
+  echo "rounds. Ratios are paired: each round's path figure over the same round's floor; printed is"
+  echo "the median of those per-round ratios and, in brackets, their range over the rounds. The LAN"
+  echo "is a veth + bridge inside one kernel, so 'the floor' is what that kernel path costs, and"
+  echo "every ratio is what skiff's path adds on top. RTT p50 in us; 'floor/' is floor RTT p50 /"
+  echo "path RTT p50 (higher is better, like the other ratios): on a busy machine the p50 moves"
+  echo "least, while throughput and round trips/s also carry scheduling noise."
   echo "Every client runs on CPU 0 and every server on CPU 1 (taskset), on every path alike:"
   echo "unpinned, a round trip took ~21 us or ~55 us depending on where the scheduler put the two."
 fi
