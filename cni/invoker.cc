@@ -25,7 +25,7 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* kVersions[] = {"1.0.0", "0.4.0", "0.3.1", "0.3.0", "0.2.0", "0.1.0"};
+const char* kVersions[] = {"1.1.0", "1.0.0", "0.4.0", "0.3.1", "0.3.0", "0.2.0", "0.1.0"};
 
 bool has_suffix(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
@@ -73,7 +73,7 @@ Status validate_list(json& list, const std::string& what) {
   }
   std::string v = list["cniVersion"];
   if (std::find(std::begin(kVersions), std::end(kVersions), v) == std::end(kVersions)) {
-    return Status::invalid(what + ": cniVersion \"" + v + "\" is not supported (1.0.0 .. 0.1.0)");
+    return Status::invalid(what + ": cniVersion \"" + v + "\" is not supported (1.1.0 .. 0.1.0)");
   }
   if (!list.contains("plugins") || !list["plugins"].is_array() || list["plugins"].empty()) {
     return Status::invalid(what + ": \"plugins\" must be a non-empty list");
@@ -109,9 +109,8 @@ Result<json> parse_conf_file(const std::string& path) {
   return list;
 }
 
-std::string error_text(const std::string& plugin, const std::string& cmd, const RuntimeConf& rt,
-                       const ExecOutput& o, Code* code) {
-  std::string head = "CNI plugin " + plugin + " " + cmd + " for container " + rt.container_id;
+// `head` names the call: "CNI plugin bridge ADD for container <id>".
+std::string error_text(const std::string& head, const ExecOutput& o, Code* code) {
   json e = json::parse(o.out, nullptr, false);
   if (e.is_object() && (e.contains("code") || e.contains("msg"))) {
     int c = e.value("code", 0);
@@ -254,9 +253,11 @@ struct Call {
     return Status::not_found("CNI plugin " + type + " not found in " + dirs);
   }
 
-  // Runs one plugin; on success the parsed stdout (null when it printed nothing).
-  Result<json> run(const json& plugin, const std::string& cmd, const json* prev,
-                   bool with_netns) const {
+  // Runs one plugin; on success the parsed stdout (null when it printed nothing). A call for
+  // the whole network (GC: rt.container_id empty) passes no container, netns, ifname or args,
+  // and `extra`'s keys in the config.
+  Result<json> run(const json& plugin, const std::string& cmd, const json* prev, bool with_netns,
+                   const json* extra = nullptr) const {
     std::string type = plugin["type"];
     auto path = find_plugin(type);
     if (!path) return path.status();
@@ -264,6 +265,7 @@ struct Call {
     conf["name"] = list["name"];
     conf["cniVersion"] = list["cniVersion"];
     if (prev && !prev->is_null()) conf["prevResult"] = *prev;
+    if (extra) conf.update(*extra);
     std::vector<std::string> env;
     for (char** e = environ; e && *e; ++e) {
       if (std::strncmp(*e, "CNI_", 4) != 0) env.emplace_back(*e);
@@ -271,18 +273,23 @@ struct Call {
     std::string cni_path;
     for (const auto& d : opts.bin_dirs) cni_path += (cni_path.empty() ? "" : ":") + d;
     env.push_back("CNI_COMMAND=" + cmd);
-    env.push_back("CNI_CONTAINERID=" + rt.container_id);
-    if (with_netns) env.push_back("CNI_NETNS=" + rt.netns);
-    env.push_back("CNI_IFNAME=" + rt.ifname);
-    std::string args = cni_args();
-    if (!args.empty()) env.push_back("CNI_ARGS=" + args);
+    const bool attachment = !rt.container_id.empty();
+    if (attachment) {
+      env.push_back("CNI_CONTAINERID=" + rt.container_id);
+      if (with_netns) env.push_back("CNI_NETNS=" + rt.netns);
+      env.push_back("CNI_IFNAME=" + rt.ifname);
+      std::string args = cni_args();
+      if (!args.empty()) env.push_back("CNI_ARGS=" + args);
+    }
     env.push_back("CNI_PATH=" + cni_path);
     auto out = exec_plugin(*path, env, conf.dump(), opts.timeout);
-    std::string head = "CNI plugin " + type + " " + cmd + " for container " + rt.container_id;
+    std::string head = "CNI plugin " + type + " " + cmd +
+                       (attachment ? " for container " + rt.container_id
+                                   : " for network " + list.value("name", ""));
     if (!out) return out.status().with_context(head);
     if (out->exit_code != 0) {
       Code code;
-      std::string msg = error_text(type, cmd, rt, *out, &code);
+      std::string msg = error_text(head, *out, &code);
       return Status(code, msg);
     }
     if (out->out.find_first_not_of(" \t\r\n") == std::string::npos) return json();
@@ -407,6 +414,62 @@ Status CniInvoker::del(const RuntimeConf& rt) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::io("remove CNI cache " + path);
   if (!cache_file.empty() && cache_file != path) ::unlink(cache_file.c_str());
   return Status::ok();
+}
+
+Status CniInvoker::gc(const std::vector<Attachment>& valid) {
+  auto list = impl_->snapshot();
+  if (!list || list->value("disableGC", false)) return Status::ok();
+  const std::string network = list->value("name", "");
+  auto is_valid = [&](const std::string& id, const std::string& ifname) {
+    for (const auto& a : valid)
+      if (a.container_id == id && a.ifname == ifname) return true;
+    return false;
+  };
+  std::string errors;
+  Code first = Code::kOk;
+  auto note = [&](const Status& s) {
+    if (s) return;
+    if (first == Code::kOk) first = s.code();
+    errors += (errors.empty() ? "" : "; ") + s.message();
+  };
+  // 1. Cached ADDs of this network that are no longer valid: DEL them, as libcni does, so
+  // plugins without GC (cniVersion before 1.1.0) release them too.
+  const std::string dir = opts_.cache_dir + "/results";
+  if (DIR* d = ::opendir(dir.c_str())) {
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.rfind(network + "-", 0) == 0) names.push_back(n);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) {
+      auto text = files::read_file(dir + "/" + n);
+      if (!text) continue;  // removed meanwhile
+      json c = json::parse(*text, nullptr, false);
+      if (!c.is_object() || c.value("networkName", "") != network) continue;
+      RuntimeConf rt;
+      rt.container_id = c.value("containerId", "");
+      rt.ifname = c.value("ifName", "");
+      rt.netns = c.value("netns", "");
+      if (rt.container_id.empty() || is_valid(rt.container_id, rt.ifname)) continue;
+      note(del(rt).with_context("GC of a stale attachment"));
+    }
+  }
+  // 2. The plugins' own GC, from 1.1.0 on. The spec's field is cni.dev/valid-attachments; an
+  // earlier draft said cni.dev/attachments, and libcni sends both.
+  if (version_at_least((*list)["cniVersion"], 1, 1)) {
+    json att = json::array();
+    for (const auto& a : valid)
+      att.push_back({{"containerID", a.container_id}, {"ifname", a.ifname}});
+    json extra = {{"cni.dev/valid-attachments", att}, {"cni.dev/attachments", att}};
+    RuntimeConf none;  // no container: a call for the whole network
+    Call call{opts_, none, *list};
+    for (const auto& plugin : (*list)["plugins"])
+      note(call.run(plugin, "GC", nullptr, false, &extra).status());
+  }
+  if (first == Code::kOk) return Status::ok();
+  return Status(first, "CNI GC of network " + network + ": " + errors);
 }
 
 }  // namespace skiff::cni

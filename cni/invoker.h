@@ -34,6 +34,12 @@ struct IpConfig {
   int interface = -1;   // index into the result's interfaces, -1 when absent
 };
 
+// One attachment of a container to the network, as GC names the ones still in use.
+struct Attachment {
+  std::string container_id;
+  std::string ifname = "eth0";
+};
+
 struct CniResult {
   std::string cni_version;
   std::vector<IpConfig> ips;
@@ -62,6 +68,14 @@ class CniInvoker {
   [[nodiscard]] Status check(const RuntimeConf& rt);
   // Idempotent; succeeds when the netns is already gone, as the spec requires of plugins.
   [[nodiscard]] Status del(const RuntimeConf& rt);
+  // Frees what the network holds for attachments that are not in `valid` (CNI 1.1 GC, as
+  // libcni does it): every cached ADD of this network that is not valid is DELeted, then, for a
+  // network of cniVersion 1.1.0 or later, each plugin runs GC with `cni.dev/valid-attachments`
+  // (so plugins also free what no cache remembers, e.g. after a crash between ADD and the cache
+  // write). Nothing runs when no config is loaded or the list sets `disableGC`. Every step runs
+  // even when an earlier one failed; the errors are joined. The caller must make sure no ADD
+  // for an attachment missing from `valid` runs meanwhile: GC would undo it.
+  [[nodiscard]] Status gc(const std::vector<Attachment>& valid);
 
  private:
   struct Impl;

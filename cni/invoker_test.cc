@@ -256,6 +256,89 @@ TEST_CASE("missing plugins, bad IDs, hung plugins, disableCheck") {
   CHECK(t.status().message().find("sleeper") != std::string::npos);
 }
 
+namespace {
+
+RuntimeConf rt_for(const std::string& id) {
+  RuntimeConf r = rt();
+  r.container_id = id;
+  return r;
+}
+
+void conflist_v11(const Env& e, const std::string& plugins) {
+  write(e.conf / "10-test.conflist",
+        R"({"cniVersion":"1.1.0","name":"testnet","plugins":[)" + plugins + "]}");
+}
+
+}  // namespace
+
+TEST_CASE("GC (1.1.0): stale cached attachments are DELeted, then every plugin runs GC") {
+  Env e;
+  conflist_v11(e, R"({"type":"fakeip"},{"type":"fakechain"})");
+  CniInvoker inv(e.opts());
+  REQUIRE(inv.load().is_ok());
+  REQUIRE(inv.add(rt_for("keep1")).is_ok());
+  REQUIRE(inv.add(rt_for("gone1")).is_ok());
+  fsys::remove(e.log / "calls");
+
+  REQUIRE(inv.gc({{"keep1", "eth0"}}).to_string() == "OK");
+  CHECK(e.calls() == "fakechain DEL\nfakeip DEL\nfakeip GC\nfakechain GC\n");
+  CHECK(slurp(e.log / "fakeip-DEL.env").find("CNI_CONTAINERID=gone1\n") != std::string::npos);
+  CHECK(fsys::exists(e.cache / "results" / "testnet-keep1-eth0"));
+  CHECK_FALSE(fsys::exists(e.cache / "results" / "testnet-gone1-eth0"));
+  // GC is about the network, not one container: no CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME.
+  std::string env = slurp(e.log / "fakeip-GC.env");
+  CHECK(env.find("CNI_COMMAND=GC\n") != std::string::npos);
+  CHECK(env.find("CNI_PATH=") != std::string::npos);
+  CHECK(env.find("CNI_CONTAINERID") == std::string::npos);
+  CHECK(env.find("CNI_NETNS") == std::string::npos);
+  CHECK(env.find("CNI_IFNAME") == std::string::npos);
+  std::string in = slurp(e.log / "fakechain-GC.in");
+  CHECK(in.find(R"("cni.dev/valid-attachments":[{"containerID":"keep1","ifname":"eth0"}])") !=
+        std::string::npos);
+  CHECK(in.find(R"("cni.dev/attachments":[{"containerID":"keep1","ifname":"eth0"}])") !=
+        std::string::npos);
+  CHECK(in.find(R"("cniVersion":"1.1.0")") != std::string::npos);
+  CHECK(in.find("prevResult") == std::string::npos);
+
+  fsys::remove(e.log / "calls");
+  REQUIRE(inv.gc({{"keep1", "eth0"}}).is_ok());  // nothing stale left: only the plugins' GC
+  CHECK(e.calls() == "fakeip GC\nfakechain GC\n");
+}
+
+TEST_CASE("GC before 1.1.0 only DELs stale cached ADDs; disableGC; a failure stops nothing") {
+  Env e;
+  e.conflist(R"({"type":"fakeip"})");
+  CniInvoker inv(e.opts());
+  REQUIRE(inv.load().is_ok());
+  REQUIRE(inv.add(rt_for("a1")).is_ok());
+  REQUIRE(inv.add(rt_for("a2")).is_ok());
+  fsys::remove(e.log / "calls");
+  REQUIRE(inv.gc({}).is_ok());
+  CHECK(e.calls() == "fakeip DEL\nfakeip DEL\n");  // no GC verb before 1.1.0
+  CHECK(fsys::is_empty(e.cache / "results"));
+
+  e.conflist(R"({"type":"fakeip"})", R"(,"disableGC":true)");
+  REQUIRE(inv.load().is_ok());
+  REQUIRE(inv.add(rt_for("b1")).is_ok());
+  fsys::remove(e.log / "calls");
+  REQUIRE(inv.gc({}).is_ok());
+  CHECK_FALSE(fsys::exists(e.log / "calls"));  // disableGC: nothing runs, nothing is freed
+  CHECK(fsys::exists(e.cache / "results" / "testnet-b1-eth0"));
+
+  conflist_v11(e, R"({"type":"fail11"},{"type":"fakeip"})");
+  REQUIRE(inv.load().is_ok());
+  fsys::remove(e.log / "calls");
+  Status st = inv.gc({});
+  CHECK(st.code() == Code::kUnavailable);
+  CHECK(st.message() ==
+        "CNI GC of network testnet: CNI plugin fail11 GC for network testnet: code 11: failed to "
+        "allocate for range 0: no IP addresses available");
+  // b1 was added under the disableGC list: its DEL uses that cached config (fakeip only); then
+  // both plugins' GC ran although the first failed.
+  CHECK(e.calls() == "fakeip DEL\nfail11 GC\nfakeip GC\n");
+  CHECK_FALSE(fsys::exists(e.cache / "results" / "testnet-b1-eth0"));
+}
+
 TEST_CASE("first_ipv4 skips IPv6 and strips the prefix length") {
   CniResult r;
   CHECK(r.first_ipv4().empty());

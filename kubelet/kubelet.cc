@@ -504,7 +504,9 @@ void Kubelet::ensure_cni_config(const std::string& pod_cidr) {
   json conf;
   if (have_skiff) {
     // skiff's own plugin: bridge skiff0, veth, IPAM from the pod CIDR (cni/plugin/README.md).
-    conf = {{"cniVersion", "1.0.0"},
+    // 1.1.0: the plugin also does GC, which frees addresses of pods gone while the kubelet
+    // was not looking (gc_network()).
+    conf = {{"cniVersion", "1.1.0"},
             {"name", "skiff"},
             {kGeneratedKey, "skiff-kubelet"},
             {"plugins",
@@ -640,6 +642,7 @@ void Kubelet::start_pods(const std::string& cidr) {
   if (!informer_->wait_for_sync(std::chrono::seconds(60)))
     spdlog::warn("pod informer not synced after 60s; adopting with what is known");
   adopt_and_clean();
+  gc_network();
 
   relist_thread_ = std::jthread([this](std::stop_token st) { relist_loop(st); });
   spdlog::info("kubelet {} running: node {} ({}), port {}", kKubeletVersion, opts_.node_name,
@@ -740,8 +743,21 @@ void Kubelet::relist_loop(std::stop_token stop) {
       for (auto& [uid, e] : pods_) uids.push_back(uid);
     }
     for (const auto& [uid, ids] : orphans) cleanup_orphan(uid, ids);
+    gc_network();
     for (const auto& uid : uids) workers_->enqueue(uid);
   }
+}
+
+void Kubelet::gc_network() {
+  if (!deps_.cni || !deps_.cni->ready() || !informer_ || !informer_->has_synced()) return;
+  std::unique_lock gc_lock(cni_gc_mu_);
+  std::vector<cni::Attachment> valid;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [uid, e] : pods_)
+      valid.push_back(cni::Attachment{uid});  // default ifname, as ADD
+  }
+  if (auto s = deps_.cni->gc(valid); !s) spdlog::warn("{}", s.to_string());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1032,7 +1048,9 @@ void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
                  {"K8S_POD_NAME", e.name},
                  {"K8S_POD_INFRA_CONTAINER_ID", e.uid},
                  {"K8S_POD_UID", e.uid}};
+      std::shared_lock gc_lock(cni_gc_mu_);
       auto r = deps_.cni->add(rt);
+      gc_lock.unlock();
       if (!r)
         return fail_sandbox("FailedCreatePodSandBox",
                             "Failed to create pod sandbox: failed to set up network for pod " +

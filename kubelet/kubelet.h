@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -167,6 +168,15 @@ class Kubelet : public PodLocator {
   void adopt_and_clean();
   void cleanup_orphan(const std::string& uid, const std::vector<std::string>& container_ids);
   void relist_loop(std::stop_token stop);
+  // CNI GC: frees what the network still holds for pods this node no longer has (addresses
+  // allocated before a reboot wiped the run dir, an ADD whose result was never recorded).
+  // Valid = every pod the kubelet knows; skipped until the pod informer has synced once, since
+  // before that a pod of the previous kubelet would look gone.
+  void gc_network();
+  // ADDs hold it shared, gc_network() exclusively: GC must not run between an ADD and the
+  // moment its pod counts as valid (it is in pods_ before its first sync, so that cannot
+  // happen while ADD and GC are apart).
+  std::shared_mutex cni_gc_mu_;
 
   std::string host_ip() const { return machine_.internal_ip; }
   std::string local_path_root() const;

@@ -179,13 +179,16 @@ CniStatus parse_fields(const json& j, Config& c) {
     if (!j["prevResult"].is_object()) return invalid("prevResult", "must be an object");
     c.prev_result = j["prevResult"].dump();
   }
-  if (j.contains("cni.dev/valid-attachments")) {
-    const json& va = j["cni.dev/valid-attachments"];
-    if (!va.is_array()) return invalid("cni.dev/valid-attachments", "must be an array");
+  // GC's list of attachments still in use. The spec named it both ways before settling on
+  // cni.dev/valid-attachments; libcni sends both keys, so either (or both) is accepted.
+  for (const char* key : {"cni.dev/valid-attachments", "cni.dev/attachments"}) {
+    if (!j.contains(key)) continue;
+    const json& va = j[key];
+    if (!va.is_array()) return invalid(key, "must be an array");
     c.has_valid_attachments = true;
     for (const auto& a : va) {
       if (!a.is_object() || !a.contains("containerID") || !a["containerID"].is_string())
-        return invalid("cni.dev/valid-attachments", "entry without containerID: " + a.dump());
+        return invalid(key, "entry without containerID: " + a.dump());
       c.valid_attachments.push_back(
           {a["containerID"].get<std::string>(), a.value("ifname", std::string())});
     }

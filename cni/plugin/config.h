@@ -73,7 +73,7 @@ struct Config {
   std::string data_dir;  // IPAM state; default /var/lib/skiff/cni/networks/<name>
   DnsConfig dns;
   std::string prev_result;  // raw JSON of "prevResult", if any
-  // GC (1.1): cni.dev/valid-attachments.
+  // GC (1.1): cni.dev/valid-attachments (or cni.dev/attachments; both keys are merged).
   std::vector<Attachment> valid_attachments;
   bool has_valid_attachments = false;
 };

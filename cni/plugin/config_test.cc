@@ -52,6 +52,30 @@ TEST_CASE("config: podCIDR, host bits, all fields") {
   CHECK(!c->prev_result.empty());
 }
 
+TEST_CASE("config: GC attachments under either key, merged") {
+  auto none = parse_config(kGood);
+  REQUIRE(none.is_ok());
+  CHECK_FALSE(none->has_valid_attachments);
+  auto c = parse_config(R"({"cniVersion":"1.1.0","name":"n","type":"skiff",
+    "subnet":"10.244.1.0/24",
+    "cni.dev/valid-attachments":[{"containerID":"a","ifname":"eth0"}],
+    "cni.dev/attachments":[{"containerID":"b","ifname":"eth1"}]})");
+  REQUIRE(c.is_ok());
+  CHECK(c->has_valid_attachments);
+  REQUIRE(c->valid_attachments.size() == 2);
+  CHECK(c->valid_attachments[0].container_id == "a");
+  CHECK(c->valid_attachments[1].container_id == "b");
+  CHECK(c->valid_attachments[1].ifname == "eth1");
+  auto only_old = parse_config(R"({"cniVersion":"1.1.0","name":"n","type":"skiff",
+    "subnet":"10.244.1.0/24","cni.dev/attachments":[]})");
+  REQUIRE(only_old.is_ok());
+  CHECK(only_old->has_valid_attachments);  // an empty list is a list: nothing is valid
+  auto bad = parse_config(R"({"cniVersion":"1.1.0","name":"n","type":"skiff",
+    "subnet":"10.244.1.0/24","cni.dev/attachments":{}})");
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.error().details.find("cni.dev/attachments") != std::string::npos);
+}
+
 TEST_CASE("config: errors carry the spec's codes and name the field") {
   struct Case {
     const char* json;
