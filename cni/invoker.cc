@@ -61,6 +61,11 @@ Status check_ids(const RuntimeConf& rt) {
   return Status::ok();
 }
 
+// CHECK exists from 0.4.0 on; for older configs and with disableCheck there is nothing to ask.
+bool can_check(const json& list) {
+  return !list.value("disableCheck", false) && version_at_least(list["cniVersion"], 0, 4);
+}
+
 // Validates one conflist and fills in what a runtime relies on. `what` names the source file.
 Status validate_list(json& list, const std::string& what) {
   if (!list.is_object()) return Status::invalid(what + ": not a JSON object");
@@ -320,14 +325,19 @@ Result<CniResult> CniInvoker::add(const RuntimeConf& rt) {
     return Status::unavailable("CNI ADD for container " + rt.container_id +
                                ": no network config loaded from " + opts_.conf_dir);
   Call call{opts_, rt, *list};
-  // ADD already done (a retry after a kubelet restart): the spec forbids a second ADD for the
-  // same container and interface without a DEL, so answer with what the first one returned.
+  // An ADD for this container and interface is cached. The spec forbids a second ADD without a
+  // DEL. Same netns path: either a retry after a kubelet restart (the attachment is there:
+  // answer with what the first ADD returned), or a new namespace at the same path (a sandbox
+  // made again, e.g. after a reboot, which leaves the data dir and this cache but not the
+  // namespace): CHECK tells them apart, and where the network has no CHECK the attachment is
+  // made again. Another netns: the old attachment is stale. A stale one is undone (in the
+  // netns it was made in) before attaching anew.
   if (auto cached = call.read_cache(); cached && cached->contains("result")) {
-    if (cached->value("netns", "") == rt.netns) return to_result((*cached)["result"]);
-    // Same container and interface but another netns: the old attachment is stale. Undo it
-    // (with the netns it was made in) before attaching anew.
     RuntimeConf old = rt;
     old.netns = cached->value("netns", "");
+    if (old.netns == rt.netns && can_check(*list) && check(rt).is_ok()) {
+      return to_result((*cached)["result"]);
+    }
     SKIFF_RETURN_IF_ERROR(del(old).with_context("remove the stale attachment before ADD"));
   }
   json prev;
@@ -364,10 +374,7 @@ Status CniInvoker::check(const RuntimeConf& rt) {
   if (!list)
     return Status::unavailable("CNI CHECK for container " + rt.container_id +
                                ": no network config loaded from " + opts_.conf_dir);
-  // CHECK exists from 0.4.0 on; for older configs and disableCheck there is nothing to ask.
-  if (list->value("disableCheck", false) || !version_at_least((*list)["cniVersion"], 0, 4)) {
-    return Status::ok();
-  }
+  if (!can_check(*list)) return Status::ok();
   Call call{opts_, rt, *list};
   auto cached = call.read_cache();
   if (!cached) {

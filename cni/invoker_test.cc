@@ -61,6 +61,13 @@ struct Env {
               "available\"}'\nexit 1\n",
           true);
     write(bin / "stderrfail", prologue + "echo 'panic: boom' >&2\nexit 2\n", true);
+    // Like fakeip, but its CHECK fails while log/broken exists (the attachment is gone).
+    write(bin / "flaky",
+          prologue + "[ \"$CNI_COMMAND\" = CHECK ] && [ -e " + log.string() +
+              "/broken ] && { echo '{\"code\":103,\"msg\":\"eth0 is missing\"}'; exit 1; }\n"
+              "[ \"$CNI_COMMAND\" = ADD ] && echo '{\"cniVersion\":\"1.0.0\",\"ips\":"
+              "[{\"address\":\"10.1.2.4/24\"}]}'\nexit 0\n",
+          true);
     write(bin / "sleeper", prologue + "exec sleep 30\n", true);
   }
   ~Env() { fsys::remove_all(dir); }
@@ -153,18 +160,20 @@ TEST_CASE("ADD chains prevResult, sets the CNI environment and caches the result
   REQUIRE(fsys::exists(cache));
   CHECK(slurp(cache).find("fd00::3/64") != std::string::npos);
 
-  // A second ADD for the same container answers from the cache without running plugins.
+  // A second ADD for the same container and netns: CHECK finds the attachment there, so the
+  // answer is the cached result.
   auto again = inv.add(rt());
   REQUIRE(again.is_ok());
   CHECK(again->first_ipv4() == "10.1.2.3");
-  CHECK(e.calls() == "fakeip ADD\nfakechain ADD\n");
+  CHECK(e.calls() == "fakeip ADD\nfakechain ADD\nfakeip CHECK\nfakechain CHECK\n");
 
   // ... but an ADD into another netns first removes the stale attachment.
   RuntimeConf moved = rt();
   moved.netns = "/proc/1/ns/net";
   REQUIRE(inv.add(moved).is_ok());
   CHECK(e.calls() ==
-        "fakeip ADD\nfakechain ADD\nfakechain DEL\nfakeip DEL\nfakeip ADD\nfakechain ADD\n");
+        "fakeip ADD\nfakechain ADD\nfakeip CHECK\nfakechain CHECK\nfakechain DEL\nfakeip DEL\n"
+        "fakeip ADD\nfakechain ADD\n");
   CHECK(slurp(cache).find("/proc/1/ns/net") != std::string::npos);
   REQUIRE(inv.add(rt()).is_ok());  // and back, for the checks below
 
@@ -190,6 +199,29 @@ TEST_CASE("ADD chains prevResult, sets the CNI environment and caches the result
   // DEL when the netns is gone: CNI_NETNS is left out, as the spec allows for DEL.
   REQUIRE(inv.del(rt(e.dir.string() + "/gone-netns")).is_ok());
   CHECK(slurp(e.log / "fakeip-DEL.env").find("CNI_NETNS") == std::string::npos);
+}
+
+TEST_CASE("ADD again into a new namespace at the same path (after a reboot) attaches anew") {
+  Env e;
+  e.conflist(R"({"type":"flaky"})");
+  CniInvoker inv(e.opts());
+  REQUIRE(inv.load().is_ok());
+  REQUIRE(inv.add(rt()).is_ok());
+  write(e.log / "broken", "");  // the namespace at that path no longer has the attachment
+  auto r = inv.add(rt());
+  REQUIRE(r.status().to_string() == "OK");
+  CHECK(r->first_ipv4() == "10.1.2.4");
+  CHECK(e.calls() == "flaky ADD\nflaky CHECK\nflaky DEL\nflaky ADD\n");
+  // The DEL ran in that namespace: whatever half of the attachment is left there goes too.
+  CHECK(slurp(e.log / "flaky-DEL.env").find("CNI_NETNS=/proc/self/ns/net\n") != std::string::npos);
+
+  // Without CHECK (before 0.4.0, or disableCheck) nothing can tell: the attachment is made again.
+  e.conflist(R"({"type":"flaky"})", R"(,"disableCheck":true)");
+  REQUIRE(inv.load().is_ok());
+  REQUIRE(inv.add(rt()).is_ok());  // the cache is replaced by one with disableCheck
+  fsys::remove(e.log / "calls");
+  REQUIRE(inv.add(rt()).is_ok());
+  CHECK(e.calls() == "flaky DEL\nflaky ADD\n");
 }
 
 TEST_CASE("DEL uses the config the ADD ran with, even after the conf dir changed") {

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""A node reboot, simulated: apiserver + kubelet in a test netns (kubelet_lib), the kubelet with
+its own conflist for skiff's CNI plugin. With a pod running, everything a reboot ends is ended
+(the kubelet, the pod's processes and shims, every mount under the kubelet's dirs, the pod
+cgroups, the run dir, which is a tmpfs on a real machine) and what a reboot keeps is kept (the
+data dir: images, the CNI result cache, the plugin's address files). The restarted kubelet
+must bring the pod back with a working network: an eth0 in its new network namespace with the
+pod's IP and a route to its gateway on the node. (The sandbox's network namespace comes back at the same
+path, so a CNI result cached before the reboot must not be taken for the new namespace's.)
+Needs root (skips with 77 otherwise)."""
+import os
+import shutil
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kubelet_lib as kl  # noqa: E402
+
+GATEWAY = "10.244.0.1"  # the first address of kubelet_lib's POD_CIDR, on the node's bridge
+
+
+def reboot(c):
+    """Ends what a reboot ends; the API server (another machine) keeps running."""
+    c.kill9_kubelet()
+    for _ in range(20):
+        victims = set()
+        for h in kl.cgroup_hierarchies():
+            victims |= kl.cgroup_procs(os.path.join(h, c.cgroup_parent))
+        for pid in kl.all_pids():
+            if c.run_dir in kl.cmdline(pid):  # shims
+                victims.add(pid)
+        victims.discard(os.getpid())
+        if not victims:
+            break
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.2)
+    kl.umount_under([c.run_dir, c.data, c.log_dir])
+    for h in kl.cgroup_hierarchies():
+        kl.remove_cgroup_tree(os.path.join(h, c.cgroup_parent))
+    shutil.rmtree(c.run_dir, ignore_errors=True)
+    os.makedirs(c.run_dir)
+
+
+def eth0_addr(pid):
+    r = kl.sh(["nsenter", "-t", str(pid), "-n", "ip", "-o", "-4", "addr", "show", "dev", "eth0"])
+    return r.stdout if r.returncode == 0 else ""
+
+
+def body(t):
+    c = t.cluster(write_cni=False)
+    with c:
+        conf = kl.read_json(os.path.join(c.cni_conf, "10-skiff.conflist")) or {}
+        if ((conf.get("plugins") or [{}])[0]).get("type") != "skiff":
+            t.fatal("the kubelet did not write a conflist for skiff's plugin", conf)
+        c.create_pod(kl.sleeper("survivor", terminationGracePeriodSeconds=1))
+        p = c.wait_running("survivor", timeout=60)
+        ip = (p.get("status") or {}).get("podIP") or ""
+        pid = c.container_pid(p, "main")
+        t.check("before: the pod runs with eth0 %s" % ip, ip and ip + "/" in eth0_addr(pid),
+                eth0_addr(pid))
+        old_cid = kl.container_id(kl.cstatus(p, "main"))
+
+        reboot(c)
+        t.check("reboot: the pod's container is gone", not kl.pid_alive(pid))
+
+        c.start_kubelet()
+
+        def back():
+            q = c.get_pod("survivor")
+            cs = kl.cstatus(q, "main") if q else None
+            if not cs or kl.container_id(cs) in ("", old_cid) or not (cs.get("state") or {}).get(
+                    "running"):
+                return None
+            return q
+        q = c.wait_for(back, 90, "survivor running again in a new container")
+        t.check("after: the pod runs again, in a new container", q is not None,
+                c.get_pod("survivor"))
+        if q is None:
+            return
+        ip2 = (q.get("status") or {}).get("podIP") or ""
+        pid2 = c.container_pid(q, "main")
+        addr = eth0_addr(pid2)
+        t.check("after: the new network namespace has eth0 with the pod's IP %s" % ip2,
+                ip2 and ip2 + "/" in addr, addr or "no eth0")
+        r = c.exec_in(q, "main", ["ping", "-c", "1", "-W", "2", GATEWAY])
+        t.check("after: the pod reaches its gateway %s on the node (busybox ping)" % GATEWAY,
+                r.returncode == 0, r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    t = kl.Test("kubelet_reboot", limit=300)
+    t.run(body)
