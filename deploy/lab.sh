@@ -55,6 +55,12 @@
 #                                                   I or outside), build dir on PATH, KUBECONFIG
 #   deploy/lab.sh kill NODE                        SIGKILL the node's daemons, cut its LAN link
 #   deploy/lab.sh revive NODE                      link up, daemons restarted with the same flags
+#   deploy/lab.sh reboot NODE                      as a machine reboot: every process of the
+#                                                   node ends; its network, mount and UTS
+#                                                   namespaces (links, routes, nftables,
+#                                                   conntrack, mounts), pod cgroups and run dir
+#                                                   are dropped; data and log dirs are kept;
+#                                                   the node comes up again with its daemons
 # Env:
 #   SKIFF_LAB_NAME    (default skiff-lab)          prefix of the lab's namespaces and cgroups:
 #                                                   labs with different names (and dirs) can
@@ -713,6 +719,93 @@ revive_node() {
   say "node$i revived"
 }
 
+# node_pids I: every process of node I: in its cgroup, in its network, mount or UTS namespace, or
+# with its dir on the command line (daemons, shims). Never by a broad name.
+node_pids() {
+  python3 - "$$" "$labname" "$1" "$dir" <<'EOF'
+import glob, os, sys
+me, name, i, d = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+inodes = set()
+for f in ("/run/netns/%s-node%s" % (name, i), "%s/ns/node%s.mnt" % (d, i),
+          "%s/ns/node%s.uts" % (d, i)):
+    try:
+        inodes.add(os.stat(f).st_ino)
+    except OSError:
+        pass
+pids = set()
+for c in glob.glob("/sys/fs/cgroup/%s-node%s" % (name, i)) + glob.glob(
+        "/sys/fs/cgroup/*/%s-node%s" % (name, i)):
+    for root, _, files in os.walk(c):
+        try:
+            pids.update(int(p) for p in open(os.path.join(root, "cgroup.procs")).read().split())
+        except (OSError, ValueError):
+            pass
+mine = "%s/node%s/" % (d.rstrip("/"), i)
+skip = {me, os.getpid(), os.getppid()}
+for p in os.listdir("/proc"):
+    if not p.isdigit() or int(p) in skip:
+        continue
+    try:
+        for ns in ("net", "mnt", "uts"):
+            if os.stat("/proc/%s/ns/%s" % (p, ns)).st_ino in inodes:
+                pids.add(int(p))
+        cmd = open("/proc/%s/cmdline" % p, "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        if mine in cmd:
+            pids.add(int(p))
+    except OSError:
+        pass
+print(" ".join(str(p) for p in sorted(pids - skip)))
+EOF
+}
+
+reboot_node() {
+  load_state
+  local i pids c m t0=$SECONDS
+  i=$(node_index "$1")
+  [ "$i" != outside ] && [ "$i" -ge 1 ] && [ "$i" -le "$NODES" ] || die "reboot: no node '$1'"
+  # Power off: every process of the node, until none is left (bounded).
+  for _ in $(seq 1 50); do
+    pids=$(node_pids "$i")
+    [ -z "$pids" ] && break
+    # shellcheck disable=SC2086
+    kill -9 $pids 2>/dev/null || true
+    sleep 0.1
+  done
+  [ -n "$(node_pids "$i")" ] && warn "node$i: processes still alive: $(node_pids "$i" | xargs)"
+  # Its namespaces: dropping the pins frees the mount namespace (sandbox pins, rootfs mounts,
+  # volumes) and then the network namespaces (the node's and its pods': links, routes,
+  # nftables, conntrack, the VXLAN device); the peer of its LAN veth goes with them.
+  for m in "$dir/ns/node$i.mnt" "$dir/ns/node$i.uts"; do umount -l "$m" 2>/dev/null || true; done
+  ip netns del "$labname-node$i" 2>/dev/null || true
+  for _ in $(seq 1 20); do
+    c=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 4 -type d -path "*/$labname-node$i/*" 2>/dev/null)
+    [ -z "$c" ] && break
+    for m in $c; do find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
+    sleep 0.2
+  done
+  # What lives in a tmpfs on a real machine (/run): the kubelet's run dir.
+  rm -rf "$dir/node$i/run"
+  say "node$i: powered off (processes, namespaces, pod cgroups and run dir gone; data kept)"
+  # Power on: the same node, its daemons with the same flags.
+  local klog="$dir/node$i/kubelet.log" runs end
+  runs=$(grep -c "running: node node$i " "$klog" 2>/dev/null || true)
+  make_node "$i"
+  for name in $(node_daemons "$i"); do
+    start_daemon "$i" "$name"
+    [ "$name" = etcd ] && wait_etcd
+    [ "$name" = apiserver ] && wait_apiserver
+  done
+  # The Node object still says Ready from before: wait for the new kubelet to be running.
+  end=$((SECONDS + timeout_s))
+  until [ "$(grep -c "running: node node$i " "$klog" 2>/dev/null || true)" -gt "${runs:-0}" ]; do
+    pid_alive "$(daemon_pid "$i" kubelet)" || { tail -25 "$klog" >&2; die "node$i: skiff-kubelet exited"; }
+    [ $SECONDS -lt $end ] || { tail -25 "$klog" >&2; die "node$i: kubelet not running after ${timeout_s}s"; }
+    sleep 0.2
+  done
+  wait_nodes "$i"
+  say "node$i rebooted in $((SECONDS - t0))s"
+}
+
 usage() {
   sed -n '/^# Usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
   exit 2
@@ -749,6 +842,7 @@ case "$cmd" in
     ;;
   kill) [ $# = 1 ] || usage; kill_node "$1" ;;
   revive) [ $# = 1 ] || usage; revive_node "$1" ;;
+  reboot) [ $# = 1 ] || usage; reboot_node "$1" ;;
   -h | --help | help) usage ;;
   *) usage ;;
 esac

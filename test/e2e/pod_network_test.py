@@ -8,6 +8,10 @@ Shows, each check printed:
   - pod -> node (pods on node1 and node2 to a TCP server in node2's netns);
   - pod -> outside (a TCP server in the lab's `outside` netns sees the NODE's address: the
     pod's traffic leaving the cluster CIDR is masqueraded);
+  - node2 rebooted (`lab.sh reboot`: processes, namespaces, pod cgroups and run dir gone, data
+    dir kept): its pods run again in new sandboxes with addresses from its CIDR, reachable from
+    pods on node1 (whose IP srv2's log names) and from node3, and they reach node1's pods; with
+    VXLAN its netagent publishes the new VTEP MAC;
   - node3 killed (`lab.sh kill`) and its Node deleted: the routes to its pod CIDR vanish from
     node1 and node2; revived: it registers again, gets a pod CIDR, and the routes come back
     (and a pod on node3 reaches a pod on node1 again);
@@ -291,6 +295,9 @@ class Test(lablib.LabChecks):
             self.eq("pod->outside: the outside sees %s's node address (masquerade), not %s" % (
                 cli, ips[cli]), peer, NODE_IP[node])
 
+        # node2 reboots: its pods come back in new sandboxes, reachable again across nodes
+        self.reboot_node2(ips, cidrs)
+
         # routes to node3's pod CIDR on the others
         c3 = cidrs["node3"]
         for n in ("node1", "node2"):
@@ -337,6 +344,62 @@ class Test(lablib.LabChecks):
                        self.server_log("srv1")[-800:])
         else:
             self.check("kubectl apply cli3 on node3", False, out(r))
+
+    def container_ids(self, names):
+        lst = self.get_json("pods", "-l", "test=pod-net") or {}
+        return {p["metadata"]["name"]: [c.get("containerID") for c in
+                                        (p.get("status") or {}).get("containerStatuses") or []]
+                for p in lst.get("items", []) if p["metadata"]["name"] in names}
+
+    def reboot_node2(self, ips, cidrs):
+        """`lab.sh reboot node2`: every process, namespace, pod cgroup and the run dir of node2
+        gone, its data dir kept. Its pods (still bound to it) must run again in new sandboxes
+        with working addresses, and the other nodes must reach them (VXLAN: via node2's new
+        VTEP, whose MAC changed)."""
+        def vtep():
+            n = self.get_json("node", "node2") or {}
+            return ((n.get("metadata") or {}).get("annotations") or {}).get("skiff.io/vtep-mac")
+        mac0 = vtep()
+        before = self.container_ids(["srv2", "cli2"])
+        t1 = time.time()
+        r = lab("reboot", "node2", timeout=300)
+        self.check("lab.sh reboot node2 (%.1f s)" % (time.time() - t1), r.returncode == 0,
+                   out(r)[-3000:])
+
+        def restarted():
+            now = self.container_ids(["srv2", "cli2"])
+            if any(not now.get(n) or now[n] == before.get(n) for n in ("srv2", "cli2")):
+                return None
+            return now
+        self.check("after the reboot srv2 and cli2 run in new containers",
+                   bool(wait_for(restarted, 120, 1)), self.container_ids(["srv2", "cli2"]))
+        new = self.wait_running(["srv2", "cli2"])
+        log("pod IPs on node2 after its reboot: %s (were srv2 %s, cli2 %s)" % (
+            new, ips["srv2"], ips["cli2"]))
+        ips.update(new)
+        net = cidrs["node2"].rsplit(".", 1)[0] + "."
+        self.check("srv2's address %s after the reboot is in node2's pod CIDR" % ips["srv2"],
+                   ips["srv2"].startswith(net))
+        if BACKEND == "vxlan":
+            mac1 = wait_for(lambda: (lambda m: m if m and m != mac0 else None)(vtep()), 30)
+            self.check("node2's netagent published its new VTEP MAC (%s, was %s)" % (mac1, mac0),
+                       bool(mac1))
+        def from_cli1(s):  # httpd -v log lines naming cli1's address
+            return sum(1 for ln in s.splitlines()
+                       if "[::ffff:%s]:" % ips["cli1"] in ln or "%s:" % ips["cli1"] in ln)
+        seen = from_cli1(self.server_log("srv2"))  # the log may hold lines from before
+        for cli, srv, what in (("cli1", "srv2", "node1 -> rebooted node2"),
+                               ("cli2", "srv1", "rebooted node2 -> node1")):
+            r = self.pod_http(cli, ips[srv], within=60)
+            self.check("after the reboot, pod->pod %s: %s gets %s's page from %s" % (
+                what, cli, srv, ips[srv]), r.returncode == 0 and
+                "hello-from-%s" % srv in r.stdout, out(r))
+        lg = wait_for(lambda: from_cli1(self.server_log("srv2")) > seen, 10)
+        self.check("after the reboot srv2's httpd log shows cli1's own IP %s" % ips["cli1"],
+                   bool(lg), self.server_log("srv2")[-1500:])
+        r = self.node_http("node3", ips["srv2"], "hello-from-srv2")
+        self.check("after the reboot, node->pod: node3 gets srv2's page (%s)" % ips["srv2"],
+                   r.returncode == 0 and "hello-from-srv2" in r.stdout, out(r))
 
     def dump_logs(self):
         lablib.dump_logs(("node1/apiserver.log", "node1/controller-manager.log",
