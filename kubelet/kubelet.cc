@@ -993,6 +993,11 @@ std::string Kubelet::pod_log_dir(const std::string& ns, const std::string& name,
 }
 
 void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
+  // A pod the API records as finished is never run again. After a reboot, which took the
+  // records of its containers with the run dir, nothing here would remember that it ran and
+  // plan_pod would start it anew (a Job's completed pod, a second time).
+  if ((pod.status.phase == "Succeeded" || pod.status.phase == "Failed") && observe(e).empty())
+    return;
   auto sync_start = SteadyClock::now();
   StageTimes times;
   bool first = !e.start_reported;

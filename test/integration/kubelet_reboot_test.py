@@ -5,7 +5,8 @@ its own conflist for skiff's CNI plugin. With a pod running, everything a reboot
 cgroups, the run dir, which is a tmpfs on a real machine) and what a reboot keeps is kept (the
 data dir: images, the CNI result cache, the plugin's address files). The restarted kubelet
 must bring the pod back with a working network: an eth0 in its new network namespace with the
-pod's IP and a route to its gateway on the node. (The sandbox's network namespace comes back at the same
+pod's IP and a route to its gateway on the node; pods that had finished (restartPolicy Never,
+Succeeded and Failed) stay as they were and are not run again. (The sandbox's network namespace comes back at the same
 path, so a CNI result cached before the reboot must not be taken for the new namespace's.)
 Needs root (skips with 77 otherwise)."""
 import os
@@ -58,6 +59,16 @@ def body(t):
         if ((conf.get("plugins") or [{}])[0]).get("type") != "skiff":
             t.fatal("the kubelet did not write a conflist for skiff's plugin", conf)
         c.create_pod(kl.sleeper("survivor", terminationGracePeriodSeconds=1))
+        for name, code in (("done", 0), ("failed", 3)):
+            c.create_pod(kl.pod(name, [kl.ctr("main", ["sh", "-c", "exit %d" % code])],
+                                restartPolicy="Never", terminationGracePeriodSeconds=1))
+        finished = {}
+        for name, phase in (("done", "Succeeded"), ("failed", "Failed")):
+            q = c.wait_for(lambda: (lambda x: x if kl.phase(x) == phase else None)(
+                c.get_pod(name)), 60, "%s %s" % (name, phase))
+            t.check("before: pod %s (restartPolicy Never) is %s" % (name, phase), q is not None,
+                    c.get_pod(name))
+            finished[name] = q
         p = c.wait_running("survivor", timeout=60)
         ip = (p.get("status") or {}).get("podIP") or ""
         pid = c.container_pid(p, "main")
@@ -82,6 +93,17 @@ def body(t):
                 c.get_pod("survivor"))
         if q is None:
             return
+        # Pods that had finished stay finished: a reboot is no reason to run them again.
+        for name, phase in (("done", "Succeeded"), ("failed", "Failed")):
+            x = c.get_pod(name)
+            before = finished.get(name) or {}
+            t.eq("after: pod %s is still %s" % (name, phase), kl.phase(x), phase)
+            t.eq("after: pod %s's container was not started again" % name,
+                 kl.container_id(kl.cstatus(x, "main")),
+                 kl.container_id(kl.cstatus(before, "main")) if before else "?")
+        r = c.delete_pod("done")
+        t.check("after: the finished pod done is deleted (the kubelet finishes the deletion)",
+                r.status == 200 and c.wait_gone("done", timeout=30), r)
         ip2 = (q.get("status") or {}).get("podIP") or ""
         pid2 = c.container_pid(q, "main")
         addr = eth0_addr(pid2)
