@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -992,6 +994,23 @@ std::string Kubelet::pod_log_dir(const std::string& ns, const std::string& name,
   return opts_.log_dir + "/pods/" + ns + "_" + name + "_" + uid;
 }
 
+// One past the highest <attempt>.log in a container's log dir; 0 when there is none.
+static int next_attempt_from_logs(const std::string& dir) {
+  int next = 0;
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(dir, ec)) {
+    const std::string n = f.path().filename().string();
+    if (n.size() < 5 || n.compare(n.size() - 4, 4, ".log") != 0) continue;
+    const std::string digits = n.substr(0, n.size() - 4);
+    if (digits.empty() || digits.size() > 6 ||
+        !std::all_of(digits.begin(), digits.end(),
+                     [](unsigned char ch) { return std::isdigit(ch) != 0; }))
+      continue;
+    next = std::max(next, std::stoi(digits) + 1);
+  }
+  return next;
+}
+
 void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
   // A pod the API records as finished is never run again. After a reboot, which took the
   // records of its containers with the run dir, nothing here would remember that it ran and
@@ -1155,7 +1174,12 @@ void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
   }
 
   bool started_any = false, start_failed = false;
-  for (const auto& a : plan.start) {
+  for (auto& a : plan.start) {
+    // The first instance the runtime knows of is not always the container's first: a reboot
+    // takes the records of its instances with the run dir but leaves their logs, numbered by
+    // attempt. Count on from there, as Kubernetes' restartCount does across a reboot.
+    if (!a.restart && a.attempt == 0)
+      a.attempt = next_attempt_from_logs(pod_log_dir(e.ns, e.name, e.uid) + "/" + a.name);
     bool ok = start_container(e, pod, a, *sb, *vols, times);
     started_any |= ok;
     start_failed |= !ok;

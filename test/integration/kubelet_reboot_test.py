@@ -5,7 +5,8 @@ its own conflist for skiff's CNI plugin. With a pod running, everything a reboot
 cgroups, the run dir, which is a tmpfs on a real machine) and what a reboot keeps is kept (the
 data dir: images, the CNI result cache, the plugin's address files). The restarted kubelet
 must bring the pod back with a working network: an eth0 in its new network namespace with the
-pod's IP and a route to its gateway on the node; pods that had finished (restartPolicy Never,
+pod's IP and a route to its gateway on the node, and restartCount 1 (its logs from before the
+reboot are kept, numbered by attempt); pods that had finished (restartPolicy Never,
 Succeeded and Failed) stay as they were and are not run again. (The sandbox's network namespace comes back at the same
 path, so a CNI result cached before the reboot must not be taken for the new namespace's.)
 Needs root (skips with 77 otherwise)."""
@@ -104,6 +105,8 @@ def body(t):
         r = c.delete_pod("done")
         t.check("after: the finished pod done is deleted (the kubelet finishes the deletion)",
                 r.status == 200 and c.wait_gone("done", timeout=30), r)
+        t.eq("after: survivor's restartCount counts the reboot (as Kubernetes does)",
+             kl.cstatus(q, "main").get("restartCount"), 1)
         ip2 = (q.get("status") or {}).get("podIP") or ""
         pid2 = c.container_pid(q, "main")
         addr = eth0_addr(pid2)
