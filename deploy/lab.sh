@@ -149,21 +149,32 @@ in_node() {
 
 # Every process that belongs to the lab: in a <name>-nodeI cgroup, in a lab namespace (network,
 # mount or UTS), or with a lab dir on its command line (daemons, shims). Never by a broad name.
+# lab_pids [--node I] DIR...: with --node, those of node I only (its cgroup and namespaces, and
+# DIR/nodeI/ on the command line).
 lab_pids() {
-  python3 - "$$" "$labname" "$@" <<'EOF'
+  local node=""
+  [ "${1:-}" = --node ] && { node=$2; shift 2; }
+  python3 - "$$" "$labname" "$node" "$@" <<'EOF'
 import glob, os, sys
-me, name, dirs = int(sys.argv[1]), sys.argv[2], [d.rstrip("/") + "/" for d in sys.argv[3:]]
+me, name, node = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+dirs = [d.rstrip("/") + "/" for d in sys.argv[4:]]
 inodes = set()
-nets = ["/run/netns/%s-%s" % (name, s) for s in ("lan", "outside")]
-nets += glob.glob("/run/netns/%s-node[0-9]*" % name)
-for f in nets + [f for d in dirs for f in glob.glob(d + "ns/*")]:
+if node:
+    pins = ["/run/netns/%s-node%s" % (name, node)]
+    pins += [d + "ns/node%s.%s" % (node, k) for d in dirs for k in ("mnt", "uts")]
+    dirs = [d + "node%s/" % node for d in dirs]
+else:
+    pins = ["/run/netns/%s-%s" % (name, s) for s in ("lan", "outside")]
+    pins += glob.glob("/run/netns/%s-node[0-9]*" % name)
+    pins += [f for d in dirs for f in glob.glob(d + "ns/*")]
+for f in pins:
     try:
         inodes.add(os.stat(f).st_ino)
     except OSError:
         pass
 pids = set()
-for c in glob.glob("/sys/fs/cgroup/%s-node[0-9]*" % name) + glob.glob(
-        "/sys/fs/cgroup/*/%s-node[0-9]*" % name):
+cg = "%s-node%s" % (name, node or "[0-9]*")
+for c in glob.glob("/sys/fs/cgroup/" + cg) + glob.glob("/sys/fs/cgroup/*/" + cg):
     for root, _, files in os.walk(c):
         try:
             pids.update(int(p) for p in open(os.path.join(root, "cgroup.procs")).read().split())
@@ -719,45 +730,6 @@ revive_node() {
   say "node$i revived"
 }
 
-# node_pids I: every process of node I: in its cgroup, in its network, mount or UTS namespace, or
-# with its dir on the command line (daemons, shims). Never by a broad name.
-node_pids() {
-  python3 - "$$" "$labname" "$1" "$dir" <<'EOF'
-import glob, os, sys
-me, name, i, d = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-inodes = set()
-for f in ("/run/netns/%s-node%s" % (name, i), "%s/ns/node%s.mnt" % (d, i),
-          "%s/ns/node%s.uts" % (d, i)):
-    try:
-        inodes.add(os.stat(f).st_ino)
-    except OSError:
-        pass
-pids = set()
-for c in glob.glob("/sys/fs/cgroup/%s-node%s" % (name, i)) + glob.glob(
-        "/sys/fs/cgroup/*/%s-node%s" % (name, i)):
-    for root, _, files in os.walk(c):
-        try:
-            pids.update(int(p) for p in open(os.path.join(root, "cgroup.procs")).read().split())
-        except (OSError, ValueError):
-            pass
-mine = "%s/node%s/" % (d.rstrip("/"), i)
-skip = {me, os.getpid(), os.getppid()}
-for p in os.listdir("/proc"):
-    if not p.isdigit() or int(p) in skip:
-        continue
-    try:
-        for ns in ("net", "mnt", "uts"):
-            if os.stat("/proc/%s/ns/%s" % (p, ns)).st_ino in inodes:
-                pids.add(int(p))
-        cmd = open("/proc/%s/cmdline" % p, "rb").read().replace(b"\0", b" ").decode(errors="replace")
-        if mine in cmd:
-            pids.add(int(p))
-    except OSError:
-        pass
-print(" ".join(str(p) for p in sorted(pids - skip)))
-EOF
-}
-
 reboot_node() {
   load_state
   local i pids c m t0=$SECONDS
@@ -765,13 +737,14 @@ reboot_node() {
   [ "$i" != outside ] && [ "$i" -ge 1 ] && [ "$i" -le "$NODES" ] || die "reboot: no node '$1'"
   # Power off: every process of the node, until none is left (bounded).
   for _ in $(seq 1 50); do
-    pids=$(node_pids "$i")
+    pids=$(lab_pids --node "$i" "$dir")
     [ -z "$pids" ] && break
     # shellcheck disable=SC2086
     kill -9 $pids 2>/dev/null || true
     sleep 0.1
   done
-  [ -n "$(node_pids "$i")" ] && warn "node$i: processes still alive: $(node_pids "$i" | xargs)"
+  [ -n "$(lab_pids --node "$i" "$dir")" ] &&
+    warn "node$i: processes still alive: $(lab_pids --node "$i" "$dir" | xargs)"
   # Its namespaces: dropping the pins frees the mount namespace (sandbox pins, rootfs mounts,
   # volumes) and then the network namespaces (the node's and its pods': links, routes,
   # nftables, conntrack, the VXLAN device); the peer of its LAN veth goes with them.

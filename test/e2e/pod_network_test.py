@@ -403,7 +403,8 @@ class Test(lablib.LabChecks):
 
     def dump_logs(self):
         lablib.dump_logs(("node1/apiserver.log", "node1/controller-manager.log",
-                          "node1/kubelet.log", "node1/netagent.log", "node2/netagent.log",
+                          "node1/kubelet.log", "node1/netagent.log", "node2/kubelet.log",
+                          "node2/netagent.log",
                           "node3/kubelet.log", "node3/netagent.log"))
 
 

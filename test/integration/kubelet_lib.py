@@ -162,6 +162,29 @@ def cgroup_procs(dirpath):
     return pids
 
 
+def kill_processes(cgroup_parent, needle):
+    """SIGKILLs, until none is left (bounded), the processes in `cgroup_parent` (in every
+    hierarchy) and those whose command line contains `needle` (shims, helpers): never by a
+    broad name."""
+    me = os.getpid()
+    for _ in range(20):
+        victims = set()
+        for h in cgroup_hierarchies():
+            victims |= cgroup_procs(os.path.join(h, cgroup_parent))
+        for pid in all_pids():
+            if pid != me and needle in cmdline(pid):
+                victims.add(pid)
+        victims.discard(me)
+        if not victims:
+            return
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.2)
+
+
 def remove_cgroup_tree(dirpath, deadline_s=10):
     """SIGKILLs what is in the tree, waits (bounded), removes directories bottom-up."""
     if not os.path.isdir(dirpath):
@@ -891,25 +914,7 @@ class Cluster:
             stop_proc(p, grace=5)
 
     def _td_processes(self):
-        """Kills processes in the test cgroup parent and any process whose command line names
-        our temp root (shims, helpers): never by a broad name."""
-        for _ in range(20):
-            victims = set()
-            for h in cgroup_hierarchies():
-                victims |= cgroup_procs(os.path.join(h, self.cgroup_parent))
-            me = os.getpid()
-            for pid in all_pids():
-                if pid != me and self.root in cmdline(pid):
-                    victims.add(pid)
-            victims.discard(me)
-            if not victims:
-                return
-            for pid in victims:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.2)
+        kill_processes(self.cgroup_parent, self.root)
 
     def _td_mounts(self):
         found = umount_under([self.root])

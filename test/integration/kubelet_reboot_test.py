@@ -12,7 +12,6 @@ path, so a CNI result cached before the reboot must not be taken for the new nam
 Needs root (skips with 77 otherwise)."""
 import os
 import shutil
-import signal
 import sys
 import time
 
@@ -25,22 +24,7 @@ GATEWAY = "10.244.0.1"  # the first address of kubelet_lib's POD_CIDR, on the no
 def reboot(c):
     """Ends what a reboot ends; the API server (another machine) keeps running."""
     c.kill9_kubelet()
-    for _ in range(20):
-        victims = set()
-        for h in kl.cgroup_hierarchies():
-            victims |= kl.cgroup_procs(os.path.join(h, c.cgroup_parent))
-        for pid in kl.all_pids():
-            if c.run_dir in kl.cmdline(pid):  # shims
-                victims.add(pid)
-        victims.discard(os.getpid())
-        if not victims:
-            break
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.2)
+    kl.kill_processes(c.cgroup_parent, c.run_dir)  # containers, and shims by their run dir
     kl.umount_under([c.run_dir, c.data, c.log_dir])
     for h in kl.cgroup_hierarchies():
         kl.remove_cgroup_tree(os.path.join(h, c.cgroup_parent))
