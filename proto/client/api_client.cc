@@ -141,7 +141,8 @@ Status ApiClient::watch(const proto::ResourceType& t, std::string_view ns, const
                         const std::function<bool(const json&)>& on_event, std::stop_token stop) {
   Query q = opts.to_query();
   q.emplace_back("watch", "true");
-  return rest_->watch(resource_path(t, ns), q, on_event, stop);
+  return rest_->watch(resource_path(t, ns), q, on_event, stop, "application/json",
+                      opts.idle_timeout);
 }
 
 }  // namespace skiff::client

@@ -32,6 +32,9 @@ struct ListOptions {
   std::string continue_token;
   int timeout_seconds = 0;  // watches: the server ends the stream after this long
   bool allow_bookmarks = false;
+  // Watches, on the client's side: Timeout when nothing arrives for this long (see
+  // RestClient::watch); not sent to the server. 0: none.
+  std::chrono::milliseconds idle_timeout{0};
   Query to_query() const;
 };
 

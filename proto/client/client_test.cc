@@ -1,5 +1,6 @@
 #include <sys/socket.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "proto/client/api_client.h"
@@ -370,6 +372,56 @@ TEST_CASE("rest client: watch reads newline-delimited events and stops on reques
   });
   CHECK(st.is_ok());
   CHECK(types.size() == 1);
+}
+
+TEST_CASE("rest client: a watch on which nothing arrives for idle_timeout ends in Timeout") {
+  // A server that answers the watch, sends one event and then says nothing more without
+  // closing: what a client sees of an API server whose machine lost power.
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::acceptor acc(ioc, {net::ip::make_address("127.0.0.1"), 0});
+  const auto port = acc.local_endpoint().port();
+  std::atomic<bool> done{false};
+  std::thread srv([&] {
+    boost::system::error_code ec;
+    auto sock = acc.accept(ec);
+    if (ec) return;
+    boost::beast::flat_buffer buf;
+    boost::beast::http::request<boost::beast::http::string_body> req;
+    boost::beast::http::read(sock, buf, req, ec);
+    std::string line = event("ADDED", pod("a", "1"));
+    std::ostringstream out;
+    out << "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked"
+        << "\r\n\r\n"
+        << std::hex << line.size() << "\r\n"
+        << line << "\r\n";
+    net::write(sock, net::buffer(out.str()), ec);
+    while (!done) std::this_thread::sleep_for(10ms);  // silent, connection open
+  });
+  ClientConfig cfg;
+  cfg.server = "http://127.0.0.1:" + std::to_string(port);
+  auto rc = RestClient::create(cfg);
+  REQUIRE(rc.is_ok());
+  std::vector<std::string> types;
+  std::stop_source guard;  // a backstop: without the idle timeout the watch would wait for ever
+  std::thread backstop([&] {
+    for (int i = 0; i < 1000 && !done; ++i) std::this_thread::sleep_for(10ms);
+    guard.request_stop();
+  });
+  Status st = (*rc)->watch(
+      "/api/v1/namespaces/default/pods", {{"watch", "true"}},
+      [&](const json& ev) {
+        types.push_back(ev.value("type", ""));
+        return true;
+      },
+      guard.get_token(), "application/json", 300ms);
+  const bool stopped_by_backstop = guard.stop_requested();
+  done = true;
+  backstop.join();
+  srv.join();
+  CHECK(types == std::vector<std::string>{"ADDED"});
+  CHECK_FALSE(stopped_by_backstop);
+  CHECK(st.code() == Code::kTimeout);
 }
 
 // A client of `server` and the options the informer tests share (namespace default, quick

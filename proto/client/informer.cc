@@ -414,6 +414,7 @@ void Informer::run(std::stop_token stop) {
       lo.resource_version = resource_version();
       lo.timeout_seconds = opts_.watch_timeout_seconds;
       lo.allow_bookmarks = true;
+      lo.idle_timeout = opts_.watch_idle_timeout;
       bool got_event = false;
       auto started = std::chrono::steady_clock::now();
       Status st = api_->watch(

@@ -40,6 +40,10 @@ struct InformerOptions {
   std::string label_selector;
   std::string field_selector;
   int watch_timeout_seconds = 300;  // the server ends each watch after this; we resume
+  // A watch on which nothing arrives (not even a BOOKMARK: skiff's API server sends one every
+  // 5 s) for this long is given up and resumed: an API server whose machine rebooted or lost
+  // its network never closes the old connection. 0: wait for watch_timeout_seconds.
+  std::chrono::milliseconds watch_idle_timeout{30'000};
   std::chrono::milliseconds min_backoff{200};
   std::chrono::milliseconds max_backoff{30'000};
   // Applied to every object (listed, watched, deleted) before it is cached or reaches a handler;

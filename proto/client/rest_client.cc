@@ -465,8 +465,10 @@ class RestClient::Impl {
         WatchChannel* ch;
         ~Clear() { ch->conn = nullptr; }
       } clear{ch.get()};
+      // The whole watch ends by this time point when the request has a timeout.
+      const auto deadline = std::chrono::steady_clock::now() + req.timeout;
       if (req.timeout.count() > 0) {
-        c.tcp().expires_after(req.timeout);
+        c.tcp().expires_at(deadline);
       } else {
         // Only the request and the response header are bounded; the stream may idle.
         c.tcp().expires_after(cfg_.request_timeout);
@@ -507,6 +509,10 @@ class RestClient::Impl {
         // read_some: hand over whatever arrived; async_read would wait for a full buffer.
         parser.get().body().data = buf;
         parser.get().body().size = sizeof(buf);
+        if (req.idle_timeout.count() > 0) {
+          auto idle_end = std::chrono::steady_clock::now() + req.idle_timeout;
+          c.tcp().expires_at(req.timeout.count() > 0 ? std::min(deadline, idle_end) : idle_end);
+        }
         auto rec = co_await with_stream(c, [&](auto& s) -> awaitable<beast::error_code> {
           auto [e, n] = co_await http::async_read_some(s, c.buf, parser, kTuple);
           co_return e;
@@ -613,11 +619,12 @@ void RestClient::request_async(Request req, std::function<void(Result<Response>)
 
 Status RestClient::watch(const std::string& path, const Query& query,
                          const std::function<bool(const json&)>& on_event, std::stop_token stop,
-                         const std::string& accept) {
+                         const std::string& accept, std::chrono::milliseconds idle_timeout) {
   Request req;
   req.path = path;
   req.query = query;
   req.accept = accept;
+  req.idle_timeout = idle_timeout;
   for (const auto& [k, v] : query) {
     if (k == "timeoutSeconds") {
       try {

@@ -54,6 +54,8 @@ struct Request {
   std::string content_type;  // sent only when not empty
   std::string accept = "application/json";
   std::chrono::milliseconds timeout{0};  // 0: ClientConfig::request_timeout
+  // Watches: Timeout when nothing arrives for this long (0: a stream may idle for ever).
+  std::chrono::milliseconds idle_timeout{0};
 };
 
 struct Response {
@@ -113,11 +115,15 @@ class RestClient {
   // Returns OK when the server ends the stream, `on_event` returns false, or `stop` is
   // requested; the non-2xx answer's Status when the server refuses; Unavailable/Timeout on
   // transport failure; Invalid when a line is not JSON. Deadline: `timeoutSeconds` in the
-  // query plus the request timeout when present, else none (the stream may idle).
+  // query plus the request timeout when present, else none. With `idle_timeout`, a stream on
+  // which nothing arrives for that long ends in Timeout: a server whose machine lost power or
+  // its network never closes the connection, and only silence tells (the caller asks for
+  // bookmarks so that a live server is never silent that long).
   [[nodiscard]] Status watch(const std::string& path, const Query& query,
                              const std::function<bool(const nlohmann::json& event)>& on_event,
                              std::stop_token stop = {},
-                             const std::string& accept = "application/json");
+                             const std::string& accept = "application/json",
+                             std::chrono::milliseconds idle_timeout = {});
 
   const ClientConfig& config() const;
 
