@@ -15,6 +15,8 @@
 #
 # Layout (N nodes, N >= 1):
 #   LAN 10.250.0.0/24 on lab0; nodeI = 10.250.0.(10+I) on its eth0; outside = 10.250.0.100.
+#   Each node's eth0 has a fixed MAC, 02:00 + its address's four bytes (a NIC keeps its MAC
+#   across a reboot, so the others' ARP entries stay right).
 #   Each node is a network + mount + UTS namespace (hostname nodeI; a fresh sysfs, so
 #   /sys/class/net shows the node's own devices; the host's cgroup hierarchies bound back
 #   under /sys/fs/cgroup; /etc/hosts naming node1..N and outside; a resolv.conf without a
@@ -150,7 +152,7 @@ in_node() {
 # Every process that belongs to the lab: in a <name>-nodeI cgroup, in a lab namespace (network,
 # mount or UTS), or with a lab dir on its command line (daemons, shims). Never by a broad name.
 # lab_pids [--node I] DIR...: with --node, those of node I only (its cgroup and namespaces, and
-# DIR/nodeI/ on the command line).
+# DIR/nodeI/run/ or DIR/nodeI/data/ on the command line: every kubelet names node1's token file).
 lab_pids() {
   local node=""
   [ "${1:-}" = --node ] && { node=$2; shift 2; }
@@ -162,7 +164,7 @@ inodes = set()
 if node:
     pins = ["/run/netns/%s-node%s" % (name, node)]
     pins += [d + "ns/node%s.%s" % (node, k) for d in dirs for k in ("mnt", "uts")]
-    dirs = [d + "node%s/" % node for d in dirs]
+    dirs = [d + "node%s/%s/" % (node, k) for d in dirs for k in ("run", "data")]
 else:
     pins = ["/run/netns/%s-%s" % (name, s) for s in ("lan", "outside")]
     pins += glob.glob("/run/netns/%s-node[0-9]*" % name)
@@ -268,11 +270,14 @@ make_lan() {
 }
 
 # attach NAME NETNS ADDR: a veth NAME in the LAN namespace on lab0, its peer eth0 in NETNS.
+# eth0's MAC is fixed by its address (02:00 + the four bytes), as a machine's NIC keeps its MAC
+# across a reboot: the other nodes' ARP entries stay right.
 attach() {
-  local name=$1 ns=$2 addr=$3
+  local name=$1 ns=$2 addr=$3 mac
+  mac=$(printf '02:00:%02x:%02x:%02x:%02x' ${addr//./ })
   ip netns add "$ns"
   ip -n "$ns" link set lo up
-  ip -n "$lan_ns" link add "$name" type veth peer name eth0 netns "$ns"
+  ip -n "$lan_ns" link add "$name" type veth peer name eth0 address "$mac" netns "$ns"
   ip -n "$lan_ns" link set "$name" master lab0 up
   ip -n "$ns" addr add "$addr/24" dev eth0
   ip -n "$ns" link set eth0 up
@@ -748,6 +753,9 @@ reboot_node() {
   # Its namespaces: dropping the pins frees the mount namespace (sandbox pins, rootfs mounts,
   # volumes) and then the network namespaces (the node's and its pods': links, routes,
   # nftables, conntrack, the VXLAN device); the peer of its LAN veth goes with them.
+  # Its LAN cable first: the node's namespace is freed asynchronously once the last reference
+  # goes, and until then its veth pair would still hold the LAN side's name.
+  ip -n "$lan_ns" link del "node$i" 2>/dev/null || true
   for m in "$dir/ns/node$i.mnt" "$dir/ns/node$i.uts"; do umount -l "$m" 2>/dev/null || true; done
   ip netns del "$labname-node$i" 2>/dev/null || true
   for _ in $(seq 1 20); do

@@ -12,6 +12,9 @@ Shows, each check printed:
     dir kept): its pods run again in new sandboxes with addresses from its CIDR, reachable from
     pods on node1 (whose IP srv2's log names) and from node3, and they reach node1's pods; with
     VXLAN its netagent publishes the new VTEP MAC;
+  - node1, the control plane, rebooted: its pods run again, and a pod created afterwards on node3
+    runs and reaches them (the other nodes' kubelets and netagents carry on with the new API
+    server);
   - node3 killed (`lab.sh kill`) and its Node deleted: the routes to its pod CIDR vanish from
     node1 and node2; revived: it registers again, gets a pod CIDR, and the routes come back
     (and a pod on node3 reaches a pod on node1 again);
@@ -297,6 +300,9 @@ class Test(lablib.LabChecks):
 
         # node2 reboots: its pods come back in new sandboxes, reachable again across nodes
         self.reboot_node2(ips, cidrs)
+        # node1, the control plane, reboots: the other nodes' agents carry on with the new API
+        # server, and a pod created afterwards on node3 runs and reaches node1's pods
+        self.reboot_node1(ips)
 
         # routes to node3's pod CIDR on the others
         c3 = cidrs["node3"]
@@ -400,6 +406,27 @@ class Test(lablib.LabChecks):
         r = self.node_http("node3", ips["srv2"], "hello-from-srv2")
         self.check("after the reboot, node->pod: node3 gets srv2's page (%s)" % ips["srv2"],
                    r.returncode == 0 and "hello-from-srv2" in r.stdout, out(r))
+
+    def reboot_node1(self, ips):
+        before = self.container_ids(["srv1", "cli1"])
+        t1 = time.time()
+        r = lab("reboot", "node1", timeout=300)
+        self.check("lab.sh reboot node1, the control plane (%.1f s)" % (time.time() - t1),
+                   r.returncode == 0, out(r)[-3000:])
+        back = wait_for(lambda: all(
+            (lambda now: now.get(n) and now[n] != before.get(n))(self.container_ids([n]))
+            for n in ("srv1", "cli1")), 120, 1)
+        self.check("after node1's reboot srv1 and cli1 run in new containers", bool(back),
+                   self.container_ids(["srv1", "cli1"]))
+        ips.update(self.wait_running(["srv1", "cli1"]))
+        t1 = time.time()
+        r = kubectl("apply", "-f", "-", input=json.dumps(client("cli4", "node3")))
+        ip4 = self.wait_running(["cli4"], timeout=90).get("cli4") if r.returncode == 0 else None
+        self.check("after node1's reboot a new pod on node3 runs (%.1f s)" % (time.time() - t1),
+                   bool(ip4), out(r))
+        r = self.pod_http("cli4", ips["srv1"], within=60)
+        self.check("after node1's reboot cli4 (node3) gets srv1's page from %s" % ips["srv1"],
+                   r.returncode == 0 and "hello-from-srv1" in r.stdout, out(r))
 
     def dump_logs(self):
         lablib.dump_logs(("node1/apiserver.log", "node1/controller-manager.log",
