@@ -199,21 +199,40 @@ print(" ".join(str(p) for p in sorted(pids - skip)))
 EOF
 }
 
-down() {
-  local dirs=("$dir") other pids c m
-  if [ -f "$marker" ]; then
-    other=$(cat "$marker")
-    [ -n "$other" ] && [ "$other" != "$dir" ] && dirs+=("$other")
-  fi
-  # Processes first (daemons, shims, containers), until none is left (bounded).
+# kill_lab [--node I] DIR...: SIGKILLs what lab_pids finds, until nothing is left (bounded).
+kill_lab() {
+  local pids
   for _ in $(seq 1 50); do
-    pids=$(lab_pids "${dirs[@]}")
-    [ -z "$pids" ] && break
+    pids=$(lab_pids "$@")
+    [ -z "$pids" ] && return 0
     # shellcheck disable=SC2086
     kill -9 $pids 2>/dev/null || true
     sleep 0.1
   done
-  [ -n "$(lab_pids "${dirs[@]}")" ] && warn "processes still alive: $(lab_pids "${dirs[@]}" | xargs)"
+  warn "processes still alive: $(lab_pids "$@" | xargs)"
+}
+
+# remove_cgroups NAME: every cgroup dir NAME (a glob) in every hierarchy, deepest first (bounded).
+remove_cgroups() {
+  local c m
+  for _ in $(seq 1 20); do
+    c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$1" 2>/dev/null)
+    [ -z "$c" ] && return 0
+    for m in $c; do find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
+    sleep 0.2
+  done
+  c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$1" 2>/dev/null)
+  [ -z "$c" ] || warn "cgroups left: $c"
+}
+
+down() {
+  local dirs=("$dir") other m
+  if [ -f "$marker" ]; then
+    other=$(cat "$marker")
+    [ -n "$other" ] && [ "$other" != "$dir" ] && dirs+=("$other")
+  fi
+  # Processes first (daemons, shims, containers).
+  kill_lab "${dirs[@]}"
   # Mounts in the host's namespace under the lab dirs (the ns pins and the private ns dir),
   # deepest first. Dropping the pins frees the nodes' mount namespaces and everything mounted
   # inside them.
@@ -225,18 +244,8 @@ down() {
   for m in "/run/netns/$lan_ns" "/run/netns/$out_ns" /run/netns/"$labname"-node[0-9]*; do
     [ -e "$m" ] && ip netns del "$(basename "$m")" 2>/dev/null || true
   done
-  # cgroups: every <name>-nodeI dir in every hierarchy, deepest first.
-  for _ in $(seq 1 20); do
-    c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$labname-node[0-9]*" 2>/dev/null)
-    [ -z "$c" ] && break
-    for m in $c; do
-      find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    done
-    [ -z "$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$labname-node[0-9]*" 2>/dev/null)" ] && break
-    sleep 0.2
-  done
-  c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$labname-node[0-9]*" 2>/dev/null || true)
-  [ -n "$c" ] && warn "cgroups left: $c"
+  # cgroups: every <name>-nodeI dir in every hierarchy.
+  remove_cgroups "$labname-node[0-9]*"
   for d in "${dirs[@]}"; do
     # only what looks like a lab dir (a mistyped SKIFF_LAB_DIR must not lose anything)
     if [ -e "$d/lab.env" ] || [ -d "$d/ns" ] || [ -z "$(ls -A "$d" 2>/dev/null)" ]; then
@@ -274,6 +283,7 @@ make_lan() {
 # across a reboot: the other nodes' ARP entries stay right.
 attach() {
   local name=$1 ns=$2 addr=$3 mac
+  # shellcheck disable=SC2086  # the four bytes, split on purpose
   mac=$(printf '02:00:%02x:%02x:%02x:%02x' ${addr//./ })
   ip netns add "$ns"
   ip -n "$ns" link set lo up
@@ -737,33 +747,20 @@ revive_node() {
 
 reboot_node() {
   load_state
-  local i pids c m t0=$SECONDS
+  local i m t0=$SECONDS
   i=$(node_index "$1")
   [ "$i" != outside ] && [ "$i" -ge 1 ] && [ "$i" -le "$NODES" ] || die "reboot: no node '$1'"
-  # Power off: every process of the node, until none is left (bounded).
-  for _ in $(seq 1 50); do
-    pids=$(lab_pids --node "$i" "$dir")
-    [ -z "$pids" ] && break
-    # shellcheck disable=SC2086
-    kill -9 $pids 2>/dev/null || true
-    sleep 0.1
-  done
-  [ -n "$(lab_pids --node "$i" "$dir")" ] &&
-    warn "node$i: processes still alive: $(lab_pids --node "$i" "$dir" | xargs)"
-  # Its namespaces: dropping the pins frees the mount namespace (sandbox pins, rootfs mounts,
-  # volumes) and then the network namespaces (the node's and its pods': links, routes,
-  # nftables, conntrack, the VXLAN device); the peer of its LAN veth goes with them.
+  # Power off: every process of the node.
+  kill_lab --node "$i" "$dir"
   # Its LAN cable first: the node's namespace is freed asynchronously once the last reference
-  # goes, and until then its veth pair would still hold the LAN side's name.
+  # goes, and until then its veth pair would still hold the LAN side's name. Then its
+  # namespaces: dropping the pins frees the mount namespace (sandbox pins, rootfs mounts,
+  # volumes) and then the network namespaces (the node's and its pods': links, routes,
+  # nftables, conntrack, the VXLAN device). Then its cgroups.
   ip -n "$lan_ns" link del "node$i" 2>/dev/null || true
   for m in "$dir/ns/node$i.mnt" "$dir/ns/node$i.uts"; do umount -l "$m" 2>/dev/null || true; done
   ip netns del "$labname-node$i" 2>/dev/null || true
-  for _ in $(seq 1 20); do
-    c=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 4 -type d -path "*/$labname-node$i/*" 2>/dev/null)
-    [ -z "$c" ] && break
-    for m in $c; do find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
-    sleep 0.2
-  done
+  remove_cgroups "$labname-node$i"
   # What lives in a tmpfs on a real machine (/run): the kubelet's run dir.
   rm -rf "$dir/node$i/run"
   say "node$i: powered off (processes, namespaces, pod cgroups and run dir gone; data kept)"

@@ -357,6 +357,22 @@ class Test(lablib.LabChecks):
                                         (p.get("status") or {}).get("containerStatuses") or []]
                 for p in lst.get("items", []) if p["metadata"]["name"] in names}
 
+    def reboot(self, node, pods):
+        """`lab.sh reboot NODE`; waits until `pods` (on NODE) run in new containers and returns
+        their new IPs."""
+        before = self.container_ids(pods)
+        t1 = time.time()
+        r = lab("reboot", node, timeout=300)
+        self.check("lab.sh reboot %s (%.1f s)" % (node, time.time() - t1), r.returncode == 0,
+                   out(r)[-3000:])
+
+        def restarted():
+            now = self.container_ids(pods)
+            return None if any(not now.get(n) or now[n] == before.get(n) for n in pods) else now
+        self.check("after %s's reboot %s run in new containers" % (node, " and ".join(pods)),
+                   bool(wait_for(restarted, 120, 1)), self.container_ids(pods))
+        return self.wait_running(pods)
+
     def reboot_node2(self, ips, cidrs):
         """`lab.sh reboot node2`: every process, namespace, pod cgroup and the run dir of node2
         gone, its data dir kept. Its pods (still bound to it) must run again in new sandboxes
@@ -366,20 +382,7 @@ class Test(lablib.LabChecks):
             n = self.get_json("node", "node2") or {}
             return ((n.get("metadata") or {}).get("annotations") or {}).get("skiff.io/vtep-mac")
         mac0 = vtep()
-        before = self.container_ids(["srv2", "cli2"])
-        t1 = time.time()
-        r = lab("reboot", "node2", timeout=300)
-        self.check("lab.sh reboot node2 (%.1f s)" % (time.time() - t1), r.returncode == 0,
-                   out(r)[-3000:])
-
-        def restarted():
-            now = self.container_ids(["srv2", "cli2"])
-            if any(not now.get(n) or now[n] == before.get(n) for n in ("srv2", "cli2")):
-                return None
-            return now
-        self.check("after the reboot srv2 and cli2 run in new containers",
-                   bool(wait_for(restarted, 120, 1)), self.container_ids(["srv2", "cli2"]))
-        new = self.wait_running(["srv2", "cli2"])
+        new = self.reboot("node2", ["srv2", "cli2"])
         log("pod IPs on node2 after its reboot: %s (were srv2 %s, cli2 %s)" % (
             new, ips["srv2"], ips["cli2"]))
         ips.update(new)
@@ -390,6 +393,7 @@ class Test(lablib.LabChecks):
             mac1 = wait_for(lambda: (lambda m: m if m and m != mac0 else None)(vtep()), 30)
             self.check("node2's netagent published its new VTEP MAC (%s, was %s)" % (mac1, mac0),
                        bool(mac1))
+
         def from_cli1(s):  # httpd -v log lines naming cli1's address
             return sum(1 for ln in s.splitlines()
                        if "[::ffff:%s]:" % ips["cli1"] in ln or "%s:" % ips["cli1"] in ln)
@@ -408,17 +412,7 @@ class Test(lablib.LabChecks):
                    r.returncode == 0 and "hello-from-srv2" in r.stdout, out(r))
 
     def reboot_node1(self, ips):
-        before = self.container_ids(["srv1", "cli1"])
-        t1 = time.time()
-        r = lab("reboot", "node1", timeout=300)
-        self.check("lab.sh reboot node1, the control plane (%.1f s)" % (time.time() - t1),
-                   r.returncode == 0, out(r)[-3000:])
-        back = wait_for(lambda: all(
-            (lambda now: now.get(n) and now[n] != before.get(n))(self.container_ids([n]))
-            for n in ("srv1", "cli1")), 120, 1)
-        self.check("after node1's reboot srv1 and cli1 run in new containers", bool(back),
-                   self.container_ids(["srv1", "cli1"]))
-        ips.update(self.wait_running(["srv1", "cli1"]))
+        ips.update(self.reboot("node1", ["srv1", "cli1"]))
         t1 = time.time()
         r = kubectl("apply", "-f", "-", input=json.dumps(client("cli4", "node3")))
         ip4 = self.wait_running(["cli4"], timeout=90).get("cli4") if r.returncode == 0 else None

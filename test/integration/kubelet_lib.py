@@ -162,6 +162,14 @@ def cgroup_procs(dirpath):
     return pids
 
 
+def sigkill(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def kill_processes(cgroup_parent, needle):
     """SIGKILLs, until none is left (bounded), the processes in `cgroup_parent` (in every
     hierarchy) and those whose command line contains `needle` (shims, helpers): never by a
@@ -177,11 +185,7 @@ def kill_processes(cgroup_parent, needle):
         victims.discard(me)
         if not victims:
             return
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        sigkill(victims)
         time.sleep(0.2)
 
 
@@ -194,11 +198,7 @@ def remove_cgroup_tree(dirpath, deadline_s=10):
         pids = cgroup_procs(dirpath)
         if not pids:
             break
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
+        sigkill(pids)
         time.sleep(0.1)
     ok = True
     for root, dirs, files in sorted(os.walk(dirpath), key=lambda t: t[0].count("/"),
