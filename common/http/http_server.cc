@@ -359,11 +359,14 @@ class Session : public ConnBase, public std::enable_shared_from_this<Session<S>>
   awaitable<Response> run_handler(std::shared_ptr<const Request> req);
   awaitable<void> linger();
 
+  // The watchdog's timer is never armed further out than rearm_cap() from when it was armed, so
+  // a deadline of at least that much never fires the timer early: a keep-alive request costs no
+  // timer cancel, watchdog wake-up or timerfd update (they were most of a request's wake-ups).
+  // Only shorter ones (the TLS handshake, lingering after an error) cancel it.
   void set_deadline(std::chrono::milliseconds d) {
     auto nd = Clock::now() + d;
-    bool sooner = nd < deadline_;
     deadline_ = nd;
-    if (sooner) timer_.cancel();
+    if (nd < armed_) timer_.cancel();
   }
   void clear_deadline() { deadline_ = Clock::time_point::max(); }
 
@@ -398,6 +401,7 @@ class Session : public ConnBase, public std::enable_shared_from_this<Session<S>>
   asio::steady_timer timer_;       // the watchdog's
   asio::steady_timer wake_timer_;  // streaming: woken by StreamImpl writers
   Clock::time_point deadline_ = Clock::time_point::max();
+  Clock::time_point armed_ = Clock::time_point::max();  // the watchdog timer's expiry
   ConnState state_ = ConnState::kHandshake;
   bool done_ = false;
   bool timed_out_ = false;
@@ -432,6 +436,12 @@ class ServerImpl : public HttpServer {
 
   // --- for sessions ---
   const ServerOptions& opts() const { return opts_; }
+  // The longest a connection's watchdog sleeps: the shortest timeout of a keep-alive request's
+  // steps (see Session::set_deadline).
+  Clock::duration rearm_cap() const {
+    return std::min({opts_.header_timeout, opts_.body_timeout, opts_.idle_timeout,
+                     opts_.write_timeout});
+  }
   Handler* handler() const { return handler_; }
   asio::thread_pool& pool() { return pool_; }
   bool stopping() const { return stopping_.load(); }
@@ -515,7 +525,8 @@ void Session<S>::start() {
 template <class S>
 awaitable<void> Session<S>::watchdog(std::shared_ptr<Session> self) {
   while (!done_) {
-    timer_.expires_at(deadline_);
+    armed_ = std::min(deadline_, Clock::now() + srv_.rearm_cap());
+    timer_.expires_at(armed_);
     co_await timer_.async_wait(kTuple);
     if (done_) break;
     if (deadline_ <= Clock::now()) {

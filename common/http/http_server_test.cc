@@ -504,6 +504,24 @@ TEST_CASE("stalled clients are timed out without affecting others", "[http]") {
   CHECK(eventually([&] { return f.server->open_connections() <= 1; }));
 }
 
+TEST_CASE("a keep-alive connection that stalls mid-request gets the header timeout, not idle's",
+          "[http]") {
+  // The watchdog does not re-arm its timer per request: a shorter deadline after a longer one
+  // (idle -> reading headers) must still fire on time.
+  Fixture f;
+  f.opts.header_timeout = 2s;
+  f.opts.handshake_timeout = 120s;  // these far beyond kWait: only the header timeout can
+  f.opts.idle_timeout = 120s;       // close it in time
+  f.start();
+  TestClient c(f.server->port(), true);
+  REQUIRE_FALSE(c.connect());
+  CHECK(c.request("GET", "/healthz").result_int() == 200);
+  std::this_thread::sleep_for(500ms);  // idle a while, then start a request and stall
+  REQUIRE_FALSE(c.write_raw("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+  auto ec = c.read_until_closed();
+  INFO(ec.message());
+  CHECK(closed_error(ec));
+}
 TEST_CASE("streams: close ends the body, a vanished client fires on_close", "[http]") {
   Fixture f;
   f.start();
