@@ -100,8 +100,7 @@ struct Msg {
   }
 };
 
-int link_cb(const nlmsghdr* nlh, void* data) {
-  auto* out = static_cast<LinkInfo*>(data);
+LinkInfo parse_link(const nlmsghdr* nlh) {
   auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
   LinkInfo li;
   const nlattr* info_data = nullptr;
@@ -117,6 +116,12 @@ int link_cb(const nlmsghdr* nlh, void* data) {
         break;
       case IFLA_MASTER:
         li.master = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_LINK:
+        li.peer = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_LINK_NETNSID:
+        li.peer_netnsid = static_cast<int>(mnl_attr_get_u32(attr));
         break;
       case IFLA_ADDRESS:
         li.mac = mac_str(static_cast<const uint8_t*>(mnl_attr_get_payload(attr)),
@@ -162,7 +167,16 @@ int link_cb(const nlmsghdr* nlh, void* data) {
     }
     li.vxlan = vx;
   }
-  *out = li;
+  return li;
+}
+
+int link_cb(const nlmsghdr* nlh, void* data) {
+  *static_cast<LinkInfo*>(data) = parse_link(nlh);
+  return MNL_CB_OK;
+}
+
+int links_cb(const nlmsghdr* nlh, void* data) {
+  static_cast<std::vector<LinkInfo>*>(data)->push_back(parse_link(nlh));
   return MNL_CB_OK;
 }
 
@@ -345,6 +359,21 @@ std::optional<LinkInfo> Netlink::link(int index, NlError* err) {
   return li;
 }
 
+std::optional<std::vector<LinkInfo>> Netlink::links(NlError* err, int netnsid) {
+  Msg m(RTM_GETLINK, NLM_F_DUMP);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  if (netnsid >= 0) mnl_attr_put_u32(m.nlh, IFLA_TARGET_NETNSID, static_cast<uint32_t>(netnsid));
+  std::vector<LinkInfo> out;
+  if (int e = request(m.nlh, links_cb, &out)) {
+    set_err(err, e,
+            "list links" + (netnsid >= 0 ? " of netns id " + std::to_string(netnsid) : ""),
+            last_ext_);
+    return std::nullopt;
+  }
+  return out;
+}
+
 bool Netlink::create_bridge(const std::string& name, int mtu, const std::string& mac,
                             NlError* err) {
   Msg m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
@@ -486,6 +515,30 @@ std::optional<std::vector<AddrInfo>> Netlink::addrs(int index, NlError* err) {
   AddrDump d{index, {}};
   if (int e = request(m.nlh, addr_cb, &d)) {
     set_err(err, e, "list addresses", last_ext_);
+    return std::nullopt;
+  }
+  return d.out;
+}
+
+std::optional<std::vector<AddrInfo>> Netlink::addrs_in(int netnsid, NlError* err) {
+  Msg m(RTM_GETADDR, NLM_F_DUMP);
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_INET;
+  mnl_attr_put_u32(m.nlh, IFA_TARGET_NETNSID, static_cast<uint32_t>(netnsid));
+  AddrDump d{0, {}};
+  // The kernel reads IFA_TARGET_NETNSID of an address dump only with strict checking (else it
+  // silently dumps this namespace's addresses); on for this request only.
+  int on = 1, off = 0;
+  int fd = mnl_socket_get_fd(sock_);
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &on, sizeof on) != 0) {
+    set_err(err, errno, "list addresses of netns id " + std::to_string(netnsid) +
+                            ": strict netlink checking");
+    return std::nullopt;
+  }
+  int e = request(m.nlh, addr_cb, &d);
+  setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &off, sizeof off);
+  if (e) {
+    set_err(err, e, "list addresses of netns id " + std::to_string(netnsid), last_ext_);
     return std::nullopt;
   }
   return d.out;

@@ -52,6 +52,8 @@ struct LinkInfo {
   bool up = false;                 // IFF_UP
   int hairpin = -1;                // IFLA_BRPORT_MODE of a bridge port; -1 when not a bridge port
   std::optional<VxlanInfo> vxlan;  // kind "vxlan" only
+  int peer = 0;                    // IFLA_LINK: a veth's peer index (in peer_netnsid's namespace)
+  int peer_netnsid = -1;           // IFLA_LINK_NETNSID; -1 when the peer is in this namespace
 };
 
 struct AddrInfo {
@@ -112,6 +114,9 @@ class Netlink {
   // ENODEV when there is no such link.
   std::optional<LinkInfo> link(const std::string& name, NlError* err);
   std::optional<LinkInfo> link(int index, NlError* err);
+  // Every link; with `netnsid` >= 0, those of the namespace with that id as seen from this one
+  // (IFLA_TARGET_NETNSID, e.g. a veth's peer_netnsid).
+  std::optional<std::vector<LinkInfo>> links(NlError* err, int netnsid = -1);
 
   bool create_bridge(const std::string& name, int mtu, const std::string& mac, NlError* err);
   // Creates `name` here and its peer `peer_name` in the namespace `peer_netns_fd`.
@@ -135,6 +140,8 @@ class Netlink {
   bool delete_addr(int index, Ip4 ip, int prefix, NlError* err);
   // IPv4 addresses of link `index`, or of every link when `index` is 0.
   std::optional<std::vector<AddrInfo>> addrs(int index, NlError* err);
+  // The IPv4 addresses of the namespace with that id as seen from this one (IFA_TARGET_NETNSID).
+  std::optional<std::vector<AddrInfo>> addrs_in(int netnsid, NlError* err);
 
   // A route in the main table with protocol boot; EEXIST is success.
   bool add_route(Ip4 dst, int dst_len, Ip4 gw, int oif, NlError* err);
