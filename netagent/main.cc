@@ -11,6 +11,7 @@
 #include "common/netlink/ip4.h"
 #include "netagent/announce/announcer.h"
 #include "netagent/dns/dns.h"
+#include "netagent/fastpath/fastpath.h"
 #include "netagent/netagent.h"
 #include "netagent/nft/nft.h"
 #include "netagent/service_agent.h"
@@ -162,7 +163,7 @@ int main(int argc, char** argv) {
       "proxy (nftables), cluster DNS and LoadBalancer address announcement"};
   netagent::Options o;
   std::string kubeconfig, backend = "vxlan", resync = "30s";
-  bool services = true, lb_announce = true;
+  bool services = true, lb_announce = true, fast_path = true;
   std::string service_cidr = "10.96.0.0/16", cluster_dns = "10.96.0.10",
               cluster_domain = "cluster.local";
   std::vector<std::string> dns_upstreams;
@@ -202,6 +203,10 @@ int main(int argc, char** argv) {
                "answer ARP for the LoadBalancer addresses this node wins the Lease of "
                "(--lb-announce=false: off)")
       ->capture_default_str();
+  app.add_flag("--fast-path{true}", fast_path,
+               "carry pod traffic between nodes around the node's IP stack with eBPF (TCX, "
+               "kernel 6.6+; without it, or with --fast-path=false, the kernel's forwarding)")
+      ->capture_default_str();
   daemon::add_status_flags(app, sf);
   daemon::add_verbosity_flag(app, verbosity);
   if (auto rc = daemon::parse_flags(app, argc, argv)) return *rc;
@@ -232,6 +237,8 @@ int main(int argc, char** argv) {
   auto kernel = overlay::make_netlink_kernel();
   if (!kernel) return fail("rtnetlink: " + kernel.status().to_string());
 
+  // Waits for the service agent's endpoints before it carries anything (see fastpath.h).
+  if (fast_path) o.fast_path = std::make_shared<fastpath::FastPath>(services);
   netagent::NetAgent agent(o, *api, kernel->get());
   ServiceInformers informers(*api);
 
@@ -247,6 +254,7 @@ int main(int argc, char** argv) {
     so.service_cidr = service_cidr;
     so.services = &informers.services;
     so.endpoints = &informers.endpoints;
+    so.fast_path = o.fast_path;
     svc = std::make_unique<netagent::ServiceAgent>(so, tables.get());
   }
   std::unique_ptr<dns::DnsServer> dns_server;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/json_path.h"
+#include "netagent/fastpath/fastpath.h"
 #include "netagent/nft/masquerade.h"
 #include "proto/client/api_client.h"
 #include "proto/client/informer.h"
@@ -270,7 +271,27 @@ Status NetAgent::sync_once() {
     skipped_total_ = static_cast<int>(skipped.size());
   }
   if (opts_.masquerade) note(nft::sync_masquerade(opts_.cluster_cidr));
+  if (opts_.fast_path && dev) sync_fast_path(*dev, *cidr);
   return st;
+}
+
+// Not part of the sync's status: without the fast path pod traffic takes the kernel's path,
+// which the sync above keeps working. Logged when the reason changes.
+void NetAgent::sync_fast_path(const overlay::Device& dev, const netlink::Ip4Net& pod_cidr) {
+  fastpath::Options fo;
+  fo.uplink = opts_.backend == overlay::Backend::kHostGw ? dev.underlay_name
+                                                         : std::string(overlay::kVxlanDevice);
+  fo.cluster_cidr = *netlink::parse_ip4_net(opts_.cluster_cidr);  // validated at start()
+  fo.pod_cidr = pod_cidr;
+  Status s = opts_.fast_path->configure(fo);
+  std::string why = s ? "" : s.message();
+  if (why != fast_path_error_) {
+    if (why.empty())
+      spdlog::info("fast path: on");
+    else
+      spdlog::warn("fast path off, pod traffic takes the kernel's path: {}", why);
+  }
+  fast_path_error_ = why;
 }
 
 std::string NetAgent::metrics_text() const {
@@ -298,6 +319,23 @@ std::string NetAgent::metrics_text() const {
     << "# HELP skiff_netagent_waiting 1 while waiting for this Node's podCIDR or address.\n"
     << "# TYPE skiff_netagent_waiting gauge\n"
     << "skiff_netagent_waiting " << (waiting_for_.empty() ? 0 : 1) << "\n";
+  if (opts_.fast_path) {
+    auto fs = opts_.fast_path->stats();
+    o << "# HELP skiff_netagent_fast_path_attached 1 while the fast path's program is on the "
+         "uplink.\n"
+      << "# TYPE skiff_netagent_fast_path_attached gauge\n"
+      << "skiff_netagent_fast_path_attached " << (fs.attached ? 1 : 0) << "\n"
+      << "# HELP skiff_netagent_fast_path_pods Pods the fast path delivers to.\n"
+      << "# TYPE skiff_netagent_fast_path_pods gauge\n"
+      << "skiff_netagent_fast_path_pods " << fs.pods << "\n"
+      << "# HELP skiff_netagent_fast_path_veths Pod veths with the fast path's program.\n"
+      << "# TYPE skiff_netagent_fast_path_veths gauge\n"
+      << "skiff_netagent_fast_path_veths " << fs.veths << "\n"
+      << "# HELP skiff_netagent_fast_path_endpoints Service endpoints whose replies take the "
+         "kernel's path.\n"
+      << "# TYPE skiff_netagent_fast_path_endpoints gauge\n"
+      << "skiff_netagent_fast_path_endpoints " << fs.endpoints << "\n";
+  }
   return o.str();
 }
 

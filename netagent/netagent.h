@@ -25,6 +25,10 @@
 #include "common/status.h"
 #include "netagent/overlay/overlay.h"
 
+namespace skiff::fastpath {
+class FastPath;
+}  // namespace skiff::fastpath
+
 namespace skiff::client {
 class ApiClient;
 class Informer;
@@ -46,6 +50,9 @@ struct Options {
   uint32_t vni = 1;
   std::chrono::milliseconds resync_period{30'000};
   bool masquerade = true;  // tests of the overlay alone may turn it off
+  // Pod traffic between nodes around the IP stack (netagent/fastpath); nullptr: off. Shared
+  // with the service agent, which feeds it the endpoints.
+  std::shared_ptr<fastpath::FastPath> fast_path;
 };
 
 // The overlay facts of one Node (pure).
@@ -90,6 +97,7 @@ class NetAgent {
   void run(std::stop_token stop);
   // One full convergence; returns its status.
   Status sync_once();
+  void sync_fast_path(const overlay::Device& dev, const netlink::Ip4Net& pod_cidr);
   void mark_dirty();
 
   Options opts_;
@@ -112,6 +120,7 @@ class NetAgent {
   int skipped_total_ = 0;
   std::chrono::steady_clock::time_point last_loop_{};
   std::string waiting_for_;  // non-empty while the Node is not ready for us
+  std::string fast_path_error_;  // the last one logged (worker thread only)
   std::string underlay_ip_;
 
   std::jthread worker_;

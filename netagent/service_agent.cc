@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/heap.h"
+#include "netagent/fastpath/fastpath.h"
 #include "netagent/nft/nft.h"
 #include "proto/client/informer.h"
 #include "proto/time.h"
@@ -34,6 +35,18 @@ size_t endpoint_count(const services::ServiceMap& m) {
   size_t n = 0;
   for (const auto& [k, sp] : m) n += sp.endpoints.size();
   return n;
+}
+
+// Every endpoint of `m`'s TCP and UDP ports, as the fast path keys them.
+std::vector<fastpath::Endpoint> fast_path_endpoints(const services::ServiceMap& m) {
+  std::vector<fastpath::Endpoint> out;
+  for (const auto& [k, sp] : m) {
+    if (sp.protocol != services::Protocol::kTcp && sp.protocol != services::Protocol::kUdp)
+      continue;
+    for (const auto& ep : sp.endpoints)
+      out.push_back({ep.ip, static_cast<uint8_t>(sp.protocol), ep.port});
+  }
+  return out;
 }
 
 // The entries of Service "ns/name" in `m` ("ns/name:port/PROTO" keys are contiguous).
@@ -396,6 +409,15 @@ void ServiceAgent::run(std::stop_token stop) {
   }
 }
 
+// The endpoints go to the fast path before the rules that translate to them: a failure is
+// logged (once per reason) and does not stop the rules.
+void ServiceAgent::note_fast_path(const Status& s) {
+  std::string why = s ? "" : s.message();
+  if (!why.empty() && why != fast_path_error_)
+    spdlog::warn("services: fast path endpoints: {}", why);
+  fast_path_error_ = why;
+}
+
 Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool full) {
   auto t0 = steady::now();
   // A full re-assert the Proxier still owes (its first sync; a failed commit, which the
@@ -435,6 +457,7 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
     // move live flows. Only later full syncs compare.
     if (synced_) first_endpoints = conntrack_cleanup_spec(applied, desired, {});
     eps = endpoint_count(desired);
+    if (opts_.fast_path) note_fast_path(opts_.fast_path->replace_endpoints(fast_path_endpoints(desired)));
     proxier_->request_full_sync();
     changed = changes.size();
   } else {
@@ -449,6 +472,10 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
                                    mo, &skipped, &changed_keys)) {
         ++changed;
         merge_cleanup(&first_endpoints, conntrack_cleanup_spec(before, after, {}));
+        if (opts_.fast_path) {
+          note_fast_path(opts_.fast_path->update_endpoints(fast_path_endpoints(before),
+                                                           fast_path_endpoints(after)));
+        }
         eps = eps + endpoint_count(after) - endpoint_count(before);
         desired.merge(after);
       }

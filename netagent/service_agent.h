@@ -37,6 +37,10 @@ namespace skiff::client {
 class Informer;
 }
 
+namespace skiff::fastpath {
+class FastPath;
+}  // namespace skiff::fastpath
+
 namespace skiff::nft {
 class NftTables;
 }
@@ -172,6 +176,8 @@ struct ServiceOptions {
   // stops them after stop() (before destroying the agent).
   client::Informer* services = nullptr;
   client::Informer* endpoints = nullptr;
+  // The fast path (netagent/fastpath), told the endpoints before each commit; nullptr: none.
+  std::shared_ptr<fastpath::FastPath> fast_path;
 };
 
 class ServiceAgent {
@@ -196,6 +202,7 @@ class ServiceAgent {
   void run(std::stop_token stop);
   // Applies `changes` (full: rebuilds the map from the caches); returns the sync's status.
   Status sync(std::map<std::string, PendingChange>& changes, bool full);
+  void note_fast_path(const Status& s);
   void cleanup_conntrack();
 
   ServiceOptions opts_;
@@ -225,6 +232,7 @@ class ServiceAgent {
   bool last_failed_ = false;  // the last sync failed
   std::chrono::steady_clock::time_point last_loop_{}, last_ok_{};
   std::string last_error_;
+  std::string fast_path_error_;  // worker thread only
 
   std::jthread worker_;
 };

@@ -205,6 +205,20 @@ class Test(lablib.LabChecks):
     def has_route(self, node, cidr):
         return any(l.split()[0] == cidr for l in self.routes(node).splitlines() if l.strip())
 
+    def fast_path_metrics(self, node):
+        r = lab_exec(node, "curl", "-s", "--max-time", "5", "http://127.0.0.1:10256/metrics")
+        m = {}
+        for l in r.stdout.splitlines():
+            if l.startswith("skiff_netagent_fast_path_"):
+                k, _, v = l.partition(" ")
+                m[k] = int(float(v))
+        return m
+
+    def fast_path_log(self, node):
+        r = lab_exec(node, "sh", "-c", "grep 'fast path' %s/%s/netagent.log | tail -1" % (
+            LAB_DIR, node))
+        return r.stdout.strip()
+
     def server_log(self, name):
         return kubectl("logs", name).stdout
 
@@ -263,6 +277,20 @@ class Test(lablib.LabChecks):
                                    "%s:" % ips[cli] in s else None)(self.server_log(srv)), 10)
             self.check("pod->pod %s: %s's httpd log shows the client pod's IP %s" % (
                 what, srv, ips[cli]), bool(lg), self.server_log(srv)[-1500:])
+
+        # The fast path (netagent/fastpath) carried those: each node's agent has its program on
+        # the uplink and its two pods in the map. Needs bpf(2) and TCX (kernel 6.6+).
+        for node in ("node1", "node2"):
+            m = wait_for(lambda: (lambda m: m if m.get("skiff_netagent_fast_path_pods") == 2
+                                  else None)(self.fast_path_metrics(node)), 15) or \
+                self.fast_path_metrics(node)
+            if m.get("skiff_netagent_fast_path_attached") != 1:
+                log("SKIPPED fast path checks on %s: not attached (%s)" % (
+                    node, self.fast_path_log(node) or "no metric"))
+                continue
+            self.check("%s: the fast path is on its uplink with its 2 pods in the map (%s)" % (
+                node, m), m.get("skiff_netagent_fast_path_pods") == 2 and
+                m.get("skiff_netagent_fast_path_veths") == 2)
 
         # node -> pod
         r = self.node_http("node3", ips["srv1"], "hello-from-srv1")
