@@ -457,7 +457,8 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
     // move live flows. Only later full syncs compare.
     if (synced_) first_endpoints = conntrack_cleanup_spec(applied, desired, {});
     eps = endpoint_count(desired);
-    if (opts_.fast_path) note_fast_path(opts_.fast_path->replace_endpoints(fast_path_endpoints(desired)));
+    if (opts_.fast_path)
+      note_fast_path(opts_.fast_path->replace_endpoints(fast_path_endpoints(desired)));
     proxier_->request_full_sync();
     changed = changes.size();
   } else {

@@ -13,9 +13,7 @@ namespace {
 // enum bpf_attach_type's BPF_TCX_INGRESS (kernel 6.6; Debian 12's uapi headers predate it).
 constexpr uint32_t kAttachTcxIngress = 46;
 
-long sys_bpf(int cmd, bpf_attr* attr) {
-  return ::syscall(__NR_bpf, cmd, attr, sizeof(*attr));
-}
+long sys_bpf(int cmd, bpf_attr* attr) { return ::syscall(__NR_bpf, cmd, attr, sizeof(*attr)); }
 
 uint64_t ptr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
@@ -50,8 +48,12 @@ void Asm::mov_reg(Reg dst, Reg src) { emit(BPF_ALU64 | BPF_MOV | BPF_X, dst, src
 void Asm::add_imm(Reg dst, int32_t imm) { emit(BPF_ALU64 | BPF_ADD | BPF_K, dst, R0, 0, imm); }
 void Asm::sub_imm(Reg dst, int32_t imm) { emit(BPF_ALU64 | BPF_SUB | BPF_K, dst, R0, 0, imm); }
 void Asm::and_imm(Reg dst, int32_t imm) { emit(BPF_ALU64 | BPF_AND | BPF_K, dst, R0, 0, imm); }
-void Asm::ldx(Size s, Reg dst, Reg src, int16_t off) { emit(BPF_LDX | BPF_MEM | s, dst, src, off, 0); }
-void Asm::stx(Size s, Reg dst, int16_t off, Reg src) { emit(BPF_STX | BPF_MEM | s, dst, src, off, 0); }
+void Asm::ldx(Size s, Reg dst, Reg src, int16_t off) {
+  emit(BPF_LDX | BPF_MEM | s, dst, src, off, 0);
+}
+void Asm::stx(Size s, Reg dst, int16_t off, Reg src) {
+  emit(BPF_STX | BPF_MEM | s, dst, src, off, 0);
+}
 void Asm::st_imm(Size s, Reg dst, int16_t off, int32_t imm) {
   emit(BPF_ST | BPF_MEM | s, dst, R0, off, imm);
 }
@@ -191,8 +193,7 @@ std::optional<Fd> attach_tcx_ingress(int prog_fd, int ifindex, BpfError* err) {
   a.link_create.attach_type = static_cast<bpf_attach_type>(kAttachTcxIngress);
   long fd = sys_bpf(BPF_LINK_CREATE, &a);
   if (fd < 0) {
-    fill(err, "attach bpf program to the ingress of device #" + std::to_string(ifindex) +
-                  " (tcx)");
+    fill(err, "attach bpf program to the ingress of device #" + std::to_string(ifindex) + " (tcx)");
     return std::nullopt;
   }
   return Fd(static_cast<int>(fd));

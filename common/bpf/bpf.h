@@ -55,15 +55,15 @@ constexpr int32_t kTcxNext = -1;  // go on with the next program, else the stack
 // gets defined make finish() fail.
 class Asm {
  public:
-  void mov_imm(Reg dst, int32_t imm);                  // dst = imm (64-bit, sign-extended)
-  void mov_reg(Reg dst, Reg src);                      // dst = src
-  void add_imm(Reg dst, int32_t imm);                  // dst += imm
-  void sub_imm(Reg dst, int32_t imm);                  // dst -= imm
-  void and_imm(Reg dst, int32_t imm);                  // dst &= imm
-  void ldx(Size s, Reg dst, Reg src, int16_t off);     // dst = *(s*)(src + off)
-  void stx(Size s, Reg dst, int16_t off, Reg src);     // *(s*)(dst + off) = src
+  void mov_imm(Reg dst, int32_t imm);               // dst = imm (64-bit, sign-extended)
+  void mov_reg(Reg dst, Reg src);                   // dst = src
+  void add_imm(Reg dst, int32_t imm);               // dst += imm
+  void sub_imm(Reg dst, int32_t imm);               // dst -= imm
+  void and_imm(Reg dst, int32_t imm);               // dst &= imm
+  void ldx(Size s, Reg dst, Reg src, int16_t off);  // dst = *(s*)(src + off)
+  void stx(Size s, Reg dst, int16_t off, Reg src);  // *(s*)(dst + off) = src
   void st_imm(Size s, Reg dst, int16_t off, int32_t imm);
-  void ld_map_fd(Reg dst, int map_fd);                 // two instructions
+  void ld_map_fd(Reg dst, int map_fd);  // two instructions
   // 64-bit compares against a sign-extended immediate or a register.
   void jmp_imm(JmpOp op, Reg dst, int32_t imm, const std::string& label);
   void jmp_reg(JmpOp op, Reg dst, Reg src, const std::string& label);

@@ -1,7 +1,7 @@
 // The assembler, and the host-routing programs on the real kernel: a "node" namespace with IP
 // forwarding off sits between a "remote node" and a "pod", so traffic between them passes only
 // if the programs carry it. Root-only cases skip (exit 77) without root, bpf(2) or TCX.
-#include "common/bpf/host_routing.h"
+#include "common/bpf/bpf.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/bpf/bpf.h"
+#include "common/bpf/host_routing.h"
 #include "test/netns.h"
 #include "test/testing.h"
 
@@ -70,15 +70,21 @@ uint32_t be(const char* ip) {
 // TTL it arrived with, or -1 when it did not arrive within 2 s.
 int udp_ttl(const std::string& from_ns, const std::string& from_ip, int sport,
             const std::string& to_ns, const std::string& to_ip, int size = 5) {
-  std::string recv = "ip netns exec " + to_ns +
-                     " timeout 5 python3 -c \"import socket; s = socket.socket(2, 2); "
-                     "s.setsockopt(0, 12, 1); s.bind(('" + to_ip + "', 9999)); s.settimeout(2); "
-                     "d, anc, _, _ = s.recvmsg(65536, 64); "
-                     "print('ttl', [int.from_bytes(c[2][:4], 'little') for c in anc if c[1] == 2][0])\"";
+  std::string recv =
+      "ip netns exec " + to_ns +
+      " timeout 5 python3 -c \"import socket; s = socket.socket(2, 2); "
+      "s.setsockopt(0, 12, 1); s.bind(('" +
+      to_ip +
+      "', 9999)); s.settimeout(2); "
+      "d, anc, _, _ = s.recvmsg(65536, 64); "
+      "print('ttl', [int.from_bytes(c[2][:4], 'little') for c in anc if c[1] == 2][0])\"";
   std::string send = "ip netns exec " + from_ns +
                      " python3 -c \"import socket, time; s = socket.socket(2, 2); "
-                     "s.bind(('" + from_ip + "', " + std::to_string(sport) + ")); time.sleep(0.5); "
-                     "s.sendto(b'x' * " + std::to_string(size) + ", ('" + to_ip + "', 9999))\"";
+                     "s.bind(('" +
+                     from_ip + "', " + std::to_string(sport) +
+                     ")); time.sleep(0.5); "
+                     "s.sendto(b'x' * " +
+                     std::to_string(size) + ", ('" + to_ip + "', 9999))\"";
   auto r = sh("( " + recv + " > /tmp/skiffbpf-recv.$$ 2>&1 & ) ; " + send +
               " ; sleep 2.5; cat /tmp/skiffbpf-recv.$$; rm -f /tmp/skiffbpf-recv.$$");
   auto at = r.out.find("ttl ");
@@ -96,25 +102,31 @@ TEST_CASE("host routing: pods and a remote node talk through a node that does no
   PrivateNetns node;  // this thread is the node from here on
   REQUIRE(node.error().empty());
   Lab lab;
-  auto setup = sh(
-      "set -e; ip netns add " + lab.pod + "; ip netns add " + lab.remote +
-      "; sysctl -qw net.ipv4.ip_forward=0"
-      "; ip link add n0 type veth peer name r0 netns " + lab.remote +
-      "; ip link add hv0 address 0a:58:0a:f4:00:01 type veth peer name eth0 "
-      "address 0a:58:0a:f4:00:02 netns " + lab.pod +
-      "; ip addr add 10.250.0.11/24 dev n0; ip link set n0 up"
-      "; ip addr add 10.244.0.1/24 dev hv0; ip link set hv0 up"
-      "; ip route add 10.244.1.0/24 via 10.250.0.12 dev n0; " +
-      lab.in_pod("sh -c 'ip link set lo up; ip link set eth0 up; "
-                 "ip addr add 10.244.0.2/24 dev eth0; ip route add default via 10.244.0.1'") +
-      "; " +
-      lab.in_remote("sh -c 'ip link set lo up; ip link set r0 up; "
-                    "ip addr add 10.250.0.12/24 dev r0; ip addr add 10.244.1.2/32 dev lo; "
-                    "ip route add 10.244.0.0/24 via 10.250.0.11'"));
+  auto setup =
+      sh("set -e; ip netns add " + lab.pod + "; ip netns add " + lab.remote +
+         "; sysctl -qw net.ipv4.ip_forward=0"
+         "; ip link add n0 type veth peer name r0 netns " +
+         lab.remote +
+         "; ip link add hv0 address 0a:58:0a:f4:00:01 type veth peer name eth0 "
+         "address 0a:58:0a:f4:00:02 netns " +
+         lab.pod +
+         "; ip addr add 10.250.0.11/24 dev n0; ip link set n0 up"
+         "; ip addr add 10.244.0.1/24 dev hv0; ip link set hv0 up"
+         "; ip route add 10.244.1.0/24 via 10.250.0.12 dev n0; " +
+         lab.in_pod("sh -c 'ip link set lo up; ip link set eth0 up; "
+                    "ip addr add 10.244.0.2/24 dev eth0; ip route add default via 10.244.0.1'") +
+         "; " +
+         lab.in_remote("sh -c 'ip link set lo up; ip link set r0 up; "
+                       "ip addr add 10.250.0.12/24 dev r0; ip addr add 10.244.1.2/32 dev lo; "
+                       "ip route add 10.244.0.0/24 via 10.250.0.11'"));
   INFO(setup.out);
   REQUIRE(setup.status == 0);
-  auto to_pod = [&](int sport) { return udp_ttl(lab.remote, "10.244.1.2", sport, lab.pod, "10.244.0.2"); };
-  auto to_remote = [&](int sport) { return udp_ttl(lab.pod, "10.244.0.2", sport, lab.remote, "10.244.1.2"); };
+  auto to_pod = [&](int sport) {
+    return udp_ttl(lab.remote, "10.244.1.2", sport, lab.pod, "10.244.0.2");
+  };
+  auto to_remote = [&](int sport) {
+    return udp_ttl(lab.pod, "10.244.0.2", sport, lab.remote, "10.244.1.2");
+  };
   REQUIRE(to_pod(7000) == -1);  // the node does not forward
   REQUIRE(to_remote(7000) == -1);
 
@@ -127,11 +139,11 @@ TEST_CASE("host routing: pods and a remote node talk through a node that does no
   auto endpoints = create_hash_map(sizeof(EndpointKey), 4, 256, "skiff_endpoints", &err);
   REQUIRE(endpoints);
   std::string asm_err;
-  auto in = to_local_pods_program(ntohl(be("10.244.0.0")), 16, pods->get(), endpoints->get(),
-                                  &asm_err);
-  auto out = to_remote_pods_program(ntohl(be("10.244.0.0")), 16, ntohl(be("10.244.0.0")), 24,
-                                    static_cast<int>(if_nametoindex("n0")), endpoints->get(),
-                                    &asm_err);
+  auto in =
+      to_local_pods_program(ntohl(be("10.244.0.0")), 16, pods->get(), endpoints->get(), &asm_err);
+  auto out =
+      to_remote_pods_program(ntohl(be("10.244.0.0")), 16, ntohl(be("10.244.0.0")), 24,
+                             static_cast<int>(if_nametoindex("n0")), endpoints->get(), &asm_err);
   INFO(asm_err);
   REQUIRE(in);
   REQUIRE(out);

@@ -79,7 +79,9 @@ void pass_label(Asm& a) {
 }
 
 int32_t le(uint32_t host) { return static_cast<int32_t>(htonl(host)); }
-uint32_t mask(int len) { return len <= 0 ? 0 : len >= 32 ? 0xffffffffu : ~((1u << (32 - len)) - 1); }
+uint32_t mask(int len) {
+  return len <= 0 ? 0 : len >= 32 ? 0xffffffffu : ~((1u << (32 - len)) - 1);
+}
 
 }  // namespace
 

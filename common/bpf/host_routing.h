@@ -39,7 +39,7 @@ static_assert(sizeof(PodEntry) == 16);
 
 // Key of the endpoints map (value: uint32_t, unused).
 struct EndpointKey {
-  uint32_t ip = 0;  // network byte order
+  uint32_t ip = 0;    // network byte order
   uint8_t proto = 0;  // IPPROTO_TCP or IPPROTO_UDP
   uint8_t pad = 0;
   uint16_t port = 0;  // network byte order

@@ -66,6 +66,7 @@ void FastPath::stop() {
 }
 
 Status FastPath::configure(const Options& o) {
+  Status st;
   {
     std::lock_guard l(mu_);
     if (opts_ && *opts_ == o) return sync_locked();
@@ -90,11 +91,15 @@ Status FastPath::configure(const Options& o) {
     in_prog_ = bpf::load_sched_cls(*in, "skiff_to_pods", &e);
     if (!in_prog_) return bpf_status(e);
     opts_ = o;
-    if (Status s = apply_endpoints_locked(); !s) return s;
-    if (Status s = sync_locked(); !s) return s;
+    st = apply_endpoints_locked();
+    if (Status s = sync_locked(); !s && st) st = s;
   }
-  if (!watcher_.joinable()) watcher_ = std::jthread([this](std::stop_token st) { watch_links(st); });
-  return Status();
+  // Also after a failed first sync (a pod namespace that went away while it looked): the
+  // watcher's next syncs converge.
+  if (!watcher_.joinable()) {
+    watcher_ = std::jthread([this](std::stop_token stop) { watch_links(stop); });
+  }
+  return st;
 }
 
 Status FastPath::sync() {
@@ -130,16 +135,16 @@ Status FastPath::sync_locked() {
     uplink_link_.reset();
     std::string err;
     auto out = bpf::to_remote_pods_program(o.cluster_cidr.network().v, o.cluster_cidr.prefix,
-                                           o.pod_cidr.network().v, o.pod_cidr.prefix,
-                                           uplink->index, endpoints_map_->get(), &err);
+                                           o.pod_cidr.network().v, o.pod_cidr.prefix, uplink->index,
+                                           endpoints_map_->get(), &err);
     if (!out) return Status::internal(err);
     out_prog_ = bpf::load_sched_cls(*out, "skiff_to_nodes", &be);
     if (!out_prog_) return bpf_status(be);
     uplink_link_ = bpf::attach_tcx_ingress(in_prog_->get(), uplink->index, &be);
     if (!uplink_link_) return bpf_status(be);
     uplink_index_ = uplink->index;
-    spdlog::info("fast path: attached to {} (pods {} of cluster {})", o.uplink,
-                 o.pod_cidr.str(), o.cluster_cidr.str());
+    spdlog::info("fast path: attached to {} (pods {} of cluster {})", o.uplink, o.pod_cidr.str(),
+                 o.cluster_cidr.str());
   }
 
   // The pods: veths on the bridge, their peers' address and MAC in the pods' namespaces.
@@ -311,8 +316,10 @@ Stats FastPath::stats() const {
 void FastPath::watch_links(std::stop_token stop) {
   mnl_socket* s = mnl_socket_open(NETLINK_ROUTE);
   if (s == nullptr || mnl_socket_bind(s, RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0) {
-    spdlog::warn("fast path: cannot listen to link changes ({}); syncing on the resync period "
-                 "only", std::strerror(errno));
+    spdlog::warn(
+        "fast path: cannot listen to link changes ({}); syncing on the resync period "
+        "only",
+        std::strerror(errno));
     if (s) mnl_socket_close(s);
     return;
   }

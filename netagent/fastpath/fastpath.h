@@ -79,8 +79,7 @@ class FastPath {
   // The service endpoints: a full set, or a change (refcounted: an endpoint of several Service
   // ports goes when the last one drops it). Applied to the map before returning.
   Status replace_endpoints(const std::vector<Endpoint>& all);
-  Status update_endpoints(const std::vector<Endpoint>& removed,
-                          const std::vector<Endpoint>& added);
+  Status update_endpoints(const std::vector<Endpoint>& removed, const std::vector<Endpoint>& added);
   Stats stats() const;
   // Detaches everything and stops the link watcher.
   void stop();
@@ -95,11 +94,11 @@ class FastPath {
   std::optional<Options> opts_;
   std::optional<bpf::Fd> pods_map_, endpoints_map_, in_prog_, out_prog_, uplink_link_;
   int uplink_index_ = 0;
-  std::map<int, bpf::Fd> veth_links_;         // host-side veth index -> link
-  std::map<uint32_t, bpf::PodEntry> pods_;    // address (network order) -> what the map holds
-  std::map<Endpoint, int> endpoint_refs_;     // current endpoints and their Service ports
-  std::set<Endpoint> lingering_;              // dropped, while conntrack still translates
-  std::set<Endpoint> in_map_;                 // what the endpoints map holds
+  std::map<int, bpf::Fd> veth_links_;       // host-side veth index -> link
+  std::map<uint32_t, bpf::PodEntry> pods_;  // address (network order) -> what the map holds
+  std::map<Endpoint, int> endpoint_refs_;   // current endpoints and their Service ports
+  std::set<Endpoint> lingering_;            // dropped, while conntrack still translates
+  std::set<Endpoint> in_map_;               // what the endpoints map holds
   std::chrono::steady_clock::time_point next_linger_check_{};
   std::string last_error_;
   std::jthread watcher_;

@@ -45,13 +45,17 @@ TEST_CASE("fast path: pods, veths and endpoints follow the kernel and the servic
   PrivateNetns node;
   REQUIRE(node.error().empty());
   PodNs cleanup;
-  auto setup = sh("set -e; ip link add up0 type veth peer name up0p; ip link set up0 up"
-                  "; ip link add skiff0 type bridge; ip link set skiff0 up"
-                  "; ip netns add " + pod_ns() +
-                  "; ip link add vp1 type veth peer name eth0 netns " + pod_ns() +
-                  "; ip link set vp1 master skiff0 up"
-                  "; ip netns exec " + pod_ns() + " ip addr add 10.244.3.7/24 dev eth0"
-                  "; ip netns exec " + pod_ns() + " ip link set eth0 up");
+  auto setup =
+      sh("set -e; ip link add up0 type veth peer name up0p; ip link set up0 up"
+         "; ip link add skiff0 type bridge; ip link set skiff0 up"
+         "; ip netns add " +
+         pod_ns() + "; ip link add vp1 type veth peer name eth0 netns " + pod_ns() +
+         "; ip link set vp1 master skiff0 up"
+         "; ip netns exec " +
+         pod_ns() +
+         " ip addr add 10.244.3.7/24 dev eth0"
+         "; ip netns exec " +
+         pod_ns() + " ip link set eth0 up");
   INFO(setup.out);
   REQUIRE(setup.status == 0);
 
