@@ -83,6 +83,13 @@ uint32_t mask(int len) {
   return len <= 0 ? 0 : len >= 32 ? 0xffffffffu : ~((1u << (32 - len)) - 1);
 }
 
+// "pass" when the address at `off` (kIpSrc, kIpDst) is in net/len (JEQ) or not (JNE).
+void pass_if_in(Asm& a, int16_t off, JmpOp op, uint32_t net, int len) {
+  a.ldx(W, R5, R2, off);
+  a.and_imm(R5, le(mask(len)));
+  a.jmp32_imm(op, R5, le(net & mask(len)), "pass");
+}
+
 }  // namespace
 
 std::optional<std::vector<Insn>> to_local_pods_program(uint32_t cluster_net, int cluster_len,
@@ -95,9 +102,7 @@ std::optional<std::vector<Insn>> to_local_pods_program(uint32_t cluster_net, int
   // From a pod only: the pod's reply then goes back around the stack too. Anything else (a
   // node, the outside) needs this node's conntrack to see both ways, or the reply would be
   // taken for a new flow (and masqueraded).
-  a.ldx(W, R5, R2, kIpSrc);
-  a.and_imm(R5, le(mask(cluster_len)));
-  a.jmp32_imm(JNE, R5, le(cluster_net & mask(cluster_len)), "pass");
+  pass_if_in(a, kIpSrc, JNE, cluster_net, cluster_len);
   a.ldx(W, R5, R2, kIpDst);
   a.stx(W, FP, -4, R5);
   a.ld_map_fd(R1, pods_map_fd);
@@ -134,13 +139,9 @@ std::optional<std::vector<Insn>> to_remote_pods_program(uint32_t cluster_net, in
   a.mov_reg(R6, R1);
   load_headers(a);
   check_ipv4(a);
-  a.ldx(W, R5, R2, kIpDst);
-  a.mov_reg(R4, R5);
-  a.and_imm(R4, le(mask(cluster_len)));
-  a.jmp32_imm(JNE, R4, le(cluster_net & mask(cluster_len)), "pass");
-  a.mov_reg(R4, R5);
-  a.and_imm(R4, le(mask(local_len)));
-  a.jmp32_imm(JEQ, R4, le(local_net & mask(local_len)), "pass");
+  // For a pod of another node: in the cluster CIDR, not in this node's pod CIDR.
+  pass_if_in(a, kIpDst, JNE, cluster_net, cluster_len);
+  pass_if_in(a, kIpDst, JEQ, local_net, local_len);
   pass_other_and_endpoint_replies(a, endpoints_map_fd);
   decrement_ttl(a);
   a.mov_imm(R1, uplink_ifindex);
