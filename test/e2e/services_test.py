@@ -50,7 +50,8 @@ Needs root; exits 77 with the reason otherwise. Env from CTest: SKIFF_BIN (build
 SKIFF_SRC (source dir). A lab of its own (SKIFF_LAB_NAME skiff-svce2e, dir /tmp/skiff-svce2e;
 SKIFF_E2E_LAB_NAME / SKIFF_E2E_LAB_DIR change them), always `lab.sh down` at the end;
 SKIFF_E2E_KEEP_LOGS=DIR copies the daemons' logs there first; SKIFF_E2E_PHASES=a,b runs only
-those phases (plus setup; the others are skipped, so such a run exits 77). Every loop is
+those phases (plus setup; the others are skipped, so such a run exits 77);
+SKIFF_E2E_BACKEND=host-gw runs the lab over host-gw routes (default vxlan). Every loop is
 bounded in count and time; all traffic stays inside the lab's namespaces.
 """
 import ipaddress
@@ -397,7 +398,8 @@ class Test(lablib.LabChecks):
 
     def setup(self):
         t0 = time.time()
-        r = lab("up", "3", timeout=400)
+        r = lab("up", "3", "--backend", os.environ.get("SKIFF_E2E_BACKEND", "vxlan"),
+                timeout=400)
         print(r.stdout[-2000:] + r.stderr[-3000:], flush=True)
         if r.returncode != 0:
             self.fatal("lab.sh up 3", out(r)[-3000:])
