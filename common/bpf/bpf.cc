@@ -174,18 +174,6 @@ bool map_delete(int map_fd, const void* key, BpfError* err) {
   return true;
 }
 
-bool map_lookup(int map_fd, const void* key, void* value, BpfError* err) {
-  bpf_attr a{};
-  a.map_fd = static_cast<uint32_t>(map_fd);
-  a.key = ptr(key);
-  a.value = ptr(value);
-  if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) != 0) {
-    fill(err, "look up in bpf map");
-    return false;
-  }
-  return true;
-}
-
 std::optional<Fd> attach_tcx_ingress(int prog_fd, int ifindex, BpfError* err) {
   bpf_attr a{};
   a.link_create.prog_fd = static_cast<uint32_t>(prog_fd);
@@ -194,28 +182,6 @@ std::optional<Fd> attach_tcx_ingress(int prog_fd, int ifindex, BpfError* err) {
   long fd = sys_bpf(BPF_LINK_CREATE, &a);
   if (fd < 0) {
     fill(err, "attach bpf program to the ingress of device #" + std::to_string(ifindex) + " (tcx)");
-    return std::nullopt;
-  }
-  return Fd(static_cast<int>(fd));
-}
-
-bool pin(int fd, const std::string& path, BpfError* err) {
-  bpf_attr a{};
-  a.pathname = ptr(path.c_str());
-  a.bpf_fd = static_cast<uint32_t>(fd);
-  if (sys_bpf(BPF_OBJ_PIN, &a) != 0) {
-    fill(err, "pin bpf object at " + path);
-    return false;
-  }
-  return true;
-}
-
-std::optional<Fd> open_pinned(const std::string& path, BpfError* err) {
-  bpf_attr a{};
-  a.pathname = ptr(path.c_str());
-  long fd = sys_bpf(BPF_OBJ_GET, &a);
-  if (fd < 0) {
-    fill(err, "open pinned bpf object " + path);
     return std::nullopt;
   }
   return Fd(static_cast<int>(fd));

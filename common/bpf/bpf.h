@@ -1,6 +1,6 @@
 // eBPF without a compiler: a small assembler for the instructions skiff's programs use, and the
-// bpf(2) calls to load them, make maps, attach programs to a device's ingress through TCX links
-// and pin objects in bpffs. Depends on libc only (the exec'd CNI plugin may link it).
+// bpf(2) calls to load them, make maps and attach programs to a device's ingress through TCX
+// links. Depends on libc only (the exec'd CNI plugin may link it).
 //
 // Programs are written as C++ calls, one per instruction, with named labels for jumps:
 //
@@ -112,16 +112,10 @@ std::optional<Fd> create_hash_map(uint32_t key_size, uint32_t value_size, uint32
 bool map_update(int map_fd, const void* key, const void* value, BpfError* err);
 // Deleting an absent key is success.
 bool map_delete(int map_fd, const void* key, BpfError* err);
-// False with err->err == ENOENT when the key is absent.
-bool map_lookup(int map_fd, const void* key, void* value, BpfError* err);
 
 // Attaches `prog_fd` at the ingress of device `ifindex` in the calling thread's network
-// namespace (a TCX link, kernel >= 6.6). The program stays attached while the link is open or
-// pinned; closing the last reference detaches it.
+// namespace (a TCX link, kernel >= 6.6). The program stays attached while the link is open;
+// closing it detaches the program.
 std::optional<Fd> attach_tcx_ingress(int prog_fd, int ifindex, BpfError* err);
-
-// bpffs: pin an object at `path` (in a mounted bpffs), open a pinned one.
-bool pin(int fd, const std::string& path, BpfError* err);
-std::optional<Fd> open_pinned(const std::string& path, BpfError* err);
 
 }  // namespace skiff::bpf
