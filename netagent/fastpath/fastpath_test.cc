@@ -6,27 +6,17 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <chrono>
-#include <functional>
-#include <thread>
 
 #include "common/bpf/bpf.h"
 #include "test/netns.h"
 #include "test/testing.h"
 
 using namespace skiff;
+using skiff::testing::eventually;
 using skiff::testing::PrivateNetns;
 using skiff::testing::sh;
 
 namespace {
-
-bool eventually(const std::function<bool()>& f) {
-  for (int i = 0; i < 50; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return f();
-}
 
 std::string pod_ns() { return "skiff-fastpath-test-" + std::to_string(getpid()); }
 
