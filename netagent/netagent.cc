@@ -276,22 +276,14 @@ Status NetAgent::sync_once() {
 }
 
 // Not part of the sync's status: without the fast path pod traffic takes the kernel's path,
-// which the sync above keeps working. Logged when the reason changes.
+// which the sync above keeps working. The fast path logs its own failures.
 void NetAgent::sync_fast_path(const overlay::Device& dev, const netlink::Ip4Net& pod_cidr) {
   fastpath::Options fo;
   fo.uplink = opts_.backend == overlay::Backend::kHostGw ? dev.underlay_name
                                                          : std::string(overlay::kVxlanDevice);
   fo.cluster_cidr = *netlink::parse_ip4_net(opts_.cluster_cidr);  // validated at start()
   fo.pod_cidr = pod_cidr;
-  Status s = opts_.fast_path->configure(fo);
-  std::string why = s ? "" : s.message();
-  if (why != fast_path_error_) {
-    if (why.empty())
-      spdlog::info("fast path: on");
-    else
-      spdlog::warn("fast path off, pod traffic takes the kernel's path: {}", why);
-  }
-  fast_path_error_ = why;
+  (void)opts_.fast_path->configure(fo);
 }
 
 std::string NetAgent::metrics_text() const {

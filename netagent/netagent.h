@@ -120,7 +120,6 @@ class NetAgent {
   int skipped_total_ = 0;
   std::chrono::steady_clock::time_point last_loop_{};
   std::string waiting_for_;  // non-empty while the Node is not ready for us
-  std::string fast_path_error_;  // the last one logged (worker thread only)
   std::string underlay_ip_;
 
   std::jthread worker_;

@@ -409,15 +409,6 @@ void ServiceAgent::run(std::stop_token stop) {
   }
 }
 
-// The endpoints go to the fast path before the rules that translate to them: a failure is
-// logged (once per reason) and does not stop the rules.
-void ServiceAgent::note_fast_path(const Status& s) {
-  std::string why = s ? "" : s.message();
-  if (!why.empty() && why != fast_path_error_)
-    spdlog::warn("services: fast path endpoints: {}", why);
-  fast_path_error_ = why;
-}
-
 Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool full) {
   auto t0 = steady::now();
   // A full re-assert the Proxier still owes (its first sync; a failed commit, which the
@@ -457,8 +448,8 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
     // move live flows. Only later full syncs compare.
     if (synced_) first_endpoints = conntrack_cleanup_spec(applied, desired, {});
     eps = endpoint_count(desired);
-    if (opts_.fast_path)
-      note_fast_path(opts_.fast_path->replace_endpoints(fast_path_endpoints(desired)));
+    // Before the rules that translate to them (the fast path logs a failure itself).
+    if (opts_.fast_path) (void)opts_.fast_path->replace_endpoints(fast_path_endpoints(desired));
     proxier_->request_full_sync();
     changed = changes.size();
   } else {
@@ -474,8 +465,8 @@ Status ServiceAgent::sync(std::map<std::string, PendingChange>& changes, bool fu
         ++changed;
         merge_cleanup(&first_endpoints, conntrack_cleanup_spec(before, after, {}));
         if (opts_.fast_path) {
-          note_fast_path(opts_.fast_path->update_endpoints(fast_path_endpoints(before),
-                                                           fast_path_endpoints(after)));
+          (void)opts_.fast_path->update_endpoints(fast_path_endpoints(before),
+                                                  fast_path_endpoints(after));
         }
         eps = eps + endpoint_count(after) - endpoint_count(before);
         desired.merge(after);

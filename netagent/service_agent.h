@@ -202,7 +202,6 @@ class ServiceAgent {
   void run(std::stop_token stop);
   // Applies `changes` (full: rebuilds the map from the caches); returns the sync's status.
   Status sync(std::map<std::string, PendingChange>& changes, bool full);
-  void note_fast_path(const Status& s);
   void cleanup_conntrack();
 
   ServiceOptions opts_;
@@ -232,7 +231,6 @@ class ServiceAgent {
   bool last_failed_ = false;  // the last sync failed
   std::chrono::steady_clock::time_point last_loop_{}, last_ok_{};
   std::string last_error_;
-  std::string fast_path_error_;  // worker thread only
 
   std::jthread worker_;
 };

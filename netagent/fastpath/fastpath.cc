@@ -67,44 +67,66 @@ void FastPath::stop() {
 
 Status FastPath::configure(const Options& o) {
   Status st;
+  bool configured;
   {
     std::lock_guard l(mu_);
-    if (opts_ && *opts_ == o) return sync_locked();
-    bpf::BpfError e;
-    if (!pods_map_) {
-      pods_map_ = bpf::create_hash_map(4, sizeof(bpf::PodEntry), 4096, "skiff_pods", &e);
-      if (!pods_map_) return bpf_status(e);
-      endpoints_map_ =
-          bpf::create_hash_map(sizeof(bpf::EndpointKey), 4, 65536, "skiff_endpoints", &e);
-      if (!endpoints_map_) return bpf_status(e);
-    }
-    // A new configuration: everything attached goes and is made again by the sync.
-    veth_links_.clear();
-    uplink_link_.reset();
-    uplink_index_ = 0;
-    out_prog_.reset();
-    opts_.reset();
-    std::string err;
-    auto in = bpf::to_local_pods_program(o.cluster_cidr.network().v, o.cluster_cidr.prefix,
-                                         pods_map_->get(), endpoints_map_->get(), &err);
-    if (!in) return Status::internal(err);
-    in_prog_ = bpf::load_sched_cls(*in, "skiff_to_pods", &e);
-    if (!in_prog_) return bpf_status(e);
-    opts_ = o;
-    st = apply_endpoints_locked();
-    if (Status s = sync_locked(); !s && st) st = s;
+    st = note_locked(configure_locked(o));
+    configured = opts_.has_value();
   }
   // Also after a failed first sync (a pod namespace that went away while it looked): the
   // watcher's next syncs converge.
-  if (!watcher_.joinable()) {
+  if (configured && !watcher_.joinable()) {
     watcher_ = std::jthread([this](std::stop_token stop) { watch_links(stop); });
   }
   return st;
 }
 
+Status FastPath::configure_locked(const Options& o) {
+  if (opts_ && *opts_ == o) return sync_locked();
+  bpf::BpfError e;
+  if (!pods_map_) {
+    pods_map_ = bpf::create_hash_map(4, sizeof(bpf::PodEntry), 4096, "skiff_pods", &e);
+    if (!pods_map_) return bpf_status(e);
+    endpoints_map_ =
+        bpf::create_hash_map(sizeof(bpf::EndpointKey), 4, 65536, "skiff_endpoints", &e);
+    if (!endpoints_map_) return bpf_status(e);
+  }
+  // A new configuration: everything attached goes and is made again by the sync.
+  veth_links_.clear();
+  uplink_link_.reset();
+  uplink_index_ = 0;
+  out_prog_.reset();
+  opts_.reset();
+  std::string err;
+  auto in = bpf::to_local_pods_program(o.cluster_cidr.network().v, o.cluster_cidr.prefix,
+                                       pods_map_->get(), endpoints_map_->get(), &err);
+  if (!in) return Status::internal(err);
+  in_prog_ = bpf::load_sched_cls(*in, "skiff_to_pods", &e);
+  if (!in_prog_) return bpf_status(e);
+  opts_ = o;
+  Status st = apply_endpoints_locked();
+  if (Status s = sync_locked(); !s && st) st = s;
+  return st;
+}
+
+// The one place failures are logged: once per reason, and once when it works again. Not an
+// error of the callers' own work: pod traffic then takes the kernel's path.
+Status FastPath::note_locked(Status s) {
+  std::string why = s ? "" : s.message();
+  if (why != last_error_) {
+    if (why.empty()) {
+      spdlog::info("fast path: working again");
+    } else {
+      spdlog::warn("fast path: {} (pod traffic it would carry takes the kernel's path)", why);
+    }
+  }
+  last_error_ = why;
+  return s;
+}
+
 Status FastPath::sync() {
   std::lock_guard l(mu_);
-  return sync_locked();
+  return note_locked(sync_locked());
 }
 
 Status FastPath::sync_locked() {
@@ -245,9 +267,9 @@ Status FastPath::replace_endpoints(const std::vector<Endpoint>& all) {
   Status s = apply_endpoints_locked();
   if (s && !endpoints_known_) {
     endpoints_known_ = true;
-    return sync_locked();
+    s = sync_locked();
   }
-  return s;
+  return note_locked(s);
 }
 
 Status FastPath::update_endpoints(const std::vector<Endpoint>& removed,
@@ -265,38 +287,38 @@ Status FastPath::update_endpoints(const std::vector<Endpoint>& removed,
       lingering_.insert(e);
     }
   }
-  return apply_endpoints_locked();
+  // Only the changed keys: an endpoint dropped now lingers (it leaves at a conntrack check).
+  return note_locked(apply_endpoints_locked(&added));
 }
 
-Status FastPath::apply_endpoints_locked() {
+Status FastPath::apply_endpoints_locked(const std::vector<Endpoint>* keys) {
   if (!endpoints_map_) return Status();  // not configured yet: applied when it is
   bpf::BpfError be;
   Status first;
-  std::set<Endpoint> want(lingering_);
-  for (const auto& [e, n] : endpoint_refs_) want.insert(e);
-  for (const auto& e : want) {
-    if (in_map_.count(e)) continue;
+  // One key: in the map exactly when it is a current or lingering endpoint.
+  auto reconcile = [&](const Endpoint& e) {
+    bool want = endpoint_refs_.count(e) || lingering_.count(e);
+    if (want == (in_map_.count(e) > 0)) return;
     auto k = key_of(e);
     uint32_t one = 1;
-    if (bpf::map_update(endpoints_map_->get(), &k, &one, &be)) {
-      in_map_.insert(e);
-    } else if (first) {
-      first = bpf_status(be);
-    }
-  }
-  for (auto it = in_map_.begin(); it != in_map_.end();) {
-    if (want.count(*it)) {
-      ++it;
-      continue;
-    }
-    auto k = key_of(*it);
-    if (bpf::map_delete(endpoints_map_->get(), &k, &be)) {
-      it = in_map_.erase(it);
-    } else {
+    bool ok = want ? bpf::map_update(endpoints_map_->get(), &k, &one, &be)
+                   : bpf::map_delete(endpoints_map_->get(), &k, &be);
+    if (!ok) {
       if (first) first = bpf_status(be);
-      ++it;
+    } else if (want) {
+      in_map_.insert(e);
+    } else {
+      in_map_.erase(e);
     }
+  };
+  if (keys != nullptr) {
+    for (const auto& e : *keys) reconcile(e);
+    return first;
   }
+  std::set<Endpoint> all(in_map_);
+  all.insert(lingering_.begin(), lingering_.end());
+  for (const auto& [e, n] : endpoint_refs_) all.insert(e);
+  for (const auto& e : all) reconcile(e);
   return first;
 }
 
@@ -342,12 +364,7 @@ void FastPath::watch_links(std::stop_token stop) {
     if (!due.empty() && Clock::now() >= due.front()) {
       due.erase(due.begin());
       std::lock_guard l(mu_);
-      if (Status st = sync_locked(); !st) {
-        if (st.message() != last_error_) spdlog::warn("fast path: {}", st.message());
-        last_error_ = st.message();
-      } else {
-        last_error_.clear();
-      }
+      (void)note_locked(sync_locked());
     }
   }
   mnl_socket_close(s);

@@ -72,7 +72,8 @@ class FastPath {
 
   // Loads the programs for `o` and attaches the uplink's (again when `o` changed), then syncs.
   // An error when this kernel cannot (no bpf(2), no TCX): the caller goes on without.
-  // Thread-safe, as every method.
+  // Thread-safe, as every method. Every method logs its failures itself (once per reason):
+  // callers need not; the Status is for tests.
   Status configure(const Options& o);
   // Converges the pods map and the veths' programs with the kernel's links.
   Status sync();
@@ -85,8 +86,12 @@ class FastPath {
   void stop();
 
  private:
+  Status configure_locked(const Options& o);
   Status sync_locked();
-  Status apply_endpoints_locked();
+  Status note_locked(Status s);
+  // Makes the endpoints map hold the current and lingering endpoints, looking at `keys` only
+  // (all keys when nullptr): an incremental Service change costs O(changed endpoints).
+  Status apply_endpoints_locked(const std::vector<Endpoint>* keys = nullptr);
   void watch_links(std::stop_token stop);
 
   mutable std::mutex mu_;
@@ -100,7 +105,7 @@ class FastPath {
   std::set<Endpoint> lingering_;            // dropped, while conntrack still translates
   std::set<Endpoint> in_map_;               // what the endpoints map holds
   std::chrono::steady_clock::time_point next_linger_check_{};
-  std::string last_error_;
+  std::string last_error_;  // the last failure logged, "" while working
   std::jthread watcher_;
 };
 
