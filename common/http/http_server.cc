@@ -1,6 +1,8 @@
-// The HTTP transport: one coroutine per connection on its own strand, plus a watchdog coroutine
-// that closes the socket when the connection's current deadline passes (the pattern of Asio's
-// cpp20 timeout example). Handlers run on a worker pool; answers come back to the strand. With
+// The HTTP transport: one coroutine per connection, plus a watchdog coroutine that closes the
+// socket when the connection's current deadline passes (the pattern of Asio's cpp20 timeout
+// example). Each I/O thread runs its own io_context and owns the connections dealt to it, so a
+// connection's work is serialized as on a strand (called "the strand" below) and never hops
+// between I/O threads. Handlers run on a worker pool; answers come back to the strand. With
 // run_inline, a request that arrives while no handler runs anywhere is handled right on the
 // strand (one at a time: running_handlers_ counts pool and inline handlers alike).
 //
@@ -417,9 +419,14 @@ class ServerImpl : public HttpServer {
   ServerImpl(const ServerOptions& opts, Handler* handler)
       : opts_(opts),
         handler_(handler),
-        ioc_(std::max(1, opts.io_threads)),
-        work_(asio::make_work_guard(ioc_)),
-        pool_(static_cast<size_t>(std::max(1, opts.worker_threads))) {}
+        pool_(static_cast<size_t>(std::max(1, opts.worker_threads))) {
+    for (int i = 0; i < std::max(1, opts.io_threads); ++i) {
+      // One thread per io_context (concurrency hint 1): a connection's reads, handler and
+      // writes stay on one thread, and no I/O thread wakes another to run a ready handler.
+      auto& ioc = iocs_.emplace_back(std::make_unique<asio::io_context>(1));
+      work_.push_back(asio::make_work_guard(*ioc));
+    }
+  }
 
   ~ServerImpl() override { shutdown(); }
 
@@ -495,9 +502,11 @@ class ServerImpl : public HttpServer {
 
   ServerOptions opts_;
   Handler* handler_;
-  std::optional<asio::ssl::context> ssl_;  // declared before ioc_: sessions reference it
-  asio::io_context ioc_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::optional<asio::ssl::context> ssl_;  // declared before iocs_: sessions reference it
+  // One per I/O thread; the acceptors run on the first, connections are dealt out in turn.
+  std::vector<std::unique_ptr<asio::io_context>> iocs_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  size_t next_ioc_ = 0;  // only the acceptors' strands touch it (on iocs_[0]'s thread)
   asio::thread_pool pool_;
   std::vector<std::thread> threads_;
   std::unique_ptr<tcp::acceptor> tls_acc_, plain_acc_;
@@ -910,7 +919,7 @@ Status ServerImpl::bind(const std::string& addr, bool tls, std::unique_ptr<tcp::
                            ": plain HTTP is only served on a loopback address (127.0.0.1, ::1)");
   }
   tcp::endpoint ep(ip, static_cast<unsigned short>(hp->second));
-  acc = std::make_unique<tcp::acceptor>(asio::make_strand(ioc_));
+  acc = std::make_unique<tcp::acceptor>(iocs_[0]->get_executor());
   acc->open(ep.protocol(), ec);
   if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec && ip.is_v6()) acc->set_option(asio::ip::v6_only(false), ec);
@@ -946,12 +955,12 @@ Status ServerImpl::init() {
                                asio::detached);
   if (plain_acc_) asio::co_spawn(plain_acc_->get_executor(), accept_loop(plain_acc_.get(), false),
                                  asio::detached);
-  for (int i = 0; i < std::max(1, opts_.io_threads); ++i) {
-    threads_.emplace_back([this] {
+  for (auto& ioc : iocs_) {
+    threads_.emplace_back([ioc = ioc.get()] {
       tl_io_thread = true;
       for (;;) {
         try {
-          ioc_.run();
+          ioc->run();
           return;
         } catch (const std::exception& e) {
           spdlog::warn("I/O thread: unexpected exception: {}", e.what());
@@ -964,7 +973,8 @@ Status ServerImpl::init() {
 
 awaitable<void> ServerImpl::accept_loop(tcp::acceptor* acc, bool tls) {
   for (;;) {
-    asio::any_io_executor strand = asio::make_strand(ioc_);
+    // The connection's "strand": its io_context runs on one thread only.
+    asio::any_io_executor strand = iocs_[next_ioc_++ % iocs_.size()]->get_executor();
     auto [ec, sock] = co_await acc->async_accept(strand, kTuple);
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted || !acc->is_open()) co_return;
@@ -1038,8 +1048,8 @@ void ServerImpl::shutdown() {
       std::unique_lock lk(conns_mu_);
       conns_cv_.wait_for(lk, std::chrono::seconds(2), [this] { return conns_.empty(); });
     }
-    work_.reset();
-    ioc_.stop();
+    work_.clear();
+    for (auto& ioc : iocs_) ioc->stop();
     for (auto& t : threads_) {
       if (t.joinable()) t.join();
     }
