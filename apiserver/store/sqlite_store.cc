@@ -578,17 +578,15 @@ class SqliteStore final : public Store {
       op.done.acquire();
       lead = op.lead;
     }
-    if (lead) {
-      lead_batch();
-      op.done.acquire();  // lead_batch() committed `op` (the queue's head) and released it
-    }
+    if (lead) lead_batch(&op);  // commits `op` (the queue's head) with the rest of the batch
     if (!op.status.is_ok()) return op.status;
     return std::move(op.kv);
   }
 
-  // REQUIRES: this thread holds the connection (busy_). Commits the head of the queue, then
-  // passes the connection on.
-  void lead_batch() {
+  // REQUIRES: this thread holds the connection (busy_) and `self` heads the queue. Commits the
+  // head of the queue, then passes the connection on and releases the batch's other callers
+  // (`self` returns from here: no semaphore round trip, a futex wake, for the leader's own op).
+  void lead_batch(Op* self) {
     std::vector<Op*> batch;
     {
       std::lock_guard lock(q_mu_);
@@ -608,7 +606,9 @@ class SqliteStore final : public Store {
     // Delivering before acknowledging means a watch cache has seen a write once it returns.
     dispatch_->deliver();
     tl_writer_of = outer;
-    for (Op* op : batch) op->done.release();
+    for (Op* op : batch) {
+      if (op != self) op->done.release();
+    }
     // A compact() in the batch left rows for the compaction thread to delete.
     if (compacted_.load() != compacted_before) q_cv_.notify_all();
   }
