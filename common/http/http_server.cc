@@ -23,7 +23,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -506,7 +505,7 @@ class ServerImpl : public HttpServer {
   // One per I/O thread; the acceptors run on the first, connections are dealt out in turn.
   std::vector<std::unique_ptr<asio::io_context>> iocs_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  size_t next_ioc_ = 0;  // only the acceptors' strands touch it (on iocs_[0]'s thread)
+  size_t next_ioc_ = 0;  // only the accept loops touch it, both on iocs_[0]'s thread
   asio::thread_pool pool_;
   std::vector<std::thread> threads_;
   std::unique_ptr<tcp::acceptor> tls_acc_, plain_acc_;
