@@ -139,11 +139,11 @@ TEST_CASE("host routing: pods and a remote node talk through a node that does no
   auto endpoints = create_hash_map(sizeof(EndpointKey), 4, 256, "skiff_endpoints", &err);
   REQUIRE(endpoints);
   std::string asm_err;
-  auto in =
-      to_local_pods_program(ntohl(be("10.244.0.0")), 16, pods->get(), endpoints->get(), &asm_err);
-  auto out =
-      to_remote_pods_program(ntohl(be("10.244.0.0")), 16, ntohl(be("10.244.0.0")), 24,
-                             static_cast<int>(if_nametoindex("n0")), endpoints->get(), &asm_err);
+  const auto cluster = *skiff::netlink::parse_ip4_net("10.244.0.0/16");
+  const auto local = *skiff::netlink::parse_ip4_net("10.244.0.0/24");
+  auto in = to_local_pods_program(cluster, pods->get(), endpoints->get(), &asm_err);
+  auto out = to_remote_pods_program(cluster, local, static_cast<int>(if_nametoindex("n0")),
+                                    endpoints->get(), &asm_err);
   INFO(asm_err);
   REQUIRE(in);
   REQUIRE(out);

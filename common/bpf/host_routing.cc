@@ -79,30 +79,39 @@ void pass_label(Asm& a) {
 }
 
 int32_t le(uint32_t host) { return static_cast<int32_t>(htonl(host)); }
-uint32_t mask(int len) {
-  return len <= 0 ? 0 : len >= 32 ? 0xffffffffu : ~((1u << (32 - len)) - 1);
+
+// "pass" when the address at `off` (kIpSrc, kIpDst) is in `net` (JEQ) or not (JNE).
+void pass_if_in(Asm& a, int16_t off, JmpOp op, const netlink::Ip4Net& net) {
+  a.ldx(W, R5, R2, off);
+  a.and_imm(R5, le(net.mask()));
+  a.jmp32_imm(op, R5, le(net.network().v), "pass");
 }
 
-// "pass" when the address at `off` (kIpSrc, kIpDst) is in net/len (JEQ) or not (JNE).
-void pass_if_in(Asm& a, int16_t off, JmpOp op, uint32_t net, int len) {
-  a.ldx(W, R5, R2, off);
-  a.and_imm(R5, le(mask(len)));
-  a.jmp32_imm(op, R5, le(net & mask(len)), "pass");
+// Both programs start alike: r6 = skb, the headers loaded and checked.
+void begin(Asm& a) {
+  a.mov_reg(R6, R1);
+  load_headers(a);
+  check_ipv4(a);
+}
+
+// ... and end alike: return the redirect helper's verdict, "pass" returns TCX_NEXT.
+std::optional<std::vector<Insn>> end(Asm& a, std::string* err) {
+  a.exit();
+  pass_label(a);
+  return a.finish(err);
 }
 
 }  // namespace
 
-std::optional<std::vector<Insn>> to_local_pods_program(uint32_t cluster_net, int cluster_len,
+std::optional<std::vector<Insn>> to_local_pods_program(const netlink::Ip4Net& cluster,
                                                        int pods_map_fd, int endpoints_map_fd,
                                                        std::string* err) {
   Asm a;
-  a.mov_reg(R6, R1);
-  load_headers(a);
-  check_ipv4(a);
+  begin(a);
   // From a pod only: the pod's reply then goes back around the stack too. Anything else (a
   // node, the outside) needs this node's conntrack to see both ways, or the reply would be
   // taken for a new flow (and masqueraded).
-  pass_if_in(a, kIpSrc, JNE, cluster_net, cluster_len);
+  pass_if_in(a, kIpSrc, JNE, cluster);
   a.ldx(W, R5, R2, kIpDst);
   a.stx(W, FP, -4, R5);
   a.ld_map_fd(R1, pods_map_fd);
@@ -126,22 +135,18 @@ std::optional<std::vector<Insn>> to_local_pods_program(uint32_t cluster_net, int
   a.ldx(W, R1, R7, 0);
   a.mov_imm(R2, 0);
   a.call(kRedirectPeer);
-  a.exit();
-  pass_label(a);
-  return a.finish(err);
+  return end(a, err);
 }
 
-std::optional<std::vector<Insn>> to_remote_pods_program(uint32_t cluster_net, int cluster_len,
-                                                        uint32_t local_net, int local_len,
+std::optional<std::vector<Insn>> to_remote_pods_program(const netlink::Ip4Net& cluster,
+                                                        const netlink::Ip4Net& local,
                                                         int uplink_ifindex, int endpoints_map_fd,
                                                         std::string* err) {
   Asm a;
-  a.mov_reg(R6, R1);
-  load_headers(a);
-  check_ipv4(a);
+  begin(a);
   // For a pod of another node: in the cluster CIDR, not in this node's pod CIDR.
-  pass_if_in(a, kIpDst, JNE, cluster_net, cluster_len);
-  pass_if_in(a, kIpDst, JEQ, local_net, local_len);
+  pass_if_in(a, kIpDst, JNE, cluster);
+  pass_if_in(a, kIpDst, JEQ, local);
   pass_other_and_endpoint_replies(a, endpoints_map_fd);
   decrement_ttl(a);
   a.mov_imm(R1, uplink_ifindex);
@@ -149,9 +154,7 @@ std::optional<std::vector<Insn>> to_remote_pods_program(uint32_t cluster_net, in
   a.mov_imm(R3, 0);
   a.mov_imm(R4, 0);
   a.call(kRedirectNeigh);
-  a.exit();
-  pass_label(a);
-  return a.finish(err);
+  return end(a, err);
 }
 
 }  // namespace skiff::bpf

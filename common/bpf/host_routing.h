@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/bpf/bpf.h"
+#include "common/netlink/ip4.h"
 
 namespace skiff::bpf {
 
@@ -46,13 +47,13 @@ struct EndpointKey {
 };
 static_assert(sizeof(EndpointKey) == 8);
 
-// Addresses in host byte order; prefix lengths 0..32.
-std::optional<std::vector<Insn>> to_local_pods_program(uint32_t cluster_net, int cluster_len,
+// `cluster`: every pod address of the cluster; `local`: this node's pod CIDR.
+std::optional<std::vector<Insn>> to_local_pods_program(const netlink::Ip4Net& cluster,
                                                        int pods_map_fd, int endpoints_map_fd,
                                                        std::string* err);
 
-std::optional<std::vector<Insn>> to_remote_pods_program(uint32_t cluster_net, int cluster_len,
-                                                        uint32_t local_net, int local_len,
+std::optional<std::vector<Insn>> to_remote_pods_program(const netlink::Ip4Net& cluster,
+                                                        const netlink::Ip4Net& local,
                                                         int uplink_ifindex, int endpoints_map_fd,
                                                         std::string* err);
 

@@ -98,8 +98,8 @@ Status FastPath::configure_locked(const Options& o) {
   out_prog_.reset();
   opts_.reset();
   std::string err;
-  auto in = bpf::to_local_pods_program(o.cluster_cidr.network().v, o.cluster_cidr.prefix,
-                                       pods_map_->get(), endpoints_map_->get(), &err);
+  auto in = bpf::to_local_pods_program(o.cluster_cidr, pods_map_->get(), endpoints_map_->get(),
+                                       &err);
   if (!in) return Status::internal(err);
   in_prog_ = bpf::load_sched_cls(*in, "skiff_to_pods", &e);
   if (!in_prog_) return bpf_status(e);
@@ -156,8 +156,7 @@ Status FastPath::sync_locked() {
     veth_links_.clear();
     uplink_link_.reset();
     std::string err;
-    auto out = bpf::to_remote_pods_program(o.cluster_cidr.network().v, o.cluster_cidr.prefix,
-                                           o.pod_cidr.network().v, o.pod_cidr.prefix, uplink->index,
+    auto out = bpf::to_remote_pods_program(o.cluster_cidr, o.pod_cidr, uplink->index,
                                            endpoints_map_->get(), &err);
     if (!out) return Status::internal(err);
     out_prog_ = bpf::load_sched_cls(*out, "skiff_to_nodes", &be);
