@@ -59,10 +59,14 @@ void FastPath::stop() {
     watcher_.join();
   }
   std::lock_guard l(mu_);
+  detach_locked();
+  opts_.reset();
+}
+
+void FastPath::detach_locked() {
   veth_links_.clear();
   uplink_link_.reset();
   uplink_index_ = 0;
-  opts_.reset();
 }
 
 Status FastPath::configure(const Options& o) {
@@ -92,9 +96,7 @@ Status FastPath::configure_locked(const Options& o) {
     if (!endpoints_map_) return bpf_status(e);
   }
   // A new configuration: everything attached goes and is made again by the sync.
-  veth_links_.clear();
-  uplink_link_.reset();
-  uplink_index_ = 0;
+  detach_locked();
   out_prog_.reset();
   opts_.reset();
   std::string err;
@@ -145,16 +147,13 @@ Status FastPath::sync_locked() {
   }
   bpf::BpfError be;
   if (uplink == nullptr) {
-    veth_links_.clear();
-    uplink_link_.reset();
-    uplink_index_ = 0;
+    detach_locked();
     return Status::unavailable("fast path: no uplink device " + o.uplink);
   }
   if (uplink->index != uplink_index_) {
     // The outbound program names the uplink: a new device (a re-created skiff.vxlan) needs a
     // new program on every veth.
-    veth_links_.clear();
-    uplink_link_.reset();
+    detach_locked();
     std::string err;
     auto out = bpf::to_remote_pods_program(o.cluster_cidr, o.pod_cidr, uplink->index,
                                            endpoints_map_->get(), &err);

@@ -89,6 +89,8 @@ class FastPath {
   Status configure_locked(const Options& o);
   Status sync_locked();
   Status note_locked(Status s);
+  // Closes every link (the uplink's and the veths'): traffic takes the kernel's path.
+  void detach_locked();
   // Makes the endpoints map hold the current and lingering endpoints, looking at `keys` only
   // (all keys when nullptr): an incremental Service change costs O(changed endpoints).
   Status apply_endpoints_locked(const std::vector<Endpoint>* keys = nullptr);
