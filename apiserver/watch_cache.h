@@ -9,7 +9,8 @@
 // otherwise it gets one ERROR 410 Expired event. Each watcher sees events in revision order,
 // each once, filtered by namespace, labels and fields with Kubernetes' move-in/move-out rules.
 //
-// Threading: the store's commit thread only enqueues; one dispatcher thread parses events,
+// Threading: the store's commit thread only enqueues (and wakes the dispatcher, after the
+// request's answer has gone out when it is an API I/O thread); one dispatcher thread parses events,
 // appends them to the window and writes to the watchers' streams (Stream::write never blocks);
 // one housekeeping thread sends bookmarks, ends watches at their timeout and forgets closed
 // ones. serve() runs on the caller's (worker) thread. All methods are thread-safe.
@@ -107,8 +108,10 @@ class WatchCache {
   std::map<std::string, std::unique_ptr<Resource>> resources_;  // by resource_prefix(); fixed
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;  // the dispatcher waits for events here
-  std::condition_variable stop_cv_;   // the housekeeper sleeps here between ticks
+  // The dispatcher waits for events here. Shared with wake-ups deferred past the answer of the
+  // request that committed the event (see on_store_event), which may outlive this object.
+  std::shared_ptr<std::condition_variable> queue_cv_ = std::make_shared<std::condition_variable>();
+  std::condition_variable stop_cv_;  // the housekeeper sleeps here between ticks
   std::deque<store::Event> queue_;
   bool stopping_ = false;  // under queue_mu_
   std::atomic<bool> shut_down_{false};

@@ -168,7 +168,8 @@ std::string status_json(int code, const std::string& reason, const std::string& 
 
 namespace {
 
-thread_local bool tl_io_thread = false;
+// The io_context of the I/O thread this is, or null on any other thread.
+thread_local asio::io_context* tl_ioc = nullptr;
 
 Response error_response(int code, const std::string& reason, const std::string& message) {
   Response r;
@@ -956,7 +957,7 @@ Status ServerImpl::init() {
                                  asio::detached);
   for (auto& ioc : iocs_) {
     threads_.emplace_back([ioc = ioc.get()] {
-      tl_io_thread = true;
+      tl_ioc = ioc;
       for (;;) {
         try {
           ioc->run();
@@ -1075,6 +1076,14 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const ServerOptions& opts,
   return std::unique_ptr<HttpServer>(std::move(s));
 }
 
-bool on_io_thread() { return tl_io_thread; }
+bool on_io_thread() { return tl_ioc != nullptr; }
+
+bool run_after_answer(std::function<void()> fn) {
+  if (tl_ioc == nullptr) return false;
+  // The inline handler's session writes its answer as soon as the handler returns, and the
+  // write's first send happens inside its initiation, before this thread's queue runs again.
+  asio::post(*tl_ioc, std::move(fn));
+  return true;
+}
 
 }  // namespace skiff::web

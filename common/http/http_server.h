@@ -66,6 +66,12 @@ struct ServerOptions {
 // True on an HttpServer's I/O threads (where a handler runs when run_inline allowed it).
 bool on_io_thread();
 
+// On an I/O thread: queues `fn` to run on this thread once the handler running here has returned
+// and its answer has gone to the socket (work that need not delay the answer, such as waking
+// another thread), and returns true. If the server stops first, `fn` is destroyed unrun.
+// Elsewhere: returns false, and `fn` is destroyed unrun.
+bool run_after_answer(std::function<void()> fn);
+
 class HttpServer {
  public:
   // Binds the listeners and starts serving. `handler` is not owned and must outlive the server.

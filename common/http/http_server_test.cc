@@ -62,6 +62,20 @@ class FakeHandler : public Handler {
       r.body = on_io_thread() ? "io" : "worker";
       return r;
     }
+    if (req.path.starts_with("/after")) {
+      // The deferred task waits until the test has read this answer: an answer held back
+      // behind it would never arrive.
+      bool queued = run_after_answer([this] {
+        std::unique_lock lk(mu_);
+        after_on_io_ = on_io_thread();
+        cv_.wait_for(lk, kWait, [this] { return answer_read_; });
+        after_saw_answer_ = answer_read_;
+        ++after_runs_;
+        cv_.notify_all();
+      });
+      r.body = queued ? "queued" : "not queued";
+      return r;
+    }
     if (req.path.starts_with("/stream/")) {
       std::string name = req.path.substr(8);
       r.streamer = [this, name](std::shared_ptr<Stream> s) {
@@ -111,6 +125,25 @@ class FakeHandler : public Handler {
     released_ = true;
     cv_.notify_all();
   }
+  void answer_read() {
+    std::lock_guard lk(mu_);
+    answer_read_ = true;
+    cv_.notify_all();
+  }
+  // The runs of /after's deferred task so far (waiting up to kWait for `n`).
+  int after_runs(int n) {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, kWait, [&] { return after_runs_ >= n; });
+    return after_runs_;
+  }
+  bool after_on_io() {
+    std::lock_guard lk(mu_);
+    return after_on_io_;
+  }
+  bool after_saw_answer() {
+    std::lock_guard lk(mu_);
+    return after_saw_answer_;
+  }
 
  private:
   std::mutex mu_;
@@ -119,6 +152,10 @@ class FakeHandler : public Handler {
   std::map<std::string, bool> closed_;
   int blocked_ = 0;
   bool released_ = false;
+  bool answer_read_ = false;
+  int after_runs_ = 0;
+  bool after_on_io_ = false;
+  bool after_saw_answer_ = false;
 };
 
 struct Pki {
@@ -714,4 +751,24 @@ TEST_CASE("run_inline: a lone request is handled on the I/O thread, never beside
   // The blocked handler finished: inline again.
   CHECK(eventually(
       [&] { return c.request("GET", "/where/inline", "", "secret-token").body() == "io"; }));
+}
+
+TEST_CASE("run_after_answer: runs on the I/O thread once the answer is out; not from a worker",
+          "[http]") {
+  Fixture f;
+  f.opts.run_inline = [](const Request& req) { return req.path.ends_with("/inline"); };
+  f.start();
+  TestClient c(f.server->port(), true);
+  REQUIRE_FALSE(c.connect());
+  // From a worker: refused, nothing runs.
+  CHECK(c.request("GET", "/after/pool", "", "secret-token").body() == "not queued");
+  // Inline: queued; the answer arrives while the task is still waiting for it to be read.
+  CHECK(c.request("GET", "/after/inline", "", "secret-token").body() == "queued");
+  f.handler.answer_read();
+  CHECK(f.handler.after_runs(1) == 1);
+  CHECK(f.handler.after_saw_answer());
+  CHECK(f.handler.after_on_io());
+  // The connection goes on serving afterwards.
+  CHECK(c.request("GET", "/where/inline", "", "secret-token").body() == "io");
+  CHECK(f.handler.after_runs(1) == 1);
 }
