@@ -15,6 +15,7 @@
 #include <filesystem>
 
 #include "apiserver/api.h"
+#include "common/files.h"
 #include "common/http/auth.h"
 #include "common/http/certs.h"
 #include "common/http/http_server.h"
@@ -216,6 +217,10 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(data_dir, fec);
   if (fec) return fail("create data dir " + data_dir + ": " + fec.message());
   ::chmod(data_dir.c_str(), 0700);
+  // Two servers on one data dir would hand out the same revisions and miss each other's writes.
+  if (auto st = skiff::files::lock_for_process(data_dir + "/apiserver.lock", "skiff-apiserver");
+      !st)
+    return fail(st.to_string());
 
   auto pki_files = sa::pki::ensure_pki(data_dir + "/pki", tls_sans);
   if (!pki_files) return fail(pki_files.status().to_string());

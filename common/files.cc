@@ -1,6 +1,7 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,6 +78,36 @@ Status mkdir_p(const std::string& dir, mode_t mode) {
       return Status::io("mkdir " + cur);
     if (pos == std::string::npos) return Status::ok();
   }
+}
+
+Status lock_for_process(const std::string& path, std::string_view holder) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::io("open " + path);
+  int rc;
+  while ((rc = ::flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
+  }
+  if (rc != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err != EWOULDBLOCK) return Status::io("flock " + path, err);
+    std::string pid = "unknown";
+    if (auto text = read_file(path, 64); text.is_ok()) {
+      std::string digits = text->substr(0, text->find_first_not_of("0123456789"));
+      if (!digits.empty()) pid = digits;
+    }
+    return Status::unavailable(path + " is locked by another " + std::string(holder) + " (pid " +
+                               pid + "): only one may use this directory at a time");
+  }
+  // Ours until the process ends: the fd is deliberately never closed.
+  std::string pid = std::to_string(::getpid()) + "\n";
+  // Written over the previous holder's pid, then cut to length: never empty to a reader.
+  if (::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()) ||
+      ::ftruncate(fd, static_cast<off_t>(pid.size())) != 0) {
+    Status st = Status::io("write the pid into " + path);
+    ::close(fd);
+    return st;
+  }
+  return Status::ok();
 }
 
 std::string unescape_mountinfo(std::string_view s) {

@@ -30,6 +30,13 @@ namespace skiff::files {
 // mkdir -p with `mode` for the directories it creates.
 [[nodiscard]] Status mkdir_p(const std::string& dir, mode_t mode = 0755);
 
+// Takes an exclusive flock(2) on `path` (created 0644 if missing) for the rest of this process's
+// life, and writes this pid into it, so that two daemons never work in one directory. The lock
+// is never released by hand: the kernel drops it when the process ends, kill -9 included, and
+// children do not inherit it (close-on-exec). `holder` names the daemon in the error when
+// another process holds the lock: Unavailable, naming the file and that process's pid.
+[[nodiscard]] Status lock_for_process(const std::string& path, std::string_view holder);
+
 // mountinfo escapes space, tab, newline and backslash in paths as \ooo; this undoes it.
 std::string unescape_mountinfo(std::string_view s);
 

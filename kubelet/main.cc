@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "cni/invoker.h"
+#include "common/files.h"
 #include "kubelet/cgroups/cgroups.h"
 #include "kubelet/images/image_store.h"
 #include "kubelet/kubelet.h"
@@ -194,6 +195,11 @@ int main(int argc, char** argv) {
   for (const auto& d : {o.data_dir, o.run_dir, o.log_dir, o.data_dir + "/images/import",
                         o.data_dir + "/pods", o.data_dir + "/cni", o.run_dir + "/kubelet/pods"})
     fs::create_directories(d, ec);
+  // Two kubelets on one data or run dir would run each other's pods and share their IPs.
+  for (const auto& d : {o.data_dir, o.run_dir}) {
+    if (auto st = files::lock_for_process(d + "/kubelet.lock", "skiff-kubelet"); !st)
+      return fail(st.to_string());
+  }
 
   auto store = images::ImageStore::open(o.data_dir + "/images");
   if (!store) return fail(store.status().to_string());

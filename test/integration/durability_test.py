@@ -9,6 +9,7 @@ resourceVersion order, none missing or repeated."""
 import collections
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -172,6 +173,19 @@ for rnd in range(ROUNDS):
     t.check("round %d: event data equals the stored objects" % (rnd + 1), all(
         e["object"].get("data") == expected[e["object"]["metadata"]["name"]].get("data")
         for e in events if e["object"]["metadata"]["name"] in expected))
+
+# A second server on the same data dir (a forgotten one, a second unit) would hand out the same
+# revisions: it is refused at once, and the first keeps serving with nothing lost.
+before = srv.client().get(BASE)
+second = subprocess.run([srv.exe, "--listen", "127.0.0.1:%d" % testlib.free_port(), "--data-dir",
+                         srv.data, "--store", "sqlite"], capture_output=True, text=True, timeout=60)
+t.check("a second server on the same data dir exits 1, naming the lock and the first's pid",
+        second.returncode == 1 and "apiserver.lock is locked by another skiff-apiserver (pid %d)"
+        % srv.proc.pid in second.stderr, "rc=%d\n%s" % (second.returncode, second.stderr[-500:]))
+after = srv.client().get(BASE)
+t.check("the first server still serves every object", after.status == 200 and before.status == 200
+        and len(after.json["items"]) == len(before.json["items"]) > 0,
+        (before.status, after.status))
 
 srv.stop()
 t.finish()

@@ -4,6 +4,7 @@ finishes it); the new kubelet adopts the 9 others (same container and shim PIDs,
 no duplicate container) and cleans the deleted one up completely and finishes its deletion.
 Needs root (skips with 77 otherwise)."""
 import os
+import subprocess
 import sys
 import time
 
@@ -57,6 +58,15 @@ def body(t):
 
         c.start_kubelet()
         c.wait_node_ready(timeout=60)
+        # The shims kept running across the kill and the new kubelet started: no shim holds the
+        # kubelet's lock. A second kubelet on the same dirs is refused and touches nothing.
+        lock = os.path.join(c.data, "kubelet.lock")
+        c.wait_for(lambda: (kl.read(lock) or "").strip() == str(c.kubelet.pid), 30)
+        second = subprocess.run(c.kubelet_cmd(), capture_output=True, text=True, timeout=60)
+        t.check("a second kubelet on the same dirs exits 1, naming the lock and the first's pid",
+                second.returncode == 1 and "kubelet.lock is locked by another skiff-kubelet "
+                "(pid %d)" % c.kubelet.pid in second.stderr,
+                "rc=%d\n%s" % (second.returncode, second.stderr[-500:]))
         gone = c.wait_gone("r%d" % victim, timeout=60)
         t.check("new kubelet finishes r%d's deletion (object gone within 60 s)" % victim, gone,
                 c.get_pod("r%d" % victim))
