@@ -36,7 +36,17 @@ TEST_CASE("lock_for_process: one holder per path; freed when the holder dies, ev
   REQUIRE(::pipe(ready) == 0);
   pid_t child = ::fork();
   REQUIRE(child >= 0);
+  // Killed and reaped however the test ends.
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      if (pid <= 0) return;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{child};
   if (child == 0) {
+    reaper.pid = 0;
     char ok = lock_for_process(lock, "test daemon").is_ok() ? '1' : '0';
     (void)::write(ready[1], &ok, 1);
     ::pause();  // holds the lock until killed
@@ -58,6 +68,7 @@ TEST_CASE("lock_for_process: one holder per path; freed when the holder dies, ev
   ::kill(child, SIGKILL);
   int status = 0;
   REQUIRE(::waitpid(child, &status, 0) == child);
+  reaper.pid = 0;
   REQUIRE(lock_for_process(lock, "test daemon").is_ok());
   auto text = read_file(lock);
   REQUIRE(text.is_ok());
