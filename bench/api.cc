@@ -83,6 +83,12 @@ bool send_all(int fd, const std::string& s) {
   return true;
 }
 
+// The Content-Length of a message head already in lower case (0 when it has none).
+size_t content_length(const std::string& lower_head) {
+  auto p = lower_head.find("content-length:");
+  return p == std::string::npos ? 0 : std::strtoul(lower_head.c_str() + p + 15, nullptr, 10);
+}
+
 // One keep-alive HTTP/1.1 connection; enough of the protocol for Content-Length and chunked
 // (non-streaming) answers.
 class Conn {
@@ -135,10 +141,7 @@ class Conn {
         if (size == 0) break;
       }
     } else {
-      size_t len = 0;
-      if (auto p = lower.find("content-length:"); p != std::string::npos) {
-        len = std::strtoul(lower.c_str() + p + 15, nullptr, 10);
-      }
+      size_t len = content_length(lower);
       while (buf_.size() < len) {
         if (!fill()) return fail();
       }
@@ -311,6 +314,18 @@ bool make_namespace(int port, const std::string& ns) {
   return s == 201 || s == 409;
 }
 
+// Writes `bytes` of zeros to `fd` and fsyncs it: later writes inside land on allocated, written
+// blocks, as commits to a pre-sized WAL do (fdatasync then has no size or allocation to commit).
+bool prewrite(int fd, size_t bytes) {
+  const std::string zeros(1 << 20, '\0');
+  for (size_t done = 0; done < bytes;) {
+    size_t n = std::min(zeros.size(), bytes - done);
+    if (::write(fd, zeros.data(), n) != static_cast<ssize_t>(n)) return false;
+    done += n;
+  }
+  return ::fsync(fd) == 0;
+}
+
 // 4 KiB appends, each followed by fdatasync: what one durable commit costs on this disk. With
 // `overwrite`, the file is written and synced first and the 4 KiB writes then land inside it, as
 // commits to a pre-sized WAL do (no size or allocation change for fdatasync to commit).
@@ -319,15 +334,11 @@ double fsync_floor(const fs::path& dir, int max_ops, double max_seconds, bool ov
   int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | (overwrite ? 0 : O_APPEND), 0644);
   if (fd < 0) return 0;
   std::string block(4096, 'x');
-  if (overwrite) {
-    for (int i = 0; i < max_ops; ++i) {
-      if (::write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) break;
-    }
-    if (::fsync(fd) != 0 || ::lseek(fd, 0, SEEK_SET) != 0) {
-      ::close(fd);
-      fs::remove(p);
-      return 0;
-    }
+  if (overwrite && (!prewrite(fd, static_cast<size_t>(max_ops) * block.size()) ||
+                    ::lseek(fd, 0, SEEK_SET) != 0)) {
+    ::close(fd);
+    fs::remove(p);
+    return 0;
   }
   auto t0 = Clock::now();
   int n = 0;
@@ -351,11 +362,7 @@ class MinimalDurableServer {
  public:
   explicit MinimalDurableServer(const fs::path& dir) : path_(dir / "minimal-durable-log") {
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    std::string zeros(1 << 20, '\0');
-    bool ok = fd_ >= 0;
-    for (int i = 0; ok && i < kFileBytes / (1 << 20); ++i)
-      ok = ::write(fd_, zeros.data(), zeros.size()) == static_cast<ssize_t>(zeros.size());
-    ok = ok && ::fsync(fd_) == 0;
+    bool ok = fd_ >= 0 && prewrite(fd_, kFileBytes);
     listen_fd_ = ok ? ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -407,11 +414,9 @@ class MinimalDurableServer {
     for (;;) {
       size_t head_end = buf.find("\r\n\r\n");
       if (head_end != std::string::npos) {
-        size_t cl = 0;
         std::string head = buf.substr(0, head_end);
         std::transform(head.begin(), head.end(), head.begin(), ::tolower);
-        if (auto p = head.find("content-length:"); p != std::string::npos)
-          cl = std::strtoul(head.c_str() + p + 15, nullptr, 10);
+        size_t cl = content_length(head);
         size_t need = head_end + 4 + cl;
         if (buf.size() >= need) {
           block.replace(0, std::min(cl, block.size()), buf, head_end + 4,
