@@ -169,10 +169,11 @@ try:
     create_pod("on-nr", selector={"zone": "nr"})
     # The pod may reach the scheduler before the node does (two watches): its first attempt then
     # does not know nr; the node's arrival retries it, as on Kubernetes.
-    cond = wait_for("PodScheduled=False on on-nr, counting nr",
-                    lambda: pod_scheduled_condition("on-nr").get("status") == "False" and
-                    "were not ready" in pod_scheduled_condition("on-nr").get("message", "") and
-                    pod_scheduled_condition("on-nr"))
+    def counts_nr():
+        c = pod_scheduled_condition("on-nr")
+        return c if c.get("status") == "False" and "were not ready" in c.get("message", "") \
+            else None
+    cond = wait_for("PodScheduled=False on on-nr, counting nr", counts_nr)
     t.check("not-ready node refused",
             "1 node(s) were not ready" in (cond or {}).get("message", ""),
             pod_scheduled_condition("on-nr"))
