@@ -259,15 +259,19 @@ void WatchCache::on_store_event(const store::Event& ev) {
     others_waiting = !queue_.empty();
     queue_.push_back(ev);
   }
+  // Earlier events still wait (a handler writing many objects, such as a deletecollection, or a
+  // busy dispatcher): wake it now, so at most one event waits for an answer.
+  if (others_waiting) {
+    queue_cv_->notify_one();
+    return;
+  }
   // On an API I/O thread (a write handled inline) the dispatcher is woken once the write's
   // answer has gone to the socket: woken first, its run (and on a VM the other vCPU's way out
-  // of halt) came before the client's, ~5% of a lone client's create on SQLite. Not when
-  // earlier events still wait (a handler writing many objects, such as a deletecollection, or a
-  // busy dispatcher): then at once, so at most one event waits for an answer. The wake is the
+  // of halt) came before the client's, ~5% of a lone client's create on SQLite. The wake is the
   // deleter of `wake`, so it happens however the deferred task ends: run, dropped at server
   // stop, or never queued (any other thread: at once).
   std::shared_ptr<void> wake(nullptr, [cv = queue_cv_](void*) { cv->notify_one(); });
-  if (!others_waiting) web::run_after_answer([wake = std::move(wake)] {});
+  web::run_after_answer([wake = std::move(wake)] {});
 }
 
 void WatchCache::dispatch_loop() {
