@@ -14,6 +14,7 @@ pkgs=(
   # pod network (issue 4): netagent speaks nftables through libnftnl; the lab and bench/net use
   # nft (tests read back what netagent made) and iperf3 (bench/net)
   libnftnl-dev nftables iperf3
+  fio  # bench/api: the reference tool for the disk's write+fdatasync floor
   libjemalloc-dev  # skiff-netagent's allocator (netagent/main.cc says why)
 )
 missing=()
