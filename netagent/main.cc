@@ -226,6 +226,10 @@ int main(int argc, char** argv) {
     return fail("--cluster-dns \"" + cluster_dns + "\": not an IPv4 address (\"\" turns it off)");
   if (cluster_domain.empty() && !cluster_dns.empty()) return fail("--cluster-domain: empty");
 
+  // One agent per node (network namespace): two would both program its nftables table, routes
+  // and devices, each undoing the other's changes on every resync.
+  if (auto st = daemon::lock_netns("skiff-netagent", kProgram); !st) return fail(st.message());
+
   // Stop signals are taken by sigwait; every thread inherits the mask.
   daemon::StopSignals signals;
 

@@ -2,12 +2,17 @@
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "common/http/http_server.h"
@@ -89,6 +94,41 @@ std::string hostname() {
 }
 
 std::string default_identity() { return hostname() + "_" + std::to_string(getpid()); }
+
+Status lock_netns(const std::string& name, std::string_view holder) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (name.empty() || name.size() + 1 > sizeof addr.sun_path)
+    return Status::invalid("abstract socket name \"" + name + "\": empty or too long");
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::io("socket(AF_UNIX)", errno);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0) {
+    // Listening only lets a refused second copy ask who holds it (SO_PEERCRED below); the
+    // backlog bounds what such questions leave queued. Ours until the process ends.
+    if (::listen(fd, 16) == 0) return Status::ok();
+    int err = errno;
+    ::close(fd);
+    return Status::io("listen on @" + name, err);
+  }
+  int err = errno;
+  ::close(fd);
+  if (err != EADDRINUSE) return Status::io("bind @" + name, err);
+  std::string pid = "unknown";
+  int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (c >= 0) {
+    ucred cred{};
+    socklen_t n = sizeof cred;
+    if (::connect(c, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
+        ::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &n) == 0 && cred.pid > 0)
+      pid = std::to_string(cred.pid);
+    ::close(c);
+  }
+  return Status::unavailable("another " + std::string(holder) +
+                             " runs in this network namespace (pid " + pid +
+                             "; it holds the abstract socket @" + name + ")");
+}
 
 int fail(std::string_view program, const std::string& what) {
   std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(program.size()), program.data(),

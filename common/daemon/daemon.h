@@ -63,6 +63,16 @@ std::string default_identity();
 // Prints "<program>: <what>" to stderr; returns 1, the exit code of a start-up failure.
 int fail(std::string_view program, const std::string& what);
 
+// ---- one per network namespace ---------------------------------------------------------------
+
+// Binds and listens on the abstract unix socket "@<name>" for the rest of this process's life,
+// so that two copies of a daemon never program one network namespace (abstract socket names
+// are per network namespace). Nothing is ever accepted; the kernel frees the name when the
+// process ends, kill -9 included, and children do not inherit it (close-on-exec). When another
+// process holds it: Unavailable "another <holder> runs in this network namespace (pid N; it
+// holds the abstract socket @<name>)", the pid read with SO_PEERCRED ("unknown" if that fails).
+[[nodiscard]] Status lock_netns(const std::string& name, std::string_view holder);
+
 // ---- stop signals ----------------------------------------------------------------------------
 
 class StatusServer;

@@ -1,8 +1,14 @@
 #include "common/daemon/daemon.h"
 
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <catch2/catch.hpp>
+
+#include "test/testing.h"
 
 using namespace skiff;
 using namespace skiff::daemon;
@@ -65,4 +71,76 @@ TEST_CASE("check_port accepts 0..65535 only") {
 TEST_CASE("default_identity is <hostname>_<pid>") {
   std::string id = default_identity();
   CHECK(id == hostname() + "_" + std::to_string(getpid()));
+}
+
+namespace {
+
+// Runs `fn` in a forked child that reports its result through a pipe ('1' ok, '0' not), then
+// either holds what it took until killed (`hold`) or exits. Killed and reaped with the object.
+struct Child {
+  template <class Fn>
+  Child(Fn fn, bool hold) {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      char r = fn();
+      (void)::write(p[1], &r, 1);
+      if (hold) ::pause();
+      ::_exit(0);
+    }
+    ::close(p[1]);
+    if (::read(p[0], &result, 1) != 1) result = 'x';
+    ::close(p[0]);
+  }
+  ~Child() { kill(); }
+  void kill() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pid = 0;
+  }
+  pid_t pid = 0;
+  char result = 0;
+};
+
+}  // namespace
+
+TEST_CASE("lock_netns: one holder per network namespace; freed when it dies, even by kill -9") {
+  const std::string name = "skiff-test-netns-lock-" + std::to_string(::getpid());
+  Child holder([&] { return lock_netns(name, "test agent").is_ok() ? '1' : '0'; }, true);
+  REQUIRE(holder.result == '1');
+
+  // Held by the child: refused, naming the holder's pid and the socket.
+  Status st = lock_netns(name, "test agent");
+  CHECK(st.code() == Code::kUnavailable);
+  CHECK_THAT(st.message(), Catch::Contains("another test agent runs in this network namespace") &&
+                               Catch::Contains("(pid " + std::to_string(holder.pid) + ";") &&
+                               Catch::Contains("@" + name));
+
+  // Killed without a chance to clean up: the name is free, and ours.
+  holder.kill();
+  CHECK(lock_netns(name, "test agent").is_ok());
+  // Held by this process now: a child of ours (no inherited socket) is refused.
+  Child again([&] { return lock_netns(name, "test agent").is_ok() ? '1' : '0'; }, false);
+  CHECK(again.result == '0');
+
+  // Names are per network namespace: in a new one the same name is free.
+  Child other(
+      [&] {
+        if (::unshare(CLONE_NEWNET) != 0) return errno == EPERM ? 'p' : 'e';
+        return lock_netns(name, "test agent").is_ok() ? '1' : '0';
+      },
+      false);
+  if (other.result == 'p') {
+    skiff::testing::skip("a new network namespace needs root (unshare: EPERM)");
+    return;
+  }
+  CHECK(other.result == '1');
+}
+
+TEST_CASE("lock_netns: an empty or too long name is refused") {
+  CHECK(lock_netns("", "x").code() == Code::kInvalid);
+  CHECK(lock_netns(std::string(200, 'a'), "x").code() == Code::kInvalid);
 }

@@ -294,6 +294,19 @@ def main():
                 ann.get("skiff.io/underlay-ip") == NODES[k][1] and st["dev"] is not None and
                 ann.get("skiff.io/vtep-mac") == st["dev"]["mac"], "%s / %s" % (ann, st["dev"]))
 
+    # --- one agent per node ------------------------------------------------------------------
+    # A second agent in node a's namespace (its own status port off, so that is not what stops
+    # it) exits at once, before it touches anything, naming the running one.
+    second = subprocess.run(["ip", "netns", "exec", NS["a"], testlib.need_bin("skiff-netagent"),
+                             "--kubeconfig", kc, "--node-name", NODES["a"][0], "--port", "0",
+                             "--cluster-cidr", "10.244.0.0/16"],
+                            capture_output=True, text=True, timeout=30)
+    c.check("a second skiff-netagent in node a's namespace exits 1, naming the first (pid %d)" %
+            agents["a"].pid,
+            second.returncode == 1 and
+            "another skiff-netagent runs in this network namespace (pid %d;" % agents["a"].pid
+            in second.stderr, "exit %d: %s" % (second.returncode, second.stderr.strip()[-400:]))
+
     # --- kernel state as designed ----------------------------------------------------------
     def designed(k, other):
         st = overlay_state(k)
