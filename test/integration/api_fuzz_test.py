@@ -22,11 +22,14 @@ import testlib  # noqa: E402
 import ctrl_lib  # noqa: E402
 import netlab  # noqa: E402
 
-testlib.deadline(600)
+testlib.deadline(int(os.environ.get("SKIFF_FUZZ_DEADLINE", "600")))
 t = testlib.Checks()
 SEEDS = (11, 12)
 COUNT = 4000      # requests per seed
 TIME_CAP = 90     # seconds per seed (a slow machine sends fewer)
+# By hand, more of it: SKIFF_FUZZ_SEEDS=1,2,3 (and a longer test deadline, SKIFF_FUZZ_DEADLINE=s).
+if os.environ.get("SKIFF_FUZZ_SEEDS"):
+    SEEDS = tuple(int(x) for x in os.environ["SKIFF_FUZZ_SEEDS"].split(","))
 
 CM = testlib.need_bin("skiff-controller-manager")
 SCHED = testlib.need_bin("skiff-scheduler")
@@ -162,7 +165,10 @@ def mutate(obj):
             if isinstance(cur, list) and cur:
                 cur.append(copy.deepcopy(cur[0]))
             elif isinstance(cur, dict):
-                cur[rng.choice(["extra", "name", "x-y", "$patch", "$retainKeys", "metadata"])] = rng.choice(VALUES)
+                # A copy: VALUES' own lists and dicts must never end up inside each other (a
+                # later mutation reaching into a shared one made them cyclic, seed 7).
+                cur[rng.choice(["extra", "name", "x-y", "$patch", "$retainKeys", "metadata"])] = \
+                    copy.deepcopy(rng.choice(VALUES))
         else:
             o = setp(o, p, copy.deepcopy(rng.choice(VALUES)))
     return o
@@ -210,7 +216,8 @@ def fuzz(seed):
                                               "bogus"]),
                             "path": "/" + "/".join(str(x) for x in rng.choice(list(paths(good)))),
                             "from": "/" + "/".join(str(x) for x in rng.choice(list(paths(good)))),
-                            "value": rng.choice(VALUES)} for _ in range(rng.randint(1, 3))]
+                            "value": copy.deepcopy(rng.choice(VALUES))}
+                           for _ in range(rng.randint(1, 3))]
                     st, body = req("PATCH", item, mutate(ops) if rng.random() < 0.3 else ops,
                                    "application/json-patch+json")
         except (OSError, http.client.HTTPException) as e:
