@@ -65,10 +65,13 @@ ApiResult<json> read_object(const store::KeyValue& kv) {
   return read_object_at(kv.value, kv.mod_revision);
 }
 
-std::string stored_form(json obj) {
-  if (obj.contains("metadata") && obj["metadata"].is_object())
-    obj["metadata"].erase("resourceVersion");
-  return obj.dump();
+std::string stored_form(const json& obj) {
+  auto meta = obj.find("metadata");
+  if (meta == obj.end() || !meta->is_object() || !meta->contains("resourceVersion"))
+    return obj.dump();  // the common case (a create): no copy of the object
+  json copy = obj;
+  copy["metadata"].erase("resourceVersion");
+  return copy.dump();
 }
 
 // ---- metadata helpers.

@@ -36,7 +36,7 @@ ApiResult<json> read_object(const store::KeyValue& kv);
 // Parses a stored value and sets metadata.resourceVersion to `revision` (delete events).
 ApiResult<json> read_object_at(const std::string& value, int64_t revision);
 // The stored form: compact JSON without metadata.resourceVersion.
-std::string stored_form(json obj);
+std::string stored_form(const json& obj);
 
 // ---- metadata helpers.
 std::string rfc3339(std::chrono::system_clock::time_point t);
