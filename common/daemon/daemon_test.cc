@@ -122,7 +122,7 @@ TEST_CASE("lock_netns: one holder per network namespace; freed when it dies, eve
   // Killed without a chance to clean up: the name is free, and ours.
   holder.kill();
   CHECK(lock_netns(name, "test agent").is_ok());
-  // Held by this process now: a child of ours (no inherited socket) is refused.
+  // Held by this process now: a forked child (it shares the held socket) cannot bind it again.
   Child again([&] { return lock_netns(name, "test agent").is_ok() ? '1' : '0'; }, false);
   CHECK(again.result == '0');
 
