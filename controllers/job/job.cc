@@ -316,6 +316,9 @@ std::string format_indexes(const std::set<int>& indexes) {
   return out;
 }
 
+// Kubernetes' limit on an Indexed Job's parallelism; here the most completed indexes kept.
+constexpr size_t kMaxParsedIndexes = 100000;
+
 std::set<int> parse_indexes(const std::string& s, int completions) {
   std::set<int> out;
   size_t pos = 0;
@@ -327,7 +330,11 @@ std::set<int> parse_indexes(const std::string& s, int completions) {
     try {
       int a = std::stoi(part.substr(0, dash));
       int b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
-      for (int i = std::max(a, 0); i <= b && i < completions; ++i) out.insert(i);
+      // A status may claim any range ("0-2147483646"): at most kMaxParsedIndexes are kept, so
+      // neither the set nor this loop can grow with what a client wrote.
+      for (int i = std::max(a, 0); i <= b && i < completions && out.size() < kMaxParsedIndexes;
+           ++i)
+        out.insert(i);
     } catch (const std::exception&) {
       // Kubernetes skips what it cannot parse.
     }
@@ -881,7 +888,10 @@ Status JobController::manage(Ctx& c) {
     int64_t running = static_cast<int64_t>(by_index.size());
     for (auto it = by_index.rbegin(); running > want && it != by_index.rend(); ++it, --running)
       surplus.push_back(it->second[0]);  // highest indexes go first
-    for (int ix = 0; ix < c.completions && running < want; ++ix)
+    // At most max_pods_per_sync new pods per sync: completions and parallelism may be as large
+    // as int32 allows, and neither a loop nor a list may follow them.
+    const auto cap = static_cast<size_t>(std::max(opts_.max_pods_per_sync, 0));
+    for (int ix = 0; ix < c.completions && running < want && to_create.size() < cap; ++ix)
       if (!c.completed.count(ix) && !by_index.count(ix)) {
         to_create.push_back(ix);
         ++running;
@@ -897,7 +907,8 @@ Status JobController::manage(Ctx& c) {
       std::sort(active_pods.begin(), active_pods.end(), delete_first);
       surplus.assign(active_pods.begin(), active_pods.begin() + (n - want));
     }
-    for (int64_t i = n; i < want; ++i) to_create.push_back(-1);
+    const int64_t cap = std::max(opts_.max_pods_per_sync, 0);
+    for (int64_t i = n; i < want && i - n < cap; ++i) to_create.push_back(-1);
   }
   if (static_cast<int>(surplus.size()) > opts_.max_pods_per_sync)
     surplus.resize(opts_.max_pods_per_sync);

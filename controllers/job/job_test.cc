@@ -724,3 +724,19 @@ TEST_CASE("ttlSecondsAfterFinished deletes the finished job") {
   REQUIRE(ttl.sync("default/keep").is_ok());
   CHECK(cluster.deleted_jobs.size() == 1);
 }
+
+TEST_CASE("parallelism and completions as large as int32 allows: 500 pods per sync, no more") {
+  // Both are int32 in the API; a loop or a list that followed them ran out of memory.
+  Fixture f;
+  f.cluster.add_job(
+      make_job("pi", {{"parallelism", 2147483647}, {"completions", 2147483647}}));
+  REQUIRE(f.ctl->sync("default/pi").is_ok());
+  CHECK(f.cluster.pod_api.size() == 500);
+  Fixture g;
+  g.cluster.add_job(make_job("pi", {{"parallelism", 2147483647}, {"completions", 2147483647},
+                                    {"completionMode", "Indexed"}}));
+  REQUIRE(g.ctl->sync("default/pi").is_ok());
+  CHECK(g.cluster.pod_api.size() == 500);
+  // A status may claim any range of completed indexes: bounded, not followed.
+  CHECK(parse_indexes("0-2147483646", 2147483647).size() == 100000);
+}

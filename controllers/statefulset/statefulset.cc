@@ -23,6 +23,10 @@ namespace skiff::controllers::statefulset {
 
 namespace {
 
+// How many replicas past the highest live ordinal one sync may create (a Parallel set; a
+// monotonic one creates one per sync): Kubernetes' burstReplicas for ReplicaSets.
+constexpr int64_t kMaxNewReplicasPerSync = 500;
+
 constexpr auto set_type = &resource_type<proto::statefulset_resource>;
 constexpr auto pod_type = &resource_type<proto::pod_resource>;
 constexpr auto claim_type = &resource_type<proto::persistentvolumeclaim_resource>;
@@ -447,11 +451,21 @@ Status StatefulSetController::update_set(const json& set, Revisions& revs,
             {"collisionCount", revs.collision_count}};
 
   const int start = start_ordinal(set), count = std::max(0, replicas_of(set));
-  std::vector<Replica> replicas(static_cast<size_t>(count));
+  // Kubernetes allocates one slot per replica; spec.replicas may be as large as int32 allows, so
+  // here the slots end after the highest live ordinal plus kMaxNewReplicasPerSync: ordinals past
+  // that are created by later syncs (a monotonic set creates one per sync anyway).
+  int64_t highest = -1;
+  for (const auto& p : pods) {
+    int64_t o = get_ordinal(p);
+    if (o >= start && o < int64_t{start} + count) highest = std::max(highest, o - start);
+  }
+  const int slots =
+      static_cast<int>(std::min<int64_t>(count, highest + 1 + kMaxNewReplicasPerSync));
+  std::vector<Replica> replicas(static_cast<size_t>(slots));
   std::vector<json> condemned;
   for (const auto& p : pods) {
-    int o = get_ordinal(p);
-    if (o >= start && o < start + count)
+    int64_t o = get_ordinal(p);
+    if (o >= start && o < int64_t{start} + count)
       replicas[static_cast<size_t>(o - start)] = Replica{p, true};
     else if (o >= 0)
       condemned.push_back(p);
@@ -465,7 +479,7 @@ Status StatefulSetController::update_set(const json& set, Revisions& revs,
     count_status(status, live, min_ready, cur_name, upd_name, now);
   };
   recount();
-  for (int i = 0; i < count; ++i) {
+  for (int i = 0; i < slots; ++i) {
     if (replicas[i].created) continue;
     int ordinal = start + i;
     // newVersionedStatefulSetPod: below the partition pods stay at the current revision.
@@ -480,6 +494,8 @@ Status StatefulSetController::update_set(const json& set, Revisions& revs,
     if (!r.created || !is_healthy(r.pod)) {
       if (!first_unhealthy) first_unhealthy = &r.pod;
     }
+  static const json kNotYetCreated;  // the replicas past the slots: missing, so not healthy
+  if (!first_unhealthy && slots < count) first_unhealthy = &kNotYetCreated;
   for (auto it = condemned.rbegin(); it != condemned.rend(); ++it)
     if (!is_healthy(*it) && !first_unhealthy) first_unhealthy = &*it;
 
@@ -562,6 +578,7 @@ Status StatefulSetController::update_set(const json& set, Revisions& revs,
   if (!is_rolling_update(set)) return Status::ok();  // OnDelete
   // Rolling update: from the highest ordinal down to the partition, one pod at a time.
   int update_min = partition_of(set);
+  if (slots < count) return Status::ok();  // replicas still to create: updates wait for them
   for (int target = count - 1; target >= update_min; --target) {
     Replica& r = replicas[static_cast<size_t>(target)];
     if (!r.created) return Status::ok();

@@ -571,5 +571,18 @@ TEST_CASE("handlers enqueue the owning set") {
   f.ctrl.queue().done(*k);
 }
 
+TEST_CASE("replicas as large as int32 allows: a sync creates at most 500 pods, then the next 500") {
+  // Kubernetes allocates a slot per replica (16 GB here); the API accepts 2147483647.
+  Fixture f(2147483647, R"({"podManagementPolicy":"Parallel"})");
+  f.sync();
+  CHECK(f.world.names().size() == 500);
+  f.sync();
+  CHECK(f.world.names().size() == 1000);
+  // OrderedReady: one at a time, as for any size.
+  Fixture g(2147483647);
+  g.sync();
+  CHECK(g.world.names() == V{"web-0"});
+}
+
 }  // namespace
 }  // namespace skiff::controllers::statefulset
