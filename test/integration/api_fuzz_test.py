@@ -150,7 +150,52 @@ def setp(o, p, v):
     return o
 
 
+# SKIFF_FUZZ_TYPED=1 (by hand): mutations keep each value's JSON type, so most objects decode
+# and the fuzzing reaches defaulting, validation, admission and the controllers behind them.
+TYPED = os.environ.get("SKIFF_FUZZ_TYPED") == "1"
+TYPED_VALUES = {
+    str: ["", "x", "-", "a" * 300, "A", "x" * 64, "\u00e9", "1Gi", "100m", "0", "-1", "25%",
+          "1e3", "10.0.0.1", "10.96.0.1", "::1", "a/b", "a.b/c", "*/5 * * * *", "@hourly",
+          "2026-01-01T00:00:00Z", "None", "Always", "TCP", "ClusterIP", "NodePort", "LoadBalancer",
+          "ExternalName", "In", "NotIn", "Exists", "default", "kube-system", "9999999999999"],
+    int: [0, -1, 1, 2, 65535, 65536, 30000, 32768, 2**31 - 1, 2**31, 2**63 - 1, -2**63],
+    float: [0.0, -1.5, 1e308, 0.5],
+}
+
+
+def typed_value(cur):
+    """A value of cur's JSON type (None when no such value is useful)."""
+    if isinstance(cur, bool):
+        return not cur
+    for t in (int, float, str):
+        if isinstance(cur, t):
+            return rng.choice(TYPED_VALUES[t])
+    if isinstance(cur, list):
+        return [] if not cur or rng.random() < 0.3 else cur + [copy.deepcopy(rng.choice(cur))]
+    if isinstance(cur, dict):
+        d = copy.deepcopy(cur)
+        if d and rng.random() < 0.5:
+            del d[rng.choice(list(d))]
+        else:
+            d[rng.choice(["extra", "a", "x-y"])] = rng.choice(TYPED_VALUES[str])
+        return d
+    return None
+
+
 def mutate(obj):
+    if TYPED and rng.random() < 0.9:
+        o = copy.deepcopy(obj)
+        for _ in range(rng.randint(1, 3)):
+            p = rng.choice([p for p in paths(o) if p and p[0] not in ("apiVersion", "kind")] or [()])
+            if not p:
+                break
+            cur = o
+            for k in p:
+                cur = cur[k]
+            v = typed_value(cur)
+            if v is not None:
+                o = setp(o, p, v)
+        return o
     o = copy.deepcopy(obj)
     for _ in range(rng.randint(1, 4)):
         ps = list(paths(o))
