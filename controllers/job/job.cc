@@ -871,6 +871,9 @@ Status JobController::manage(Ctx& c) {
   // Which pods should run: min(parallelism, what remains to complete).
   std::vector<json> surplus;
   std::vector<int> to_create;  // indexes (-1 for NonIndexed)
+  // At most max_pods_per_sync new pods per sync: completions and parallelism may be as large as
+  // int32 allows, and neither a loop nor a list may follow them.
+  const auto cap = static_cast<size_t>(opts_.max_pods_per_sync);  // >= 1 (constructor)
   int64_t want;
   if (c.indexed) {
     want =
@@ -888,9 +891,6 @@ Status JobController::manage(Ctx& c) {
     int64_t running = static_cast<int64_t>(by_index.size());
     for (auto it = by_index.rbegin(); running > want && it != by_index.rend(); ++it, --running)
       surplus.push_back(it->second[0]);  // highest indexes go first
-    // At most max_pods_per_sync new pods per sync: completions and parallelism may be as large
-    // as int32 allows, and neither a loop nor a list may follow them.
-    const auto cap = static_cast<size_t>(std::max(opts_.max_pods_per_sync, 0));
     for (int ix = 0; ix < c.completions && running < want && to_create.size() < cap; ++ix)
       if (!c.completed.count(ix) && !by_index.count(ix)) {
         to_create.push_back(ix);
@@ -907,13 +907,10 @@ Status JobController::manage(Ctx& c) {
       std::sort(active_pods.begin(), active_pods.end(), delete_first);
       surplus.assign(active_pods.begin(), active_pods.begin() + (n - want));
     }
-    const int64_t cap = std::max(opts_.max_pods_per_sync, 0);
-    for (int64_t i = n; i < want && i - n < cap; ++i) to_create.push_back(-1);
+    for (int64_t i = n; i < want && to_create.size() < cap; ++i) to_create.push_back(-1);
   }
   if (static_cast<int>(surplus.size()) > opts_.max_pods_per_sync)
     surplus.resize(opts_.max_pods_per_sync);
-  if (static_cast<int>(to_create.size()) > opts_.max_pods_per_sync)
-    to_create.resize(opts_.max_pods_per_sync);
 
   int deleted = 0;
   Status first = delete_pods(c, surplus, &deleted);
