@@ -453,7 +453,9 @@ Status StatefulSetController::update_set(const json& set, Revisions& revs,
   const int start = start_ordinal(set), count = std::max(0, replicas_of(set));
   // Kubernetes allocates one slot per replica; spec.replicas may be as large as int32 allows, so
   // here the slots end after the highest live ordinal plus kMaxNewReplicasPerSync: ordinals past
-  // that are created by later syncs (a monotonic set creates one per sync anyway).
+  // that are created by later syncs (a monotonic set creates one per sync anyway). With slots
+  // cut short the slot after the highest live ordinal is empty, so first_unhealthy below is set
+  // just as with every slot.
   int64_t highest = -1;
   for (const auto& p : pods) {
     int64_t o = get_ordinal(p);
@@ -494,8 +496,6 @@ Status StatefulSetController::update_set(const json& set, Revisions& revs,
     if (!r.created || !is_healthy(r.pod)) {
       if (!first_unhealthy) first_unhealthy = &r.pod;
     }
-  static const json kNotYetCreated;  // the replicas past the slots: missing, so not healthy
-  if (!first_unhealthy && slots < count) first_unhealthy = &kNotYetCreated;
   for (auto it = condemned.rbegin(); it != condemned.rend(); ++it)
     if (!is_healthy(*it) && !first_unhealthy) first_unhealthy = &*it;
 
