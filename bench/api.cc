@@ -283,6 +283,19 @@ std::string etcd_create_txn(const std::string& prefix, int64_t i) {
 
 // etcd to compare against: --etcd PATH, else `etcd` on PATH, else Debian's etcd-server unpacked
 // (not installed: that would start a system etcd) by test/tools/deb_unpack.sh. "" if none.
+// Runs `cmd` through the shell and returns its exit code (-1 if it could not start), its
+// standard output in `out` with trailing newlines removed.
+int run_command(const std::string& cmd, std::string* out) {
+  out->clear();
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return -1;
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, f)) *out += buf;
+  int st = ::pclose(f);
+  while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
+  return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 std::string find_etcd(const std::string& flag, std::string* why) {
   if (!flag.empty()) return flag;
   if (const char* path = std::getenv("PATH")) {
@@ -298,12 +311,8 @@ std::string find_etcd(const std::string& flag, std::string* why) {
 #ifdef SKIFF_SOURCE_DIR
   std::string cmd = std::string("bash '") + SKIFF_SOURCE_DIR +
                     "/test/tools/deb_unpack.sh' etcd-server usr/bin/etcd 2>&1";
-  if (FILE* f = ::popen(cmd.c_str(), "r")) {
-    std::string out;
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, f)) out += buf;
-    int st = ::pclose(f);
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  std::string out;
+  if (int st = run_command(cmd, &out); st != -1) {
     if (st == 0 && ::access(out.c_str(), X_OK) == 0) return out;
     *why = out.empty() ? "deb_unpack.sh failed" : out;
     return "";
@@ -362,12 +371,8 @@ double fsync_floor(const fs::path& dir, int max_ops, double max_seconds, bool ov
 // The reference tool's floor: fio as etcd's documentation has users check a disk for its WAL
 // (`fio --rw=write --ioengine=sync --fdatasync=1 --size=22m --bs=2300`), sequential 2,300-byte
 // writes each followed by fdatasync into a new file in `dir`. Returns its write IOPS, or 0 with
-// `why` set when fio is missing or fails. Bounded by `max_seconds` (fio's --runtime).
+// `why` set when fio is missing or fails. Bounded by fio's --runtime (2 s quick, else 5 s).
 double fio_floor(const fs::path& dir, bool quick, std::string* why) {
-  if (std::system("command -v fio >/dev/null 2>&1") != 0) {
-    *why = "fio not installed (deploy/deps.sh installs it)";
-    return 0;
-  }
   fs::path d = dir / "fio-floor";
   fs::create_directories(d);
   std::string cmd = "fio --name=floor --directory='" + d.string() +
@@ -375,13 +380,14 @@ double fio_floor(const fs::path& dir, bool quick, std::string* why) {
                     (quick ? "2m" : "22m") + " --runtime=" + (quick ? "2" : "5") +
                     " --output-format=terse --terse-version=3 2>&1";
   std::string out;
-  if (FILE* f = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, f)) out += buf;
-    if (::pclose(f) != 0) out = "fio failed: " + out;
-  }
+  int st = run_command(cmd, &out);
   std::error_code ec;
   fs::remove_all(d, ec);
+  if (st == 127) {
+    *why = "fio not installed (deploy/deps.sh installs it)";
+    return 0;
+  }
+  if (st != 0) out = "fio failed: " + out;
   // Terse v3: field 1 is "3", field 49 the write IOPS.
   std::vector<std::string> fields;
   for (size_t b = 0, e; b <= out.size(); b = e + 1) {
@@ -390,7 +396,6 @@ double fio_floor(const fs::path& dir, bool quick, std::string* why) {
     fields.push_back(out.substr(b, e - b));
   }
   if (fields.size() < 50 || fields[0] != "3") {
-    while (!out.empty() && out.back() == '\n') out.pop_back();
     *why = out.empty() ? "fio printed nothing" : out.substr(0, 200);
     return 0;
   }
@@ -885,16 +890,10 @@ int run(int argc, char** argv) {
       std::printf("  %-42s skipped: %s\n", "etcd (reference)", why.c_str());
     } else {
       std::string version = "etcd";
-      if (FILE* f = ::popen(("'" + etcd + "' --version 2>/dev/null").c_str(), "r")) {
-        char buf[256];
-        if (std::fgets(buf, sizeof buf, f)) {
-          std::string line = buf;  // "etcd Version: 3.4.23"
-          if (auto p = line.find(": "); p != std::string::npos) {
-            version = "etcd " + line.substr(p + 2);
-            while (!version.empty() && version.back() == '\n') version.pop_back();
-          }
-        }
-        ::pclose(f);
+      std::string out;  // "etcd Version: 3.4.23\nGit SHA: ..."
+      if (run_command("'" + etcd + "' --version 2>/dev/null", &out) == 0) {
+        std::string line = out.substr(0, out.find('\n'));
+        if (auto p = line.find(": "); p != std::string::npos) version = "etcd " + line.substr(p + 2);
       }
       Etcd e(etcd, dir);
       if (!e.ready()) {
