@@ -719,6 +719,47 @@ WatchResult run_watch(int port, int watchers, double rate, double seconds) {
   return r;
 }
 
+// What holds `dir`: "<source> <fstype>", and for ext3/ext4 whether it has a journal (jbd2
+// lists every journal it runs under /proc/fs/jbd2/<device>-<inode>). On a filesystem without
+// one an append's fdatasync writes the inode in place; with one it commits a transaction, which
+// a commit into a pre-written file (the WAL, pre-sized) does not need.
+std::string describe_filesystem(const fs::path& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, best_mount, source, type;
+  const std::string d = fs::weakly_canonical(dir).string();
+  while (std::getline(in, line)) {
+    // id parent major:minor root mount-point options [optional...] - fstype source superopts
+    std::vector<std::string> f;
+    for (size_t i = 0, j; i < line.size(); i = j + 1) {
+      j = line.find(' ', i);
+      if (j == std::string::npos) j = line.size();
+      f.push_back(line.substr(i, j - i));
+    }
+    auto dash = std::find(f.begin(), f.end(), "-");
+    if (f.size() < 5 || dash == f.end() || f.end() - dash < 3) continue;
+    const std::string& mp = f[4];
+    bool under = d == mp || mp == "/" || (d.size() > mp.size() && d.compare(0, mp.size(), mp) == 0 &&
+                                          d[mp.size()] == '/');
+    if (under && mp.size() >= best_mount.size()) {
+      best_mount = mp;
+      type = dash[1];
+      source = dash[2];
+    }
+  }
+  if (type.empty()) return "an unknown filesystem";
+  std::string out = source + " " + type;
+  if (type == "ext4" || type == "ext3") {
+    std::string dev = fs::path(source).filename().string();
+    bool journal = false;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc/fs/jbd2", ec)) {
+      if (e.path().filename().string().rfind(dev + "-", 0) == 0) journal = true;
+    }
+    out += journal ? " with a journal" : " without a journal";
+  }
+  return out;
+}
+
 std::string find_server(const std::string& flag) {
   if (!flag.empty()) return flag;
   std::error_code ec;
@@ -796,9 +837,9 @@ int run(int argc, char** argv) {
   }
   fs::path dir = tmpl;
   const double k = quick ? 0.1 : 1.0;
-  std::printf("skiff-apiserver benchmark (%s), server %s, data under %s, %u CPUs\n",
+  std::printf("skiff-apiserver benchmark (%s), server %s, data under %s (%s), %u CPUs\n",
               quick ? "quick" : "full", exe.c_str(), dir.c_str(),
-              std::thread::hardware_concurrency());
+              describe_filesystem(dir).c_str(), std::thread::hardware_concurrency());
 
   int rc = 0;
   const bool creates = only.empty() || only == "creates";

@@ -15,6 +15,7 @@ pkgs=(
   # nft (tests read back what netagent made) and iperf3 (bench/net)
   libnftnl-dev nftables iperf3
   fio  # bench/api: the reference tool for the disk's write+fdatasync floor
+  e2fsprogs  # bench/api_fs.sh: mkfs.ext4 for the filesystems it measures on
   libjemalloc-dev  # skiff-netagent's allocator (netagent/main.cc says why)
 )
 missing=()
