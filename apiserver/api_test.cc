@@ -329,6 +329,19 @@ TEST_CASE("admission errors: bad JSON, wrong kind, namespaces, validation") {
   CHECK(type["code"] == 400);
   CHECK(type["message"].get<std::string>().find("spec.containers") != std::string::npos);
 
+  // A well-formed time the clock cannot hold is refused by name, not stored wrapped (year 3000
+  // was stored as 1830).
+  const std::string events = "/api/v1/namespaces/default/events";
+  auto far = f.call_json("POST", events,
+                         R"({"apiVersion":"v1","kind":"Event","metadata":{"name":"far"},
+                             "involvedObject":{"kind":"Pod","name":"p","namespace":"default"},
+                             "reason":"R","lastTimestamp":"3000-01-01T00:00:00Z"})");
+  CHECK(far["code"] == 400);
+  CHECK(far["message"].get<std::string>().find(
+            "lastTimestamp: Invalid value: \"3000-01-01T00:00:00Z\": time out of the range skiff "
+            "stores (years 1678 to 2261)") != std::string::npos);
+  CHECK(f.call("GET", events + "/far").status == 404);
+
   auto missing_ns = f.call_json("POST", "/api/v1/namespaces/nope/pods", pod("x"));
   CHECK(missing_ns["code"] == 404);
   CHECK(missing_ns["message"] == "namespaces \"nope\" not found");
@@ -863,6 +876,15 @@ TEST_CASE("watch: bookmarks, timeout, slow watcher cut off") {
         std::stoll(evs[0]["object"]["metadata"]["resourceVersion"].get<std::string>()));
   CHECK(s->wait_closed());  // timeoutSeconds=1
 
+  // The largest timeoutSeconds is valid and keeps the watch open (it used to overflow the
+  // deadline); one digit more is a 400.
+  auto far = f.watch(std::string(kPods) + "?watch=1&timeoutSeconds=9223372036854775807");
+  REQUIRE(f.call("POST", kPods, pod("far")).status == 201);
+  CHECK(far->wait_events(2).size() == 2);  // ADDED a (initial state), ADDED far
+  CHECK_FALSE(far->closed());
+  CHECK(f.call("GET", std::string(kPods) + "?watch=1&timeoutSeconds=9223372036854775808").status ==
+        400);
+
   // A watcher whose stream refuses more data is dropped; a healthy one keeps receiving.
   auto slow = f.watch(std::string(kPods) + "?watch=1&resourceVersion=" +
                           std::to_string(f.store->current_revision()),
@@ -913,6 +935,19 @@ TEST_CASE("pod deletion: graceful for pods on a node, immediate otherwise") {
   // Grace 0 (the kubelet, or --force) removes it.
   REQUIRE(f.call("DELETE", p + "/bound?gracePeriodSeconds=0").status == 200);
   CHECK(f.call("GET", p + "/bound").status == 404);
+
+  // Any int64 grace is valid; now + grace saturates at a time that still parses (it used to
+  // wrap: 4e12 s gave 1933, i.e. a pod already past its grace).
+  for (const char* g : {"9223372036854775807", "4000000000000"}) {
+    INFO(g);
+    json huge = json::parse(pod("huge"));
+    huge["spec"]["nodeName"] = "n1";
+    REQUIRE(f.call("POST", p, huge.dump()).status == 201);
+    auto marked = f.call_json("DELETE", p + "/huge", std::string(R"({"gracePeriodSeconds":)") + g + "}");
+    CHECK(marked["metadata"]["deletionTimestamp"] == "2262-04-11T23:47:15Z");
+    CHECK(marked["metadata"]["deletionGracePeriodSeconds"] == std::stoll(g));
+    REQUIRE(f.call("DELETE", p + "/huge?gracePeriodSeconds=0").status == 200);
+  }
 
   // A finished pod needs no grace.
   json finished = json::parse(pod("done"));

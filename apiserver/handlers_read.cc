@@ -1,20 +1,23 @@
 // get, list and watch.
 #include <chrono>
+#include <limits>
 #include <random>
 
 #include "apiserver/api_impl.h"
 #include "apiserver/metrics.h"
 #include "apiserver/store/store.h"
 #include "proto/registry.h"
+#include "proto/time.h"
 
 namespace skiff::apiserver {
 namespace {
 
 bool parse_int(const std::string& s, int64_t* out) {
-  if (s.empty() || s.size() > 18) return false;
+  if (s.empty() || s.size() > 19) return false;
   int64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
+    if (v > (std::numeric_limits<int64_t>::max() - (c - '0')) / 10) return false;
     v = v * 10 + (c - '0');
   }
   *out = v;
@@ -189,7 +192,7 @@ Response ApiImpl::watch(const Request& req, const Target& t) {
     thread_local std::mt19937 rng{std::random_device{}()};
     timeout = std::uniform_int_distribution<int64_t>(1800, 3600)(rng);
   }
-  w.timeout = std::chrono::seconds(timeout);
+  w.timeout = proto::capped_seconds(timeout);  // any int64 is valid; the clock holds 292 years
   Response r;
   r.status = 200;
   r.content_type = "application/json";

@@ -13,6 +13,7 @@
 #include "apiserver/store/store.h"
 #include "proto/patch.h"
 #include "proto/registry.h"
+#include "proto/time.h"
 
 namespace skiff::apiserver {
 namespace {
@@ -616,7 +617,7 @@ ApiResult<json> ApiImpl::delete_object(const proto::ResourceType& rt, const std:
         if (!m.contains("deletionTimestamp") ||
             int_or(m.value("deletionGracePeriodSeconds", json()), 0) > grace) {
           obj["metadata"]["deletionTimestamp"] =
-              rfc3339(std::chrono::system_clock::now() + std::chrono::seconds(grace));
+              rfc3339(proto::plus_seconds(std::chrono::system_clock::now(), grace));
           obj["metadata"]["deletionGracePeriodSeconds"] = grace;
         }
         if (wo.dry_run) return obj;

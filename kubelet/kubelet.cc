@@ -27,6 +27,7 @@
 #include "proto/pod.h"
 #include "proto/secret.h"
 #include "proto/storage.h"
+#include "proto/time.h"
 
 namespace fs = std::filesystem;
 
@@ -1244,9 +1245,10 @@ void Kubelet::stop_container(Entry& e, const proto::Pod& pod, const std::string&
   int sig = grace_seconds <= 0 ? SIGKILL : SIGTERM;
   if (auto s = deps_.runtime->signal(id, sig); !s)
     spdlog::warn("signalling container {}: {}", id, s.to_string());
-  e.stopping[id] = SteadyClock::now() + std::chrono::seconds(std::max<int64_t>(grace_seconds, 0));
-  workers_->enqueue_after(e.uid, std::chrono::seconds(std::max<int64_t>(grace_seconds, 0)) +
-                                     std::chrono::milliseconds(10));
+  // The spec's int64 grace may be any size: capped where it meets the clock (100 years).
+  const auto grace = proto::capped_seconds(std::max<int64_t>(grace_seconds, 0));
+  e.stopping[id] = SteadyClock::now() + grace;
+  workers_->enqueue_after(e.uid, grace + std::chrono::milliseconds(10));
 }
 
 Result<images::ImageRecord> Kubelet::ensure_image(Entry& e, const proto::Pod& pod,
@@ -1594,7 +1596,7 @@ void Kubelet::terminate(Entry& e, const proto::Pod& pod, bool in_api) {
   auto instances = observe(e);
   if (!e.terminating) {
     e.terminating = true;
-    e.term_deadline = SteadyClock::now() + std::chrono::seconds(std::max<int64_t>(grace, 0));
+    e.term_deadline = SteadyClock::now() + proto::capped_seconds(std::max<int64_t>(grace, 0));
     if (prober_) prober_->remove_pod(e.uid);
     for (const auto& i : instances)
       if (i.running()) {

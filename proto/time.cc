@@ -44,6 +44,50 @@ unsigned days_in_month(int64_t y, unsigned m) {
   return m == 2 && leap ? 29 : kDays[m - 1];
 }
 
+// The fields of YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM) as seconds since the epoch (UTC)
+// and nanoseconds; false if malformed. Years 0000-9999, as Go's time package reads them.
+bool parse_fields(std::string_view s, int64_t& secs_out, int64_t& nanos_out) {
+  int y, mo, d, h, mi, sec;
+  if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
+      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, h) ||
+      s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec))
+    return false;
+  if (mo < 1 || mo > 12 || d < 1 || d > static_cast<int>(days_in_month(y, mo)) || h > 23 ||
+      mi > 59 || sec > 59)
+    return false;
+  size_t i = 19;
+  int64_t nanos = 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    size_t start = i;
+    int64_t scale = 100'000'000;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      nanos += (s[i] - '0') * scale;  // digits past nanoseconds are dropped
+      scale /= 10;
+      ++i;
+    }
+    if (i == start) return false;
+  }
+  if (i >= s.size()) return false;
+  int64_t offset = 0;
+  if (s[i] == 'Z' || s[i] == 'z') {
+    ++i;
+  } else if (s[i] == '+' || s[i] == '-') {
+    int oh, om;
+    if (!digits(s, i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' ||
+        !digits(s, i + 4, 2, om) || oh > 23 || om > 59)
+      return false;
+    offset = (oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
+    i += 6;
+  } else {
+    return false;
+  }
+  if (i != s.size()) return false;
+  secs_out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+  nanos_out = nanos;
+  return true;
+}
+
 template <class Duration>
 Clock::time_point truncate(Clock::time_point t) {
   auto d = std::chrono::floor<Duration>(t.time_since_epoch());
@@ -63,7 +107,10 @@ bool decode_time(const json& j, T& out, std::string& err) {
   }
   auto t = parse_rfc3339(s);
   if (!t) {
-    err = "invalid RFC 3339 time";
+    int64_t secs = 0, nanos = 0;
+    err = parse_fields(s, secs, nanos)
+              ? std::string("time out of the range skiff stores (") + kTimeRange + ")"
+              : "invalid RFC 3339 time";
     return false;
   }
   out = T{truncate<Duration>(*t)};
@@ -73,44 +120,12 @@ bool decode_time(const json& j, T& out, std::string& err) {
 }  // namespace
 
 std::optional<Clock::time_point> parse_rfc3339(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
-  int y, mo, d, h, mi, sec;
-  if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
-      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, h) ||
-      s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec))
-    return std::nullopt;
-  if (mo < 1 || mo > 12 || d < 1 || d > static_cast<int>(days_in_month(y, mo)) || h > 23 ||
-      mi > 59 || sec > 59)
-    return std::nullopt;
-  size_t i = 19;
-  int64_t nanos = 0;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    size_t start = i;
-    int64_t scale = 100'000'000;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
-      nanos += (s[i] - '0') * scale;  // digits past nanoseconds are dropped
-      scale /= 10;
-      ++i;
-    }
-    if (i == start) return std::nullopt;
-  }
-  if (i >= s.size()) return std::nullopt;
-  int64_t offset = 0;
-  if (s[i] == 'Z' || s[i] == 'z') {
-    ++i;
-  } else if (s[i] == '+' || s[i] == '-') {
-    int oh, om;
-    if (!digits(s, i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' ||
-        !digits(s, i + 4, 2, om) || oh > 23 || om > 59)
-      return std::nullopt;
-    offset = (oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size()) return std::nullopt;
-  int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+  int64_t secs = 0, nanos = 0;
+  if (!parse_fields(s, secs, nanos)) return std::nullopt;
+  // Past the clock's ends the nanoseconds would overflow (year 3000 came back as 1830).
+  constexpr int64_t kLimit =
+      std::chrono::duration_cast<std::chrono::seconds>(Clock::duration::max()).count() - 1;
+  if (secs > kLimit || secs < -kLimit) return std::nullopt;
   auto dur = std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos);
   return Clock::time_point(std::chrono::duration_cast<Clock::duration>(dur));
 }

@@ -19,8 +19,37 @@ namespace skiff::proto {
 
 using Clock = std::chrono::system_clock;
 
-// Parses an RFC 3339 timestamp; nullopt if malformed.
+// Parses an RFC 3339 timestamp; nullopt if malformed or outside what the clock holds (its
+// nanoseconds span 1677-09-21 to 2262-04-11; kTimeRange says so in errors).
 std::optional<Clock::time_point> parse_rfc3339(std::string_view s);
+inline constexpr const char* kTimeRange = "years 1678 to 2261";
+
+// `t + secs`, saturated near the ends of t's clock. API objects carry int64 seconds (grace
+// periods, deadlines, timeouts) and times up to 2262; a sum past the clock's 292 years would
+// otherwise overflow its nanoseconds (undefined behaviour; in practice a time in the past).
+template <class TimePoint>
+TimePoint plus_seconds(TimePoint t, int64_t secs) {
+  using Duration = typename TimePoint::duration;
+  constexpr int64_t limit =
+      std::chrono::duration_cast<std::chrono::seconds>(Duration::max()).count() - 1;
+  const Duration since = t.time_since_epoch();
+  const int64_t whole = std::chrono::floor<std::chrono::seconds>(since).count();
+  // Saturated at whole seconds the parser reads back (the clock's own max prints as :16Z).
+  if (secs > 0 && whole > limit - secs)
+    return TimePoint(std::chrono::duration_cast<Duration>(std::chrono::seconds(limit)));
+  if (secs < 0 && whole < -limit - secs)
+    return TimePoint(std::chrono::duration_cast<Duration>(std::chrono::seconds(-limit)));
+  const Duration rest = since - std::chrono::duration_cast<Duration>(std::chrono::seconds(whole));
+  return TimePoint(std::chrono::duration_cast<Duration>(std::chrono::seconds(whole + secs)) + rest);
+}
+
+// An API object's int64 seconds as a duration that a nanosecond clock can add to "now":
+// clamped to +-100 years (a grace period or timeout that long never ends in practice).
+inline std::chrono::seconds capped_seconds(int64_t s) {
+  constexpr int64_t kMax = 100LL * 366 * 86400;
+  return std::chrono::seconds(s > kMax ? kMax : s < -kMax ? -kMax : s);
+}
+
 // "2026-11-25T10:00:00Z" (fraction_digits 0) or with 1..9 fractional digits, always UTC.
 std::string format_rfc3339(Clock::time_point t, int fraction_digits = 0);
 

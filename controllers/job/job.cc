@@ -810,7 +810,7 @@ Status JobController::manage(Ctx& c) {
       message = "Job has reached the specified backoff limit";
     } else if (auto start = parse_time(at(st, "startTime"));
                !suspended && start && at(spec, "activeDeadlineSeconds").is_number_integer()) {
-      auto deadline = *start + std::chrono::seconds(num(at(spec, "activeDeadlineSeconds")));
+      auto deadline = proto::plus_seconds(*start, num(at(spec, "activeDeadlineSeconds")));
       if (c.now >= deadline) {
         reason = "DeadlineExceeded";
         message = "Job was active longer than specified deadline";

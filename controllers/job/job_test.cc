@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -532,6 +533,25 @@ TEST_CASE("activeDeadlineSeconds fails the job with DeadlineExceeded") {
   CHECK(f.events.count("DeadlineExceeded: Job was active longer than specified deadline") == 1);
   CHECK(f.cluster.deleted_pods.size() == 2);
   CHECK(f.cluster.pod_api.empty());
+}
+
+TEST_CASE("an activeDeadlineSeconds near int64's max is far away, not past") {
+  // startTime + 9223372036854775807 s used to overflow the clock's nanoseconds into the past:
+  // the job failed with DeadlineExceeded on its first sync.
+  for (int64_t ads : {std::numeric_limits<int64_t>::max(), int64_t{4'000'000'000'000}}) {
+    INFO(ads);
+    Fixture f;
+    f.cluster.add_job(make_job("pi", {{"activeDeadlineSeconds", ads}, {"parallelism", 2}, {"completions", 4}}));
+    f.converge();
+    REQUIRE(f.cluster.creates == 2);
+    for (auto& n : f.cluster.pods_in("Pending")) f.cluster.set_phase(n, "Running");
+    f.cluster.settle(*f.ctl);
+    f.now += std::chrono::hours(24 * 365);
+    f.converge();
+    CHECK_FALSE(f.has_condition("FailureTarget"));
+    CHECK_FALSE(f.has_condition("Failed"));
+    CHECK(f.cluster.deleted_pods.empty());
+  }
 }
 
 TEST_CASE("Failed waits for terminating pods; a pod is deleted once") {
