@@ -454,7 +454,8 @@ void validate_pod(const Pod& pod, const Pod* old, FieldErrors& errs) {
     add_errors(errs, spec.field("hostname"), s.hostname, is_dns1123_label(s.hostname));
   if (!s.subdomain.empty())
     add_errors(errs, spec.field("subdomain"), s.subdomain, is_dns1123_label(s.subdomain));
-  if (s.active_deadline_seconds && *s.active_deadline_seconds <= 0)
+  if (s.active_deadline_seconds &&
+      (*s.active_deadline_seconds <= 0 || *s.active_deadline_seconds > 2147483647))
     errs.push_back({ErrorType::kInvalid, spec.field("activeDeadlineSeconds").str(),
                     "must be between 1 and 2147483647, inclusive",
                     std::to_string(*s.active_deadline_seconds)});

@@ -281,6 +281,23 @@ TEST_CASE("pod validation: user and group IDs are 0..2147483647") {
   CHECK(errs.size() == 4);
 }
 
+TEST_CASE("pod validation: activeDeadlineSeconds is 1..2147483647") {
+  auto with = [](const std::string& ads) {
+    return validate("pods", json::parse(R"({"metadata":{"name":"p","namespace":"default"},
+        "spec":{"activeDeadlineSeconds":)" + ads + R"(,"containers":[{"name":"c","image":"i"}]}})"));
+  };
+  CHECK(with("1").empty());
+  CHECK(with("2147483647").empty());
+  for (const char* bad : {"0", "-1", "2147483648", "9223372036854775807"}) {
+    INFO(bad);
+    auto errs = with(bad);
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].field == "spec.activeDeadlineSeconds");
+    CHECK(errs[0].message() ==
+          std::string("Invalid value: ") + bad + ": must be between 1 and 2147483647, inclusive");
+  }
+}
+
 TEST_CASE("pod validation returns every error with its path") {
   auto errs = validate("pods", json::parse(R"({"metadata":{"name":"p","namespace":"d"},"spec":{
       "restartPolicy":"Sometimes",
