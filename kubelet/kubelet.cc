@@ -1034,11 +1034,20 @@ void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
   }
   auto now = SysClock::now();
   std::vector<Instance> instances;
+  // What to do with the containers, spec.activeDeadlineSeconds included (a pod past it is
+  // stopped and Failed, whichever step it got to).
+  auto plan_now = [&] {
+    PodPlan plan = plan_pod(pod, instances, backoff_, now);
+    apply_active_deadline(plan, pod, instances, e.start_time, now);
+    if (plan.deadline_exceeded && pod.status.reason != kDeadlineExceeded)
+      record(e, "", false, false, kDeadlineExceeded, kDeadlineMessage);
+    return plan;
+  };
   auto fail_sandbox = [&](const std::string& reason, const std::string& msg) {
     record(e, "", false, true, reason, msg);
     for (const auto& c : pod.spec.containers) e.waiting[c.name] = {"ContainerCreating", ""};
     instances = observe(e);
-    PodPlan plan = plan_pod(pod, instances, backoff_, now);
+    PodPlan plan = plan_now();
     write_status(e, pod, instances, plan, nullptr);
     std::string key = e.uid + "/~sandbox";
     backoff_.next(key, now);
@@ -1106,7 +1115,7 @@ void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
       for (const auto& i : instances) has |= i.name == c.name;
       if (!has) e.waiting[c.name] = {"ContainerCreating", ""};
     }
-    PodPlan plan = plan_pod(pod, instances, backoff_, now);
+    PodPlan plan = plan_now();
     write_status(e, pod, instances, plan, nullptr);
     std::string key = e.uid + "/~volumes";
     backoff_.next(key, now);
@@ -1131,7 +1140,7 @@ void Kubelet::sync_running(Entry& e, const proto::Pod& pod) {
 
   // 4. Containers: what runs, what should.
   instances = observe(e);
-  PodPlan plan = plan_pod(pod, instances, backoff_, now);
+  PodPlan plan = plan_now();
   int64_t grace = pod.spec.termination_grace_period_seconds.value_or(30);
 
   std::map<std::string, std::string> kills;

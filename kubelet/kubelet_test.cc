@@ -2,6 +2,7 @@
 // decisions and status computation, driven by a fake ContainerRuntime.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <limits>
 #include <thread>
 
 #include "kubelet/backoff.h"
@@ -457,6 +458,65 @@ TEST_CASE("restartPolicy Always: crash, immediate restart, then CrashLoopBackOff
   st = status_of(rt, pod, plan_pod(pod, rt.instances(), bo, finished + seconds(10)), finished);
   CHECK(st.container_statuses[0].restart_count == 2);
   CHECK(st.container_statuses[0].last_state.terminated->exit_code == 2);
+}
+
+TEST_CASE("activeDeadlineSeconds: stopped and Failed with DeadlineExceeded once it passes") {
+  FakeContainerRuntime rt;
+  Backoff bo;
+  proto::Pod pod = make_pod("Always");
+  auto now = std::chrono::system_clock::now();
+  auto start = proto::Time::at(std::chrono::floor<seconds>(now));
+  // No deadline, or not started yet: nothing changes.
+  auto plan = plan_pod(pod, rt.instances(), bo, now);
+  apply_active_deadline(plan, pod, rt.instances(), start, now);
+  CHECK_FALSE(plan.deadline_exceeded);
+  CHECK_FALSE(active_deadline(pod, start));
+  pod.spec.active_deadline_seconds = 30;
+  CHECK_FALSE(active_deadline(pod, std::nullopt));
+  REQUIRE(active_deadline(pod, start));
+  CHECK(*active_deadline(pod, start) == start.value + seconds(30));
+
+  // Before it: the plan runs as usual and looks again at the deadline.
+  plan = plan_pod(pod, rt.instances(), bo, now);
+  apply_active_deadline(plan, pod, rt.instances(), start, now);
+  CHECK_FALSE(plan.deadline_exceeded);
+  REQUIRE(plan.start.size() == 1);
+  REQUIRE(plan.resync_at);
+  CHECK(*plan.resync_at == start.value + seconds(30));
+  apply(rt, pod, plan, bo, now);
+
+  // At it: nothing starts, the running container stops, the pod is Failed.
+  auto at = start.value + seconds(30);
+  plan = plan_pod(pod, rt.instances(), bo, at);
+  apply_active_deadline(plan, pod, rt.instances(), start, at);
+  CHECK(plan.deadline_exceeded);
+  CHECK(plan.start.empty());
+  REQUIRE(plan.kill.size() == 1);
+  CHECK(plan.kill[0].id == latest_id(rt, "main"));
+  CHECK_FALSE(plan.resync_at);
+  auto st = status_of(rt, pod, plan, at);
+  CHECK(st.phase == "Failed");
+  CHECK(st.reason == "DeadlineExceeded");
+  CHECK(st.message == "Pod was active on the node longer than the specified deadline");
+  CHECK(cond(st, "Ready")->status == "False");
+  CHECK(cond(st, "Ready")->reason == "PodCompleted");
+
+  // Once it has stopped (restartPolicy Always): not restarted, still Failed.
+  rt.exit(latest_id(rt, "main"), 137);
+  plan = plan_pod(pod, rt.instances(), bo, at + seconds(5));
+  apply_active_deadline(plan, pod, rt.instances(), start, at + seconds(5));
+  CHECK(plan.start.empty());
+  CHECK(plan.kill.empty());
+  CHECK(plan.finished);
+  st = status_of(rt, pod, plan, at + seconds(5));
+  CHECK(st.phase == "Failed");
+  CHECK(st.container_statuses[0].state.terminated->exit_code == 137);
+
+  // A deadline near int64's max is far away (it saturates instead of wrapping into the past).
+  pod.spec.active_deadline_seconds = std::numeric_limits<int64_t>::max();
+  plan = plan_pod(pod, rt.instances(), bo, at);
+  apply_active_deadline(plan, pod, rt.instances(), start, at);
+  CHECK_FALSE(plan.deadline_exceeded);
 }
 
 TEST_CASE("restartPolicy Never and OnFailure: Succeeded and Failed") {

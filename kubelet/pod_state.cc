@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "kubelet/container_config.h"
+#include "proto/time.h"
 
 namespace skiff::kubelet {
 
@@ -314,6 +315,35 @@ std::string pod_phase(const proto::PodSpec& spec, const std::vector<proto::Conta
   return "Pending";
 }
 
+std::optional<TimePoint> active_deadline(const proto::Pod& pod,
+                                         const std::optional<proto::Time>& start_time) {
+  if (!pod.spec.active_deadline_seconds || !start_time || start_time->is_zero())
+    return std::nullopt;
+  return proto::plus_seconds(start_time->value, *pod.spec.active_deadline_seconds);
+}
+
+void apply_active_deadline(PodPlan& plan, const proto::Pod& pod,
+                           const std::vector<Instance>& instances,
+                           const std::optional<proto::Time>& start_time, TimePoint now) {
+  auto deadline = active_deadline(pod, start_time);
+  if (!deadline) return;
+  if (now < *deadline) {
+    if (!plan.resync_at || *deadline < *plan.resync_at) plan.resync_at = *deadline;
+    return;
+  }
+  plan.deadline_exceeded = true;
+  plan.start.clear();
+  plan.backoff.clear();
+  plan.resync_at.reset();
+  for (const auto& i : instances) {
+    if (!i.running()) continue;
+    bool planned = false;
+    for (const auto& k : plan.kill) planned |= k.id == i.state.id;
+    if (!planned) plan.kill.push_back({i.state.id, i.name, "Stopping container " + i.name});
+  }
+  plan.finished = plan.kill.empty();
+}
+
 proto::PodStatus compute_status(const StatusInput& in) {
   const proto::Pod& pod = *in.pod;
   Observed obs(*in.instances);
@@ -325,6 +355,8 @@ proto::PodStatus compute_status(const StatusInput& in) {
     st.container_statuses.push_back(container_status(in, obs, c, false));
   bool init_failed = in.plan && in.plan->init_failed;
   st.phase = pod_phase(pod.spec, st.init_container_statuses, st.container_statuses, init_failed);
+  const bool deadline = in.plan && in.plan->deadline_exceeded;
+  if (deadline) st.phase = "Failed";
 
   std::vector<std::string> incomplete, unready;
   bool init_done = in.plan ? in.plan->init_done : true;
@@ -377,8 +409,8 @@ proto::PodStatus compute_status(const StatusInput& in) {
   if (!in.pod_ip.empty()) st.pod_ips.push_back({in.pod_ip});
   st.start_time = in.start_time;
   st.qos_class = old.qos_class;
-  st.reason = in.pod_reason;
-  st.message = in.pod_message;
+  st.reason = deadline ? kDeadlineExceeded : in.pod_reason;
+  st.message = deadline ? kDeadlineMessage : in.pod_message;
   st.nominated_node_name = old.nominated_node_name;
   return st;
 }

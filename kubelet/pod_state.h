@@ -79,6 +79,9 @@ struct PodPlan {
   bool init_done = false;    // every init container succeeded (or there are none)
   bool init_failed = false;  // an init container failed and restartPolicy is Never
   bool finished = false;     // nothing runs and nothing will be restarted
+  // spec.activeDeadlineSeconds passed (apply_active_deadline): the pod is Failed with
+  // DeadlineExceeded, nothing starts, everything running stops.
+  bool deadline_exceeded = false;
 };
 
 // `backoff` keys are "<pod uid>/<container name>". `hashes` maps a container
@@ -86,6 +89,20 @@ struct PodPlan {
 // killed (and restarted).
 PodPlan plan_pod(const proto::Pod& pod, const std::vector<Instance>& instances,
                  const Backoff& backoff, TimePoint now);
+
+// Kubernetes' activeDeadlineHandler: a pod may be active on the node spec.activeDeadlineSeconds
+// after its status.startTime. When that ends (saturated far out), if the pod has a deadline and
+// has started; nullopt otherwise.
+std::optional<TimePoint> active_deadline(const proto::Pod& pod,
+                                         const std::optional<proto::Time>& start_time);
+// At or past the deadline: the plan starts nothing and stops every running instance; the status
+// becomes Failed (compute_status). Before it: resync_at is no later than the deadline.
+void apply_active_deadline(PodPlan& plan, const proto::Pod& pod,
+                           const std::vector<Instance>& instances,
+                           const std::optional<proto::Time>& start_time, TimePoint now);
+inline constexpr const char* kDeadlineExceeded = "DeadlineExceeded";
+inline constexpr const char* kDeadlineMessage =
+    "Pod was active on the node longer than the specified deadline";
 
 // A waiting reason recorded by the sync (ErrImagePull,
 // CreateContainerConfigError, ...).

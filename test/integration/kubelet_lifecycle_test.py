@@ -1,7 +1,8 @@
 """Container lifecycle on a real kernel: a failing liveness probe restarts the container; a
 failing readiness probe takes the pod out of Ready (and back in when it passes); restart
 back-off grows (CrashLoopBackOff, generous bounds on observed gaps); restartPolicy Never ends in
-Succeeded or Failed with the exit code; graceful termination runs the SIGTERM handler.
+Succeeded or Failed with the exit code; activeDeadlineSeconds fails the pod (DeadlineExceeded);
+graceful termination runs the SIGTERM handler.
 Needs root (skips with 77 otherwise)."""
 import calendar
 import os
@@ -51,6 +52,9 @@ def body(t):
         # ---- OnFailure: exit 0 ends it (Succeeded)
         c.create_pod(kl.pod("onfail", [kl.ctr("main", ["sh", "-c", "exit 0"])],
                             restartPolicy="OnFailure"))
+        # ---- activeDeadlineSeconds: stopped and Failed 3 s after it started
+        c.create_pod(kl.pod("deadline", [kl.ctr("main", ["sleep", "3600"])],
+                            activeDeadlineSeconds=3))
 
         # observe the crash loop's restarts while the rest happens
         restarts = {}  # restartCount -> first time seen
@@ -164,6 +168,27 @@ def body(t):
                 and cs.get("restartCount") == 0, cs)
         ok, p = c.wait_pod("onfail", lambda p: kl.phase(p) in ("Succeeded", "Failed"), 30)
         t.eq("OnFailure + exit 0 -> Succeeded", kl.phase(p), "Succeeded")
+
+        # activeDeadlineSeconds (Kubernetes' activeDeadlineHandler): Failed, DeadlineExceeded,
+        # the container stopped and not restarted (restartPolicy Always)
+        ok, p = c.wait_pod("deadline", lambda p: kl.phase(p) == "Failed"
+                           and ((kl.cstatus(p, "main").get("state") or {}).get("terminated")),
+                           60)
+        st = (p.get("status") or {}) if p else {}
+        t.check("activeDeadlineSeconds 3: Failed with reason DeadlineExceeded", ok
+                and st.get("reason") == "DeadlineExceeded" and st.get("message") ==
+                "Pod was active on the node longer than the specified deadline", st)
+        if ok:
+            started = calendar.timegm(time.strptime(st["startTime"], "%Y-%m-%dT%H:%M:%SZ"))
+            cs = kl.cstatus(p, "main")
+            ended = calendar.timegm(time.strptime(
+                cs["state"]["terminated"]["finishedAt"], "%Y-%m-%dT%H:%M:%SZ"))
+            t.check("deadline: the container ran until the deadline, not less (it ended %d s "
+                    "after startTime: 3 s, then SIGTERM and 2 s grace)" % (ended - started),
+                    ended - started >= 3, cs)
+            t.eq("deadline: not restarted", cs.get("restartCount"), 0)
+        ev = c.event_text("deadline")
+        t.check("deadline: DeadlineExceeded event", "DeadlineExceeded" in ev, ev)
 
         # graceful termination: the TERM handler runs (it writes to a hostPath), then the
         # container is gone
