@@ -1,6 +1,6 @@
 // get, list and watch.
+#include <charconv>
 #include <chrono>
-#include <limits>
 #include <random>
 
 #include "apiserver/api_impl.h"
@@ -12,18 +12,12 @@
 namespace skiff::apiserver {
 namespace {
 
+// A non-negative decimal int64 (limit, resourceVersion, timeoutSeconds): no sign, no overflow.
 bool parse_int(const std::string& s, int64_t* out) {
-  if (s.empty() || s.size() > 19) return false;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    if (v > (std::numeric_limits<int64_t>::max() - (c - '0')) / 10) return false;
-    v = v * 10 + (c - '0');
-  }
-  *out = v;
-  return true;
+  if (s.empty() || s[0] == '-') return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
 }
-
 
 }  // namespace
 
