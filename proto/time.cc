@@ -123,9 +123,8 @@ std::optional<Clock::time_point> parse_rfc3339(std::string_view s) {
   int64_t secs = 0, nanos = 0;
   if (!parse_fields(s, secs, nanos)) return std::nullopt;
   // Past the clock's ends the nanoseconds would overflow (year 3000 came back as 1830).
-  constexpr int64_t kLimit =
-      std::chrono::duration_cast<std::chrono::seconds>(Clock::duration::max()).count() - 1;
-  if (secs > kLimit || secs < -kLimit) return std::nullopt;
+  constexpr int64_t limit = kSecondsRange<Clock::duration>;
+  if (secs > limit || secs < -limit) return std::nullopt;
   auto dur = std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos);
   return Clock::time_point(std::chrono::duration_cast<Clock::duration>(dur));
 }

@@ -24,14 +24,19 @@ using Clock = std::chrono::system_clock;
 std::optional<Clock::time_point> parse_rfc3339(std::string_view s);
 inline constexpr const char* kTimeRange = "years 1678 to 2261";
 
+// The most whole seconds either side of the epoch a clock counting `Duration` holds, with room
+// left for a fraction: for system_clock's nanoseconds 2262-04-11T23:47:15Z and its mirror.
+template <class Duration>
+inline constexpr int64_t kSecondsRange =
+    std::chrono::duration_cast<std::chrono::seconds>(Duration::max()).count() - 1;
+
 // `t + secs`, saturated near the ends of t's clock. API objects carry int64 seconds (grace
 // periods, deadlines, timeouts) and times up to 2262; a sum past the clock's 292 years would
 // otherwise overflow its nanoseconds (undefined behaviour; in practice a time in the past).
 template <class TimePoint>
 TimePoint plus_seconds(TimePoint t, int64_t secs) {
   using Duration = typename TimePoint::duration;
-  constexpr int64_t limit =
-      std::chrono::duration_cast<std::chrono::seconds>(Duration::max()).count() - 1;
+  constexpr int64_t limit = kSecondsRange<Duration>;
   const Duration since = t.time_since_epoch();
   const int64_t whole = std::chrono::floor<std::chrono::seconds>(since).count();
   // Saturated at whole seconds the parser reads back (the clock's own max prints as :16Z).
