@@ -13,6 +13,8 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -281,8 +284,6 @@ std::string etcd_create_txn(const std::string& prefix, int64_t i) {
          value + R"("}}],"failure":[{"request_range":{"key":")" + key + R"("}}]})";
 }
 
-// etcd to compare against: --etcd PATH, else `etcd` on PATH, else Debian's etcd-server unpacked
-// (not installed: that would start a system etcd) by test/tools/deb_unpack.sh. "" if none.
 // Runs `cmd` through the shell and returns its exit code (-1 if it could not start), its
 // standard output in `out` with trailing newlines removed.
 int run_command(const std::string& cmd, std::string* out) {
@@ -296,6 +297,8 @@ int run_command(const std::string& cmd, std::string* out) {
   return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+// etcd to compare against: --etcd PATH, else `etcd` on PATH, else Debian's etcd-server unpacked
+// (not installed: that would start a system etcd) by test/tools/deb_unpack.sh. "" if none.
 std::string find_etcd(const std::string& flag, std::string* why) {
   if (!flag.empty()) return flag;
   if (const char* path = std::getenv("PATH")) {
@@ -719,45 +722,38 @@ WatchResult run_watch(int port, int watchers, double rate, double seconds) {
   return r;
 }
 
-// What holds `dir`: "<source> <fstype>", and for ext3/ext4 whether it has a journal (jbd2
-// lists every journal it runs under /proc/fs/jbd2/<device>-<inode>). On a filesystem without
-// one an append's fdatasync writes the inode in place; with one it commits a transaction, which
-// a commit into a pre-written file (the WAL, pre-sized) does not need.
+// What holds `dir`: "<source> <fstype>" from the mountinfo line of its device (st_dev), and for
+// ext3/ext4 whether it has a journal (jbd2 lists every journal it runs under
+// /proc/fs/jbd2/<device>-<inode>). On a filesystem without one an append's fdatasync writes the
+// inode in place; with one it commits a transaction, which a commit into a pre-written file (the
+// WAL, pre-sized) does not need.
 std::string describe_filesystem(const fs::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return "an unknown filesystem";
+  const std::string dev = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
   std::ifstream in("/proc/self/mountinfo");
-  std::string line, best_mount, source, type;
-  const std::string d = fs::weakly_canonical(dir).string();
+  std::string line;
   while (std::getline(in, line)) {
     // id parent major:minor root mount-point options [optional...] - fstype source superopts
-    std::vector<std::string> f;
-    for (size_t i = 0, j; i < line.size(); i = j + 1) {
-      j = line.find(' ', i);
-      if (j == std::string::npos) j = line.size();
-      f.push_back(line.substr(i, j - i));
+    std::istringstream fields(line);
+    std::string id, parent, majmin, word, type, source;
+    fields >> id >> parent >> majmin;
+    if (majmin != dev) continue;
+    while (fields >> word && word != "-") {
     }
-    auto dash = std::find(f.begin(), f.end(), "-");
-    if (f.size() < 5 || dash == f.end() || f.end() - dash < 3) continue;
-    const std::string& mp = f[4];
-    bool under = d == mp || mp == "/" || (d.size() > mp.size() && d.compare(0, mp.size(), mp) == 0 &&
-                                          d[mp.size()] == '/');
-    if (under && mp.size() >= best_mount.size()) {
-      best_mount = mp;
-      type = dash[1];
-      source = dash[2];
+    if (!(fields >> type >> source)) continue;
+    std::string out = source + " " + type;
+    if (type == "ext4" || type == "ext3") {
+      const std::string name = fs::path(source).filename().string() + "-";
+      bool journal = false;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator("/proc/fs/jbd2", ec))
+        journal |= e.path().filename().string().rfind(name, 0) == 0;
+      out += journal ? " with a journal" : " without a journal";
     }
+    return out;
   }
-  if (type.empty()) return "an unknown filesystem";
-  std::string out = source + " " + type;
-  if (type == "ext4" || type == "ext3") {
-    std::string dev = fs::path(source).filename().string();
-    bool journal = false;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator("/proc/fs/jbd2", ec)) {
-      if (e.path().filename().string().rfind(dev + "-", 0) == 0) journal = true;
-    }
-    out += journal ? " with a journal" : " without a journal";
-  }
-  return out;
+  return "an unknown filesystem";
 }
 
 std::string find_server(const std::string& flag) {

@@ -15,8 +15,7 @@
 # failure or interrupt. Exit 77 (skipped) without root, losetup or mkfs.ext4.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-bench=${SKIFF_BENCH_API:-$here/../build/bench/bench_api}
-[ -x "$bench" ] || bench=$(cd "$here/.." && pwd)/build/bench/bench_api
+bench=${SKIFF_BENCH_API:-$(cd "$here/.." && pwd)/build/bench/bench_api}
 layouts=${1:-both}
 shift || true
 case $layouts in
