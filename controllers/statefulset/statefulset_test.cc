@@ -572,7 +572,7 @@ TEST_CASE("handlers enqueue the owning set") {
 }
 
 TEST_CASE("replicas as large as int32 allows: a sync creates at most 500 pods, then the next 500") {
-  // Kubernetes allocates a slot per replica (16 GB here); the API accepts 2147483647.
+  // Kubernetes allocates a slot per replica (48 GiB here); the API accepts 2147483647.
   Fixture f(2147483647, R"({"podManagementPolicy":"Parallel"})");
   f.sync();
   CHECK(f.world.names().size() == 500);

@@ -156,8 +156,9 @@ TYPED = os.environ.get("SKIFF_FUZZ_TYPED") == "1"
 TYPED_VALUES = {
     str: ["", "x", "-", "a" * 300, "A", "x" * 64, "\u00e9", "1Gi", "100m", "0", "-1", "25%",
           "1e3", "10.0.0.1", "10.96.0.1", "::1", "a/b", "a.b/c", "*/5 * * * *", "@hourly",
-          "2026-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00", "None", "Always", "TCP", "ClusterIP", "NodePort", "LoadBalancer",
-          "ExternalName", "In", "NotIn", "Exists", "default", "kube-system", "9999999999999"],
+          "2026-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00", "None",
+          "Always", "TCP", "ClusterIP", "NodePort", "LoadBalancer", "ExternalName", "In",
+          "NotIn", "Exists", "default", "kube-system", "9999999999999"],
     int: [0, -1, 1, 2, 65535, 65536, 30000, 32768, 2**31 - 1, 2**31, 2**63 - 1, -2**63],
     float: [0.0, -1.5, 1e308, 0.5],
 }
